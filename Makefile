@@ -1,0 +1,74 @@
+# Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PG_URL ?= postgres://postgres@127.0.0.1:5432/idp
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# A throwaway production-like environment for `check --deploy`.
+DEPLOY_TMP := $(CURDIR)/var/deploy-check
+
+.PHONY: run install browser test check test-sqlite test-postgres lint format migrate clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: install
+	$(BIN)/python manage.py migrate --noinput
+
+## make run: install, migrate, generate the dev signing key, serve http://127.0.0.1:8000 on SQLite.
+run: migrate
+	$(BIN)/python manage.py ensure_signing_key
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+## Debian's chromium for the real-browser tests (Playwright drives it; no browser download).
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## Quality gates: lint, migrations in sync, deploy checks under a production-like environment.
+check: lint
+	$(BIN)/python manage.py makemigrations --check --dry-run
+	rm -rf $(DEPLOY_TMP) && mkdir -p $(DEPLOY_TMP)
+	$(BIN)/python -c "from oauth_clients.keys import generate_rsa_private_key_pem as g; print(g())" > $(DEPLOY_TMP)/signing.pem
+	IDP_ISSUER=https://idp.example.com \
+	DJANGO_SECRET_KEY=$$($(BIN)/python -c "import secrets; print(secrets.token_urlsafe(64))") \
+	IDP_DATA_DIR=$(DEPLOY_TMP) IDP_OIDC_PRIVATE_KEY_FILE=$(DEPLOY_TMP)/signing.pem \
+	DATABASE_URL=sqlite:///$(DEPLOY_TMP)/db.sqlite3 \
+	  $(BIN)/python manage.py check --deploy --fail-level WARNING
+	rm -rf $(DEPLOY_TMP)
+
+test-sqlite: install browser
+	$(BIN)/pytest
+
+## The suite again on PostgreSQL when it answers on 127.0.0.1:5432 (browser tests ran on SQLite).
+test-postgres: install
+	@if $(BIN)/python -c "import psycopg; psycopg.connect('$(PG_URL)'.replace('/idp','/postgres'), connect_timeout=3).close()" 2>/dev/null; then \
+	  echo "PostgreSQL answers: running the suite on PostgreSQL"; \
+	  DATABASE_URL=$(PG_URL) $(BIN)/pytest -m "not browser"; \
+	else \
+	  echo "PostgreSQL not answering on 127.0.0.1:5432: PostgreSQL run skipped"; \
+	fi
+
+## make test: the whole suite (SQLite, then PostgreSQL when it answers) and the quality gates.
+test: check test-sqlite test-postgres
+
+clean:
+	rm -rf $(VENV) staticfiles

@@ -1,0 +1,111 @@
+"""The company's user store and the one audit log every security-relevant service writes to."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class User(AbstractUser):
+    """One account per employee. Django's AbstractUser plus lockout and profile timestamps."""
+
+    # Per-account brute-force lock (on top of allauth's per-IP rate limits).
+    failed_login_count = models.PositiveIntegerField(_("failed sign-ins in a row"), default=0)
+    last_failed_login_at = models.DateTimeField(_("last failed sign-in"), null=True, blank=True)
+    locked_until = models.DateTimeField(_("locked until"), null=True, blank=True)
+    # An administrator can force a password reset: sign-in is refused until the user resets.
+    password_reset_required = models.BooleanField(_("password reset required"), default=False)
+    # OIDC Core §5.1 `updated_at`: when profile claims last changed.
+    updated_at = models.DateTimeField(_("profile updated"), auto_now=True)
+
+    class Meta(AbstractUser.Meta):
+        swappable = "AUTH_USER_MODEL"
+
+    def is_locked(self, *, now: timezone.datetime | None = None) -> bool:
+        return self.locked_until is not None and self.locked_until > (now or timezone.now())
+
+
+class AuditEvent(models.Model):
+    """An append-only record of one security event: who did what to whom, from where."""
+
+    class Type(models.TextChoices):
+        LOGIN_SUCCEEDED = "login.succeeded", _("Sign-in succeeded")
+        LOGIN_FAILED = "login.failed", _("Sign-in failed")
+        LOGOUT = "logout", _("Signed out")
+        ACCOUNT_LOCKED = "account.locked", _("Account locked")
+        ACCOUNT_UNLOCKED = "account.unlocked", _("Account unlocked")
+        PASSWORD_CHANGED = "password.changed", _("Password changed")
+        PASSWORD_RESET_REQUESTED = "password.reset_requested", _("Password reset requested")
+        PASSWORD_RESET = "password.reset", _("Password reset")
+        PASSWORD_RESET_FORCED = "password.reset_forced", _("Password reset forced by admin")
+        MFA_CHANGED = "mfa.changed", _("Two-factor method changed")
+        USER_CREATED = "user.created", _("User created")
+        USER_CHANGED = "user.changed", _("User changed")
+        USER_DEACTIVATED = "user.deactivated", _("User deactivated")
+        USER_ACTIVATED = "user.activated", _("User activated")
+        USER_DELETED = "user.deleted", _("User deleted")
+        STAFF_GRANTED = "user.staff_granted", _("Staff status granted")
+        STAFF_REVOKED = "user.staff_revoked", _("Staff status revoked")
+        SUPERUSER_GRANTED = "user.superuser_granted", _("Superuser status granted")
+        SUPERUSER_REVOKED = "user.superuser_revoked", _("Superuser status revoked")
+        SESSIONS_ENDED = "sessions.ended", _("Sessions ended")
+        CLIENT_CREATED = "client.created", _("Client created")
+        CLIENT_CHANGED = "client.changed", _("Client changed")
+        CLIENT_SECRET_ROTATED = "client.secret_rotated", _("Client secret rotated")
+        CLIENT_DISABLED = "client.disabled", _("Client disabled")
+        CLIENT_ENABLED = "client.enabled", _("Client enabled")
+        CLIENT_DELETED = "client.deleted", _("Client deleted")
+        CONSENT_GRANTED = "consent.granted", _("Consent granted")
+        CONSENT_DENIED = "consent.denied", _("Consent denied")
+        CONSENT_REVOKED = "consent.revoked", _("Consent revoked")
+        TOKENS_ISSUED = "tokens.issued", _("Tokens issued")
+        TOKEN_REVOKED = "token.revoked", _("Token revoked")
+        TOKEN_REPLAY = "token.replay_detected", _("Token replay detected")
+        SIGNING_KEY_ROTATED = "signing_key.rotated", _("Signing key rotated")
+
+    created_at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
+    type = models.CharField(_("event"), max_length=64, choices=Type.choices, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("actor"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="audit_events_as_actor",
+    )
+    subject = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("subject user"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="audit_events_as_subject",
+    )
+    # Kept as text too, so rows stay meaningful after the user or client is deleted.
+    actor_repr = models.CharField(_("actor (as recorded)"), max_length=255, blank=True)
+    subject_repr = models.CharField(_("subject (as recorded)"), max_length=255, blank=True)
+    client = models.ForeignKey(
+        settings.OAUTH2_PROVIDER_APPLICATION_MODEL,
+        verbose_name=_("client"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="audit_events",
+    )
+    client_repr = models.CharField(_("client (as recorded)"), max_length=255, blank=True)
+    ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    user_agent = models.CharField(_("user agent"), max_length=512, blank=True)
+    extra = models.JSONField(_("details"), default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["subject", "-created_at"], name="audit_subject_recent"),
+            models.Index(fields=["client", "-created_at"], name="audit_client_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.type}"

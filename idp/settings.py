@@ -1,0 +1,427 @@
+"""The one settings module: every value comes from the environment; defaults serve dev.
+
+Production differs from dev only by environment values (cookiecutter-django). The issuer URL
+(`IDP_ISSUER`) is the single source of truth for scheme, host and cookie security.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if value.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), not {value!r}")
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be an integer, not {value!r}") from exc
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def is_loopback_host(host: str) -> bool:
+    """127.0.0.0/8, ::1 and localhost: the only hosts an http issuer may use."""
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# --- Data directory: the embedded setup keeps its database, dev secret key and signing keys here.
+DATA_DIR = Path(os.environ.get("IDP_DATA_DIR", BASE_DIR / "var")).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+# --- Issuer: one public base URL, identical in discovery, tokens and cookies.
+IDP_ISSUER = os.environ.get("IDP_ISSUER", "http://127.0.0.1:8000").rstrip("/")
+_issuer = urlsplit(IDP_ISSUER)
+if _issuer.scheme not in {"http", "https"} or not _issuer.hostname:
+    raise ImproperlyConfigured(f"IDP_ISSUER must be an absolute http(s) URL, not {IDP_ISSUER!r}")
+if _issuer.query or _issuer.fragment:
+    # OpenID Connect Discovery 1.0 §3: the issuer has no query or fragment.
+    raise ImproperlyConfigured("IDP_ISSUER must not contain a query or fragment")
+ISSUER_IS_HTTPS = _issuer.scheme == "https"
+if not ISSUER_IS_HTTPS and not is_loopback_host(_issuer.hostname):
+    raise ImproperlyConfigured(
+        f"IDP_ISSUER {IDP_ISSUER!r} uses http on a non-loopback host. Tokens and passwords would "
+        "travel in clear: use an https issuer "
+        "(http is accepted only for 127.0.0.1, [::1] and localhost)."
+    )
+
+# The embedded dev setup (http on loopback) runs in debug unless told otherwise; an https issuer
+# is production and runs without debug unless told otherwise.
+DEBUG = env_bool("DJANGO_DEBUG", default=not ISSUER_IS_HTTPS)
+
+
+def _secret_key() -> str:
+    key = os.environ.get("DJANGO_SECRET_KEY", "")
+    if key:
+        if len(key) < 50:
+            raise ImproperlyConfigured("DJANGO_SECRET_KEY must be at least 50 characters long")
+        return key
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is required when DJANGO_DEBUG is off. Generate one with: "
+            'python -c "import secrets; print(secrets.token_urlsafe(64))"'
+        )
+    # Dev only: generate once and keep it in the data directory, never in git.
+    path = DATA_DIR / "dev_secret_key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(64))
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", [_issuer.hostname])
+if DEBUG:
+    # Test clients and local tools talk to "testserver"/localhost in dev.
+    ALLOWED_HOSTS = [*ALLOWED_HOSTS, "testserver", "localhost", "127.0.0.1", "[::1]"]
+CSRF_TRUSTED_ORIGINS = [f"{_issuer.scheme}://{_issuer.netloc}"]
+
+# --- Applications
+INSTALLED_APPS = [
+    "accounts",
+    "oauth_clients",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+    "allauth.usersessions",
+    "oauth2_provider",
+    "csp",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "allauth.usersessions.middleware.UserSessionsMiddleware",
+]
+
+ROOT_URLCONF = "idp.urls"
+WSGI_APPLICATION = "idp.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "idp.context_processors.branding",
+            ],
+        },
+    },
+]
+
+# --- Database: SQLite file in the data directory by default, PostgreSQL in production.
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", f"sqlite:///{DATA_DIR / 'idp.sqlite3'}"),
+        # Persistent connections matter on every token request (LIBRARY-NOTES).
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets readers and the writer overlap; a busy timeout instead of "database is locked".
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache, sessions and rate limits: Redis when REDIS_URL is set (several app processes).
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "idp",
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+        }
+    }
+    SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    SESSION_ENGINE = "django.contrib.sessions.backends.db"
+
+# --- Users and passwords
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = [
+    # Refuses locked accounts before the password is even checked.
+    "accounts.backends.LockoutAwareModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+PASSWORD_HASHERS = [
+    # Argon2id with OWASP parameters first; older hashes upgrade on the next login.
+    "accounts.hashers.OWASPArgon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# Per-account lock after repeated failures (on top of allauth's per-IP rate limits).
+IDP_LOCKOUT_THRESHOLD = env_int("IDP_LOCKOUT_THRESHOLD", 5)
+IDP_LOCKOUT_SECONDS = env_int("IDP_LOCKOUT_SECONDS", 15 * 60)
+
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "/account/"
+LOGOUT_REDIRECT_URL = "/"
+
+# --- django-allauth: account flows
+ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"username", "email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+ACCOUNT_PREVENT_ENUMERATION = True
+ACCOUNT_LOGOUT_ON_GET = False
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
+ACCOUNT_SESSION_REMEMBER = None
+ACCOUNT_EMAIL_NOTIFICATIONS = True
+ACCOUNT_REAUTHENTICATION_TIMEOUT = 300
+ACCOUNT_RATE_LIMITS = {
+    "login": "30/m/ip",
+    "login_failed": "10/m/ip,5/5m/key",
+    "reset_password": "20/m/ip,5/m/key",
+    "reset_password_from_key": "20/m/ip",
+    "change_password": "5/m/user",
+    "signup": "20/m/ip",
+    "reauthenticate": "10/m/user",
+}
+# Self sign-up is closed unless explicitly opened; when open, email verification is mandatory.
+IDP_SIGNUP_OPEN = env_bool("IDP_SIGNUP_OPEN", False)
+PASSWORD_RESET_TIMEOUT = env_int("IDP_PASSWORD_RESET_TIMEOUT", 60 * 60)
+# Rate limits key on the real client only when a trusted proxy count is configured.
+ALLAUTH_TRUSTED_PROXY_COUNT = env_int("IDP_TRUSTED_PROXY_COUNT", 0)
+
+# --- django-allauth: MFA and user sessions
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
+MFA_PASSKEY_LOGIN_ENABLED = True
+MFA_TOTP_ISSUER = os.environ.get("IDP_COMPANY_NAME", "Company")
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = not ISSUER_IS_HTTPS
+USERSESSIONS_TRACK_ACTIVITY = True
+
+# --- Branding (admin-editable branding comes later; these are the defaults)
+IDP_COMPANY_NAME = os.environ.get("IDP_COMPANY_NAME", "Company")
+IDP_LOGO_URL = os.environ.get("IDP_LOGO_URL", "")
+IDP_SUPPORT_URL = os.environ.get("IDP_SUPPORT_URL", "")
+
+# --- OAuth 2 / OpenID Connect provider (django-oauth-toolkit)
+OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth_clients.Client"
+OAUTH2_PROVIDER_GRANT_MODEL = "oauth_clients.Grant"
+OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL = "oauth_clients.AccessToken"
+OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL = "oauth_clients.RefreshToken"
+OAUTH2_PROVIDER_ID_TOKEN_MODEL = "oauth_clients.IDToken"
+IDP_SIGNING_KEY_DIR = Path(os.environ.get("IDP_SIGNING_KEY_DIR", DATA_DIR / "signing_keys"))
+
+OAUTH2_PROVIDER = {
+    # Engine wiring
+    "OAUTH2_VALIDATOR_CLASS": "oauth_clients.validator.IdPOAuth2Validator",
+    "OIDC_ENABLED": True,
+    "OIDC_ISS_ENDPOINT": IDP_ISSUER,
+    "OIDC_RP_INITIATED_LOGOUT_ENABLED": True,
+    "OIDC_RP_INITIATED_LOGOUT_ALWAYS_PROMPT": False,
+    "OIDC_RP_INITIATED_LOGOUT_STRICT_REDIRECT_URIS": True,
+    "OIDC_RP_INITIATED_LOGOUT_ACCEPT_EXPIRED_TOKENS": True,
+    "OIDC_RP_INITIATED_LOGOUT_DELETE_TOKENS": False,
+    "OIDC_RESPONSE_TYPES_SUPPORTED": ["code"],
+    # Scopes we serve and their plain-words descriptions (consent screen).
+    "SCOPES": {
+        "openid": "Sign you in with your company account",
+        "profile": "See your name and username",
+        "email": "See your email address",
+        "groups": "See the groups you belong to",
+        "offline_access": "Stay signed in to the app while you are away",
+    },
+    "DEFAULT_SCOPES": ["openid"],
+    # Lifetimes (seconds): RFC 9700 §2.2 / §4.14 short-lived access, rotating refresh tokens.
+    "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
+    "ACCESS_TOKEN_EXPIRE_SECONDS": env_int("IDP_ACCESS_TOKEN_SECONDS", 600),
+    "ID_TOKEN_EXPIRE_SECONDS": env_int("IDP_ID_TOKEN_SECONDS", 600),
+    "REFRESH_TOKEN_EXPIRE_SECONDS": env_int("IDP_REFRESH_TOKEN_ABSOLUTE_SECONDS", 30 * 24 * 3600),
+    "ROTATE_REFRESH_TOKEN": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 0,
+    # RFC 9700 gates: PKCE S256 only, exact redirect matching, https redirect URIs, hashed tokens.
+    "PKCE_REQUIRED": True,
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https", "http"],
+    "ALLOW_URI_WILDCARDS": False,
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
+    # Consent: remembered per user/client/scope set by our own records (oauth_clients.Consent).
+    "REQUEST_APPROVAL_PROMPT": "auto",
+}
+
+# --- Security headers. An https issuer turns on secure cookies, HSTS and SSL redirect.
+SESSION_COOKIE_SECURE = ISSUER_IS_HTTPS
+CSRF_COOKIE_SECURE = ISSUER_IS_HTTPS
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_NAME = "__Host-idp_session" if ISSUER_IS_HTTPS else "idp_session"
+CSRF_COOKIE_NAME = "__Host-idp_csrf" if ISSUER_IS_HTTPS else "idp_csrf"
+SECURE_SSL_REDIRECT = ISSUER_IS_HTTPS and env_bool("IDP_SSL_REDIRECT", True)
+SECURE_HSTS_SECONDS = 63072000 if ISSUER_IS_HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = ISSUER_IS_HTTPS
+SECURE_HSTS_PRELOAD = ISSUER_IS_HTTPS
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+if ALLAUTH_TRUSTED_PROXY_COUNT:
+    # Behind a TLS-terminating proxy the scheme comes from the proxy only when one is trusted.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:", "https:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        # Authorization responses redirect to registered client URIs, so form-action stays open
+        # to https: targets the browser follows after our own form posts.
+        "form-action": ["'self'", "https:", "http://127.0.0.1:*", "http://localhost:*"],
+    },
+}
+
+# --- Email (console by default; SMTP when EMAIL_HOST is set)
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+if EMAIL_HOST:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_PORT = env_int("EMAIL_PORT", 587)
+    EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+    EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+    EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+    EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", f"no-reply@{_issuer.hostname}")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# --- Static files (whitenoise)
+STATIC_URL = "static/"
+STATIC_ROOT = Path(os.environ.get("IDP_STATIC_ROOT", BASE_DIR / "staticfiles"))
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if not DEBUG
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+
+# --- Internationalisation
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Logging: never log secrets; request/audit JSON logs arrive with the deployment work.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("IDP_LOG_LEVEL", "INFO")},
+    "loggers": {
+        # DOT logs client secret hashing details at DEBUG; keep it quiet.
+        "oauth2_provider": {"level": "WARNING"},
+        "oauthlib": {"level": "WARNING"},
+    },
+}
+
+# --- Signing keys: env PEM or key files; the embedded dev setup generates one on first start.
+# Read here because DOT takes its keys from OAUTH2_PROVIDER; `oauth_clients.checks` fails
+# `check --deploy` when none is configured.
+from oauth_clients.keys import read_signing_keys  # noqa: E402 (needs the values above)
+
+_pem_file = os.environ.get("IDP_OIDC_PRIVATE_KEY_FILE", "")
+_signing_keys = read_signing_keys(
+    key_dir=IDP_SIGNING_KEY_DIR,
+    env_pem=Path(_pem_file).read_text()
+    if _pem_file
+    else os.environ.get("IDP_OIDC_PRIVATE_KEY", ""),
+    generate=DEBUG,
+)
+OAUTH2_PROVIDER["OIDC_RSA_PRIVATE_KEY"] = _signing_keys[0] if _signing_keys else ""
+OAUTH2_PROVIDER["OIDC_RSA_PRIVATE_KEYS_INACTIVE"] = _signing_keys[1:]
+
+# DOT's W008 flags `http` in ALLOWED_REDIRECT_URI_SCHEMES. We keep http for RFC 8252 §7.3 loopback
+# redirects of native apps only; oauth_clients' registration validation refuses http on any other
+# host, so the warning's risk is covered by our own rule.
+SILENCED_SYSTEM_CHECKS = ["oauth2_provider.W008"]

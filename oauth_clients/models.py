@@ -1,0 +1,218 @@
+"""Registered client apps and the OAuth/OIDC records DOT keeps for them (swapped DOT models).
+
+Every DOT model is swapped here from the first migration so that we can carry what DOT lacks:
+several grant types per client, an active flag, per-client lifetimes, the browser session (`sid`)
+a token was issued in, and consumed authorization codes (so a replay can revoke what it issued).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from oauth2_provider.models import (
+    AbstractAccessToken,
+    AbstractApplication,
+    AbstractGrant,
+    AbstractIDToken,
+    AbstractRefreshToken,
+    ApplicationManager,
+)
+
+SID_MAX_LENGTH = 64
+
+
+class Client(AbstractApplication):
+    """A registered app that may send users here to sign in ("Sign in with Company")."""
+
+    description = models.TextField(_("description"), blank=True)
+    # Several grant types per client; empty means "only authorization_grant_type" (DOT's field,
+    # kept so DOT's own createapplication command keeps working).
+    grant_types = models.JSONField(
+        _("allowed grant types"),
+        default=list,
+        blank=True,
+        help_text=_("Grant types this client may use. Empty: only the main grant type above."),
+    )
+    is_active = models.BooleanField(
+        _("active"),
+        default=True,
+        help_text=_("A disabled client cannot sign users in and all its tokens are inactive."),
+    )
+    is_trusted = models.BooleanField(
+        _("trusted first-party app"),
+        default=False,
+        help_text=_("Trusted company apps skip the consent screen."),
+    )
+    require_pkce = models.BooleanField(
+        _("require PKCE"),
+        default=True,
+        help_text=_(
+            "RFC 9700 §2.1.1: PKCE (S256) is required. Turn off only for a legacy confidential app "
+            "that cannot send it."
+        ),
+    )
+    is_resource_server = models.BooleanField(
+        _("resource server"),
+        default=False,
+        help_text=_("May introspect tokens issued to other clients (RFC 7662)."),
+    )
+    requires_mfa = models.BooleanField(
+        _("requires MFA"),
+        default=False,
+        help_text=_("Users signing in to this app must have used a second factor."),
+    )
+    allowed_scopes = models.CharField(
+        _("allowed scopes"),
+        max_length=255,
+        default="openid profile email",
+        blank=True,
+        help_text=_("Space-separated scopes this client may request."),
+    )
+    logo_uri = models.URLField(_("logo URL"), blank=True, max_length=500)
+    client_uri = models.URLField(_("home page URL"), blank=True, max_length=500)
+    policy_uri = models.URLField(_("privacy policy URL"), blank=True, max_length=500)
+    tos_uri = models.URLField(_("terms of service URL"), blank=True, max_length=500)
+    owner_contact = models.EmailField(_("owner contact"), blank=True)
+    # Per-client lifetimes in seconds; empty means the provider-wide default.
+    access_token_lifetime = models.PositiveIntegerField(
+        _("access token lifetime (s)"), null=True, blank=True
+    )
+    id_token_lifetime = models.PositiveIntegerField(
+        _("ID token lifetime (s)"), null=True, blank=True
+    )
+    refresh_token_idle_lifetime = models.PositiveIntegerField(
+        _("refresh token idle lifetime (s)"), null=True, blank=True
+    )
+    refresh_token_absolute_lifetime = models.PositiveIntegerField(
+        _("refresh token absolute lifetime (s)"), null=True, blank=True
+    )
+    # Secret rotation with a grace period: the previous secret's hash stays valid until then.
+    previous_client_secret = models.CharField(
+        _("previous client secret (hashed)"), max_length=255, blank=True, editable=False
+    )
+    previous_secret_expires_at = models.DateTimeField(
+        _("previous secret valid until"), null=True, blank=True, editable=False
+    )
+    # OpenID Connect Back-Channel / Front-Channel Logout 1.0 registration.
+    backchannel_logout_uri = models.URLField(
+        _("back-channel logout URI"), blank=True, max_length=500
+    )
+    backchannel_logout_session_required = models.BooleanField(
+        _("back-channel logout requires sid"), default=False
+    )
+    frontchannel_logout_uri = models.URLField(
+        _("front-channel logout URI"), blank=True, max_length=500
+    )
+    allow_private_network = models.BooleanField(
+        _("allow private-network logout URIs"),
+        default=False,
+        help_text=_("Allow back-channel calls to private or loopback addresses (internal apps)."),
+    )
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True, editable=False)
+
+    objects = ApplicationManager()
+
+    class Meta(AbstractApplication.Meta):
+        swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"
+        verbose_name = _("client app")
+        verbose_name_plural = _("client apps")
+
+    def natural_key(self) -> tuple[str]:
+        return (self.client_id,)
+
+    def __str__(self) -> str:
+        return self.name or self.client_id
+
+    def allowed_grant_types(self) -> set[str]:
+        return set(self.grant_types or []) | {self.authorization_grant_type}
+
+    def allows_grant_type(self, *grant_types: str) -> bool:
+        # DOT allows one grant type per application; we allow the registered set.
+        return bool(self.allowed_grant_types() & set(grant_types))
+
+    def is_usable(self, request: object) -> bool:
+        # A disabled client is refused everywhere DOT asks (token, authorize, introspect).
+        return self.is_active and super().is_usable(request)
+
+
+class Grant(AbstractGrant):
+    """An authorization code. Kept (marked consumed) after exchange so a replay can be traced."""
+
+    code = models.CharField(_("code (hashed)"), max_length=255, unique=True)
+    sid = models.CharField(_("session id"), max_length=SID_MAX_LENGTH, blank=True, db_index=True)
+    auth_time = models.DateTimeField(_("authenticated at"), null=True, blank=True)
+    amr = models.JSONField(_("authentication methods"), default=list, blank=True)
+    acr = models.CharField(_("authentication context"), max_length=64, blank=True)
+    consumed_at = models.DateTimeField(_("exchanged at"), null=True, blank=True)
+
+    class Meta(AbstractGrant.Meta):
+        swappable = "OAUTH2_PROVIDER_GRANT_MODEL"
+        indexes = [models.Index(fields=["expires"], name="grant_expires")]
+
+
+class AccessToken(AbstractAccessToken):
+    sid = models.CharField(_("session id"), max_length=SID_MAX_LENGTH, blank=True)
+    # SHA-256 of the authorization code this token was issued from (RFC 6749 §4.1.2 replay).
+    code_checksum = models.CharField(_("code checksum"), max_length=64, blank=True)
+
+    class Meta(AbstractAccessToken.Meta):
+        swappable = "OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL"
+        indexes = [
+            models.Index(fields=["sid"], name="accesstoken_sid"),
+            models.Index(fields=["code_checksum"], name="accesstoken_code"),
+            models.Index(fields=["expires"], name="accesstoken_expires"),
+            models.Index(fields=["user", "application"], name="accesstoken_user_app"),
+        ]
+
+    def __str__(self) -> str:
+        # Never render the token itself.
+        return f"AccessToken #{self.pk}"
+
+
+class RefreshToken(AbstractRefreshToken):
+    sid = models.CharField(_("session id"), max_length=SID_MAX_LENGTH, blank=True)
+    # Idle expiry (moves on each rotation) and absolute expiry (fixed for the whole family).
+    expires = models.DateTimeField(_("idle expiry"), null=True, blank=True)
+    family_expires = models.DateTimeField(_("absolute expiry"), null=True, blank=True)
+
+    class Meta(AbstractRefreshToken.Meta):
+        swappable = "OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL"
+        indexes = [
+            *AbstractRefreshToken.Meta.indexes,
+            models.Index(fields=["sid"], name="refreshtoken_sid"),
+            models.Index(fields=["token_checksum"], name="refreshtoken_checksum"),
+            models.Index(fields=["user", "application"], name="refreshtoken_user_app"),
+        ]
+
+
+class IDToken(AbstractIDToken):
+    sid = models.CharField(_("session id"), max_length=SID_MAX_LENGTH, blank=True)
+
+    class Meta(AbstractIDToken.Meta):
+        swappable = "OAUTH2_PROVIDER_ID_TOKEN_MODEL"
+        indexes = [models.Index(fields=["expires"], name="idtoken_expires")]
+
+
+class Consent(models.Model):
+    """A user's remembered "Allow" for one client and scope set, until revoked."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="oauth_consents"
+    )
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="consents")
+    scopes = models.TextField(_("scopes"), help_text=_("Space-separated, sorted."))
+    created_at = models.DateTimeField(_("granted"), default=timezone.now)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "client"], name="consent_one_per_user_client")
+        ]
+
+    def __str__(self) -> str:
+        return f"Consent #{self.pk}"
+
+    def scope_set(self) -> set[str]:
+        return set(self.scopes.split())
