@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from oauth2_provider.generators import generate_client_secret as dot_generate_client_secret
 from oauth2_provider.models import (
     AbstractAccessToken,
     AbstractApplication,
@@ -20,12 +21,36 @@ from oauth2_provider.models import (
     ApplicationManager,
 )
 
+from oauth_clients.secrets import hash_client_secret, is_hashed
+
 SID_MAX_LENGTH = 64
+
+
+class HashedClientSecretField(models.CharField):
+    """Stores a client secret as a keyed hash (see `oauth_clients.secrets`), never in clear.
+
+    Replaces DOT's ClientSecretField, which hashes with the password hasher. Hashing happens at
+    field level (like DOT's) so DOT's `createapplication --client-secret` keeps working.
+    """
+
+    def pre_save(self, model_instance: models.Model, add: bool) -> str:
+        value = getattr(model_instance, self.attname) or ""
+        if value and not is_hashed(value):
+            value = hash_client_secret(value)
+            setattr(model_instance, self.attname, value)
+        return value
 
 
 class Client(AbstractApplication):
     """A registered app that may send users here to sign in ("Sign in with Company")."""
 
+    client_secret = HashedClientSecretField(
+        _("client secret (hashed)"),
+        max_length=255,
+        blank=True,
+        default=dot_generate_client_secret,
+        help_text=_("Stored as a keyed hash; the secret itself is shown only once."),
+    )
     description = models.TextField(_("description"), blank=True)
     # Several grant types per client; empty means "only authorization_grant_type" (DOT's field,
     # kept so DOT's own createapplication command keeps working).
