@@ -201,6 +201,10 @@ class RefreshToken(AbstractRefreshToken):
     # Idle expiry (moves on each rotation) and absolute expiry (fixed for the whole family).
     expires = models.DateTimeField(_("idle expiry"), null=True, blank=True)
     family_expires = models.DateTimeField(_("absolute expiry"), null=True, blank=True)
+    # Carried through rotation so a refreshed ID token keeps the original `auth_time`/`amr`
+    # (OIDC Core §12.2).
+    auth_time = models.DateTimeField(_("authenticated at"), null=True, blank=True)
+    amr = models.JSONField(_("authentication methods"), default=list, blank=True)
 
     class Meta(AbstractRefreshToken.Meta):
         swappable = "OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL"
