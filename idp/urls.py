@@ -8,6 +8,7 @@ from accounts import views as account_views
 urlpatterns = [
     path("", account_views.home, name="home"),
     path("accounts/", include("allauth.urls")),
-    path("o/", include("oauth2_provider.urls", namespace="oauth2_provider")),
+    # The OIDC provider: DOT's views we keep plus ours, under DOT's namespace.
+    path("", include("oauth_clients.urls", namespace="oauth2_provider")),
     path("admin/", admin.site.urls),
 ]

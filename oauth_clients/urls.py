@@ -1,0 +1,39 @@
+"""URL map of the OpenID Connect provider: DOT's views we keep plus our own endpoint views.
+
+Mounted at the site root by `idp/urls.py` under DOT's namespace ("oauth2_provider") so DOT's own
+`reverse("oauth2_provider:...")` calls (issuer, discovery, metadata) keep resolving. Endpoints live
+under `o/`; the discovery documents live at `<issuer>/.well-known/...` (OIDC Discovery §4,
+RFC 8414 §3). Not mounted on purpose: DOT's self-service application management and
+authorized-token pages (clients are managed in the admin), dynamic client registration and the
+device flow (not supported).
+"""
+
+from __future__ import annotations
+
+from django.urls import path
+from oauth2_provider import views as dot_views
+
+app_name = "oauth2_provider"
+
+urlpatterns = [
+    # Authorization side (helper C replaces these with our views).
+    path("o/authorize/", dot_views.AuthorizationView.as_view(), name="authorize"),
+    path("o/logout/", dot_views.RPInitiatedLogoutView.as_view(), name="rp-initiated-logout"),
+    # Token side.
+    path("o/token/", dot_views.TokenView.as_view(), name="token"),
+    path("o/revoke_token/", dot_views.RevokeTokenView.as_view(), name="revoke-token"),
+    path("o/introspect/", dot_views.IntrospectTokenView.as_view(), name="introspect"),
+    path("o/userinfo/", dot_views.UserInfoView.as_view(), name="user-info"),
+    path(".well-known/jwks.json", dot_views.JwksInfoView.as_view(), name="jwks-info"),
+    # Discovery at the issuer (OIDC Discovery §4; RFC 8414 §3).
+    path(
+        ".well-known/openid-configuration",
+        dot_views.ConnectDiscoveryInfoView.as_view(),
+        name="oidc-connect-discovery-info",
+    ),
+    path(
+        ".well-known/oauth-authorization-server",
+        dot_views.OAuthServerMetadataView.as_view(),
+        name="oauth-server-metadata",
+    ),
+]
