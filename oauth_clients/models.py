@@ -44,6 +44,21 @@ class HashedClientSecretField(models.CharField):
 class Client(AbstractApplication):
     """A registered app that may send users here to sign in ("Sign in with Company")."""
 
+    class Kind(models.TextChoices):
+        # The one question that decides client type, grant types and which redirect URIs are
+        # acceptable (oauth_clients.services.register_client, oauth_clients.uri_rules).
+        WEB = "web", _("Server-side web app")
+        SPA = "spa", _("Single-page app (runs in the browser)")
+        NATIVE = "native", _("Native app (desktop or mobile)")
+        SERVICE = "service", _("Machine-to-machine service")
+
+    kind = models.CharField(
+        _("kind of app"),
+        max_length=16,
+        choices=Kind.choices,
+        default=Kind.WEB,
+        help_text=_("Decides the client type and the grant types; set at registration."),
+    )
     client_secret = HashedClientSecretField(
         _("client secret (hashed)"),
         max_length=255,
