@@ -9,6 +9,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
 
 from accounts.models import AuditEvent
+from idp.metrics import observe_audit_event
+from idp.request_log import log_audit_event
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
@@ -44,7 +46,7 @@ def record_event(
         if request_user is not None and request_user.is_authenticated:
             actor = request_user
     user_agent = request.META.get("HTTP_USER_AGENT", "")[:512] if request is not None else ""
-    return AuditEvent.objects.create(
+    event = AuditEvent.objects.create(
         type=type,
         actor=actor if getattr(actor, "pk", None) else None,
         actor_repr=str(actor.get_username()) if getattr(actor, "pk", None) else "",
@@ -56,3 +58,7 @@ def record_event(
         user_agent=user_agent,
         extra=extra,
     )
+    # Operations (issue 6): one JSON log line and the login/token counters per event.
+    log_audit_event(event)
+    observe_audit_event(event)
+    return event

@@ -131,6 +131,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Probes and /metrics first: they hit the pod IP over http (no host check, no SSL redirect).
+    "idp.middleware.ProbeMiddleware",
+    # Request id, one JSON access line and latency metrics per request (idp/request_log.py).
+    "idp.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -179,6 +183,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
         "transaction_mode": "IMMEDIATE",
     }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Fail fast when the server is unreachable, so /readyz turns unready instead of hanging.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env_int("IDP_DB_CONNECT_TIMEOUT", 3)
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache, sessions and rate limits: Redis when REDIS_URL is set (several app processes).
@@ -200,9 +209,9 @@ else:
 # --- Users and passwords
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
-    # Refuses locked accounts before the password is even checked.
-    "accounts.backends.LockoutAwareModelBackend",
-    "allauth.account.auth_backends.AuthenticationBackend",
+    # allauth's backend (username or email) that refuses locked accounts; one backend, so a
+    # wrong password costs one hash.
+    "accounts.backends.LockoutAwareBackend",
 ]
 PASSWORD_HASHERS = [
     # Argon2id with OWASP parameters first; older hashes upgrade on the next login.
@@ -336,6 +345,9 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Probes and Prometheus talk plain http to the pod (answered by idp.middleware.ProbeMiddleware
+# before SecurityMiddleware; listed here too so a reordering cannot redirect them).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 if ALLAUTH_TRUSTED_PROXY_COUNT:
     # Behind a TLS-terminating proxy the scheme comes from the proxy only when one is trusted.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -386,19 +398,52 @@ STORAGES = {
     },
 }
 
+# --- Operations: /metrics is answered only to a bearer token or to scrapers' networks (else 404).
+IDP_METRICS_TOKEN = os.environ.get("IDP_METRICS_TOKEN", "")
+IDP_METRICS_ALLOWED_CIDRS = env_list("IDP_METRICS_ALLOWED_CIDRS", [])
+for _cidr in IDP_METRICS_ALLOWED_CIDRS:
+    try:
+        ipaddress.ip_network(_cidr, strict=False)
+    except ValueError as exc:
+        raise ImproperlyConfigured(
+            f"IDP_METRICS_ALLOWED_CIDRS: {_cidr!r} is not a network"
+        ) from exc
+
 # --- Internationalisation
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
-# --- Logging: never log secrets; request/audit JSON logs arrive with the deployment work.
+# --- Logging: never log secrets, tokens, passwords or codes.
+# Requests and audit events are one JSON line each on stdout (idp/request_log.py); other logs are
+# JSON too in production (IDP_LOG_FORMAT=json, the default without debug) and text in dev.
+IDP_LOG_FORMAT = os.environ.get("IDP_LOG_FORMAT", "text" if DEBUG else "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("IDP_LOG_LEVEL", "INFO")},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        "json_stdout": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": "json",
+        },
+    },
+    "root": {
+        "handlers": ["json_stdout" if IDP_LOG_FORMAT == "json" else "console"],
+        "level": os.environ.get("IDP_LOG_LEVEL", "INFO"),
+    },
     "loggers": {
+        "idp.request": {"handlers": ["json_stdout"], "level": "INFO", "propagate": False},
+        "idp.audit": {"handlers": ["json_stdout"], "level": "INFO", "propagate": False},
         # DOT logs client secret hashing details at DEBUG; keep it quiet.
         "oauth2_provider": {"level": "WARNING"},
         "oauthlib": {"level": "WARNING"},
