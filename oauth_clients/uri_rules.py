@@ -1,0 +1,402 @@
+"""Registration rules for client apps, in one place: redirect and logout URIs, scopes, lifetimes.
+
+Used by the admin forms, the services, the `clients` command and registry import, so an unsafe
+registration is refused the same way everywhere, with one clear message per field.
+Sources: RFC 6749 §3.1.2, RFC 9700 §2.1 and §4.1 (exact, https redirect URIs), RFC 8252 §7.1 and
+§7.3 (native apps: reverse-domain private-use schemes, http only on loopback), OpenID Connect
+Back-Channel Logout 1.0 §2.2 and Front-Channel Logout 1.0 §2.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from collections.abc import Callable, Iterable, Mapping
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+
+# Hosts on which plain http is acceptable (RFC 8252 §7.3 / §8.3); the issue names exactly these.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+# Schemes that run code or read local files in the browser: never a redirect target.
+DANGEROUS_SCHEMES = frozenset({"javascript", "data", "file", "vbscript", "blob", "about"})
+# RFC 3986 §3.1 scheme syntax; RFC 8252 §7.1 asks for a reverse domain name (at least one dot).
+_SCHEME_RE = re.compile(r"^[a-z][a-z0-9+.\-]*$")
+_REVERSE_DOMAIN_RE = re.compile(r"^[a-z][a-z0-9\-]*(\.[a-z0-9][a-z0-9\-]*)+$")
+# RFC 3986 allows none of these unescaped; their presence means a malformed or smuggled URI.
+_FORBIDDEN_CHARS_RE = re.compile(r"[\s\x00-\x1f\x7f<>\"\\^`{|}]")
+
+MIN_LIFETIME_SECONDS = 60
+MAX_ACCESS_TOKEN_SECONDS = 24 * 3600
+MAX_ID_TOKEN_SECONDS = 24 * 3600
+MAX_REFRESH_TOKEN_SECONDS = 365 * 24 * 3600
+
+Resolver = Callable[[str], list[str]]
+
+
+def split_uris(value: str | Iterable[str] | None) -> list[str]:
+    """A space/newline separated text (or a list) as a list of URIs, order kept, duplicates gone."""
+    if value is None:
+        return []
+    items = value.split() if isinstance(value, str) else [str(v).strip() for v in value]
+    seen: dict[str, None] = {}
+    for item in items:
+        if item:
+            seen.setdefault(item, None)
+    return list(seen)
+
+
+def is_loopback_host(host: str) -> bool:
+    """127.0.0.1, [::1] and localhost: the only hosts an http redirect URI may name."""
+    return host.strip("[]").lower() in LOOPBACK_HOSTS
+
+
+def _common_uri_problem(uri: str) -> str | None:
+    """Problems every registered URI must be free of, whatever its use."""
+    if _FORBIDDEN_CHARS_RE.search(uri):
+        return _("contains spaces or characters that are not allowed in a URI")
+    if "*" in uri:
+        return _("wildcards (*) are not allowed: register each exact URI (RFC 9700 §4.1.3)")
+    if "#" in uri:
+        return _("must not contain a fragment (#…) (RFC 6749 §3.1.2)")
+    scheme, sep, _rest = uri.partition(":")
+    if not sep or not scheme:
+        return _("must be an absolute URI starting with https://")
+    if scheme.lower() in DANGEROUS_SCHEMES:
+        return _("the %(scheme)s: scheme is never allowed") % {"scheme": scheme.lower()}
+    if not _SCHEME_RE.match(scheme.lower()):
+        return _("must be an absolute URI starting with https://")
+    return None
+
+
+def _web_uri_problem(uri: str) -> str | None:
+    """Rules for an http(s) URI: absolute, https unless loopback, no userinfo, valid port."""
+    try:
+        parts = urlsplit(uri)
+        port = parts.port  # raises ValueError on a malformed port
+    except ValueError:
+        return _("is not a valid URI (check the host and port)")
+    del port
+    if not uri[len(parts.scheme) :].startswith("://"):
+        return _("must be an absolute URI starting with https://")
+    if "@" in parts.netloc:
+        return _("must not contain a user name or password (user@host)")
+    host = parts.hostname or ""
+    if not host:
+        return _("must name a host, e.g. https://app.example.com/callback")
+    if parts.scheme == "http" and not is_loopback_host(host):
+        return _(
+            "must use https; http is allowed only for 127.0.0.1, [::1] and localhost "
+            "(RFC 8252 §7.3)"
+        )
+    return None
+
+
+def redirect_uri_problem(uri: str, *, native: bool) -> str | None:
+    """Why `uri` may not be registered as a (post-logout) redirect URI, or None when it may."""
+    problem = _common_uri_problem(uri)
+    if problem:
+        return problem
+    scheme = uri.partition(":")[0].lower()
+    if scheme in {"http", "https"}:
+        return _web_uri_problem(uri)
+    # Any other scheme is a private-use scheme (RFC 8252 §7.1).
+    if not native:
+        return _(
+            "must use https (a custom scheme like %(scheme)s: is allowed only for native apps)"
+        ) % {"scheme": scheme}
+    if not _REVERSE_DOMAIN_RE.match(scheme):
+        return _(
+            "a native app's custom scheme must be a reverse domain name you control, "
+            "e.g. com.example.app:/callback (RFC 8252 §7.1)"
+        )
+    rest = uri.partition(":")[2]
+    if rest.startswith("//") and "@" in rest[2:].split("/", 1)[0]:
+        return _("must not contain a user name or password (user@host)")
+    if not rest.strip("/"):
+        return _("needs a path after the scheme, e.g. com.example.app:/callback")
+    return None
+
+
+def validate_redirect_uris(
+    uris: str | Iterable[str] | None, *, native: bool, required: bool = False
+) -> list[str]:
+    """The URIs as a list, or ValidationError with one message per refused URI."""
+    items = split_uris(uris)
+    errors = []
+    for uri in items:
+        problem = redirect_uri_problem(uri, native=native)
+        if problem:
+            errors.append(ValidationError(f"{uri}: {problem}", code="invalid_uri"))
+    if required and not items:
+        errors.append(ValidationError(_("Register at least one redirect URI."), code="required"))
+    if errors:
+        raise ValidationError(errors)
+    return items
+
+
+def _ip_is_internal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    # Not globally routable covers private, loopback, link-local, shared (CGNAT), reserved.
+    return not address.is_global or address.is_multicast
+
+
+INFO_URI_FIELDS = ("logo_uri", "client_uri", "policy_uri", "tos_uri")
+
+
+def info_uri_problem(uri: str) -> str | None:
+    """Logo, home page, policy and terms links are shown to users: https pages only."""
+    if not uri:
+        return None
+    problem = _common_uri_problem(uri)
+    if problem:
+        return problem
+    if uri.partition(":")[0].lower() not in {"http", "https"}:
+        return _("must be an https:// address")
+    return _web_uri_problem(uri)
+
+
+def resolve_host(host: str) -> list[str]:
+    """Every address `host` resolves to (A and AAAA). Empty when it does not resolve."""
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return []
+    return sorted({str(info[4][0]) for info in infos})
+
+
+def host_is_internal(host: str, *, resolver: Resolver | None = None) -> tuple[bool, str]:
+    """Whether `host` is (or resolves to) a private, loopback or link-local address.
+
+    Returns (internal, explanation). A name that does not resolve counts as internal: the check
+    fails closed. The sender of back-channel calls must repeat this check at send time, because
+    DNS can change after registration.
+    """
+    bare = host.strip("[]").lower()
+    if bare == "localhost" or bare.endswith(".localhost"):
+        return True, _("%(host)s is a loopback name") % {"host": host}
+    try:
+        literal = ipaddress.ip_address(bare)
+    except ValueError:
+        literal = None
+    if literal is not None:
+        if _ip_is_internal(literal):
+            return True, _("%(host)s is a private, loopback or link-local address") % {"host": host}
+        return False, ""
+    addresses = (resolver or resolve_host)(bare)
+    if not addresses:
+        return True, _("%(host)s does not resolve, so it cannot be checked") % {"host": host}
+    for value in addresses:
+        try:
+            address = ipaddress.ip_address(value.split("%", 1)[0])
+        except ValueError:
+            return True, _("%(host)s resolves to an unreadable address") % {"host": host}
+        if _ip_is_internal(address):
+            return True, _("%(host)s resolves to the internal address %(ip)s") % {
+                "host": host,
+                "ip": value,
+            }
+    return False, ""
+
+
+def logout_uri_problem(
+    uri: str,
+    *,
+    backchannel: bool,
+    allow_private_network: bool,
+    resolver: Resolver | None = None,
+) -> str | None:
+    """Why `uri` may not be a back-/front-channel logout URI, or None when it may."""
+    problem = _common_uri_problem(uri)
+    if problem:
+        return problem
+    scheme = uri.partition(":")[0].lower()
+    if scheme not in {"http", "https"}:
+        return _("must use https (http only for 127.0.0.1, [::1] and localhost)")
+    problem = _web_uri_problem(uri)
+    if problem:
+        return problem
+    if backchannel and not allow_private_network:
+        internal, why = host_is_internal(urlsplit(uri).hostname or "", resolver=resolver)
+        if internal:
+            return _(
+                "the IdP would call an internal network address (%(why)s); tick "
+                "'allow private-network logout URIs' if this is an internal app"
+            ) % {"why": why}
+    return None
+
+
+def validate_logout_uri(
+    uri: str | None,
+    *,
+    backchannel: bool,
+    allow_private_network: bool = False,
+    resolver: Resolver | None = None,
+) -> str:
+    """The URI stripped ("" when empty), or ValidationError with the reason."""
+    value = (uri or "").strip()
+    if not value:
+        return ""
+    problem = logout_uri_problem(
+        value,
+        backchannel=backchannel,
+        allow_private_network=allow_private_network,
+        resolver=resolver,
+    )
+    if problem:
+        raise ValidationError(f"{value}: {problem}", code="invalid_uri")
+    return value
+
+
+def known_scopes() -> dict[str, str]:
+    return dict(settings.OAUTH2_PROVIDER.get("SCOPES", {}))
+
+
+def validate_scopes(scopes: str | Iterable[str] | None, *, sign_in: bool) -> list[str]:
+    """Known scopes only, at least one; a sign-in (OIDC) client needs `openid`."""
+    items = split_uris(scopes)
+    unknown = [scope for scope in items if scope not in known_scopes()]
+    if unknown:
+        raise ValidationError(
+            _("Unknown scopes: %(scopes)s. Known scopes: %(known)s.")
+            % {"scopes": ", ".join(unknown), "known": ", ".join(known_scopes())},
+            code="unknown_scope",
+        )
+    if not items:
+        raise ValidationError(_("Choose at least one scope."), code="required")
+    if sign_in and "openid" not in items:
+        raise ValidationError(
+            _("An app that signs users in needs the openid scope."), code="openid_required"
+        )
+    return sorted(items)
+
+
+LIFETIME_BOUNDS: dict[str, int] = {
+    "access_token_lifetime": MAX_ACCESS_TOKEN_SECONDS,
+    "id_token_lifetime": MAX_ID_TOKEN_SECONDS,
+    "refresh_token_idle_lifetime": MAX_REFRESH_TOKEN_SECONDS,
+    "refresh_token_absolute_lifetime": MAX_REFRESH_TOKEN_SECONDS,
+}
+
+
+def default_lifetimes() -> dict[str, int | None]:
+    """The provider-wide lifetimes a client gets when its own fields are empty."""
+    provider = settings.OAUTH2_PROVIDER
+    absolute = provider.get("REFRESH_TOKEN_EXPIRE_SECONDS")
+    return {
+        "access_token_lifetime": provider.get("ACCESS_TOKEN_EXPIRE_SECONDS"),
+        "id_token_lifetime": provider.get("ID_TOKEN_EXPIRE_SECONDS"),
+        "refresh_token_idle_lifetime": absolute,
+        "refresh_token_absolute_lifetime": absolute,
+    }
+
+
+def lifetime_errors(values: Mapping[str, int | None]) -> dict[str, list[str]]:
+    """Per-field errors for token lifetimes (seconds; None means the provider default)."""
+    errors: dict[str, list[str]] = {}
+    for field, maximum in LIFETIME_BOUNDS.items():
+        value = values.get(field)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool):
+            errors[field] = [_("Enter a whole number of seconds.")]
+        elif value < MIN_LIFETIME_SECONDS or value > maximum:
+            errors[field] = [
+                _("Must be between %(min)d and %(max)d seconds.")
+                % {"min": MIN_LIFETIME_SECONDS, "max": maximum}
+            ]
+    idle = values.get("refresh_token_idle_lifetime")
+    absolute = values.get("refresh_token_absolute_lifetime")
+    if (
+        isinstance(idle, int)
+        and isinstance(absolute, int)
+        and idle > absolute
+        and "refresh_token_idle_lifetime" not in errors
+    ):
+        errors["refresh_token_idle_lifetime"] = [
+            _("The idle lifetime cannot be longer than the absolute lifetime.")
+        ]
+    return errors
+
+
+def registration_errors(
+    *,
+    kind: str,
+    redirect_uris: str | Iterable[str] | None,
+    post_logout_redirect_uris: str | Iterable[str] | None,
+    scopes: str | Iterable[str] | None,
+    backchannel_logout_uri: str = "",
+    frontchannel_logout_uri: str = "",
+    allow_private_network: bool = False,
+    info_uris: Mapping[str, str] | None = None,
+    lifetimes: Mapping[str, int | None] | None = None,
+    resolver: Resolver | None = None,
+) -> dict[str, list[str]]:
+    """Every rule at once, as {field: [messages]} (empty when the registration is safe)."""
+    from oauth_clients.models import Client  # the model module imports nothing from here
+
+    errors: dict[str, list[str]] = {}
+    if kind not in Client.Kind.values:
+        errors["kind"] = [_("Choose one of: %(kinds)s.") % {"kinds": ", ".join(Client.Kind.values)}]
+        return errors
+    native = kind == Client.Kind.NATIVE
+    signs_users_in = kind != Client.Kind.SERVICE
+
+    def collect(field: str, check: Callable[[], object]) -> None:
+        try:
+            check()
+        except ValidationError as exc:
+            errors[field] = list(exc.messages)
+
+    if signs_users_in:
+        collect(
+            "redirect_uris",
+            lambda: validate_redirect_uris(redirect_uris, native=native, required=True),
+        )
+        collect(
+            "post_logout_redirect_uris",
+            lambda: validate_redirect_uris(post_logout_redirect_uris, native=native),
+        )
+    else:
+        for field, value in (
+            ("redirect_uris", redirect_uris),
+            ("post_logout_redirect_uris", post_logout_redirect_uris),
+        ):
+            if split_uris(value):
+                errors[field] = [
+                    _(
+                        "A machine-to-machine service does not sign users in: "
+                        "leave redirect URIs empty."
+                    )
+                ]
+    collect("allowed_scopes", lambda: validate_scopes(scopes, sign_in=signs_users_in))
+    collect(
+        "backchannel_logout_uri",
+        lambda: validate_logout_uri(
+            backchannel_logout_uri,
+            backchannel=True,
+            allow_private_network=allow_private_network,
+            resolver=resolver,
+        ),
+    )
+    collect(
+        "frontchannel_logout_uri",
+        lambda: validate_logout_uri(frontchannel_logout_uri, backchannel=False),
+    )
+    if not signs_users_in:
+        for field, value in (
+            ("backchannel_logout_uri", backchannel_logout_uri),
+            ("frontchannel_logout_uri", frontchannel_logout_uri),
+        ):
+            if value and field not in errors:
+                errors[field] = [_("A machine-to-machine service has no user sessions to end.")]
+    for field, value in (info_uris or {}).items():
+        problem = info_uri_problem(value or "")
+        if problem:
+            errors[field] = [f"{value}: {problem}"]
+    errors.update(lifetime_errors(lifetimes or {}))
+    return errors
