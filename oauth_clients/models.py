@@ -172,6 +172,17 @@ class Client(AbstractApplication):
         # DOT allows one grant type per application; we allow the registered set.
         return bool(self.allowed_grant_types() & set(grant_types))
 
+    def get_allowed_schemes(self) -> list[str]:
+        # RFC 8252 §7.1: a native app's registered private-use scheme (checked at registration
+        # by oauth_clients.uri_rules) must be a redirect target DOT accepts for this client only.
+        schemes = list(super().get_allowed_schemes())
+        if self.kind == self.Kind.NATIVE:
+            for uri in self.redirect_uris.split() + self.post_logout_redirect_uris.split():
+                scheme = uri.partition(":")[0].lower()
+                if scheme and scheme not in schemes:
+                    schemes.append(scheme)
+        return schemes
+
     def is_usable(self, request: object) -> bool:
         # A disabled client is refused everywhere DOT asks (token, authorize, introspect).
         return self.is_active and super().is_usable(request)

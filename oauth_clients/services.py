@@ -1,0 +1,526 @@
+"""State changes on registered client apps: register, change, rotate, disable, revoke, delete.
+
+Every function is keyword-only, atomic, validates with `oauth_clients.uri_rules` before writing
+anything, and writes one audit row naming the acting administrator (None for automation).
+Plaintext secrets are returned to the caller once and never stored, logged or audited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from oauth2_provider.models import (
+    get_access_token_model,
+    get_grant_model,
+    get_id_token_model,
+    get_refresh_token_model,
+)
+
+from accounts.audit import record_event
+from accounts.models import AuditEvent
+from oauth_clients import uri_rules
+from oauth_clients.models import Client, Consent
+from oauth_clients.secrets import generate_client_secret
+
+MAX_GRACE_SECONDS = 30 * 24 * 3600
+
+# Fields an administrator (or a registry import) may change after registration. The kind, the
+# client type and the grant types follow from the kind and are fixed at registration.
+URI_LIST_FIELDS = ("redirect_uris", "post_logout_redirect_uris")
+LIFETIME_FIELDS = tuple(uri_rules.LIFETIME_BOUNDS)
+TEXT_FIELDS = ("name", "description", "owner_contact", *uri_rules.INFO_URI_FIELDS)
+FLAG_FIELDS = (
+    "is_trusted",
+    "requires_mfa",
+    "require_pkce",
+    "is_resource_server",
+    "backchannel_logout_session_required",
+    "allow_private_network",
+)
+LOGOUT_FIELDS = ("backchannel_logout_uri", "frontchannel_logout_uri")
+EDITABLE_FIELDS = (
+    *TEXT_FIELDS,
+    *URI_LIST_FIELDS,
+    "allowed_scopes",
+    *FLAG_FIELDS,
+    *LOGOUT_FIELDS,
+    *LIFETIME_FIELDS,
+)
+
+
+@dataclass(frozen=True)
+class KindProfile:
+    """What the kind of app decides (RFC 9700 §2.1.1: PKCE for every code flow)."""
+
+    client_type: str
+    grant_type: str
+    signs_users_in: bool
+
+
+KIND_PROFILES: dict[str, KindProfile] = {
+    Client.Kind.WEB: KindProfile(
+        Client.CLIENT_CONFIDENTIAL, Client.GRANT_AUTHORIZATION_CODE, signs_users_in=True
+    ),
+    Client.Kind.SPA: KindProfile(
+        Client.CLIENT_PUBLIC, Client.GRANT_AUTHORIZATION_CODE, signs_users_in=True
+    ),
+    Client.Kind.NATIVE: KindProfile(
+        Client.CLIENT_PUBLIC, Client.GRANT_AUTHORIZATION_CODE, signs_users_in=True
+    ),
+    Client.Kind.SERVICE: KindProfile(
+        Client.CLIENT_CONFIDENTIAL, Client.GRANT_CLIENT_CREDENTIALS, signs_users_in=False
+    ),
+}
+
+
+@dataclass(frozen=True)
+class RevokedCounts:
+    access_tokens: int
+    refresh_tokens: int
+    id_tokens: int
+    codes: int
+    consents: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "access_tokens": self.access_tokens,
+            "refresh_tokens": self.refresh_tokens,
+            "id_tokens": self.id_tokens,
+            "codes": self.codes,
+            "consents": self.consents,
+        }
+
+
+def _normalize(field: str, value: Any) -> Any:
+    """The stored form of one editable field's value (lists become space-separated text)."""
+    if field in URI_LIST_FIELDS:
+        return " ".join(uri_rules.split_uris(value))
+    if field == "allowed_scopes":
+        return " ".join(sorted(uri_rules.split_uris(value)))
+    if field in FLAG_FIELDS:
+        return bool(value)
+    if field in LIFETIME_FIELDS:
+        return None if value in (None, "") else value
+    if field in TEXT_FIELDS or field in LOGOUT_FIELDS:
+        return (value or "").strip()
+    raise ValidationError({field: [_("This field cannot be changed.")]})
+
+
+def _spa_origins(redirect_uris: str) -> str:
+    """CORS origins of a single-page app: the https origins of its redirect URIs."""
+    origins: dict[str, None] = {}
+    for uri in redirect_uris.split():
+        parts = urlsplit(uri)
+        if parts.scheme == "https" and parts.netloc:
+            origins.setdefault(f"https://{parts.netloc.lower()}", None)
+    return " ".join(origins)
+
+
+def _validate(client: Client, *, resolver: uri_rules.Resolver | None = None) -> None:
+    """Every registration rule on the client's current (unsaved) values; raises per field."""
+    errors = uri_rules.registration_errors(
+        kind=client.kind,
+        redirect_uris=client.redirect_uris,
+        post_logout_redirect_uris=client.post_logout_redirect_uris,
+        scopes=client.allowed_scopes,
+        backchannel_logout_uri=client.backchannel_logout_uri,
+        frontchannel_logout_uri=client.frontchannel_logout_uri,
+        allow_private_network=client.allow_private_network,
+        info_uris={field: getattr(client, field) for field in uri_rules.INFO_URI_FIELDS},
+        lifetimes={field: getattr(client, field) for field in LIFETIME_FIELDS},
+        resolver=resolver,
+    )
+    if not client.name.strip():
+        errors["name"] = [_("Give the app a name users will recognise.")]
+    elif len(client.name) > 255:
+        errors["name"] = [_("At most 255 characters.")]
+    if client.owner_contact:
+        try:
+            validate_email(client.owner_contact)
+        except ValidationError:
+            errors["owner_contact"] = [_("Enter the owner's email address.")]
+    if errors:
+        raise ValidationError(errors)
+
+
+def _apply_derived(client: Client) -> None:
+    """Fields that follow from others, so they can never disagree."""
+    profile = KIND_PROFILES[client.kind]
+    client.client_type = profile.client_type
+    client.authorization_grant_type = profile.grant_type
+    client.grant_types = [profile.grant_type]
+    client.algorithm = Client.RS256_ALGORITHM if profile.signs_users_in else Client.NO_ALGORITHM
+    # DOT's own consent skip follows our trusted flag (consent is skipped for trusted apps only).
+    client.skip_authorization = client.is_trusted
+    client.hash_client_secret = True
+    client.allowed_origins = (
+        _spa_origins(client.redirect_uris) if client.kind == Client.Kind.SPA else ""
+    )
+
+
+@transaction.atomic
+def register_client(
+    *,
+    actor: Any,
+    kind: str,
+    name: str,
+    redirect_uris: str | Iterable[str] = (),
+    post_logout_redirect_uris: str | Iterable[str] = (),
+    scopes: str | Iterable[str] = ("openid", "profile", "email"),
+    is_trusted: bool = False,
+    description: str = "",
+    requires_mfa: bool = False,
+    logo_uri: str = "",
+    client_uri: str = "",
+    policy_uri: str = "",
+    tos_uri: str = "",
+    owner_contact: str = "",
+    access_token_lifetime: int | None = None,
+    id_token_lifetime: int | None = None,
+    refresh_token_idle_lifetime: int | None = None,
+    refresh_token_absolute_lifetime: int | None = None,
+    backchannel_logout_uri: str = "",
+    backchannel_logout_session_required: bool = False,
+    frontchannel_logout_uri: str = "",
+    allow_private_network: bool = False,
+    is_resource_server: bool = False,
+    client_id: str | None = None,
+    request: HttpRequest | None = None,
+    resolver: uri_rules.Resolver | None = None,
+) -> tuple[Client, str]:
+    """Register an app. Returns the client and its plaintext secret ("" for public clients).
+
+    The secret is returned once: only its keyed hash is stored.
+    """
+    if kind not in KIND_PROFILES:
+        raise ValidationError(
+            {"kind": [_("Choose one of: %(kinds)s.") % {"kinds": ", ".join(KIND_PROFILES)}]}
+        )
+    client = Client(kind=kind, user=None, is_active=True, require_pkce=True)
+    values = {
+        "name": name,
+        "description": description,
+        "redirect_uris": redirect_uris,
+        "post_logout_redirect_uris": post_logout_redirect_uris,
+        "allowed_scopes": scopes,
+        "is_trusted": is_trusted,
+        "requires_mfa": requires_mfa,
+        "is_resource_server": is_resource_server,
+        "logo_uri": logo_uri,
+        "client_uri": client_uri,
+        "policy_uri": policy_uri,
+        "tos_uri": tos_uri,
+        "owner_contact": owner_contact,
+        "access_token_lifetime": access_token_lifetime,
+        "id_token_lifetime": id_token_lifetime,
+        "refresh_token_idle_lifetime": refresh_token_idle_lifetime,
+        "refresh_token_absolute_lifetime": refresh_token_absolute_lifetime,
+        "backchannel_logout_uri": backchannel_logout_uri,
+        "backchannel_logout_session_required": backchannel_logout_session_required,
+        "frontchannel_logout_uri": frontchannel_logout_uri,
+        "allow_private_network": allow_private_network,
+    }
+    for field, value in values.items():
+        setattr(client, field, _normalize(field, value))
+    if client_id is not None:
+        client_id = client_id.strip()
+        if not client_id or len(client_id) > 255 or any(c.isspace() for c in client_id):
+            raise ValidationError({"client_id": [_("Enter a client id without spaces.")]})
+        if Client.objects.filter(client_id=client_id).exists():
+            raise ValidationError({"client_id": [_("A client with this id already exists.")]})
+        client.client_id = client_id
+    _validate(client, resolver=resolver)
+    _apply_derived(client)
+    secret = generate_client_secret() if client.client_type == Client.CLIENT_CONFIDENTIAL else ""
+    # HashedClientSecretField stores only the keyed hash of this value.
+    client.client_secret = secret
+    client.save()
+    record_event(
+        type=AuditEvent.Type.CLIENT_CREATED,
+        request=request,
+        actor=actor,
+        client=client,
+        kind=client.kind,
+        name=client.name,
+        client_type=client.client_type,
+        is_trusted=client.is_trusted,
+        scopes=client.allowed_scopes,
+    )
+    return client, secret
+
+
+def _changes_from(client: Client, changes: Mapping[str, Any]) -> dict[str, Any]:
+    """The normalized values of `changes` that differ from the client's stored ones."""
+    unknown = sorted(set(changes) - set(EDITABLE_FIELDS))
+    if unknown:
+        raise ValidationError(
+            {field: [_("This field cannot be changed after registration.")] for field in unknown}
+        )
+    normalized = {field: _normalize(field, value) for field, value in changes.items()}
+    return {field: value for field, value in normalized.items() if getattr(client, field) != value}
+
+
+@transaction.atomic
+def update_client(
+    *,
+    client: Client,
+    actor: Any,
+    changes: Mapping[str, Any],
+    request: HttpRequest | None = None,
+    resolver: uri_rules.Resolver | None = None,
+) -> list[str]:
+    """Change editable settings; validates the whole result first. Returns the changed fields."""
+    stored = Client.objects.select_for_update().get(pk=client.pk)
+    effective = _changes_from(stored, changes)
+    if not effective:
+        return []
+    before = {field: getattr(stored, field) for field in effective}
+    for field, value in effective.items():
+        setattr(stored, field, value)
+    _validate(stored, resolver=resolver)
+    _apply_derived(stored)
+    stored.save()
+    # Keep the caller's instance in step with what was saved.
+    for field in (*effective, "skip_authorization", "allowed_origins", "updated"):
+        setattr(client, field, getattr(stored, field))
+    fields = sorted(effective)
+    record_event(
+        type=AuditEvent.Type.CLIENT_CHANGED,
+        request=request,
+        actor=actor,
+        client=stored,
+        fields=fields,
+        weakened=_weakenings(before=before, after=effective),
+    )
+    return fields
+
+
+def weakening_changes(*, client: Client, changes: Mapping[str, Any]) -> list[str]:
+    """How applying `changes` to `client` would make it less safe, in plain words (import)."""
+    after = _changes_from(client, changes)
+    return _weakenings(before={field: getattr(client, field) for field in after}, after=after)
+
+
+def _weakenings(*, before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """Compare normalized values of the same fields before and after a change."""
+    old, new = before, after
+    reasons: list[str] = []
+    for field in URI_LIST_FIELDS:
+        if field in new:
+            added = set(new[field].split()) - set(old[field].split())
+            reasons.extend(
+                f"adds the plain-http URI {uri} to {field}"
+                for uri in sorted(added)
+                if uri.lower().startswith("http:")
+            )
+    if "allowed_scopes" in new:
+        widened = set(new["allowed_scopes"].split()) - set(old["allowed_scopes"].split())
+        if widened:
+            reasons.append(f"widens scopes with {' '.join(sorted(widened))}")
+    for field, weaker, label in (
+        ("require_pkce", False, "turns PKCE off"),
+        ("is_trusted", True, "marks the app trusted (skips consent)"),
+        ("requires_mfa", False, "stops requiring MFA"),
+        ("is_resource_server", True, "lets the app introspect other apps' tokens"),
+        ("allow_private_network", True, "allows back-channel calls into the private network"),
+    ):
+        if field in new and new[field] == weaker and old[field] != weaker:
+            reasons.append(label)
+    defaults = uri_rules.default_lifetimes()
+    for field in LIFETIME_FIELDS:
+        if field not in new:
+            continue
+        before_value = old[field] if old[field] is not None else defaults[field]
+        after_value = new[field] if new[field] is not None else defaults[field]
+        if (
+            isinstance(before_value, int)
+            and isinstance(after_value, int)
+            and after_value > before_value
+        ):
+            reasons.append(f"lengthens {field} from {before_value} s to {after_value} s")
+    return reasons
+
+
+@transaction.atomic
+def rotate_client_secret(
+    *,
+    client: Client,
+    actor: Any,
+    grace_seconds: int = 0,
+    request: HttpRequest | None = None,
+) -> str:
+    """Issue a new secret and return it once. The old one stops working at once, or after
+    `grace_seconds` (kept as a hash in `previous_client_secret`) so apps can roll over."""
+    if client.client_type != Client.CLIENT_CONFIDENTIAL:
+        raise ValidationError(_("A public client has no secret to rotate."))
+    if isinstance(grace_seconds, bool) or not isinstance(grace_seconds, int):
+        raise ValidationError({"grace_seconds": [_("Enter a whole number of seconds.")]})
+    if grace_seconds < 0 or grace_seconds > MAX_GRACE_SECONDS:
+        raise ValidationError(
+            {
+                "grace_seconds": [
+                    _("Must be between 0 and %(max)d seconds.") % {"max": MAX_GRACE_SECONDS}
+                ]
+            }
+        )
+    stored = Client.objects.select_for_update().get(pk=client.pk)
+    now = timezone.now()
+    if grace_seconds:
+        stored.previous_client_secret = stored.client_secret
+        stored.previous_secret_expires_at = now + timedelta(seconds=grace_seconds)
+    else:
+        stored.previous_client_secret = ""
+        stored.previous_secret_expires_at = None
+    secret = generate_client_secret()
+    stored.client_secret = secret
+    stored.save(
+        update_fields=[
+            "client_secret",
+            "previous_client_secret",
+            "previous_secret_expires_at",
+            "updated",
+        ]
+    )
+    for field in ("client_secret", "previous_client_secret", "previous_secret_expires_at"):
+        setattr(client, field, getattr(stored, field))
+    record_event(
+        type=AuditEvent.Type.CLIENT_SECRET_ROTATED,
+        request=request,
+        actor=actor,
+        client=stored,
+        grace_seconds=grace_seconds,
+        previous_valid_until=(
+            stored.previous_secret_expires_at.isoformat()
+            if stored.previous_secret_expires_at
+            else None
+        ),
+    )
+    return secret
+
+
+def _revoke_tokens(client: Client) -> RevokedCounts:
+    """Delete the client's access/ID tokens and unexchanged codes; mark refresh tokens revoked.
+
+    Refresh tokens are kept as revoked rows (DOT's reuse protection needs the tombstones).
+    """
+    access_model = get_access_token_model()
+    refresh_model = get_refresh_token_model()
+    id_token_model = get_id_token_model()
+    grant_model = get_grant_model()
+    now = timezone.now()
+    live_refresh = refresh_model.objects.filter(application=client, revoked__isnull=True)
+    refresh_count = live_refresh.count()
+    try:
+        with transaction.atomic():
+            live_refresh.update(revoked=now, access_token=None, updated=now)
+    except IntegrityError:
+        # (token_checksum, revoked) unique: fall back to DOT's row-by-row revoke.
+        for refresh_token in refresh_model.objects.filter(application=client, revoked__isnull=True):
+            refresh_token.revoke()
+    access_count = access_model.objects.filter(application=client).count()
+    access_model.objects.filter(application=client).delete()
+    id_count = id_token_model.objects.filter(application=client).count()
+    id_token_model.objects.filter(application=client).delete()
+    # Consumed codes stay: they let a replayed code be traced (RFC 6749 §4.1.2).
+    codes = grant_model.objects.filter(application=client, consumed_at__isnull=True)
+    code_count = codes.count()
+    codes.delete()
+    return RevokedCounts(
+        access_tokens=access_count,
+        refresh_tokens=refresh_count,
+        id_tokens=id_count,
+        codes=code_count,
+    )
+
+
+@transaction.atomic
+def disable_client(*, client: Client, actor: Any, request: HttpRequest | None = None) -> None:
+    """Stop the app at once: no new sign-ins or tokens, and every issued token is inactive."""
+    stored = Client.objects.select_for_update().get(pk=client.pk)
+    counts = _revoke_tokens(stored)
+    was_active = stored.is_active
+    stored.is_active = False
+    stored.save(update_fields=["is_active", "updated"])
+    client.is_active = False
+    record_event(
+        type=AuditEvent.Type.CLIENT_DISABLED,
+        request=request,
+        actor=actor,
+        client=stored,
+        was_active=was_active,
+        **counts.as_dict(),
+    )
+
+
+@transaction.atomic
+def enable_client(*, client: Client, actor: Any, request: HttpRequest | None = None) -> None:
+    """Let a disabled app sign users in again (tokens revoked when it was disabled stay so)."""
+    stored = Client.objects.select_for_update().get(pk=client.pk)
+    was_active = stored.is_active
+    stored.is_active = True
+    stored.save(update_fields=["is_active", "updated"])
+    client.is_active = True
+    record_event(
+        type=AuditEvent.Type.CLIENT_ENABLED,
+        request=request,
+        actor=actor,
+        client=stored,
+        was_active=was_active,
+    )
+
+
+@transaction.atomic
+def revoke_all_client_tokens(
+    *, client: Client, actor: Any, request: HttpRequest | None = None
+) -> RevokedCounts:
+    """Sign every user out of the app: revoke its tokens and forget every consent given to it."""
+    stored = Client.objects.select_for_update().get(pk=client.pk)
+    counts = _revoke_tokens(stored)
+    consents = Consent.objects.filter(client=stored)
+    consent_count = consents.count()
+    consents.delete()
+    counts = RevokedCounts(**{**counts.as_dict(), "consents": consent_count})
+    record_event(
+        type=AuditEvent.Type.TOKEN_REVOKED,
+        request=request,
+        actor=actor,
+        client=stored,
+        reason="admin_revoked_all",
+        **counts.as_dict(),
+    )
+    record_event(
+        type=AuditEvent.Type.CONSENT_REVOKED,
+        request=request,
+        actor=actor,
+        client=stored,
+        reason="admin_revoked_all",
+        consents=consent_count,
+    )
+    return counts
+
+
+@transaction.atomic
+def delete_client(*, client: Client, actor: Any, request: HttpRequest | None = None) -> None:
+    """Remove the app and everything issued to it. Its audit rows stay (with its client id)."""
+    stored = Client.objects.select_for_update().get(pk=client.pk)
+    counts = _revoke_tokens(stored)
+    record_event(
+        type=AuditEvent.Type.CLIENT_DELETED,
+        request=request,
+        actor=actor,
+        client=stored,
+        name=stored.name,
+        kind=stored.kind,
+        **counts.as_dict(),
+    )
+    stored.delete()
