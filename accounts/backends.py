@@ -1,16 +1,34 @@
-"""Authentication backend that refuses locked accounts, whatever the password."""
+"""The one authentication backend: allauth's (username or email) plus the per-account lock."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from allauth.account.auth_backends import AuthenticationBackend
+from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 
 
-class LockoutAwareModelBackend(ModelBackend):
-    """Django's ModelBackend plus the per-account lock: a locked user cannot authenticate."""
+class LockoutAwareBackend(AuthenticationBackend):
+    """allauth's backend (sign-in by username or email) that refuses locked accounts.
+
+    A locked account cannot authenticate even with the right password. The lock stops new
+    sign-ins only: `get_user` keeps Django's plain `is_active` test, so someone who fails on
+    purpose against a colleague's username cannot sign that colleague out of their sessions.
+    Inactive users are refused in both places (Django's rule).
+    """
 
     def user_can_authenticate(self, user: Any) -> bool:
-        if getattr(user, "is_locked", None) is not None and user.is_locked():
+        is_locked = getattr(user, "is_locked", None)
+        if is_locked is not None and is_locked():
             return False
         return super().user_can_authenticate(user)
+
+    def get_user(self, user_id: Any) -> Any:
+        User = get_user_model()
+        try:
+            user = User._default_manager.get(pk=user_id)
+        except User.DoesNotExist:
+            return None
+        # Django's own rule (is_active), without the lock test above.
+        return user if ModelBackend.user_can_authenticate(self, user) else None

@@ -4,9 +4,33 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import UserManager as DjangoUserManager
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+
+class UserManager(DjangoUserManager):
+    """Django's manager. Users it creates (seed API, createsuperuser, the admin) sign in at once:
+    the address an administrator typed is recorded as verified (`record_trusted_email`), while
+    a self-signed-up address stays unverified until its link is followed (allauth's flow).
+    """
+
+    def _create_user(self, username, email, password, **extra_fields):  # type: ignore[no-untyped-def]
+        from accounts.services import record_trusted_email
+
+        user = super()._create_user(username, email, password, **extra_fields)
+        record_trusted_email(user=user)
+        return user
+
+    async def _acreate_user(self, username, email, password, **extra_fields):  # type: ignore[no-untyped-def]
+        from asgiref.sync import sync_to_async
+
+        from accounts.services import record_trusted_email
+
+        user = await super()._acreate_user(username, email, password, **extra_fields)
+        await sync_to_async(record_trusted_email)(user=user)
+        return user
 
 
 class User(AbstractUser):
@@ -20,6 +44,8 @@ class User(AbstractUser):
     password_reset_required = models.BooleanField(_("password reset required"), default=False)
     # OIDC Core §5.1 `updated_at`: when profile claims last changed.
     updated_at = models.DateTimeField(_("profile updated"), auto_now=True)
+
+    objects = UserManager()
 
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"

@@ -1,12 +1,22 @@
-"""Receivers for Django's auth signals; each only hands over to a service function."""
+"""Receivers for Django's and allauth's auth signals; each only hands over to a service function.
+
+Django's `user_logged_in`/`user_logged_out` see every sign-in and sign-out (allauth's flows,
+the seed's `login()`, the admin's logout, OIDC RP-initiated logout); allauth's password signals
+are the end of its change and reset flows.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.signals import user_logged_in
+from allauth.account.signals import password_changed, password_reset, password_set
+from allauth.mfa.signals import authenticator_added, authenticator_removed, authenticator_reset
+from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.dispatch import receiver
 
+from accounts import services
+from accounts.audit import record_event
+from accounts.models import AuditEvent
 from accounts.sessions import start_session_context
 
 
@@ -14,3 +24,44 @@ from accounts.sessions import start_session_context
 def _on_login_start_session_context(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     if request is not None and hasattr(request, "session"):
         start_session_context(request=request, user=user)
+
+
+@receiver(user_logged_in, dispatch_uid="accounts.record_login")
+def _on_login_record(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    services.record_login(request=request, user=user)
+
+
+@receiver(user_logged_out, dispatch_uid="accounts.record_logout")
+def _on_logout_record(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    services.record_logout(request=request, user=user)
+
+
+@receiver(password_changed, dispatch_uid="accounts.password_changed")
+@receiver(password_set, dispatch_uid="accounts.password_set")
+def _on_password_changed(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    services.record_password_changed(request=request, user=user)
+
+
+@receiver(password_reset, dispatch_uid="accounts.password_reset")
+def _on_password_reset(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    services.record_password_reset(request=request, user=user)
+
+
+@receiver(authenticator_added, dispatch_uid="accounts.mfa_added")
+@receiver(authenticator_removed, dispatch_uid="accounts.mfa_removed")
+@receiver(authenticator_reset, dispatch_uid="accounts.mfa_reset")
+def _on_mfa_changed(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    authenticator = kwargs.get("authenticator")
+    change = {
+        authenticator_added: "added",
+        authenticator_removed: "removed",
+        authenticator_reset: "reset",
+    }.get(kwargs.get("signal"), "")
+    record_event(
+        type=AuditEvent.Type.MFA_CHANGED,
+        request=request,
+        actor=user,
+        subject=user,
+        authenticator_type=getattr(authenticator, "type", ""),
+        change=change,
+    )

@@ -1,0 +1,467 @@
+"""State changes on users: sign-in bookkeeping, the per-account lock, admin actions, sessions.
+
+Every function is keyword-only, writes in one transaction and records an `AuditEvent`.
+Side effects outside the database (email) run on commit.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from allauth.account.forms import ResetPasswordForm
+from allauth.account.models import EmailAddress
+from allauth.usersessions.models import UserSession
+from django.conf import settings
+from django.contrib.auth import SESSION_KEY
+from django.contrib.sessions.models import Session
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+from oauth2_provider.models import (
+    get_access_token_model,
+    get_grant_model,
+    get_refresh_token_model,
+)
+
+from accounts.audit import record_event
+from accounts.models import AuditEvent, User
+
+DB_SESSION_ENGINE = "django.contrib.sessions.backends.db"
+
+
+# --- Email addresses ------------------------------------------------------------------------
+
+
+def record_trusted_email(*, user: User, previous_email: str = "") -> None:
+    """Store the address an administrator (or the seed API) typed as verified and primary.
+
+    Such users sign in at once; only self-signed-up addresses go through allauth's
+    verification. When the administrator replaced an address, the old one stops being a way
+    to sign in or to receive reset links. An address another account already verified is left
+    alone (the admin form refuses duplicates; the seed API does not check).
+    """
+    email = (user.email or "").strip().lower()
+    previous = (previous_email or "").strip().lower()
+    if previous and previous != email:
+        EmailAddress.objects.filter(user=user, email=previous).delete()
+    if not email:
+        return
+    if EmailAddress.objects.filter(email=email, verified=True).exclude(user=user).exists():
+        return
+    address, _ = EmailAddress.objects.get_or_create(user=user, email=email)
+    EmailAddress.objects.filter(user=user, primary=True).exclude(pk=address.pk).update(
+        primary=False
+    )
+    if not (address.verified and address.primary):
+        address.verified = True
+        address.primary = True
+        address.save(update_fields=["verified", "primary"])
+
+
+# --- Sign-in bookkeeping and the per-account lock --------------------------------------------
+
+
+def record_login(*, request: HttpRequest | None, user: User) -> None:
+    """A completed sign-in: clear the failure count and audit it."""
+    if user.failed_login_count or user.locked_until is not None:
+        User.objects.filter(pk=user.pk).update(
+            failed_login_count=0, locked_until=None, last_failed_login_at=None
+        )
+        user.failed_login_count, user.locked_until = 0, None
+    record_event(type=AuditEvent.Type.LOGIN_SUCCEEDED, request=request, actor=user, subject=user)
+
+
+def record_logout(*, request: HttpRequest | None, user: User | None) -> None:
+    record_event(type=AuditEvent.Type.LOGOUT, request=request, actor=user, subject=user)
+
+
+def record_failed_login(
+    *, request: HttpRequest | None, users: list[User], reason: str
+) -> list[User]:
+    """A refused sign-in. Wrong passwords count towards the per-account lock.
+
+    After IDP_LOCKOUT_THRESHOLD wrong passwords in a row the account is locked for
+    IDP_LOCKOUT_SECONDS; attempts while locked are recorded but do not extend the lock (so the
+    owner knows when they can try again). Returns the accounts this attempt locked.
+    `reason`: "bad_password", "locked", "inactive", "password_reset_required",
+    "unknown_account". The typed login is never stored: people type passwords into it.
+    """
+    if not users:
+        record_event(type=AuditEvent.Type.LOGIN_FAILED, request=request, reason=reason)
+        return []
+    locked_now: list[User] = []
+    threshold = max(1, int(settings.IDP_LOCKOUT_THRESHOLD))
+    for candidate in users:
+        with transaction.atomic():
+            user = User.objects.select_for_update().get(pk=candidate.pk)
+            now = timezone.now()
+            if reason == "bad_password" and not user.is_locked(now=now):
+                user.failed_login_count += 1
+                user.last_failed_login_at = now
+                if user.failed_login_count >= threshold:
+                    user.locked_until = now + timedelta(seconds=settings.IDP_LOCKOUT_SECONDS)
+                    user.failed_login_count = 0
+                    locked_now.append(user)
+                user.save(
+                    update_fields=["failed_login_count", "last_failed_login_at", "locked_until"]
+                )
+            record_event(
+                type=AuditEvent.Type.LOGIN_FAILED,
+                request=request,
+                actor=None if _signed_in(request) else user,
+                subject=user,
+                reason=reason,
+            )
+            if user in locked_now:
+                record_event(
+                    type=AuditEvent.Type.ACCOUNT_LOCKED,
+                    request=request,
+                    actor=None if _signed_in(request) else user,
+                    subject=user,
+                    locked_until=user.locked_until.isoformat() if user.locked_until else None,
+                    failures=threshold,
+                )
+    return locked_now
+
+
+def _signed_in(request: HttpRequest | None) -> bool:
+    user = getattr(request, "user", None)
+    return bool(user is not None and user.is_authenticated)
+
+
+@transaction.atomic
+def unlock_user(*, user: User, actor: Any, request: HttpRequest | None = None) -> None:
+    User.objects.filter(pk=user.pk).update(
+        locked_until=None, failed_login_count=0, last_failed_login_at=None
+    )
+    user.locked_until, user.failed_login_count, user.last_failed_login_at = None, 0, None
+    record_event(type=AuditEvent.Type.ACCOUNT_UNLOCKED, request=request, actor=actor, subject=user)
+
+
+# --- Passwords --------------------------------------------------------------------------------
+
+
+def set_password(*, user: User, password: str) -> None:
+    """The user chose a new password (change or reset): a forced reset is then satisfied."""
+    user.set_password(password)
+    user.password_reset_required = False
+    user.save()
+
+
+def record_password_changed(*, request: HttpRequest, user: User) -> None:
+    """Password change keeps this browser signed in and ends every other session."""
+    keep = request.session.session_key if hasattr(request, "session") else None
+    ended = end_user_sessions(user=user, keep_session_key=keep)
+    record_event(
+        type=AuditEvent.Type.PASSWORD_CHANGED,
+        request=request,
+        actor=user,
+        subject=user,
+        sessions_ended=ended,
+    )
+
+
+def record_password_reset(*, request: HttpRequest | None, user: User) -> None:
+    """A reset through the emailed link: every session of the account ends."""
+    ended = end_user_sessions(user=user)
+    record_event(
+        type=AuditEvent.Type.PASSWORD_RESET,
+        request=request,
+        actor=user,
+        subject=user,
+        sessions_ended=ended,
+    )
+
+
+def record_password_reset_requested(*, request: HttpRequest | None, user: User) -> None:
+    actor = request.user if _signed_in(request) else None  # type: ignore[union-attr]
+    record_event(
+        type=AuditEvent.Type.PASSWORD_RESET_REQUESTED, request=request, actor=actor, subject=user
+    )
+
+
+def send_password_reset_link(*, request: HttpRequest, user: User) -> bool:
+    """Email the user allauth's single-use, expiring reset link (after the transaction commits).
+
+    Returns False when the account has no address to send it to.
+    """
+    if not user.email or not user.is_active:
+        return False
+
+    def send() -> None:
+        # allauth's own form: same token generator, template and rate-limit-free path.
+        form = ResetPasswordForm(data={"email": user.email})
+        if form.is_valid():
+            form.users = [u for u in form.users if u.pk == user.pk]
+            form.save(request)
+
+    transaction.on_commit(send)
+    return True
+
+
+@transaction.atomic
+def force_password_reset(*, user: User, actor: Any, request: HttpRequest) -> bool:
+    """An administrator requires a new password: sign-in is refused until the user resets.
+
+    Ends the user's sessions, makes their OAuth tokens unusable and emails a reset link.
+    Returns whether a link could be sent.
+    """
+    User.objects.filter(pk=user.pk).update(password_reset_required=True)
+    user.password_reset_required = True
+    ended = end_user_sessions(user=user)
+    revoked = revoke_user_tokens(user=user)
+    sent = send_password_reset_link(request=request, user=user)
+    record_event(
+        type=AuditEvent.Type.PASSWORD_RESET_FORCED,
+        request=request,
+        actor=actor,
+        subject=user,
+        sessions_ended=ended,
+        reset_link_sent=sent,
+        **revoked,
+    )
+    return sent
+
+
+# --- Sessions and tokens ----------------------------------------------------------------------
+
+
+def end_user_sessions(
+    *, user: User, keep_session_key: str | None = None, thorough: bool = False
+) -> int:
+    """End the user's browser sessions now (all but `keep_session_key`). Returns how many.
+
+    allauth's usersessions tracks every signed-in session (any session engine). `thorough`
+    also sweeps the database session table for sessions the tracker has not seen (signed in
+    without a tracked request since): a scan, so only for rare administrator actions.
+    """
+    ended = 0
+    for tracked in UserSession.objects.filter(user=user):
+        if keep_session_key and tracked.session_key == keep_session_key:
+            continue
+        tracked.end()
+        ended += 1
+    if thorough and settings.SESSION_ENGINE == DB_SESSION_ENGINE:
+        user_id = str(user.pk)
+        stale = [
+            session.session_key
+            for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator()
+            if session.session_key != keep_session_key
+            and str(session.get_decoded().get(SESSION_KEY, "")) == user_id
+        ]
+        if stale:
+            Session.objects.filter(session_key__in=stale).delete()
+            ended += len(stale)
+    return ended
+
+
+def revoke_user_tokens(*, user: User) -> dict[str, int]:
+    """Make every OAuth token of the user unusable at once.
+
+    Access tokens are deleted (introspection and userinfo stop at once), refresh tokens are
+    marked revoked (kept for replay detection), unexchanged authorization codes are deleted.
+    """
+    now = timezone.now()
+    refresh_revoked = (
+        get_refresh_token_model()
+        .objects.filter(user=user, revoked__isnull=True)
+        .update(revoked=now)
+    )
+    access_deleted, _ = get_access_token_model().objects.filter(user=user).only("pk").delete()
+    grants_deleted, _ = (
+        get_grant_model().objects.filter(user=user, consumed_at__isnull=True).delete()
+    )
+    return {
+        "access_tokens_deleted": access_deleted,
+        "refresh_tokens_revoked": refresh_revoked,
+        "codes_deleted": grants_deleted,
+    }
+
+
+# --- Administrator actions on users ----------------------------------------------------------
+
+
+@transaction.atomic
+def register_user(
+    *,
+    user: User,
+    password: str | None,
+    actor: Any,
+    request: HttpRequest,
+) -> User:
+    """An administrator creates an account (`user` is built but unsaved).
+
+    With a password the user can sign in at once; without one the account gets an unusable
+    password and the user is emailed a reset link to choose their own.
+    """
+    if password:
+        user.set_password(password)
+    else:
+        user.set_unusable_password()
+    user.save()
+    record_trusted_email(user=user)
+    sent = False if password else send_password_reset_link(request=request, user=user)
+    record_event(
+        type=AuditEvent.Type.USER_CREATED,
+        request=request,
+        actor=actor,
+        subject=user,
+        password_set=bool(password),
+        reset_link_sent=sent,
+        is_staff=user.is_staff,
+        is_superuser=user.is_superuser,
+    )
+    return user
+
+
+@transaction.atomic
+def deactivate_user(*, user: User, actor: Any, request: HttpRequest | None = None) -> None:
+    """The user can no longer sign in; their sessions end and their OAuth tokens die now."""
+    User.objects.filter(pk=user.pk).update(is_active=False)
+    user.is_active = False
+    ended = end_user_sessions(user=user, thorough=True)
+    revoked = revoke_user_tokens(user=user)
+    record_event(
+        type=AuditEvent.Type.USER_DEACTIVATED,
+        request=request,
+        actor=actor,
+        subject=user,
+        sessions_ended=ended,
+        **revoked,
+    )
+
+
+@transaction.atomic
+def activate_user(*, user: User, actor: Any, request: HttpRequest | None = None) -> None:
+    User.objects.filter(pk=user.pk).update(is_active=True)
+    user.is_active = True
+    record_event(type=AuditEvent.Type.USER_ACTIVATED, request=request, actor=actor, subject=user)
+
+
+@transaction.atomic
+def set_staff(
+    *, user: User, is_staff: bool, actor: Any, request: HttpRequest | None = None
+) -> None:
+    """Grant or revoke access to the administration (audited)."""
+    if user.is_staff == is_staff:
+        return
+    User.objects.filter(pk=user.pk).update(is_staff=is_staff)
+    user.is_staff = is_staff
+    record_event(
+        type=AuditEvent.Type.STAFF_GRANTED if is_staff else AuditEvent.Type.STAFF_REVOKED,
+        request=request,
+        actor=actor,
+        subject=user,
+    )
+
+
+@transaction.atomic
+def set_superuser(
+    *, user: User, is_superuser: bool, actor: Any, request: HttpRequest | None = None
+) -> None:
+    """Grant or revoke every permission (audited). A superuser is also staff."""
+    if user.is_superuser == is_superuser:
+        return
+    User.objects.filter(pk=user.pk).update(is_superuser=is_superuser)
+    user.is_superuser = is_superuser
+    record_event(
+        type=(
+            AuditEvent.Type.SUPERUSER_GRANTED if is_superuser else AuditEvent.Type.SUPERUSER_REVOKED
+        ),
+        request=request,
+        actor=actor,
+        subject=user,
+    )
+    if is_superuser:
+        set_staff(user=user, is_staff=True, actor=actor, request=request)
+
+
+# Fields whose change has its own audit event (or is bookkeeping, not an admin decision).
+_OWN_EVENT_FIELDS = {
+    "is_active",
+    "is_staff",
+    "is_superuser",
+    "password_reset_required",
+    "password",
+    "last_login",
+    "updated_at",
+}
+
+
+@transaction.atomic
+def save_admin_changes(
+    *, user: User, changed_fields: list[str], actor: Any, request: HttpRequest
+) -> None:
+    """Save an administrator's edit of a user, routing each security change to its service.
+
+    `user` carries the new values; the stored row still has the old ones.
+    """
+    before = User.objects.select_for_update().get(pk=user.pk)
+    new_active, new_staff, new_superuser = user.is_active, user.is_staff, user.is_superuser
+    new_reset_required = user.password_reset_required
+    # Security flags are applied by their services below, from the stored values.
+    user.is_active, user.is_staff, user.is_superuser = (
+        before.is_active,
+        before.is_staff,
+        before.is_superuser,
+    )
+    user.password_reset_required = before.password_reset_required
+    user.save()
+    if (before.email or "") != (user.email or ""):
+        record_trusted_email(user=user, previous_email=before.email)
+    other = sorted(set(changed_fields) - _OWN_EVENT_FIELDS)
+    if other:
+        record_event(
+            type=AuditEvent.Type.USER_CHANGED,
+            request=request,
+            actor=actor,
+            subject=user,
+            fields=other,
+        )
+    if new_superuser != before.is_superuser:
+        set_superuser(user=user, is_superuser=new_superuser, actor=actor, request=request)
+    if new_staff != user.is_staff:
+        set_staff(user=user, is_staff=new_staff, actor=actor, request=request)
+    if new_active != before.is_active:
+        if new_active:
+            activate_user(user=user, actor=actor, request=request)
+        else:
+            deactivate_user(user=user, actor=actor, request=request)
+    if new_reset_required != before.password_reset_required:
+        if new_reset_required:
+            force_password_reset(user=user, actor=actor, request=request)
+        else:
+            User.objects.filter(pk=user.pk).update(password_reset_required=False)
+            user.password_reset_required = False
+            record_event(
+                type=AuditEvent.Type.USER_CHANGED,
+                request=request,
+                actor=actor,
+                subject=user,
+                fields=["password_reset_required"],
+            )
+
+
+@transaction.atomic
+def delete_user(*, user: User, actor: Any, request: HttpRequest | None = None) -> None:
+    """Delete an account; its sessions end first (tokens go with the row)."""
+    end_user_sessions(user=user, thorough=True)
+    record_event(type=AuditEvent.Type.USER_DELETED, request=request, actor=actor, subject=user)
+    user.delete()
+
+
+def record_admin_password_set(*, user: User, actor: Any, request: HttpRequest) -> None:
+    """An administrator set the user's password in the admin (the user's sessions end)."""
+    ended = end_user_sessions(
+        user=user,
+        keep_session_key=request.session.session_key if user.pk == actor.pk else None,
+    )
+    record_event(
+        type=AuditEvent.Type.PASSWORD_CHANGED,
+        request=request,
+        actor=actor,
+        subject=user,
+        by_admin=True,
+        sessions_ended=ended,
+    )
