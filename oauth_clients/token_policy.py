@@ -1,10 +1,531 @@
 """Validator policy, token side: client authentication, codes, tokens, refresh, introspection.
 
-Mixed into `oauth_clients.validator.IdPOAuth2Validator`.
+Mixed into `oauth_clients.validator.IdPOAuth2Validator`. What DOT 3.4.1 does differently, and why
+each override exists, is in /work/shared/LIBRARY-NOTES.md; every override names its spec clause.
+Nothing here stores a clear code or token: codes are kept as SHA-256 (`Grant.code`), tokens as
+DOT's checksum with the clear column blanked (COMPLIANT_BCP_RFC9700_TOKEN_STORAGE).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import json
+import uuid
+from collections import OrderedDict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import unquote_plus
+
+from django.db.models import F
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from oauth2_provider.models import (
+    get_access_token_model,
+    get_grant_model,
+    get_id_token_model,
+    get_refresh_token_model,
+    revoke_access_token,
+)
+from oauth2_provider.settings import oauth2_settings
+from oauthlib.common import Request
+from oauthlib.oauth2.rfc6749 import errors, utils
+
+from accounts.audit import record_event
+from accounts.models import AuditEvent
+from oauth_clients.models import Client
+from oauth_clients.secrets import check_client_secret
+from oauth_clients.tokens import (
+    hash_code,
+    mark_client_used,
+    refresh_expiries,
+    revoke_tokens_issued_from_code,
+)
+
+# Scopes that speak about a signed-in person: never granted to a machine (client credentials).
+USER_SCOPES = frozenset(
+    {"openid", "profile", "email", "groups", "offline_access", "address", "phone"}
+)
+
+# RFC 6749 grant_type value → the Client grant types that allow it. Refresh tokens are only ever
+# issued from the code flow, so the refresh grant follows the code grant.
+GRANT_TYPES_ALLOWING = {
+    "authorization_code": {Client.GRANT_AUTHORIZATION_CODE, "authorization_code"},
+    "refresh_token": {Client.GRANT_AUTHORIZATION_CODE, "authorization_code", "refresh_token"},
+    "client_credentials": {Client.GRANT_CLIENT_CREDENTIALS, "client_credentials"},
+}
+
+
+def audit_request(request: Request) -> HttpRequest:
+    """A Django request carrying the oauthlib request's headers (client IP, user agent) for
+    `record_event`, which reads `request.META`. DOT copies `META` into the oauthlib headers."""
+    http_request = HttpRequest()
+    http_request.META = dict(request.headers or {})
+    return http_request
+
+
+def _token_checksum(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
 
 class TokenPolicyMixin:
     """Overrides of DOT's OAuth2Validator for the token endpoint and token checks."""
+
+    # ------------------------------------------------------------------ client authentication
+    def _check_secret(self, provided_secret: str, stored_secret: str) -> bool:
+        # Keyed HMAC compared in constant time; never Django's password hasher (LIBRARY-NOTES:
+        # ~0.4 s of CPU per token request with PBKDF2).
+        return check_client_secret(provided_secret, stored_secret)
+
+    def _client_secret_matches(self, client: Client, provided: str) -> bool:
+        """The current secret, or the previous one during its grace period after a rotation."""
+        if self._check_secret(provided, client.client_secret):
+            return True
+        grace_until = client.previous_secret_expires_at
+        return bool(
+            client.previous_client_secret
+            and grace_until is not None
+            and grace_until > timezone.now()
+            and self._check_secret(provided, client.previous_client_secret)
+        )
+
+    def _basic_credentials(self, request: Request) -> tuple[str, str] | None:
+        """RFC 6749 §2.3.1: id and secret, form-urlencoded, then Base64 in HTTP Basic."""
+        auth_string = self._extract_basic_auth(request)
+        if not auth_string:
+            return None
+        try:
+            decoded = base64.b64decode(auth_string, validate=True).decode("utf-8")
+        except (binascii.Error, ValueError, UnicodeDecodeError):
+            return None
+        if ":" not in decoded:
+            return None
+        client_id, secret = decoded.split(":", 1)
+        return unquote_plus(client_id), unquote_plus(secret)
+
+    def authenticate_client(self, request: Request, *args: Any, **kwargs: Any) -> bool:
+        """RFC 6749 §2.3.1: client_secret_basic or client_secret_post, one method per request.
+
+        A disabled client is not found (`Client.is_usable`), so it gets `invalid_client`. A public
+        client presenting only its id (empty secret) is identified, as with `none`.
+        """
+        basic = self._basic_credentials(request)
+        body_secret = getattr(request, "client_secret", None)
+        if basic is not None:
+            client_id, secret = basic
+            # RFC 6749 §2.3: "MUST NOT use more than one authentication method in each request";
+            # a body client_id naming another client is a confused request too.
+            if body_secret or (request.client_id and request.client_id != client_id):
+                return False
+        elif self._extract_basic_auth(request):
+            return False  # a Basic header we cannot decode
+        else:
+            client_id, secret = request.client_id, body_secret or ""
+        if not client_id:
+            return False
+        client = self._load_application(client_id, request)
+        if client is None:
+            return False
+        if client.client_type == Client.CLIENT_PUBLIC:
+            authenticated = not secret
+        else:
+            authenticated = self._client_secret_matches(client, secret)
+        if not authenticated:
+            return False
+        request.client_id = client.client_id
+        mark_client_used(client)
+        return True
+
+    def authenticate_client_id(
+        self, client_id: str, request: Request, *args: Any, **kw: Any
+    ) -> bool:
+        """A public client identified by its id alone (RFC 6749 §3.2.1, PKCE protects the code)."""
+        if not client_id or self._load_application(client_id, request) is None:
+            return False
+        if request.client.client_type == Client.CLIENT_CONFIDENTIAL:
+            return False
+        mark_client_used(request.client)
+        return True
+
+    # ------------------------------------------------------------------ grant types and scopes
+    def validate_grant_type(
+        self, client_id: str, grant_type: str, client: Client, request: Request, *a: Any, **kw: Any
+    ) -> bool:
+        """Several grant types per client (`Client.allowed_grant_types`); never password,
+        implicit or device code (RFC 9700 §2.4, §2.1.2; not offered here)."""
+        allowing = GRANT_TYPES_ALLOWING.get(grant_type)
+        if not allowing:
+            return False
+        client = request.client
+        if grant_type == "client_credentials" and client.client_type != Client.CLIENT_CONFIDENTIAL:
+            return False  # RFC 6749 §4.4: confidential clients only
+        return bool(client.allowed_grant_types() & allowing)
+
+    def validate_scopes(
+        self,
+        client_id: str,
+        scopes: list[str],
+        client: Client,
+        request: Request,
+        *a: Any,
+        **kw: Any,
+    ) -> bool:
+        """A machine (client credentials) acts for no person: no user scopes, and only scopes
+        the client is allowed. Other grants fall through to the next policy / DOT."""
+        if getattr(request, "grant_type", None) == "client_credentials":
+            requested = set(scopes)
+            allowed = set((client.allowed_scopes or "").split()) - USER_SCOPES
+            return requested <= allowed and super().validate_scopes(
+                client_id, scopes, client, request, *a, **kw
+            )
+        return super().validate_scopes(client_id, scopes, client, request, *a, **kw)
+
+    def get_default_scopes(self, client_id: str, request: Request, *a: Any, **kw: Any) -> list:
+        if getattr(request, "grant_type", None) == "client_credentials":
+            return []  # DEFAULT_SCOPES is ["openid"], which a machine must not get
+        return super().get_default_scopes(client_id, request, *a, **kw)
+
+    def is_pkce_required(self, client_id: str, request: Request) -> bool:
+        """RFC 9700 §2.1.1: PKCE for every client unless an admin exempted a legacy
+        confidential client (`Client.require_pkce`)."""
+        client = request.client if isinstance(request.client, Client) else None
+        if client is None or client.client_id != client_id:
+            client = Client.objects.filter(client_id=client_id).first() if client_id else None
+        if client is None:
+            return True
+        return client.require_pkce or client.client_type == Client.CLIENT_PUBLIC
+
+    # ------------------------------------------------------------------ authorization codes
+    def save_authorization_code(
+        self, client_id: str, code: dict, request: Request, *args: Any, **kwargs: Any
+    ) -> None:
+        """Store the code as SHA-256 only, with the browser session it was issued in.
+
+        Contract with the authorization side (helper C's view/policy): before oauthlib saves the
+        code, the authorization view puts these on the oauthlib request, all optional:
+        - `request.idp_sid` (str): this browser session's sid (`accounts.sessions.get_sid`);
+        - `request.idp_auth_time` (int): unix time this session authenticated;
+        - `request.idp_amr` (list[str]): authentication methods (OIDC Core §2 `amr`);
+        - `request.idp_acr` (str): authentication context class.
+        They are copied into the Grant, and from there to the tokens issued for it.
+        """
+        if request.code_challenge_method == "plain":
+            # RFC 9700 §2.1.1 / RFC 7636 §4.2: S256 only.
+            raise errors.InvalidRequestError(
+                description='Unsupported "plain" code_challenge_method; use "S256".',
+                request=request,
+            )
+        auth_time = getattr(request, "idp_auth_time", None)
+        grant_model = get_grant_model()
+        grant_model.objects.create(
+            application=request.client,
+            user=request.user,
+            code=hash_code(code["code"]),
+            expires=timezone.now()
+            + timedelta(seconds=oauth2_settings.AUTHORIZATION_CODE_EXPIRE_SECONDS),
+            redirect_uri=request.redirect_uri,
+            scope=" ".join(request.scopes),
+            code_challenge=request.code_challenge or "",
+            code_challenge_method=request.code_challenge_method or "",
+            nonce=request.nonce or "",
+            claims=json.dumps(request.claims or {}),
+            resource=getattr(request, "resource", None) or [],
+            sid=getattr(request, "idp_sid", "") or "",
+            auth_time=(
+                datetime.fromtimestamp(int(auth_time), tz=UTC) if auth_time is not None else None
+            ),
+            amr=list(getattr(request, "idp_amr", None) or []),
+            acr=getattr(request, "idp_acr", "") or "",
+        )
+
+    def _grant(self, code: str, request: Request) -> Any:
+        """The Grant for `code` of the requesting client, cached on the request by
+        `validate_code` (one lookup per exchange instead of DOT's one per question)."""
+        hashed = hash_code(code)
+        grant = getattr(request, "idp_grant", None)
+        if grant is not None and grant.code == hashed:
+            return grant
+        return get_grant_model().objects.filter(code=hashed, application=request.client).first()
+
+    def validate_code(
+        self, client_id: str, code: str, client: Client, request: Request, *a: Any, **kw: Any
+    ) -> bool:
+        """RFC 6749 §4.1.2: a code is bound to its client, lives ≤ 60 s and is used once.
+
+        The row is locked until the exchange commits (the token view runs in one transaction),
+        so two concurrent exchanges cannot both pass. A code presented again after its exchange
+        revokes every token issued from it (RFC 6749 §4.1.2, RFC 9700 §4.2.4).
+        """
+        grant = (
+            get_grant_model()
+            .objects.select_for_update()
+            .select_related("user")
+            .filter(code=hash_code(code))
+            .first()
+        )
+        if grant is None or grant.application_id != client.pk:
+            return False
+        if grant.consumed_at is not None:
+            revoke_tokens_issued_from_code(
+                code_checksum=grant.code,
+                client=client,
+                request=audit_request(request),
+                reason="authorization code replayed",
+            )
+            return False
+        if grant.is_expired() or not grant.user.is_active:
+            return False
+        request.idp_grant = grant
+        request.scopes = utils.scope_to_list(grant.scope)
+        request.user = grant.user
+        if grant.nonce:
+            request.nonce = grant.nonce
+        if grant.claims:
+            request.claims = json.loads(grant.claims)
+        return True
+
+    def get_code_challenge(self, code: str, request: Request) -> str | None:
+        grant = self._grant(code, request)
+        return (grant.code_challenge or None) if grant else None
+
+    def get_code_challenge_method(self, code: str, request: Request) -> str | None:
+        grant = self._grant(code, request)
+        return (grant.code_challenge_method or None) if grant else None
+
+    def confirm_redirect_uri(
+        self,
+        client_id: str,
+        code: str,
+        redirect_uri: str,
+        client: Client,
+        request: Request,
+        *a: Any,
+        **kw: Any,
+    ) -> bool:
+        """RFC 6749 §4.1.3: identical to the redirect_uri of the authorization request."""
+        grant = self._grant(code, request)
+        return grant is not None and grant.redirect_uri_allowed(redirect_uri)
+
+    def get_authorization_code_scopes(
+        self, client_id: str, code: str, redirect_uri: str, request: Request
+    ) -> list[str]:
+        # Asked by oauthlib's OpenID dispatcher before the request is validated.
+        if not code:
+            return []
+        scopes = (
+            get_grant_model()
+            .objects.filter(code=hash_code(code))
+            .values_list("scope", flat=True)
+            .first()
+        )
+        return utils.scope_to_list(scopes) if scopes else []
+
+    def get_authorization_code_nonce(
+        self, client_id: str, code: str, redirect_uri: str, request: Request
+    ) -> str | None:
+        grant = self._grant(code, request)
+        return (grant.nonce or None) if grant else None
+
+    def invalidate_authorization_code(
+        self, client_id: str, code: str, request: Request, *a: Any, **kw: Any
+    ) -> None:
+        """Mark the code consumed instead of deleting it, so a replay can be traced to the
+        tokens it issued. Conditional update: a concurrent exchange that got here first wins."""
+        grant = self._grant(code, request)
+        consumed = (
+            get_grant_model()
+            .objects.filter(pk=getattr(grant, "pk", None), consumed_at__isnull=True)
+            .update(consumed_at=timezone.now())
+        )
+        if not consumed:
+            raise errors.InvalidGrantError(request=request)
+
+    def _check_and_set_request_resource(self, request: Request) -> None:
+        # DOT looks the Grant up by the clear code to inherit RFC 8707 resources; ours are
+        # stored hashed, so let it look up the hash.
+        if request.grant_type != "authorization_code" or not request.code:
+            return super()._check_and_set_request_resource(request)
+        clear = request.code
+        request.code = hash_code(clear)
+        try:
+            return super()._check_and_set_request_resource(request)
+        finally:
+            request.code = clear
+
+    # ------------------------------------------------------------------ issuing tokens
+    def _create_access_token(
+        self, expires: Any, request: Request, token: dict, source_refresh_token: Any = None
+    ) -> Any:
+        """DOT's, plus the browser session (`sid`) and the code it came from (replay revocation).
+        The ID token row made by `finalize_id_token` is reused rather than re-verified."""
+        id_token = getattr(request, "id_token", None)
+        if not isinstance(id_token, get_id_token_model()):
+            raw_id_token = token.get("id_token")
+            id_token = self._load_id_token(raw_id_token) if raw_id_token else None
+        grant = getattr(request, "idp_grant", None)
+        previous = source_refresh_token
+        if grant is not None:
+            sid, code_checksum = grant.sid, grant.code
+        elif previous is not None:
+            sid, code_checksum = previous.sid, getattr(request, "idp_code_checksum", "")
+        else:
+            sid, code_checksum = "", ""
+        access_token = get_access_token_model()(
+            user=request.user,
+            scope=token["scope"],
+            expires=expires,
+            id_token=id_token,
+            application=request.client,
+            source_refresh_token=source_refresh_token,
+            resource=getattr(request, "resource", []),
+            sid=sid,
+            code_checksum=code_checksum,
+        )
+        self._set_token_value(access_token, token["access_token"])
+        access_token.save()
+        return access_token
+
+    def _create_refresh_token(
+        self, request: Request, refresh_token_code: str, access_token: Any, previous: Any
+    ) -> Any:
+        """DOT's, plus idle/absolute expiry and the session facts carried through rotation
+        (OIDC Core §12.2: a refreshed ID token keeps `auth_time`, `amr`)."""
+        grant = getattr(request, "idp_grant", None)
+        if previous is not None:
+            family = previous.token_family
+            sid, auth_time, amr = previous.sid, previous.auth_time, previous.amr
+            family_expires = previous.family_expires
+        else:
+            family = uuid.uuid4()
+            sid = grant.sid if grant else ""
+            auth_time = grant.auth_time if grant else None
+            amr = grant.amr if grant else []
+            family_expires = None
+        expires, family_expires = refresh_expiries(
+            client=request.client, family_expires=family_expires
+        )
+        refresh_token = get_refresh_token_model()(
+            user=request.user,
+            application=request.client,
+            access_token=access_token,
+            token_family=family,
+            resource=getattr(request, "resource", []),
+            sid=sid,
+            auth_time=auth_time,
+            amr=amr,
+            expires=expires,
+            family_expires=family_expires,
+        )
+        self._set_token_value(refresh_token, refresh_token_code)
+        refresh_token.save()
+        return refresh_token
+
+    # ------------------------------------------------------------------ refresh
+    def validate_refresh_token(
+        self, refresh_token: str, client: Client, request: Request, *a: Any, **kw: Any
+    ) -> bool:
+        """RFC 6749 §6, RFC 9700 §4.14.2: bound to its client, rotated on use, idle and absolute
+        expiry; a rotated (already used) token presented again revokes its whole family."""
+        refresh_token_model = get_refresh_token_model()
+        rt = (
+            refresh_token_model.objects.filter(token_checksum=_token_checksum(refresh_token))
+            .select_related("access_token", "user")
+            .order_by(F("revoked").desc(nulls_first=True))
+            .first()
+        )
+        if rt is None or rt.application_id != client.pk:
+            return False
+        if rt.revoked is not None:
+            # Reuse of a rotated or revoked token: the family is compromised (RFC 9700 §4.14.2).
+            superseded = get_access_token_model().objects.filter(source_refresh_token=rt).exists()
+            refresh_token_model.revoke_family(rt.token_family)
+            if superseded:
+                record_event(
+                    type=AuditEvent.Type.TOKEN_REPLAY,
+                    request=audit_request(request),
+                    subject=rt.user,
+                    client=client,
+                    grant="refresh_token",
+                    reason="rotated refresh token replayed",
+                )
+            return False
+        now = timezone.now()
+        if rt.access_token is None:
+            return False  # orphan: its access token was deleted out of band (revoked)
+        if (rt.expires is not None and rt.expires <= now) or (
+            rt.family_expires is not None and rt.family_expires <= now
+        ):
+            return False
+        if not rt.user.is_active:
+            return False  # a deactivated user's tokens are dead even if rows remain
+        request.user = rt.user
+        request.refresh_token = refresh_token
+        request.refresh_token_instance = rt
+        request.idp_code_checksum = rt.access_token.code_checksum
+        return True
+
+    # ------------------------------------------------------------------ using tokens
+    def validate_bearer_token(self, token: str, scopes: list[str], request: Request) -> bool:
+        """DOT's check plus: a deactivated user's tokens are invalid at once (DOT checks the
+        client via `is_usable`), and a token without a person never passes where `openid` is
+        required (a client-credentials token at userinfo)."""
+        if not super().validate_bearer_token(token, scopes, request):
+            return False
+        access_token = request.access_token
+        if access_token.user is not None and not access_token.user.is_active:
+            request.oauth2_error = OrderedDict(
+                [
+                    ("error", "invalid_token"),
+                    ("error_description", _("The access token is invalid.")),
+                ]
+            )
+            return False
+        if access_token.user is None and "openid" in (scopes or []):
+            request.oauth2_error = OrderedDict(
+                [
+                    ("error", "insufficient_scope"),
+                    ("error_description", _("This token was not issued for a person.")),
+                ]
+            )
+            return False
+        return True
+
+    def revoke_token(
+        self, token: str, token_type_hint: str | None, request: Request, *a: Any, **kw: Any
+    ) -> None:
+        """RFC 7009 §2.1: only the calling client's own tokens; a refresh token takes every
+        token of its grant (its family and their access tokens) with it."""
+        client = request.client
+        if getattr(client, "pk", None) is None:
+            return
+        lookup = {"token_checksum": _token_checksum(token), "application_id": client.pk}
+        access_token_model = get_access_token_model()
+        refresh_token_model = get_refresh_token_model()
+        order = [access_token_model, refresh_token_model]
+        if token_type_hint == "refresh_token":  # noqa: S105 (a hint name, not a secret)
+            order.reverse()
+        for model in order:
+            found = list(model.objects.filter(**lookup).select_related("user"))
+            if not found:
+                continue
+            for item in found:
+                if isinstance(item, refresh_token_model):
+                    if item.token_family:
+                        refresh_token_model.revoke_family(item.token_family)
+                    else:
+                        item.revoke()
+                else:
+                    revoke_access_token(item)
+                record_event(
+                    type=AuditEvent.Type.TOKEN_REVOKED,
+                    request=audit_request(request),
+                    subject=item.user,
+                    client=client,
+                    token_type="refresh_token"
+                    if isinstance(item, refresh_token_model)
+                    else "access_token",
+                    via="revocation endpoint",
+                )
+            return

@@ -13,6 +13,8 @@ from __future__ import annotations
 from django.urls import path
 from oauth2_provider import views as dot_views
 
+from oauth_clients import views
+
 app_name = "oauth2_provider"
 
 urlpatterns = [
@@ -20,7 +22,7 @@ urlpatterns = [
     path("o/authorize/", dot_views.AuthorizationView.as_view(), name="authorize"),
     path("o/logout/", dot_views.RPInitiatedLogoutView.as_view(), name="rp-initiated-logout"),
     # Token side.
-    path("o/token/", dot_views.TokenView.as_view(), name="token"),
+    path("o/token/", views.TokenView.as_view(), name="token"),
     path("o/revoke_token/", dot_views.RevokeTokenView.as_view(), name="revoke-token"),
     path("o/introspect/", dot_views.IntrospectTokenView.as_view(), name="introspect"),
     path("o/userinfo/", dot_views.UserInfoView.as_view(), name="user-info"),

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from django.test import Client as HttpClient
@@ -82,6 +82,15 @@ def machine_client(db) -> Client:
         redirect_uris="",
         allowed_scopes="",
     )
+
+
+FORM = "application/x-www-form-urlencoded"
+
+
+def post_form(http: HttpClient, url: str, data: dict[str, str], **headers: Any) -> Any:
+    """POST `data` form-urlencoded, as RFC 6749 §4.1.3 requires at the token endpoint (Django's
+    test client would send multipart/form-data)."""
+    return http.post(url, urlencode(data), content_type=FORM, **headers)
 
 
 def basic_auth(client_id: str, secret: str) -> str:
@@ -199,7 +208,7 @@ def exchange_code(client, token_endpoint) -> Callable[..., Any]:
             )
         else:
             data.setdefault("client_id", oauth_client.client_id)
-        return client.post(token_endpoint, data, **headers)
+        return post_form(client, token_endpoint, data, **headers)
 
     return exchange
 

@@ -1,0 +1,108 @@
+"""Token-side helpers: code hashing, lifetimes, replay revocation, cheap `last_used_at` stamps.
+
+Used by `oauth_clients.token_policy` (the validator) and the token-side views. Nothing here sees
+a clear token except to hash it; nothing stores or logs one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from oauth2_provider.models import get_access_token_model, get_refresh_token_model
+from oauth2_provider.settings import oauth2_settings
+
+from accounts.audit import record_event
+from accounts.models import AuditEvent
+from oauth_clients.models import Client
+
+# A client's `last_used_at` is written at most this often (one UPDATE per client per minute,
+# not one per token request).
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+DEFAULT_REFRESH_IDLE_SECONDS = 14 * 24 * 3600
+
+
+def hash_code(code: str) -> str:
+    """SHA-256 of an authorization code: what `Grant.code` and `AccessToken.code_checksum` hold."""
+    return hashlib.sha256(code.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def access_token_lifetime(client: Client | None) -> int:
+    """Seconds an access token lives: the client's own lifetime or the provider default."""
+    if client is not None and client.access_token_lifetime:
+        return int(client.access_token_lifetime)
+    return int(oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS)
+
+
+def refresh_token_idle_lifetime(client: Client) -> timedelta:
+    """How long a refresh token may go unused before it dies (moves on each rotation)."""
+    seconds = client.refresh_token_idle_lifetime or getattr(
+        settings, "IDP_REFRESH_TOKEN_IDLE_SECONDS", DEFAULT_REFRESH_IDLE_SECONDS
+    )
+    return timedelta(seconds=int(seconds))
+
+
+def refresh_token_absolute_lifetime(client: Client) -> timedelta:
+    """How long a refresh-token family lives at most, counted from the code exchange."""
+    seconds = client.refresh_token_absolute_lifetime or oauth2_settings.REFRESH_TOKEN_EXPIRE_SECONDS
+    return timedelta(seconds=int(seconds))
+
+
+def refresh_expiries(
+    *, client: Client, family_expires: datetime | None, now: datetime | None = None
+) -> tuple[datetime, datetime]:
+    """(idle expiry, absolute expiry) for a new refresh token; the idle one never passes the
+    absolute one, which is fixed when the family starts (`family_expires` None) and inherited."""
+    now = now or timezone.now()
+    absolute = family_expires or now + refresh_token_absolute_lifetime(client)
+    idle = min(now + refresh_token_idle_lifetime(client), absolute)
+    return idle, absolute
+
+
+def mark_client_used(client: Client, *, now: datetime | None = None) -> None:
+    """Stamp `last_used_at`, at most once per `LAST_USED_RESOLUTION` (one cheap UPDATE)."""
+    now = now or timezone.now()
+    last = client.last_used_at
+    if last is not None and now - last < LAST_USED_RESOLUTION:
+        return
+    Client.objects.filter(pk=client.pk).update(last_used_at=now)
+    client.last_used_at = now
+
+
+@transaction.atomic
+def revoke_tokens_issued_from_code(
+    *, code_checksum: str, client: Client, request: Any = None, reason: str
+) -> int:
+    """RFC 6749 §4.1.2 / RFC 9700 §4.2.4: a code presented twice revokes what it issued.
+
+    Every refresh-token family started from the code is revoked (so tokens rotated since are
+    caught too) and every access token carrying the code's checksum is deleted. Returns the
+    number of families revoked. Writes one `TOKEN_REPLAY` audit row.
+    """
+    access_token_model = get_access_token_model()
+    refresh_token_model = get_refresh_token_model()
+    families = set(
+        refresh_token_model.objects.filter(access_token__code_checksum=code_checksum)
+        .exclude(token_family=None)
+        .values_list("token_family", flat=True)
+    )
+    for family in families:
+        refresh_token_model.revoke_family(family)
+    issued = access_token_model.objects.filter(code_checksum=code_checksum)
+    user = next((token.user for token in issued.select_related("user")[:1]), None)
+    issued.delete()
+    record_event(
+        type=AuditEvent.Type.TOKEN_REPLAY,
+        request=request,
+        actor=None,
+        subject=user,
+        client=client,
+        grant="authorization_code",
+        reason=reason,
+        families_revoked=len(families),
+    )
+    return len(families)

@@ -1,0 +1,129 @@
+"""Token endpoint (RFC 6749 §3.2): DOT's view behind our request checks, in one transaction.
+
+Also home of the two helpers every back-channel endpoint (token, revocation, introspection,
+userinfo) uses so hostile input gets the protocol's own error (RFC 6749 §5.2) and never a 500:
+`oauth_error` and `form_problem`.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.decorators import method_decorator
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from oauth2_provider import views as dot_views
+from oauth2_provider.compat import login_not_required
+from oauth2_provider.settings import oauth2_settings
+
+from oauth_clients.tokens import access_token_lifetime
+
+# No legitimate parameter at these endpoints comes near this: codes, tokens and secrets are
+# < 100 characters, a PKCE verifier ≤ 128 (RFC 7636 §4.1), a redirect URI a few hundred.
+MAX_PARAMETER_LENGTH = 4096
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+
+
+def oauth_error(
+    error: str,
+    description: str,
+    status: int = HTTPStatus.BAD_REQUEST,
+    headers: dict[str, str] | None = None,
+) -> JsonResponse:
+    """RFC 6749 §5.2 error response: JSON, never cached."""
+    response = JsonResponse({"error": error, "error_description": description}, status=status)
+    response["Cache-Control"] = "no-store"
+    response["Pragma"] = "no-cache"
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def form_problem(request: HttpRequest, *, methods: tuple[str, ...] = ("POST",)) -> Any:
+    """The error response for a malformed back-channel request, or None when it is well formed.
+
+    RFC 6749 §3.2 (POST), §4.1.3 (form-urlencoded body), §3.1/§3.2 (no repeated parameter);
+    Django's upload limits (`DATA_UPLOAD_MAX_MEMORY_SIZE`, `…_NUMBER_FIELDS`) answered as OAuth
+    errors, and NUL bytes or absurdly long values refused before they reach the database.
+    """
+    if request.method not in methods:
+        return oauth_error(
+            "invalid_request",
+            f"This endpoint accepts {' or '.join(methods)} only.",
+            HTTPStatus.METHOD_NOT_ALLOWED,
+            headers={"Allow": ", ".join(methods)},
+        )
+    if request.method != "POST":
+        params = request.GET
+    else:
+        content_type = request.content_type or ""
+        if content_type != FORM_CONTENT_TYPE:
+            return oauth_error("invalid_request", f"The request body must be {FORM_CONTENT_TYPE}.")
+        try:
+            params = request.POST
+        except RequestDataTooBig:
+            return oauth_error(
+                "invalid_request",
+                "The request body is too large.",
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            )
+        except TooManyFieldsSent:
+            return oauth_error("invalid_request", "The request has too many parameters.")
+    for name, values in params.lists():
+        if len(values) > 1:
+            return oauth_error("invalid_request", f"The parameter {name!r:.40} is repeated.")
+        value = values[0]
+        if len(value) > MAX_PARAMETER_LENGTH or len(name) > MAX_PARAMETER_LENGTH:
+            return oauth_error("invalid_request", "A parameter is too long.")
+        if "\x00" in value or "\x00" in name:
+            return oauth_error("invalid_request", "A parameter contains a NUL byte.")
+    return None
+
+
+def _access_token_expires_in(request: Any) -> int:
+    # oauthlib asks per request; the client (already authenticated) may have its own lifetime.
+    return access_token_lifetime(getattr(request, "client", None))
+
+
+# Our `dispatch` replaces DOT's decorated one, so the decorators are applied again: a client
+# posts no CSRF token and has no session (RFC 6749 §3.2).
+@method_decorator(csrf_exempt, name="dispatch")
+@method_decorator(login_not_required, name="dispatch")
+@method_decorator(never_cache, name="dispatch")
+class TokenView(dot_views.TokenView):
+    """POST /o/token/: authorization code, refresh token and client credentials grants."""
+
+    @classmethod
+    def get_server(cls) -> Any:
+        kwargs = {**oauth2_settings.server_kwargs, "token_expires_in": _access_token_expires_in}
+        return cls.get_server_class()(cls.get_validator_class()(), **kwargs)
+
+    @classmethod
+    def get_oauthlib_core(cls) -> Any:
+        # DOT caches the core on whichever class asks first; ours must not reuse DOT's
+        # TokenView's (built without our per-client lifetime).
+        if "_oauthlib_core" not in cls.__dict__ or oauth2_settings.ALWAYS_RELOAD_OAUTHLIB_CORE:
+            cls._oauthlib_core = cls.get_oauthlib_backend_class()(cls.get_server())
+        return cls._oauthlib_core
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        problem = form_problem(request)
+        if problem is not None:
+            return problem
+        # One transaction: the code row stays locked from validation to "consumed", and a
+        # failure half-way leaves no token behind.
+        with transaction.atomic():
+            return super().dispatch(request, *args, **kwargs)
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        # DOT's post re-reads the new access token to send `app_authorized` (one more query
+        # per grant); nothing here listens to it, so answer oauthlib's response directly.
+        _url, headers, body, status = self.create_token_response(request)
+        response = HttpResponse(content=body, status=status)
+        for name, value in headers.items():
+            response[name] = value
+        return response
