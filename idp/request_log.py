@@ -16,6 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject, empty
+from pythonjsonlogger.json import JsonFormatter as _BaseJsonFormatter
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # What we accept from a proxy: short, printable, no spaces or separators that could forge a log
@@ -28,6 +29,25 @@ audit_logger = logging.getLogger("idp.audit")
 _current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar(
     "idp_request_id", default=""
 )
+
+
+_JSON_VALUES = (str, int, float, bool, type(None), dict, list)
+
+
+class JsonFormatter(_BaseJsonFormatter):
+    """python-json-logger's formatter, minus extra fields that are objects.
+
+    Django attaches the request object to its own records (`django.request`, `django.server`);
+    rendered with repr() it would write the full URL, query string and all (authorization codes,
+    `state`, `id_token_hint`). Only plain JSON values, the ones our own code chooses to log, pass.
+    """
+
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        return {
+            key: value
+            for key, value in super().process_log_record(log_data).items()
+            if isinstance(value, _JSON_VALUES)
+        }
 
 
 def current_request_id() -> str:

@@ -1,0 +1,67 @@
+"""Fixtures for the deployment tests: captured JSON log lines, and the `scaleout` phase gate.
+
+Tests marked `scaleout` start real gunicorn processes over PostgreSQL and Redis; they are collected
+only when the marker expression names them (`pytest -m scaleout`, the Makefile's PostgreSQL
+phase), and there they fail loudly when PostgreSQL or Redis does not answer.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+from django.conf import settings
+
+from idp.request_log import JsonFormatter
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if "scaleout" in (config.option.markexpr or ""):
+        return
+    selected, deselected = [], []
+    for item in items:
+        (deselected if item.get_closest_marker("scaleout") else selected).append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = selected
+
+
+class CapturedLogs:
+    """Everything the application logs during a test, as production would format it."""
+
+    def __init__(self) -> None:
+        self.stream = io.StringIO()
+
+    @property
+    def text(self) -> str:
+        return self.stream.getvalue()
+
+    def records(self, logger: str | None = None) -> list[dict]:
+        lines = [json.loads(line) for line in self.text.splitlines() if line.strip()]
+        return [line for line in lines if logger is None or line.get("logger") == logger]
+
+
+@pytest.fixture
+def captured_logs() -> Iterator[CapturedLogs]:
+    """A JSON handler on the root logger and on the non-propagating request/audit loggers."""
+    captured = CapturedLogs()
+    handler = logging.StreamHandler(captured.stream)
+    formatter_config = settings.LOGGING["formatters"]["json"]
+    handler.setFormatter(
+        JsonFormatter(formatter_config["format"], rename_fields=formatter_config["rename_fields"])
+    )
+    loggers = [
+        logging.getLogger(),
+        logging.getLogger("idp.request"),
+        logging.getLogger("idp.audit"),
+    ]
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        yield captured
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
