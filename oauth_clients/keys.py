@@ -7,12 +7,15 @@ ones stay published in JWKS (so tokens they signed still verify) until removed b
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import time
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from jwcrypto import jwk
 
 
 def generate_rsa_private_key_pem() -> str:
@@ -52,3 +55,69 @@ def read_signing_keys(*, key_dir: Path, env_pem: str = "", generate: bool = Fals
     if env_pem:
         pems = [env_pem.replace("\\n", "\n"), *[p for p in pems if p.strip() != env_pem.strip()]]
     return pems
+
+
+def key_created_at(path: Path) -> float:
+    """Unix time a key file was written (its name is `time.time_ns()` at creation)."""
+    return int(path.stem) / 1e9 if path.stem.isdigit() else path.stat().st_mtime
+
+
+def prune_keys(key_dir: Path, *, older_than_seconds: float, now: float | None = None) -> list[Path]:
+    """Delete key files older than `older_than_seconds`, never the newest (signing) one.
+
+    Only safe once every token a key signed has expired: callers pass at least the longest
+    ID-token lifetime. Returns the removed paths.
+    """
+    now = time.time() if now is None else now
+    removed = []
+    for path in key_files(key_dir)[1:]:
+        if now - key_created_at(path) > older_than_seconds:
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
+@functools.lru_cache(maxsize=64)
+def _jwk(pem: str) -> jwk.JWK:
+    return jwk.JWK.from_pem(pem.encode("ascii"))
+
+
+def key_id(pem: str) -> str:
+    """The `kid` of a key: its RFC 7638 thumbprint, the value DOT puts in the ID-token header."""
+    return _jwk(pem).thumbprint()
+
+
+def public_jwk(pem: str) -> dict[str, str]:
+    """The public half of a signing key as published in JWKS (RFC 7517 §4), with its `kid`."""
+    key = _jwk(pem)
+    data: dict[str, str] = {"alg": "RS256", "use": "sig", "kid": key.thumbprint()}
+    data.update(key.export_public(as_dict=True))
+    return data
+
+
+def jwks_document(pems: list[str]) -> dict[str, list[dict[str, str]]]:
+    """The JWK Set of every published key, signing key first."""
+    return {"keys": [public_jwk(pem) for pem in pems]}
+
+
+def keys_fingerprint(pems: list[str]) -> str:
+    """Changes whenever the published key set changes (cache keys, ETags)."""
+    return hashlib.sha256("\n".join(key_id(pem) for pem in pems).encode()).hexdigest()[:32]
+
+
+def verification_key(pems: list[str], kid: str | None) -> jwk.JWK | None:
+    """The published key with this `kid` (any key still in JWKS, not only the signing one);
+    without a `kid`, the signing key."""
+    for pem in pems:
+        if kid is None or key_id(pem) == kid:
+            return _jwk(pem)
+    return None
+
+
+def published_pems() -> list[str]:
+    """The configured keys, signing key first (what JWKS publishes and id_token_hint may use)."""
+    # Imported here: Django settings import this module before DOT's settings exist.
+    from oauth2_provider.settings import oauth2_settings
+
+    active = oauth2_settings.OIDC_RSA_PRIVATE_KEY
+    return [active, *oauth2_settings.OIDC_RSA_PRIVATE_KEYS_INACTIVE] if active else []

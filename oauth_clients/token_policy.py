@@ -291,8 +291,11 @@ class TokenPolicyMixin:
         return (grant.code_challenge or None) if grant else None
 
     def get_code_challenge_method(self, code: str, request: Request) -> str | None:
+        # RFC 9700 §2.1.1: only S256. A legacy "plain" grant answers "no method", which oauthlib
+        # refuses with invalid_grant instead of comparing the verifier in clear.
         grant = self._grant(code, request)
-        return (grant.code_challenge_method or None) if grant else None
+        method = grant.code_challenge_method if grant else ""
+        return method if method == "S256" else None
 
     def confirm_redirect_uri(
         self,
@@ -341,6 +344,14 @@ class TokenPolicyMixin:
         )
         if not consumed:
             raise errors.InvalidGrantError(request=request)
+        record_event(
+            type=AuditEvent.Type.TOKENS_ISSUED,
+            request=audit_request(request),
+            subject=request.user,
+            client=request.client,
+            grant="authorization_code",
+            scope=" ".join(request.scopes or []),
+        )
 
     def _check_and_set_request_resource(self, request: Request) -> None:
         # DOT looks the Grant up by the clear code to inherit RFC 8707 resources; ours are

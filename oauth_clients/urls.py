@@ -14,28 +14,29 @@ from django.urls import path
 from oauth2_provider import views as dot_views
 
 from oauth_clients import views
+from oauth_clients.views.authorize import AuthorizeView
 
 app_name = "oauth2_provider"
 
 urlpatterns = [
-    # Authorization side (helper C replaces these with our views).
-    path("o/authorize/", dot_views.AuthorizationView.as_view(), name="authorize"),
+    # Authorization side.
+    path("o/authorize/", AuthorizeView.as_view(), name="authorize"),
     path("o/logout/", dot_views.RPInitiatedLogoutView.as_view(), name="rp-initiated-logout"),
     # Token side.
     path("o/token/", views.TokenView.as_view(), name="token"),
-    path("o/revoke_token/", dot_views.RevokeTokenView.as_view(), name="revoke-token"),
-    path("o/introspect/", dot_views.IntrospectTokenView.as_view(), name="introspect"),
-    path("o/userinfo/", dot_views.UserInfoView.as_view(), name="user-info"),
-    path(".well-known/jwks.json", dot_views.JwksInfoView.as_view(), name="jwks-info"),
+    path("o/revoke_token/", views.RevocationView.as_view(), name="revoke-token"),
+    path("o/introspect/", views.IntrospectionView.as_view(), name="introspect"),
+    path("o/userinfo/", views.UserInfoView.as_view(), name="user-info"),
+    path(".well-known/jwks.json", views.JwksView.as_view(), name="jwks-info"),
     # Discovery at the issuer (OIDC Discovery §4; RFC 8414 §3).
     path(
         ".well-known/openid-configuration",
-        dot_views.ConnectDiscoveryInfoView.as_view(),
+        views.DiscoveryView.as_view(),
         name="oidc-connect-discovery-info",
     ),
     path(
         ".well-known/oauth-authorization-server",
-        dot_views.OAuthServerMetadataView.as_view(),
+        views.DiscoveryView.as_view(),
         name="oauth-server-metadata",
     ),
 ]

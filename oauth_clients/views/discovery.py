@@ -1,0 +1,95 @@
+"""Provider metadata: OIDC Discovery 1.0 §4 and RFC 8414 §3, one document at both addresses.
+
+Lists only what is really supported (authorization code + PKCE S256, RS256 ID tokens, the three
+client authentication methods the token endpoint implements). The issuer is `IDP_ISSUER`,
+identical here, in ID tokens and in the `iss` authorization-response parameter (RFC 9207).
+Cacheable by clients and kept in Django's cache under a key that changes with the signing keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import reverse
+from django.utils.cache import patch_cache_control
+from django.utils.decorators import method_decorator
+from django.views.generic import View
+from oauth2_provider.compat import login_not_required
+from oauth2_provider.settings import oauth2_settings
+
+from oauth_clients.claims import supported_claims
+from oauth_clients.keys import keys_fingerprint, published_pems
+
+CACHE_PREFIX = "oidc:discovery:"
+MAX_AGE_SECONDS = 3600
+CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+
+def endpoint_url(name: str) -> str:
+    """Absolute URL of one of our endpoints, on the issuer's scheme and host."""
+    issuer = urlsplit(settings.IDP_ISSUER)
+    return f"{issuer.scheme}://{issuer.netloc}{reverse(f'oauth2_provider:{name}')}"
+
+
+def provider_metadata() -> dict[str, Any]:
+    """The discovery document (built fresh; see `cached_provider_metadata`)."""
+    data: dict[str, Any] = {
+        "issuer": settings.IDP_ISSUER,
+        "authorization_endpoint": endpoint_url("authorize"),
+        "token_endpoint": endpoint_url("token"),
+        "userinfo_endpoint": endpoint_url("user-info"),
+        "jwks_uri": endpoint_url("jwks-info"),
+        "revocation_endpoint": endpoint_url("revoke-token"),
+        "introspection_endpoint": endpoint_url("introspect"),
+        "scopes_supported": list(oauth2_settings.SCOPES),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "token_endpoint_auth_methods_supported": [*CLIENT_AUTH_METHODS, "none"],
+        "revocation_endpoint_auth_methods_supported": [*CLIENT_AUTH_METHODS, "none"],
+        # RFC 7662 §2.1: introspection requires client authentication.
+        "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": supported_claims(),
+        "claim_types_supported": ["normal"],
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "prompt_values_supported": ["none", "login"],
+        "authorization_response_iss_parameter_supported": True,
+    }
+    if oauth2_settings.OIDC_RP_INITIATED_LOGOUT_ENABLED:
+        data["end_session_endpoint"] = endpoint_url("rp-initiated-logout")
+    return data
+
+
+def cached_provider_metadata() -> dict[str, Any]:
+    # The key changes with the signing keys and the issuer: a rotation or a new issuer is never
+    # answered from a stale entry.
+    issuer_tag = hashlib.sha256(settings.IDP_ISSUER.encode()).hexdigest()[:16]
+    key = f"{CACHE_PREFIX}{issuer_tag}:{keys_fingerprint(published_pems())}"
+    document = cache.get(key)
+    if document is None:
+        document = provider_metadata()
+        cache.set(key, document, timeout=MAX_AGE_SECONDS)
+    return document
+
+
+@method_decorator(login_not_required, name="dispatch")
+class DiscoveryView(View):
+    """GET <issuer>/.well-known/openid-configuration and /.well-known/oauth-authorization-server."""
+
+    http_method_names = ["get", "head", "options"]
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = JsonResponse(cached_provider_metadata())
+        response["Access-Control-Allow-Origin"] = "*"
+        patch_cache_control(response, public=True, max_age=MAX_AGE_SECONDS)
+        return response

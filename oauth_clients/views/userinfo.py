@@ -1,0 +1,106 @@
+"""UserInfo endpoint (OIDC Core §5.3) with RFC 6750 error semantics, GET and POST.
+
+The token comes in the Authorization header (RFC 6750 §2.1) or a form body (§2.2), never the
+query string (RFC 9700 §4.3.2) and never in two places at once (RFC 6750 §2). Errors: 400
+`invalid_request`, 401 `invalid_token` for a missing, bad, expired or revoked token, 403
+`insufficient_scope` for a token without `openid` or without a person (client credentials).
+The claims come from the validator (`get_userinfo_claims` → `oauth_clients.claims`).
+"""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.decorators import method_decorator
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.generic import View
+from oauth2_provider.compat import login_not_required
+from oauth2_provider.utils import parse_bearer_token
+from oauth2_provider.views.mixins import OAuthLibMixin
+from oauthlib.common import Request as OAuthlibRequest
+
+from oauth_clients.views.token import form_problem
+
+DESCRIPTIONS = {
+    "invalid_request": "The request is malformed.",
+    "invalid_token": "The access token is missing, invalid, expired or revoked.",
+    "insufficient_scope": "The access token does not grant the openid scope.",
+}
+STATUS = {
+    "invalid_request": HTTPStatus.BAD_REQUEST,
+    "invalid_token": HTTPStatus.UNAUTHORIZED,
+    "insufficient_scope": HTTPStatus.FORBIDDEN,
+}
+
+
+def bearer_error(error: str, description: str = "") -> JsonResponse:
+    """RFC 6750 §3: the error in the WWW-Authenticate challenge and in a JSON body."""
+    description = description or DESCRIPTIONS[error]
+    challenge = f'Bearer error="{error}", error_description="{description}"'
+    if error == "insufficient_scope":
+        challenge += ', scope="openid"'
+    response = JsonResponse(
+        {"error": error, "error_description": description}, status=STATUS[error]
+    )
+    response["WWW-Authenticate"] = challenge
+    return response
+
+
+@method_decorator(csrf_exempt, name="dispatch")
+@method_decorator(login_not_required, name="dispatch")
+@method_decorator(never_cache, name="dispatch")
+class UserInfoView(OAuthLibMixin, View):
+    http_method_names = ["get", "post"]
+
+    def http_method_not_allowed(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        return form_problem(request, methods=("GET", "POST"))
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return self._userinfo(request, body_token=None)
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        body_token = None
+        if request.content_type == "application/x-www-form-urlencoded":
+            problem = form_problem(request)
+            if problem is not None:
+                return bearer_error("invalid_request", problem_description(problem))
+            body_token = request.POST.get("access_token")
+        return self._userinfo(request, body_token=body_token)
+
+    def _userinfo(self, request: HttpRequest, *, body_token: str | None) -> HttpResponse:
+        if "access_token" in request.GET:
+            return bearer_error(
+                "invalid_request", "Send the access token in the Authorization header."
+            )
+        header = request.headers.get("Authorization")
+        if header and body_token is not None:
+            return bearer_error("invalid_request", "Send the access token in one place only.")
+        token = parse_bearer_token(header) if header else body_token
+        if not token or "\x00" in token:
+            return bearer_error("invalid_token")
+        core = self.get_oauthlib_core()
+        validator = core.server.request_validator
+        oauth_request = OAuthlibRequest(
+            request.build_absolute_uri(request.path),
+            http_method=request.method,
+            headers=core.extract_headers(request),
+        )
+        if not validator.validate_bearer_token(token, [], oauth_request):
+            return bearer_error("invalid_token")
+        access_token = oauth_request.access_token
+        scopes = access_token.scope.split()
+        if access_token.user is None or "openid" not in scopes:
+            return bearer_error("insufficient_scope")
+        oauth_request.scopes = scopes
+        claims = validator.get_userinfo_claims(oauth_request)
+        if isinstance(claims, str):  # a signed UserInfo response (OIDC Core §5.3.2)
+            return HttpResponse(claims, content_type="application/jwt")
+        return JsonResponse(claims)
+
+
+def problem_description(response: HttpResponse) -> str:
+    return str(json.loads(response.content).get("error_description", ""))
