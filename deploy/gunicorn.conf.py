@@ -1,0 +1,108 @@
+"""gunicorn settings for the IdP image (`gunicorn --config deploy/gunicorn.conf.py idp.wsgi`).
+
+Every value can be overridden from the environment (GUNICORN_*). Logs: gunicorn's own messages as
+JSON on stdout; the per-request JSON access line is written by the application
+(`idp.request_log`, logger `idp.request`), because only it knows the URL name, the user and the
+request id, and it never writes the query string. gunicorn's own access log stays off so each
+request is one line.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+
+def _cpu_count() -> int:
+    """CPUs this container may use: the cgroup v2 quota if set, else the affinity mask."""
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota != "max":
+            return max(1, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):
+        pass
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    return int(value) if value.strip() else default
+
+
+bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
+# Sign-in hashes passwords (Argon2id, CPU-bound) and token requests wait on PostgreSQL: 2 workers
+# per CPU plus one, 2 threads each, keeps the CPU busy without queueing behind slow I/O.
+workers = _env_int("GUNICORN_WORKERS", 2 * _cpu_count() + 1)
+worker_class = "gthread"
+threads = _env_int("GUNICORN_THREADS", 2)
+# Graceful: a worker stuck for 30 s is replaced; on SIGTERM (rolling update, scale-in) workers
+# finish the requests in flight for up to 25 s, inside Kubernetes' 40 s grace period.
+timeout = _env_int("GUNICORN_TIMEOUT", 30)
+graceful_timeout = _env_int("GUNICORN_GRACEFUL_TIMEOUT", 25)
+# Shorter than the reverse proxy's idle timeout (Caddy and ingress-nginx default to 60 s+).
+keepalive = _env_int("GUNICORN_KEEPALIVE", 5)
+# Recycle workers now and then so a slow leak can never take an instance down.
+max_requests = _env_int("GUNICORN_MAX_REQUESTS", 5000)
+max_requests_jitter = _env_int("GUNICORN_MAX_REQUESTS_JITTER", 500)
+# Heartbeat files in memory: the root filesystem is read-only in Kubernetes.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 (tmpfs by design)
+# The application decides from X-Forwarded-* (IDP_TRUSTED_PROXY_COUNT); gunicorn must not.
+forwarded_allow_ips = ""
+proxy_allow_ips = ""
+limit_request_line = 8190
+limit_request_fields = 100
+# No runtime control socket: one fixed path per user ($HOME/.gunicorn) would be shared by every
+# instance on a host, and the home directory is read-only in the image.
+control_socket_disable = True
+
+accesslog = None
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        }
+    },
+    "handlers": {
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": "json",
+        },
+        "null": {"class": "logging.NullHandler"},
+    },
+    # Replaces gunicorn's defaults whole (its default root logger names a handler removed here).
+    "root": {"handlers": ["stdout"], "level": "INFO"},
+    "loggers": {
+        "gunicorn.error": {"handlers": ["stdout"], "level": loglevel.upper(), "propagate": False},
+        # Its line carries the raw request line, query string (codes, state) included: dropped.
+        "gunicorn.access": {"handlers": ["null"], "level": "INFO", "propagate": False},
+    },
+}
+
+# Prometheus multiprocess mode: every worker writes its values to files in this directory and
+# /metrics adds them up. It must be set before a worker imports prometheus_client, and be empty
+# when the server starts (stale files from a previous run would be counted again).
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="idp-prometheus-")
+
+
+def on_starting(server: object) -> None:
+    directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True, mode=0o700)
+
+
+def child_exit(server: object, worker: object) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]
