@@ -109,7 +109,6 @@ def record_failed_login(
             record_event(
                 type=AuditEvent.Type.LOGIN_FAILED,
                 request=request,
-                actor=None if _signed_in(request) else user,
                 subject=user,
                 reason=reason,
             )
@@ -117,7 +116,6 @@ def record_failed_login(
                 record_event(
                     type=AuditEvent.Type.ACCOUNT_LOCKED,
                     request=request,
-                    actor=None if _signed_in(request) else user,
                     subject=user,
                     locked_until=user.locked_until.isoformat() if user.locked_until else None,
                     failures=threshold,

@@ -239,6 +239,7 @@ LOGOUT_REDIRECT_URL = "/"
 
 # --- django-allauth: account flows
 ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
+ACCOUNT_FORMS = {"login": "accounts.forms.LoginForm"}
 ACCOUNT_LOGIN_METHODS = {"username", "email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
 ACCOUNT_UNIQUE_EMAIL = True
@@ -345,6 +346,8 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# A stale or foreign form gets the branded 403 page, not Django's debug-style one.
+CSRF_FAILURE_VIEW = "accounts.views.csrf_failure"
 # Probes and Prometheus talk plain http to the pod (answered by idp.middleware.ProbeMiddleware
 # before SecurityMiddleware; listed here too so a reordering cannot redirect them).
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]

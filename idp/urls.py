@@ -9,11 +9,20 @@ from idp import health, metrics
 urlpatterns = [
     path("", account_views.home, name="home"),
     path("accounts/", include("allauth.urls")),
+    path("account/", include("accounts.urls")),
     # The OIDC provider: DOT's views we keep plus ours, under DOT's namespace.
     path("", include("oauth_clients.urls", namespace="oauth2_provider")),
+    # The admin signs in through allauth's login (same lock and rate limits).
+    path("admin/login/", account_views.admin_login, name="admin_login_redirect"),
     path("admin/", admin.site.urls),
     # Operations; idp.middleware.ProbeMiddleware answers these paths first (any Host, plain http).
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics.metrics_view, name="metrics"),
 ]
+
+# Branded error pages (templates/400.html … 500.html).
+handler400 = "accounts.views.bad_request"
+handler403 = "accounts.views.permission_denied"
+handler404 = "accounts.views.page_not_found"
+handler500 = "accounts.views.server_error"

@@ -1,0 +1,350 @@
+"""Django admin for user management and the read-only audit log.
+
+Every security change an administrator makes goes through `accounts.services`, which applies
+its side effects (sessions, tokens, reset emails) and writes the audit row with the acting admin.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from accounts import services
+from accounts.forms import AdminUserChangeForm, AdminUserCreationForm
+from accounts.models import AuditEvent, User
+
+
+class LockedFilter(admin.SimpleListFilter):
+    title = _("sign-in lock")
+    parameter_name = "locked"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", _("Locked now")), ("no", _("Not locked"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> QuerySet[User]:
+        now = timezone.now()
+        if self.value() == "yes":
+            return queryset.filter(locked_until__gt=now)
+        if self.value() == "no":
+            return queryset.exclude(locked_until__gt=now)
+        return queryset
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    form = AdminUserChangeForm
+    add_form = AdminUserCreationForm
+    add_form_template = "admin/change_form.html"
+    list_display = (
+        "username",
+        "email",
+        "first_name",
+        "last_name",
+        "is_active",
+        "is_staff",
+        "is_superuser",
+        "is_locked_now",
+        "last_login",
+    )
+    list_filter = (
+        "is_active",
+        "is_staff",
+        "is_superuser",
+        "password_reset_required",
+        LockedFilter,
+        "groups",
+    )
+    search_fields = ("username", "first_name", "last_name", "email")
+    readonly_fields = (
+        "last_login",
+        "date_joined",
+        "updated_at",
+        "failed_login_count",
+        "last_failed_login_at",
+        "locked_until",
+    )
+    fieldsets = (
+        (None, {"fields": ("username", "password")}),
+        (_("Personal info"), {"fields": ("first_name", "last_name", "email")}),
+        (
+            _("Access"),
+            {
+                "fields": (
+                    "is_active",
+                    "is_staff",
+                    "is_superuser",
+                    "password_reset_required",
+                    "groups",
+                    "user_permissions",
+                ),
+            },
+        ),
+        (
+            _("Sign-in protection"),
+            {"fields": ("failed_login_count", "last_failed_login_at", "locked_until")},
+        ),
+        (_("Important dates"), {"fields": ("last_login", "date_joined", "updated_at")}),
+    )
+    add_fieldsets = (
+        (
+            None,
+            {
+                "classes": ("wide",),
+                "fields": (
+                    "username",
+                    "email",
+                    "first_name",
+                    "last_name",
+                    "password_choice",
+                    "password1",
+                    "password2",
+                ),
+            },
+        ),
+    )
+    actions = [
+        "deactivate_users",
+        "activate_users",
+        "force_password_reset",
+        "unlock_users",
+        "grant_staff",
+        "revoke_staff",
+        "grant_superuser",
+        "revoke_superuser",
+    ]
+
+    @admin.display(boolean=True, description=_("locked"))
+    def is_locked_now(self, obj: User) -> bool:
+        return obj.is_locked()
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = list(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            # Only a superuser hands out superuser status or individual permissions.
+            fields += ["is_superuser", "groups", "user_permissions"]
+        return fields
+
+    def has_superuser_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_active and request.user.is_superuser)
+
+    # --- Saving through the services ------------------------------------------------------
+
+    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
+        if not change:
+            services.register_user(
+                user=obj, password=form.chosen_password(), actor=request.user, request=request
+            )
+            if not form.chosen_password():
+                self.message_user(
+                    request,
+                    _("A link to choose a password was emailed to %(email)s.")
+                    % {"email": obj.email},
+                )
+            return
+        services.save_admin_changes(
+            user=obj, changed_fields=list(form.changed_data), actor=request.user, request=request
+        )
+
+    def delete_model(self, request: HttpRequest, obj: User) -> None:
+        services.delete_user(user=obj, actor=request.user, request=request)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        for user in queryset:
+            services.delete_user(user=user, actor=request.user, request=request)
+
+    def user_change_password(
+        self, request: HttpRequest, id: str, form_url: str = ""
+    ) -> HttpResponse:
+        response = super().user_change_password(request, id, form_url)
+        if request.method == "POST" and response.status_code == 302:
+            user = self.get_object(request, unquote(id))
+            if user is not None:
+                services.record_admin_password_set(user=user, actor=request.user, request=request)
+        return response
+
+    # --- Actions ----------------------------------------------------------------------------
+
+    def _others(self, request: HttpRequest, queryset: QuerySet[User], verb: str) -> list[User]:
+        """The selected users except the acting administrator (nobody locks themselves out)."""
+        users = list(queryset)
+        if any(user.pk == request.user.pk for user in users):
+            self.message_user(
+                request,
+                _("You cannot %(verb)s your own account; it was left unchanged.") % {"verb": verb},
+                level=messages.WARNING,
+            )
+        return [user for user in users if user.pk != request.user.pk]
+
+    def _done(self, request: HttpRequest, count: int, message: str) -> None:
+        self.message_user(request, message % {"count": count}, level=messages.SUCCESS)
+
+    @admin.action(
+        description=_("Deactivate selected users (ends their sessions and tokens)"),
+        permissions=["change"],
+    )
+    def deactivate_users(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        users = self._others(request, queryset, str(_("deactivate")))
+        for user in users:
+            services.deactivate_user(user=user, actor=request.user, request=request)
+        self._done(
+            request,
+            len(users),
+            ngettext("%(count)d user deactivated.", "%(count)d users deactivated.", len(users)),
+        )
+
+    @admin.action(description=_("Activate selected users"), permissions=["change"])
+    def activate_users(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        users = list(queryset.filter(is_active=False))
+        for user in users:
+            services.activate_user(user=user, actor=request.user, request=request)
+        self._done(
+            request,
+            len(users),
+            ngettext("%(count)d user activated.", "%(count)d users activated.", len(users)),
+        )
+
+    @admin.action(
+        description=_("Force a password reset (signs out, emails a reset link)"),
+        permissions=["change"],
+    )
+    def force_password_reset(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        users = self._others(request, queryset, str(_("force a reset on")))
+        without_email = []
+        for user in users:
+            if not services.force_password_reset(user=user, actor=request.user, request=request):
+                without_email.append(user.get_username())
+        self._done(
+            request,
+            len(users),
+            ngettext(
+                "%(count)d user must choose a new password.",
+                "%(count)d users must choose a new password.",
+                len(users),
+            ),
+        )
+        if without_email:
+            self.message_user(
+                request,
+                _("No reset link could be emailed to: %(users)s. Set their password yourself.")
+                % {"users": ", ".join(without_email)},
+                level=messages.WARNING,
+            )
+
+    @admin.action(description=_("Unlock selected users"), permissions=["change"])
+    def unlock_users(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        users = list(queryset.filter(locked_until__isnull=False))
+        for user in users:
+            services.unlock_user(user=user, actor=request.user, request=request)
+        self._done(
+            request,
+            len(users),
+            ngettext("%(count)d user unlocked.", "%(count)d users unlocked.", len(users)),
+        )
+
+    @admin.action(description=_("Grant staff status"), permissions=["change"])
+    def grant_staff(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        users = list(queryset.filter(is_staff=False))
+        for user in users:
+            services.set_staff(user=user, is_staff=True, actor=request.user, request=request)
+        self._done(
+            request,
+            len(users),
+            ngettext("%(count)d user is now staff.", "%(count)d users are now staff.", len(users)),
+        )
+
+    @admin.action(description=_("Revoke staff status"), permissions=["change"])
+    def revoke_staff(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        users = [
+            u for u in self._others(request, queryset, str(_("revoke staff from"))) if u.is_staff
+        ]
+        for user in users:
+            services.set_staff(user=user, is_staff=False, actor=request.user, request=request)
+        self._done(
+            request,
+            len(users),
+            ngettext(
+                "%(count)d user is no longer staff.",
+                "%(count)d users are no longer staff.",
+                len(users),
+            ),
+        )
+
+    @admin.action(description=_("Grant superuser status"), permissions=["superuser"])
+    def grant_superuser(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        users = list(queryset.filter(is_superuser=False))
+        for user in users:
+            services.set_superuser(
+                user=user, is_superuser=True, actor=request.user, request=request
+            )
+        self._done(
+            request,
+            len(users),
+            ngettext(
+                "%(count)d user is now a superuser.",
+                "%(count)d users are now superusers.",
+                len(users),
+            ),
+        )
+
+    @admin.action(description=_("Revoke superuser status"), permissions=["superuser"])
+    def revoke_superuser(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        users = [
+            u
+            for u in self._others(request, queryset, str(_("revoke superuser from")))
+            if u.is_superuser
+        ]
+        for user in users:
+            services.set_superuser(
+                user=user, is_superuser=False, actor=request.user, request=request
+            )
+        self._done(
+            request,
+            len(users),
+            ngettext(
+                "%(count)d user is no longer a superuser.",
+                "%(count)d users are no longer superusers.",
+                len(users),
+            ),
+        )
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """The audit log, read-only: nobody adds, edits or deletes rows from the admin."""
+
+    list_display = ("created_at", "type", "actor_repr", "subject_repr", "client_repr", "ip")
+    list_filter = ("type", "created_at")
+    search_fields = ("actor_repr", "subject_repr", "client_repr", "ip", "user_agent")
+    date_hierarchy = "created_at"
+    list_per_page = 100
+    fields = (
+        "created_at",
+        "type",
+        "actor",
+        "actor_repr",
+        "subject",
+        "subject_repr",
+        "client",
+        "client_repr",
+        "ip",
+        "user_agent",
+        "extra",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
