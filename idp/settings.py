@@ -103,6 +103,11 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
+# Rotation (deploy/README.md): the previous keys stay valid for signatures until removed.
+SECRET_KEY_FALLBACKS = env_list("DJANGO_SECRET_KEY_FALLBACKS", [])
+# Key of the client-secret hashes (oauth_clients.secrets); when unset it is derived from
+# SECRET_KEY, so production sets it once and keeps it through secret-key rotations.
+IDP_CLIENT_SECRET_PEPPER = os.environ.get("IDP_CLIENT_SECRET_PEPPER", "")
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", [_issuer.hostname])
 if DEBUG:
