@@ -294,6 +294,8 @@ IDP_SIGNING_KEY_DIR = Path(os.environ.get("IDP_SIGNING_KEY_DIR", DATA_DIR / "sig
 OAUTH2_PROVIDER = {
     # Engine wiring
     "OAUTH2_VALIDATOR_CLASS": "oauth_clients.validator.IdPOAuth2Validator",
+    # Puts the signed-in session (user, sid, auth_time, amr) on oauthlib's request.
+    "OAUTH2_BACKEND_CLASS": "oauth_clients.backend.IdPOAuthLibCore",
     "OIDC_ENABLED": True,
     "OIDC_ISS_ENDPOINT": IDP_ISSUER,
     "OIDC_RP_INITIATED_LOGOUT_ENABLED": True,

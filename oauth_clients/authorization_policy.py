@@ -1,10 +1,274 @@
 """Validator policy for the authorization side: authorize requests, sessions, ID token claims.
 
-Mixed into `oauth_clients.validator.IdPOAuth2Validator`.
+Mixed into `oauth_clients.validator.IdPOAuth2Validator`. The signed-in user and the session's
+binding reach the oauthlib request through `oauth_clients.backend.IdPOAuthLibCore`
+(`request.user`, `request.idp_sid`, `idp_auth_time`, `idp_amr`, `idp_acr`); at the token endpoint
+the token side puts the Grant's (code exchange) values under the same names, and a refresh reads
+them from `request.refresh_token_instance` (OIDC Core §12.2).
 """
 
 from __future__ import annotations
 
+import json
+import time
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.utils import timezone
+from jwcrypto import jwk, jwt
+from jwcrypto.common import JWException
+from oauth2_provider.models import get_id_token_model
+from oauth2_provider.settings import oauth2_settings
+from oauth2_provider.utils import jwk_from_pem
+from oauthlib.oauth2.rfc6749 import errors
+
+from oauth_clients.backend import max_age_exceeded, parse_max_age
+from oauth_clients.claims import build_claims, supported_claims
+from oauth_clients.consent import consent_covers
+from oauth_clients.models import Client
+
+ID_TOKEN_ALGORITHM = "RS256"  # noqa: S105 (an algorithm name, not a secret)
+# RFC 8252 §7.3: a loopback redirect URI matches on any port.
+LOOPBACK_REDIRECT_HOSTS = frozenset({"127.0.0.1", "::1"})
+
+
+def redirect_uri_registered(uri: str, registered: list[str]) -> bool:
+    """OIDC Core §3.1.2.1 / RFC 9700 §4.1.3: simple string comparison with a registered URI.
+
+    The only exception is RFC 8252 §7.3: an http loopback IP redirect URI matches with any
+    port, everything else (scheme, host, path, query) compared exactly.
+    """
+    if uri in registered:
+        return True
+    if not uri.startswith("http://") or "#" in uri:
+        return False
+    try:
+        requested = urlsplit(uri)
+        if "@" in requested.netloc or requested.hostname not in LOOPBACK_REDIRECT_HOSTS:
+            return False
+        requested.port  # noqa: B018 (a malformed port raises ValueError here)
+    except ValueError:
+        return False
+    for candidate in registered:
+        if not candidate.startswith("http://"):
+            continue
+        allowed = urlsplit(candidate)
+        if (
+            allowed.hostname == requested.hostname
+            and "@" not in allowed.netloc
+            and allowed.path == requested.path
+            and ("?" in candidate) == ("?" in uri)
+            and allowed.query == requested.query
+        ):
+            return True
+    return False
+
+
+def published_keys() -> jwk.JWKSet:
+    """Every RS256 key still in JWKS: the active one and those kept after a rotation."""
+    keys = jwk.JWKSet()
+    for pem in [
+        oauth2_settings.OIDC_RSA_PRIVATE_KEY,
+        *oauth2_settings.OIDC_RSA_PRIVATE_KEYS_INACTIVE,
+    ]:
+        if pem:
+            key = jwk_from_pem(pem)
+            public = jwk.JWK.from_json(key.export_public())
+            public.update(kid=key.thumbprint(), alg=ID_TOKEN_ALGORITHM, use="sig")
+            keys.add(public)
+    return keys
+
+
+def decode_id_token(
+    token: str, *, issuer: str | None, accept_expired: bool
+) -> dict[str, Any] | None:
+    """The claims of an ID token we signed with any published key (and `issuer`), or None.
+
+    `accept_expired` serves `id_token_hint` (OIDC Core §3.1.2.1, RP-Initiated Logout §2), which
+    names a past session and may well have expired.
+    """
+    if not token or len(token) > 16_384:
+        return None
+    check_claims: dict[str, Any] | None = {} if accept_expired else None
+    try:
+        decoded = jwt.JWT(
+            jwt=token,
+            key=published_keys(),
+            algs=[ID_TOKEN_ALGORITHM],
+            check_claims=check_claims,
+        )
+        claims = json.loads(decoded.claims)
+    except (JWException, ValueError, TypeError, KeyError):
+        return None
+    if not isinstance(claims, dict) or (issuer is not None and claims.get("iss") != issuer):
+        return None
+    return claims
+
+
+def _unix_time(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return int(value.timestamp())
+    return int(value)
+
 
 class AuthorizationPolicyMixin:
     """Overrides of DOT's OAuth2Validator for /authorize, prompt/max_age and ID token contents."""
+
+    # --- Authorization request (RFC 6749 §4.1.1, OIDC Core §3.1.2)
+
+    def validate_redirect_uri(self, client_id: str, redirect_uri: str, request: Any, *a, **kw):
+        client = request.client
+        return client is not None and redirect_uri_registered(
+            redirect_uri, client.redirect_uris.split()
+        )
+
+    def get_default_redirect_uri(self, client_id: str, request: Any, *args, **kwargs):
+        # OIDC Core §3.1.2.1: redirect_uri is REQUIRED; never fall back to a registered one.
+        return None
+
+    def validate_response_type(self, client_id, response_type, client, request, *args, **kwargs):
+        # Authorization code flow only (RFC 9700 §2.1.2: no implicit; no hybrid either).
+        if response_type != "code":
+            raise errors.UnsupportedResponseTypeError(request=request)
+        return client.allows_grant_type(Client.GRANT_AUTHORIZATION_CODE)
+
+    def _allowed_scopes(self, client: Client) -> set[str]:
+        return set(client.allowed_scopes.split()) & set(oauth2_settings.SCOPES)
+
+    def validate_scopes(self, client_id, scopes, client, request, *args, **kwargs):
+        # Only the scopes an admin allowed this client (Client.allowed_scopes), else invalid_scope.
+        return set(scopes) <= self._allowed_scopes(client) and super().validate_scopes(
+            client_id, scopes, client, request, *args, **kwargs
+        )
+
+    def get_default_scopes(self, client_id, request, *args, **kwargs):
+        defaults = super().get_default_scopes(client_id, request, *args, **kwargs)
+        client = request.client
+        if client is None:
+            return defaults
+        allowed = self._allowed_scopes(client)
+        return [scope for scope in defaults if scope in allowed]
+
+    # --- prompt, max_age, id_token_hint (OIDC Core §3.1.2.1, §3.1.2.6)
+
+    def validate_silent_login(self, request: Any) -> bool:
+        user = request.user
+        if user is None or not user.is_authenticated:
+            return False
+        try:
+            max_age = parse_max_age(request.max_age)
+        except ValueError:
+            max_age = None  # reported as invalid_request once the silent checks pass
+        auth_time = getattr(request, "idp_auth_time", None)
+        return not max_age_exceeded(max_age=max_age, auth_time=auth_time, now=int(time.time()))
+
+    def validate_silent_authorization(self, request: Any) -> bool:
+        return consent_covers(user=request.user, client=request.client, scopes=request.scopes)
+
+    def validate_user_match(self, id_token_hint, scopes, claims, request) -> bool:
+        if not id_token_hint:
+            return True
+        hint = decode_id_token(
+            id_token_hint, issuer=self.get_oidc_issuer_endpoint(request), accept_expired=True
+        )
+        if hint is None:
+            return False
+        user = request.user
+        if user is None or not user.is_authenticated:
+            # Nobody signed in yet: the sign-in comes first and the hint is checked again after.
+            return True
+        return hint.get("sub") == str(user.pk)
+
+    # --- Claims (OIDC Core §5.4) from the one pure function
+
+    def get_additional_claims(self, request: Any) -> dict[str, Any]:
+        claims = build_claims(user=request.user, scopes=request.scopes or [])
+        claims.pop("sub", None)
+        return claims
+
+    def get_claim_dict(self, request: Any) -> dict[str, Any]:
+        return {"sub": str(request.user.pk), **self.get_additional_claims(request)}
+
+    def get_oidc_claims(self, token, token_handler, request) -> dict[str, Any]:
+        # build_claims already released claims by scope; nothing to filter here.
+        return dict(self.get_claim_dict(request))
+
+    def get_userinfo_claims(self, request: Any) -> dict[str, Any]:
+        return self.get_oidc_claims(request.access_token, None, request)
+
+    def get_discovery_claims(self, request: Any) -> list[str]:
+        return supported_claims()
+
+    # --- ID token (OIDC Core §2, §3.1.3.6, §12.2)
+
+    def _id_token_session(self, request: Any) -> tuple[str, int | None, list[str]]:
+        """(sid, auth_time, amr) of the sign-in this token descends from: the Grant at a code
+        exchange (`request.idp_grant`, token side), the refresh token on a refresh (§12.2)."""
+        source = getattr(request, "idp_grant", None)
+        if source is None and request.grant_type == "refresh_token":
+            source = getattr(request, "refresh_token_instance", None)
+        if source is not None:
+            return source.sid or "", _unix_time(source.auth_time), list(source.amr or [])
+        return (
+            getattr(request, "idp_sid", "") or "",
+            _unix_time(getattr(request, "idp_auth_time", None)),
+            list(getattr(request, "idp_amr", None) or []),
+        )
+
+    def get_id_token_dictionary(self, token, token_handler, request):
+        claims = self.get_oidc_claims(token, token_handler, request)
+        lifetime = request.client.id_token_lifetime or oauth2_settings.ID_TOKEN_EXPIRE_SECONDS
+        expiration_time = timezone.now() + timedelta(seconds=int(lifetime))
+        sid, auth_time, amr = self._id_token_session(request)
+        claims.update(
+            iss=self.get_oidc_issuer_endpoint(request),
+            exp=int(expiration_time.timestamp()),
+            jti=str(uuid.uuid4()),
+        )
+        if auth_time is not None:
+            claims["auth_time"] = auth_time
+        if sid:
+            claims["sid"] = sid
+        if amr:
+            claims["amr"] = amr
+        return claims, expiration_time
+
+    def finalize_id_token(self, id_token, token, token_handler, request) -> str:
+        claims, expiration_time = self.get_id_token_dictionary(token, token_handler, request)
+        payload = {**id_token, **claims}
+        if request.grant_type == "refresh_token":
+            # OIDC Core §12.2: a refreshed ID token SHOULD NOT carry a nonce.
+            payload.pop("nonce", None)
+        elif "nonce" not in payload and request.nonce:
+            payload["nonce"] = request.nonce
+        key = jwk_from_pem(oauth2_settings.OIDC_RSA_PRIVATE_KEY)
+        header = {"typ": "JWT", "alg": ID_TOKEN_ALGORITHM, "kid": key.thumbprint()}
+        signed = jwt.JWT(header=header, claims=payload)
+        signed.make_signed_token(key)
+        record = self._save_id_token(payload["jti"], request, expiration_time)
+        # As DOT does: the token side links the access token to this ID token.
+        request.access_token = record
+        request.id_token = record
+        return signed.serialize()
+
+    def _save_id_token(self, jti, request, expires, *args, **kwargs):
+        sid, _auth_time, _amr = self._id_token_session(request)
+        return get_id_token_model().objects.create(
+            user=request.user,
+            scope=request.scope or " ".join(request.scopes),
+            expires=expires,
+            jti=jti,
+            application=request.client,
+            sid=sid,
+        )
+
+    def _load_id_token(self, token: str):
+        # Links a token we have just signed; the signature is the proof of origin.
+        claims = decode_id_token(token, issuer=None, accept_expired=False)
+        if claims is None:
+            return None
+        return get_id_token_model().objects.filter(jti=claims.get("jti")).first()

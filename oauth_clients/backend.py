@@ -1,0 +1,227 @@
+"""How a Django request becomes an oauthlib request at the authorization endpoint.
+
+DOT's `OAuthLibCore` hands oauthlib only the URI, body and headers, so the validator cannot see
+who is signed in while it validates an authorization request (`prompt=none`, `id_token_hint`,
+`max_age`). This subclass puts the signed-in user and this browser session's binding (`sid`,
+`auth_time`, `amr`, `acr`) on the oauthlib request, both when the request is validated and when
+the code is issued (so `save_authorization_code` can copy them into the Grant), and refuses
+what oauthlib lets through: PKCE `plain`, repeated parameters, request objects.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from allauth.account.authentication import get_authentication_records
+from django.http import HttpRequest
+from oauth2_provider.exceptions import FatalClientError, OAuthToolkitError
+from oauth2_provider.oauth2_backends import OAuthLibCore
+from oauthlib import oauth2
+from oauthlib.common import Request as OauthlibRequest
+from oauthlib.oauth2.rfc6749 import utils
+from oauthlib.oauth2.rfc6749.errors import CustomOAuth2Error
+
+from accounts.sessions import get_auth_time, get_sid
+
+# RFC 8707 lets `resource` repeat; RFC 6749 §3.1 forbids repeating any other parameter.
+REPEATABLE_PARAMETERS = frozenset({"resource"})
+# Fields of our own consent form, posted back to the authorization endpoint with the request.
+CONSENT_FORM_FIELDS = frozenset({"allow", "deny", "csrfmiddlewaretoken"})
+# RFC 8176 §2 values for allauth's recorded authentication methods.
+_FACTOR_PASSWORD = "pwd"  # noqa: S105 (RFC 8176 method name, not a secret)
+_FACTOR_OTP = "otp"
+_FACTOR_HARDWARE_KEY = "hwk"
+_MFA_TYPE_AMR = {
+    "totp": _FACTOR_OTP,
+    "recovery_codes": _FACTOR_OTP,
+    "webauthn": _FACTOR_HARDWARE_KEY,
+}
+# OpenID EAP ACR Values 1.0 §2: "phr", phishing-resistant authentication (WebAuthn).
+ACR_PHISHING_RESISTANT = "phr"
+
+
+@dataclass(frozen=True)
+class SessionBinding:
+    """What the authorization response binds the code to: this browser session's sign-in."""
+
+    sid: str = ""
+    auth_time: int | None = None
+    amr: list[str] = field(default_factory=list)
+    acr: str = ""
+
+    def as_credentials(self) -> dict[str, Any]:
+        return {
+            "idp_sid": self.sid,
+            "idp_auth_time": self.auth_time,
+            "idp_amr": list(self.amr),
+            "idp_acr": self.acr,
+        }
+
+
+def authentication_methods(records: list[dict[str, Any]]) -> list[str]:
+    """RFC 8176 `amr` values from allauth's records of this session's authentication steps.
+
+    A session without records signed in with a password (Django's admin login, test logins):
+    every sign-in path here starts with one unless allauth recorded otherwise (passkey, code).
+    """
+    amr: set[str] = set()
+    for record in records:
+        method = record.get("method")
+        if method in {"password", "password_reset"}:
+            amr.add(_FACTOR_PASSWORD)
+        elif method == "code":
+            amr.add(_FACTOR_OTP)
+        elif method == "mfa":
+            amr.add(_MFA_TYPE_AMR.get(str(record.get("type")), _FACTOR_OTP))
+    if not amr:
+        amr.add(_FACTOR_PASSWORD)
+    # RFC 8176 §2 "mfa": more than one kind of factor in this session.
+    if len(amr) > 1:
+        amr.add("mfa")
+    return sorted(amr)
+
+
+def last_authenticated_at(request: HttpRequest) -> int | None:
+    """Unix time of this session's latest authentication, re-authentication included.
+
+    `accounts.sessions.get_auth_time` is the sign-in time; allauth's re-authentication
+    (`prompt=login`, `max_age`) records a newer step without a new sign-in, and OIDC Core §2
+    `auth_time` is when the user last actually authenticated.
+    """
+    signed_in_at = get_auth_time(request)
+    if signed_in_at is None:
+        return None
+    user = getattr(request, "user", None)
+    steps = [
+        int(record["at"])
+        for record in get_authentication_records(request, user)
+        if isinstance(record.get("at"), int | float)
+    ]
+    return max([signed_in_at, *steps])
+
+
+def session_binding(request: HttpRequest) -> SessionBinding:
+    """The signed-in session's sid, authentication time and methods (empty when anonymous)."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return SessionBinding()
+    amr = authentication_methods(get_authentication_records(request, user))
+    return SessionBinding(
+        sid=get_sid(request),
+        auth_time=last_authenticated_at(request),
+        amr=amr,
+        acr=ACR_PHISHING_RESISTANT if _FACTOR_HARDWARE_KEY in amr else "",
+    )
+
+
+def authorization_parameters(request: HttpRequest) -> list[tuple[str, str]]:
+    """The authorization request's parameters from the query and (POST) form body, in order.
+
+    Our consent form's own fields are left out, so the list can rebuild the request's URL for the
+    sign-in round trip and for the consent form's action.
+    """
+    pairs = [(key, value) for key, values in request.GET.lists() for value in values]
+    if request.method == "POST":
+        pairs += [(key, value) for key, values in request.POST.lists() for value in values]
+    return [(key, value) for key, value in pairs if key not in CONSENT_FORM_FIELDS]
+
+
+def parse_max_age(value: str | None) -> int | None:
+    """`max_age` as seconds (None when absent); ValueError unless plain ASCII digits."""
+    if value is None:
+        return None
+    text = str(value)
+    if not (text.isascii() and text.isdigit()) or len(text) > 12:
+        raise ValueError("max_age must be a non-negative integer")
+    return int(text)
+
+
+def max_age_exceeded(*, max_age: int | None, auth_time: int | None, now: int) -> bool:
+    """OIDC Core §3.1.2.1: the session's authentication is older than the client accepts."""
+    if max_age is None:
+        return False
+    return auth_time is None or now - auth_time > max_age
+
+
+def _check_policy(orequest: OauthlibRequest) -> None:
+    """What oauthlib accepts and we refuse; runs once client and redirect URI are known good."""
+    params = [*orequest.uri_query_params, *(orequest.decoded_body or [])]
+    counts = Counter(key for key, _ in params if key not in REPEATABLE_PARAMETERS)
+    repeated = sorted(key for key, count in counts.items() if count > 1)
+    if repeated:
+        # RFC 6749 §3.1: "Request and response parameters MUST NOT be included more than once."
+        raise oauth2.InvalidRequestError(
+            description=f"Duplicate {repeated[0]} parameter.", request=orequest
+        )
+    names = {key for key, _ in params}
+    if "request" in names:
+        # OIDC Core §6 / §3.1.2.6: request objects are not supported, and say so.
+        raise CustomOAuth2Error(
+            error="request_not_supported",
+            description="Request objects are not supported.",
+            request=orequest,
+        )
+    if "request_uri" in names:
+        raise CustomOAuth2Error(
+            error="request_uri_not_supported",
+            description="Request objects by reference are not supported.",
+            request=orequest,
+        )
+    if orequest.code_challenge is not None and orequest.code_challenge_method != "S256":
+        # RFC 9700 §2.1.1: S256 only; a missing method means "plain" (RFC 7636 §4.3).
+        raise oauth2.InvalidRequestError(
+            description="Unsupported code_challenge_method; use S256.", request=orequest
+        )
+    try:
+        parse_max_age(orequest.max_age)
+    except ValueError as exc:
+        # OIDC Core §3.1.2.1: max_age is a number of seconds.
+        raise oauth2.InvalidRequestError(
+            description="max_age must be a non-negative integer.", request=orequest
+        ) from exc
+
+
+class IdPOAuthLibCore(OAuthLibCore):
+    """OAuthLibCore that knows the signed-in session (OAUTH2_BACKEND_CLASS)."""
+
+    def validate_authorization_request(self, request: HttpRequest) -> tuple[list[str], dict]:
+        try:
+            uri, http_method, body, headers = self._extract_params(request)
+            orequest = OauthlibRequest(uri, http_method=http_method, body=body, headers=headers)
+        except ValueError as exc:
+            # oauthlib cannot parse the query (bad percent-encoding): nothing is trustworthy.
+            raise FatalClientError(
+                error=oauth2.InvalidRequestFatalError(description="Malformed request.")
+            ) from exc
+        # What oauthlib's Server.validate_authorization_request does, plus who is signed in.
+        orequest.scopes = utils.scope_to_list(orequest.scope)
+        orequest.user = request.user if request.user.is_authenticated else None
+        for name, value in session_binding(request).as_credentials().items():
+            setattr(orequest, name, value)
+        handler = self.server.response_types.get(
+            orequest.response_type, self.server.default_response_type_handler
+        )
+        try:
+            scopes, credentials = handler.validate_authorization_request(orequest)
+            _check_policy(orequest)
+        except oauth2.FatalClientError as error:
+            raise FatalClientError(error=error) from error
+        except oauth2.OAuth2Error as error:
+            # Non-fatal errors come only after client and redirect URI passed, but some of
+            # oauthlib's (a malformed `claims`) forget which request they belong to.
+            if error.redirect_uri is None:
+                error.redirect_uri = orequest.redirect_uri
+            if error.state is None:
+                error.state = orequest.state
+            raise OAuthToolkitError(error=error) from error
+        credentials.pop("request", None)
+        return scopes, credentials
+
+    def create_authorization_response(
+        self, request: HttpRequest, scopes: list[str], credentials: dict, allow: bool
+    ) -> tuple[Any, ...]:
+        # The Grant records which session, when and how (Grant.sid/auth_time/amr/acr).
+        bound = {**credentials, **session_binding(request).as_credentials()}
+        return super().create_authorization_response(request, scopes, bound, allow)

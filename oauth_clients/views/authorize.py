@@ -1,0 +1,243 @@
+"""The authorization endpoint (RFC 6749 §4.1.1, OIDC Core §3.1.2): DOT's view with our policy.
+
+Order of work for every request, GET or POST (OIDC Core §3.1.2.1 requires both):
+1. parse: oversize parameters get the branded error page;
+2. validate client and redirect URI first (oauthlib via `IdPOAuthLibCore`): anything wrong with
+   them gets the branded 400 page and no redirect (RFC 6749 §4.1.2.1); every later error goes to
+   the validated redirect URI with `state` and `iss` (RFC 9207);
+3. sign-in: anonymous → login page; `prompt=login` or an exceeded `max_age` → allauth's
+   re-authentication, after which the request continues;
+4. consent: trusted clients and remembered consent go straight through; otherwise the consent
+   screen, whose Allow / Deny posts back to this endpoint with the same request.
+"""
+
+from __future__ import annotations
+
+import time
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.middleware.csrf import CsrfViewMiddleware
+from django.shortcuts import render, resolve_url
+from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.generic import View
+from oauth2_provider.compat import login_not_required
+from oauth2_provider.exceptions import OAuthToolkitError
+from oauth2_provider.oauth2_backends import _add_iss_to_redirect
+from oauth2_provider.settings import oauth2_settings
+from oauth2_provider.views import AuthorizationView
+from oauth2_provider.views.mixins import OAuthLibMixin
+from oauthlib import oauth2
+
+from oauth_clients.backend import (
+    authorization_parameters,
+    max_age_exceeded,
+    parse_max_age,
+    session_binding,
+)
+from oauth_clients.consent import (
+    consent_covers,
+    grant_consent,
+    mark_consent_used,
+    record_consent_denied,
+)
+from oauth_clients.models import Client
+
+# Longest value we accept for one parameter: ID token hints and `claims` fit easily; a 200 kB
+# `state` is an attack on the redirect, the login round trip and our logs.
+MAX_PARAMETER_LENGTH = 8192
+ERROR_MESSAGES = {
+    "client": _("This app is not registered here, or it has been disabled."),
+    "redirect_uri": _("The app asked to send you back to an address it has not registered."),
+    "request": _("The app sent a sign-in request that cannot be processed."),
+}
+
+
+def user_message(error: oauth2.OAuth2Error) -> str:
+    """What the user reads on the error page (the protocol detail is shown below it)."""
+    if isinstance(error, oauth2.InvalidClientIdError | oauth2.MissingClientIdError):
+        return str(ERROR_MESSAGES["client"])
+    if isinstance(
+        error,
+        oauth2.MismatchingRedirectURIError
+        | oauth2.MissingRedirectURIError
+        | oauth2.InvalidRedirectURIError,
+    ):
+        return str(ERROR_MESSAGES["redirect_uri"])
+    return str(ERROR_MESSAGES["request"])
+
+
+@method_decorator(csrf_exempt, name="dispatch")  # an RP may POST the request; our form is checked
+@method_decorator(login_not_required, name="dispatch")
+@method_decorator(never_cache, name="dispatch")
+class AuthorizeView(AuthorizationView):
+    """Authorization code flow only; sign-in, re-authentication and consent on our pages."""
+
+    http_method_names = ["get", "post"]
+    template_name = "oauth2_provider/authorize.html"
+    error_template_name = "oauth2_provider/authorize_error.html"
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        # Not DOT's LoginRequiredMixin first: the client and redirect URI are checked before
+        # anyone is sent anywhere, the sign-in page included.
+        self.oauth2_data = {}
+        return View.dispatch(self, request, *args, **kwargs)
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return self.authorize(request)
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return self.authorize(request)
+
+    # --- the flow
+
+    def authorize(self, request: HttpRequest) -> HttpResponse:
+        params = authorization_parameters(request)
+        if any(len(value) > MAX_PARAMETER_LENGTH for _key, value in params):
+            return self.render_error(
+                ERROR_MESSAGES["request"],
+                "A request parameter is too long.",
+                status=HTTPStatus.BAD_REQUEST,
+            )
+        decision = self.consent_decision(request)
+        if decision is not None:
+            # Only our own consent form carries a decision: it must carry our CSRF token too.
+            failure = CsrfViewMiddleware(lambda r: HttpResponse()).process_view(
+                request, None, (), {}
+            )
+            if failure is not None:
+                return failure
+        try:
+            scopes, credentials = self.validate_authorization_request(request)
+        except OAuthToolkitError as error:
+            return self.error_response(error, application=None)
+
+        client = Client.objects.get(client_id=credentials["client_id"])
+        if not request.user.is_authenticated:
+            return self.sign_in(params)
+        if self.needs_reauthentication(request, params):
+            return self.reauthenticate(params)
+
+        prompt = self.prompt_values(params)
+        if decision == "deny":
+            record_consent_denied(user=request.user, client=client, scopes=scopes, request=request)
+            denied = oauth2.AccessDeniedError(state=credentials.get("state"))
+            return self.error_response(
+                OAuthToolkitError(error=denied, redirect_uri=credentials["redirect_uri"]), client
+            )
+        if decision == "allow":
+            if not client.is_trusted:
+                grant_consent(user=request.user, client=client, scopes=scopes, request=request)
+            return self.issue_code(request, client, scopes, credentials)
+        if "consent" not in prompt and consent_covers(
+            user=request.user, client=client, scopes=scopes
+        ):
+            if not client.is_trusted:
+                mark_consent_used(user=request.user, client=client)
+            return self.issue_code(request, client, scopes, credentials)
+        # prompt=none never gets here: the validator answered consent_required already.
+        return self.render_consent(request, client, scopes, params)
+
+    def issue_code(
+        self, request: HttpRequest, client: Client, scopes: list[str], credentials: dict
+    ) -> HttpResponse:
+        try:
+            uri, _headers, _body, _status = self.create_authorization_response(
+                request=request, scopes=" ".join(scopes), credentials=credentials, allow=True
+            )
+        except OAuthToolkitError as error:
+            return self.error_response(error, client)
+        return self.redirect(uri, client)
+
+    # --- sign-in and re-authentication (OIDC Core §3.1.2.3)
+
+    @staticmethod
+    def consent_decision(request: HttpRequest) -> str | None:
+        if request.method != "POST":
+            return None
+        if "deny" in request.POST:
+            return "deny"
+        if "allow" in request.POST:
+            return "allow"
+        return None
+
+    @staticmethod
+    def prompt_values(params: list[tuple[str, str]]) -> set[str]:
+        return {value for key, raw in params if key == "prompt" for value in raw.split()}
+
+    @staticmethod
+    def continue_url(params: list[tuple[str, str]]) -> str:
+        """This request without what a fresh authentication satisfies (prompt=login, max_age)."""
+        kept: list[tuple[str, str]] = []
+        for key, value in params:
+            if key == "max_age":
+                continue
+            if key == "prompt":
+                value = " ".join(v for v in value.split() if v != "login")
+                if not value:
+                    continue
+            kept.append((key, value))
+        return f"{reverse('oauth2_provider:authorize')}?{urlencode(kept)}"
+
+    def sign_in(self, params: list[tuple[str, str]]) -> HttpResponse:
+        return redirect_to_login(self.continue_url(params), resolve_url(settings.LOGIN_URL), "next")
+
+    def needs_reauthentication(self, request: HttpRequest, params: list[tuple[str, str]]) -> bool:
+        if "login" in self.prompt_values(params):
+            return True
+        max_age = parse_max_age(dict(params).get("max_age"))  # validated by the backend
+        auth_time = session_binding(request).auth_time
+        return max_age_exceeded(max_age=max_age, auth_time=auth_time, now=int(time.time()))
+
+    def reauthenticate(self, params: list[tuple[str, str]]) -> HttpResponse:
+        # allauth's login page bounces a signed-in user; its re-authentication asks again.
+        query = urlencode({"next": self.continue_url(params)})
+        return HttpResponseRedirect(f"{reverse('account_reauthenticate')}?{query}")
+
+    # --- rendering
+
+    def render_consent(
+        self,
+        request: HttpRequest,
+        client: Client,
+        scopes: list[str],
+        params: list[tuple[str, str]],
+    ) -> HttpResponse:
+        descriptions = oauth2_settings.SCOPES
+        context = {
+            "application": client,
+            "scopes": [
+                {"name": scope, "description": descriptions.get(scope, scope)} for scope in scopes
+            ],
+            "form_action": f"{reverse('oauth2_provider:authorize')}?{urlencode(params)}",
+        }
+        return render(request, self.template_name, context)
+
+    def render_error(self, message: str, description: str, *, status: int) -> HttpResponse:
+        context = {"message": message, "description": description}
+        return render(self.request, self.error_template_name, context, status=status)
+
+    def error_response(self, error: OAuthToolkitError, application: Any, **kwargs: Any):
+        redirect, info = OAuthLibMixin.error_response(self, error, **kwargs)
+        oauthlib_error = info["error"]
+        if redirect and oauthlib_error.redirect_uri:
+            return self.redirect(info["url"], application)
+        # RFC 6749 §4.1.2.1: a bad client or redirect URI is told to the user, never redirected.
+        return self.render_error(
+            user_message(oauthlib_error),
+            oauthlib_error.description,
+            status=HTTPStatus.BAD_REQUEST,
+        )
+
+    def redirect(self, redirect_to: str, application: Client | None) -> HttpResponse:
+        # RFC 9207: `iss` on every authorization response, errors included.
+        issuer = oauth2_settings.oauth2_authorization_server_issuer(self.request)
+        return super().redirect(_add_iss_to_redirect(redirect_to, issuer), application)
