@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote_plus
 
+from django.db import router, transaction
 from django.db.models import F
 from django.http import HttpRequest
 from django.utils import timezone
@@ -260,7 +261,7 @@ class TokenPolicyMixin:
         """
         grant = (
             get_grant_model()
-            .objects.select_for_update()
+            .objects.select_for_update(of=("self",))
             .select_related("user")
             .filter(code=hash_code(code))
             .first()
@@ -343,6 +344,7 @@ class TokenPolicyMixin:
             .update(consumed_at=timezone.now())
         )
         if not consumed:
+            transaction.set_rollback(True)  # the tokens saved a moment ago must not survive
             raise errors.InvalidGrantError(request=request)
         record_event(
             type=AuditEvent.Type.TOKENS_ISSUED,
@@ -433,6 +435,48 @@ class TokenPolicyMixin:
         refresh_token.save()
         return refresh_token
 
+    def save_bearer_token(self, token: dict, request: Request, *args: Any, **kwargs: Any) -> Any:
+        # The token view already runs in one transaction; DOT's extra savepoint is a round trip.
+        with transaction.atomic(
+            using=router.db_for_write(get_access_token_model()), savepoint=False
+        ):
+            return self._save_bearer_token(token, request, *args, **kwargs)
+
+    def _save_bearer_token(self, token: dict, request: Request, *args: Any, **kwargs: Any) -> Any:
+        """Refresh rotation (RFC 9700 §4.14.2) in three statements; other grants are DOT's.
+
+        DOT re-reads and re-locks the refresh token, looks for an access token already minted
+        from it (for its grace period, which is 0 here) and deletes the old access token with
+        Django's collector; `validate_refresh_token` has locked the row already, a conditional
+        UPDATE settles a concurrent rotation, and the old access token is expired in place.
+        """
+        rt = getattr(request, "refresh_token_instance", None)
+        if rt is None or not token.get("refresh_token") or "scope" not in token:
+            return super()._save_bearer_token(token, request, *args, **kwargs)
+        self._check_and_set_request_resource(request)
+        now = timezone.now()
+        expires = now + timedelta(
+            seconds=token.get("expires_in", oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS)
+        )
+        rotated = (
+            get_refresh_token_model()
+            .objects.filter(pk=rt.pk, revoked__isnull=True)
+            .update(revoked=now, updated=now, access_token=None)
+        )
+        if not rotated:  # another request rotated it first: this one is a replay
+            transaction.set_rollback(True)
+            raise errors.InvalidGrantError(request=request)
+        if rt.access_token_id is not None:
+            # The previous access token dies with its pair. Expired rather than deleted: one
+            # UPDATE instead of Django's collect-then-delete, and `cleartokens` reaps it.
+            get_access_token_model().objects.filter(pk=rt.access_token_id).update(
+                expires=now, updated=now
+            )
+        access_token = self._create_access_token(expires, request, token, source_refresh_token=rt)
+        self._create_refresh_token(request, token["refresh_token"], access_token, rt)
+        request.refresh_token_instance = None
+        return None
+
     # ------------------------------------------------------------------ refresh
     def validate_refresh_token(
         self, refresh_token: str, client: Client, request: Request, *a: Any, **kw: Any
@@ -442,6 +486,7 @@ class TokenPolicyMixin:
         refresh_token_model = get_refresh_token_model()
         rt = (
             refresh_token_model.objects.filter(token_checksum=_token_checksum(refresh_token))
+            .select_for_update(of=("self",))
             .select_related("access_token", "user")
             .order_by(F("revoked").desc(nulls_first=True))
             .first()
