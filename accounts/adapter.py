@@ -21,6 +21,15 @@ class AccountAdapter(DefaultAccountAdapter):
         # mandatory through ACCOUNT_EMAIL_VERIFICATION).
         return bool(settings.IDP_SIGNUP_OPEN)
 
+    def get_login_stages(self) -> list[str]:
+        stages = super().get_login_stages()
+        return [
+            "accounts.stages.TrustedAccountEmailVerificationStage"
+            if stage == "allauth.account.stages.EmailVerificationStage"
+            else stage
+            for stage in stages
+        ]
+
     # --- Password sign-in: the per-account lock on top of allauth's rate limits ---------------
 
     def authenticate(self, request: HttpRequest, **credentials: Any) -> AbstractBaseUser | None:

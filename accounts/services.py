@@ -11,6 +11,7 @@ from typing import Any
 
 from allauth.account.forms import ResetPasswordForm
 from allauth.account.models import EmailAddress
+from allauth.core.context import request_context
 from allauth.usersessions.models import UserSession
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
@@ -188,11 +189,15 @@ def send_password_reset_link(*, request: HttpRequest, user: User) -> bool:
         return False
 
     def send() -> None:
-        # allauth's own form: same token generator, template and rate-limit-free path.
-        form = ResetPasswordForm(data={"email": user.email})
-        if form.is_valid():
-            form.users = [u for u in form.users if u.pk == user.pk]
-            form.save(request)
+        # allauth's own form: same token generator, link and email template as a self-service
+        # reset. allauth builds the link from its request context (set by its middleware; set
+        # here too so the callback also works outside a request cycle).
+        with request_context(request):
+            form = ResetPasswordForm(data={"email": user.email})
+            if form.is_valid():
+                form.users = [u for u in form.users if u.pk == user.pk]
+                if form.users:  # never allauth's "unknown account" mail from here
+                    form.save(request)
 
     transaction.on_commit(send)
     return True

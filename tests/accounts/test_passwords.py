@@ -1,0 +1,240 @@
+"""Password change, reset by email, forced reset and the password rules."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from http import HTTPStatus
+
+import pytest
+import time_machine
+from allauth.usersessions.models import UserSession
+from django.contrib.auth import get_user_model
+from django.contrib.sessions.models import Session
+from django.core import mail
+from django.test import Client
+from django.utils import timezone
+
+from accounts import services
+from accounts.models import AuditEvent
+from tests.accounts.conftest import (
+    CHANGE_URL,
+    OVERVIEW_URL,
+    RESET_URL,
+    is_signed_in,
+    last_link,
+    sign_in,
+)
+
+pytestmark = pytest.mark.django_db
+
+NEW_PASSWORD = "a brand new passphrase 42"
+
+
+def _signed_in_client(login: str, password: str) -> Client:
+    client = Client()
+    assert sign_in(client, login, password).status_code == HTTPStatus.FOUND
+    assert client.get(OVERVIEW_URL).status_code == HTTPStatus.OK  # tracked by usersessions
+    return client
+
+
+def _change(client: Client, old: str, new: str):
+    return client.post(CHANGE_URL, {"oldpassword": old, "password1": new, "password2": new})
+
+
+def _request_reset(client: Client, email: str):
+    client.get(RESET_URL)
+    return client.post(RESET_URL, {"email": email})
+
+
+def _set_password_from_link(client: Client, link: str, new: str):
+    """Follow the emailed link like a browser: GET it, then POST the new password."""
+    path = link.replace("http://testserver", "")
+    form_page = client.get(path, follow=True)
+    return form_page, client.post(
+        form_page.redirect_chain[-1][0] if form_page.redirect_chain else path,
+        {"password1": new, "password2": new},
+    )
+
+
+# --- Change -------------------------------------------------------------------------------------
+
+
+def test_password_change_keeps_this_session_and_ends_the_others(user, password):
+    this = _signed_in_client("alice", password)
+    other = _signed_in_client("alice", password)
+    other_key = other.session.session_key
+
+    response = _change(this, password, NEW_PASSWORD)
+
+    assert response.status_code == HTTPStatus.FOUND
+    assert this.get(OVERVIEW_URL).status_code == HTTPStatus.OK
+    assert other.get(OVERVIEW_URL).status_code == HTTPStatus.FOUND
+    assert not Session.objects.filter(session_key=other_key).exists()
+    assert not UserSession.objects.filter(session_key=other_key).exists()
+    user.refresh_from_db()
+    assert user.check_password(NEW_PASSWORD)
+    event = AuditEvent.objects.get(type=AuditEvent.Type.PASSWORD_CHANGED, subject=user)
+    assert event.actor == user
+    assert event.extra["sessions_ended"] >= 1
+
+
+def test_password_change_needs_the_current_password(user, password):
+    client = _signed_in_client("alice", password)
+    response = _change(client, "not the password", NEW_PASSWORD)
+    assert response.status_code == HTTPStatus.OK
+    user.refresh_from_db()
+    assert user.check_password(password)
+    assert not AuditEvent.objects.filter(type=AuditEvent.Type.PASSWORD_CHANGED).exists()
+
+
+@pytest.mark.parametrize(
+    ("weak", "message"),
+    [
+        ("short", "too short"),
+        ("q1w2e3r4t5y6", "too common"),
+        ("aliceliddell1", "too similar"),
+        ("alice@example.com", "too similar"),
+        ("123456789012345", "entirely numeric"),
+    ],
+)
+def test_weak_passwords_are_refused_with_a_form_error(user, password, weak, message):
+    client = _signed_in_client("alice", password)
+    # Positive path is the change test above; here the same form refuses.
+    response = _change(client, password, weak)
+    assert response.status_code == HTTPStatus.OK
+    assert message in response.content.decode()
+    user.refresh_from_db()
+    assert user.check_password(password)
+
+
+# --- Reset by email -----------------------------------------------------------------------------
+
+
+def test_reset_link_works_once(user, password):
+    old_session = _signed_in_client("alice", password)
+    client = Client()
+    response = _request_reset(client, "alice@example.com")
+    assert response.status_code == HTTPStatus.FOUND
+    link = last_link()
+
+    _, done = _set_password_from_link(client, link, NEW_PASSWORD)
+
+    assert done.status_code == HTTPStatus.FOUND
+    user.refresh_from_db()
+    assert user.check_password(NEW_PASSWORD)
+    assert sign_in(Client(), "alice", NEW_PASSWORD).status_code == HTTPStatus.FOUND
+    assert old_session.get(OVERVIEW_URL).status_code == HTTPStatus.FOUND, "old sessions end"
+    assert AuditEvent.objects.filter(type=AuditEvent.Type.PASSWORD_RESET, subject=user).exists()
+    assert AuditEvent.objects.filter(
+        type=AuditEvent.Type.PASSWORD_RESET_REQUESTED, subject=user
+    ).exists()
+
+    # The same link again: refused, and the password stays.
+    replay = Client()
+    page, again = _set_password_from_link(replay, link, "yet another passphrase 7")
+    assert "Bad Token" in page.content.decode() or "invalid" in page.content.decode()
+    user.refresh_from_db()
+    assert user.check_password(NEW_PASSWORD)
+    assert again.status_code in (HTTPStatus.OK, HTTPStatus.FOUND)
+
+
+def test_reset_link_expires(settings, user):
+    settings.PASSWORD_RESET_TIMEOUT = 3600
+    start = timezone.now()
+    with time_machine.travel(start, tick=False) as traveller:
+        _request_reset(Client(), "alice@example.com")
+        link = last_link()
+        # Positive path: within the hour the link opens the form.
+        page = Client().get(link.replace("http://testserver", ""), follow=True)
+        assert 'name="password1"' in page.content.decode()
+
+        traveller.shift(timedelta(seconds=3601))
+        client = Client()
+        page, _ = _set_password_from_link(client, link, NEW_PASSWORD)
+
+    assert 'name="password1"' not in page.content.decode()
+    user.refresh_from_db()
+    assert not user.check_password(NEW_PASSWORD)
+
+
+def test_reset_answers_identically_for_known_and_unknown_addresses(user):
+    known = _request_reset(Client(), "alice@example.com")
+    unknown = _request_reset(Client(), "nobody@example.com")
+
+    assert known.status_code == unknown.status_code == HTTPStatus.FOUND
+    assert known["Location"] == unknown["Location"]
+    assert known.content == unknown.content
+    known_page = Client().get(known["Location"])
+    unknown_page = Client().get(unknown["Location"])
+    assert known_page.content == unknown_page.content
+    # Only the mailbox's owner learns the difference.
+    assert len(mail.outbox) == 2
+    assert "reset" in mail.outbox[0].body.lower()
+
+
+@pytest.mark.parametrize("email", ["a" * 100_000 + "@example.com", "al\x00ice@example.com", ""])
+def test_bad_input_to_the_reset_form_is_a_form_error_never_a_500(client, user, email):
+    response = _request_reset(client, email)
+    assert response.status_code == HTTPStatus.OK
+    assert "errorlist" in response.content.decode()
+    assert not mail.outbox
+
+
+def test_bad_reset_keys_are_refused_never_a_500(client):
+    for key in ["zz-notakey", "1-" + "x" * 5000, "%00-abc", "99999999999999999999-abc"]:
+        response = client.get(f"/accounts/password/reset/key/{key}/", follow=True)
+        assert response.status_code in (HTTPStatus.OK, HTTPStatus.NOT_FOUND)
+        assert 'name="password1"' not in response.content.decode()
+
+
+# --- Forced reset -------------------------------------------------------------------------------
+
+
+def test_forced_reset_refuses_the_old_password_until_the_user_resets(
+    rf, user, password, admin_user, django_capture_on_commit_callbacks
+):
+    signed_in = _signed_in_client("alice", password)
+    request = rf.post("/admin/")
+    request.user = admin_user
+    request.session = Client().session
+
+    with django_capture_on_commit_callbacks(execute=True):
+        sent = services.force_password_reset(user=user, actor=admin_user, request=request)
+
+    assert sent
+    assert signed_in.get(OVERVIEW_URL).status_code == HTTPStatus.FOUND, "sessions ended"
+    client = Client()
+    response = sign_in(client, "alice", password)
+    assert response.status_code == HTTPStatus.FOUND
+    assert response["Location"] == "/account/password-reset-required/"
+    assert not is_signed_in(client)
+    page = client.get(response["Location"])
+    assert "choose a new password" in page.content.decode()
+    assert AuditEvent.objects.filter(
+        type=AuditEvent.Type.PASSWORD_RESET_FORCED, subject=user, actor=admin_user
+    ).exists()
+    assert AuditEvent.objects.filter(
+        type=AuditEvent.Type.LOGIN_FAILED, subject=user, extra__reason="password_reset_required"
+    ).exists()
+
+    # A wrong password still gets the ordinary answer (the page needs the right password).
+    wrong = sign_in(Client(), "alice", "not the password")
+    assert wrong.status_code == HTTPStatus.OK
+
+    _set_password_from_link(Client(), last_link(), NEW_PASSWORD)
+
+    user.refresh_from_db()
+    assert not user.password_reset_required
+    fresh = Client()
+    assert sign_in(fresh, "alice", NEW_PASSWORD)["Location"] == OVERVIEW_URL
+    assert is_signed_in(fresh)
+
+
+def test_seed_users_and_their_passwords_need_no_reset(db):
+    User = get_user_model()
+    bill = User.objects.create_user("Bill", "bills_email@example.com", "pw")
+    assert not bill.password_reset_required
+    client = Client()
+    assert sign_in(client, "Bill", "pw")["Location"] == OVERVIEW_URL
+    assert re.search(r"Bill", client.get(OVERVIEW_URL).content.decode())
