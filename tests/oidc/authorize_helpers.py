@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import secrets
+from html.parser import HTMLParser
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -53,3 +55,48 @@ def assert_error_page(response: Any) -> None:
     body = response.content.decode()
     assert "This sign-in request cannot be completed" in body
     assert 'class="site-header"' in body  # extends templates/base.html
+
+
+class PageParser(HTMLParser):
+    """Just enough HTML reading for our pages: elements with attributes, texts of h1 and li."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.elements: list[tuple[str, dict[str, str]]] = []
+        self.texts: dict[str, list[str]] = {"h1": [], "li": []}
+        self._open: list[str] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements.append((tag, {key: value or "" for key, value in attrs}))
+        if tag in self.texts:
+            self.texts[tag].append("")
+            self._open.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._open and self._open[-1] == tag:
+            self._open.pop()
+
+    def handle_data(self, data: str) -> None:
+        if self._open:
+            tag = self._open[-1]
+            self.texts[tag][-1] += data
+
+    def find_all(self, tag: str, **attrs: str) -> list[dict[str, str]]:
+        return [
+            found
+            for name, found in self.elements
+            if name == tag and all(found.get(key) == value for key, value in attrs.items())
+        ]
+
+    def text(self, tag: str) -> list[str]:
+        return [" ".join(value.split()) for value in self.texts[tag]]
+
+
+def consent_form(response: Any) -> tuple[str, dict[str, str]]:
+    """The consent form's action and hidden fields, as a browser would submit them."""
+    assert response.status_code == HTTPStatus.OK, response.status_code
+    page = PageParser(response.content.decode())
+    (form,) = page.find_all("form", method="post")
+    fields = {i["name"]: i.get("value", "") for i in page.find_all("input") if i.get("name")}
+    return html.unescape(form["action"]), fields
