@@ -194,6 +194,7 @@ def register_client(
     frontchannel_logout_uri: str = "",
     allow_private_network: bool = False,
     is_resource_server: bool = False,
+    require_pkce: bool = True,
     client_id: str | None = None,
     request: HttpRequest | None = None,
     resolver: uri_rules.Resolver | None = None,
@@ -206,7 +207,7 @@ def register_client(
         raise ValidationError(
             {"kind": [_("Choose one of: %(kinds)s.") % {"kinds": ", ".join(KIND_PROFILES)}]}
         )
-    client = Client(kind=kind, user=None, is_active=True, require_pkce=True)
+    client = Client(kind=kind, user=None, is_active=True)
     values = {
         "name": name,
         "description": description,
@@ -216,6 +217,7 @@ def register_client(
         "is_trusted": is_trusted,
         "requires_mfa": requires_mfa,
         "is_resource_server": is_resource_server,
+        "require_pkce": require_pkce,
         "logo_uri": logo_uri,
         "client_uri": client_uri,
         "policy_uri": policy_uri,
@@ -524,3 +526,164 @@ def delete_client(*, client: Client, actor: Any, request: HttpRequest | None = N
         **counts.as_dict(),
     )
     stored.delete()
+
+
+# --- Registry as code: import (export is `selectors.registry()`)
+
+REGISTRY_VERSION = 1
+# Keys of an exported entry and the editable field each one sets.
+REGISTRY_FIELD_FOR_KEY = {
+    **{field: field for field in EDITABLE_FIELDS if field != "allowed_scopes"},
+    "scopes": "allowed_scopes",
+}
+REGISTRY_KEYS = {"client_id", "kind", "is_active", *REGISTRY_FIELD_FOR_KEY}
+
+
+class RegistryImportError(Exception):
+    """The import was refused as a whole; `problems` says why, one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass
+class ImportReport:
+    created: list[tuple[str, str]]  # (client_id, plaintext secret or "")
+    updated: list[tuple[str, list[str]]]
+    enabled: list[str]
+    disabled: list[str]
+    unchanged: list[str]
+    forced: list[tuple[str, list[str]]]  # weakenings applied because of --force
+    dry_run: bool
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated or self.enabled or self.disabled)
+
+
+def _registry_entries(document: Any) -> list[dict[str, Any]]:
+    problems: list[str] = []
+    if not isinstance(document, dict) or not isinstance(document.get("clients"), list):
+        raise RegistryImportError(['the file must be a JSON object with a "clients" list'])
+    if document.get("version", REGISTRY_VERSION) != REGISTRY_VERSION:
+        raise RegistryImportError([f"unsupported registry version {document.get('version')!r}"])
+    entries = document["clients"]
+    seen: set[str] = set()
+    for index, entry in enumerate(entries):
+        where = f"clients[{index}]"
+        if not isinstance(entry, dict):
+            problems.append(f"{where}: must be an object")
+            continue
+        client_id = entry.get("client_id")
+        if not isinstance(client_id, str) or not client_id.strip():
+            problems.append(f"{where}: client_id is required")
+            continue
+        if client_id in seen:
+            problems.append(f"{client_id}: listed twice")
+        seen.add(client_id)
+        unknown = sorted(set(entry) - REGISTRY_KEYS)
+        if unknown:
+            problems.append(f"{client_id}: unknown keys {', '.join(unknown)}")
+        for key in ("kind", "name"):
+            if not isinstance(entry.get(key), str):
+                problems.append(f"{client_id}: {key} is required")
+        if "is_active" in entry and not isinstance(entry["is_active"], bool):
+            problems.append(f"{client_id}: is_active must be true or false")
+    if problems:
+        raise RegistryImportError(problems)
+    return entries
+
+
+def _validation_lines(client_id: str, error: ValidationError) -> list[str]:
+    if hasattr(error, "error_dict"):
+        return [
+            f"{client_id}: {field}: {message}"
+            for field, messages in error.message_dict.items()
+            for message in messages
+        ]
+    return [f"{client_id}: {message}" for message in error.messages]
+
+
+@transaction.atomic
+def import_registry(
+    *,
+    document: Any,
+    actor: Any,
+    force: bool = False,
+    dry_run: bool = False,
+    resolver: uri_rules.Resolver | None = None,
+) -> ImportReport:
+    """Make the registry match `document` (an export). Idempotent; all or nothing.
+
+    Clients missing from the document are left alone. A change that weakens an existing client
+    (plain-http URI, PKCE off, trusted, wider scopes, longer lifetimes, re-enabling…) is refused
+    unless `force`. New confidential clients get fresh secrets, returned in the report once.
+    """
+    entries = _registry_entries(document)
+    report = ImportReport([], [], [], [], [], [], dry_run)
+    problems: list[str] = []
+    for entry in entries:
+        client_id = entry["client_id"]
+        values = {
+            REGISTRY_FIELD_FOR_KEY[key]: value
+            for key, value in entry.items()
+            if key in REGISTRY_FIELD_FOR_KEY
+        }
+        existing = Client.objects.select_for_update().filter(client_id=client_id).first()
+        try:
+            with transaction.atomic():
+                if existing is None:
+                    arguments = dict(values)
+                    arguments["scopes"] = arguments.pop("allowed_scopes", ["openid"])
+                    client, secret = register_client(
+                        actor=actor,
+                        client_id=client_id,
+                        kind=entry["kind"],
+                        resolver=resolver,
+                        **arguments,
+                    )
+                    if entry.get("is_active") is False:
+                        disable_client(client=client, actor=actor)
+                    report.created.append((client_id, secret))
+                    continue
+                if entry["kind"] != existing.kind:
+                    problems.append(
+                        f"{client_id}: kind is {existing.kind}, the file says {entry['kind']}; "
+                        "the kind cannot change: register a new client instead"
+                    )
+                    continue
+                weakened = weakening_changes(client=existing, changes=values)
+                reactivate = entry.get("is_active") is True and not existing.is_active
+                if reactivate:
+                    weakened.append("re-enables a disabled app")
+                if weakened and not force:
+                    problems.extend(
+                        f"{client_id}: {reason} (refused; use --force if intended)"
+                        for reason in weakened
+                    )
+                    continue
+                if weakened:
+                    report.forced.append((client_id, weakened))
+                fields = update_client(
+                    client=existing, actor=actor, changes=values, resolver=resolver
+                )
+                if fields:
+                    report.updated.append((client_id, fields))
+                if reactivate:
+                    enable_client(client=existing, actor=actor)
+                    report.enabled.append(client_id)
+                elif entry.get("is_active") is False and existing.is_active:
+                    disable_client(client=existing, actor=actor)
+                    report.disabled.append(client_id)
+                if not fields and not reactivate and client_id not in report.disabled:
+                    report.unchanged.append(client_id)
+        except ValidationError as exc:
+            problems.extend(_validation_lines(client_id, exc))
+    if problems:
+        raise RegistryImportError(problems)
+    if dry_run:
+        # Nothing is kept, so no secret from this run will ever work: do not hand any out.
+        transaction.set_rollback(True)
+        report.created = [(client_id, "") for client_id, _secret in report.created]
+    return report

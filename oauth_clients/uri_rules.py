@@ -114,9 +114,14 @@ def redirect_uri_problem(uri: str, *, native: bool) -> str | None:
             "e.g. com.example.app:/callback (RFC 8252 §7.1)"
         )
     rest = uri.partition(":")[2]
-    if rest.startswith("//") and "@" in rest[2:].split("/", 1)[0]:
-        return _("must not contain a user name or password (user@host)")
-    if not rest.strip("/"):
+    if rest.startswith("//"):
+        authority = rest[2:].split("/", 1)[0]
+        if "@" in authority:
+            return _("must not contain a user name or password (user@host)")
+        if not authority:
+            # "scheme:///path" aliases "scheme:/path" (RFC 9700 §2.1 wants one exact form).
+            return _("needs a path after the scheme, e.g. com.example.app:/callback")
+    elif not rest.startswith("/") or not rest.strip("/"):
         return _("needs a path after the scheme, e.g. com.example.app:/callback")
     return None
 

@@ -105,6 +105,8 @@ def test_private_use_scheme_is_refused_for_web_and_browser_apps(uri):
         (".com.example:/callback", "absolute"),
         ("com.example.app:", "path"),
         ("com.example.app:/", "path"),
+        ("com.example.app:///callback", "path"),
+        ("com.example.app:callback", "path"),
         ("com.example.app://user@host/cb", "user name"),
         ("com.example.app:/callback#x", "fragment"),
         ("com.example.*:/callback", "wildcard"),

@@ -1,0 +1,381 @@
+"""Admin for registered client apps: list, change form, register flow, actions with confirmation.
+
+Reachable by superusers and by staff holding the `oauth_clients` client permissions (Django's
+model permissions: view / add / change / delete). Every state change goes through
+`oauth_clients.services`, so each writes an audit row naming the acting administrator.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# DOT registers its own ApplicationAdmin for the swapped model when its admin module loads;
+# load it now (our app comes first in INSTALLED_APPS) so ours can replace it.
+import oauth2_provider.admin  # noqa: F401 (imported for its registration side effect)
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
+
+from oauth_clients import admin_views, selectors, services
+from oauth_clients.forms import ClientChangeForm
+from oauth_clients.models import Client
+
+if admin.site.is_registered(Client):
+    admin.site.unregister(Client)
+
+
+@admin.register(Client)
+class ClientAdmin(admin.ModelAdmin):
+    form = ClientChangeForm
+    list_display = (
+        "name",
+        "client_id",
+        "kind",
+        "is_active",
+        "is_trusted",
+        "requires_mfa",
+        "last_used_at",
+        "created",
+    )
+    list_display_links = ("name", "client_id")
+    list_filter = ("is_active", "kind", "is_trusted", "requires_mfa", "client_type")
+    search_fields = ("name", "client_id", "owner_contact", "description", "redirect_uris")
+    ordering = ("name",)
+    list_per_page = 50
+    readonly_fields = (
+        "client_id",
+        "kind",
+        "client_type",
+        "grant_types_display",
+        "secret_status",
+        "is_active",
+        "last_used_at",
+        "created",
+        "updated",
+        "overview",
+    )
+    fieldsets = (
+        (
+            gettext_lazy("Usage"),
+            {
+                "fields": ("overview",),
+                "description": gettext_lazy(
+                    "How much the app is in use now. Use the buttons above to rotate its secret, "
+                    "disable it or revoke everything it holds."
+                ),
+            },
+        ),
+        (
+            gettext_lazy("The app"),
+            {
+                "fields": (
+                    "name",
+                    "description",
+                    "client_id",
+                    "kind",
+                    "client_type",
+                    "grant_types_display",
+                    "secret_status",
+                    "is_active",
+                )
+            },
+        ),
+        (
+            gettext_lazy("Sign-in"),
+            {"fields": ("redirect_uris", "post_logout_redirect_uris", "allowed_scopes")},
+        ),
+        (
+            gettext_lazy("Trust and security"),
+            {
+                "fields": ("is_trusted", "requires_mfa", "require_pkce", "is_resource_server"),
+                "description": gettext_lazy(
+                    "Turning PKCE off or marking an app trusted weakens it; the change is audited."
+                ),
+            },
+        ),
+        (
+            gettext_lazy("Shown to users"),
+            {"fields": ("logo_uri", "client_uri", "policy_uri", "tos_uri", "owner_contact")},
+        ),
+        (
+            gettext_lazy("Token lifetimes"),
+            {"fields": services.LIFETIME_FIELDS, "classes": ("collapse",)},
+        ),
+        (
+            gettext_lazy("Logout notifications"),
+            {
+                "fields": (
+                    "backchannel_logout_uri",
+                    "backchannel_logout_session_required",
+                    "frontchannel_logout_uri",
+                    "allow_private_network",
+                ),
+                "classes": ("collapse",),
+            },
+        ),
+        (gettext_lazy("Record"), {"fields": ("last_used_at", "created", "updated")}),
+    )
+    actions = (
+        "disable_selected",
+        "enable_selected",
+        "revoke_selected",
+        "delete_selected_clients",
+    )
+
+    # --- Screens
+
+    def get_urls(self) -> list[URLPattern]:
+        def wrap(view: Any) -> Any:
+            def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+                return view(self, request, *args, **kwargs)
+
+            return self.admin_site.admin_view(wrapper)
+
+        ours = [
+            path(
+                "register/", wrap(admin_views.register_view), name="oauth_clients_client_register"
+            ),
+            path(
+                "<path:object_id>/setup/",
+                wrap(admin_views.setup_view),
+                name="oauth_clients_client_setup",
+            ),
+            path(
+                "<path:object_id>/rotate-secret/",
+                wrap(admin_views.rotate_secret_view),
+                name="oauth_clients_client_rotate_secret",
+            ),
+            path(
+                "<path:object_id>/disable/",
+                wrap(admin_views.disable_view),
+                name="oauth_clients_client_disable",
+            ),
+            path(
+                "<path:object_id>/enable/",
+                wrap(admin_views.enable_view),
+                name="oauth_clients_client_enable",
+            ),
+            path(
+                "<path:object_id>/revoke-tokens/",
+                wrap(admin_views.revoke_view),
+                name="oauth_clients_client_revoke_tokens",
+            ),
+            # Replaces Django's delete page (same URL and name): ours goes through the service
+            # and shows what stops working instead of listing token rows.
+            path(
+                "<path:object_id>/delete/",
+                wrap(admin_views.delete_view),
+                name="oauth_clients_client_delete",
+            ),
+        ]
+        return ours + super().get_urls()
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        # Registration asks its own questions (admin_views.register_view).
+        return HttpResponseRedirect(reverse("admin:oauth_clients_client_register"))
+
+    def save_model(self, request: HttpRequest, obj: Client, form: Any, change: bool) -> None:
+        # Only reached for changes: adding goes through the register flow.
+        services.update_client(
+            client=obj, actor=request.user, changes=form.changes(), request=request
+        )
+
+    def delete_model(self, request: HttpRequest, obj: Client) -> None:
+        services.delete_client(client=obj, actor=request.user, request=request)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Client]) -> None:
+        for client in queryset:
+            services.delete_client(client=client, actor=request.user, request=request)
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        # Django's bulk delete skips our service (and its audit row); ours replaces it.
+        actions.pop("delete_selected", None)
+        return actions
+
+    # --- Read-only fields
+
+    @admin.display(description=gettext_lazy("grant types"))
+    def grant_types_display(self, obj: Client) -> str:
+        return ", ".join(sorted(obj.allowed_grant_types())) if obj.pk else ""
+
+    @admin.display(description=gettext_lazy("client secret"))
+    def secret_status(self, obj: Client) -> str:
+        # Never the secret or its hash: only whether there is one and where to get a new one.
+        if obj.client_type != Client.CLIENT_CONFIDENTIAL:
+            return _("None (public client: it proves itself with PKCE).")
+        text = _("Set (stored hashed; shown only once). Rotate it to get a new one.")
+        if obj.previous_secret_expires_at:
+            text += " " + _("The previous secret still works until %(when)s.") % {
+                "when": obj.previous_secret_expires_at.strftime("%Y-%m-%d %H:%M UTC")
+            }
+        return text
+
+    @admin.display(description=gettext_lazy("overview"))
+    def overview(self, obj: Client) -> str:
+        if not obj.pk:
+            return ""
+        figures = selectors.client_overview(client=obj)
+        last_used = (
+            figures.last_used_at.strftime("%Y-%m-%d %H:%M UTC")
+            if figures.last_used_at
+            else _("never")
+        )
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    event.created_at.strftime("%Y-%m-%d %H:%M"),
+                    event.get_type_display(),
+                    event.actor_repr or _("system"),
+                    event.subject_repr,
+                )
+                for event in figures.recent_events
+            ),
+        )
+        return format_html(
+            '<dl class="client-overview">'
+            "<dt>{}</dt><dd>{}</dd>"
+            "<dt>{}</dt><dd>{}</dd>"
+            "<dt>{}</dt><dd>{}</dd>"
+            "<dt>{}</dt><dd>{}</dd>"
+            "<dt>{}</dt><dd>{}</dd>"
+            "</dl>"
+            "<h3>{}</h3>"
+            '<table class="client-recent-events"><thead><tr>'
+            "<th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody></table>",
+            _("Status"),
+            _("active") if obj.is_active else _("DISABLED"),
+            _("Last used"),
+            last_used,
+            _("Active grants"),
+            _("%(access)d access tokens, %(refresh)d refresh tokens, %(consents)d consents")
+            % {
+                "access": figures.active_access_tokens,
+                "refresh": figures.active_refresh_tokens,
+                "consents": figures.consents,
+            },
+            _("Distinct users"),
+            figures.distinct_users,
+            _("Pending authorization codes"),
+            figures.pending_codes,
+            _("Recent audit events"),
+            _("When"),
+            _("Event"),
+            _("By"),
+            _("User"),
+            rows or format_html('<tr><td colspan="4">{}</td></tr>', _("none yet")),
+        )
+
+    # --- Bulk actions, each with a confirmation page first
+
+    def _bulk(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Client],
+        *,
+        action: str,
+        title: str,
+        consequence: str,
+        service: Any,
+        done: str,
+    ) -> HttpResponse | None:
+        if request.POST.get("confirm") == "yes":
+            count = 0
+            for client in queryset:
+                service(client=client, actor=request.user, request=request)
+                count += 1
+            self.message_user(request, done % {"count": count}, messages.SUCCESS)
+            return None
+        rows = [(client, selectors.client_overview(client=client)) for client in queryset]
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": title,
+            "consequence": consequence,
+            "rows": rows,
+            "action": action,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "queryset": queryset,
+        }
+        return TemplateResponse(request, "admin/oauth_clients/client/bulk_confirm.html", context)
+
+    @admin.action(description=gettext_lazy("Disable selected apps"), permissions=["change"])
+    def disable_selected(
+        self, request: HttpRequest, queryset: QuerySet[Client]
+    ) -> HttpResponse | None:
+        return self._bulk(
+            request,
+            queryset,
+            action="disable_selected",
+            title=_("Disable these apps?"),
+            consequence=_(
+                "Nobody can sign in to them and every token they hold stops working at once."
+            ),
+            service=services.disable_client,
+            done=ngettext("Disabled %(count)d app.", "Disabled %(count)d apps.", queryset.count()),
+        )
+
+    @admin.action(description=gettext_lazy("Enable selected apps"), permissions=["change"])
+    def enable_selected(
+        self, request: HttpRequest, queryset: QuerySet[Client]
+    ) -> HttpResponse | None:
+        return self._bulk(
+            request,
+            queryset,
+            action="enable_selected",
+            title=_("Enable these apps?"),
+            consequence=_("Users can sign in to them again and they can get new tokens."),
+            service=services.enable_client,
+            done=ngettext("Enabled %(count)d app.", "Enabled %(count)d apps.", queryset.count()),
+        )
+
+    @admin.action(
+        description=gettext_lazy("Revoke all tokens and consents of selected apps"),
+        permissions=["change"],
+    )
+    def revoke_selected(
+        self, request: HttpRequest, queryset: QuerySet[Client]
+    ) -> HttpResponse | None:
+        return self._bulk(
+            request,
+            queryset,
+            action="revoke_selected",
+            title=_("Revoke all tokens and consents of these apps?"),
+            consequence=_(
+                "Every user is signed out of them and asked for consent again; "
+                "the apps stay enabled."
+            ),
+            service=services.revoke_all_client_tokens,
+            done=ngettext(
+                "Revoked the tokens of %(count)d app.",
+                "Revoked the tokens of %(count)d apps.",
+                queryset.count(),
+            ),
+        )
+
+    @admin.action(description=gettext_lazy("Delete selected apps"), permissions=["delete"])
+    def delete_selected_clients(
+        self, request: HttpRequest, queryset: QuerySet[Client]
+    ) -> HttpResponse | None:
+        return self._bulk(
+            request,
+            queryset,
+            action="delete_selected_clients",
+            title=_("Delete these apps for good?"),
+            consequence=_(
+                "Their registrations, tokens and consents are deleted; audit events are kept. "
+                "Disable them instead to stop them only for a while."
+            ),
+            service=services.delete_client,
+            done=ngettext("Deleted %(count)d app.", "Deleted %(count)d apps.", queryset.count()),
+        )

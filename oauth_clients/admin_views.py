@@ -1,0 +1,354 @@
+"""Admin pages for client apps beyond Django's own: register, one-time setup page, confirmations.
+
+Each view checks the admin permission it needs, parses a form, calls one service and renders.
+A plaintext secret travels only from the service to the session to one page render: it is never
+put in a URL, a message, a log line or the change page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from django.contrib import messages
+from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from oauth_clients import selectors, services
+from oauth_clients.forms import RegisterClientForm, RotateSecretForm, validation_error_to_form
+from oauth_clients.models import Client
+
+if TYPE_CHECKING:
+    from oauth_clients.admin import ClientAdmin
+
+ONE_TIME_SECRET_KEY = "oauth_clients:one_time_secret"  # noqa: S105 (a session key name)
+
+REGISTER_FIELDSETS = [
+    (gettext_lazy("The app"), {"fields": ["kind", "name", "description"]}),
+    (
+        gettext_lazy("Sign-in"),
+        {
+            "fields": ["redirect_uris", "post_logout_redirect_uris", "scopes"],
+            "description": gettext_lazy(
+                "Not needed for a machine-to-machine service. Register the exact URIs the app "
+                "uses; anything else is refused at sign-in."
+            ),
+        },
+    ),
+    (gettext_lazy("Trust"), {"fields": ["is_trusted", "requires_mfa"]}),
+    (
+        gettext_lazy("Shown to users"),
+        {"fields": ["logo_uri", "client_uri", "policy_uri", "tos_uri", "owner_contact"]},
+    ),
+    (
+        gettext_lazy("Token lifetimes"),
+        {
+            "fields": list(services.LIFETIME_FIELDS),
+            "description": gettext_lazy("The defaults suit most apps; shorter is safer."),
+        },
+    ),
+]
+
+
+def _context(model_admin: ClientAdmin, request: HttpRequest, **extra: Any) -> dict[str, Any]:
+    opts = model_admin.model._meta
+    return {
+        **model_admin.admin_site.each_context(request),
+        "opts": opts,
+        "app_label": opts.app_label,
+        "has_view_permission": model_admin.has_view_permission(request),
+        **extra,
+    }
+
+
+def _get_client(model_admin: ClientAdmin, request: HttpRequest, object_id: str) -> Client:
+    client = model_admin.get_object(request, unquote(object_id))
+    if client is None:
+        raise Http404(_("No such client app."))
+    return client
+
+
+def _change_url(client: Client) -> str:
+    return reverse("admin:oauth_clients_client_change", args=[client.pk])
+
+
+def _setup_url(client: Client) -> str:
+    return reverse("admin:oauth_clients_client_setup", args=[client.pk])
+
+
+def _keep_secret_for_one_page(request: HttpRequest, client: Client, secret: str) -> None:
+    request.session[ONE_TIME_SECRET_KEY] = {"client": client.pk, "secret": secret}
+
+
+def _take_secret(request: HttpRequest, client: Client) -> str:
+    """The secret kept for this client's setup page, removed from the session as it is read."""
+    kept = request.session.get(ONE_TIME_SECRET_KEY)
+    if not kept or kept.get("client") != client.pk:
+        return ""
+    del request.session[ONE_TIME_SECRET_KEY]
+    return str(kept.get("secret", ""))
+
+
+def register_view(model_admin: ClientAdmin, request: HttpRequest) -> HttpResponse:
+    if not model_admin.has_add_permission(request):
+        raise PermissionDenied
+    form = RegisterClientForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            client, secret = services.register_client(
+                actor=request.user, request=request, **form.service_arguments()
+            )
+        except ValidationError as exc:
+            validation_error_to_form(form, exc)
+        else:
+            model_admin.log_addition(request, client, [{"added": {}}])
+            _keep_secret_for_one_page(request, client, secret)
+            return HttpResponseRedirect(_setup_url(client))
+    adminform = helpers.AdminForm(form, REGISTER_FIELDSETS, {})
+    context = _context(
+        model_admin,
+        request,
+        title=_("Register an app"),
+        adminform=adminform,
+        form=form,
+        errors=helpers.AdminErrorList(form, []),
+    )
+    return TemplateResponse(request, "admin/oauth_clients/client/register.html", context)
+
+
+def _snippets(facts: dict[str, Any], secret: str) -> list[dict[str, str]]:
+    context = {**facts, "secret": secret}
+    names = (
+        [("generic", _("Any OpenID Connect library")), ("allauth", _("Django + django-allauth"))]
+        if facts["signs_users_in"]
+        else [("service", _("Client credentials (curl)"))]
+    )
+    return [
+        {
+            "id": name,
+            "title": title,
+            "text": render_to_string(f"admin/oauth_clients/client/snippets/{name}.txt", context),
+        }
+        for name, title in names
+    ]
+
+
+def setup_view(model_admin: ClientAdmin, request: HttpRequest, object_id: str) -> HttpResponse:
+    """Everything a developer needs to connect the app; the secret only on the first render."""
+    client = _get_client(model_admin, request, object_id)
+    if not model_admin.has_view_or_change_permission(request, client):
+        raise PermissionDenied
+    secret = _take_secret(request, client)
+    facts = selectors.setup_facts(client=client)
+    context = _context(
+        model_admin,
+        request,
+        title=_("Connect %(name)s") % {"name": client.name},
+        original=client,
+        client=client,
+        facts=facts,
+        secret=secret,
+        snippets=_snippets(facts, secret),
+        change_url=_change_url(client),
+    )
+    response = TemplateResponse(request, "admin/oauth_clients/client/setup.html", context)
+    add_never_cache_headers(response)
+    return response
+
+
+def _confirm(
+    model_admin: ClientAdmin,
+    request: HttpRequest,
+    client: Client,
+    *,
+    title: str,
+    consequences: list[str],
+    button: str,
+    danger: bool = True,
+    form: Any = None,
+) -> HttpResponse:
+    context = _context(
+        model_admin,
+        request,
+        title=title,
+        original=client,
+        client=client,
+        overview=selectors.client_overview(client=client),
+        consequences=consequences,
+        button=button,
+        danger=danger,
+        form=form,
+        change_url=_change_url(client),
+    )
+    return TemplateResponse(request, "admin/oauth_clients/client/confirm.html", context)
+
+
+def rotate_secret_view(
+    model_admin: ClientAdmin, request: HttpRequest, object_id: str
+) -> HttpResponse:
+    client = _get_client(model_admin, request, object_id)
+    if not model_admin.has_change_permission(request, client):
+        raise PermissionDenied
+    if client.client_type != Client.CLIENT_CONFIDENTIAL:
+        messages.error(request, _("A public client has no secret to rotate."))
+        return HttpResponseRedirect(_change_url(client))
+    form = RotateSecretForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            secret = services.rotate_client_secret(
+                client=client,
+                actor=request.user,
+                grace_seconds=form.cleaned_data["grace_seconds"],
+                request=request,
+            )
+        except ValidationError as exc:
+            validation_error_to_form(form, exc)
+        else:
+            model_admin.log_change(request, client, _("Rotated the client secret."))
+            _keep_secret_for_one_page(request, client, secret)
+            return HttpResponseRedirect(_setup_url(client))
+    return _confirm(
+        model_admin,
+        request,
+        client,
+        title=_("Rotate the secret of %(name)s") % {"name": client.name},
+        consequences=[
+            _("A new secret is generated and shown once on the next page."),
+            _(
+                "With 0 seconds of grace the current secret stops working at once: the app "
+                "fails to sign users in until its operators deploy the new secret."
+            ),
+            _(
+                "With a grace period both secrets work until it ends; then the old one is "
+                "refused (invalid_client)."
+            ),
+        ],
+        button=_("Rotate the secret"),
+        form=form,
+    )
+
+
+def _simple_action(
+    *,
+    service: Callable[..., Any],
+    permission: str,
+    title: Any,
+    consequences: Callable[[Client, selectors.ClientOverview], list[str]],
+    button: Any,
+    done: Any,
+    log_message: Any,
+    redirect_to_list: bool = False,
+) -> Callable[[ClientAdmin, HttpRequest, str], HttpResponse]:
+    def view(model_admin: ClientAdmin, request: HttpRequest, object_id: str) -> HttpResponse:
+        client = _get_client(model_admin, request, object_id)
+        allowed = getattr(model_admin, f"has_{permission}_permission")(request, client)
+        if not allowed:
+            raise PermissionDenied
+        if request.method == "POST":
+            name = client.name
+            if redirect_to_list:
+                model_admin.log_deletions(request, Client.objects.filter(pk=client.pk))
+            else:
+                model_admin.log_change(request, client, str(log_message))
+            service(client=client, actor=request.user, request=request)
+            messages.success(request, done % {"name": name})
+            if redirect_to_list:
+                return HttpResponseRedirect(reverse("admin:oauth_clients_client_changelist"))
+            return HttpResponseRedirect(_change_url(client))
+        overview = selectors.client_overview(client=client)
+        return _confirm(
+            model_admin,
+            request,
+            client,
+            title=title % {"name": client.name},
+            consequences=consequences(client, overview),
+            button=button,
+        )
+
+    return view
+
+
+def _token_consequences(overview: selectors.ClientOverview) -> list[str]:
+    return [
+        _(
+            "%(access)d active access tokens and %(refresh)d refresh tokens (%(users)d users) "
+            "stop working at once."
+        )
+        % {
+            "access": overview.active_access_tokens,
+            "refresh": overview.active_refresh_tokens,
+            "users": overview.distinct_users,
+        },
+    ]
+
+
+disable_view = _simple_action(
+    service=services.disable_client,
+    permission="change",
+    title=gettext_lazy("Disable %(name)s"),
+    consequences=lambda client, overview: [
+        _("Nobody can sign in to the app; it gets a clear error page instead."),
+        *_token_consequences(overview),
+        _("The app cannot get new tokens (invalid_client) until it is enabled again."),
+        _("Consents are kept; revoked tokens stay revoked after enabling."),
+    ],
+    button=gettext_lazy("Disable the app"),
+    done=gettext_lazy("%(name)s is disabled and its tokens are revoked."),
+    log_message=gettext_lazy("Disabled the app."),
+)
+
+enable_view = _simple_action(
+    service=services.enable_client,
+    permission="change",
+    title=gettext_lazy("Enable %(name)s"),
+    consequences=lambda client, overview: [
+        _("Users can sign in to the app again and it can get new tokens."),
+        _("Tokens revoked while it was disabled stay revoked: users sign in again."),
+    ],
+    button=gettext_lazy("Enable the app"),
+    done=gettext_lazy("%(name)s is enabled."),
+    log_message=gettext_lazy("Enabled the app."),
+)
+
+revoke_view = _simple_action(
+    service=services.revoke_all_client_tokens,
+    permission="change",
+    title=gettext_lazy("Revoke all tokens and consents of %(name)s"),
+    consequences=lambda client, overview: [
+        *_token_consequences(overview),
+        _(
+            "%(consents)d remembered consents are forgotten: users are asked again at their "
+            "next sign-in (unless the app is trusted)."
+        )
+        % {"consents": overview.consents},
+        _("The app itself stays enabled; users can sign in again right away."),
+    ],
+    button=gettext_lazy("Revoke everything"),
+    done=gettext_lazy("All tokens and consents of %(name)s are revoked."),
+    log_message=gettext_lazy("Revoked all tokens and consents."),
+)
+
+delete_view = _simple_action(
+    service=services.delete_client,
+    permission="delete",
+    title=gettext_lazy("Delete %(name)s"),
+    consequences=lambda client, overview: [
+        _("The registration is removed for good: the client id can never sign anyone in."),
+        *_token_consequences(overview),
+        _("%(consents)d consents are deleted. Audit events are kept.")
+        % {"consents": overview.consents},
+        _("To stop the app only for a while, disable it instead."),
+    ],
+    button=gettext_lazy("Delete the app"),
+    done=gettext_lazy("%(name)s is deleted."),
+    log_message="",
+    redirect_to_list=True,
+)

@@ -1,0 +1,273 @@
+"""Admin forms for client apps: the "register an app" questions, rotation and the change form.
+
+Every rule comes from `oauth_clients.uri_rules`; the services check again before writing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.forms.models import construct_instance
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from oauth_clients import services, uri_rules
+from oauth_clients.models import Client
+
+KIND_HELP = {
+    Client.Kind.WEB: _(
+        "Runs on a server that can keep a secret (Django, Rails, Spring…). "
+        "Gets a client secret; authorization code flow with PKCE."
+    ),
+    Client.Kind.SPA: _(
+        "Runs entirely in the browser (React, Vue…). Cannot keep a secret: "
+        "authorization code flow with PKCE, no secret."
+    ),
+    Client.Kind.NATIVE: _(
+        "Desktop or mobile app. Cannot keep a secret: authorization code flow with PKCE; "
+        "may use a loopback or reverse-domain redirect (com.example.app:/callback)."
+    ),
+    Client.Kind.SERVICE: _(
+        "A program calling APIs on its own behalf, no user. Gets a client secret; "
+        "client credentials only; no redirect URIs."
+    ),
+}
+
+URI_LIST_HELP = _(
+    "One per line, exact (no wildcards, no #fragment). https only; http only for 127.0.0.1, "
+    "[::1] and localhost."
+)
+
+
+def _kind_choices() -> list[tuple[str, Any]]:
+    return [
+        (value, format_html("<strong>{}</strong> — {}", label, KIND_HELP[value]))
+        for value, label in Client.Kind.choices
+    ]
+
+
+def _scope_choices() -> list[tuple[str, str]]:
+    return [(name, f"{name} — {text}") for name, text in uri_rules.known_scopes().items()]
+
+
+def _lifetime_help(field: str) -> str:
+    default = uri_rules.default_lifetimes()[field]
+    return str(
+        _("Seconds. Leave empty for the provider default (%(default)s s).")
+        % {"default": default if default is not None else "none"}
+    )
+
+
+def _uri_textarea() -> forms.Textarea:
+    return forms.Textarea(attrs={"rows": 3, "cols": 80, "spellcheck": "false"})
+
+
+def _lifetime_field(field: str, label: str) -> forms.IntegerField:
+    return forms.IntegerField(
+        label=label,
+        required=False,
+        min_value=uri_rules.MIN_LIFETIME_SECONDS,
+        max_value=uri_rules.LIFETIME_BOUNDS[field],
+        help_text=_lifetime_help(field),
+        widget=forms.NumberInput(
+            attrs={"placeholder": str(uri_rules.default_lifetimes()[field] or "")}
+        ),
+    )
+
+
+def _url_field(label: Any, help_text: Any = "") -> forms.CharField:
+    return forms.CharField(label=label, required=False, max_length=500, help_text=help_text)
+
+
+# Errors from uri_rules use model field names; the register form names scopes differently.
+_FORM_FIELD_FOR = {"allowed_scopes": "scopes"}
+
+
+def add_rule_errors(form: forms.BaseForm, errors: dict[str, list[str]]) -> None:
+    """Attach per-field rule errors to a form (non-field when the form has no such field)."""
+    for field, messages in errors.items():
+        name = _FORM_FIELD_FOR.get(field, field) if field not in form.fields else field
+        for message in messages:
+            form.add_error(name if name in form.fields else None, message)
+
+
+class RegisterClientForm(forms.Form):
+    """The few questions that decide everything about a new app."""
+
+    kind = forms.ChoiceField(
+        label=_("What kind of app is it?"), choices=_kind_choices, widget=forms.RadioSelect
+    )
+    name = forms.CharField(
+        label=_("Name"),
+        max_length=255,
+        help_text=_("Shown to users on the sign-in and consent screens."),
+    )
+    description = forms.CharField(
+        label=_("Description"), required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )
+    redirect_uris = forms.CharField(
+        label=_("Redirect URIs"),
+        required=False,
+        widget=_uri_textarea(),
+        help_text=URI_LIST_HELP,
+    )
+    post_logout_redirect_uris = forms.CharField(
+        label=_("Post-logout redirect URIs"),
+        required=False,
+        widget=_uri_textarea(),
+        help_text=_("Where the app may send users after signing out. Same rules."),
+    )
+    scopes = forms.MultipleChoiceField(
+        label=_("Scopes the app may ask for"),
+        choices=_scope_choices,
+        initial=["openid", "profile", "email"],
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("Ask for the least the app needs."),
+    )
+    is_trusted = forms.BooleanField(
+        label=_("Trusted first-party app (skips the consent screen)"),
+        required=False,
+        help_text=_("Only for apps the company itself runs."),
+    )
+    requires_mfa = forms.BooleanField(
+        label=_("Users must have used a second factor"), required=False
+    )
+    logo_uri = forms.CharField(label=_("Logo URL"), required=False, max_length=500)
+    client_uri = forms.CharField(label=_("Home page URL"), required=False, max_length=500)
+    policy_uri = forms.CharField(label=_("Privacy policy URL"), required=False, max_length=500)
+    tos_uri = forms.CharField(label=_("Terms of service URL"), required=False, max_length=500)
+    owner_contact = forms.EmailField(
+        label=_("Owner contact"),
+        required=False,
+        help_text=_("Who to call when something is wrong with this app."),
+    )
+    access_token_lifetime = _lifetime_field("access_token_lifetime", _("Access token lifetime"))
+    id_token_lifetime = _lifetime_field("id_token_lifetime", _("ID token lifetime"))
+    refresh_token_idle_lifetime = _lifetime_field(
+        "refresh_token_idle_lifetime", _("Refresh token idle lifetime")
+    )
+    refresh_token_absolute_lifetime = _lifetime_field(
+        "refresh_token_absolute_lifetime", _("Refresh token absolute lifetime")
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if "kind" not in data:
+            return data
+        errors = uri_rules.registration_errors(
+            kind=data["kind"],
+            redirect_uris=data.get("redirect_uris", ""),
+            post_logout_redirect_uris=data.get("post_logout_redirect_uris", ""),
+            scopes=data.get("scopes", []) if "scopes" in data else ["openid"],
+            info_uris={name: data.get(name, "") for name in uri_rules.INFO_URI_FIELDS},
+            lifetimes={name: data.get(name) for name in services.LIFETIME_FIELDS},
+        )
+        add_rule_errors(self, {k: v for k, v in errors.items() if k not in self.errors})
+        return data
+
+    def service_arguments(self) -> dict[str, Any]:
+        """Cleaned data as keyword arguments for `services.register_client`."""
+        return dict(self.cleaned_data)
+
+
+class RotateSecretForm(forms.Form):
+    grace_seconds = forms.IntegerField(
+        label=_("Keep the old secret working for (seconds)"),
+        min_value=0,
+        max_value=services.MAX_GRACE_SECONDS,
+        initial=0,
+        help_text=_(
+            "0: the old secret stops working now. Give the app's operators time to deploy the "
+            "new secret, e.g. 3600 for an hour, 86400 for a day."
+        ),
+    )
+
+
+class ClientChangeForm(forms.ModelForm):
+    """The admin change form: editable settings only, validated by the registration rules."""
+
+    allowed_scopes = forms.MultipleChoiceField(
+        label=_("Scopes the app may ask for"),
+        choices=_scope_choices,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+    )
+
+    class Meta:
+        model = Client
+        fields = services.EDITABLE_FIELDS
+        widgets = {
+            "redirect_uris": _uri_textarea(),
+            "post_logout_redirect_uris": _uri_textarea(),
+            "description": forms.Textarea(attrs={"rows": 2}),
+        }
+        help_texts = {
+            "redirect_uris": URI_LIST_HELP,
+            "post_logout_redirect_uris": _("Where the app may send users after signing out."),
+        }
+
+    # URLs are plain text fields: our rules decide, with their own messages (not URLField's).
+    logo_uri = _url_field(_("Logo URL"))
+    client_uri = _url_field(_("Home page URL"))
+    policy_uri = _url_field(_("Privacy policy URL"))
+    tos_uri = _url_field(_("Terms of service URL"))
+    backchannel_logout_uri = _url_field(
+        _("Back-channel logout URI"),
+        _("The IdP POSTs a logout token here when a user signs out (https, public address)."),
+    )
+    frontchannel_logout_uri = _url_field(
+        _("Front-channel logout URI"),
+        _("Loaded in a hidden frame of the user's browser at sign-out."),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["allowed_scopes"] = self.instance.allowed_scopes.split()
+        for name in services.LIFETIME_FIELDS:
+            if name in self.fields:
+                self.fields[name].help_text = _lifetime_help(name)
+                self.fields[name].min_value = uri_rules.MIN_LIFETIME_SECONDS
+
+    def clean_allowed_scopes(self) -> str:
+        return " ".join(sorted(self.cleaned_data.get("allowed_scopes") or []))
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        kind = self.instance.kind
+
+        def value(name: str) -> Any:
+            return data.get(name, getattr(self.instance, name))
+
+        errors = uri_rules.registration_errors(
+            kind=kind,
+            redirect_uris=value("redirect_uris"),
+            post_logout_redirect_uris=value("post_logout_redirect_uris"),
+            scopes=value("allowed_scopes"),
+            backchannel_logout_uri=value("backchannel_logout_uri") or "",
+            frontchannel_logout_uri=value("frontchannel_logout_uri") or "",
+            allow_private_network=bool(value("allow_private_network")),
+            info_uris={name: value(name) or "" for name in uri_rules.INFO_URI_FIELDS},
+            lifetimes={name: value(name) for name in services.LIFETIME_FIELDS},
+        )
+        add_rule_errors(self, {k: v for k, v in errors.items() if k not in self.errors})
+        return data
+
+    def _post_clean(self) -> None:
+        # Validation is oauth_clients.uri_rules (clean() above, and the service again on save);
+        # DOT's model clean() would repeat it with other words, so only build the instance.
+        self.instance = construct_instance(self, self.instance, self._meta.fields)
+
+    def changes(self) -> dict[str, Any]:
+        """The changed editable fields, for `services.update_client`."""
+        return {name: self.cleaned_data[name] for name in self.changed_data}
+
+
+def validation_error_to_form(form: forms.BaseForm, error: ValidationError) -> None:
+    """A service's ValidationError onto the form it came from."""
+    if hasattr(error, "error_dict"):
+        add_rule_errors(form, error.message_dict)
+    else:
+        form.add_error(None, error)

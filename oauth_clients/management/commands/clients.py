@@ -1,0 +1,322 @@
+"""`manage.py clients …`: the client registry from the command line, for automation.
+
+    clients create --kind web --name Wiki --redirect-uri https://wiki.example.com/cb [--json]
+    clients list | show CLIENT_ID | rotate-secret CLIENT_ID [--grace-seconds N]
+    clients disable CLIENT_ID | enable CLIENT_ID | revoke-tokens CLIENT_ID
+    clients export [--output FILE]          # registry as code: JSON, never a secret
+    clients import FILE [--force] [--dry-run]
+
+Secrets are printed once, on create, rotate-secret and for clients an import creates.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from oauth_clients import selectors, services
+from oauth_clients.models import Client
+
+
+def _validation_message(error: ValidationError) -> str:
+    if hasattr(error, "error_dict"):
+        return "\n".join(
+            f"  {field}: {message}"
+            for field, messages in error.message_dict.items()
+            for message in messages
+        )
+    return "\n".join(f"  {message}" for message in error.messages)
+
+
+class Command(BaseCommand):
+    help = "Register, inspect, rotate, disable/enable, export and import client apps."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--actor",
+            help="Username recorded as the acting administrator in the audit log.",
+        )
+        sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+        create = sub.add_parser("create", help="Register a new app.")
+        create.add_argument("--kind", required=True, choices=Client.Kind.values)
+        create.add_argument("--name", required=True)
+        create.add_argument("--description", default="")
+        create.add_argument("--client-id", help="Choose the client id (default: generated).")
+        create.add_argument(
+            "--redirect-uri", action="append", default=[], dest="redirect_uris", metavar="URI"
+        )
+        create.add_argument(
+            "--post-logout-redirect-uri",
+            action="append",
+            default=[],
+            dest="post_logout_redirect_uris",
+            metavar="URI",
+        )
+        create.add_argument(
+            "--scope",
+            action="append",
+            dest="scopes",
+            metavar="SCOPE",
+            help="Repeat for each scope (default: openid profile email; groups for a service).",
+        )
+        create.add_argument("--trusted", action="store_true", dest="is_trusted")
+        create.add_argument("--requires-mfa", action="store_true")
+        create.add_argument("--owner", default="", dest="owner_contact", metavar="EMAIL")
+        for flag in ("logo-uri", "client-uri", "policy-uri", "tos-uri"):
+            create.add_argument(f"--{flag}", default="")
+        for name in services.LIFETIME_FIELDS:
+            create.add_argument(f"--{name.replace('_', '-')}", type=int, metavar="SECONDS")
+        create.add_argument("--json", action="store_true")
+
+        listing = sub.add_parser("list", help="List registered apps.")
+        listing.add_argument("--json", action="store_true")
+
+        for action, text in (
+            ("show", "Show one app's settings, setup facts and usage."),
+            ("disable", "Disable an app and revoke its tokens at once."),
+            ("enable", "Enable a disabled app."),
+            ("revoke-tokens", "Revoke all tokens and consents of an app."),
+        ):
+            one = sub.add_parser(action, help=text)
+            one.add_argument("client_id")
+            one.add_argument("--json", action="store_true")
+
+        rotate = sub.add_parser("rotate-secret", help="Issue a new secret (printed once).")
+        rotate.add_argument("client_id")
+        rotate.add_argument(
+            "--grace-seconds",
+            type=int,
+            default=0,
+            help="Keep the old secret working this long (default 0: stops at once).",
+        )
+        rotate.add_argument("--json", action="store_true")
+
+        export = sub.add_parser("export", help="Write the registry as JSON (no secrets).")
+        export.add_argument("--output", "-o", help="File to write (default: standard output).")
+
+        importing = sub.add_parser("import", help="Make the registry match a JSON export.")
+        importing.add_argument("file", help="An export file ('-' for standard input).")
+        importing.add_argument(
+            "--force", action="store_true", help="Apply changes that weaken an existing app."
+        )
+        importing.add_argument("--dry-run", action="store_true", help="Report, change nothing.")
+        importing.add_argument("--json", action="store_true")
+
+    # --- plumbing
+
+    def _actor(self, username: str | None) -> Any:
+        if not username:
+            return None
+        try:
+            return get_user_model().objects.get_by_natural_key(username)
+        except get_user_model().DoesNotExist as exc:
+            raise CommandError(f"No user named {username!r} (--actor).") from exc
+
+    def _client(self, client_id: str) -> Client:
+        try:
+            return Client.objects.get(client_id=client_id)
+        except Client.DoesNotExist as exc:
+            raise CommandError(f"No client app with client id {client_id!r}.") from exc
+
+    def _emit(self, options: dict[str, Any], data: Any, text: str) -> None:
+        if options.get("json"):
+            self.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str))
+        else:
+            self.stdout.write(text)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        actor = self._actor(options.get("actor"))
+        action = options["action"].replace("-", "_")
+        try:
+            getattr(self, f"do_{action}")(actor, options)
+        except ValidationError as exc:
+            raise CommandError("Refused:\n" + _validation_message(exc)) from exc
+
+    # --- actions
+
+    def do_create(self, actor: Any, options: dict[str, Any]) -> None:
+        scopes = options["scopes"] or (
+            ["groups"] if options["kind"] == Client.Kind.SERVICE else ["openid", "profile", "email"]
+        )
+        client, secret = services.register_client(
+            actor=actor,
+            kind=options["kind"],
+            name=options["name"],
+            description=options["description"],
+            client_id=options["client_id"],
+            redirect_uris=options["redirect_uris"],
+            post_logout_redirect_uris=options["post_logout_redirect_uris"],
+            scopes=scopes,
+            is_trusted=options["is_trusted"],
+            requires_mfa=options["requires_mfa"],
+            owner_contact=options["owner_contact"],
+            logo_uri=options["logo_uri"],
+            client_uri=options["client_uri"],
+            policy_uri=options["policy_uri"],
+            tos_uri=options["tos_uri"],
+            **{name: options[name] for name in services.LIFETIME_FIELDS},
+        )
+        facts = selectors.setup_facts(client=client)
+        data = {**selectors.registry_entry(client), "client_secret": secret, **_facts(facts)}
+        lines = [
+            f"Registered {client.name} ({client.get_kind_display()}).",
+            f"client_id:      {client.client_id}",
+        ]
+        if secret:
+            lines.append(f"client_secret:  {secret}")
+            lines.append("The secret is shown only now: store it in the app's secret store.")
+        lines += [f"issuer:         {facts['issuer']}", f"discovery URL:  {facts['discovery_url']}"]
+        self._emit(options, data, "\n".join(lines))
+
+    def do_list(self, actor: Any, options: dict[str, Any]) -> None:
+        rows = [selectors.summary(client) for client in Client.objects.order_by("name", "pk")]
+        text = "\n".join(
+            f"{row['client_id']}  {row['kind']:<8} "
+            f"{'active' if row['is_active'] else 'DISABLED':<8} {row['name']}"
+            for row in rows
+        )
+        self._emit(options, rows, text or "No client apps registered.")
+
+    def do_show(self, actor: Any, options: dict[str, Any]) -> None:
+        client = self._client(options["client_id"])
+        overview = selectors.client_overview(client=client)
+        usage = {
+            "last_used_at": overview.last_used_at.isoformat() if overview.last_used_at else None,
+            "active_access_tokens": overview.active_access_tokens,
+            "active_refresh_tokens": overview.active_refresh_tokens,
+            "consents": overview.consents,
+            "distinct_users": overview.distinct_users,
+        }
+        data = {
+            **selectors.registry_entry(client),
+            **_facts(selectors.setup_facts(client=client)),
+            "usage": usage,
+        }
+        text = "\n".join(f"{key}: {value}" for key, value in data.items())
+        self._emit(options, data, text)
+
+    def do_rotate_secret(self, actor: Any, options: dict[str, Any]) -> None:
+        client = self._client(options["client_id"])
+        secret = services.rotate_client_secret(
+            client=client, actor=actor, grace_seconds=options["grace_seconds"]
+        )
+        until = client.previous_secret_expires_at
+        data = {
+            "client_id": client.client_id,
+            "client_secret": secret,
+            "previous_secret_valid_until": until.isoformat() if until else None,
+        }
+        text = f"client_secret:  {secret}\n" + (
+            f"The previous secret works until {until.isoformat()}."
+            if until
+            else "The previous secret no longer works."
+        )
+        self._emit(options, data, text)
+
+    def do_disable(self, actor: Any, options: dict[str, Any]) -> None:
+        client = self._client(options["client_id"])
+        services.disable_client(client=client, actor=actor)
+        self._emit(
+            options,
+            {"client_id": client.client_id, "is_active": False},
+            f"Disabled {client.name}; its tokens are revoked.",
+        )
+
+    def do_enable(self, actor: Any, options: dict[str, Any]) -> None:
+        client = self._client(options["client_id"])
+        services.enable_client(client=client, actor=actor)
+        self._emit(
+            options,
+            {"client_id": client.client_id, "is_active": True},
+            f"Enabled {client.name}.",
+        )
+
+    def do_revoke_tokens(self, actor: Any, options: dict[str, Any]) -> None:
+        client = self._client(options["client_id"])
+        counts = services.revoke_all_client_tokens(client=client, actor=actor)
+        self._emit(
+            options,
+            {"client_id": client.client_id, **counts.as_dict()},
+            f"Revoked {counts.access_tokens} access tokens, {counts.refresh_tokens} refresh "
+            f"tokens and {counts.consents} consents of {client.name}.",
+        )
+
+    def do_export(self, actor: Any, options: dict[str, Any]) -> None:
+        document = {"version": services.REGISTRY_VERSION, "clients": selectors.registry()}
+        text = json.dumps(document, indent=2, sort_keys=True) + "\n"
+        if options["output"]:
+            with open(options["output"], "w", encoding="utf-8") as fh:
+                fh.write(text)
+            self.stderr.write(f"Wrote {len(document['clients'])} clients to {options['output']}.")
+        else:
+            self.stdout.write(text, ending="")
+
+    def do_import(self, actor: Any, options: dict[str, Any]) -> None:
+        try:
+            if options["file"] == "-":
+                document = json.load(sys.stdin)
+            else:
+                with open(options["file"], encoding="utf-8") as fh:
+                    document = json.load(fh)
+        except OSError as exc:
+            raise CommandError(f"Cannot read {options['file']}: {exc.strerror}") from exc
+        except json.JSONDecodeError as exc:
+            raise CommandError(f"{options['file']} is not valid JSON: {exc}") from exc
+        try:
+            report = services.import_registry(
+                document=document,
+                actor=actor,
+                force=options["force"],
+                dry_run=options["dry_run"],
+            )
+        except services.RegistryImportError as exc:
+            raise CommandError(
+                "Import refused, nothing changed:\n" + "\n".join(f"  {p}" for p in exc.problems)
+            ) from exc
+        data = {
+            "dry_run": report.dry_run,
+            "created": [
+                {"client_id": client_id, "client_secret": secret}
+                for client_id, secret in report.created
+            ],
+            "updated": [
+                {"client_id": client_id, "fields": fields} for client_id, fields in report.updated
+            ],
+            "enabled": report.enabled,
+            "disabled": report.disabled,
+            "unchanged": report.unchanged,
+            "forced": [
+                {"client_id": client_id, "weakenings": reasons}
+                for client_id, reasons in report.forced
+            ],
+        }
+        prefix = "Would " if report.dry_run else ""
+        lines = []
+        for client_id, secret in report.created:
+            lines.append(f"{prefix}create {client_id}")
+            if secret and not report.dry_run:
+                lines.append(f"  client_secret: {secret}  (shown only now)")
+        lines += [f"{prefix}update {cid}: {', '.join(fields)}" for cid, fields in report.updated]
+        lines += [f"{prefix}enable {cid}" for cid in report.enabled]
+        lines += [f"{prefix}disable {cid}" for cid in report.disabled]
+        lines += [f"  forced: {cid}: {'; '.join(reasons)}" for cid, reasons in report.forced]
+        lines.append(
+            f"{len(report.unchanged)} unchanged."
+            if report.changed
+            else f"Nothing to change ({len(report.unchanged)} clients up to date)."
+        )
+        self._emit(options, data, "\n".join(lines))
+
+
+def _facts(facts: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "issuer": facts["issuer"],
+        "discovery_url": facts["discovery_url"],
+        "token_endpoint": facts["token_endpoint"],
+    }

@@ -1,0 +1,142 @@
+"""Read-only queries about registered client apps: overview figures, setup facts, registry rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Q, QuerySet
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.text import slugify
+from oauth2_provider.models import (
+    get_access_token_model,
+    get_grant_model,
+    get_refresh_token_model,
+)
+
+from accounts.models import AuditEvent
+from oauth_clients import services, uri_rules
+from oauth_clients.models import Client, Consent
+
+RECENT_EVENTS = 10
+
+
+@dataclass(frozen=True)
+class ClientOverview:
+    last_used_at: datetime | None
+    active_access_tokens: int
+    active_refresh_tokens: int
+    pending_codes: int
+    consents: int
+    distinct_users: int
+    recent_events: list[AuditEvent] = field(default_factory=list)
+
+
+def _live_refresh_tokens(client: Client, now: datetime) -> QuerySet[Any]:
+    return get_refresh_token_model().objects.filter(
+        Q(expires__isnull=True) | Q(expires__gt=now),
+        Q(family_expires__isnull=True) | Q(family_expires__gt=now),
+        application=client,
+        revoked__isnull=True,
+    )
+
+
+def client_overview(*, client: Client, now: datetime | None = None) -> ClientOverview:
+    """What an administrator needs before changing or stopping an app: how much it is in use."""
+    now = now or timezone.now()
+    access = get_access_token_model().objects.filter(application=client, expires__gt=now)
+    refresh = _live_refresh_tokens(client, now)
+    codes = get_grant_model().objects.filter(
+        application=client, expires__gt=now, consumed_at__isnull=True
+    )
+    consents = Consent.objects.filter(client=client)
+    users: set[Any] = set()
+    for queryset in (access, refresh, consents):
+        users.update(queryset.exclude(user__isnull=True).values_list("user_id", flat=True))
+    return ClientOverview(
+        last_used_at=client.last_used_at,
+        active_access_tokens=access.count(),
+        active_refresh_tokens=refresh.count(),
+        pending_codes=codes.count(),
+        consents=consents.count(),
+        distinct_users=len(users),
+        recent_events=list(
+            AuditEvent.objects.filter(client=client).select_related("actor", "subject")[
+                :RECENT_EVENTS
+            ]
+        ),
+    )
+
+
+def issuer() -> str:
+    return str(settings.IDP_ISSUER).rstrip("/")
+
+
+def setup_facts(*, client: Client) -> dict[str, Any]:
+    """Everything an app developer needs to connect an app, except the secret."""
+    base = issuer()
+    provider_name = str(settings.IDP_COMPANY_NAME)
+    provider_id = slugify(provider_name) or "company"
+    return {
+        "issuer": base,
+        "provider_name": provider_name,
+        "provider_id": provider_id,
+        "secret_env": provider_id.upper().replace("-", "_") + "_OIDC_CLIENT_SECRET",
+        "discovery_url": f"{base}/.well-known/openid-configuration",
+        "authorization_endpoint": base + reverse("oauth2_provider:authorize"),
+        "token_endpoint": base + reverse("oauth2_provider:token"),
+        "userinfo_endpoint": base + reverse("oauth2_provider:user-info"),
+        "client_id": client.client_id,
+        "kind": client.kind,
+        "kind_label": client.get_kind_display(),
+        "confidential": client.client_type == Client.CLIENT_CONFIDENTIAL,
+        "signs_users_in": services.KIND_PROFILES[client.kind].signs_users_in,
+        "redirect_uris": client.redirect_uris.split(),
+        "post_logout_redirect_uris": client.post_logout_redirect_uris.split(),
+        "scopes": client.allowed_scopes.split(),
+    }
+
+
+def registry_entry(client: Client) -> dict[str, Any]:
+    """One client as registry-as-code JSON. Never contains a secret or a secret's hash."""
+    return {
+        "client_id": client.client_id,
+        "kind": client.kind,
+        "name": client.name,
+        "description": client.description,
+        "is_active": client.is_active,
+        "redirect_uris": client.redirect_uris.split(),
+        "post_logout_redirect_uris": client.post_logout_redirect_uris.split(),
+        "scopes": client.allowed_scopes.split(),
+        "is_trusted": client.is_trusted,
+        "requires_mfa": client.requires_mfa,
+        "require_pkce": client.require_pkce,
+        "is_resource_server": client.is_resource_server,
+        **{name: getattr(client, name) for name in uri_rules.INFO_URI_FIELDS},
+        "owner_contact": client.owner_contact,
+        **{name: getattr(client, name) for name in services.LIFETIME_FIELDS},
+        "backchannel_logout_uri": client.backchannel_logout_uri,
+        "backchannel_logout_session_required": client.backchannel_logout_session_required,
+        "frontchannel_logout_uri": client.frontchannel_logout_uri,
+        "allow_private_network": client.allow_private_network,
+    }
+
+
+def registry() -> list[dict[str, Any]]:
+    """The whole registry, ordered by client id so exports diff cleanly."""
+    return [registry_entry(client) for client in Client.objects.order_by("client_id")]
+
+
+def summary(client: Client) -> dict[str, Any]:
+    """A short row for listings."""
+    return {
+        "client_id": client.client_id,
+        "name": client.name,
+        "kind": client.kind,
+        "is_active": client.is_active,
+        "is_trusted": client.is_trusted,
+        "last_used_at": client.last_used_at.isoformat() if client.last_used_at else None,
+    }
