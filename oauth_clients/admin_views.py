@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 ONE_TIME_SECRET_KEY = "oauth_clients:one_time_secret"  # noqa: S105 (a session key name)
 
-REGISTER_FIELDSETS = [
+REGISTER_FIELDSETS: list[tuple[Any, dict[str, Any]]] = [
     (gettext_lazy("The app"), {"fields": ["kind", "name", "description"]}),
     (
         gettext_lazy("Sign-in"),
@@ -112,14 +112,15 @@ def register_view(model_admin: ClientAdmin, request: HttpRequest) -> HttpRespons
             model_admin.log_addition(request, client, [{"added": {}}])
             _keep_secret_for_one_page(request, client, secret)
             return HttpResponseRedirect(_setup_url(client))
-    adminform = helpers.AdminForm(form, REGISTER_FIELDSETS, {})
+    # AdminForm renders any form; django-stubs types it for ModelForm only.
+    adminform = helpers.AdminForm(form, REGISTER_FIELDSETS, {})  # type: ignore[arg-type]
     context = _context(
         model_admin,
         request,
         title=_("Register an app"),
         adminform=adminform,
         form=form,
-        errors=helpers.AdminErrorList(form, []),
+        errors=helpers.AdminErrorList(form, []),  # type: ignore[arg-type]
     )
     return TemplateResponse(request, "admin/oauth_clients/client/register.html", context)
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.forms.models import construct_instance
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
@@ -16,7 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from oauth_clients import services, uri_rules
 from oauth_clients.models import Client
 
-KIND_HELP = {
+KIND_HELP: dict[str, Any] = {
     Client.Kind.WEB: _(
         "Runs on a server that can keep a secret (Django, Rails, Spring…). "
         "Gets a client secret; authorization code flow with PKCE."
@@ -64,7 +65,7 @@ def _uri_textarea() -> forms.Textarea:
     return forms.Textarea(attrs={"rows": 3, "cols": 80, "spellcheck": "false"})
 
 
-def _lifetime_field(field: str, label: str) -> forms.IntegerField:
+def _lifetime_field(field: str, label: Any) -> forms.IntegerField:
     return forms.IntegerField(
         label=label,
         required=False,
@@ -153,7 +154,8 @@ class RegisterClientForm(forms.Form):
     )
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if "kind" not in data:
             return data
         errors = uri_rules.registration_errors(
@@ -228,14 +230,18 @@ class ClientChangeForm(forms.ModelForm):
             self.initial["allowed_scopes"] = self.instance.allowed_scopes.split()
         for name in services.LIFETIME_FIELDS:
             if name in self.fields:
-                self.fields[name].help_text = _lifetime_help(name)
-                self.fields[name].min_value = uri_rules.MIN_LIFETIME_SECONDS
+                field = self.fields[name]
+                field.help_text = _lifetime_help(name)
+                if isinstance(field, forms.IntegerField):
+                    field.min_value = uri_rules.MIN_LIFETIME_SECONDS
+                    field.validators.append(MinValueValidator(uri_rules.MIN_LIFETIME_SECONDS))
 
     def clean_allowed_scopes(self) -> str:
         return " ".join(sorted(self.cleaned_data.get("allowed_scopes") or []))
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         kind = self.instance.kind
 
         def value(name: str) -> Any:

@@ -13,6 +13,7 @@ import ipaddress
 import re
 import socket
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -257,8 +258,14 @@ def validate_logout_uri(
     return value
 
 
+def _provider_settings() -> dict[str, Any]:
+    provider: dict[str, Any] = settings.OAUTH2_PROVIDER
+    return provider
+
+
 def known_scopes() -> dict[str, str]:
-    return dict(settings.OAUTH2_PROVIDER.get("SCOPES", {}))
+    scopes: dict[str, str] = _provider_settings().get("SCOPES", {})
+    return dict(scopes)
 
 
 def validate_scopes(scopes: str | Iterable[str] | None, *, sign_in: bool) -> list[str]:
@@ -290,13 +297,16 @@ LIFETIME_BOUNDS: dict[str, int] = {
 
 def default_lifetimes() -> dict[str, int | None]:
     """The provider-wide lifetimes a client gets when its own fields are empty."""
-    provider = settings.OAUTH2_PROVIDER
-    absolute = provider.get("REFRESH_TOKEN_EXPIRE_SECONDS")
+    from oauth_clients.tokens import DEFAULT_REFRESH_IDLE_SECONDS
+
+    provider = _provider_settings()
+    idle = getattr(settings, "IDP_REFRESH_TOKEN_IDLE_SECONDS", DEFAULT_REFRESH_IDLE_SECONDS)
     return {
         "access_token_lifetime": provider.get("ACCESS_TOKEN_EXPIRE_SECONDS"),
         "id_token_lifetime": provider.get("ID_TOKEN_EXPIRE_SECONDS"),
-        "refresh_token_idle_lifetime": absolute,
-        "refresh_token_absolute_lifetime": absolute,
+        # The token side's default (oauth_clients.tokens), never above the absolute lifetime.
+        "refresh_token_idle_lifetime": idle,
+        "refresh_token_absolute_lifetime": provider.get("REFRESH_TOKEN_EXPIRE_SECONDS"),
     }
 
 

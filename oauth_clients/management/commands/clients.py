@@ -248,12 +248,13 @@ class Command(BaseCommand):
         )
 
     def do_export(self, actor: Any, options: dict[str, Any]) -> None:
-        document = {"version": services.REGISTRY_VERSION, "clients": selectors.registry()}
+        clients = selectors.registry()
+        document = {"version": services.REGISTRY_VERSION, "clients": clients}
         text = json.dumps(document, indent=2, sort_keys=True) + "\n"
         if options["output"]:
             with open(options["output"], "w", encoding="utf-8") as fh:
                 fh.write(text)
-            self.stderr.write(f"Wrote {len(document['clients'])} clients to {options['output']}.")
+            self.stderr.write(f"Wrote {len(clients)} clients to {options['output']}.")
         else:
             self.stdout.write(text, ending="")
 
