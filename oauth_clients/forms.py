@@ -125,7 +125,11 @@ class RegisterClientForm(forms.Form):
         choices=_scope_choices,
         initial=["openid", "profile", "email"],
         widget=forms.CheckboxSelectMultiple,
-        help_text=_("Ask for the least the app needs."),
+        required=False,
+        help_text=_(
+            "Ask for the least the app needs; openid is required to sign users in. "
+            "A machine-to-machine service acts for no person: leave these unchecked."
+        ),
     )
     is_trusted = forms.BooleanField(
         label=_("Trusted first-party app (skips the consent screen)"),
@@ -162,7 +166,7 @@ class RegisterClientForm(forms.Form):
             kind=data["kind"],
             redirect_uris=data.get("redirect_uris", ""),
             post_logout_redirect_uris=data.get("post_logout_redirect_uris", ""),
-            scopes=data.get("scopes", []) if "scopes" in data else ["openid"],
+            scopes=data.get("scopes", []),
             info_uris={name: data.get(name, "") for name in uri_rules.INFO_URI_FIELDS},
             lifetimes={name: data.get(name) for name in services.LIFETIME_FIELDS},
         )

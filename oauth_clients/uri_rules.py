@@ -269,7 +269,10 @@ def known_scopes() -> dict[str, str]:
 
 
 def validate_scopes(scopes: str | Iterable[str] | None, *, sign_in: bool) -> list[str]:
-    """Known scopes only, at least one; a sign-in (OIDC) client needs `openid`."""
+    """Known scopes only. A sign-in (OIDC) client needs `openid`; a machine-to-machine service
+    acts for no person, so it gets no user scopes (the token side refuses them anyway)."""
+    from oauth_clients.token_policy import USER_SCOPES
+
     items = split_uris(scopes)
     unknown = [scope for scope in items if scope not in known_scopes()]
     if unknown:
@@ -278,9 +281,19 @@ def validate_scopes(scopes: str | Iterable[str] | None, *, sign_in: bool) -> lis
             % {"scopes": ", ".join(unknown), "known": ", ".join(known_scopes())},
             code="unknown_scope",
         )
-    if not items:
-        raise ValidationError(_("Choose at least one scope."), code="required")
-    if sign_in and "openid" not in items:
+    if not sign_in:
+        personal = sorted(set(items) & USER_SCOPES)
+        if personal:
+            raise ValidationError(
+                _(
+                    "A machine-to-machine service acts for no person: it cannot have the user "
+                    "scopes %(scopes)s."
+                )
+                % {"scopes": ", ".join(personal)},
+                code="user_scope",
+            )
+        return sorted(items)
+    if "openid" not in items:
         raise ValidationError(
             _("An app that signs users in needs the openid scope."), code="openid_required"
         )

@@ -50,7 +50,7 @@ def service_client(db, admin_user):
         actor=admin_user,
         kind=Client.Kind.SERVICE,
         name="Nightly export",
-        scopes=["openid", "groups"],
+        scopes=[],
     )
 
 

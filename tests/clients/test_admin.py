@@ -168,7 +168,7 @@ def test_registering_a_service_shows_a_client_credentials_snippet(admin_client):
         name="Payroll sync",
         redirect_uris="",
         post_logout_redirect_uris="",
-        scopes=["groups"],
+        scopes=[],
     )
     assert client.allowed_grant_types() == {Client.GRANT_CLIENT_CREDENTIALS}
     html = admin_client.get(url("setup", client)).content.decode()

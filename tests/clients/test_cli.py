@@ -62,7 +62,7 @@ def test_create_text_output_names_the_secret(db):
     assert "client_id:      batch" in text
     assert "client_secret:  " in text
     assert "shown only now" in text
-    assert Client.objects.get(client_id="batch").allowed_scopes == "groups"
+    assert Client.objects.get(client_id="batch").allowed_scopes == ""
 
 
 @pytest.mark.parametrize(
@@ -184,7 +184,7 @@ def registry(admin_user):
         scopes="openid",
     )
     batch, _ = services.register_client(
-        actor=admin_user, kind="service", name="Batch", client_id="batch", scopes="groups"
+        actor=admin_user, kind="service", name="Batch", client_id="batch", scopes=""
     )
     services.disable_client(client=batch, actor=admin_user)
 

@@ -164,7 +164,7 @@ def test_explicit_client_id_must_be_new(admin_user, web_client):
         actor=admin_user,
         kind=Client.Kind.SERVICE,
         name="Batch",
-        scopes="groups",
+        scopes="",
         client_id="batch-service",
     )
     assert registered.client_id == "batch-service"
@@ -173,7 +173,7 @@ def test_explicit_client_id_must_be_new(admin_user, web_client):
             actor=admin_user,
             kind=Client.Kind.SERVICE,
             name="Batch 2",
-            scopes="groups",
+            scopes="",
             client_id=client.client_id,
         )
 

@@ -254,9 +254,10 @@ def test_known_scopes_are_accepted_and_sorted():
     ("scopes", "sign_in", "reason"),
     [
         ("openid admin", True, "Unknown scopes: admin"),
-        ("", True, "at least one"),
+        ("", True, "openid"),
         ("profile email", True, "openid"),
-        ("", False, "at least one"),
+        ("groups", False, "acts for no person"),
+        ("openid", False, "user scopes openid"),
     ],
 )
 def test_bad_scopes_are_refused(scopes, sign_in, reason):
@@ -358,7 +359,7 @@ def test_service_kind_takes_no_redirect_uris_and_needs_no_openid():
         kind=Client.Kind.SERVICE,
         redirect_uris=[],
         post_logout_redirect_uris=[],
-        scopes=["groups"],
+        scopes=[],
         backchannel_logout_uri="",
         frontchannel_logout_uri="",
     )

@@ -63,7 +63,7 @@ class Command(BaseCommand):
             action="append",
             dest="scopes",
             metavar="SCOPE",
-            help="Repeat for each scope (default: openid profile email; groups for a service).",
+            help="Repeat for each scope (default: openid profile email; none for a service).",
         )
         create.add_argument("--trusted", action="store_true", dest="is_trusted")
         create.add_argument("--requires-mfa", action="store_true")
@@ -142,7 +142,7 @@ class Command(BaseCommand):
 
     def do_create(self, actor: Any, options: dict[str, Any]) -> None:
         scopes = options["scopes"] or (
-            ["groups"] if options["kind"] == Client.Kind.SERVICE else ["openid", "profile", "email"]
+            [] if options["kind"] == Client.Kind.SERVICE else ["openid", "profile", "email"]
         )
         client, secret = services.register_client(
             actor=actor,
