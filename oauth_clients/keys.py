@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import os
 import time
 from pathlib import Path
@@ -63,15 +64,17 @@ def key_created_at(path: Path) -> float:
 
 
 def prune_keys(key_dir: Path, *, older_than_seconds: float, now: float | None = None) -> list[Path]:
-    """Delete key files older than `older_than_seconds`, never the newest (signing) one.
+    """Delete keys retired more than `older_than_seconds` ago; never the newest (signing) one.
 
-    Only safe once every token a key signed has expired: callers pass at least the longest
-    ID-token lifetime. Returns the removed paths.
+    A key is retired when the next newer key was written (it signs from the next process
+    start), so its last tokens expire at most one ID-token lifetime after that: callers pass at
+    least the longest ID-token lifetime. Returns the removed paths.
     """
     now = time.time() if now is None else now
+    files = key_files(key_dir)
     removed = []
-    for path in key_files(key_dir)[1:]:
-        if now - key_created_at(path) > older_than_seconds:
+    for newer, path in itertools.pairwise(files):
+        if now - key_created_at(newer) > older_than_seconds:
             path.unlink()
             removed.append(path)
     return removed

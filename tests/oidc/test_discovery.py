@@ -1,0 +1,148 @@
+"""Provider metadata (OIDC Discovery 1.0 §3-4, RFC 8414 §2-3): one issuer everywhere, every
+endpoint, only what is really supported, cacheable."""
+
+from __future__ import annotations
+
+import base64
+import json
+from http import HTTPStatus
+from unittest import mock
+
+import pytest
+from django.core.cache import cache
+from django.test import Client as HttpClient
+
+from oauth_clients.claims import supported_claims
+from oauth_clients.keys import generate_rsa_private_key_pem
+from oauth_clients.views import discovery
+
+OIDC = "/.well-known/openid-configuration"
+RFC8414 = "/.well-known/oauth-authorization-server"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def metadata(client) -> dict:
+    response = client.get(OIDC)
+    assert response.status_code == HTTPStatus.OK
+    return response.json()
+
+
+@pytest.mark.spec("OIDC Discovery", "4")
+def test_discovery_is_served_at_the_issuer(client, settings):
+    response = client.get(OIDC)
+    assert response.status_code == HTTPStatus.OK
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["issuer"] == settings.IDP_ISSUER
+    assert response["Access-Control-Allow-Origin"] == "*"
+
+
+@pytest.mark.spec("OIDC Discovery", "3")
+def test_discovery_lists_every_endpoint_on_the_issuer(metadata, settings):
+    issuer = settings.IDP_ISSUER
+    assert metadata["authorization_endpoint"] == f"{issuer}/o/authorize/"
+    assert metadata["token_endpoint"] == f"{issuer}/o/token/"
+    assert metadata["userinfo_endpoint"] == f"{issuer}/o/userinfo/"
+    assert metadata["jwks_uri"] == f"{issuer}/.well-known/jwks.json"
+    assert metadata["end_session_endpoint"] == f"{issuer}/o/logout/"
+    assert metadata["revocation_endpoint"] == f"{issuer}/o/revoke_token/"
+    assert metadata["introspection_endpoint"] == f"{issuer}/o/introspect/"
+
+
+@pytest.mark.spec("OIDC Discovery", "3")
+@pytest.mark.spec("RFC 9207", "3")
+def test_discovery_advertises_only_what_is_supported(metadata, settings):
+    assert metadata["response_types_supported"] == ["code"]
+    assert metadata["response_modes_supported"] == ["query"]
+    assert metadata["code_challenge_methods_supported"] == ["S256"]
+    assert set(metadata["grant_types_supported"]) == {
+        "authorization_code",
+        "refresh_token",
+        "client_credentials",
+    }
+    assert metadata["authorization_response_iss_parameter_supported"] is True
+    assert metadata["id_token_signing_alg_values_supported"] == ["RS256"]
+    assert metadata["subject_types_supported"] == ["public"]
+    assert metadata["token_endpoint_auth_methods_supported"] == [
+        "client_secret_basic",
+        "client_secret_post",
+        "none",
+    ]
+    assert "none" not in metadata["introspection_endpoint_auth_methods_supported"]
+    assert metadata["request_parameter_supported"] is False
+    assert metadata["request_uri_parameter_supported"] is False
+    assert metadata["claims_parameter_supported"] is False
+    assert set(metadata["scopes_supported"]) == set(settings.OAUTH2_PROVIDER["SCOPES"])
+    assert "openid" in metadata["scopes_supported"]
+    assert metadata["claims_supported"] == supported_claims()
+    for never in ("token", "id_token", "code id_token", "password", "implicit", "plain"):
+        assert never not in str(
+            metadata["response_types_supported"]
+            + metadata["grant_types_supported"]
+            + metadata["code_challenge_methods_supported"]
+        ).split("'")
+
+
+@pytest.mark.spec("RFC 8414", "3")
+def test_rfc8414_metadata_has_the_same_issuer_and_endpoints(client, metadata):
+    response = client.get(RFC8414)
+    assert response.status_code == HTTPStatus.OK
+    oauth = response.json()
+    assert oauth["issuer"] == metadata["issuer"]
+    for key in ("token_endpoint", "authorization_endpoint", "jwks_uri", "revocation_endpoint"):
+        assert oauth[key] == metadata[key]
+
+
+@pytest.mark.spec("OIDC Discovery", "4.3")
+def test_issuer_is_identical_in_discovery_id_token_and_authorization_response(
+    web_client, run_code_flow, exchange_code, metadata
+):
+    flow = run_code_flow(web_client)
+    assert flow.params["iss"] == [metadata["issuer"]]  # RFC 9207 §2
+    id_token = exchange_code(web_client, flow).json()["id_token"]
+    payload = id_token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert claims["iss"] == metadata["issuer"]  # OIDC Discovery §4.3
+
+
+def test_discovery_is_cacheable_and_cached(client):
+    with mock.patch(
+        "oauth_clients.views.discovery.provider_metadata", wraps=discovery.provider_metadata
+    ) as build:
+        first = client.get(OIDC)
+        second = client.get(RFC8414)
+    assert "max-age=3600" in first["Cache-Control"]
+    assert "public" in first["Cache-Control"]
+    assert second.content == first.content
+    assert build.call_count == 1  # the second answer came from Django's cache
+
+
+def test_discovery_cache_follows_the_signing_keys(client, settings):
+    with mock.patch(
+        "oauth_clients.views.discovery.provider_metadata", wraps=discovery.provider_metadata
+    ) as build:
+        client.get(OIDC)
+        settings.OAUTH2_PROVIDER = {
+            **settings.OAUTH2_PROVIDER,
+            "OIDC_RSA_PRIVATE_KEY": generate_rsa_private_key_pem(),
+        }
+        client.get(OIDC)
+    assert build.call_count == 2
+
+
+def test_discovery_cache_follows_the_issuer(client, settings):
+    client.get(OIDC)
+    settings.IDP_ISSUER = "https://login.example.com"
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "login.example.com"]
+    assert HttpClient().get(OIDC).json()["issuer"] == "https://login.example.com"
+
+
+@pytest.mark.parametrize("method", ["post", "put", "delete"])
+def test_discovery_answers_get_only(client, method):
+    assert getattr(client, method)(OIDC).status_code == HTTPStatus.METHOD_NOT_ALLOWED
