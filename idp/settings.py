@@ -290,6 +290,9 @@ OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL = "oauth_clients.AccessToken"
 OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL = "oauth_clients.RefreshToken"
 OAUTH2_PROVIDER_ID_TOKEN_MODEL = "oauth_clients.IDToken"
 IDP_SIGNING_KEY_DIR = Path(os.environ.get("IDP_SIGNING_KEY_DIR", DATA_DIR / "signing_keys"))
+# A refresh token unused for this long dies (its family's absolute lifetime is
+# REFRESH_TOKEN_EXPIRE_SECONDS below); per-client values on Client override both.
+IDP_REFRESH_TOKEN_IDLE_SECONDS = env_int("IDP_REFRESH_TOKEN_IDLE_SECONDS", 14 * 24 * 3600)
 
 OAUTH2_PROVIDER = {
     # Engine wiring
