@@ -176,7 +176,7 @@ def register_client(
     name: str,
     redirect_uris: str | Iterable[str] = (),
     post_logout_redirect_uris: str | Iterable[str] = (),
-    scopes: str | Iterable[str] = ("openid", "profile", "email"),
+    scopes: str | Iterable[str] | None = None,
     is_trusted: bool = False,
     description: str = "",
     requires_mfa: bool = False,
@@ -207,6 +207,9 @@ def register_client(
         raise ValidationError(
             {"kind": [_("Choose one of: %(kinds)s.") % {"kinds": ", ".join(KIND_PROFILES)}]}
         )
+    if scopes is None:
+        # Sign-in apps usually want these; a machine acts for no person and gets no user scopes.
+        scopes = ("openid", "profile", "email") if KIND_PROFILES[kind].signs_users_in else ()
     client = Client(kind=kind, user=None, is_active=True)
     values = {
         "name": name,
@@ -635,7 +638,7 @@ def import_registry(
             with transaction.atomic():
                 if existing is None:
                     arguments = dict(values)
-                    arguments["scopes"] = arguments.pop("allowed_scopes", ["openid"])
+                    arguments["scopes"] = arguments.pop("allowed_scopes", None)
                     client, secret = register_client(
                         actor=actor,
                         client_id=client_id,
