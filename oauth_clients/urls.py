@@ -11,17 +11,17 @@ device flow (not supported).
 from __future__ import annotations
 
 from django.urls import path
-from oauth2_provider import views as dot_views
 
 from oauth_clients import views
 from oauth_clients.views.authorize import AuthorizeView
+from oauth_clients.views.logout import LogoutView
 
 app_name = "oauth2_provider"
 
 urlpatterns = [
     # Authorization side.
     path("o/authorize/", AuthorizeView.as_view(), name="authorize"),
-    path("o/logout/", dot_views.RPInitiatedLogoutView.as_view(), name="rp-initiated-logout"),
+    path("o/logout/", LogoutView.as_view(), name="rp-initiated-logout"),
     # Token side.
     path("o/token/", views.TokenView.as_view(), name="token"),
     path("o/revoke_token/", views.RevocationView.as_view(), name="revoke-token"),

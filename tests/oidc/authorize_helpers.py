@@ -100,3 +100,14 @@ def consent_form(response: Any) -> tuple[str, dict[str, str]]:
     (form,) = page.find_all("form", method="post")
     fields = {i["name"]: i.get("value", "") for i in page.find_all("input") if i.get("name")}
     return html.unescape(form["action"]), fields
+
+
+def authorize_code(browser: Any, oauth_client: Client, *, scope: str = "openid profile email"):
+    """A code for `browser`'s session as it stands (no new sign-in, unlike `run_code_flow`)."""
+    from tests.oidc.conftest import CodeFlowResult
+
+    verifier, challenge = pkce_pair()
+    params = authorization_params(oauth_client, scope=scope, code_challenge=challenge)
+    redirect_uri = params["redirect_uri"]
+    code = redirect_query(browser.get(AUTHORIZE_URL, params), redirect_uri)["code"]
+    return CodeFlowResult(code, verifier, redirect_uri, params["state"], params["nonce"])

@@ -16,13 +16,8 @@ from django.test import Client as HttpClient
 from jwcrypto import jwk, jwt
 
 from oauth_clients.claims import build_claims
-from tests.oidc.authorize_helpers import (
-    AUTHORIZE_URL,
-    authorization_params,
-    issuer,
-    redirect_query,
-)
-from tests.oidc.conftest import FORM, CodeFlowResult, basic_auth, pkce_pair
+from tests.oidc.authorize_helpers import authorize_code, issuer
+from tests.oidc.conftest import FORM, basic_auth
 
 JWKS_URL = "/.well-known/jwks.json"
 USERINFO_URL = "/o/userinfo/"
@@ -48,17 +43,8 @@ def browser(user) -> HttpClient:
     return http
 
 
-def authorize(browser: HttpClient, oauth_client, *, scope: str = "openid profile email"):
-    """The code for `browser`'s session as it stands (no new sign-in, unlike run_code_flow)."""
-    verifier, challenge = pkce_pair()
-    params = authorization_params(oauth_client, scope=scope, code_challenge=challenge)
-    redirect_uri = params["redirect_uri"]
-    code = redirect_query(browser.get(AUTHORIZE_URL, params), redirect_uri)["code"]
-    return CodeFlowResult(code, verifier, redirect_uri, params["state"], params["nonce"])
-
-
 def code_flow_tokens(exchange_code, oauth_client, browser, **kw):
-    flow = authorize(browser, oauth_client, **kw)
+    flow = authorize_code(browser, oauth_client, **kw)
     response = exchange_code(oauth_client, flow)
     assert response.status_code == HTTPStatus.OK, response.content
     return flow, response.json()
@@ -106,7 +92,7 @@ def test_auth_time_is_this_sessions_sign_in_not_last_login(
 def test_auth_time_survives_a_fresh_force_login_elsewhere(client, user, web_client, exchange_code):
     first = HttpClient()
     first.force_login(user)
-    flow = authorize(first, web_client)
+    flow = authorize_code(first, web_client)
     first_auth_time = first.session["idp_auth_time"]
     time.sleep(1.1)
     other = HttpClient()

@@ -1,0 +1,110 @@
+"""RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0): read the hint, end the session.
+
+Ending the IdP session goes through allauth's logout (so Django's and allauth's sign-out
+machinery and our audit receiver run) and revokes only what this browser session (`sid`) issued
+to the calling client: other apps keep their tokens (DOT would delete every app's tokens).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from allauth.account.internal.flows.logout import logout as allauth_logout
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+from oauth2_provider.models import (
+    get_access_token_model,
+    get_grant_model,
+    get_refresh_token_model,
+)
+
+from accounts.audit import record_event
+from accounts.models import AuditEvent
+from oauth_clients.authorization_policy import decode_id_token
+from oauth_clients.models import Client
+
+
+@dataclass(frozen=True)
+class LogoutHint:
+    """What a verified `id_token_hint` says: for which client, which user, which session."""
+
+    client: Client
+    user_id: str
+    sid: str
+
+
+def read_id_token_hint(*, token: str, issuer: str) -> LogoutHint | None:
+    """The hint's client, user and session when we signed it with any published key.
+
+    Expired hints are accepted (RP-Initiated Logout §2: the hint names a past session).
+    """
+    claims = decode_id_token(token, issuer=issuer, accept_expired=True)
+    if claims is None:
+        return None
+    audience = claims.get("aud")
+    audiences = [audience] if isinstance(audience, str) else list(audience or [])
+    client_id = claims.get("azp") or (audiences[0] if len(audiences) == 1 else None)
+    if not isinstance(client_id, str) or client_id not in audiences:
+        return None
+    client = Client.objects.filter(client_id=client_id).first()
+    if client is None:
+        return None
+    return LogoutHint(
+        client=client, user_id=str(claims.get("sub", "")), sid=str(claims.get("sid", ""))
+    )
+
+
+def hint_matches_session(*, hint: LogoutHint, user: Any, sid: str) -> bool:
+    """The hint was issued to this signed-in user in this browser session."""
+    if not getattr(user, "is_authenticated", False) or hint.user_id != str(user.pk):
+        return False
+    return not hint.sid or hint.sid == sid
+
+
+@transaction.atomic
+def revoke_session_tokens(*, client: Client, sid: str) -> int:
+    """Revoke what session `sid` obtained for `client`: refresh and access tokens, open codes.
+
+    Refresh tokens stay as revoked rows (reuse detection needs them); access tokens and codes
+    not yet exchanged are deleted.
+    """
+    if not sid:
+        return 0
+    now = timezone.now()
+    refresh = get_refresh_token_model().objects.filter(
+        application=client, sid=sid, revoked__isnull=True
+    )
+    revoked = 0
+    for refresh_token in refresh:
+        refresh_token.revoke()  # DOT's: marks it revoked and deletes its access token
+        revoked += 1
+    access = get_access_token_model().objects.filter(application=client, sid=sid)
+    revoked += access.count()
+    access.delete()
+    get_grant_model().objects.filter(
+        application=client, sid=sid, consumed_at__isnull=True, expires__gt=now
+    ).delete()
+    return revoked
+
+
+def end_session(*, request: HttpRequest, client: Client | None, sid: str) -> None:
+    """Sign the browser out of the IdP; revoke the calling client's tokens of this session."""
+    user = request.user
+    if not user.is_authenticated:
+        return
+    if client is not None:
+        revoked = revoke_session_tokens(client=client, sid=sid)
+        if revoked:
+            record_event(
+                type=AuditEvent.Type.TOKEN_REVOKED,
+                request=request,
+                subject=user,
+                client=client,
+                via="rp-initiated logout",
+                tokens=revoked,
+            )
+    # allauth's own sign-out (Django's logout underneath: user_logged_out is audited as LOGOUT).
+    allauth_logout(request, show_message=False)
+
