@@ -14,6 +14,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
+from oauth_clients.backend import login_hint
 
 # The longest sign-in name we store: an email address (allauth's ACCOUNT_EMAIL_MAX_LENGTH).
 LOGIN_MAX_LENGTH = 254
@@ -32,6 +33,9 @@ class LoginForm(AllauthLoginForm):
         login.max_length = LOGIN_MAX_LENGTH  # type: ignore[attr-defined]
         login.validators.append(MaxLengthValidator(LOGIN_MAX_LENGTH))
         login.widget.attrs["maxlength"] = str(LOGIN_MAX_LENGTH)
+        if not self.is_bound and self.request is not None:
+            # OIDC Core §3.1.2.1: an app's `login_hint` pre-fills the sign-in name.
+            self.initial.setdefault("login", login_hint(self.request))
 
 
 def _check_unique_login(*, username: str, email: str, instance: User | None) -> dict[str, str]:

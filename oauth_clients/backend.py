@@ -13,9 +13,11 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from allauth.account.authentication import get_authentication_records
 from django.http import HttpRequest
+from django.urls import reverse
 from oauth2_provider.exceptions import FatalClientError, OAuthToolkitError
 from oauth2_provider.oauth2_backends import OAuthLibCore
 from oauthlib import oauth2
@@ -29,6 +31,8 @@ from accounts.sessions import get_auth_time, get_sid
 REPEATABLE_PARAMETERS = frozenset({"resource"})
 # Fields of our own consent form, posted back to the authorization endpoint with the request.
 CONSENT_FORM_FIELDS = frozenset({"allow", "deny", "csrfmiddlewaretoken"})
+# A longer `login_hint` is no sign-in name of ours (usernames and email addresses are shorter).
+LOGIN_HINT_MAX_LENGTH = 254
 # RFC 8176 §2 values for allauth's recorded authentication methods.
 _FACTOR_PASSWORD = "pwd"  # noqa: S105 (RFC 8176 method name, not a secret)
 _FACTOR_OTP = "otp"
@@ -225,3 +229,20 @@ class IdPOAuthLibCore(OAuthLibCore):
         # The Grant records which session, when and how (Grant.sid/auth_time/amr/acr).
         bound = {**credentials, **session_binding(request).as_credentials()}
         return super().create_authorization_response(request, scopes, bound, allow)
+
+
+def login_hint(request: HttpRequest) -> str:
+    """OIDC Core §3.1.2.1 `login_hint` of the authorization request this sign-in serves.
+
+    The login page is reached with `?next=/o/authorize/?...`; the hint rides in that URL, so
+    nothing is stored. Only a plausible sign-in name is offered (the user can still change it).
+    """
+    next_url = request.GET.get("next", "")
+    parsed = urlsplit(next_url)
+    if parsed.scheme or parsed.netloc or parsed.path != reverse("oauth2_provider:authorize"):
+        return ""
+    hints = parse_qs(parsed.query).get("login_hint", [])
+    hint = hints[0].strip() if len(hints) == 1 else ""
+    if len(hint) > LOGIN_HINT_MAX_LENGTH or not hint.isprintable():
+        return ""
+    return hint
