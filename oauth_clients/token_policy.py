@@ -150,6 +150,11 @@ class TokenPolicyMixin:
         mark_client_used(request.client)
         return True
 
+    def validate_user(self, *args: Any, **kwargs: Any) -> bool:
+        """RFC 9700 §2.4: the password grant is never served, so no password is ever checked
+        here (the token view refuses the grant before oauthlib; this is the second lock)."""
+        return False
+
     # ------------------------------------------------------------------ grant types and scopes
     def validate_grant_type(
         self, client_id: str, grant_type: str, client: Client, request: Request, *a: Any, **kw: Any

@@ -16,7 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 from oauth2_provider import views as dot_views
 from oauth2_provider.compat import login_not_required
 
-from oauth_clients.views.token import form_problem
+from oauth_clients.views.token import form_problem, oauthlib_response
 
 
 @method_decorator(csrf_exempt, name="dispatch")
@@ -31,3 +31,7 @@ class RevocationView(dot_views.RevokeTokenView):
             return problem
         with transaction.atomic():
             return super().dispatch(request, *args, **kwargs)
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        _url, headers, body, status = self.create_revocation_response(request)
+        return oauthlib_response(headers, body, status)

@@ -26,6 +26,8 @@ from oauth_clients.tokens import access_token_lifetime
 # < 100 characters, a PKCE verifier ≤ 128 (RFC 7636 §4.1), a redirect URI a few hundred.
 MAX_PARAMETER_LENGTH = 4096
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+# RFC 9700 §2.1.2, §2.4: no implicit, no password; no device flow here either.
+SUPPORTED_GRANT_TYPES = frozenset({"authorization_code", "refresh_token", "client_credentials"})
 
 
 def oauth_error(
@@ -84,6 +86,20 @@ def form_problem(request: HttpRequest, *, methods: tuple[str, ...] = ("POST",)) 
     return None
 
 
+def oauthlib_response(headers: dict[str, str], body: str | None, status: int) -> HttpResponse:
+    """An oauthlib (headers, body, status) triple as a Django response, always typed JSON, and
+    with the Basic challenge RFC 6749 §5.2 asks for when client authentication failed (oauthlib
+    would send a Bearer one)."""
+    response = HttpResponse(content=body or "", status=status)
+    for name, value in headers.items():
+        response[name] = value
+    if body and "Content-Type" not in headers:
+        response["Content-Type"] = "application/json"
+    if status == HTTPStatus.UNAUTHORIZED:
+        response["WWW-Authenticate"] = 'Basic realm="oauth", charset="UTF-8"'
+    return response
+
+
 def _access_token_expires_in(request: Any) -> int:
     # oauthlib asks per request; the client (already authenticated) may have its own lifetime.
     return access_token_lifetime(getattr(request, "client", None))
@@ -114,6 +130,13 @@ class TokenView(dot_views.TokenView):
         problem = form_problem(request)
         if problem is not None:
             return problem
+        if request.POST.get("grant_type") not in SUPPORTED_GRANT_TYPES:
+            # Refused before oauthlib: its password grant would check a user's password (an
+            # oracle outside the sign-in rate limits) and DOT's device-code hook crashes.
+            return oauth_error(
+                "unsupported_grant_type",
+                "Supported grant types: " + ", ".join(sorted(SUPPORTED_GRANT_TYPES)) + ".",
+            )
         # One transaction: the code row stays locked from validation to "consumed", and a
         # failure half-way leaves no token behind.
         with transaction.atomic():
@@ -123,7 +146,4 @@ class TokenView(dot_views.TokenView):
         # DOT's post re-reads the new access token to send `app_authorized` (one more query
         # per grant); nothing here listens to it, so answer oauthlib's response directly.
         _url, headers, body, status = self.create_token_response(request)
-        response = HttpResponse(content=body, status=status)
-        for name, value in headers.items():
-            response[name] = value
-        return response
+        return oauthlib_response(headers, body, status)
