@@ -77,11 +77,11 @@ def unbind_request_id(token: contextvars.Token[str]) -> None:
 
 def _user_id(request: HttpRequest) -> int | str | None:
     """The signed-in user's id, without loading a session only to log it."""
-    user = request.__dict__.get("user")
+    user: Any = request.__dict__.get("user")
     if isinstance(user, SimpleLazyObject):
         # Evaluated only if the view already looked at the user (no extra session read);
         # `_wrapped is empty` is how Django's lazy objects tell "not evaluated yet".
-        wrapped = user._wrapped
+        wrapped = getattr(user, "_wrapped", empty)
         user = None if wrapped is empty else wrapped
     if user is None or not getattr(user, "is_authenticated", False):
         return None
