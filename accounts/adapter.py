@@ -66,6 +66,10 @@ class AccountAdapter(DefaultAccountAdapter):
             return redirect("account_password_reset_required")
         return None
 
+    def format_email_subject(self, subject: str) -> str:
+        # Emails carry the company's name, not the host name (no django.contrib.sites here).
+        return f"[{settings.IDP_COMPANY_NAME}] {subject}"
+
     # --- Passwords ------------------------------------------------------------------------
 
     def set_password(self, user: AbstractBaseUser, password: str) -> None:

@@ -26,7 +26,7 @@ class LockedFilter(admin.SimpleListFilter):
     title = _("sign-in lock")
     parameter_name = "locked"
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
         return [("yes", _("Locked now")), ("no", _("Not locked"))]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> QuerySet[User]:

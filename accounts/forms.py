@@ -38,9 +38,9 @@ class LoginForm(AllauthLoginForm):
             self.initial.setdefault("login", login_hint(self.request))
 
 
-def _check_unique_login(*, username: str, email: str, instance: User | None) -> dict[str, str]:
+def _check_unique_login(*, username: str, email: str, instance: User | None) -> dict[str, Any]:
     """Usernames and addresses are sign-in names, compared case-insensitively (allauth)."""
-    errors: dict[str, str] = {}
+    errors: dict[str, Any] = {}
     others = User.objects.all()
     if instance is not None and instance.pk:
         others = others.exclude(pk=instance.pk)
@@ -94,7 +94,8 @@ class AdminUserCreationForm(forms.ModelForm):
         return (self.cleaned_data.get("email") or "").strip()
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         username = cleaned.get("username") or ""
         email = cleaned.get("email") or ""
         for field, message in _check_unique_login(
@@ -133,12 +134,13 @@ class AdminUserCreationForm(forms.ModelForm):
 
 
 class AdminUserChangeForm(UserChangeForm):
-    class Meta(UserChangeForm.Meta):
+    class Meta(UserChangeForm.Meta):  # type: ignore[name-defined]
         model = User
         fields = "__all__"
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         email = (cleaned.get("email") or "").strip()
         if "email" in cleaned:
             cleaned["email"] = email
