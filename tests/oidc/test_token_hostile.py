@@ -129,7 +129,7 @@ def test_password_grant_is_refused_even_when_a_client_is_registered_for_it(clien
         authorization_grant_type=Client.GRANT_PASSWORD,
     )
     refuse = AssertionError("a user's password was checked at the token endpoint")
-    with mock.patch("django.contrib.auth.authenticate", side_effect=refuse):
+    with mock.patch("oauth2_provider.oauth2_validators.authenticate", side_effect=refuse):
         response = post_form(
             client,
             reverse("oauth2_provider:token"),
