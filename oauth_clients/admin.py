@@ -48,6 +48,8 @@ class ClientAdmin(admin.ModelAdmin):
     search_fields = ("name", "client_id", "owner_contact", "description", "redirect_uris")
     ordering = ("name",)
     list_per_page = 50
+    # DOT's get_absolute_url points at its self-service pages, which are not mounted here.
+    view_on_site = False
     readonly_fields = (
         "client_id",
         "kind",
@@ -181,6 +183,17 @@ class ClientAdmin(admin.ModelAdmin):
     ) -> HttpResponse:
         # Registration asks its own questions (admin_views.register_view).
         return HttpResponseRedirect(reverse("admin:oauth_clients_client_register"))
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        # New apps are registered through the register flow, not "save and add another".
+        extra_context = {**(extra_context or {}), "show_save_and_add_another": False}
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def save_model(self, request: HttpRequest, obj: Client, form: Any, change: bool) -> None:
         # Only reached for changes: adding goes through the register flow.

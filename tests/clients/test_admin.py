@@ -235,6 +235,9 @@ def test_change_page_shows_overview_and_never_the_secret(admin_client, web_clien
     assert client.client_secret not in html
     assert "Rotate secret" in html
     assert url("disable", client) in html
+    # DOT's self-service pages are not mounted: no "view on site" link leading to an error.
+    assert "View on site" not in html
+    assert "Save and add another" not in html
 
 
 def test_change_form_saves_through_the_service_with_an_audit_row(
