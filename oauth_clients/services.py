@@ -565,6 +565,25 @@ class ImportReport:
         return bool(self.created or self.updated or self.enabled or self.disabled)
 
 
+def _entry_type_problems(entry: Mapping[str, Any]) -> list[str]:
+    """JSON types of one registry entry ("false" is not false, 5 is not a list of URIs)."""
+    problems: list[str] = []
+    for key, value in entry.items():
+        if key in ("is_active", *FLAG_FIELDS) and not isinstance(value, bool):
+            problems.append(f"{key} must be true or false")
+        elif key in (*URI_LIST_FIELDS, "scopes") and not (
+            isinstance(value, list) and all(isinstance(item, str) for item in value)
+        ):
+            problems.append(f"{key} must be a list of strings")
+        elif key in LIFETIME_FIELDS and not (
+            value is None or (isinstance(value, int) and not isinstance(value, bool))
+        ):
+            problems.append(f"{key} must be a number of seconds or null")
+        elif key in (*TEXT_FIELDS, *LOGOUT_FIELDS) and not isinstance(value, str):
+            problems.append(f"{key} must be a string")
+    return problems
+
+
 def _registry_entries(document: Any) -> list[dict[str, Any]]:
     problems: list[str] = []
     if not isinstance(document, dict) or not isinstance(document.get("clients"), list):
@@ -591,8 +610,7 @@ def _registry_entries(document: Any) -> list[dict[str, Any]]:
         for key in ("kind", "name"):
             if not isinstance(entry.get(key), str):
                 problems.append(f"{client_id}: {key} is required")
-        if "is_active" in entry and not isinstance(entry["is_active"], bool):
-            problems.append(f"{client_id}: is_active must be true or false")
+        problems.extend(f"{client_id}: {problem}" for problem in _entry_type_problems(entry))
     if problems:
         raise RegistryImportError(problems)
     return entries

@@ -358,6 +358,20 @@ def test_import_dry_run_changes_nothing_and_hands_out_no_secret(registry, tmp_pa
         ('{"clients": [{"kind": "web", "name": "x"}]}', "client_id is required"),
         ('{"clients": [{"client_id": "a", "kind": "web", "name": "x", "secret": "s"}]}', "unknown"),
         ('{"clients": [{"client_id": "wiki", "kind": "spa", "name": "Wiki"}]}', "kind cannot"),
+        (
+            '{"clients": [{"client_id": "n", "kind": "web", "name": "N", "is_trusted": "false"}]}',
+            "is_trusted must be true or false",
+        ),
+        (
+            '{"clients": [{"client_id": "n", "kind": "web", "name": "N", "redirect_uris": 5}]}',
+            "redirect_uris must be a list of strings",
+        ),
+        (
+            '{"clients": [{"client_id": "n", "kind": "web", "name": "N", '
+            '"access_token_lifetime": "600"}]}',
+            "access_token_lifetime must be a number",
+        ),
+        ('{"clients": [{"client_id": "n", "kind": "web", "name": 7}]}', "name is required"),
     ],
 )
 def test_malformed_import_files_are_refused_clearly(registry, tmp_path, content, message):
