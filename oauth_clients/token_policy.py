@@ -75,6 +75,13 @@ class TokenPolicyMixin:
     """Overrides of DOT's OAuth2Validator for the token endpoint and token checks."""
 
     # ------------------------------------------------------------------ client authentication
+    def _load_application(self, client_id: Any, request: Request) -> Client | None:
+        # DOT catches psycopg2's ValueError for a NUL byte in client_id; psycopg 3 raises
+        # DataError (a 500). No client id contains NUL or is absurdly long: unknown client.
+        if not isinstance(client_id, str) or "\x00" in client_id or len(client_id) > 255:
+            return None
+        return super()._load_application(client_id, request)
+
     def _check_secret(self, provided_secret: str, stored_secret: str) -> bool:
         # Keyed HMAC compared in constant time; never Django's password hasher (LIBRARY-NOTES:
         # ~0.4 s of CPU per token request with PBKDF2).
