@@ -173,7 +173,7 @@ class AuthorizationPolicyMixin:
         if not id_token_hint:
             return True
         hint = decode_id_token(
-            id_token_hint, issuer=self.get_oidc_issuer_endpoint(request), accept_expired=True
+            id_token_hint, issuer=oauth2_settings.oidc_issuer(request), accept_expired=True
         )
         if hint is None:
             return False

@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import render, resolve_url
 from django.urls import reverse
@@ -61,6 +61,16 @@ ERROR_MESSAGES = {
 }
 
 
+def csrf_rejection(request: HttpRequest) -> HttpResponseBase | None:
+    """Django's CSRF check for a view that is csrf_exempt because third parties POST to it
+    (OIDC Core §3.1.2.1, RP-Initiated Logout §2); our own forms on it still need the token."""
+
+    def protected_view(request: HttpRequest) -> HttpResponse:
+        return HttpResponse()
+
+    return CsrfViewMiddleware(protected_view).process_view(request, protected_view, (), {})
+
+
 def user_message(error: oauth2.OAuth2Error) -> str:
     """What the user reads on the error page (the protocol detail is shown below it)."""
     if isinstance(error, oauth2.InvalidClientIdError | oauth2.MissingClientIdError):
@@ -85,34 +95,32 @@ class AuthorizeView(AuthorizationView):
     template_name = "oauth2_provider/authorize.html"
     error_template_name = "oauth2_provider/authorize_error.html"
 
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         # Not DOT's LoginRequiredMixin first: the client and redirect URI are checked before
         # anyone is sent anywhere, the sign-in page included.
-        self.oauth2_data = {}
+        self.oauth2_data: dict[str, Any] = {}
         return View.dispatch(self, request, *args, **kwargs)
 
-    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         return self.authorize(request)
 
-    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         return self.authorize(request)
 
     # --- the flow
 
-    def authorize(self, request: HttpRequest) -> HttpResponse:
+    def authorize(self, request: HttpRequest) -> HttpResponseBase:
         params = authorization_parameters(request)
         if any(len(value) > MAX_PARAMETER_LENGTH for _key, value in params):
             return self.render_error(
-                ERROR_MESSAGES["request"],
+                str(ERROR_MESSAGES["request"]),
                 "A request parameter is too long.",
                 status=HTTPStatus.BAD_REQUEST,
             )
         decision = self.consent_decision(request)
         if decision is not None:
             # Only our own consent form carries a decision: it must carry our CSRF token too.
-            failure = CsrfViewMiddleware(lambda r: HttpResponse()).process_view(
-                request, None, (), {}
-            )
+            failure = csrf_rejection(request)
             if failure is not None:
                 return failure
         try:

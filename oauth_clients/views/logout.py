@@ -12,8 +12,13 @@ from http import HTTPStatus
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
-from django.middleware.csrf import CsrfViewMiddleware
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseRedirect,
+    QueryDict,
+)
 from django.shortcuts import render, resolve_url
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
@@ -35,6 +40,7 @@ from accounts.sessions import get_sid
 from oauth_clients.authorization_policy import redirect_uri_registered
 from oauth_clients.logout import LogoutHint, end_session, hint_matches_session, read_id_token_hint
 from oauth_clients.models import Client
+from oauth_clients.views.authorize import csrf_rejection
 
 MAX_PARAMETER_LENGTH = 8192
 MAX_HINT_LENGTH = 16_384
@@ -52,13 +58,11 @@ class LogoutView(RPInitiatedLogoutView):
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         return self.logout_request(request.GET, decision=None)
 
-    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         decision = next((name for name in ("allow", "cancel") if name in request.POST), None)
         if decision is not None:
             # Only our confirmation form carries a decision: it must carry our CSRF token too.
-            failure = CsrfViewMiddleware(lambda r: HttpResponse()).process_view(
-                request, None, (), {}
-            )
+            failure = csrf_rejection(request)
             if failure is not None:
                 return failure
         return self.logout_request(request.POST, decision=decision)
