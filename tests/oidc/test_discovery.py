@@ -11,6 +11,7 @@ from unittest import mock
 import pytest
 from django.core.cache import cache
 from django.test import Client as HttpClient
+from django.urls import reverse
 
 from oauth_clients.claims import supported_claims
 from oauth_clients.keys import generate_rsa_private_key_pem
@@ -146,3 +147,38 @@ def test_discovery_cache_follows_the_issuer(client, settings):
 @pytest.mark.parametrize("method", ["post", "put", "delete"])
 def test_discovery_answers_get_only(client, method):
     assert getattr(client, method)(OIDC).status_code == HTTPStatus.METHOD_NOT_ALLOWED
+
+
+def test_dot_url_names_still_resolve_under_its_namespace():
+    """DOT reverses its own names (issuer, metadata); they resolve to our mounted views."""
+    expected = {
+        "authorize": "/o/authorize/",
+        "token": "/o/token/",
+        "revoke-token": "/o/revoke_token/",
+        "introspect": "/o/introspect/",
+        "user-info": "/o/userinfo/",
+        "rp-initiated-logout": "/o/logout/",
+        "jwks-info": "/.well-known/jwks.json",
+        "oidc-connect-discovery-info": OIDC,
+        "oauth-server-metadata": RFC8414,
+    }
+    for name, path in expected.items():
+        assert reverse(f"oauth2_provider:{name}") == path
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/o/applications/",
+        "/o/applications/register/",
+        "/o/authorized_tokens/",
+        "/o/register/",
+        "/o/device/",
+        "/o/device-authorization/",
+        "/o/.well-known/openid-configuration",
+    ],
+)
+def test_dot_pages_we_do_not_serve_are_not_mounted(admin_client, path):
+    """Self-service app registration, DCR and the device flow are not offered (clients are
+    managed in the admin)."""
+    assert admin_client.get(path).status_code == HTTPStatus.NOT_FOUND
