@@ -15,7 +15,7 @@ import json
 import uuid
 from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
 from django.db import router, transaction
@@ -71,7 +71,14 @@ def _token_checksum(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-class TokenPolicyMixin:
+if TYPE_CHECKING:
+    # For the type checker the mixin is what it extends at runtime (see validator.py).
+    from oauth2_provider.oauth2_validators import OAuth2Validator as _ValidatorBase
+else:
+    _ValidatorBase = object
+
+
+class TokenPolicyMixin(_ValidatorBase):
     """Overrides of DOT's OAuth2Validator for the token endpoint and token checks."""
 
     # ------------------------------------------------------------------ client authentication

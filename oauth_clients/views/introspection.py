@@ -10,7 +10,7 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
@@ -46,7 +46,7 @@ def authenticated_client(view: OAuthLibMixin, request: HttpRequest) -> Client | 
 class IntrospectionView(OAuthLibMixin, View):
     """POST /o/introspect/ (RFC 7662 §2.1)."""
 
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         problem = form_problem(request)
         if problem is not None:
             return problem
