@@ -212,7 +212,8 @@ def force_password_reset(*, user: User, actor: Any, request: HttpRequest) -> boo
     """
     User.objects.filter(pk=user.pk).update(password_reset_required=True)
     user.password_reset_required = True
-    ended = end_user_sessions(user=user)
+    # Thorough: the password (and so Django's session hash) has not changed yet.
+    ended = end_user_sessions(user=user, thorough=True)
     revoked = revoke_user_tokens(user=user)
     sent = send_password_reset_link(request=request, user=user)
     record_event(

@@ -231,6 +231,18 @@ def test_forced_reset_refuses_the_old_password_until_the_user_resets(
     assert is_signed_in(fresh)
 
 
+def test_forced_reset_also_ends_sessions_the_tracker_has_not_seen(rf, user, admin_user):
+    untracked = Client()
+    untracked.force_login(user)  # signed in, no request since: usersessions has no row
+    assert not UserSession.objects.filter(user=user).exists()
+    request = rf.post("/admin/")
+    request.user = admin_user
+
+    services.force_password_reset(user=user, actor=admin_user, request=request)
+
+    assert untracked.get(OVERVIEW_URL).status_code == HTTPStatus.FOUND
+
+
 def test_seed_users_and_their_passwords_need_no_reset(db):
     User = get_user_model()
     bill = User.objects.create_user("Bill", "bills_email@example.com", "pw")
