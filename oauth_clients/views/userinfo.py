@@ -54,7 +54,23 @@ def bearer_error(error: str, description: str = "") -> JsonResponse:
 @method_decorator(login_not_required, name="dispatch")
 @method_decorator(never_cache, name="dispatch")
 class UserInfoView(OAuthLibMixin, View):
-    http_method_names = ["get", "post"]
+    """GET/POST /o/userinfo/. Browser apps may call it cross-origin: it takes a bearer token,
+    never a cookie, so every origin is allowed (CORS without credentials)."""
+
+    http_method_names = ["get", "post", "options"]
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        response = super().dispatch(request, *args, **kwargs)
+        response["Access-Control-Allow-Origin"] = "*"
+        return response
+
+    def options(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = HttpResponse(status=HTTPStatus.NO_CONTENT)
+        response["Access-Control-Allow-Methods"] = "GET, POST"
+        response["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+        response["Access-Control-Max-Age"] = "86400"
+        response["Allow"] = "GET, POST, OPTIONS"
+        return response
 
     def http_method_not_allowed(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
         return form_problem(request, methods=("GET", "POST"))

@@ -165,3 +165,22 @@ def test_userinfo_query_count(
     token = issue_tokens(web_client, scope="openid profile")["access_token"]
     with django_assert_max_num_queries(2):
         assert client.get(userinfo_url, **bearer(token)).status_code == HTTPStatus.OK
+
+
+def test_browser_apps_may_call_userinfo_cross_origin(
+    client, web_client, issue_tokens, userinfo_url
+):
+    token = issue_tokens(web_client)["access_token"]
+    response = client.get(userinfo_url, HTTP_ORIGIN="https://spa.example.com", **bearer(token))
+    assert response.status_code == HTTPStatus.OK
+    assert response["Access-Control-Allow-Origin"] == "*"
+    assert "Access-Control-Allow-Credentials" not in response  # bearer tokens, never cookies
+    preflight = client.options(
+        userinfo_url,
+        HTTP_ORIGIN="https://spa.example.com",
+        HTTP_ACCESS_CONTROL_REQUEST_METHOD="GET",
+        HTTP_ACCESS_CONTROL_REQUEST_HEADERS="authorization",
+    )
+    assert preflight.status_code == HTTPStatus.NO_CONTENT
+    assert "Authorization" in preflight["Access-Control-Allow-Headers"]
+    assert client.get(userinfo_url, HTTP_ORIGIN="https://x.example")["Access-Control-Allow-Origin"]
