@@ -8,6 +8,7 @@ from http import HTTPStatus
 
 import pytest
 import time_machine
+from django.db import transaction
 from django.test import Client as HttpClient
 from django.urls import reverse
 from oauthlib.common import Request
@@ -259,3 +260,24 @@ def test_code_of_a_deactivated_user_is_refused(web_client, user, run_code_flow, 
     response = exchange_code(web_client, flow)
     assert response.status_code == HTTPStatus.BAD_REQUEST
     assert response.json()["error"] == "invalid_grant"
+
+
+@pytest.mark.spec("RFC 6749", "4.1.2")
+def test_two_exchanges_racing_on_one_code_cannot_both_win(web_client, user, run_code_flow):
+    """Both requests passed validation before either marked the code consumed (what a lost row
+    lock would allow): the conditional UPDATE lets exactly one finish."""
+    from oauthlib.oauth2.rfc6749 import errors
+
+    flow = run_code_flow(web_client)
+    validator = IdPOAuth2Validator()
+    racers = []
+    for _ in range(2):
+        request = Request("https://idp.example/o/token/")
+        request.client = web_client
+        request.scopes = []
+        assert validator.validate_code(web_client.client_id, flow.code, web_client, request)
+        racers.append(request)
+    validator.invalidate_authorization_code(web_client.client_id, flow.code, racers[0])
+    with pytest.raises(errors.InvalidGrantError), transaction.atomic():  # the view's transaction
+        validator.invalidate_authorization_code(web_client.client_id, flow.code, racers[1])
+    assert Grant.objects.get().consumed_at is not None

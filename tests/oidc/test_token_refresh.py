@@ -8,6 +8,7 @@ from http import HTTPStatus
 
 import pytest
 import time_machine
+from django.db import transaction
 from django.urls import reverse
 
 from accounts.models import AuditEvent
@@ -222,3 +223,30 @@ def test_refresh_grant_query_count_is_pinned(
         response = refresh(web_client, first["refresh_token"])
     assert response.status_code == HTTPStatus.OK, response.content
     print(f"refresh grant: {len(captured)} queries")
+
+
+@pytest.mark.spec("RFC 9700", "4.14.2")
+def test_two_refreshes_racing_on_one_token_cannot_both_rotate(web_client, issue_tokens):
+    """Both passed validation before either rotated (what a lost row lock would allow): the
+    conditional UPDATE lets exactly one mint a successor."""
+    from oauthlib.common import Request
+    from oauthlib.oauth2.rfc6749 import errors
+
+    from oauth_clients.validator import IdPOAuth2Validator
+
+    first = issue_tokens(web_client)
+    validator = IdPOAuth2Validator()
+    racers = []
+    for _ in range(2):
+        request = Request("https://idp.example/o/token/")
+        request.client = web_client
+        request.grant_type = "refresh_token"
+        assert validator.validate_refresh_token(first["refresh_token"], web_client, request)
+        racers.append(request)
+    token = {"access_token": "a1", "refresh_token": "r1", "scope": "openid", "expires_in": 60}
+    validator.save_bearer_token(token, racers[0])
+    with pytest.raises(errors.InvalidGrantError), transaction.atomic():  # the view's transaction
+        validator.save_bearer_token(
+            {**token, "access_token": "a2", "refresh_token": "r2"}, racers[1]
+        )
+    assert RefreshToken.objects.filter(revoked__isnull=True).count() == 1
