@@ -159,6 +159,11 @@ def _check_policy(orequest: OauthlibRequest) -> None:
         raise oauth2.InvalidRequestError(
             description=f"Duplicate {repeated[0]} parameter.", request=orequest
         )
+    if any("\x00" in key or "\x00" in value for key, value in params):
+        # No parameter of ours may hold a NUL byte (nor can PostgreSQL store one).
+        raise oauth2.InvalidRequestError(
+            description="Parameters must not contain NUL bytes.", request=orequest
+        )
     names = {key for key, _ in params}
     if "request" in names:
         # OIDC Core §6 / §3.1.2.6: request objects are not supported, and say so.

@@ -76,6 +76,8 @@ class LogoutView(RPInitiatedLogoutView):
         )
         if too_long:
             return self.error_response(InvalidIDTokenError("A logout parameter is too long."))
+        if any("\x00" in value for value in values.values() if value):
+            return self.error_response(InvalidIDTokenError("Parameters must not contain NUL."))
         try:
             client, hint = self.validate(**values)
         except OIDCError as error:

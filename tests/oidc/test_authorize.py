@@ -381,6 +381,21 @@ def test_nul_byte_and_broken_utf8_in_state_still_reach_the_client_safely(client,
         assert response["Location"].startswith(WEB_REDIRECT_URI + "?")
 
 
+@pytest.mark.parametrize(
+    "name", ["nonce", "code_challenge", "claims", "login_hint", "acr_values", "state", "x"]
+)
+def test_nul_byte_in_a_stored_or_echoed_parameter_is_invalid_request(
+    client, user, web_client, name
+):
+    client.force_login(user)
+    params = authorization_params(web_client)
+    assert redirect_query(client.get(AUTHORIZE_URL, params), WEB_REDIRECT_URI)["code"]
+    params = authorization_params(web_client, **{name: "a\x00b"})
+    error = redirect_query(client.get(AUTHORIZE_URL, params), WEB_REDIRECT_URI)
+    assert error["error"] == "invalid_request"
+    assert Grant.objects.count() == 1
+
+
 @pytest.mark.parametrize("name", ["state", "nonce", "redirect_uri", "client_id", "scope", "foo"])
 @pytest.mark.parametrize("method", ["get", "post"])
 def test_200_kb_parameter_gets_error_page(client, user, web_client, name, method):

@@ -321,6 +321,13 @@ def test_200_kb_parameter_is_refused(browser, name):
     assert_refused(browser.get(LOGOUT_URL, {name: "A" * 200_000}), browser)
 
 
+@pytest.mark.parametrize(
+    "name", ["client_id", "state", "post_logout_redirect_uri", "id_token_hint"]
+)
+def test_nul_byte_is_refused(browser, web_client, name):
+    assert_refused(browser.get(LOGOUT_URL, {name: "web\x00app"}), browser)
+
+
 def test_broken_encoding_never_fails(browser, web_client):
     response = browser.get(f"{LOGOUT_URL}?client_id=%ff%fe&state=%zz&post_logout_redirect_uri=%00")
     assert response.status_code == HTTPStatus.BAD_REQUEST
