@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.contrib.auth.models import UserManager as DjangoUserManager
+from django.core.validators import EmailValidator, RegexValidator, URLValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -91,6 +92,7 @@ class AuditEvent(models.Model):
         TOKEN_REVOKED = "token.revoked", _("Token revoked")
         TOKEN_REPLAY = "token.replay_detected", _("Token replay detected")
         SIGNING_KEY_ROTATED = "signing_key.rotated", _("Signing key rotated")
+        BRANDING_CHANGED = "branding.changed", _("Branding changed")
 
     created_at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
     type = models.CharField(_("event"), max_length=64, choices=Type.choices, db_index=True)
@@ -135,3 +137,78 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.type}"
+
+
+PRIMARY_COLOR_VALIDATOR = RegexValidator(
+    r"^#[0-9a-fA-F]{6}\Z", _("Enter a colour as #rrggbb, for example #1d4ed8.")
+)
+
+
+def validate_logo_url(value: str) -> None:
+    """https:// or a path on this site: the only image sources the CSP (img-src) lets through."""
+    if value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return
+    URLValidator(schemes=["https"], message=_("Enter an https:// address or a /path."))(value)
+
+
+def validate_support_url(value: str) -> None:
+    """https:// or mailto:address (never javascript: or data: in a link every page shows)."""
+    if value.lower().startswith("mailto:"):
+        EmailValidator(message=_("Enter mailto: followed by an email address."))(value[7:])
+        return
+    URLValidator(schemes=["https"], message=_("Enter an https:// address or mailto:address."))(
+        value
+    )
+
+
+class Branding(models.Model):
+    """The company's look on every IdP page, set by an administrator (one row at most).
+
+    Empty fields fall back to the IDP_COMPANY_NAME / IDP_LOGO_URL / IDP_SUPPORT_URL settings.
+    Read through `accounts.branding.get_branding` (cached); written through
+    `accounts.branding.update_branding` (audited, invalidates the cache).
+    """
+
+    SINGLETON_ID = 1
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=SINGLETON_ID, editable=False)
+    company_name = models.CharField(
+        _("company name"),
+        max_length=80,
+        blank=True,
+        help_text=_("Shown on every page and on the sign-in button. Empty: the server setting."),
+    )
+    logo_url = models.CharField(
+        _("logo URL"),
+        max_length=500,
+        blank=True,
+        validators=[validate_logo_url],
+        help_text=_(
+            "An https:// address or a path on this site (/static/...). Shown about 32 px high."
+        ),
+    )
+    primary_color = models.CharField(
+        _("primary colour"),
+        max_length=7,
+        blank=True,
+        validators=[PRIMARY_COLOR_VALIDATOR],
+        help_text=_("#rrggbb. Buttons use it; links use a darker shade that stays readable."),
+    )
+    support_url = models.CharField(
+        _("support link"),
+        max_length=500,
+        blank=True,
+        validators=[validate_support_url],
+        help_text=_("An https:// address or mailto:help@example.com, shown as “Help”."),
+    )
+    updated_at = models.DateTimeField(_("last changed"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("branding")
+        verbose_name_plural = _("branding")
+        constraints = [
+            models.CheckConstraint(condition=models.Q(id=1), name="branding_single_row"),
+        ]
+
+    def __str__(self) -> str:
+        return str(_("Branding"))
