@@ -281,3 +281,20 @@ def test_two_exchanges_racing_on_one_code_cannot_both_win(web_client, user, run_
     with pytest.raises(errors.InvalidGrantError), transaction.atomic():  # the view's transaction
         validator.invalidate_authorization_code(web_client.client_id, flow.code, racers[1])
     assert Grant.objects.get().consumed_at is not None
+
+
+def test_signed_in_session_reaches_the_code_and_its_tokens(
+    web_client, run_code_flow, exchange_code
+):
+    """End to end through the authorization side's contract (`request.idp_*`)."""
+    from accounts.sessions import AUTH_TIME_KEY, SID_KEY
+
+    http = HttpClient()
+    flow = run_code_flow(web_client, http=http)
+    sid, auth_time = http.session[SID_KEY], http.session[AUTH_TIME_KEY]
+    grant = Grant.objects.get()
+    assert grant.sid == sid
+    assert grant.auth_time == dt.datetime.fromtimestamp(auth_time, tz=dt.UTC)
+    assert exchange_code(web_client, flow).status_code == HTTPStatus.OK
+    assert AccessToken.objects.get().sid == sid
+    assert RefreshToken.objects.get().sid == sid
