@@ -24,7 +24,7 @@ from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.utils import jwk_from_pem
 from oauthlib.oauth2.rfc6749 import errors
 
-from oauth_clients.backend import max_age_exceeded, parse_max_age
+from oauth_clients.backend import has_second_factor, max_age_exceeded, parse_max_age
 from oauth_clients.claims import build_claims, supported_claims
 from oauth_clients.consent import consent_covers
 from oauth_clients.models import Client
@@ -164,7 +164,15 @@ class AuthorizationPolicyMixin:
         except ValueError:
             max_age = None  # reported as invalid_request once the silent checks pass
         auth_time = getattr(request, "idp_auth_time", None)
-        return not max_age_exceeded(max_age=max_age, auth_time=auth_time, now=int(time.time()))
+        if max_age_exceeded(max_age=max_age, auth_time=auth_time, now=int(time.time())):
+            return False
+        client = request.client
+        # Client.requires_mfa: a password-only session cannot sign in to it without a prompt.
+        return not (
+            client is not None
+            and client.requires_mfa
+            and not has_second_factor(getattr(request, "idp_amr", None) or [])
+        )
 
     def validate_silent_authorization(self, request: Any) -> bool:
         return consent_covers(user=request.user, client=request.client, scopes=request.scopes)

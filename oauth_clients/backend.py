@@ -67,24 +67,34 @@ class SessionBinding:
 def authentication_methods(records: list[dict[str, Any]]) -> list[str]:
     """RFC 8176 `amr` values from allauth's records of this session's authentication steps.
 
-    A session without records signed in with a password (Django's admin login, test logins):
-    every sign-in path here starts with one unless allauth recorded otherwise (passkey, code).
+    A session whose sign-in allauth did not record (Django's admin login, test logins) signed in
+    with a password: every other way in (passkey, emailed code) leaves a record.
     """
     amr: set[str] = set()
+    signed_in_by_record = False
     for record in records:
         method = record.get("method")
         if method in {"password", "password_reset"}:
             amr.add(_FACTOR_PASSWORD)
+            signed_in_by_record = True
         elif method == "code":
             amr.add(_FACTOR_OTP)
+            signed_in_by_record = True
         elif method == "mfa":
             amr.add(_MFA_TYPE_AMR.get(str(record.get("type")), _FACTOR_OTP))
-    if not amr:
+            signed_in_by_record = signed_in_by_record or bool(record.get("passwordless"))
+    if not signed_in_by_record:
         amr.add(_FACTOR_PASSWORD)
     # RFC 8176 §2 "mfa": more than one kind of factor in this session.
     if len(amr) > 1:
         amr.add("mfa")
     return sorted(amr)
+
+
+def has_second_factor(amr: list[str]) -> bool:
+    """RFC 8176: more than a password (`mfa`), or a hardware-bound authenticator (`hwk`:
+    WebAuthn / passkeys, which verify the user on the device)."""
+    return bool({"mfa", _FACTOR_HARDWARE_KEY} & set(amr))
 
 
 def last_authenticated_at(request: HttpRequest) -> int | None:

@@ -18,6 +18,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlencode
 
+from allauth.account.adapter import get_adapter as get_account_adapter
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
@@ -39,6 +40,7 @@ from oauthlib import oauth2
 
 from oauth_clients.backend import (
     authorization_parameters,
+    has_second_factor,
     max_age_exceeded,
     parse_max_age,
     session_binding,
@@ -94,6 +96,7 @@ class AuthorizeView(AuthorizationView):
     http_method_names = ["get", "post"]
     template_name = "oauth2_provider/authorize.html"
     error_template_name = "oauth2_provider/authorize_error.html"
+    mfa_template_name = "oauth2_provider/mfa_required.html"
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         # Not DOT's LoginRequiredMixin first: the client and redirect URI are checked before
@@ -133,6 +136,8 @@ class AuthorizeView(AuthorizationView):
             return self.sign_in(params)
         if self.needs_reauthentication(request, params):
             return self.reauthenticate(params)
+        if client.requires_mfa and not has_second_factor(session_binding(request).amr):
+            return self.require_second_factor(request, client, params)
 
         prompt = self.prompt_values(params)
         if decision == "deny":
@@ -209,6 +214,19 @@ class AuthorizeView(AuthorizationView):
         # allauth's login page bounces a signed-in user; its re-authentication asks again.
         query = urlencode({"next": self.continue_url(params)})
         return HttpResponseRedirect(f"{reverse('account_reauthenticate')}?{query}")
+
+    def require_second_factor(
+        self, request: HttpRequest, client: Client, params: list[tuple[str, str]]
+    ) -> HttpResponse:
+        """Client.requires_mfa: a second factor in this session, through allauth's MFA
+        re-authentication; a user without one is told to set it up (nothing goes to the app)."""
+        methods = get_account_adapter(request).get_reauthentication_methods(request.user)
+        second_factor = [method for method in methods if method["id"].startswith("mfa_")]
+        if second_factor:
+            query = urlencode({"next": self.continue_url(params)})
+            return HttpResponseRedirect(f"{second_factor[0]['url']}?{query}")
+        context = {"application": client}
+        return render(request, self.mfa_template_name, context, status=HTTPStatus.FORBIDDEN)
 
     # --- rendering
 

@@ -57,8 +57,8 @@ def test_login_hint_prefills_the_sign_in_name(client, web_client, hint):
 
 @pytest.mark.parametrize(
     "hint",
-    ["a" * 300, "alice\x00", "alice\nbob", " "],
-    ids=["too-long", "nul", "newline", "blank"],
+    ["a" * 300, "alice\nbob", "alice\u202ebob", " "],
+    ids=["too-long", "newline", "bidi-override", "blank"],
 )
 def test_implausible_login_hint_is_not_offered(client, web_client, hint):
     response = client.get(AUTHORIZE_URL, authorization_params(web_client, login_hint=hint))

@@ -95,6 +95,8 @@ def test_supported_claims_cover_every_scope_claim():
         ([{"method": "password"}, {"method": "mfa", "type": "webauthn"}], ["hwk", "mfa", "pwd"]),
         ([{"method": "mfa", "type": "webauthn", "passwordless": True}], ["hwk"]),
         ([{"method": "code"}], ["otp"]),
+        # A second factor after a sign-in allauth did not record (admin or test login).
+        ([{"method": "mfa", "type": "totp", "reauthenticated": True}], ["mfa", "otp", "pwd"]),
         ([{"method": "password"}, {"method": "password", "reauthenticated": True}], ["pwd"]),
     ],
 )
