@@ -236,6 +236,9 @@ class IdPOAuthLibCore(OAuthLibCore):
                 error.state = orequest.state
             raise OAuthToolkitError(error=error) from error
         credentials.pop("request", None)
+        # The validated client rides along: the view and the code issuance reuse it (DOT's
+        # `_load_application` accepts a matching, usable `request.client`).
+        credentials["client"] = orequest.client
         return scopes, credentials
 
     def create_authorization_response(

@@ -131,7 +131,7 @@ class AuthorizeView(AuthorizationView):
         except OAuthToolkitError as error:
             return self.error_response(error, application=None)
 
-        client = Client.objects.get(client_id=credentials["client_id"])
+        client: Client = credentials["client"]
         if not request.user.is_authenticated:
             return self.sign_in(params)
         if self.needs_reauthentication(request, params):

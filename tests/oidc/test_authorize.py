@@ -7,6 +7,7 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
+from oauth_clients.consent import grant_consent
 from oauth_clients.models import Grant
 from tests.oidc.authorize_helpers import (
     AUTHORIZE_URL,
@@ -15,7 +16,7 @@ from tests.oidc.authorize_helpers import (
     issuer,
     redirect_query,
 )
-from tests.oidc.conftest import WEB_REDIRECT_URI, make_client
+from tests.oidc.conftest import SPA_REDIRECT_URI, WEB_REDIRECT_URI, make_client
 
 # --------------------------------------------------------------------------- positive paths
 
@@ -407,3 +408,19 @@ def test_200_kb_parameter_gets_error_page(client, user, web_client, name, method
 
 def test_unsupported_method_is_405(client, web_client):
     assert client.put(AUTHORIZE_URL).status_code == HTTPStatus.METHOD_NOT_ALLOWED
+
+
+def test_silent_code_issuance_pins_its_queries(
+    client, user, web_client, spa_client, django_assert_max_num_queries
+):
+    """Session, user, allauth's user-session tracking, one client lookup, the Grant insert."""
+    client.force_login(user)
+    redirect_query(client.get(AUTHORIZE_URL, authorization_params(web_client)), WEB_REDIRECT_URI)
+    with django_assert_max_num_queries(9):
+        response = client.get(AUTHORIZE_URL, authorization_params(web_client))
+    assert redirect_query(response, WEB_REDIRECT_URI)["code"]
+    # A remembered consent adds its lookup and its last-used stamp.
+    grant_consent(user=user, client=spa_client, scopes=["openid", "profile", "email"])
+    with django_assert_max_num_queries(11):
+        response = client.get(AUTHORIZE_URL, authorization_params(spa_client))
+    assert redirect_query(response, SPA_REDIRECT_URI)["code"]
