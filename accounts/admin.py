@@ -12,14 +12,16 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from accounts import branding as branding_service
 from accounts import services
 from accounts.forms import AdminUserChangeForm, AdminUserCreationForm
-from accounts.models import AuditEvent, User
+from accounts.models import AuditEvent, Branding, User
 
 
 class LockedFilter(admin.SimpleListFilter):
@@ -348,3 +350,41 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(Branding)
+class BrandingAdmin(admin.ModelAdmin):
+    """The one branding row: the list goes straight to it (or to "add" before it exists).
+
+    Saving goes through `accounts.branding.update_branding` (validated, audited, cache dropped).
+    """
+
+    fields = ("company_name", "logo_url", "primary_color", "support_url", "updated_at")
+    readonly_fields = ("updated_at",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return super().has_add_permission(request) and not Branding.objects.exists()
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Emptying a field returns it to the server setting; there is nothing to delete.
+        return False
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        if Branding.objects.exists():
+            target = reverse("admin:accounts_branding_change", args=[Branding.SINGLETON_ID])
+        else:
+            target = reverse("admin:accounts_branding_add")
+        return HttpResponseRedirect(target)
+
+    def save_model(self, request: HttpRequest, obj: Branding, form: Any, change: bool) -> None:
+        branding_service.update_branding(
+            actor=request.user,
+            request=request,
+            **{
+                field: form.cleaned_data.get(field) or ""
+                for field in branding_service.EDITABLE_FIELDS
+            },
+        )
+        obj.refresh_from_db()

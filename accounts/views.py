@@ -5,7 +5,6 @@ from __future__ import annotations
 from http import HTTPStatus
 from urllib.parse import urlencode
 
-from django.conf import settings
 from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.contrib.auth.decorators import login_not_required, login_required
 from django.core.exceptions import PermissionDenied
@@ -15,6 +14,8 @@ from django.template import loader
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+
+from accounts.branding import as_context, get_branding
 
 
 @login_not_required
@@ -57,11 +58,8 @@ def admin_login(request: HttpRequest) -> HttpResponse:
 
 
 def _branding() -> dict[str, str]:
-    return {
-        "company_name": settings.IDP_COMPANY_NAME,
-        "company_logo_url": settings.IDP_LOGO_URL,
-        "support_url": settings.IDP_SUPPORT_URL,
-    }
+    # The cached admin branding, else the settings: never the database (it may be what failed).
+    return as_context(get_branding(use_database=False))
 
 
 def _error_page(

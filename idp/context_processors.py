@@ -1,12 +1,19 @@
-"""Template context shared by every page: the company's branding."""
+"""Template context shared by every page: the company's branding (accounts.branding).
 
-from django.conf import settings
+Values are lazy: a page that never prints them, or an error view that passes its own
+(database-free) values, never touches the cache or the database.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
 from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
+
+from accounts.branding import CONTEXT_NAMES, as_context, get_branding
 
 
-def branding(request: HttpRequest) -> dict[str, str]:
-    return {
-        "company_name": settings.IDP_COMPANY_NAME,
-        "company_logo_url": settings.IDP_LOGO_URL,
-        "support_url": settings.IDP_SUPPORT_URL,
-    }
+def branding(request: HttpRequest) -> dict[str, Any]:
+    values = SimpleLazyObject(lambda: as_context(get_branding()))
+    return {name: SimpleLazyObject(lambda name=name: values[name]) for name in CONTEXT_NAMES}

@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from accounts import views as account_views
-from idp import health, metrics
+from idp import branding, health, metrics
 
 urlpatterns = [
     path("", account_views.home, name="home"),
@@ -15,6 +15,9 @@ urlpatterns = [
     # The admin signs in through allauth's login (same lock and rate limits).
     path("admin/login/", account_views.admin_login, name="admin_login_redirect"),
     path("admin/", admin.site.urls),
+    # Branding: the admin's colour as CSS (no inline styles), the sign-in button kit for apps.
+    path("branding.css", branding.branding_css, name="branding_css"),
+    path("button/", branding.button, name="signin_button"),
     # Operations; idp.middleware.ProbeMiddleware answers these paths first (any Host, plain http).
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
