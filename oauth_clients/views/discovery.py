@@ -62,7 +62,7 @@ def provider_metadata() -> dict[str, Any]:
         "claims_parameter_supported": False,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
-        "prompt_values_supported": ["none", "login"],
+        "prompt_values_supported": ["none", "login", "consent"],
         "authorization_response_iss_parameter_supported": True,
     }
     if oauth2_settings.OIDC_RP_INITIATED_LOGOUT_ENABLED:

@@ -79,6 +79,8 @@ def test_discovery_advertises_only_what_is_supported(metadata, settings):
     assert metadata["request_parameter_supported"] is False
     assert metadata["request_uri_parameter_supported"] is False
     assert metadata["claims_parameter_supported"] is False
+    # What the authorization endpoint implements (tests/oidc/test_prompt.py); no select_account.
+    assert metadata["prompt_values_supported"] == ["none", "login", "consent"]
     assert set(metadata["scopes_supported"]) == set(settings.OAUTH2_PROVIDER["SCOPES"])
     assert "openid" in metadata["scopes_supported"]
     assert metadata["claims_supported"] == supported_claims()
