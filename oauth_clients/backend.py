@@ -188,6 +188,12 @@ def _check_policy(orequest: OauthlibRequest) -> None:
             description="Request objects by reference are not supported.",
             request=orequest,
         )
+    if orequest.response_mode not in (None, "query"):
+        # Discovery lists `response_modes_supported: ["query"]`; oauthlib would silently answer
+        # a form_post client by query and a fragment client in the fragment.
+        raise oauth2.InvalidRequestError(
+            description="Only response_mode=query is supported.", request=orequest
+        )
     if orequest.code_challenge is not None and orequest.code_challenge_method != "S256":
         # RFC 9700 §2.1.1: S256 only; a missing method means "plain" (RFC 7636 §4.3).
         raise oauth2.InvalidRequestError(

@@ -302,6 +302,19 @@ def test_request_objects_are_refused_not_ignored(client, user, web_client, name,
     assert error["iss"] == issuer()
 
 
+@pytest.mark.spec("OAuth 2.0 Multiple Response Type Encoding Practices", "2.1")
+@pytest.mark.parametrize("response_mode", ["fragment", "form_post", "web_message"])
+def test_response_modes_other_than_query_are_refused(client, user, web_client, response_mode):
+    client.force_login(user)
+    params = authorization_params(web_client, response_mode=response_mode)
+    response = client.get(AUTHORIZE_URL, params)
+    assert "#" not in response["Location"]
+    error = redirect_query(response, WEB_REDIRECT_URI)
+    assert error["error"] == "invalid_request"
+    assert error["state"] == params["state"]
+    assert not Grant.objects.exists()
+
+
 @pytest.mark.spec("RFC 6749", "4.1.2.1")
 def test_scope_outside_the_clients_allowed_scopes_is_invalid_scope(client, user, spa_client):
     client.force_login(user)
