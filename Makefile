@@ -10,7 +10,7 @@ PORT ?= 8000
 # A throwaway production-like environment for `check --deploy`.
 DEPLOY_TMP := $(CURDIR)/var/deploy-check
 
-.PHONY: run install browser test check test-sqlite test-postgres lint format migrate clean
+.PHONY: run install browser test check test-sqlite test-postgres lint format migrate clean specs demo
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -71,6 +71,11 @@ test-postgres: install
 
 ## make test: the whole suite (SQLite, then PostgreSQL when it answers) and the quality gates.
 test: check test-sqlite test-postgres
+
+## make specs: run the suite and regenerate docs/specs.md (each spec clause, its tests, results).
+specs: install browser
+	$(BIN)/python -m pytest -p tests.spec_report --spec-report=docs/specs.md -q; \
+	  status=$$?; echo "docs/specs.md regenerated"; exit $$status
 
 clean:
 	rm -rf $(VENV) staticfiles
