@@ -20,6 +20,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from oauth2_provider.exceptions import FatalClientError, OAuthToolkitError
 from oauth2_provider.oauth2_backends import OAuthLibCore
+from oauth2_provider.oauth2_validators import is_valid_resource_uri
 from oauthlib import oauth2
 from oauthlib.common import Request as OauthlibRequest
 from oauthlib.oauth2.rfc6749 import utils
@@ -188,6 +189,14 @@ def _check_policy(orequest: OauthlibRequest) -> None:
             description="Request objects by reference are not supported.",
             request=orequest,
         )
+    resources = [value for key, value in params if key == "resource"]
+    if not all(is_valid_resource_uri(value) for value in resources):
+        # RFC 8707 §2: an absolute URI without fragment, else invalid_target.
+        raise CustomOAuth2Error(
+            error="invalid_target",
+            description="resource must be an absolute URI without a fragment.",
+            request=orequest,
+        )
     if orequest.response_mode not in (None, "query"):
         # Discovery lists `response_modes_supported: ["query"]`; oauthlib would silently answer
         # a form_post client by query and a fragment client in the fragment.
@@ -245,6 +254,10 @@ class IdPOAuthLibCore(OAuthLibCore):
         # The validated client rides along: the view and the code issuance reuse it (DOT's
         # `_load_application` accepts a matching, usable `request.client`).
         credentials["client"] = orequest.client
+        # RFC 8707: every `resource` (it may repeat), as the list the Grant stores.
+        resources = [value for key, value in orequest.uri_query_params if key == "resource"]
+        resources += [value for key, value in orequest.decoded_body or [] if key == "resource"]
+        credentials["resource"] = resources
         return scopes, credentials
 
     def create_authorization_response(

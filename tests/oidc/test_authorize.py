@@ -302,6 +302,32 @@ def test_request_objects_are_refused_not_ignored(client, user, web_client, name,
     assert error["iss"] == issuer()
 
 
+@pytest.mark.spec("RFC 8707", "2")
+def test_resource_indicators_are_kept_on_the_code(client, user, web_client):
+    client.force_login(user)
+    params = authorization_params(web_client)
+    query = urlencode(
+        [
+            *params.items(),
+            ("resource", "https://api.example.com"),
+            ("resource", "https://b.example"),
+        ]
+    )
+    assert redirect_query(client.get(f"{AUTHORIZE_URL}?{query}"), WEB_REDIRECT_URI)["code"]
+    assert Grant.objects.get().resource == ["https://api.example.com", "https://b.example"]
+
+
+@pytest.mark.spec("RFC 8707", "2")
+@pytest.mark.parametrize("resource", ["not a uri", "/relative", "https://api.example.com/#frag"])
+def test_invalid_resource_is_invalid_target(client, user, web_client, resource):
+    client.force_login(user)
+    params = authorization_params(web_client, resource=resource)
+    error = redirect_query(client.get(AUTHORIZE_URL, params), WEB_REDIRECT_URI)
+    assert error["error"] == "invalid_target"
+    assert error["state"] == params["state"]
+    assert not Grant.objects.exists()
+
+
 @pytest.mark.spec("OAuth 2.0 Multiple Response Type Encoding Practices", "2.1")
 @pytest.mark.parametrize("response_mode", ["fragment", "form_post", "web_message"])
 def test_response_modes_other_than_query_are_refused(client, user, web_client, response_mode):
