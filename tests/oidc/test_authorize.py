@@ -463,3 +463,47 @@ def test_silent_code_issuance_pins_its_queries(
     with django_assert_max_num_queries(11):
         response = client.get(AUTHORIZE_URL, authorization_params(spa_client))
     assert redirect_query(response, SPA_REDIRECT_URI)["code"]
+
+
+HOSTILE_VALUES = [
+    "\x00",
+    "%",
+    "%zz",
+    "A" * 9000,
+    "<script>alert(1)</script>",
+    "\r\nX: y",
+    "ü\ufffd",
+]
+AUTHORIZE_PARAMETERS = [
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+    "prompt",
+    "max_age",
+    "id_token_hint",
+    "login_hint",
+    "claims",
+    "ui_locales",
+    "resource",
+    "response_mode",
+]
+
+
+@pytest.mark.parametrize("signed_in", [True, False], ids=["signed-in", "anonymous"])
+@pytest.mark.parametrize("name", AUTHORIZE_PARAMETERS)
+def test_hostile_value_in_any_parameter_never_fails(client, user, web_client, signed_in, name):
+    if signed_in:
+        client.force_login(user)
+    for value in HOSTILE_VALUES:
+        response = client.get(AUTHORIZE_URL, authorization_params(web_client, **{name: value}))
+        assert response.status_code in {HTTPStatus.FOUND, HTTPStatus.BAD_REQUEST}, (value, response)
+        if response.status_code == HTTPStatus.FOUND:
+            location = response["Location"]
+            assert location.startswith((WEB_REDIRECT_URI + "?", "/accounts/login/")), location
+            assert "\n" not in location
+            assert "<script>" not in location
