@@ -118,6 +118,25 @@ def test_loopback_redirect_uri_matches_on_any_port(client, user):
     ]
 
 
+@pytest.mark.spec("RFC 8252", "7.1")
+def test_native_app_private_use_scheme_redirect(client, user):
+    native = make_client(
+        name="Mobile",
+        client_id="mobile",
+        client_type="public",
+        kind="native",
+        redirect_uris="com.example.mobile:/oauth2redirect",
+        is_trusted=True,
+    )
+    client.force_login(user)
+    params = authorization_params(native)
+    query = redirect_query(client.get(AUTHORIZE_URL, params), "com.example.mobile:/oauth2redirect")
+    assert query["code"]
+    assert query["iss"] == issuer()
+    other = authorization_params(native, redirect_uri="com.example.evil:/oauth2redirect")
+    assert_error_page(client.get(AUTHORIZE_URL, other))
+
+
 # --------------------------------------------------------------------------- fatal errors:
 # the client or redirect URI is not trustworthy, so nobody is redirected anywhere.
 
