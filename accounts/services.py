@@ -19,14 +19,10 @@ from django.contrib.sessions.models import Session
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
-from oauth2_provider.models import (
-    get_access_token_model,
-    get_grant_model,
-    get_refresh_token_model,
-)
 
 from accounts.audit import record_event
 from accounts.models import AuditEvent, User
+from oauth_clients.tokens import RevokedCounts, revoke_tokens
 
 DB_SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
@@ -231,20 +227,65 @@ def force_password_reset(*, user: User, actor: Any, request: HttpRequest) -> boo
 # --- Sessions and tokens ----------------------------------------------------------------------
 
 
-def end_user_sessions(
-    *, user: User, keep_session_key: str | None = None, thorough: bool = False
-) -> int:
-    """End the user's browser sessions now (all but `keep_session_key`). Returns how many.
+def _session_store(session_key: str | None = None) -> SessionBase:
+    engine = import_module(settings.SESSION_ENGINE)
+    return engine.SessionStore(session_key)  # type: ignore[no-any-return]
 
-    allauth's usersessions tracks every signed-in session (any session engine). `thorough`
-    also sweeps the database session table for sessions the tracker has not seen (signed in
-    without a tracked request since): a scan, so only for rare administrator actions.
+
+def session_sid(*, session_key: str) -> str:
+    """The OIDC `sid` a stored browser session carries ("" when it is gone or has none).
+
+    Read before the session is deleted: it names the tokens that session obtained
+    (AccessToken/RefreshToken/IDToken/Grant `sid`).
     """
-    ended = 0
-    for tracked in UserSession.objects.filter(user=user):
-        if keep_session_key and tracked.session_key == keep_session_key:
+    return str(_session_store(session_key).load().get(SID_KEY, "") or "")
+
+
+def _add_counts(total: dict[str, int], more: dict[str, int]) -> dict[str, int]:
+    for key, value in more.items():
+        total[key] = total.get(key, 0) + value
+    return total
+
+
+def _token_counts(counts: RevokedCounts) -> dict[str, int]:
+    """Revocation counts as the audit rows name them."""
+    return {
+        "access_tokens_deleted": counts.access_tokens,
+        "refresh_tokens_revoked": counts.refresh_tokens,
+        "codes_deleted": counts.codes,
+    }
+
+
+def revoke_user_tokens(*, user: User) -> dict[str, int]:
+    """Make every OAuth token of the user unusable at once (`oauth_clients.tokens`)."""
+    return _token_counts(revoke_tokens(user=user))
+
+
+def revoke_session_tokens(*, user: User, sid: str) -> dict[str, int]:
+    """What one browser session (`sid`) obtained for any app stops working now."""
+    if not sid:
+        return {}
+    return _token_counts(revoke_tokens(user=user, sid=sid))
+
+
+def _end_session_key(*, user: User, session_key: str) -> dict[str, int]:
+    """Delete one stored session after revoking the tokens it issued (found by its sid)."""
+    revoked = revoke_session_tokens(user=user, sid=session_sid(session_key=session_key))
+    _session_store().delete(session_key)
+    UserSession.objects.filter(session_key=session_key).delete()
+    return revoked
+
+
+def _end_sessions(
+    *, user: User, keep_session_key: str | None = None, thorough: bool = False
+) -> tuple[int, dict[str, int]]:
+    ended, revoked = 0, {}
+    for session_key in UserSession.objects.filter(user=user).values_list(
+        "session_key", flat=True
+    ):
+        if keep_session_key and session_key == keep_session_key:
             continue
-        tracked.end()
+        _add_counts(revoked, _end_session_key(user=user, session_key=session_key))
         ended += 1
     if thorough and settings.SESSION_ENGINE == DB_SESSION_ENGINE:
         user_id = str(user.pk)
@@ -254,33 +295,82 @@ def end_user_sessions(
             if session.session_key != keep_session_key
             and str(session.get_decoded().get(SESSION_KEY, "")) == user_id
         ]
-        if stale:
-            Session.objects.filter(session_key__in=stale).delete()
-            ended += len(stale)
+        for session_key in stale:
+            _add_counts(revoked, _end_session_key(user=user, session_key=session_key))
+        ended += len(stale)
+    return ended, revoked
+
+
+def end_user_sessions(
+    *, user: User, keep_session_key: str | None = None, thorough: bool = False
+) -> int:
+    """End the user's browser sessions now (all but `keep_session_key`). Returns how many.
+
+    Each session's tokens (by its sid) are revoked with it. allauth's usersessions tracks every
+    signed-in session (any session engine). `thorough` also sweeps the database session table
+    for sessions the tracker has not seen (signed in without a tracked request since): a scan,
+    so only for rare administrator actions.
+    """
+    ended, _revoked = _end_sessions(
+        user=user, keep_session_key=keep_session_key, thorough=thorough
+    )
     return ended
 
 
-def revoke_user_tokens(*, user: User) -> dict[str, int]:
-    """Make every OAuth token of the user unusable at once.
+@transaction.atomic
+def end_sessions(
+    *,
+    user: User,
+    session_keys: list[str],
+    request: HttpRequest | None,
+    actor: Any = None,
+    reason: str,
+) -> int:
+    """End these browser sessions of `user` and revoke what each obtained (audited).
 
-    Access tokens are deleted (introspection and userinfo stop at once), refresh tokens are
-    marked revoked (kept for replay detection), unexchanged authorization codes are deleted.
+    The caller picked them (the sessions page, allauth's "sign out other sessions").
     """
-    now = timezone.now()
-    refresh_revoked = (
-        get_refresh_token_model()
-        .objects.filter(user=user, revoked__isnull=True)
-        .update(revoked=now)
+    keys = set(
+        UserSession.objects.filter(user=user, session_key__in=session_keys).values_list(
+            "session_key", flat=True
+        )
     )
-    access_deleted, _ = get_access_token_model().objects.filter(user=user).only("pk").delete()
-    grants_deleted, _ = (
-        get_grant_model().objects.filter(user=user, consumed_at__isnull=True).delete()
-    )
-    return {
-        "access_tokens_deleted": access_deleted,
-        "refresh_tokens_revoked": refresh_revoked,
-        "codes_deleted": grants_deleted,
-    }
+    revoked: dict[str, int] = {}
+    for session_key in sorted(keys):
+        _add_counts(revoked, _end_session_key(user=user, session_key=session_key))
+    if keys:
+        record_event(
+            type=AuditEvent.Type.SESSIONS_ENDED,
+            request=request,
+            actor=actor,
+            subject=user,
+            sessions_ended=len(keys),
+            reason=reason,
+            **revoked,
+        )
+    return len(keys)
+
+
+def keep_sessions_signed_in(*, user: User, except_session_key: str | None = None) -> int:
+    """After a new password, keep the user's other tracked sessions signed in.
+
+    Django signs a session out when the password hash it recorded no longer matches; the user
+    chose not to sign out elsewhere, so each tracked session records the new hash.
+    """
+    kept = 0
+    new_hash = user.get_session_auth_hash()
+    for session_key in UserSession.objects.filter(user=user).values_list(
+        "session_key", flat=True
+    ):
+        if session_key == except_session_key:
+            continue
+        store = _session_store(session_key)
+        if str(store.get(SESSION_KEY, "")) != str(user.pk):
+            continue  # gone or someone else's: never write a session back into existence
+        store[HASH_SESSION_KEY] = new_hash
+        store.save()
+        kept += 1
+    return kept
 
 
 # --- Administrator actions on users ----------------------------------------------------------

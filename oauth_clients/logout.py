@@ -13,17 +13,12 @@ from typing import Any
 from allauth.account.internal.flows.logout import logout as allauth_logout
 from django.db import transaction
 from django.http import HttpRequest
-from django.utils import timezone
-from oauth2_provider.models import (
-    get_access_token_model,
-    get_grant_model,
-    get_refresh_token_model,
-)
 
 from accounts.audit import record_event
 from accounts.models import AuditEvent
 from oauth_clients.authorization_policy import decode_id_token
 from oauth_clients.models import Client
+from oauth_clients.tokens import revoke_tokens
 
 
 @dataclass(frozen=True)
@@ -65,28 +60,11 @@ def hint_matches_session(*, hint: LogoutHint, user: Any, sid: str) -> bool:
 
 @transaction.atomic
 def revoke_session_tokens(*, client: Client, sid: str) -> int:
-    """Revoke what session `sid` obtained for `client`: refresh and access tokens, open codes.
-
-    Refresh tokens stay as revoked rows (reuse detection needs them); access tokens and codes
-    not yet exchanged are deleted.
-    """
+    """Revoke what session `sid` obtained for `client`; returns how many tokens died."""
     if not sid:
         return 0
-    now = timezone.now()
-    refresh = get_refresh_token_model().objects.filter(
-        application=client, sid=sid, revoked__isnull=True
-    )
-    revoked = 0
-    for refresh_token in refresh:
-        refresh_token.revoke()  # DOT's: marks it revoked and deletes its access token
-        revoked += 1
-    access = get_access_token_model().objects.filter(application=client, sid=sid)
-    revoked += access.count()
-    access.delete()
-    get_grant_model().objects.filter(
-        application=client, sid=sid, consumed_at__isnull=True, expires__gt=now
-    ).delete()
-    return revoked
+    counts = revoke_tokens(client=client, sid=sid)
+    return counts.access_tokens + counts.refresh_tokens
 
 
 def end_session(*, request: HttpRequest, client: Client | None, sid: str) -> None:
@@ -107,4 +85,3 @@ def end_session(*, request: HttpRequest, client: Client | None, sid: str) -> Non
             )
     # allauth's own sign-out (Django's logout underneath: user_logged_out is audited as LOGOUT).
     allauth_logout(request, show_message=False)
-

@@ -15,22 +15,17 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from oauth2_provider.models import (
-    get_access_token_model,
-    get_grant_model,
-    get_id_token_model,
-    get_refresh_token_model,
-)
 
 from accounts.audit import record_event
 from accounts.models import AuditEvent
 from oauth_clients import uri_rules
 from oauth_clients.models import Client, Consent
 from oauth_clients.secrets import generate_client_secret
+from oauth_clients.tokens import RevokedCounts, revoke_tokens
 
 MAX_GRACE_SECONDS = 30 * 24 * 3600
 
@@ -81,24 +76,6 @@ KIND_PROFILES: dict[str, KindProfile] = {
         Client.CLIENT_CONFIDENTIAL, Client.GRANT_CLIENT_CREDENTIALS, signs_users_in=False
     ),
 }
-
-
-@dataclass(frozen=True)
-class RevokedCounts:
-    access_tokens: int
-    refresh_tokens: int
-    id_tokens: int
-    codes: int
-    consents: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "access_tokens": self.access_tokens,
-            "refresh_tokens": self.refresh_tokens,
-            "id_tokens": self.id_tokens,
-            "codes": self.codes,
-            "consents": self.consents,
-        }
 
 
 def _normalize(field: str, value: Any) -> Any:
@@ -413,46 +390,11 @@ def rotate_client_secret(
     return secret
 
 
-def _revoke_tokens(client: Client) -> RevokedCounts:
-    """Delete the client's access/ID tokens and unexchanged codes; mark refresh tokens revoked.
-
-    Refresh tokens are kept as revoked rows (DOT's reuse protection needs the tombstones).
-    """
-    access_model = get_access_token_model()
-    refresh_model = get_refresh_token_model()
-    id_token_model = get_id_token_model()
-    grant_model = get_grant_model()
-    now = timezone.now()
-    live_refresh = refresh_model.objects.filter(application=client, revoked__isnull=True)
-    refresh_count = live_refresh.count()
-    try:
-        with transaction.atomic():
-            live_refresh.update(revoked=now, access_token=None, updated=now)
-    except IntegrityError:
-        # (token_checksum, revoked) unique: fall back to DOT's row-by-row revoke.
-        for refresh_token in refresh_model.objects.filter(application=client, revoked__isnull=True):
-            refresh_token.revoke()
-    access_count = access_model.objects.filter(application=client).count()
-    access_model.objects.filter(application=client).delete()
-    id_count = id_token_model.objects.filter(application=client).count()
-    id_token_model.objects.filter(application=client).delete()
-    # Consumed codes stay: they let a replayed code be traced (RFC 6749 §4.1.2).
-    codes = grant_model.objects.filter(application=client, consumed_at__isnull=True)
-    code_count = codes.count()
-    codes.delete()
-    return RevokedCounts(
-        access_tokens=access_count,
-        refresh_tokens=refresh_count,
-        id_tokens=id_count,
-        codes=code_count,
-    )
-
-
 @transaction.atomic
 def disable_client(*, client: Client, actor: Any, request: HttpRequest | None = None) -> None:
     """Stop the app at once: no new sign-ins or tokens, and every issued token is inactive."""
     stored = Client.objects.select_for_update().get(pk=client.pk)
-    counts = _revoke_tokens(stored)
+    counts = revoke_tokens(client=stored)
     was_active = stored.is_active
     stored.is_active = False
     stored.save(update_fields=["is_active", "updated"])
@@ -490,7 +432,7 @@ def revoke_all_client_tokens(
 ) -> RevokedCounts:
     """Sign every user out of the app: revoke its tokens and forget every consent given to it."""
     stored = Client.objects.select_for_update().get(pk=client.pk)
-    counts = _revoke_tokens(stored)
+    counts = revoke_tokens(client=stored)
     consents = Consent.objects.filter(client=stored)
     consent_count = consents.count()
     consents.delete()
@@ -518,7 +460,7 @@ def revoke_all_client_tokens(
 def delete_client(*, client: Client, actor: Any, request: HttpRequest | None = None) -> None:
     """Remove the app and everything issued to it. Its audit rows stay (with its client id)."""
     stored = Client.objects.select_for_update().get(pk=client.pk)
-    counts = _revoke_tokens(stored)
+    counts = revoke_tokens(client=stored)
     record_event(
         type=AuditEvent.Type.CLIENT_DELETED,
         request=request,

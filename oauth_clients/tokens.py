@@ -7,13 +7,19 @@ a clear token except to hash it; nothing stores or logs one.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
-from oauth2_provider.models import get_access_token_model, get_refresh_token_model
+from oauth2_provider.models import (
+    get_access_token_model,
+    get_grant_model,
+    get_id_token_model,
+    get_refresh_token_model,
+)
 from oauth2_provider.settings import oauth2_settings
 
 from accounts.audit import record_event
@@ -106,6 +112,72 @@ def revoke_tokens_issued_from_code(
         families_revoked=len(families),
     )
     return len(families)
+
+
+@dataclass(frozen=True)
+class RevokedCounts:
+    access_tokens: int
+    refresh_tokens: int
+    id_tokens: int
+    codes: int
+    consents: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def _delete_counting(queryset: Any) -> int:
+    """Delete and count the queryset's own rows (delete()'s total includes cascades)."""
+    return int(queryset.delete()[1].get(queryset.model._meta.label, 0))
+
+
+@transaction.atomic
+def revoke_tokens(
+    *, user: Any = None, client: Client | None = None, sid: str | None = None
+) -> RevokedCounts:
+    """Make every token matching all the given filters unusable at once.
+
+    The one revocation path for a user (deactivation, forced reset), a client (disable, revoke
+    all, delete) and a browser session (`sid`: logout, ending a session). Access and ID tokens
+    and unexchanged codes are deleted, so userinfo and introspection stop at once; refresh tokens
+    are kept as revoked rows, which reuse detection needs; consumed codes stay so a replay can
+    still be traced (RFC 6749 §4.1.2).
+    """
+    filters: dict[str, Any] = {}
+    if user is not None:
+        filters["user"] = user
+    if client is not None:
+        filters["application"] = client
+    if sid is not None:
+        if not sid:
+            return RevokedCounts(access_tokens=0, refresh_tokens=0, id_tokens=0, codes=0)
+        filters["sid"] = sid
+    if not filters:
+        raise ValueError("revoke_tokens needs a user, a client or a sid")
+    refresh_model = get_refresh_token_model()
+    now = timezone.now()
+    live_refresh = refresh_model.objects.filter(revoked__isnull=True, **filters)
+    try:
+        with transaction.atomic():
+            refresh_count = live_refresh.update(revoked=now, access_token=None, updated=now)
+    except IntegrityError:
+        # (token_checksum, revoked) is unique: fall back to DOT's row-by-row revoke, which gives
+        # each row its own timestamp (the same fallback DOT's revoke_family uses).
+        refresh_count = 0
+        for refresh_token in refresh_model.objects.filter(revoked__isnull=True, **filters):
+            refresh_token.revoke()
+            refresh_count += 1
+    access_count = _delete_counting(get_access_token_model().objects.filter(**filters))
+    id_count = _delete_counting(get_id_token_model().objects.filter(**filters))
+    code_count = _delete_counting(
+        get_grant_model().objects.filter(consumed_at__isnull=True, **filters)
+    )
+    return RevokedCounts(
+        access_tokens=access_count,
+        refresh_tokens=refresh_count,
+        id_tokens=id_count,
+        codes=code_count,
+    )
 
 
 def _timestamp(value: datetime | None) -> int | None:
