@@ -7,6 +7,7 @@ Side effects outside the database (email) run on commit.
 from __future__ import annotations
 
 from datetime import timedelta
+from importlib import import_module
 from typing import Any
 
 from allauth.account.forms import ResetPasswordForm
@@ -14,7 +15,8 @@ from allauth.account.models import EmailAddress
 from allauth.core.context import request_context
 from allauth.usersessions.models import UserSession
 from django.conf import settings
-from django.contrib.auth import SESSION_KEY
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.sessions.backends.base import SessionBase
 from django.contrib.sessions.models import Session
 from django.db import transaction
 from django.http import HttpRequest
@@ -22,6 +24,7 @@ from django.utils import timezone
 
 from accounts.audit import record_event
 from accounts.models import AuditEvent, User
+from accounts.sessions import SID_KEY
 from oauth_clients.tokens import RevokedCounts, revoke_tokens
 
 DB_SESSION_ENGINE = "django.contrib.sessions.backends.db"
@@ -280,9 +283,7 @@ def _end_sessions(
     *, user: User, keep_session_key: str | None = None, thorough: bool = False
 ) -> tuple[int, dict[str, int]]:
     ended, revoked = 0, {}
-    for session_key in UserSession.objects.filter(user=user).values_list(
-        "session_key", flat=True
-    ):
+    for session_key in UserSession.objects.filter(user=user).values_list("session_key", flat=True):
         if keep_session_key and session_key == keep_session_key:
             continue
         _add_counts(revoked, _end_session_key(user=user, session_key=session_key))
@@ -311,9 +312,7 @@ def end_user_sessions(
     for sessions the tracker has not seen (signed in without a tracked request since): a scan,
     so only for rare administrator actions.
     """
-    ended, _revoked = _end_sessions(
-        user=user, keep_session_key=keep_session_key, thorough=thorough
-    )
+    ended, _revoked = _end_sessions(user=user, keep_session_key=keep_session_key, thorough=thorough)
     return ended
 
 
@@ -359,9 +358,7 @@ def keep_sessions_signed_in(*, user: User, except_session_key: str | None = None
     """
     kept = 0
     new_hash = user.get_session_auth_hash()
-    for session_key in UserSession.objects.filter(user=user).values_list(
-        "session_key", flat=True
-    ):
+    for session_key in UserSession.objects.filter(user=user).values_list("session_key", flat=True):
         if session_key == except_session_key:
             continue
         store = _session_store(session_key)
