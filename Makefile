@@ -72,6 +72,12 @@ test-postgres: install
 ## make test: the whole suite (SQLite, then PostgreSQL when it answers) and the quality gates.
 test: check test-sqlite test-postgres
 
+## make demo: the IdP (:8000) and the demo relying party (:8001) on loopback, demo client
+## registered and a demo user created (its password is printed on the first run).
+DEMO_PORT ?= 8001
+demo: migrate
+	HOST=$(HOST) IDP_PORT=$(PORT) DEMO_PORT=$(DEMO_PORT) PYTHON=$(CURDIR)/$(BIN)/python deploy/demo-app/run-demo.sh
+
 ## make specs: run the suite and regenerate docs/specs.md (each spec clause, its tests, results).
 specs: install browser
 	$(BIN)/python -m pytest -p tests.spec_report --spec-report=docs/specs.md -q; \
