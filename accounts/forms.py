@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from allauth.account.forms import ChangePasswordForm as AllauthChangePasswordForm
 from allauth.account.forms import LoginForm as AllauthLoginForm
+from allauth.account.forms import ResetPasswordKeyForm as AllauthResetPasswordKeyForm
+from allauth.account.forms import SetPasswordForm as AllauthSetPasswordForm
 from allauth.account.models import EmailAddress
+from allauth.core import context
+from allauth.mfa.base.forms import AuthenticateForm as AllauthAuthenticateForm
+from allauth.mfa.base.forms import ReauthenticateForm as AllauthReauthenticateForm
 from django import forms
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import UserChangeForm
@@ -13,7 +19,9 @@ from django.core.validators import MaxLengthValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from accounts import services
 from accounts.models import User
+from accounts.sessions import remember_sign_out_choice
 from oauth_clients.backend import login_hint
 
 # The longest sign-in name we store: an email address (allauth's ACCOUNT_EMAIL_MAX_LENGTH).
@@ -36,6 +44,100 @@ class LoginForm(AllauthLoginForm):
         if not self.is_bound and self.request is not None:
             # OIDC Core §3.1.2.1: an app's `login_hint` pre-fills the sign-in name.
             self.initial.setdefault("login", login_hint(self.request))
+
+
+# --- Second factor: a locked account gets no more guesses ------------------------------------
+
+LOCKED_MESSAGE = _(
+    "Too many failed attempts. This account is locked for a while; try again later or ask "
+    "your administrator to unlock it."
+)
+
+
+class _LockAwareCodeMixin:
+    """allauth's code check (and its rate limit), refused while the account is locked.
+
+    Wrong codes count towards the lock (receiver of allauth's `authentication_failed`), so
+    once the lock falls no code is even tried until it ends.
+    """
+
+    user: Any
+
+    def clean_code(self) -> str:
+        user = User.objects.get(pk=self.user.pk)
+        if user.is_locked():
+            services.record_failed_login(request=context.request, users=[user], reason="locked")
+            raise forms.ValidationError(LOCKED_MESSAGE, code="locked")
+        return super().clean_code()  # type: ignore[misc, no-any-return]
+
+
+class AuthenticateForm(_LockAwareCodeMixin, AllauthAuthenticateForm):
+    """The sign-in's second step (MFA_FORMS["authenticate"])."""
+
+
+class ReauthenticateForm(_LockAwareCodeMixin, AllauthReauthenticateForm):
+    """Confirming a sensitive action with a code (MFA_FORMS["reauthenticate"])."""
+
+
+# --- Passwords: "sign out everywhere else" ------------------------------------------------------
+
+
+class _SignOutChoiceMixin:
+    """Adds the "sign out everywhere else" question to one of allauth's password forms.
+
+    The answer reaches `accounts.services` through allauth's password signal (same request).
+    """
+
+    sign_out_initial = False
+    sign_out_label = _("Sign out everywhere else")
+    sign_out_help = _("Ends your other sessions and signs you out of the apps they signed in to.")
+    fields: dict[str, Any]
+    cleaned_data: dict[str, Any]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+        self.fields["sign_out_others"] = forms.BooleanField(
+            label=self.sign_out_label,
+            help_text=self.sign_out_help,
+            required=False,
+            initial=self.sign_out_initial,
+        )
+
+    def save(self) -> None:
+        remember_sign_out_choice(
+            context.request, sign_out=bool(self.cleaned_data.get("sign_out_others"))
+        )
+        super().save()  # type: ignore[misc]
+
+
+class ChangePasswordForm(_SignOutChoiceMixin, AllauthChangePasswordForm):
+    """allauth's change form (ACCOUNT_FORMS["change_password"]); this browser stays signed in."""
+
+
+class SetPasswordForm(_SignOutChoiceMixin, AllauthSetPasswordForm):
+    """allauth's form for an account without a usable password (ACCOUNT_FORMS["set_password"])."""
+
+
+class ResetPasswordKeyForm(_SignOutChoiceMixin, AllauthResetPasswordKeyForm):
+    """allauth's reset-link form (ACCOUNT_FORMS["reset_password_from_key"]): on by default."""
+
+    sign_out_initial = True
+    sign_out_label = _("Sign out everywhere")
+    sign_out_help = _(
+        "Ends every session of your account and signs you out of every app. Recommended if "
+        "someone else may know your old password."
+    )
+
+
+# --- Profile ------------------------------------------------------------------------------------
+
+
+class ProfileForm(forms.ModelForm):
+    """The name the user goes by (OIDC `name`, `given_name`, `family_name`)."""
+
+    class Meta:
+        model = User
+        fields = ("first_name", "last_name")
 
 
 def _check_unique_login(*, username: str, email: str, instance: User | None) -> dict[str, Any]:

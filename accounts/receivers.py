@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from allauth.account.signals import password_changed, password_reset, password_set
+from allauth.mfa import signals as mfa_signals
 from allauth.mfa.signals import authenticator_added, authenticator_removed, authenticator_reset
 from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.dispatch import receiver
@@ -17,7 +18,7 @@ from django.dispatch import receiver
 from accounts import services
 from accounts.audit import record_event
 from accounts.models import AuditEvent
-from accounts.sessions import start_session_context
+from accounts.sessions import sign_out_choice, start_session_context
 
 
 @receiver(user_logged_in, dispatch_uid="accounts.session_context")
@@ -39,12 +40,25 @@ def _on_logout_record(sender: Any, request: Any, user: Any, **kwargs: Any) -> No
 @receiver(password_changed, dispatch_uid="accounts.password_changed")
 @receiver(password_set, dispatch_uid="accounts.password_set")
 def _on_password_changed(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
-    services.record_password_changed(request=request, user=user)
+    # The change and set forms record the answer to "sign out everywhere else"; a path
+    # without the question signs out elsewhere.
+    services.record_password_changed(
+        request=request, user=user, sign_out_others=sign_out_choice(request, default=True)
+    )
 
 
 @receiver(password_reset, dispatch_uid="accounts.password_reset")
 def _on_password_reset(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
-    services.record_password_reset(request=request, user=user)
+    # The reset form asks too, ticked by default.
+    services.record_password_reset(
+        request=request, user=user, sign_out_everywhere=sign_out_choice(request, default=True)
+    )
+
+
+@receiver(mfa_signals.authentication_failed, dispatch_uid="accounts.mfa_failed")
+def _on_mfa_failed(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    # A wrong code after the right password counts towards the per-account lock.
+    services.record_failed_login(request=request, users=[user], reason="bad_second_factor")
 
 
 @receiver(authenticator_added, dispatch_uid="accounts.mfa_added")

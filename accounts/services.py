@@ -13,6 +13,7 @@ from typing import Any
 from allauth.account.forms import ResetPasswordForm
 from allauth.account.models import EmailAddress
 from allauth.core.context import request_context
+from allauth.mfa.models import Authenticator
 from allauth.usersessions.models import UserSession
 from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
@@ -25,9 +26,13 @@ from django.utils import timezone
 from accounts.audit import record_event
 from accounts.models import AuditEvent, User
 from accounts.sessions import SID_KEY
+from oauth_clients.consent import revoke_consent
 from oauth_clients.tokens import RevokedCounts, revoke_tokens
 
 DB_SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# Failures that count towards the per-account lock: a wrong password, and a wrong second-factor
+# code after the right password (so guessing codes is limited like guessing passwords).
+COUNTED_FAILURES = frozenset({"bad_password", "bad_second_factor"})
 
 
 # --- Email addresses ------------------------------------------------------------------------
@@ -79,13 +84,14 @@ def record_logout(*, request: HttpRequest | None, user: User | None) -> None:
 def record_failed_login(
     *, request: HttpRequest | None, users: list[User], reason: str
 ) -> list[User]:
-    """A refused sign-in. Wrong passwords count towards the per-account lock.
+    """A refused sign-in. Wrong passwords and codes count towards the per-account lock.
 
     After IDP_LOCKOUT_THRESHOLD wrong passwords in a row the account is locked for
     IDP_LOCKOUT_SECONDS; attempts while locked are recorded but do not extend the lock (so the
     owner knows when they can try again). Returns the accounts this attempt locked.
-    `reason`: "bad_password", "locked", "inactive", "password_reset_required",
-    "unknown_account". The typed login is never stored: people type passwords into it.
+    `reason`: "bad_password", "bad_second_factor", "locked", "inactive",
+    "password_reset_required", "unknown_account". Wrong second-factor codes count like wrong
+    passwords (COUNTED_FAILURES). The typed login is never stored: people type passwords into it.
     """
     if not users:
         record_event(type=AuditEvent.Type.LOGIN_FAILED, request=request, reason=reason)
@@ -96,7 +102,7 @@ def record_failed_login(
         with transaction.atomic():
             user = User.objects.select_for_update().get(pk=candidate.pk)
             now = timezone.now()
-            if reason == "bad_password" and not user.is_locked(now=now):
+            if reason in COUNTED_FAILURES and not user.is_locked(now=now):
                 user.failed_login_count += 1
                 user.last_failed_login_at = now
                 if user.failed_login_count >= threshold:
@@ -147,28 +153,59 @@ def set_password(*, user: User, password: str) -> None:
     user.save()
 
 
-def record_password_changed(*, request: HttpRequest, user: User) -> None:
-    """Password change keeps this browser signed in and ends every other session."""
+def record_password_changed(
+    *, request: HttpRequest, user: User, sign_out_others: bool = True
+) -> None:
+    """A new password chosen while signed in (change, or set for an account that had none).
+
+    This browser stays signed in. With `sign_out_others` every other session ends and the
+    tokens each obtained are revoked; without it the other sessions stay signed in (Django
+    would otherwise drop them at their next request, their password hash being stale).
+    """
     keep = request.session.session_key if hasattr(request, "session") else None
-    ended = end_user_sessions(user=user, keep_session_key=keep)
+    if sign_out_others:
+        ended, revoked = _end_sessions(user=user, keep_session_key=keep)
+        kept = 0
+    else:
+        ended, revoked = 0, {}
+        kept = keep_sessions_signed_in(user=user, except_session_key=keep)
     record_event(
         type=AuditEvent.Type.PASSWORD_CHANGED,
         request=request,
         actor=user,
         subject=user,
+        signed_out_others=sign_out_others,
         sessions_ended=ended,
+        sessions_kept=kept,
+        **revoked,
     )
 
 
-def record_password_reset(*, request: HttpRequest | None, user: User) -> None:
-    """A reset through the emailed link: every session of the account ends."""
-    ended = end_user_sessions(user=user)
+def record_password_reset(
+    *, request: HttpRequest | None, user: User, sign_out_everywhere: bool = True
+) -> None:
+    """A reset through the emailed link (nobody is signed in on this browser).
+
+    With `sign_out_everywhere` (the default) every session ends and every app's tokens are
+    revoked: a reset is often the answer to a stolen password. Without it, signed-in browsers
+    and apps stay so.
+    """
+    if sign_out_everywhere:
+        ended, revoked = _end_sessions(user=user)
+        revoked = _add_counts(revoked, revoke_user_tokens(user=user))
+        kept = 0
+    else:
+        ended, revoked = 0, {}
+        kept = keep_sessions_signed_in(user=user)
     record_event(
         type=AuditEvent.Type.PASSWORD_RESET,
         request=request,
         actor=user,
         subject=user,
+        signed_out_everywhere=sign_out_everywhere,
         sessions_ended=ended,
+        sessions_kept=kept,
+        **revoked,
     )
 
 
@@ -370,6 +407,49 @@ def keep_sessions_signed_in(*, user: User, except_session_key: str | None = None
     return kept
 
 
+# --- Self-service: profile and connected apps ------------------------------------------------
+
+
+@transaction.atomic
+def update_profile(
+    *, user: User, first_name: str, last_name: str, request: HttpRequest | None = None
+) -> list[str]:
+    """The user renames themselves (OIDC `name` claims follow). Returns the changed fields."""
+    changed = [
+        field
+        for field, value in (("first_name", first_name), ("last_name", last_name))
+        if getattr(user, field) != value
+    ]
+    if not changed:
+        return []
+    user.first_name, user.last_name = first_name, last_name
+    user.save(update_fields=[*changed, "updated_at"])
+    record_event(
+        type=AuditEvent.Type.USER_CHANGED, request=request, actor=user, subject=user, fields=changed
+    )
+    return changed
+
+
+@transaction.atomic
+def remove_connected_app(*, user: User, client: Any, request: HttpRequest | None = None) -> bool:
+    """ "Remove access": the app's consent is forgotten (the next sign-in asks again) and every
+    token it holds for the user stops working now. Returns whether anything was removed."""
+    consent_removed = revoke_consent(user=user, client=client, actor=user, request=request)
+    counts = revoke_tokens(user=user, client=client)
+    revoked = _token_counts(counts)
+    if any(revoked.values()):
+        record_event(
+            type=AuditEvent.Type.TOKEN_REVOKED,
+            request=request,
+            actor=user,
+            subject=user,
+            client=client,
+            reason="user_removed_access",
+            **revoked,
+        )
+    return consent_removed or any(revoked.values())
+
+
 # --- Administrator actions on users ----------------------------------------------------------
 
 
@@ -556,3 +636,62 @@ def record_admin_password_set(*, user: User, actor: Any, request: HttpRequest) -
         by_admin=True,
         sessions_ended=ended,
     )
+
+
+@transaction.atomic
+def reset_user_factors(*, user: User, actor: Any, request: HttpRequest | None = None) -> int:
+    """An administrator removes every second factor of the user (lost phone or key).
+
+    The user signs in with the password alone until they set one up again (staff are asked
+    to at once). Returns how many authenticators were removed.
+    """
+    authenticators = Authenticator.objects.filter(user=user)
+    types = sorted(set(authenticators.values_list("type", flat=True)))
+    _total, per_model = authenticators.delete()
+    removed = int(per_model.get(Authenticator._meta.label, 0))
+    record_event(
+        type=AuditEvent.Type.MFA_CHANGED,
+        request=request,
+        actor=actor,
+        subject=user,
+        change="reset_by_admin",
+        authenticator_types=types,
+        removed=removed,
+    )
+    return removed
+
+
+@transaction.atomic
+def sign_out_everywhere(*, user: User, actor: Any, request: HttpRequest | None = None) -> int:
+    """An administrator ends every browser session of the user (and what each obtained)."""
+    keep = None
+    if request is not None and getattr(actor, "pk", None) == user.pk:
+        keep = request.session.session_key  # never the administrator's own current session
+    ended, revoked = _end_sessions(user=user, keep_session_key=keep, thorough=True)
+    record_event(
+        type=AuditEvent.Type.SESSIONS_ENDED,
+        request=request,
+        actor=actor,
+        subject=user,
+        sessions_ended=ended,
+        reason="admin_signed_out",
+        **revoked,
+    )
+    return ended
+
+
+@transaction.atomic
+def revoke_all_user_tokens(
+    *, user: User, actor: Any, request: HttpRequest | None = None
+) -> dict[str, int]:
+    """An administrator signs the user out of every app (browser sessions stay)."""
+    revoked = revoke_user_tokens(user=user)
+    record_event(
+        type=AuditEvent.Type.TOKEN_REVOKED,
+        request=request,
+        actor=actor,
+        subject=user,
+        reason="admin_revoked_user",
+        **revoked,
+    )
+    return revoked

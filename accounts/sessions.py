@@ -32,3 +32,17 @@ def get_auth_time(request: HttpRequest) -> int | None:
     """Unix time at which this session's user authenticated, or None when not signed in."""
     value = request.session.get(AUTH_TIME_KEY)
     return int(value) if value is not None else None
+
+
+# The answer to "sign out everywhere else" on a password form, kept on the request for the
+# receiver of allauth's password signal that runs later in the same request.
+_SIGN_OUT_CHOICE_ATTR = "idp_sign_out_others"
+
+
+def remember_sign_out_choice(request: HttpRequest, *, sign_out: bool) -> None:
+    setattr(request, _SIGN_OUT_CHOICE_ATTR, bool(sign_out))
+
+
+def sign_out_choice(request: HttpRequest | None, *, default: bool) -> bool:
+    """What the password form chose; `default` when no form asked (e.g. another flow)."""
+    return bool(getattr(request, _SIGN_OUT_CHOICE_ATTR, default))

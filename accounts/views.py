@@ -1,21 +1,34 @@
-"""Views for the account pages that allauth does not provide, and the branded error pages."""
+"""The security centre (/account/) around allauth's pages, admin login, branded error pages."""
 
 from __future__ import annotations
 
 from http import HTTPStatus
 from urllib.parse import urlencode
 
+from allauth.account import views as allauth_views
+from allauth.account.decorators import reauthentication_required
+from allauth.account.models import EmailAddress
+from allauth.mfa.models import Authenticator
+from allauth.usersessions.internal.flows.sessions import end_sessions as end_user_sessions_flow
+from allauth.usersessions.models import UserSession
+from django.contrib import messages
 from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.contrib.auth.decorators import login_not_required, login_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.template import loader
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
 
+from accounts import mfa_policy, selectors, services
 from accounts.branding import as_context, get_branding
+from accounts.forms import ProfileForm
+from accounts.models import AuditEvent, User
+from oauth_clients.models import Client
 
 
 @login_not_required
@@ -26,10 +39,146 @@ def home(request: HttpRequest) -> HttpResponse:
     return redirect("account_login")
 
 
+# --- The security centre (/account/): allauth's pages underneath, ours on top ---------------
+
+ACTIVITY_PER_PAGE = 20
+OVERVIEW_ACTIVITY = 5
+
+
 @login_required
 def overview(request: HttpRequest) -> HttpResponse:
-    """The signed-in landing page (LOGIN_REDIRECT_URL): who you are and where to manage it."""
-    return render(request, "account/overview.html", {"account_user": request.user})
+    """The signed-in landing page (LOGIN_REDIRECT_URL): every security setting in one place,
+    each section linking to its detailed page."""
+    user = request.user
+    authenticators = {a.type: a for a in Authenticator.objects.filter(user_id=user.pk)}
+    context = {
+        "account_user": user,
+        "emails": EmailAddress.objects.filter(user_id=user.pk).order_by("-primary", "email"),
+        "has_usable_password": user.has_usable_password(),
+        "password_changed_at": (
+            AuditEvent.objects.filter(
+                subject_id=user.pk,
+                type__in=[AuditEvent.Type.PASSWORD_CHANGED, AuditEvent.Type.PASSWORD_RESET],
+            )
+            .values_list("created_at", flat=True)
+            .first()
+        ),
+        "totp": authenticators.get(Authenticator.Type.TOTP),
+        "security_keys": Authenticator.objects.filter(
+            user_id=user.pk, type=Authenticator.Type.WEBAUTHN
+        ).count(),
+        "recovery_codes": authenticators.get(Authenticator.Type.RECOVERY_CODES),
+        "mfa_required": mfa_policy.mfa_required(user),
+        "sessions": selectors.active_sessions(
+            user=user, current_session_key=request.session.session_key
+        ),
+        "apps": selectors.connected_apps(user=user),
+        "activity": [
+            selectors.describe_event(event)
+            for event in selectors.security_activity(user=user)[:OVERVIEW_ACTIVITY]
+        ],
+    }
+    return render(request, "account/overview.html", context)
+
+
+@login_required
+def profile(request: HttpRequest) -> HttpResponse:
+    """Edit the name the user goes by (shown to apps as the `name` claims)."""
+    form = ProfileForm(request.POST or None, instance=User.objects.get(pk=request.user.pk))
+    if request.method == "POST" and form.is_valid():
+        services.update_profile(
+            user=request.user,
+            first_name=form.cleaned_data["first_name"],
+            last_name=form.cleaned_data["last_name"],
+            request=request,
+        )
+        messages.success(request, _("Your name was saved."))
+        return redirect("account_overview")
+    return render(request, "account/profile.html", {"form": form})
+
+
+@login_required
+def connected_apps(request: HttpRequest) -> HttpResponse:
+    """Every app the user let in, with what it may see and when it was last used."""
+    return render(
+        request,
+        "account/connected_apps.html",
+        {"apps": selectors.connected_apps(user=request.user)},
+    )
+
+
+@login_required
+@require_POST
+def remove_connected_app(request: HttpRequest, client_pk: int) -> HttpResponse:
+    """ "Remove access": consent forgotten, the app's tokens for this user revoked."""
+    client = get_object_or_404(Client, pk=client_pk)
+    if services.remove_connected_app(user=request.user, client=client, request=request):
+        messages.success(
+            request,
+            _("%(app)s no longer has access to your account.") % {"app": client.name},
+        )
+    return redirect("account_connected_apps")
+
+
+@login_required
+def activity(request: HttpRequest) -> HttpResponse:
+    """The user's own security events, newest first, a page at a time."""
+    page = Paginator(selectors.security_activity(user=request.user), ACTIVITY_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    entries = [selectors.describe_event(event) for event in page.object_list]
+    return render(request, "account/activity.html", {"page": page, "entries": entries})
+
+
+@login_required
+@require_POST
+def end_session(request: HttpRequest, session_pk: int) -> HttpResponse:
+    """Sign one browser out (allauth's flow; our adapter revokes that session's tokens)."""
+    session = get_object_or_404(UserSession, pk=session_pk, user_id=request.user.pk)
+    current = session.is_current()
+    end_user_sessions_flow(request, [session])
+    if current:
+        return redirect("account_login")
+    messages.success(request, _("That session was signed out."))
+    return redirect("usersessions_list")
+
+
+@login_required
+def mfa_required(request: HttpRequest) -> HttpResponse:
+    """Where a user who must use a second factor is sent until they have one."""
+    next_url = request.GET.get(REDIRECT_FIELD_NAME, "")
+    if not url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        next_url = ""
+    if not mfa_policy.must_enrol(request.user):
+        return redirect(next_url or "account_overview")
+    # Continuing to the admin would only bring the user back here.
+    can_continue = bool(next_url) and not next_url.startswith(reverse("admin:index"))
+    return render(
+        request, "account/mfa_required.html", {"next_url": next_url if can_continue else ""}
+    )
+
+
+# Sensitive changes (password, email addresses) need a recent authentication: allauth's views,
+# asking for the password or a second factor again once ACCOUNT_REAUTHENTICATION_TIMEOUT has
+# passed since the last sign-in (accounts.adapter.is_reauthentication_required).
+password_change = login_required(
+    reauthentication_required(allauth_views.password_change, app="accounts")
+)
+password_set = login_required(reauthentication_required(allauth_views.password_set, app="accounts"))
+
+
+def _changes_an_address(request: HttpRequest) -> bool:
+    """Adding, removing or making primary an address; resending a link is harmless."""
+    return request.method == "POST" and any(
+        action in request.POST for action in ("action_add", "action_remove", "action_primary")
+    )
+
+
+email = login_required(
+    reauthentication_required(allauth_views.email, enabled=_changes_an_address, app="accounts")
+)
 
 
 @login_not_required

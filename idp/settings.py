@@ -151,6 +151,8 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "allauth.usersessions.middleware.UserSessionsMiddleware",
+    # The admin needs a second factor used in this session (accounts.mfa_policy).
+    "accounts.middleware.StaffMFAMiddleware",
 ]
 
 ROOT_URLCONF = "idp.urls"
@@ -244,7 +246,13 @@ LOGOUT_REDIRECT_URL = "/"
 
 # --- django-allauth: account flows
 ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
-ACCOUNT_FORMS = {"login": "accounts.forms.LoginForm"}
+ACCOUNT_FORMS = {
+    "login": "accounts.forms.LoginForm",
+    # The password forms ask "sign out everywhere else" (on by default after a reset).
+    "change_password": "accounts.forms.ChangePasswordForm",
+    "set_password": "accounts.forms.SetPasswordForm",
+    "reset_password_from_key": "accounts.forms.ResetPasswordKeyForm",
+}
 ACCOUNT_LOGIN_METHODS = {"username", "email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
 ACCOUNT_UNIQUE_EMAIL = True
@@ -276,7 +284,18 @@ MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
 MFA_PASSKEY_LOGIN_ENABLED = True
 MFA_TOTP_ISSUER = os.environ.get("IDP_COMPANY_NAME", "Company")
 MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = not ISSUER_IS_HTTPS
+# Recovery codes are shown once, right after they are made; new ones replace them.
+MFA_RECOVERY_CODES_SHOW_ONCE = True
+# Wrong codes count towards the per-account lock; a locked account gets no more guesses.
+MFA_FORMS = {
+    "authenticate": "accounts.forms.AuthenticateForm",
+    "reauthenticate": "accounts.forms.ReauthenticateForm",
+}
 USERSESSIONS_TRACK_ACTIVITY = True
+# Ending a session revokes the tokens it obtained, audited (accounts.adapter).
+USERSESSIONS_ADAPTER = "accounts.adapter.UserSessionsAdapter"
+# Staff and superusers reach the admin only with a second factor used in the session.
+IDP_STAFF_MFA_REQUIRED = env_bool("IDP_STAFF_MFA_REQUIRED", True)
 
 # --- Branding (admin-editable branding comes later; these are the defaults)
 IDP_COMPANY_NAME = os.environ.get("IDP_COMPANY_NAME", "Company")

@@ -8,6 +8,10 @@ from idp import branding, health, metrics
 
 urlpatterns = [
     path("", account_views.home, name="home"),
+    # allauth's password and email pages, behind a recent-authentication check (accounts.views).
+    path("accounts/password/change/", account_views.password_change),
+    path("accounts/password/set/", account_views.password_set),
+    path("accounts/email/", account_views.email),
     path("accounts/", include("allauth.urls")),
     path("account/", include("accounts.urls")),
     # The OIDC provider: DOT's views we keep plus ours, under DOT's namespace.

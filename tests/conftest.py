@@ -13,6 +13,14 @@ def password() -> str:
     return PASSWORD
 
 
+@pytest.fixture(autouse=True)
+def _staff_mfa_policy(request, settings):
+    """IDP_STAFF_MFA_REQUIRED is on in every deployment. Most tests sign administrators in with
+    a password only (or `force_login`), so here it is on only for tests marked `staff_mfa`
+    (tests/accounts/test_mfa_policy.py proves the gate)."""
+    settings.IDP_STAFF_MFA_REQUIRED = request.node.get_closest_marker("staff_mfa") is not None
+
+
 @pytest.fixture
 def user(db):
     return get_user_model().objects.create_user(

@@ -38,8 +38,9 @@ def _signed_in_client(login: str, password: str) -> Client:
     return client
 
 
-def _change(client: Client, old: str, new: str):
-    return client.post(CHANGE_URL, {"oldpassword": old, "password1": new, "password2": new})
+def _change(client: Client, old: str, new: str, **extra: str):
+    data = {"oldpassword": old, "password1": new, "password2": new, **extra}
+    return client.post(CHANGE_URL, data)
 
 
 def _request_reset(client: Client, email: str):
@@ -47,13 +48,16 @@ def _request_reset(client: Client, email: str):
     return client.post(RESET_URL, {"email": email})
 
 
-def _set_password_from_link(client: Client, link: str, new: str):
-    """Follow the emailed link like a browser: GET it, then POST the new password."""
+def _set_password_from_link(client: Client, link: str, new: str, *, sign_out: bool = True):
+    """Follow the emailed link like a browser: GET it, then POST the new password (with the
+    "sign out everywhere" box as the user left it; ticked by default)."""
     path = link.replace("http://testserver", "")
     form_page = client.get(path, follow=True)
+    data = {"password1": new, "password2": new}
+    if sign_out:
+        data["sign_out_others"] = "on"
     return form_page, client.post(
-        form_page.redirect_chain[-1][0] if form_page.redirect_chain else path,
-        {"password1": new, "password2": new},
+        form_page.redirect_chain[-1][0] if form_page.redirect_chain else path, data
     )
 
 
@@ -65,7 +69,7 @@ def test_password_change_keeps_this_session_and_ends_the_others(user, password):
     other = _signed_in_client("alice", password)
     other_key = other.session.session_key
 
-    response = _change(this, password, NEW_PASSWORD)
+    response = _change(this, password, NEW_PASSWORD, sign_out_others="on")
 
     assert response.status_code == HTTPStatus.FOUND
     assert this.get(OVERVIEW_URL).status_code == HTTPStatus.OK

@@ -1,0 +1,65 @@
+"""Who must use a second factor, whether this session did, and how recent its sign-in is.
+
+The session's methods are read the way the ID token's `amr` is built (RFC 8176, from allauth's
+records of this session: `oauth_clients.backend.session_binding`), so the admin gate, the
+step-up for `Client.requires_mfa` and the token agree on what "used a second factor" means.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+from allauth.account.adapter import get_adapter as get_account_adapter
+from allauth.mfa.models import Authenticator
+from allauth.mfa.utils import is_mfa_enabled
+from django.conf import settings
+from django.http import HttpRequest
+
+from oauth_clients.backend import has_second_factor, last_authenticated_at, session_binding
+
+# The factors that make a sign-in two-step (recovery codes only stand in for them).
+SECOND_FACTOR_TYPES = [Authenticator.Type.TOTP, Authenticator.Type.WEBAUTHN]
+
+
+def mfa_required(user: Any) -> bool:
+    """Staff and superusers must sign in to the admin with a second factor
+    (IDP_STAFF_MFA_REQUIRED, on unless switched off)."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    return bool(settings.IDP_STAFF_MFA_REQUIRED and (user.is_staff or user.is_superuser))
+
+
+def has_enrolled_second_factor(user: Any) -> bool:
+    return bool(is_mfa_enabled(user, SECOND_FACTOR_TYPES))
+
+
+def must_enrol(user: Any) -> bool:
+    """Required to use a second factor, and none set up yet."""
+    return mfa_required(user) and not has_enrolled_second_factor(user)
+
+
+def session_used_second_factor(request: HttpRequest) -> bool:
+    """This browser session's sign-in (or a re-authentication since) used a second factor."""
+    return has_second_factor(session_binding(request).amr)
+
+
+def recently_authenticated(request: HttpRequest | None) -> bool:
+    """Signed in or re-authenticated within ACCOUNT_REAUTHENTICATION_TIMEOUT seconds."""
+    if request is None or not hasattr(request, "session"):
+        return False
+    last = last_authenticated_at(request)
+    if last is None:
+        return False
+    return time.time() - last < settings.ACCOUNT_REAUTHENTICATION_TIMEOUT
+
+
+def second_factor_url(request: HttpRequest, *, next_url: str) -> str | None:
+    """allauth's re-authentication with a second factor (code or security key), or None when
+    the user has none."""
+    methods = get_account_adapter(request).get_reauthentication_methods(request.user)
+    for method in methods:
+        if str(method["id"]).startswith("mfa_"):
+            return f"{method['url']}?{urlencode({'next': next_url})}"
+    return None

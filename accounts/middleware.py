@@ -1,0 +1,46 @@
+"""The admin needs a second factor: enrolled, and used in this browser session."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import urlencode
+
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+from django.utils.translation import gettext as _
+
+from accounts import mfa_policy
+
+
+class StaffMFAMiddleware:
+    """Staff and superusers reach /admin/ only after a second factor in this session.
+
+    Without one enrolled they are sent to set one up; with one enrolled but a password-only
+    session, to allauth's re-authentication with it (then back). Runs after allauth's
+    AccountMiddleware (request context) and Django's AuthenticationMiddleware.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if self._guards(request):
+            user = request.user
+            if mfa_policy.must_enrol(user):
+                query = urlencode({"next": request.get_full_path()})
+                return HttpResponseRedirect(f"{reverse('account_mfa_required')}?{query}")
+            if mfa_policy.mfa_required(user) and not mfa_policy.session_used_second_factor(request):
+                target = mfa_policy.second_factor_url(request, next_url=request.get_full_path())
+                if target is None:  # enrolled, yet no way to use it: never let it through
+                    raise PermissionDenied(_("The administration needs two-step verification."))
+                return HttpResponseRedirect(target)
+        return self.get_response(request)
+
+    @staticmethod
+    def _guards(request: HttpRequest) -> bool:
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            return False
+        admin_root = reverse("admin:index")
+        return request.path.startswith(admin_root) and request.path != reverse("admin:logout")
