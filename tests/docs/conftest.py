@@ -67,3 +67,56 @@ class Signer:
 @pytest.fixture(scope="module")
 def signer() -> Signer:
     return Signer()
+
+
+def load_snippet(name: str) -> Any:
+    """Import docs/snippets/<name>.py as a module (the file the guide shows verbatim)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"snippet_{name}", SNIPPETS_DIR / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def provider(live_server, settings) -> str:
+    """The live server is the issuer (discovery, tokens and `iss` all name it)."""
+    settings.IDP_ISSUER = live_server.url
+    settings.OAUTH2_PROVIDER = {**settings.OAUTH2_PROVIDER, "OIDC_ISS_ENDPOINT": live_server.url}
+    return live_server.url
+
+
+def browser_sign_in(url: str, base: str, username: str, password: str) -> str:
+    """A person's browser (requests, cookies): follow `url` to our login page, sign in, and
+    return the first URL outside the IdP (the app's redirect URI with code and state)."""
+    import re
+    from http import HTTPStatus
+    from urllib.parse import urljoin
+
+    import requests
+
+    browser = requests.Session()
+    for _ in range(10):
+        response = browser.get(url, allow_redirects=False)
+        assert response.status_code in (HTTPStatus.FOUND, HTTPStatus.OK), response.text[:300]
+        if response.status_code == HTTPStatus.OK:
+            token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', response.text)
+            assert token, response.text[:500]
+            response = browser.post(
+                url,
+                data={
+                    "csrfmiddlewaretoken": token.group(1),
+                    "login": username,
+                    "password": password,
+                },
+                headers={"Referer": url},
+                allow_redirects=False,
+            )
+            assert response.status_code == HTTPStatus.FOUND, response.text[:300]
+        url = urljoin(base, response.headers["Location"])
+        if not url.startswith(base):
+            return url
+    raise AssertionError("redirect loop")
