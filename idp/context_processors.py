@@ -16,4 +16,8 @@ from accounts.branding import CONTEXT_NAMES, as_context, get_branding
 
 def branding(request: HttpRequest) -> dict[str, Any]:
     values = SimpleLazyObject(lambda: as_context(get_branding()))
-    return {name: SimpleLazyObject(lambda name=name: values[name]) for name in CONTEXT_NAMES}
+
+    def value_of(name: str) -> SimpleLazyObject:
+        return SimpleLazyObject(lambda: values[name])
+
+    return {name: value_of(name) for name in CONTEXT_NAMES}
