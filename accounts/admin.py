@@ -6,8 +6,11 @@ its side effects (sessions, tokens, reset emails) and writes the audit row with 
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
+from allauth.mfa.models import Authenticator
+from allauth.usersessions.models import UserSession
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
@@ -72,6 +75,7 @@ class UserAdmin(DjangoUserAdmin):
         "failed_login_count",
         "last_failed_login_at",
         "locked_until",
+        "two_step_methods",
     )
     fieldsets = (
         (None, {"fields": ("username", "password")}),
@@ -91,7 +95,14 @@ class UserAdmin(DjangoUserAdmin):
         ),
         (
             _("Sign-in protection"),
-            {"fields": ("failed_login_count", "last_failed_login_at", "locked_until")},
+            {
+                "fields": (
+                    "two_step_methods",
+                    "failed_login_count",
+                    "last_failed_login_at",
+                    "locked_until",
+                )
+            },
         ),
         (_("Important dates"), {"fields": ("last_login", "date_joined", "updated_at")}),
     )
@@ -117,6 +128,9 @@ class UserAdmin(DjangoUserAdmin):
         "activate_users",
         "force_password_reset",
         "unlock_users",
+        "reset_factors",
+        "sign_out_everywhere",
+        "revoke_all_tokens",
         "grant_staff",
         "revoke_staff",
         "grant_superuser",
@@ -126,6 +140,12 @@ class UserAdmin(DjangoUserAdmin):
     @admin.display(boolean=True, description=_("locked"))
     def is_locked_now(self, obj: User) -> bool:
         return obj.is_locked()
+
+    @admin.display(description=_("two-step methods"))
+    def two_step_methods(self, obj: User) -> str:
+        # Names only: never a secret, a code or a credential.
+        kinds = [str(a) for a in Authenticator.objects.filter(user_id=obj.pk).order_by("type")]
+        return ", ".join(kinds) or str(_("none"))
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         fields = list(super().get_readonly_fields(request, obj))
@@ -249,6 +269,60 @@ class UserAdmin(DjangoUserAdmin):
             request,
             len(users),
             ngettext("%(count)d user unlocked.", "%(count)d users unlocked.", len(users)),
+        )
+
+    @admin.action(
+        description=_("Reset two-step verification (removes every factor)"),
+        permissions=["change"],
+    )
+    def reset_factors(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        users = self._others(request, queryset, str(_("reset the two-step verification of")))
+        for user in users:
+            services.reset_user_factors(user=user, actor=request.user, request=request)
+        self._done(
+            request,
+            len(users),
+            ngettext(
+                "%(count)d user signs in without a second factor until they set one up again.",
+                "%(count)d users sign in without a second factor until they set one up again.",
+                len(users),
+            ),
+        )
+
+    @admin.action(
+        description=_("Sign out of every session (and the apps those sessions signed in to)"),
+        permissions=["change"],
+    )
+    def sign_out_everywhere(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        users = self._others(request, queryset, str(_("sign out")))
+        for user in users:
+            services.sign_out_everywhere(user=user, actor=request.user, request=request)
+        self._done(
+            request,
+            len(users),
+            ngettext(
+                "%(count)d user signed out everywhere.",
+                "%(count)d users signed out everywhere.",
+                len(users),
+            ),
+        )
+
+    @admin.action(
+        description=_("Revoke all app tokens (signs them out of every app)"),
+        permissions=["change"],
+    )
+    def revoke_all_tokens(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        users = list(queryset)
+        for user in users:
+            services.revoke_all_user_tokens(user=user, actor=request.user, request=request)
+        self._done(
+            request,
+            len(users),
+            ngettext(
+                "%(count)d user's app tokens revoked.",
+                "%(count)d users' app tokens revoked.",
+                len(users),
+            ),
         )
 
     @admin.action(description=_("Grant staff status"), permissions=["change"])
@@ -388,3 +462,46 @@ class BrandingAdmin(admin.ModelAdmin):
             },
         )
         obj.refresh_from_db()
+
+
+# allauth registers its own admins for these; they show the stored authenticator data (the TOTP
+# key, the recovery-code seed) and let rows be edited or deleted without an audit row or the
+# session actually ending. Ours are read-only listings; changes go through the user actions.
+# (Importing allauth's admin modules first makes their registration happen before ours.)
+import_module("allauth.mfa.admin")
+import_module("allauth.usersessions.admin")
+for _model in (Authenticator, UserSession):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
+
+
+class _ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Authenticator)
+class AuthenticatorAdmin(_ReadOnlyAdmin):
+    """Who has which second factor (never its secret); reset with the user action."""
+
+    list_display = ("user", "type", "created_at", "last_used_at")
+    list_filter = ("type",)
+    search_fields = ("user__username", "user__email")
+    fields = ("user", "type", "created_at", "last_used_at")
+    readonly_fields = fields
+
+
+@admin.register(UserSession)
+class UserSessionAdmin(_ReadOnlyAdmin):
+    """Where users are signed in; end sessions with the user action "Sign out of every session"."""
+
+    list_display = ("user", "ip", "user_agent", "created_at", "last_seen_at")
+    search_fields = ("user__username", "ip")
+    fields = ("user", "ip", "user_agent", "created_at", "last_seen_at")
+    readonly_fields = fields
