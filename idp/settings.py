@@ -212,6 +212,10 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# Registered clients cached for the token endpoints (oauth_clients.client_cache). Only a cache
+# shared by every worker can be invalidated at once when a client changes, so it is on by
+# default with Redis only; 0 turns it off.
+IDP_CLIENT_CACHE_SECONDS = env_int("IDP_CLIENT_CACHE_SECONDS", 300 if REDIS_URL else 0)
 
 # --- Users and passwords
 AUTH_USER_MODEL = "accounts.User"
@@ -286,6 +290,11 @@ MFA_TOTP_ISSUER = os.environ.get("IDP_COMPANY_NAME", "Company")
 MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = not ISSUER_IS_HTTPS
 # Recovery codes are shown once, right after they are made; new ones replace them.
 MFA_RECOVERY_CODES_SHOW_ONCE = True
+# allauth by default stops users with two-step verification from adding an address (against
+# an attacker who signs up with someone else's address and locks it with MFA). Verification is
+# mandatory here, so an unverified address never signs in or takes over anything; without this
+# the security centre could not add addresses for exactly the best-protected users.
+MFA_ALLOW_UNVERIFIED_EMAIL = True
 # Wrong codes count towards the per-account lock; a locked account gets no more guesses.
 MFA_FORMS = {
     "authenticate": "accounts.forms.AuthenticateForm",
