@@ -21,9 +21,13 @@ from tests.accounts.conftest import (
     CHANGE_URL,
     OVERVIEW_URL,
     RESET_URL,
+    introspect_active,
     is_signed_in,
     last_link,
+    obtain_tokens,
+    refresh_status,
     sign_in,
+    userinfo_status,
 )
 
 pytestmark = pytest.mark.django_db
@@ -110,6 +114,89 @@ def test_weak_passwords_are_refused_with_a_form_error(user, password, weak, mess
     assert message in response.content.decode()
     user.refresh_from_db()
     assert user.check_password(password)
+
+
+def test_password_change_offers_sign_out_elsewhere_unticked(user, password):
+    client = _signed_in_client("alice", password)
+    html = client.get(CHANGE_URL).content.decode()
+    box = re.search(r"<input[^>]*name=\"sign_out_others\"[^>]*>", html)
+    assert box, "the question is on the form"
+    assert "checked" not in box.group(0)
+    assert "Sign out everywhere else" in html
+
+
+def test_password_change_without_signing_out_keeps_other_sessions_and_their_apps(
+    user, password, app
+):
+    this = _signed_in_client("alice", password)
+    other = _signed_in_client("alice", password)
+    other_tokens = obtain_tokens(other, app)
+
+    assert _change(this, password, NEW_PASSWORD).status_code == HTTPStatus.FOUND
+
+    assert this.get(OVERVIEW_URL).status_code == HTTPStatus.OK
+    assert other.get(OVERVIEW_URL).status_code == HTTPStatus.OK, "still signed in"
+    assert userinfo_status(other_tokens["access_token"]) == HTTPStatus.OK
+    event = AuditEvent.objects.get(type=AuditEvent.Type.PASSWORD_CHANGED)
+    assert event.extra["signed_out_others"] is False
+    assert event.extra["sessions_kept"] == 1
+    assert event.extra["sessions_ended"] == 0
+
+
+def test_password_change_signing_out_elsewhere_revokes_their_tokens_too(user, password, app):
+    this = _signed_in_client("alice", password)
+    other = _signed_in_client("alice", password)
+    this_tokens, other_tokens = obtain_tokens(this, app), obtain_tokens(other, app)
+
+    _change(this, password, NEW_PASSWORD, sign_out_others="on")
+
+    assert other.get(OVERVIEW_URL).status_code == HTTPStatus.FOUND
+    assert userinfo_status(other_tokens["access_token"]) == HTTPStatus.UNAUTHORIZED
+    assert not introspect_active(app, other_tokens["refresh_token"])
+    assert userinfo_status(this_tokens["access_token"]) == HTTPStatus.OK, "this browser's apps"
+    event = AuditEvent.objects.get(type=AuditEvent.Type.PASSWORD_CHANGED)
+    assert event.extra["signed_out_others"] is True
+    assert event.extra["refresh_tokens_revoked"] == 1
+
+
+def test_reset_form_asks_to_sign_out_everywhere_ticked_by_default(user):
+    _request_reset(Client(), "alice@example.com")
+    page = Client().get(last_link().replace("http://testserver", ""), follow=True)
+    box = re.search(r"<input[^>]*name=\"sign_out_others\"[^>]*>", page.content.decode())
+    assert box
+    assert "checked" in box.group(0)
+    assert "Sign out everywhere" in page.content.decode()
+
+
+def test_reset_signing_out_everywhere_revokes_every_apps_tokens(user, password, app):
+    old_session = _signed_in_client("alice", password)
+    tokens = obtain_tokens(old_session, app)
+    _request_reset(Client(), "alice@example.com")
+
+    _set_password_from_link(Client(), last_link(), NEW_PASSWORD)
+
+    assert old_session.get(OVERVIEW_URL).status_code == HTTPStatus.FOUND
+    assert userinfo_status(tokens["access_token"]) == HTTPStatus.UNAUTHORIZED
+    assert refresh_status(app, tokens["refresh_token"]) == HTTPStatus.BAD_REQUEST
+    event = AuditEvent.objects.get(type=AuditEvent.Type.PASSWORD_RESET)
+    assert event.extra["signed_out_everywhere"] is True
+
+
+def test_reset_without_signing_out_keeps_sessions_and_apps(user, password, app):
+    old_session = _signed_in_client("alice", password)
+    tokens = obtain_tokens(old_session, app)
+    _request_reset(Client(), "alice@example.com")
+
+    _, done = _set_password_from_link(Client(), last_link(), NEW_PASSWORD, sign_out=False)
+
+    assert done.status_code == HTTPStatus.FOUND
+    user.refresh_from_db()
+    assert user.check_password(NEW_PASSWORD)
+    assert old_session.get(OVERVIEW_URL).status_code == HTTPStatus.OK
+    assert userinfo_status(tokens["access_token"]) == HTTPStatus.OK
+    event = AuditEvent.objects.get(type=AuditEvent.Type.PASSWORD_RESET)
+    assert event.extra["signed_out_everywhere"] is False
+    assert event.extra["sessions_kept"] == 1
 
 
 # --- Reset by email -----------------------------------------------------------------------------
