@@ -133,6 +133,9 @@ INSTALLED_APPS = [
     "allauth.usersessions",
     "oauth2_provider",
     "csp",
+    # Django's tasks API (backport) and its database queue, run by `manage.py db_worker`.
+    "django_tasks",
+    "django_tasks_db",
 ]
 
 MIDDLEWARE = [
@@ -305,6 +308,14 @@ USERSESSIONS_TRACK_ACTIVITY = True
 USERSESSIONS_ADAPTER = "accounts.adapter.UserSessionsAdapter"
 # Staff and superusers reach the admin only with a second factor used in the session.
 IDP_STAFF_MFA_REQUIRED = env_bool("IDP_STAFF_MFA_REQUIRED", True)
+
+# --- Background work: Django's tasks API (django-tasks backport) on the database queue; the
+# worker is `manage.py db_worker` (deploy/). Back-channel logout deliveries run there
+# (oauth_clients.backchannel): a short timeout, retries with exponential backoff for ~10 min.
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+IDP_BACKCHANNEL_TIMEOUT_SECONDS = env_int("IDP_BACKCHANNEL_TIMEOUT_SECONDS", 5)
+# Seconds before each retry: 7 retries over ~10 minutes (5 + 10 + ... + 300 = 615 s).
+IDP_BACKCHANNEL_RETRY_SECONDS = [5, 10, 20, 40, 80, 160, 300]
 
 # --- Branding (admin-editable branding comes later; these are the defaults)
 IDP_COMPANY_NAME = os.environ.get("IDP_COMPANY_NAME", "Company")

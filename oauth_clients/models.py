@@ -271,3 +271,54 @@ class Consent(models.Model):
 
     def scope_set(self) -> set[str]:
         return set(self.scopes.split())
+
+
+class BackchannelDelivery(models.Model):
+    """One logout token for one client (OIDC Back-Channel Logout 1.0 §2.5): the delivery log.
+
+    Written when a session ends (`oauth_clients.backchannel`), updated by the background worker
+    after each attempt; admins read it on the client's page. Never holds the token itself.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("queued")
+        SENT = "sent", _("sent")
+        RETRYING = "retrying", _("retrying")
+        FAILED = "failed", _("failed")
+
+    client = models.ForeignKey(
+        Client, on_delete=models.CASCADE, related_name="backchannel_deliveries"
+    )
+    sub = models.CharField(_("subject (sub)"), max_length=255, blank=True)
+    sid = models.CharField(_("session id (sid)"), max_length=SID_MAX_LENGTH, blank=True)
+    reason = models.CharField(_("why the session ended"), max_length=64, blank=True)
+    jti = models.CharField(_("last token id (jti)"), max_length=64, blank=True)
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.QUEUED
+    )
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    last_status_code = models.PositiveSmallIntegerField(
+        _("last HTTP status"), null=True, blank=True
+    )
+    last_error = models.CharField(_("last error"), max_length=500, blank=True)
+    created_at = models.DateTimeField(_("queued at"), default=timezone.now)
+    last_attempt_at = models.DateTimeField(_("last attempt"), null=True, blank=True)
+    next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("back-channel logout delivery")
+        verbose_name_plural = _("back-channel logout deliveries")
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["client", "-created_at"], name="bcl_client_created")]
+        constraints = [
+            # A client hears about the end of one session once (several paths may end it).
+            models.UniqueConstraint(
+                fields=["client", "sid"],
+                condition=~models.Q(sid=""),
+                name="bcl_one_per_client_session",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Back-channel logout #{self.pk} ({self.status})"
