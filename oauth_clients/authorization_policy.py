@@ -24,7 +24,14 @@ from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.utils import jwk_from_pem
 from oauthlib.oauth2.rfc6749 import errors
 
-from oauth_clients.backend import has_second_factor, max_age_exceeded, parse_max_age
+from accounts.mfa_policy import has_enrolled_second_factor
+from oauth_clients.backend import (
+    authentication_context,
+    has_second_factor,
+    max_age_exceeded,
+    parse_max_age,
+    requested_acr_values,
+)
 from oauth_clients.claims import build_claims, supported_claims
 from oauth_clients.consent import consent_covers
 from oauth_clients.models import Client
@@ -167,11 +174,13 @@ class AuthorizationPolicyMixin:
         if max_age_exceeded(max_age=max_age, auth_time=auth_time, now=int(time.time())):
             return False
         client = request.client
-        # Client.requires_mfa: a password-only session cannot sign in to it without a prompt.
+        # Client.requires_mfa, or `acr_values` asking for a second factor the user has: a
+        # password-only session cannot sign in without a prompt.
+        wants_second_factor = (client is not None and client.requires_mfa) or (
+            bool(requested_acr_values(request.acr_values)) and has_enrolled_second_factor(user)
+        )
         return not (
-            client is not None
-            and client.requires_mfa
-            and not has_second_factor(getattr(request, "idp_amr", None) or [])
+            wants_second_factor and not has_second_factor(getattr(request, "idp_amr", None) or [])
         )
 
     def validate_silent_authorization(self, request: Any) -> bool:
@@ -243,6 +252,10 @@ class AuthorizationPolicyMixin:
             claims["sid"] = sid
         if amr:
             claims["amr"] = amr
+            # OIDC Core §2 `acr`: what the methods amount to (the Grant/refresh token keep amr).
+            acr = authentication_context(amr)
+            if acr:
+                claims["acr"] = acr
         return claims, expiration_time
 
     def finalize_id_token(self, id_token, token, token_handler, request) -> str:

@@ -45,6 +45,10 @@ _MFA_TYPE_AMR = {
 }
 # OpenID EAP ACR Values 1.0 §2: "phr", phishing-resistant authentication (WebAuthn).
 ACR_PHISHING_RESISTANT = "phr"
+# OpenID PAPE 1.0 §4: multi-factor authentication (a password and a one-time code).
+ACR_MULTI_FACTOR = "http://schemas.openid.net/pape/policies/2007/06/multi-factor"
+# What `acr_values` may ask for (OIDC Core §3.1.2.1), weakest first; both need a second factor.
+ACR_VALUES_SUPPORTED = (ACR_MULTI_FACTOR, ACR_PHISHING_RESISTANT)
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,21 @@ def authentication_methods(records: list[dict[str, Any]]) -> list[str]:
     return sorted(amr)
 
 
+def authentication_context(amr: list[str]) -> str:
+    """OIDC Core §2 `acr` for these methods: "phr" with a WebAuthn key, the PAPE multi-factor
+    policy with another second factor, "" (no claim) for a password alone."""
+    if _FACTOR_HARDWARE_KEY in amr:
+        return ACR_PHISHING_RESISTANT
+    if "mfa" in amr:
+        return ACR_MULTI_FACTOR
+    return ""
+
+
+def requested_acr_values(value: str | None) -> list[str]:
+    """The `acr_values` we support, in the request's order (others are ignored: voluntary)."""
+    return [acr for acr in (value or "").split() if acr in ACR_VALUES_SUPPORTED]
+
+
 def has_second_factor(amr: list[str]) -> bool:
     """RFC 8176: more than a password (`mfa`), or a hardware-bound authenticator (`hwk`:
     WebAuthn / passkeys, which verify the user on the device)."""
@@ -127,7 +146,7 @@ def session_binding(request: HttpRequest) -> SessionBinding:
         sid=get_sid(request),
         auth_time=last_authenticated_at(request),
         amr=amr,
-        acr=ACR_PHISHING_RESISTANT if _FACTOR_HARDWARE_KEY in amr else "",
+        acr=authentication_context(amr),
     )
 
 

@@ -38,11 +38,13 @@ from oauth2_provider.views import AuthorizationView
 from oauth2_provider.views.mixins import OAuthLibMixin
 from oauthlib import oauth2
 
+from accounts.mfa_policy import has_enrolled_second_factor
 from oauth_clients.backend import (
     authorization_parameters,
     has_second_factor,
     max_age_exceeded,
     parse_max_age,
+    requested_acr_values,
     session_binding,
 )
 from oauth_clients.consent import (
@@ -136,7 +138,13 @@ class AuthorizeView(AuthorizationView):
             return self.sign_in(params)
         if self.needs_reauthentication(request, params):
             return self.reauthenticate(params)
-        if client.requires_mfa and not has_second_factor(session_binding(request).amr):
+        # Client.requires_mfa insists; `acr_values` is voluntary (OIDC Core §5.5.1.1): it steps
+        # up only a user who has a second factor, and the ID token's `acr` says what was used.
+        wants_second_factor = client.requires_mfa or (
+            bool(requested_acr_values(dict(params).get("acr_values")))
+            and has_enrolled_second_factor(request.user)
+        )
+        if wants_second_factor and not has_second_factor(session_binding(request).amr):
             return self.require_second_factor(request, client, params)
 
         prompt = self.prompt_values(params)

@@ -251,3 +251,80 @@ def test_amr_says_password_and_one_time_code_after_totp(user, password, app):
     assert sign_in_with_totp(browser, "alice", password, secret).status_code == 302
     claims = id_token_claims(obtain_tokens(browser, app))
     assert claims["amr"] == ["mfa", "otp", "pwd"]
+
+
+# --- acr and acr_values (OIDC Core §2, §3.1.2.1) ------------------------------------------------
+
+MULTI_FACTOR = "http://schemas.openid.net/pape/policies/2007/06/multi-factor"
+
+
+@pytest.mark.spec("OpenID Connect Core 1.0", "2")
+def test_acr_is_absent_for_a_password_and_multi_factor_after_a_code(user, password, app):
+    browser = Client()
+    sign_in(browser, "alice", password)
+    assert "acr" not in id_token_claims(obtain_tokens(browser, app))
+    secret = enable_totp(user)
+    browser = Client()
+    sign_in_with_totp(browser, "alice", password, secret)
+    assert id_token_claims(obtain_tokens(browser, app))["acr"] == MULTI_FACTOR
+
+
+@pytest.mark.spec("OpenID Connect Core 1.0", "3.1.2.1")
+def test_acr_values_asking_for_a_second_factor_steps_a_password_session_up(user, password, app):
+    from tests.oidc.authorize_helpers import AUTHORIZE_URL, authorization_params
+
+    secret = enable_totp(user)
+    browser = Client()
+    browser.force_login(user)  # a password-only session
+    # Positive path: without acr_values the app gets a code at once (after consent).
+    plain = browser.get(AUTHORIZE_URL, authorization_params(app))
+    assert plain.status_code == HTTPStatus.OK  # the consent screen, no step-up
+    params = authorization_params(app, acr_values=f"urn:unknown {MULTI_FACTOR}")
+    step_up = browser.get(AUTHORIZE_URL, params)
+    assert step_up.status_code == HTTPStatus.FOUND
+    assert step_up["Location"].startswith("/accounts/2fa/reauthenticate/?next=")
+    back = browser.post(step_up["Location"], {"code": totp_code(secret)})
+    assert back.status_code == HTTPStatus.FOUND
+    assert back["Location"].startswith("/o/authorize/?")
+    tokens = obtain_tokens(browser, app)
+    claims = id_token_claims(tokens)
+    assert claims["acr"] == MULTI_FACTOR
+    assert claims["amr"] == ["mfa", "otp", "pwd"]
+
+
+@pytest.mark.spec("OpenID Connect Core 1.0", "3.1.2.1")
+def test_unknown_acr_values_are_ignored(user, app):
+    from tests.oidc.authorize_helpers import AUTHORIZE_URL, authorization_params
+
+    browser = Client()
+    browser.force_login(user)
+    response = browser.get(AUTHORIZE_URL, authorization_params(app, acr_values="urn:gold"))
+    assert response.status_code == HTTPStatus.OK, "the consent screen, no step-up"
+
+
+@pytest.mark.spec("OpenID Connect Core 1.0", "5.5.1.1")
+def test_acr_values_are_voluntary_for_a_user_without_a_second_factor(user, app):
+    from tests.oidc.authorize_helpers import AUTHORIZE_URL, authorization_params
+
+    browser = Client()
+    browser.force_login(user)
+    response = browser.get(AUTHORIZE_URL, authorization_params(app, acr_values=MULTI_FACTOR))
+    assert response.status_code == HTTPStatus.OK, "the consent screen: no step-up possible"
+    tokens = obtain_tokens(browser, app)
+    assert "acr" not in id_token_claims(tokens), "the app learns no second factor was used"
+
+
+@pytest.mark.spec("OpenID Connect Core 1.0", "3.1.2.6")
+def test_prompt_none_with_acr_values_and_a_password_session_is_login_required(user, app):
+    from oauth_clients.models import Consent
+    from tests.oidc.authorize_helpers import AUTHORIZE_URL, authorization_params, redirect_query
+
+    enable_totp(user)
+    Consent.objects.create(user=user, client=app, scopes="openid profile email")
+    browser = Client()
+    browser.force_login(user)
+    silent = authorization_params(app, prompt="none")
+    assert redirect_query(browser.get(AUTHORIZE_URL, silent), app.redirect_uris)["code"]
+    asked = authorization_params(app, prompt="none", acr_values=MULTI_FACTOR)
+    error = redirect_query(browser.get(AUTHORIZE_URL, asked), app.redirect_uris)
+    assert error["error"] == "login_required"

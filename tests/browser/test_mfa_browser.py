@@ -159,6 +159,7 @@ def test_passkey_registration_and_sign_in_without_a_password(
     # The session says how it signed in: a hardware-bound key (RFC 8176 `hwk`), no password.
     claims = id_token_claims(obtain_tokens(_django_client_for(page), app))
     assert claims["amr"] == ["hwk"]
+    assert claims["acr"] == "phr"  # OpenID EAP: phishing-resistant
     assert problems == [], problems
 
 
