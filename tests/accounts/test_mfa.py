@@ -328,3 +328,18 @@ def test_prompt_none_with_acr_values_and_a_password_session_is_login_required(us
     asked = authorization_params(app, prompt="none", acr_values=MULTI_FACTOR)
     error = redirect_query(browser.get(AUTHORIZE_URL, asked), app.redirect_uris)
     assert error["error"] == "login_required"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_turning_the_authenticator_app_off_is_audited(user, password):
+    secret = enable_totp(user)
+    client = Client()
+    sign_in_with_totp(client, "alice", password, secret)
+    assert client.get("/accounts/2fa/totp/deactivate/").status_code == HTTPStatus.OK
+    assert client.post("/accounts/2fa/totp/deactivate/", {}).status_code == HTTPStatus.FOUND
+    assert not Authenticator.objects.filter(user=user).exists()
+    assert ("totp", "removed") in _mfa_events(user)
+    event = AuditEvent.objects.get(type=AuditEvent.Type.MFA_CHANGED, extra__change="removed")
+    assert (event.actor, event.subject) == (user, user)
+    # The next sign-in needs the password only.
+    assert sign_in(Client(), "alice", password)["Location"] == OVERVIEW_URL
