@@ -25,7 +25,8 @@ from django.utils import timezone
 
 from accounts.audit import record_event
 from accounts.models import AuditEvent, User
-from accounts.sessions import SID_KEY
+from accounts.sessions import SID_KEY, get_sid
+from oauth_clients import backchannel
 from oauth_clients.consent import revoke_consent
 from oauth_clients.tokens import RevokedCounts, revoke_tokens
 
@@ -77,8 +78,13 @@ def record_login(*, request: HttpRequest | None, user: User) -> None:
     record_event(type=AuditEvent.Type.LOGIN_SUCCEEDED, request=request, actor=user, subject=user)
 
 
+@transaction.atomic
 def record_logout(*, request: HttpRequest | None, user: User | None) -> None:
-    record_event(type=AuditEvent.Type.LOGOUT, request=request, actor=user, subject=user)
+    """A sign-out here: the apps this session signed in to are told (back-channel logout) and
+    the tokens it obtained stop working."""
+    sid = get_sid(request) if request is not None and hasattr(request, "session") else ""
+    revoked = revoke_session_tokens(user=user, sid=sid) if user is not None else {}
+    record_event(type=AuditEvent.Type.LOGOUT, request=request, actor=user, subject=user, **revoked)
 
 
 def record_failed_login(
@@ -297,14 +303,18 @@ def _token_counts(counts: RevokedCounts) -> dict[str, int]:
 
 
 def revoke_user_tokens(*, user: User) -> dict[str, int]:
-    """Make every OAuth token of the user unusable at once (`oauth_clients.tokens`)."""
+    """Make every OAuth token of the user unusable at once (`oauth_clients.tokens`); the apps
+    holding them are told first (OIDC Back-Channel Logout, `oauth_clients.backchannel`)."""
+    backchannel.queue_user_logout(user=user)
     return _token_counts(revoke_tokens(user=user))
 
 
 def revoke_session_tokens(*, user: User, sid: str) -> dict[str, int]:
-    """What one browser session (`sid`) obtained for any app stops working now."""
+    """What one browser session (`sid`) obtained for any app stops working now; each app it
+    signed in to is told first (OIDC Back-Channel Logout, `oauth_clients.backchannel`)."""
     if not sid:
         return {}
+    backchannel.queue_session_logout(sid=sid, user=user)
     return _token_counts(revoke_tokens(user=user, sid=sid))
 
 
@@ -319,7 +329,7 @@ def _end_session_key(*, user: User, session_key: str) -> dict[str, int]:
 def _end_sessions(
     *, user: User, keep_session_key: str | None = None, thorough: bool = False
 ) -> tuple[int, dict[str, int]]:
-    ended, revoked = 0, {}
+    ended, revoked = 0, dict[str, int]()
     for session_key in UserSession.objects.filter(user=user).values_list("session_key", flat=True):
         if keep_session_key and session_key == keep_session_key:
             continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from http import HTTPStatus
+from typing import cast
 from urllib.parse import urlencode
 
 from allauth.account import views as allauth_views
@@ -45,11 +46,16 @@ ACTIVITY_PER_PAGE = 20
 OVERVIEW_ACTIVITY = 5
 
 
+def _account(request: HttpRequest) -> User:
+    """The signed-in user of a `login_required` view."""
+    return cast(User, request.user)
+
+
 @login_required
 def overview(request: HttpRequest) -> HttpResponse:
     """The signed-in landing page (LOGIN_REDIRECT_URL): every security setting in one place,
     each section linking to its detailed page."""
-    user = request.user
+    user = _account(request)
     authenticators = {a.type: a for a in Authenticator.objects.filter(user_id=user.pk)}
     context = {
         "account_user": user,
@@ -84,10 +90,11 @@ def overview(request: HttpRequest) -> HttpResponse:
 @login_required
 def profile(request: HttpRequest) -> HttpResponse:
     """Edit the name the user goes by (shown to apps as the `name` claims)."""
-    form = ProfileForm(request.POST or None, instance=User.objects.get(pk=request.user.pk))
+    user = _account(request)
+    form = ProfileForm(request.POST or None, instance=User.objects.get(pk=user.pk))
     if request.method == "POST" and form.is_valid():
         services.update_profile(
-            user=request.user,
+            user=user,
             first_name=form.cleaned_data["first_name"],
             last_name=form.cleaned_data["last_name"],
             request=request,
@@ -103,7 +110,7 @@ def connected_apps(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "account/connected_apps.html",
-        {"apps": selectors.connected_apps(user=request.user)},
+        {"apps": selectors.connected_apps(user=_account(request))},
     )
 
 
@@ -112,7 +119,7 @@ def connected_apps(request: HttpRequest) -> HttpResponse:
 def remove_connected_app(request: HttpRequest, client_pk: int) -> HttpResponse:
     """ "Remove access": consent forgotten, the app's tokens for this user revoked."""
     client = get_object_or_404(Client, pk=client_pk)
-    if services.remove_connected_app(user=request.user, client=client, request=request):
+    if services.remove_connected_app(user=_account(request), client=client, request=request):
         messages.success(
             request,
             _("%(app)s no longer has access to your account.") % {"app": client.name},
@@ -123,9 +130,9 @@ def remove_connected_app(request: HttpRequest, client_pk: int) -> HttpResponse:
 @login_required
 def activity(request: HttpRequest) -> HttpResponse:
     """The user's own security events, newest first, a page at a time."""
-    page = Paginator(selectors.security_activity(user=request.user), ACTIVITY_PER_PAGE).get_page(
-        request.GET.get("page")
-    )
+    page = Paginator(
+        selectors.security_activity(user=_account(request)), ACTIVITY_PER_PAGE
+    ).get_page(request.GET.get("page"))
     entries = [selectors.describe_event(event) for event in page.object_list]
     return render(request, "account/activity.html", {"page": page, "entries": entries})
 
