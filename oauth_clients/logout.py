@@ -1,8 +1,10 @@
 """RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0): read the hint, end the session.
 
 Ending the IdP session goes through allauth's logout (so Django's and allauth's sign-out
-machinery and our audit receiver run) and revokes only what this browser session (`sid`) issued
-to the calling client: other apps keep their tokens (DOT would delete every app's tokens).
+machinery and our audit receiver run). The calling client's tokens of this browser session
+(`sid`) are revoked here; ending the session then tells every other app it signed in to
+(OIDC Back-Channel Logout, `accounts.services.record_logout`) and revokes their tokens of this
+session too. Other sessions keep theirs (DOT would delete every token of the user).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from django.http import HttpRequest
 from accounts.audit import record_event
 from accounts.models import AuditEvent
 from oauth_clients.authorization_policy import decode_id_token
+from oauth_clients.backchannel import REASON_RP_LOGOUT, queue_session_logout
 from oauth_clients.models import Client
 from oauth_clients.tokens import revoke_tokens
 
@@ -73,7 +76,10 @@ def end_session(*, request: HttpRequest, client: Client | None, sid: str) -> Non
     if not user.is_authenticated:
         return
     if client is not None:
-        revoked = revoke_session_tokens(client=client, sid=sid)
+        with transaction.atomic():
+            # Told before its tokens go, like every app of the session (`user_logged_out`).
+            queue_session_logout(sid=sid, user=user, reason=REASON_RP_LOGOUT)
+            revoked = revoke_session_tokens(client=client, sid=sid)
         if revoked:
             record_event(
                 type=AuditEvent.Type.TOKEN_REVOKED,

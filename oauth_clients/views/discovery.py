@@ -67,6 +67,9 @@ def provider_metadata() -> dict[str, Any]:
     }
     if oauth2_settings.OIDC_RP_INITIATED_LOGOUT_ENABLED:
         data["end_session_endpoint"] = endpoint_url("rp-initiated-logout")
+    # OIDC Back-Channel Logout 1.0 §2.1: logout tokens POSTed to registered apps, with `sid`.
+    data["backchannel_logout_supported"] = True
+    data["backchannel_logout_session_supported"] = True
     return data
 
 

@@ -86,7 +86,8 @@ def test_valid_hint_signs_out_and_returns_to_registered_uri_with_state(
 
 
 @pytest.mark.spec("OpenID Connect RP-Initiated Logout 1.0", "2")
-def test_logout_revokes_only_this_sessions_tokens_of_the_calling_client(
+@pytest.mark.spec("OpenID Connect Back-Channel Logout 1.0", "2.7")
+def test_logout_revokes_this_sessions_tokens_of_every_app_and_no_other_session(
     browser, user, web_client, spa_client, web_tokens, exchange_code
 ):
     grant_consent(user=user, client=spa_client, scopes=["openid", "profile", "offline_access"])
@@ -104,8 +105,9 @@ def test_logout_revokes_only_this_sessions_tokens_of_the_calling_client(
     sid = json.loads(jwt.JWT(jwt=web_tokens["id_token"]).token.objects["payload"])["sid"]
     assert RefreshToken.objects.get(sid=sid, application=web_client).revoked is not None
     assert not AccessToken.objects.filter(sid=sid, application=web_client).exists()
-    # Other apps of the same session, and the same app in another browser, are untouched.
-    assert userinfo_status(spa_tokens["access_token"]) == HTTPStatus.OK
+    # Single sign-out (issue 8): the other apps of the same session lose its tokens too;
+    # the same app in another browser is untouched.
+    assert userinfo_status(spa_tokens["access_token"]) == HTTPStatus.UNAUTHORIZED
     assert userinfo_status(other_session_tokens["access_token"]) == HTTPStatus.OK
     assert signed_in(elsewhere)
     event = AuditEvent.objects.get(type=AuditEvent.Type.TOKEN_REVOKED, client=web_client)
