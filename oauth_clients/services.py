@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 from accounts.audit import record_event
 from accounts.models import AuditEvent
 from oauth_clients import uri_rules
+from oauth_clients.client_cache import invalidate_clients
 from oauth_clients.models import Client, Consent
 from oauth_clients.secrets import generate_client_secret
 from oauth_clients.tokens import RevokedCounts, revoke_tokens
@@ -227,6 +228,7 @@ def register_client(
     # HashedClientSecretField stores only the keyed hash of this value.
     client.client_secret = secret
     client.save()
+    invalidate_clients()
     record_event(
         type=AuditEvent.Type.CLIENT_CREATED,
         request=request,
@@ -272,6 +274,7 @@ def update_client(
     _validate(stored, resolver=resolver)
     _apply_derived(stored)
     stored.save()
+    invalidate_clients()  # the token side's cached copy (after commit)
     # Keep the caller's instance in step with what was saved.
     for field in (*effective, "skip_authorization", "allowed_origins", "updated"):
         setattr(client, field, getattr(stored, field))
@@ -373,6 +376,7 @@ def rotate_client_secret(
             "updated",
         ]
     )
+    invalidate_clients()  # the old secret must stop working at once on every worker
     for field in ("client_secret", "previous_client_secret", "previous_secret_expires_at"):
         setattr(client, field, getattr(stored, field))
     record_event(
@@ -398,6 +402,7 @@ def disable_client(*, client: Client, actor: Any, request: HttpRequest | None = 
     was_active = stored.is_active
     stored.is_active = False
     stored.save(update_fields=["is_active", "updated"])
+    invalidate_clients()
     client.is_active = False
     record_event(
         type=AuditEvent.Type.CLIENT_DISABLED,
@@ -416,6 +421,7 @@ def enable_client(*, client: Client, actor: Any, request: HttpRequest | None = N
     was_active = stored.is_active
     stored.is_active = True
     stored.save(update_fields=["is_active", "updated"])
+    invalidate_clients()
     client.is_active = True
     record_event(
         type=AuditEvent.Type.CLIENT_ENABLED,
@@ -471,6 +477,7 @@ def delete_client(*, client: Client, actor: Any, request: HttpRequest | None = N
         **counts.as_dict(),
     )
     stored.delete()
+    invalidate_clients()
 
 
 # --- Registry as code: import (export is `selectors.registry()`)

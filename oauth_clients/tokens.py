@@ -24,6 +24,7 @@ from oauth2_provider.settings import oauth2_settings
 
 from accounts.audit import record_event
 from accounts.models import AuditEvent
+from oauth_clients.client_cache import get_client_by_pk
 from oauth_clients.models import Client
 
 # A client's `last_used_at` is written at most this often (one UPDATE per client per minute,
@@ -69,14 +70,28 @@ def refresh_expiries(
     return idle, absolute
 
 
+# When this process last stamped each client: a cached client's `last_used_at` is as old as
+# the cache entry, so without this every request would write. Keyed with the creation time too,
+# so a new client reusing a deleted one's primary key starts afresh.
+_stamped: dict[tuple[int, Any], datetime] = {}
+
+
 def mark_client_used(client: Client, *, now: datetime | None = None) -> None:
     """Stamp `last_used_at`, at most once per `LAST_USED_RESOLUTION` (one cheap UPDATE)."""
     now = now or timezone.now()
-    last = client.last_used_at
-    if last is not None and now - last < LAST_USED_RESOLUTION:
+    last = max(
+        (
+            d
+            for d in (client.last_used_at, _stamped.get((client.pk, client.created)))
+            if d is not None
+        ),
+        default=None,
+    )
+    if last is not None and timedelta(0) <= now - last < LAST_USED_RESOLUTION:
         return
     Client.objects.filter(pk=client.pk).update(last_used_at=now)
     client.last_used_at = now
+    _stamped[(client.pk, client.created)] = now
 
 
 @transaction.atomic
@@ -203,23 +218,28 @@ def introspect_token(*, token: str, token_type_hint: str | None, caller: Client)
     for kind in kinds:
         if kind == "access_token":
             found = (
-                access_token_model.objects.select_related("user", "application")
+                access_token_model.objects.select_related("user")
                 .filter(token_checksum=checksum)
                 .first()
             )
             if found is None:
                 continue
+            # The client from the client cache rather than a join (the hot path of APIs).
+            found.application = (
+                get_client_by_pk(found.application_id) if found.application_id else None
+            )
             expires = found.expires
             scope = found.scope
             token_type = "Bearer"  # noqa: S105 (RFC 6750 token type name)
         else:
             found = (
-                refresh_token_model.objects.select_related("user", "application", "access_token")
+                refresh_token_model.objects.select_related("user", "access_token")
                 .filter(token_checksum=checksum, revoked__isnull=True)
                 .first()
             )
             if found is None or found.access_token is None:
                 continue
+            found.application = get_client_by_pk(found.application_id)
             candidates = [d for d in (found.expires, found.family_expires) if d is not None]
             expires = min(candidates) if candidates else None
             scope = found.access_token.scope

@@ -1,0 +1,101 @@
+"""Registered clients cached for the token-side hot paths, invalidated by the client services.
+
+Every token request, introspection and userinfo call needs its client (secret hash, grant
+types, `is_active`, lifetimes). Loading it through the ORM was the largest single cost of a
+client-credentials grant in the profiles (BENCHMARKS.md); reading it from the shared cache is
+one round trip.
+
+Correctness rules:
+- Only a cache every worker shares (Redis) can be invalidated for all of them, so caching is on
+  when `IDP_CLIENT_CACHE_SECONDS` > 0, which settings make the default only with `REDIS_URL`.
+- Every change goes through `oauth_clients.services`, which call `invalidate_clients()`; it
+  runs after the change commits and bumps one registry-wide generation. An entry is served only
+  if it was stored under the current generation, so a reader that loaded the old row just before
+  the commit cannot put it back for later readers: its entry carries the old generation.
+- Misses are never cached (a new client is found at once), and any cache failure falls back to
+  the database: the cache can make a request faster, never wrong or failed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+
+from oauth_clients.models import Client
+
+logger = logging.getLogger(__name__)
+
+GENERATION_KEY = "oauth:clients:generation"
+PREFIX = "oauth:client:v1:"
+# The generation outlives every entry, so an entry can never outlive the generation it saw.
+GENERATION_TIMEOUT = 7 * 24 * 3600
+
+
+def cache_seconds() -> int:
+    return int(getattr(settings, "IDP_CLIENT_CACHE_SECONDS", 0) or 0)
+
+
+def _key(kind: str, value: Any) -> str:
+    digest = hashlib.sha256(str(value).encode("utf-8", "surrogatepass")).hexdigest()[:40]
+    return f"{PREFIX}{kind}:{digest}"
+
+
+def _load(kind: str, value: Any) -> Client | None:
+    if kind == "id":
+        return Client.objects.filter(client_id=value).first()
+    return Client.objects.filter(pk=value).first()
+
+
+def _cached(kind: str, value: Any) -> Client | None:
+    seconds = cache_seconds()
+    if seconds <= 0:
+        return _load(kind, value)
+    key = _key(kind, value)
+    try:
+        found = cache.get_many([GENERATION_KEY, key])
+    except Exception:  # any cache failure: answer from the database
+        logger.warning("client cache unavailable; reading the database", exc_info=True)
+        return _load(kind, value)
+    generation = found.get(GENERATION_KEY)
+    entry = found.get(key)
+    if entry is not None and entry[0] == generation:
+        return entry[1]
+    client = _load(kind, value)
+    if client is not None:
+        try:
+            cache.set(key, (generation, client), timeout=seconds)
+        except Exception:  # a failed store only costs the next lookup
+            logger.warning("client cache unavailable; entry not stored", exc_info=True)
+    return client
+
+
+def get_client(client_id: str) -> Client | None:
+    """The client registered as `client_id` (active or not), or None."""
+    return _cached("id", client_id)
+
+
+def get_client_by_pk(pk: int) -> Client | None:
+    return _cached("pk", pk)
+
+
+def _bump_generation() -> None:
+    try:
+        cache.set(GENERATION_KEY, time.time_ns(), timeout=GENERATION_TIMEOUT)
+    except Exception:  # entries still expire after IDP_CLIENT_CACHE_SECONDS
+        logger.error("client cache generation not bumped: entries expire on their own")
+
+
+def invalidate_clients() -> None:
+    """Forget every cached client once the current transaction commits (at once outside one).
+
+    After the commit, not before: a reader between an early bump and the commit would store the
+    old row under the new generation."""
+    if cache_seconds() <= 0:
+        return
+    transaction.on_commit(_bump_generation)
