@@ -1,0 +1,670 @@
+"""`make bench`: the IdP under gunicorn on loopback, driven by wrk, figures into BENCHMARKS.md.
+
+What one run does:
+1. creates a database of its own (PostgreSQL; `--db sqlite` for a file in a temp directory),
+   migrates it and seeds users and clients (bench/seed.py); `--rows N` adds N filler rows to
+   the token tables first (the "scale with data" mode);
+2. starts gunicorn with deploy/gunicorn.conf.py (tests/deploy/servers.py's `Server`), one
+   worker per core, production settings (no debug), logs to a file;
+3. for each operation: a warm-up, then `--runs` timed wrk runs (load generator on the same
+   machine; Lua scripts in bench/wrk/ for bodies, headers, single-use credential pools and the
+   five-request sign-in); single-use credentials (refresh tokens, codes) are minted before the
+   runs with bulk inserts, never replayed;
+4. for the token-endpoint operations, p99 at 70 % of the measured maximum: wrk paced with a
+   per-connection delay (wrk2 is not in Debian), calibrated once against the latency seen;
+5. prints and records medians, per-core rates, p50/p99, errors (non-2xx), worker RSS, the load
+   generator's own CPU use, and the machine; compares with bench/last.json (the previous run)
+   and replaces this configuration's block in BENCHMARKS.md.
+
+The load generator is wrk (C, one event loop per thread); Python here only orchestrates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.deploy.servers import (  # noqa: E402 (the project root goes on the path first)
+    Server,
+    database_url,
+    manage,
+    production_env,
+    temporary_database,
+)
+
+BENCH_DIR = ROOT / "bench"
+LUA_DIR = BENCH_DIR / "wrk"
+LAST_JSON = BENCH_DIR / "last.json"
+BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
+PYTHON = sys.executable
+SEED = [PYTHON, str(BENCH_DIR / "seed.py")]
+REDIS_URL = "redis://127.0.0.1:6379/12"  # a database number no test uses
+
+# Acceptance targets of issue 7 (req/s; sign-in in sign-ins/s).
+TARGETS = {
+    "discovery": 2000,
+    "jwks": 2000,
+    "client_credentials": 800,
+    "refresh": 500,
+    "code_exchange": None,
+    "userinfo": 1200,
+    "introspection": 1200,
+    "signin": 40,
+}
+TOKEN_OPS = ("client_credentials", "refresh", "code_exchange")
+ALL_OPS = (
+    "discovery",
+    "jwks",
+    "client_credentials",
+    "refresh",
+    "code_exchange",
+    "userinfo",
+    "introspection",
+    "signin",
+)
+RSS_TARGET_MIB = 120
+P99_TARGET_MS = 50
+
+
+# ----------------------------------------------------------------------------- machine
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
+def _version(cmd: list[str]) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False)  # noqa: S603 (our own fixed command lines)
+    except OSError:
+        return "?"
+    return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr) else "?"
+
+
+def machine(db_url: str | None) -> dict[str, str]:
+    import django
+    import gunicorn
+    import oauth2_provider
+
+    cpu = re.search(r"model name\s*:\s*(.+)", _read("/proc/cpuinfo"))
+    mem = re.search(r"MemTotal:\s*(\d+) kB", _read("/proc/meminfo"))
+    info = {
+        "nproc": str(os.cpu_count()),
+        "cpu": cpu.group(1).strip() if cpu else platform.processor(),
+        "memory": f"{int(mem.group(1)) / 1024 / 1024:.1f} GiB" if mem else "?",
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "django": django.__version__,
+        "django-oauth-toolkit": oauth2_provider.__version__,
+        "gunicorn": gunicorn.__version__,
+        "wrk": _version(["wrk", "--version"]).split(" [")[0],
+    }
+    if db_url:
+        import psycopg
+
+        with psycopg.connect(db_url.replace("postgres://", "postgresql://")) as conn:
+            info["postgresql"] = conn.execute("SHOW server_version").fetchone()[0]
+    else:
+        import sqlite3
+
+        info["sqlite"] = sqlite3.sqlite_version
+    return info
+
+
+def load_average() -> str:
+    return " ".join(_read("/proc/loadavg").split()[:3])
+
+
+# ----------------------------------------------------------------------------- processes
+
+
+def worker_pids(master: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            stat = _read(f"/proc/{entry.name}/stat")
+            # Field 4 is the parent pid; the command name (field 2) may contain spaces.
+            fields = stat.rsplit(")", 1)[-1].split()
+            if len(fields) > 1 and fields[1] == str(master):
+                pids.append(int(entry.name))
+    return pids
+
+
+def rss_mib(pid: int) -> float:
+    match = re.search(r"VmRSS:\s*(\d+) kB", _read(f"/proc/{pid}/status"))
+    return int(match.group(1)) / 1024 if match else 0.0
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        fields = _read(f"/proc/{pid}/stat").rsplit(")", 1)[-1].split()
+        if len(fields) > 13:
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def run_wrk(
+    url: str, script: str, args: list[str], *, threads: int, connections: int, seconds: float
+) -> dict:
+    cmd = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(LUA_DIR / script),
+        url,
+        "--",
+        *args,
+    ]
+    env = {**os.environ, "BENCH_LUA_DIR": str(LUA_DIR)}
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)  # noqa: S603 (our own fixed command lines)
+    _pid, status, usage = os.wait4(process.pid, 0)
+    out = process.stdout.read().decode() if process.stdout else ""
+    err = process.stderr.read().decode() if process.stderr else ""
+    line = next((x for x in out.splitlines() if x.startswith("BENCH_JSON ")), None)
+    if status != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({status}):\n{out}\n{err}")
+    if os.environ.get("BENCH_DEBUG") and err:
+        print(err[-3000:], file=sys.stderr)
+    result = json.loads(line.removeprefix("BENCH_JSON "))
+    result["wrk_cpu_s"] = usage.ru_utime + usage.ru_stime
+    seconds_run = result["duration_us"] / 1e6
+    result["rps"] = result["requests"] / seconds_run
+    result["ops_per_s"] = result["completed"] / seconds_run
+    return result
+
+
+# ----------------------------------------------------------------------------- operations
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, tmp: Path, env: dict[str, str]) -> None:
+        self.args = args
+        self.tmp = tmp
+        self.env = env
+        self.server: Server | None = None
+        self.fixtures: dict = {}
+
+    def seed(self, *argv: str) -> str:
+        result = subprocess.run(  # noqa: S603 (our own fixed command lines)
+            [*SEED, *argv], cwd=ROOT, env=self.env, capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"seed {argv[0]} failed:\n{result.stdout}\n{result.stderr}")
+        return result.stdout
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return self.server.url
+
+    def pool(self, kind: str, count: int, client: str = "bench-web") -> str:
+        path = self.tmp / f"{kind}-{time.time_ns()}.txt"
+        self.seed(f"{kind}-pool", "--count", str(count), "--client", client, "--out", str(path))
+        return str(path)
+
+    def spec(self, op: str, seconds: float) -> tuple[str, str, list[str], int, int]:
+        """(url, script, script args, threads, connections) for one run of `op`."""
+        f = self.fixtures
+        t, c = self.args.threads, self.args.connections
+        token_url = f"{self.url}/o/token/"
+        # Enough single-use credentials for the fastest rate we could see, never replayed.
+        pool_size = int(seconds * self.args.pool_rate) + 200
+        if op == "discovery":
+            return f"{self.url}/.well-known/openid-configuration", "plain.lua", [], t, c
+        if op == "jwks":
+            return f"{self.url}/.well-known/jwks.json", "plain.lua", [], t, c
+        if op == "client_credentials":
+            body = "grant_type=client_credentials"
+            return token_url, "plain.lua", ["POST", body, f["auth"]["machine"]], t, c
+        if op == "refresh":
+            pool = self.pool("refresh", pool_size, self.args.client)
+            return token_url, "pool.lua", [pool, f["auth"][self.args.client_key], str(t)], t, c
+        if op == "code_exchange":
+            pool = self.pool("code", pool_size, self.args.client)
+            return token_url, "pool.lua", [pool, f["auth"][self.args.client_key], str(t)], t, c
+        if op == "userinfo":
+            bearer = "Bearer " + f["access_token"]
+            return f"{self.url}/o/userinfo/", "plain.lua", ["GET", "", bearer], t, c
+        if op == "introspection":
+            body = urlencode({"token": f["access_token"]})
+            return f"{self.url}/o/introspect/", "plain.lua", ["POST", body, f["auth"]["api"]], t, c
+        if op == "signin":
+            query = urlencode(
+                {
+                    "response_type": "code",
+                    "client_id": f["client_ids"]["signin"],
+                    "redirect_uri": f["redirect_uri"],
+                    "scope": "openid profile email",
+                    "state": "bench-state",
+                    "code_challenge": f["challenge"],
+                    "code_challenge_method": "S256",
+                }
+            )
+            st = self.args.signin_threads
+            args = [
+                query,
+                f["password"],
+                str(f["users"]),
+                f["auth"]["signin"],
+                f["verifier"],
+                f["redirect_uri"],
+                str(st),
+            ]
+            return self.url, "signin.lua", args, st, st
+        raise ValueError(op)
+
+    def wrk(self, op: str, seconds: float, pace_ms: int = 0) -> dict:
+        url, script, args, threads, connections = self.spec(op, seconds)
+        if pace_ms:
+            connections = self.args.paced_connections
+            threads = min(threads, connections)
+            if script == "pool.lua":
+                args[2] = str(threads)
+            args = [*args, *([""] * (3 - len(args)))] if script == "plain.lua" else args
+            args.append(str(pace_ms))
+        assert self.server is not None
+        assert self.server.process is not None
+        pids = [self.server.process.pid, *worker_pids(self.server.process.pid)]
+        cpu_before = cpu_seconds(pids)
+        result = run_wrk(
+            url, script, args, threads=threads, connections=connections, seconds=seconds
+        )
+        result["server_cpu_s"] = cpu_seconds(pids) - cpu_before
+        result["rss_mib"] = max(rss_mib(p) for p in worker_pids(self.server.process.pid))
+        if result["exhausted"]:
+            raise RuntimeError(f"{op}: the credential pool ran dry; raise --pool-rate")
+        return result
+
+    def profile(self, op: str) -> Path:
+        """py-spy on every worker while wrk drives `op`; returns a summary file (and keeps the
+        collapsed stacks next to it for flame graphs)."""
+        assert self.server is not None
+        assert self.server.process is not None
+        self.wrk(op, self.args.warmup)
+        seconds = round(self.args.duration)
+        recorders = []
+        for pid in worker_pids(self.server.process.pid):
+            out = self.tmp / f"profile-{op}-{pid}.txt"
+            cmd = [
+                str(Path(PYTHON).parent / "py-spy"),
+                "record",
+                "--pid",
+                str(pid),
+                "--duration",
+                str(seconds),
+            ]
+            cmd += ["--rate", "250", "--format", "raw", "--output", str(out), "--nonblocking"]
+            recorders.append(
+                (subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), out)  # noqa: S603 (our own fixed command lines)
+            )
+        self.wrk(op, seconds)
+        for process, _out in recorders:
+            process.wait(timeout=60)
+        summary = BENCH_DIR / "profiles" / f"{op}.txt"
+        summary.parent.mkdir(exist_ok=True)
+        summary.write_text(summarize_profiles([out for _p, out in recorders], op))
+        return summary
+
+    def measure(self, op: str) -> dict:
+        seconds = self.args.duration
+        self.wrk(op, self.args.warmup)
+        runs = [self.wrk(op, seconds) for _ in range(self.args.runs)]
+        per_second = [r["ops_per_s"] if op == "signin" else r["rps"] for r in runs]
+        result = {
+            "rate": statistics.median(per_second),
+            "rates": [round(x, 1) for x in per_second],
+            "p50_ms": statistics.median(r["p50_us"] for r in runs) / 1000,
+            "p99_ms": statistics.median(r["p99_us"] for r in runs) / 1000,
+            "errors": sum(r["non2xx"] + r["socket_errors"] + r["timeouts"] for r in runs),
+            "requests": sum(r["requests"] for r in runs),
+            "rss_mib": max(r["rss_mib"] for r in runs),
+            "wrk_cpu_share": statistics.median(
+                r["wrk_cpu_s"] / (r["wrk_cpu_s"] + r["server_cpu_s"]) for r in runs
+            ),
+            "server_cpu_per_request_ms": statistics.median(
+                1000 * r["server_cpu_s"] / max(r["requests"], 1) for r in runs
+            ),
+        }
+        if op == "signin":
+            result["http_requests_per_s"] = statistics.median(r["rps"] for r in runs)
+        result["per_core"] = result["rate"] / (os.cpu_count() or 1)
+        if op in TOKEN_OPS and self.args.paced:
+            result["paced"] = self.paced(op, result["rate"])
+        return result
+
+    def paced(self, op: str, max_rate: float) -> dict:
+        """p99 at 70 % of the maximum rate: each connection waits `delay` ms before each request,
+        so the offered rate is connections / (delay + latency). The delay is calibrated once
+        against the latency measured at the first guess, then the runs are measured."""
+        target = 0.7 * max_rate
+        conns = self.args.paced_connections
+        period_ms = conns * 1000 / target
+        guess = self.wrk(op, self.args.warmup + 3, pace_ms=max(1, round(period_ms)))
+        mean_ms = guess["mean_us"] / 1000
+        delay = max(1, round(period_ms - mean_ms))
+        runs = [self.wrk(op, self.args.duration, pace_ms=delay) for _ in range(self.args.runs)]
+        return {
+            "target_rate": target,
+            "delay_ms": delay,
+            "connections": conns,
+            "rate": statistics.median(r["rps"] for r in runs),
+            "p50_ms": statistics.median(r["p50_us"] for r in runs) / 1000,
+            "p99_ms": statistics.median(r["p99_us"] for r in runs) / 1000,
+            "errors": sum(r["non2xx"] + r["socket_errors"] + r["timeouts"] for r in runs),
+        }
+
+
+def summarize_profiles(paths: list[Path], op: str, top: int = 45) -> str:
+    """Inclusive share of samples per function (file:function), from py-spy's collapsed stacks,
+    restricted to request-handling stacks (those that pass through Django's handler)."""
+    inclusive: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total = 0
+    for path in paths:
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines():
+            stack, _, count_text = line.rpartition(" ")
+            if "get_response" not in stack:
+                continue  # idle workers waiting in select/accept
+            count = int(count_text)
+            total += count
+            frames = [re.sub(r" \((.*?):\d+\)$", r" (\1)", f) for f in stack.split(";")]
+            frames = [
+                f.replace(str(ROOT) + "/", "").replace(".venv/lib/python3.11/site-packages/", "")
+                for f in frames
+            ]
+            for frame in set(frames):
+                inclusive[frame] = inclusive.get(frame, 0) + count
+            own[frames[-1]] = own.get(frames[-1], 0) + count
+    lines = [f"# py-spy profile of {op}: {total} request samples", "", "## inclusive"]
+    for frame, count in sorted(inclusive.items(), key=lambda x: -x[1])[:top]:
+        lines.append(f"{100 * count / max(total, 1):5.1f}%  {frame}")
+    lines += ["", "## self"]
+    for frame, count in sorted(own.items(), key=lambda x: -x[1])[:top]:
+        lines.append(f"{100 * count / max(total, 1):5.1f}%  {frame}")
+    return "\n".join(lines) + "\n"
+
+
+@contextlib.contextmanager
+def database(kind: str, tmp: Path) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp / 'bench.sqlite3'}"
+        return
+    with temporary_database("idp_bench") as name:
+        yield database_url(name)
+
+
+# ----------------------------------------------------------------------------- reporting
+
+
+def label_of(args: argparse.Namespace) -> str:
+    parts = [args.db]
+    if args.rows:
+        parts.append(f"rows={args.rows}")
+    if args.redis:
+        parts.append("redis")
+    if args.label:
+        parts.append(args.label)
+    return " ".join(parts)
+
+
+def fmt_rate(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"
+
+
+def table(results: dict[str, dict], previous: dict[str, dict] | None) -> list[str]:
+    lines = [
+        "| operation | rate/s (median) | per core | p50 ms | p99 ms | errors | worker RSS MiB "
+        "| target | vs previous |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
+    ]
+    for op, r in results.items():
+        target = TARGETS.get(op)
+        verdict = "—" if target is None else ("met" if r["rate"] >= target else "MISSED")
+        target_text = "—" if target is None else f"≥ {target:,} ({verdict})"
+        delta = "—"
+        if previous and op in previous and previous[op].get("rate"):
+            delta = f"{100 * (r['rate'] / previous[op]['rate'] - 1):+.1f} %"
+        lines.append(
+            f"| {op} | {fmt_rate(r['rate'])} | {fmt_rate(r['per_core'])} | {r['p50_ms']:.1f} "
+            f"| {r['p99_ms']:.1f} | {r['errors']} | {r['rss_mib']:.0f} | {target_text} "
+            f"| {delta} |"
+        )
+    paced = {op: r["paced"] for op, r in results.items() if "paced" in r}
+    if paced:
+        lines += [
+            "",
+            "p99 at 70 % of the maximum rate (wrk, per-connection delay):",
+            "",
+            "| operation | target rate/s | achieved rate/s | connections × delay | p50 ms | p99 ms "
+            "| errors | p99 < 50 ms |",
+            "| --- | ---: | ---: | --- | ---: | ---: | ---: | --- |",
+        ]
+        for op, p in paced.items():
+            ok = "met" if p["p99_ms"] < P99_TARGET_MS else "MISSED"
+            lines.append(
+                f"| {op} | {p['target_rate']:,.0f} | {p['rate']:,.0f} | "
+                f"{p['connections']} × {p['delay_ms']} ms | {p['p50_ms']:.1f} | "
+                f"{p['p99_ms']:.1f} | {p['errors']} | {ok} |"
+            )
+    return lines
+
+
+def write_markdown(label: str, record: dict, previous: dict | None) -> str:
+    m = record["machine"]
+    r = record["results"]
+    block = [
+        f"<!-- bench:{label}:start -->",
+        f"### {label} — {record['when']}",
+        "",
+        f"Machine: {m['nproc']} × {m['cpu']}, {m['memory']} RAM, Linux {m['kernel']}; "
+        + ", ".join(
+            f"{k} {v}" for k, v in m.items() if k not in {"nproc", "cpu", "memory", "kernel"}
+        )
+        + ".",
+        f"Server: gunicorn, {record['config']['workers']} workers × "
+        f"{record['config']['threads']} threads ({record['config']['worker_class']}), "
+        f"production settings; load generator wrk on the same machine "
+        f"({record['config']['connections']} connections, {record['config']['runs']} runs × "
+        f"{record['config']['duration']} s, medians). Load average before / after: "
+        f"{record['load_before']} / {record['load_after']}.",
+        "",
+        *table(r, (previous or {}).get("results")),
+        "",
+    ]
+    if "signin" in r:
+        s = r["signin"]
+        block.append(
+            f"Sign-in: {fmt_rate(s['rate'])} sign-ins/s = {s['http_requests_per_s']:,.0f} "
+            f"HTTP requests/s (5 per sign-in); wrk used {100 * s['wrk_cpu_share']:.0f} % of "
+            "the CPU time spent by wrk and the server together."
+        )
+        block.append("")
+    cpu_lines = ", ".join(
+        f"{op} {x['server_cpu_per_request_ms']:.2f}" for op, x in r.items() if op != "signin"
+    )
+    block += [f"Server CPU per request (ms): {cpu_lines}.", f"<!-- bench:{label}:end -->"]
+    text = "\n".join(block)
+    current = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else "# Benchmarks\n"
+    pattern = re.compile(
+        rf"<!-- bench:{re.escape(label)}:start -->.*?<!-- bench:{re.escape(label)}:end -->",
+        re.S,
+    )
+    if pattern.search(current):
+        current = pattern.sub(lambda _m: text, current)
+    else:
+        marker = "<!-- bench:results -->"
+        if marker in current:
+            current = current.replace(marker, f"{marker}\n\n{text}", 1)
+        else:
+            current = current.rstrip() + "\n\n## Latest results\n\n" + text + "\n"
+    BENCHMARKS_MD.write_text(current)
+    return text
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
+    parser.add_argument("--rows", type=int, default=0, help="filler rows in the token tables")
+    parser.add_argument("--redis", action="store_true", help="cache, sessions, limits in Redis")
+    parser.add_argument("--ops", default=",".join(ALL_OPS))
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=10)
+    parser.add_argument("--warmup", type=float, default=3)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--gunicorn-threads", type=int, default=1)
+    parser.add_argument("--signin-threads", type=int, default=8)
+    parser.add_argument("--paced-connections", type=int, default=16)
+    parser.add_argument("--no-paced", dest="paced", action="store_false")
+    parser.add_argument("--pool-rate", type=float, default=3000, help="credentials per second")
+    parser.add_argument("--client", default="bench-web", help="client of refresh/code pools")
+    parser.add_argument("--label", default="")
+    parser.add_argument("--no-record", dest="record", action="store_false")
+    parser.add_argument("--keep", action="store_true", help="keep the temp directory")
+    parser.add_argument(
+        "--serve", action="store_true", help="seed, start and wait (for manual experiments)"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy profiles into bench/profiles/ instead"
+    )
+    args = parser.parse_args()
+    args.client_key = {"bench-web": "web", "bench-web-es256": "web_es256"}[args.client]
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (make bench installs Debian's wrk)", file=sys.stderr)
+        return 2
+    ops = [op.strip() for op in args.ops.split(",") if op.strip()]
+    unknown = set(ops) - set(ALL_OPS)
+    if unknown:
+        parser.error(f"unknown operations: {', '.join(sorted(unknown))}")
+    label = label_of(args)
+    tmp = Path(tempfile.mkdtemp(prefix="idp-bench-"))
+    load_before = load_average()
+    try:
+        with database(args.db, tmp) as db_url:
+            overrides = {
+                "DATABASE_URL": db_url,
+                # Sign-ins come from many addresses through one trusted proxy (X-Forwarded-For).
+                "IDP_TRUSTED_PROXY_COUNT": "1",
+                "IDP_LOG_LEVEL": "WARNING",
+            }
+            if args.redis:
+                overrides["REDIS_URL"] = REDIS_URL
+            env = production_env(tmp, **overrides)
+            print(f"[bench] {label}: migrating and seeding", flush=True)
+            manage("migrate", "--noinput", env=env, timeout=600)
+            manage("collectstatic", "--noinput", env=env, timeout=600)
+            bench = Bench(args, tmp, env)
+            fixtures_path = tmp / "fixtures.json"
+            bench.seed("setup", "--out", str(fixtures_path))
+            bench.fixtures = json.loads(fixtures_path.read_text())
+            if args.rows:
+                print(f"[bench] filling {args.rows:,} rows", flush=True)
+                started = time.monotonic()
+                print(bench.seed("fill", "--rows", str(args.rows), "--with-refresh").strip())
+                print(f"[bench] filled in {time.monotonic() - started:.1f} s", flush=True)
+            if args.redis:
+                import redis
+
+                redis.Redis.from_url(REDIS_URL).flushdb()
+            env["GUNICORN_THREADS"] = str(args.gunicorn_threads)
+            env["GUNICORN_MAX_REQUESTS"] = "0"  # no recycling in the middle of a measurement
+            bench.server = Server("bench", env, tmp, workers=args.workers).start()
+            results: dict[str, dict] = {}
+            if args.serve:
+                print(f"[bench] serving {bench.url}; fixtures in {fixtures_path}", flush=True)
+                with contextlib.suppress(KeyboardInterrupt):
+                    bench.server.process.wait()
+                bench.server.stop()
+                return 0
+            try:
+                for op in ops if args.profile else ():
+                    print(f"[bench] profile {op}: {bench.profile(op)}", flush=True)
+                for op in () if args.profile else ops:
+                    print(f"[bench] {op} …", flush=True)
+                    results[op] = bench.measure(op)
+                    r = results[op]
+                    paced = r.get("paced")
+                    print(
+                        f"[bench] {op}: {fmt_rate(r['rate'])}/s {r['rates']} p50 "
+                        f"{r['p50_ms']:.1f} ms p99 {r['p99_ms']:.1f} ms errors {r['errors']} "
+                        f"rss {r['rss_mib']:.0f} MiB "
+                        f"cpu/req {r['server_cpu_per_request_ms']:.2f} ms"
+                        + (
+                            f" | at 70 %: {paced['rate']:.0f}/s p99 {paced['p99_ms']:.1f} ms"
+                            if paced
+                            else ""
+                        ),
+                        flush=True,
+                    )
+                info = machine(db_url if args.db == "postgres" else None)
+            finally:
+                bench.server.stop()
+    finally:
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    if args.profile:
+        return 0
+    record = {
+        "label": label,
+        "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": info,
+        "load_before": load_before,
+        "load_after": load_average(),
+        "config": {
+            "workers": args.workers,
+            "threads": args.gunicorn_threads,
+            "worker_class": "gthread",
+            "connections": args.connections,
+            "runs": args.runs,
+            "duration": args.duration,
+        },
+        "results": results,
+    }
+    history = json.loads(LAST_JSON.read_text()) if LAST_JSON.exists() else {}
+    previous = history.get(label)
+    text = "\n".join(table(results, (previous or {}).get("results")))
+    print(text)
+    if args.record:
+        write_markdown(label, record, previous)
+        history[label] = record
+        LAST_JSON.write_text(json.dumps(history, indent=2, sort_keys=True) + "\n")
+        print(f"[bench] written to {BENCHMARKS_MD.name} and {LAST_JSON.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,319 @@
+"""Bench data: users, clients, pre-minted token pools and bulk filler rows (run by bench/run.py).
+
+Runs as a Django script against the bench's own database (`DATABASE_URL` in the environment):
+
+    python bench/seed.py setup --users 200 --out DIR      users, clients, one access token
+    python bench/seed.py refresh-pool --count N --out F  N live refresh tokens, one body per line
+    python bench/seed.py code-pool --count N --out F     N authorization codes, one body per line
+    python bench/seed.py fill --rows N [--expired]       N filler access tokens (+ refresh tokens)
+    python bench/seed.py explain --out F                 EXPLAIN of every hot query (PostgreSQL)
+
+Pools are made with bulk inserts of exactly the rows the grant flow would have written (hashed
+codes and token checksums, never clear values), so each request of the load generator finds
+a fresh, valid credential. Clear values go to the pool files only (a throwaway directory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import secrets
+import sys
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "idp.settings")
+
+import django  # noqa: E402 (the path and settings module come first)
+
+django.setup()
+
+from allauth.account.models import EmailAddress  # noqa: E402
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.contrib.auth.hashers import make_password  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from oauth_clients.models import AccessToken, Client, Grant, RefreshToken  # noqa: E402
+from oauth_clients.tokens import hash_code  # noqa: E402
+
+PASSWORD = "bench-password-correct-horse"  # noqa: S105 (throwaway bench users)
+REDIRECT_URI = "https://app.bench.example/callback"
+# One PKCE pair for every pre-minted code (RFC 7636 §4.1: the verifier is 43-128 characters).
+VERIFIER = "bench-verifier-" + "v" * 40
+CHALLENGE = (
+    base64.urlsafe_b64encode(hashlib.sha256(VERIFIER.encode()).digest()).rstrip(b"=").decode()
+)
+BATCH = 5000
+
+
+def checksum(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def basic(client_id: str, secret: str) -> str:
+    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+def make_client(client_id: str, **fields) -> tuple[Client, str]:
+    secret = secrets.token_urlsafe(32)
+    values = {
+        "name": client_id,
+        "client_type": Client.CLIENT_CONFIDENTIAL,
+        "authorization_grant_type": Client.GRANT_AUTHORIZATION_CODE,
+        "algorithm": Client.RS256_ALGORITHM,
+        "redirect_uris": REDIRECT_URI,
+        "allowed_scopes": "openid profile email offline_access",
+        "is_trusted": True,
+    }
+    values.update(fields)
+    client = Client.objects.create(client_id=client_id, client_secret=secret, **values)
+    return client, secret
+
+
+def setup(args: argparse.Namespace) -> None:
+    user_model = get_user_model()
+    password_hash = make_password(PASSWORD)  # one Argon2id hash, shared by every bench user
+    users = [
+        user_model(
+            username=f"user{i}",
+            email=f"user{i}@bench.example",
+            first_name="Bench",
+            last_name=f"User {i}",
+            password=password_hash,
+        )
+        for i in range(args.users)
+    ]
+    user_model.objects.bulk_create(users, batch_size=BATCH)
+    users = list(user_model.objects.filter(username__startswith="user").order_by("pk"))
+    EmailAddress.objects.bulk_create(
+        [EmailAddress(user=u, email=u.email, verified=True, primary=True) for u in users]
+    )
+    grants = [Client.GRANT_AUTHORIZATION_CODE, "refresh_token"]
+    machine, machine_secret = make_client(
+        "bench-machine",
+        authorization_grant_type=Client.GRANT_CLIENT_CREDENTIALS,
+        redirect_uris="",
+        allowed_scopes="",
+        kind=Client.Kind.SERVICE,
+    )
+    web, web_secret = make_client("bench-web", grant_types=grants)
+    web_es, web_es_secret = make_client(
+        "bench-web-es256", grant_types=grants, algorithm=getattr(Client, "ES256_ALGORITHM", "RS256")
+    )
+    resource, resource_secret = make_client(
+        "bench-api",
+        authorization_grant_type=Client.GRANT_CLIENT_CREDENTIALS,
+        redirect_uris="",
+        allowed_scopes="",
+        is_resource_server=True,
+        kind=Client.Kind.SERVICE,
+    )
+    signin, signin_secret = make_client("bench-signin", grant_types=grants)
+    # One long-lived access token with openid for userinfo and introspection.
+    access = secrets.token_urlsafe(32)
+    AccessToken.objects.create(
+        user=users[0],
+        application=web,
+        token="",
+        token_checksum=checksum(access),
+        expires=timezone.now() + timedelta(days=1),
+        scope="openid profile email",
+    )
+    fixtures = {
+        "password": PASSWORD,
+        "users": len(users),
+        "redirect_uri": REDIRECT_URI,
+        "verifier": VERIFIER,
+        "challenge": CHALLENGE,
+        "access_token": access,
+        "auth": {
+            "machine": basic(machine.client_id, machine_secret),
+            "web": basic(web.client_id, web_secret),
+            "web_es256": basic(web_es.client_id, web_es_secret),
+            "api": basic(resource.client_id, resource_secret),
+            "signin": basic(signin.client_id, signin_secret),
+        },
+        "client_ids": {
+            "web": web.client_id,
+            "web_es256": web_es.client_id,
+            "signin": signin.client_id,
+        },
+    }
+    Path(args.out).write_text(json.dumps(fixtures, indent=2))
+
+
+def _bench_users(count: int) -> list:
+    return list(get_user_model().objects.filter(username__startswith="user").order_by("pk")[:count])
+
+
+def refresh_pool(args: argparse.Namespace) -> None:
+    """`count` live refresh tokens of the web client, each with its access token (as a code
+    exchange leaves them), written as refresh-grant bodies."""
+    client = Client.objects.get(client_id=args.client)
+    users = _bench_users(50)
+    now = timezone.now()
+    clear = [secrets.token_urlsafe(32) for _ in range(args.count)]
+    with transaction.atomic():
+        for start in range(0, args.count, BATCH):
+            chunk = clear[start : start + BATCH]
+            access = AccessToken.objects.bulk_create(
+                [
+                    AccessToken(
+                        user=users[i % len(users)],
+                        application=client,
+                        token="",
+                        token_checksum=checksum(secrets.token_urlsafe(32)),
+                        expires=now + timedelta(minutes=10),
+                        scope="openid profile email",
+                    )
+                    for i in range(len(chunk))
+                ]
+            )
+            RefreshToken.objects.bulk_create(
+                [
+                    RefreshToken(
+                        user=users[i % len(users)],
+                        application=client,
+                        access_token=access[i],
+                        token="",
+                        token_checksum=checksum(value),
+                        token_family=uuid.uuid4(),
+                        expires=now + timedelta(days=14),
+                        family_expires=now + timedelta(days=30),
+                        auth_time=now,
+                        amr=["pwd"],
+                    )
+                    for i, value in enumerate(chunk)
+                ]
+            )
+    with Path(args.out).open("w") as fh:
+        for value in clear:
+            fh.write(urlencode({"grant_type": "refresh_token", "refresh_token": value}) + "\n")
+
+
+def code_pool(args: argparse.Namespace) -> None:
+    """`count` unexchanged authorization codes (hashed, PKCE S256) written as exchange bodies.
+    Their expiry is set past the bench run instead of the real 60 s (the rows are made ahead)."""
+    client = Client.objects.get(client_id=args.client)
+    users = _bench_users(50)
+    now = timezone.now()
+    clear = [secrets.token_urlsafe(24) for _ in range(args.count)]
+    Grant.objects.bulk_create(
+        [
+            Grant(
+                application=client,
+                user=users[i % len(users)],
+                code=hash_code(value),
+                expires=now + timedelta(hours=1),
+                redirect_uri=REDIRECT_URI,
+                scope="openid profile email",
+                code_challenge=CHALLENGE,
+                code_challenge_method="S256",
+                nonce="n-" + value[:8],
+                claims="{}",
+                sid=secrets.token_hex(16),
+                auth_time=now,
+                amr=["pwd"],
+            )
+            for i, value in enumerate(clear)
+        ],
+        batch_size=BATCH,
+    )
+    with Path(args.out).open("w") as fh:
+        for value in clear:
+            body = {
+                "grant_type": "authorization_code",
+                "code": value,
+                "redirect_uri": REDIRECT_URI,
+                "code_verifier": VERIFIER,
+            }
+            fh.write(urlencode(body) + "\n")
+
+
+def fill(args: argparse.Namespace) -> None:
+    """`rows` filler access tokens (and as many refresh tokens) of a filler client, in the same
+    shape the grants write. PostgreSQL: one INSERT … SELECT generate_series per table."""
+    client, _secret = make_client(f"bench-filler-{secrets.token_hex(3)}")
+    user = _bench_users(1)[0]
+    now = timezone.now()
+    expires = now - timedelta(hours=2) if args.expired else now + timedelta(hours=1)
+    at, rt = AccessToken._meta.db_table, RefreshToken._meta.db_table
+    if connection.vendor != "postgresql":
+        raise SystemExit("fill needs PostgreSQL (generate_series)")
+    with transaction.atomic(), connection.cursor() as cursor:
+        first_id = cursor.execute(f"SELECT coalesce(max(id), 0) FROM {at}").fetchone()[0]  # noqa: S608 (table names from our models)
+        cursor.execute(
+            f"""
+            INSERT INTO {at} (token, token_checksum, expires, scope, created, updated,
+                              resource, sid, code_checksum, application_id, user_id)
+            SELECT '', encode(sha256(('filler-' || %s || '-' || g)::bytea), 'hex'), %s,
+                   'openid profile email', %s, %s, '[]', md5(g::text), '', %s, %s
+            FROM generate_series(1, %s) AS g
+            """,  # noqa: S608 (table names from our models)
+            [client.client_id, expires, now, now, client.pk, user.pk, args.rows],
+        )
+        if args.with_refresh:
+            cursor.execute(
+                f"""
+                INSERT INTO {rt} (token, token_checksum, created, updated, revoked, resource,
+                                  token_family, sid, expires, family_expires, auth_time, amr,
+                                  access_token_id, application_id, user_id)
+                SELECT '', encode(sha256(('filler-rt-' || %s || '-' || a.id)::bytea), 'hex'),
+                       %s, %s, NULL, '[]', md5(a.id::text)::uuid, a.sid, %s, %s, %s, '["pwd"]',
+                       a.id, %s, %s
+                FROM {at} a WHERE a.id > %s AND a.application_id = %s
+                """,  # noqa: S608 (table names from our models)
+                [
+                    client.client_id,
+                    now,
+                    now,
+                    expires,
+                    expires,
+                    now,
+                    client.pk,
+                    user.pk,
+                    first_id,
+                    client.pk,
+                ],
+            )
+        cursor.execute(f"ANALYZE {at}")
+        cursor.execute(f"ANALYZE {rt}")
+    print(json.dumps({"client": client.client_id, "rows": args.rows}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("setup")
+    p.add_argument("--users", type=int, default=200)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=setup)
+    p = sub.add_parser("refresh-pool")
+    p.add_argument("--count", type=int, required=True)
+    p.add_argument("--client", default="bench-web")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=refresh_pool)
+    p = sub.add_parser("code-pool")
+    p.add_argument("--count", type=int, required=True)
+    p.add_argument("--client", default="bench-web")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=code_pool)
+    p = sub.add_parser("fill")
+    p.add_argument("--rows", type=int, required=True)
+    p.add_argument("--expired", action="store_true")
+    p.add_argument("--with-refresh", action="store_true")
+    p.set_defaults(func=fill)
+    args = parser.parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
