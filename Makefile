@@ -10,7 +10,7 @@ PORT ?= 8000
 # A throwaway production-like environment for `check --deploy`.
 DEPLOY_TMP := $(CURDIR)/var/deploy-check
 
-.PHONY: run install browser test check test-sqlite test-postgres lint format migrate clean specs demo
+.PHONY: run install browser test check test-sqlite test-postgres lint format migrate clean specs demo bench wrk
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,21 @@ browser:
 	  echo "installing Debian's chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	fi
+
+## Debian's wrk, the load generator of `make bench`.
+wrk:
+	@if ! command -v wrk >/dev/null; then \
+	  echo "installing Debian's wrk for the benchmarks"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	fi
+
+## make bench: gunicorn + wrk figures into BENCHMARKS.md and bench/last.json (several minutes;
+## not part of `make test`). BENCH_DB=sqlite, BENCH_ROWS=1000000 (filled token tables),
+## BENCH_REDIS=1 (cache, sessions and limits in Redis), BENCH_ARGS="--ops refresh --runs 5".
+BENCH_DB ?= postgres
+BENCH_ROWS ?= 0
+bench: install wrk
+	$(BIN)/python bench/run.py --db $(BENCH_DB) --rows $(BENCH_ROWS) $(if $(BENCH_REDIS),--redis) $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
