@@ -8,10 +8,15 @@ from idp import branding, health, metrics
 
 urlpatterns = [
     path("", account_views.home, name="home"),
-    # allauth's password and email pages, behind a recent-authentication check (accounts.views).
-    path("accounts/password/change/", account_views.password_change),
-    path("accounts/password/set/", account_views.password_set),
-    path("accounts/email/", account_views.email),
+    # allauth's password and email pages, behind a recent-authentication check (accounts.views);
+    # allauth's names, so logs and reverse() see the same pages.
+    path(
+        "accounts/password/change/",
+        account_views.password_change,
+        name="account_change_password",
+    ),
+    path("accounts/password/set/", account_views.password_set, name="account_set_password"),
+    path("accounts/email/", account_views.email, name="account_email"),
     path("accounts/", include("allauth.urls")),
     path("account/", include("accounts.urls")),
     # The OIDC provider: DOT's views we keep plus ours, under DOT's namespace.
