@@ -24,10 +24,13 @@ from django.utils.translation import gettext_lazy, ngettext
 
 from oauth_clients import admin_views, selectors, services
 from oauth_clients.forms import ClientChangeForm
-from oauth_clients.models import Client
+from oauth_clients.models import BackchannelDelivery, Client
 
 if admin.site.is_registered(Client):
     admin.site.unregister(Client)
+
+# Rows of the delivery log shown on a client's page.
+BACKCHANNEL_LOG_ROWS = 20
 
 
 @admin.register(Client)
@@ -61,6 +64,7 @@ class ClientAdmin(admin.ModelAdmin):
         "created",
         "updated",
         "overview",
+        "backchannel_log",
     )
     fieldsets = (
         (
@@ -117,6 +121,7 @@ class ClientAdmin(admin.ModelAdmin):
                     "backchannel_logout_session_required",
                     "frontchannel_logout_uri",
                     "allow_private_network",
+                    "backchannel_log",
                 ),
                 "classes": ("collapse",),
             },
@@ -231,6 +236,46 @@ class ClientAdmin(admin.ModelAdmin):
                 "when": obj.previous_secret_expires_at.strftime("%Y-%m-%d %H:%M UTC")
             }
         return text
+
+    @admin.display(description=gettext_lazy("recent back-channel logouts"))
+    def backchannel_log(self, obj: Client) -> str:
+        """The delivery log of logout tokens sent to this app (newest first)."""
+        if not obj.pk:
+            return ""
+        deliveries = list(obj.backchannel_deliveries.all()[:BACKCHANNEL_LOG_ROWS])
+        if not deliveries:
+            return _("None sent yet.")
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    delivery.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                    delivery.get_status_display(),
+                    delivery.attempts,
+                    delivery.last_status_code or "–",
+                    delivery.last_error or "–",
+                    delivery.reason,
+                )
+                for delivery in deliveries
+            ),
+        )
+        log_url = reverse("admin:oauth_clients_backchanneldelivery_changelist")
+        return format_html(
+            '<table class="backchannel-log"><thead><tr><th>{}</th><th>{}</th><th>{}</th>'
+            "<th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody></table>"
+            '<p><a href="{}?client__id__exact={}">{}</a></p>',
+            _("queued"),
+            _("status"),
+            _("attempts"),
+            _("last HTTP status"),
+            _("last error"),
+            _("why"),
+            rows,
+            log_url,
+            obj.pk,
+            _("The whole delivery log of this app"),
+        )
 
     @admin.display(description=gettext_lazy("overview"))
     def overview(self, obj: Client) -> str:
@@ -392,3 +437,33 @@ class ClientAdmin(admin.ModelAdmin):
             service=services.delete_client,
             done=ngettext("Deleted %(count)d app.", "Deleted %(count)d apps.", queryset.count()),
         )
+
+
+@admin.register(BackchannelDelivery)
+class BackchannelDeliveryAdmin(admin.ModelAdmin):
+    """The back-channel logout delivery log: read-only (the worker writes it)."""
+
+    list_display = (
+        "created_at",
+        "client",
+        "status",
+        "attempts",
+        "last_status_code",
+        "last_error",
+        "reason",
+        "next_attempt_at",
+    )
+    list_filter = ("status", "reason", "client")
+    list_select_related = ("client",)
+    search_fields = ("client__client_id", "client__name", "sub", "sid", "jti")
+    date_hierarchy = "created_at"
+    list_per_page = 100
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

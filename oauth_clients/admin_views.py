@@ -55,6 +55,21 @@ REGISTER_FIELDSETS: list[tuple[Any, dict[str, Any]]] = [
             "description": gettext_lazy("The defaults suit most apps; shorter is safer."),
         },
     ),
+    (
+        gettext_lazy("Logout notifications"),
+        {
+            "fields": [
+                "backchannel_logout_uri",
+                "backchannel_logout_session_required",
+                "frontchannel_logout_uri",
+                "allow_private_network",
+            ],
+            "description": gettext_lazy(
+                "Single sign-out: when a user's session ends here, the IdP tells the app "
+                "(OpenID Connect Back-Channel Logout). Optional."
+            ),
+        },
+    ),
 ]
 
 

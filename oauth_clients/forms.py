@@ -156,6 +156,23 @@ class RegisterClientForm(forms.Form):
     refresh_token_absolute_lifetime = _lifetime_field(
         "refresh_token_absolute_lifetime", _("Refresh token absolute lifetime")
     )
+    # OpenID Connect Back-Channel / Front-Channel Logout 1.0 (single sign-out).
+    backchannel_logout_uri = _url_field(
+        _("Back-channel logout URI"),
+        _("The IdP POSTs a logout token here when a user signs out (https, public address)."),
+    )
+    backchannel_logout_session_required = forms.BooleanField(
+        label=_("The app needs the session id (sid) in logout tokens"), required=False
+    )
+    frontchannel_logout_uri = _url_field(
+        _("Front-channel logout URI"),
+        _("Loaded in a hidden frame of the user's browser at sign-out."),
+    )
+    allow_private_network = forms.BooleanField(
+        label=_("Allow a back-channel logout URI on a private or loopback address"),
+        required=False,
+        help_text=_("Only for internal apps: the IdP would otherwise refuse to call them."),
+    )
 
     def clean(self) -> dict[str, Any]:
         super().clean()
@@ -167,6 +184,9 @@ class RegisterClientForm(forms.Form):
             redirect_uris=data.get("redirect_uris", ""),
             post_logout_redirect_uris=data.get("post_logout_redirect_uris", ""),
             scopes=data.get("scopes", []),
+            backchannel_logout_uri=data.get("backchannel_logout_uri") or "",
+            frontchannel_logout_uri=data.get("frontchannel_logout_uri") or "",
+            allow_private_network=bool(data.get("allow_private_network")),
             info_uris={name: data.get(name, "") for name in uri_rules.INFO_URI_FIELDS},
             lifetimes={name: data.get(name) for name in services.LIFETIME_FIELDS},
         )

@@ -72,6 +72,19 @@ class Command(BaseCommand):
             create.add_argument(f"--{flag}", default="")
         for name in services.LIFETIME_FIELDS:
             create.add_argument(f"--{name.replace('_', '-')}", type=int, metavar="SECONDS")
+        # OpenID Connect Back-Channel / Front-Channel Logout 1.0 registration.
+        create.add_argument("--backchannel-logout-uri", default="", metavar="URI")
+        create.add_argument(
+            "--backchannel-logout-session-required",
+            action="store_true",
+            help="The app needs the session id (sid) in logout tokens.",
+        )
+        create.add_argument("--frontchannel-logout-uri", default="", metavar="URI")
+        create.add_argument(
+            "--allow-private-network",
+            action="store_true",
+            help="Allow a back-channel logout URI on a private or loopback address.",
+        )
         create.add_argument("--json", action="store_true")
 
         listing = sub.add_parser("list", help="List registered apps.")
@@ -160,6 +173,10 @@ class Command(BaseCommand):
             client_uri=options["client_uri"],
             policy_uri=options["policy_uri"],
             tos_uri=options["tos_uri"],
+            backchannel_logout_uri=options["backchannel_logout_uri"],
+            backchannel_logout_session_required=options["backchannel_logout_session_required"],
+            frontchannel_logout_uri=options["frontchannel_logout_uri"],
+            allow_private_network=options["allow_private_network"],
             **{name: options[name] for name in services.LIFETIME_FIELDS},
         )
         facts = selectors.setup_facts(client=client)
