@@ -1,0 +1,265 @@
+"""Relying parties on loopback for the back-channel logout tests, and what they check.
+
+A `Receiver` is an app's back-channel logout endpoint: an `http.server` on 127.0.0.1 with a free
+port, in a thread, recording every request; it can answer with any status, slowly, with a
+redirect or with an endless body. Logout tokens are verified with PyJWT through the demo app's
+own §2.6 validator (`deploy/demo-app/demo/logout_tokens.py`), against our published JWKS — an
+implementation independent of the jwcrypto code that signs them.
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+import jwt
+from django.conf import settings
+from django.db import connections
+from django.test import Client as HttpClient
+from django.urls import reverse
+
+from oauth_clients.models import BackchannelDelivery, Client
+from tests.docs.conftest import import_demo_module
+from tests.oidc.authorize_helpers import authorize_code
+from tests.oidc.conftest import FORM, basic_auth, make_client
+
+SPEC = "OpenID Connect Back-Channel Logout 1.0"
+BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+IMMEDIATE_TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+DATABASE_TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+    @property
+    def form(self) -> dict[str, list[str]]:
+        return parse_qs(self.body.decode("ascii"), keep_blank_values=True)
+
+    @property
+    def logout_token(self) -> str:
+        (token,) = self.form["logout_token"]
+        return token
+
+
+@dataclass
+class Receiver:
+    """An app's back-channel logout endpoint on 127.0.0.1 (see the module docstring)."""
+
+    status: int = HTTPStatus.OK
+    delay: float = 0.0
+    location: str = ""
+    endless_body: bool = False
+    path: str = "/backchannel-logout"
+    tls: ssl.SSLContext | None = None
+    host_name: str = "127.0.0.1"
+    received: list[Received] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._changed = threading.Condition()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                with receiver._changed:
+                    receiver.received.append(
+                        Received(
+                            method="POST",
+                            path=self.path,
+                            headers={k.lower(): v for k, v in self.headers.items()},
+                            body=body,
+                            at=time.monotonic(),
+                        )
+                    )
+                    receiver._changed.notify_all()
+                if receiver.delay:
+                    time.sleep(receiver.delay)
+                try:
+                    self.send_response(receiver.status)
+                    if receiver.location:
+                        self.send_header("Location", receiver.location)
+                    if receiver.endless_body:
+                        self.send_header("Content-Length", str(100 * 1024 * 1024))
+                        self.end_headers()
+                        chunk = b"x" * 16384
+                        deadline = time.monotonic() + 30
+                        while time.monotonic() < deadline:
+                            self.wfile.write(chunk)
+                        return
+                    self.send_header("Content-Length", "0")
+                    self.send_header("Cache-Control", "no-store")
+                    self.end_headers()
+                except OSError:
+                    pass  # the IdP gave up (timeout, size cap): nothing left to answer
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        if self.tls is not None:
+            self.server.socket = self.tls.wrap_socket(self.server.socket, server_side=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """The URI an app registers; `host_name` may be a name our tests resolve to 127.0.0.1."""
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://{self.host_name}:{self.port}{self.path}"
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
+        """The requests once at least `count` have arrived (or whatever came within `timeout`)."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while len(self.received) < count and time.monotonic() < deadline:
+                self._changed.wait(timeout=max(0.01, deadline - time.monotonic()))
+            return list(self.received)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def register_app(name: str, receiver: Receiver, **fields: Any) -> Client:
+    """A trusted confidential web app (code + refresh) whose back-channel URI is `receiver`."""
+    slug = name.lower().replace(" ", "-")
+    values: dict[str, Any] = {
+        "name": name,
+        "client_id": slug,
+        "secret": f"{slug}-secret-" + "s" * 30,
+        "redirect_uris": f"https://{slug}.example.com/callback",
+        "post_logout_redirect_uris": f"https://{slug}.example.com/signed-out",
+        "grant_types": [Client.GRANT_AUTHORIZATION_CODE, "refresh_token"],
+        "allowed_scopes": "openid profile email offline_access",
+        "is_trusted": True,
+        "backchannel_logout_uri": receiver.url,
+        "backchannel_logout_session_required": True,
+        "allow_private_network": True,  # the receivers listen on loopback
+    }
+    values.update(fields)
+    return make_client(**values)
+
+
+def sign_in_to_app(browser: HttpClient, app: Client) -> dict[str, Any]:
+    """The code flow in `browser`'s IdP session, then the code exchange: the app's tokens."""
+    flow = authorize_code(browser, app, scope="openid profile offline_access")
+    response = HttpClient().post(
+        reverse("oauth2_provider:token"),
+        urlencode(flow.token_data()),
+        content_type=FORM,
+        HTTP_AUTHORIZATION=basic_auth(app.client_id, app.test_secret),
+    )
+    assert response.status_code == HTTPStatus.OK, response.content
+    return dict(response.json())
+
+
+def unverified_claims(token: str) -> dict[str, Any]:
+    return dict(jwt.decode(token, options={"verify_signature": False}))
+
+
+def verify_logout_token(token: str, app: Client) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(header, claims) of a logout token that passes every §2.6 check against our JWKS."""
+    jwks = HttpClient().get(reverse("oauth2_provider:jwks-info")).json()
+    checks = import_demo_module("demo.logout_tokens")
+    checks.verify_logout_token(
+        token, issuer=settings.IDP_ISSUER, client_id=app.client_id, jwks=jwks
+    )
+    header = jwt.get_unverified_header(token)
+    signing_key = jwt.PyJWKSet.from_dict(jwks)[header["kid"]]
+    claims = jwt.decode(
+        token,
+        signing_key.key,
+        algorithms=["RS256"],
+        audience=app.client_id,
+        issuer=settings.IDP_ISSUER,
+        options={"require": ["iss", "aud", "iat", "exp", "jti", "events"]},
+    )
+    return header, claims
+
+
+def assert_logout_token_for_session(
+    received: Received, app: Client, *, id_token: str
+) -> dict[str, Any]:
+    """The POST is §2.5's form and its token §2.4's, naming the ID token's user and session."""
+    assert received.path == "/backchannel-logout"
+    assert received.headers["content-type"] == "application/x-www-form-urlencoded"
+    assert list(received.form) == ["logout_token"]
+    header, claims = verify_logout_token(received.logout_token, app)
+    assert header["typ"] == "logout+jwt"
+    assert header["alg"] == "RS256"
+    id_claims = unverified_claims(id_token)
+    assert set(claims) == {"iss", "aud", "iat", "exp", "jti", "events", "sub", "sid"}
+    assert claims["aud"] == app.client_id
+    assert claims["sub"] == id_claims["sub"]
+    assert claims["sid"] == id_claims["sid"]
+    assert claims["events"] == {BACKCHANNEL_EVENT: {}}
+    assert 0 < claims["exp"] - claims["iat"] <= 120
+    assert abs(claims["iat"] - time.time()) < 60
+    assert "nonce" not in claims
+    return claims
+
+
+def run_worker_until(predicate: Any, *, timeout: float) -> float:
+    """Run django-tasks-db's real worker loop in a thread until `predicate()` holds (or
+    `timeout`); returns the seconds it ran. The worker polls the database queue like
+    `manage.py db_worker` does, here every 50 ms."""
+    from django_tasks_db.management.commands.db_worker import Worker
+
+    worker = Worker(
+        queue_names=["default"],
+        interval=0.05,
+        batch=False,
+        backend_name="default",
+        startup_delay=False,
+        max_tasks=None,
+        worker_id="test-worker",
+        excluded_queue_names=[],
+    )
+
+    def run() -> None:
+        try:
+            worker.run()
+        finally:
+            connections.close_all()
+
+    started = time.monotonic()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        while time.monotonic() - started < timeout and not predicate():
+            time.sleep(0.05)
+    finally:
+        worker.running = False
+        thread.join(timeout=15)
+    assert not thread.is_alive(), "the worker did not stop"
+    return time.monotonic() - started
+
+
+def deliveries_finished() -> bool:
+    pending = (BackchannelDelivery.Status.QUEUED, BackchannelDelivery.Status.RETRYING)
+    return (
+        BackchannelDelivery.objects.exists()
+        and not BackchannelDelivery.objects.filter(status__in=pending).exists()
+    )
