@@ -8,6 +8,7 @@ a token was issued in, and consumed authorization codes (so a replay can revoke 
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -151,6 +152,20 @@ class Client(AbstractApplication):
         help_text=_("Allow back-channel calls to private or loopback addresses (internal apps)."),
     )
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True, editable=False)
+    # ID-token signing: DOT's field with ES256 added (oauth_clients.keys) and HS256 removed (a
+    # hashed secret cannot be an HMAC key). RS256 stays the default for compatibility.
+    ES256_ALGORITHM = "ES256"
+    algorithm = models.CharField(
+        _("ID token signing algorithm"),
+        max_length=5,
+        choices=[
+            (AbstractApplication.NO_ALGORITHM, _("No OIDC support")),
+            (AbstractApplication.RS256_ALGORITHM, _("RSA with SHA-2 256 (RS256)")),
+            (ES256_ALGORITHM, _("ECDSA P-256 with SHA-256 (ES256)")),
+        ],
+        default=AbstractApplication.NO_ALGORITHM,
+        blank=True,
+    )
 
     objects = ApplicationManager()
 
@@ -182,6 +197,15 @@ class Client(AbstractApplication):
                 if scheme and scheme not in schemes:
                     schemes.append(scheme)
         return schemes
+
+    def clean(self) -> None:
+        super().clean()
+        if self.algorithm == self.ES256_ALGORITHM and not getattr(
+            settings, "IDP_OIDC_EC_PRIVATE_KEYS", []
+        ):
+            raise ValidationError(
+                {"algorithm": _("ES256 needs an EC signing key (IDP_OIDC_EC_PRIVATE_KEY_FILE).")}
+            )
 
     def is_usable(self, request: object) -> bool:
         # A disabled client is refused everywhere DOT asks (token, authorize, introspect).
