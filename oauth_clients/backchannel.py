@@ -377,7 +377,6 @@ def send_logout_token(
     parts = urlsplit(uri)
     session = requests.Session()
     session.trust_env = False  # no proxy, netrc or CA bundle from the environment
-    session.max_redirects = 0
     adapter = PinnedAddressAdapter(address)
     session.mount("http://", adapter)
     session.mount("https://", adapter)

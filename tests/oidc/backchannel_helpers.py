@@ -24,7 +24,7 @@ from django.db import connections
 from django.test import Client as HttpClient
 from django.urls import reverse
 
-from oauth_clients.models import BackchannelDelivery, Client
+from oauth_clients.models import Client
 from tests.docs.conftest import import_demo_module
 from tests.oidc.authorize_helpers import authorize_code
 from tests.oidc.conftest import FORM, basic_auth, make_client
@@ -221,10 +221,12 @@ def assert_logout_token_for_session(
     return claims
 
 
-def run_worker_until(predicate: Any, *, timeout: float) -> float:
-    """Run django-tasks-db's real worker loop in a thread until `predicate()` holds (or
-    `timeout`); returns the seconds it ran. The worker polls the database queue like
-    `manage.py db_worker` does, here every 50 ms."""
+def run_worker_until(done: Any, *, timeout: float) -> float:
+    """Run django-tasks-db's real worker loop in a thread until `done()` holds and the worker
+    is idle (or `timeout`); returns the seconds it ran. The worker polls the database queue as
+    `manage.py db_worker` does, here every 50 ms. `done` must not touch the database: on the
+    test's shared in-memory SQLite a second connection makes the worker's own writes fail with
+    "database table is locked" (a real deployment has one database server, no shared cache)."""
     from django_tasks_db.management.commands.db_worker import Worker
 
     worker = Worker(
@@ -237,29 +239,27 @@ def run_worker_until(predicate: Any, *, timeout: float) -> float:
         worker_id="test-worker",
         excluded_queue_names=[],
     )
+    failure: list[BaseException] = []
 
     def run() -> None:
         try:
             worker.run()
+        except BaseException as error:
+            failure.append(error)
         finally:
             connections.close_all()
 
     started = time.monotonic()
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
+    idle_polls = 0
     try:
-        while time.monotonic() - started < timeout and not predicate():
+        while time.monotonic() - started < timeout and idle_polls < 4 and thread.is_alive():
             time.sleep(0.05)
+            idle_polls = idle_polls + 1 if done() and not worker.running_task else 0
     finally:
         worker.running = False
         thread.join(timeout=15)
     assert not thread.is_alive(), "the worker did not stop"
+    assert not failure, failure
     return time.monotonic() - started
-
-
-def deliveries_finished() -> bool:
-    pending = (BackchannelDelivery.Status.QUEUED, BackchannelDelivery.Status.RETRYING)
-    return (
-        BackchannelDelivery.objects.exists()
-        and not BackchannelDelivery.objects.filter(status__in=pending).exists()
-    )
