@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make demo`: the IdP and the demo relying party together on loopback, the demo client
+# `make demo`: the IdP (with its task worker) and the demo relying party together on loopback, the demo client
 # registered (idempotently) and a demo user created on the first run. Ctrl-C stops both.
 #
 # Environment (defaults): HOST (127.0.0.1), IDP_PORT (8000), DEMO_PORT (8001), DEMO_USER (demo),
@@ -28,6 +28,8 @@ cd "$ROOT"
 # Stop both servers when this script ends (Ctrl-C, or one of them exiting).
 trap 'kill $(jobs -p) 2>/dev/null || true' EXIT INT TERM
 "$PY" manage.py runserver "$HOST:$IDP_PORT" --noreload &
+# The IdP's task worker delivers back-channel logout tokens (to the demo's /backchannel-logout/).
+"$PY" manage.py db_worker --no-reload --interval 0.5 &
 (cd deploy/demo-app && exec "$PY" manage.py runserver "$HOST:$DEMO_PORT" --noreload) &
 echo
 echo "IdP:       $IDP_ISSUER/  (admin: $IDP_ISSUER/admin/, button kit: $IDP_ISSUER/button/)"

@@ -4,7 +4,8 @@
 on free loopback ports with temporary data directories, registering the demo client and user with
 `register_demo_client`. Then: the demo's button → IdP login → consent → back in the demo showing
 the user's name and email → refresh tokens → sign out (RP-initiated logout) → the IdP session is
-gone. Login and consent pass axe-core (no serious or critical violation) and fit a 375 px phone.
+gone; then, signed in again, a sign-out at the IdP reaches the demo by back-channel logout.
+Login and consent pass axe-core (no serious or critical violation) and fit a 375 px phone.
 Screenshots of the login, consent and signed-in pages go to tests/artifacts/.
 """
 
@@ -226,5 +227,26 @@ def test_sign_in_with_company_from_button_to_sign_out(demo_setup, chromium_brows
     # The IdP session is gone: its account page asks to sign in again.
     page.goto(f"{idp}/account/")
     assert "/accounts/login/" in page.url
+
+    # Back-channel logout: sign in again (consent is remembered), then sign out at the IdP
+    # itself; the IdP's worker POSTs a logout token to the demo, which ends its own session.
+    page.goto(f"{demo}/")
+    page.get_by_role("button", name="Sign in with Company").click()
+    page.get_by_label("Login").fill(demo_setup.username)
+    page.get_by_label("Password").fill(demo_setup.password)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    page.wait_for_url(f"{demo}/")
+    assert page.get_by_role("heading", name="Signed in as Demo User").is_visible()
+    page.goto(f"{idp}/accounts/logout/")
+    page.get_by_role("button", name="Sign Out").click()
+    page.wait_for_load_state()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        page.goto(f"{demo}/")
+        if page.get_by_role("button", name="Sign in with Company").is_visible():
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError(f"the demo session outlived the IdP's:\n{demo_setup.logs()}")
     assert problems == [], problems
     context.close()

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
-from django.contrib.sessions.backends.db import SessionStore
+from django.contrib.sessions.models import Session
 from django.core.cache import cache
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
@@ -94,6 +94,7 @@ def refresh(request: HttpRequest) -> HttpResponse:
 def sign_out(request: HttpRequest) -> HttpResponse:
     """Sign out here, then at the IdP (RP-Initiated Logout 1.0), which sends the browser back."""
     id_token = request.session.get(ID_TOKEN_SESSION_KEY, "")
+    OidcSession.objects.filter(session_key=request.session.session_key).delete()
     logout(request)
     state = secrets.token_urlsafe(16)
     request.session[LOGOUT_STATE_KEY] = state
@@ -166,9 +167,7 @@ def end_idp_sessions(*, sub: str, sid: str) -> int:
             links = links.filter(sub=sub)
     else:
         links = links.filter(sub=sub)
-    ended = 0
-    for link in links:
-        SessionStore(session_key=link.session_key).delete()
-        ended += 1
+    keys = [link.session_key for link in links]
+    ended, _ = Session.objects.filter(session_key__in=keys).delete()
     links.delete()
     return ended
