@@ -736,3 +736,28 @@ def test_admins_read_the_delivery_log_on_the_client_page_and_cannot_edit_it(
     deleted = admin.post(f"/admin/oauth_clients/backchanneldelivery/{delivery.pk}/delete/")
     assert deleted.status_code == 403
     assert BackchannelDelivery.objects.filter(pk=delivery.pk).exists()
+
+
+# --------------------------------------------------------------------------- deployment
+
+
+def test_compose_and_kubernetes_run_the_worker_with_the_signing_keys():
+    from django.core.management import get_commands
+
+    from tests.deploy.test_manifests import DEPLOY, RENDERED, containers, load_yaml, one
+
+    assert get_commands()["db_worker"] == "django_tasks_db"
+    (compose,) = load_yaml(DEPLOY / "compose.yaml")
+    worker = compose["services"]["worker"]
+    assert worker["entrypoint"][:4] == ["python", "manage.py", "db_worker", "--no-reload"]
+    assert worker["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert "./signing-keys:/run/secrets/idp-signing-keys:ro" in worker["volumes"]
+    for variant in ("base", "production"):
+        deployment = one(RENDERED[variant], "Deployment", "idp-worker")
+        (container,) = containers(deployment)
+        assert container["command"][:4] == ["python", "manage.py", "db_worker", "--no-reload"]
+        assert "ports" not in container
+        mounts = {mount["mountPath"] for mount in container["volumeMounts"]}
+        assert "/etc/idp/signing-keys" in mounts
+        env = {item["name"] for item in container["env"]}
+        assert {"DJANGO_SECRET_KEY", "DATABASE_URL"} <= env
