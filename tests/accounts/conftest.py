@@ -55,12 +55,22 @@ REAUTHENTICATE_URL = "/accounts/reauthenticate/"
 
 
 def totp_code(secret: str, *, at: float | None = None) -> str:
-    """The code an authenticator app shows now (or at `at`), computed independently of allauth."""
+    """The code an authenticator app shows now (or at `at`), computed independently of allauth.
+
+    allauth accepts only the current 30-second step (MFA_TOTP_TOLERANCE 0): a code read in the
+    last moment of a step could reach the server in the next, so "now" waits for a fresh step
+    then, as a person would.
+    """
     import time
 
     import pyotp
 
-    return pyotp.TOTP(secret).at(at if at is not None else time.time())
+    if at is None:
+        left = 30 - time.time() % 30
+        if left < 2:
+            time.sleep(left + 0.05)
+        at = time.time()
+    return pyotp.TOTP(secret).at(at)
 
 
 def other_totp_code(secret: str) -> str:
