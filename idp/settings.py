@@ -518,6 +518,17 @@ _signing_keys = read_signing_keys(
 )
 OAUTH2_PROVIDER["OIDC_RSA_PRIVATE_KEY"] = _signing_keys[0] if _signing_keys else ""
 OAUTH2_PROVIDER["OIDC_RSA_PRIVATE_KEYS_INACTIVE"] = _signing_keys[1:]
+# EC P-256 keys for clients whose algorithm is ES256 (RS256 stays the default; DOT has no ES256,
+# see oauth_clients.keys). Active first; all published in JWKS. Without one, ES256 is not offered.
+_ec_pem_file = os.environ.get("IDP_OIDC_EC_PRIVATE_KEY_FILE", "")
+IDP_OIDC_EC_PRIVATE_KEYS = read_signing_keys(
+    key_dir=IDP_SIGNING_KEY_DIR,
+    env_pem=Path(_ec_pem_file).read_text()
+    if _ec_pem_file
+    else os.environ.get("IDP_OIDC_EC_PRIVATE_KEY", ""),
+    generate=DEBUG,
+    algorithm="ES256",
+)
 
 # DOT's W008 flags `http` in ALLOWED_REDIRECT_URI_SCHEMES. We keep http for RFC 8252 §7.3 loopback
 # redirects of native apps only; oauth_clients' registration validation refuses http on any other

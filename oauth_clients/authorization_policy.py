@@ -34,9 +34,12 @@ from oauth_clients.backend import (
 )
 from oauth_clients.claims import build_claims, supported_claims
 from oauth_clients.consent import consent_covers
+from oauth_clients.keys import key_algorithm, key_id, published_pems, signing_key
 from oauth_clients.models import Client
 
 ID_TOKEN_ALGORITHM = "RS256"  # noqa: S105 (an algorithm name, not a secret)
+# Per-client choice (Client.algorithm): RS256 by default, ES256 for clients that take it.
+ID_TOKEN_ALGORITHMS = ["RS256", "ES256"]
 # RFC 8252 §7.3: a loopback redirect URI matches on any port.
 LOOPBACK_REDIRECT_HOSTS = frozenset({"127.0.0.1", "::1"})
 
@@ -74,16 +77,14 @@ def redirect_uri_registered(uri: str, registered: list[str]) -> bool:
 
 
 def published_keys() -> jwk.JWKSet:
-    """Every RS256 key still in JWKS: the active one and those kept after a rotation."""
+    """Every key still in JWKS (RS256 and ES256): the active ones and those kept after a
+    rotation (oauth_clients.keys)."""
     keys = jwk.JWKSet()
-    for pem in [
-        oauth2_settings.OIDC_RSA_PRIVATE_KEY,
-        *oauth2_settings.OIDC_RSA_PRIVATE_KEYS_INACTIVE,
-    ]:
+    for pem in published_pems():
         if pem:
             key = jwk_from_pem(pem)
             public = jwk.JWK.from_json(key.export_public())
-            public.update(kid=key.thumbprint(), alg=ID_TOKEN_ALGORITHM, use="sig")
+            public.update(kid=key_id(pem), alg=key_algorithm(pem), use="sig")
             keys.add(public)
     return keys
 
@@ -103,7 +104,7 @@ def decode_id_token(
         decoded = jwt.JWT(
             jwt=token,
             key=published_keys(),
-            algs=[ID_TOKEN_ALGORITHM],
+            algs=ID_TOKEN_ALGORITHMS,
             check_claims=check_claims,
         )
         claims = json.loads(decoded.claims)
@@ -266,8 +267,9 @@ class AuthorizationPolicyMixin:
             payload.pop("nonce", None)
         elif "nonce" not in payload and request.nonce:
             payload["nonce"] = request.nonce
-        key = jwk_from_pem(oauth2_settings.OIDC_RSA_PRIVATE_KEY)
-        header = {"typ": "JWT", "alg": ID_TOKEN_ALGORITHM, "kid": key.thumbprint()}
+        algorithm = "ES256" if request.client.algorithm == "ES256" else ID_TOKEN_ALGORITHM
+        key, kid = signing_key(algorithm)
+        header = {"typ": "JWT", "alg": algorithm, "kid": kid}
         signed = jwt.JWT(header=header, claims=payload)
         signed.make_signed_token(key)
         record = self._save_id_token(payload["jti"], request, expiration_time)

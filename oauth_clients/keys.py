@@ -3,6 +3,9 @@
 Imported by settings, so it must not touch Django models. Layout of the key directory:
 `<unix-time>.pem` files, RSA private keys (PKCS#8 PEM, file mode 0600). The newest signs; older
 ones stay published in JWKS (so tokens they signed still verify) until removed by rotation.
+The `ec/` subdirectory holds EC P-256 keys in the same layout, for clients whose `algorithm` is
+ES256 (RFC 7518 §3.4); RS256 stays the default. Both kinds are published in JWKS, each with its
+own `kid`.
 """
 
 from __future__ import annotations
@@ -15,8 +18,12 @@ import time
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwcrypto import jwk
+
+RS256 = "RS256"
+ES256 = "ES256"
+EC_KEY_SUBDIR = "ec"
 
 
 def generate_rsa_private_key_pem() -> str:
@@ -28,14 +35,28 @@ def generate_rsa_private_key_pem() -> str:
     ).decode("ascii")
 
 
-def write_new_key(key_dir: Path) -> Path:
-    """Write a fresh key that becomes the active (newest) one; returns its path."""
+def generate_ec_private_key_pem() -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode("ascii")
+
+
+def write_new_key(key_dir: Path, *, algorithm: str = RS256) -> Path:
+    """Write a fresh key that becomes the active (newest) one; returns its path. ES256 keys go
+    to the `ec/` subdirectory of `key_dir`."""
+    if algorithm == ES256:
+        key_dir = key_dir / EC_KEY_SUBDIR
     key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     stamp = time.time_ns()
     path = key_dir / f"{stamp}.pem"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
-        fh.write(generate_rsa_private_key_pem())
+        fh.write(
+            generate_ec_private_key_pem() if algorithm == ES256 else generate_rsa_private_key_pem()
+        )
     return path
 
 
@@ -48,11 +69,15 @@ def key_files(key_dir: Path) -> list[Path]:
     )
 
 
-def read_signing_keys(*, key_dir: Path, env_pem: str = "", generate: bool = False) -> list[str]:
-    """PEM strings, active key first. `env_pem` (from the environment) wins as the active key."""
-    if generate and not env_pem and not key_files(key_dir):
-        write_new_key(key_dir)
-    pems = [p.read_text() for p in key_files(key_dir)]
+def read_signing_keys(
+    *, key_dir: Path, env_pem: str = "", generate: bool = False, algorithm: str = RS256
+) -> list[str]:
+    """PEM strings, active key first. `env_pem` (from the environment) wins as the active key.
+    ES256 keys are read from (and generated in) the `ec/` subdirectory."""
+    files_dir = key_dir / EC_KEY_SUBDIR if algorithm == ES256 else key_dir
+    if generate and not env_pem and not key_files(files_dir):
+        write_new_key(key_dir, algorithm=algorithm)
+    pems = [p.read_text() for p in key_files(files_dir)]
     if env_pem:
         pems = [env_pem.replace("\\n", "\n"), *[p for p in pems if p.strip() != env_pem.strip()]]
     return pems
@@ -85,15 +110,22 @@ def _jwk(pem: str) -> jwk.JWK:
     return jwk.JWK.from_pem(pem.encode("ascii"))
 
 
+@functools.lru_cache(maxsize=64)
 def key_id(pem: str) -> str:
-    """The `kid` of a key: its RFC 7638 thumbprint, the value DOT puts in the ID-token header."""
+    """The `kid` of a key: its RFC 7638 thumbprint, the value DOT puts in the ID-token header.
+    Cached: discovery and JWKS fingerprint the key set on every request (profile finding)."""
     return _jwk(pem).thumbprint()
+
+
+def key_algorithm(pem: str) -> str:
+    """RS256 for an RSA key, ES256 for an EC P-256 key (RFC 7518 §3.1)."""
+    return ES256 if _jwk(pem).get("kty") == "EC" else RS256
 
 
 def public_jwk(pem: str) -> dict[str, str]:
     """The public half of a signing key as published in JWKS (RFC 7517 §4), with its `kid`."""
     key = _jwk(pem)
-    data: dict[str, str] = {"alg": "RS256", "use": "sig", "kid": key.thumbprint()}
+    data: dict[str, str] = {"alg": key_algorithm(pem), "use": "sig", "kid": key_id(pem)}
     data.update(key.export_public(as_dict=True))
     return data
 
@@ -118,9 +150,41 @@ def verification_key(pems: list[str], kid: str | None) -> jwk.JWK | None:
 
 
 def published_pems() -> list[str]:
-    """The configured keys, signing key first (what JWKS publishes and id_token_hint may use)."""
+    """The configured keys, RSA signing key first, then the other RSA keys, then the EC keys
+    (what JWKS publishes and id_token_hint may use)."""
     # Imported here: Django settings import this module before DOT's settings exist.
+    from django.conf import settings
     from oauth2_provider.settings import oauth2_settings
 
     active = oauth2_settings.OIDC_RSA_PRIVATE_KEY
-    return [active, *oauth2_settings.OIDC_RSA_PRIVATE_KEYS_INACTIVE] if active else []
+    rsa_pems = [active, *oauth2_settings.OIDC_RSA_PRIVATE_KEYS_INACTIVE] if active else []
+    return [*rsa_pems, *getattr(settings, "IDP_OIDC_EC_PRIVATE_KEYS", [])]
+
+
+def signing_algorithms() -> list[str]:
+    """ID-token algorithms this provider can sign with now (discovery lists them)."""
+    from django.conf import settings
+
+    return [RS256] + ([ES256] if getattr(settings, "IDP_OIDC_EC_PRIVATE_KEYS", []) else [])
+
+
+def signing_key(algorithm: str) -> tuple[jwk.JWK, str]:
+    """(private key, kid) that signs ID tokens with `algorithm` (RS256 or ES256): the newest
+    key of that kind. HS256 is never used (a client secret is stored hashed, so it cannot be
+    an HMAC key), and nothing else is offered."""
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
+    from oauth2_provider.settings import oauth2_settings
+
+    if algorithm == ES256:
+        pems = getattr(settings, "IDP_OIDC_EC_PRIVATE_KEYS", [])
+        if not pems:
+            raise ImproperlyConfigured(
+                "A client signs with ES256 but no EC key is configured "
+                "(IDP_OIDC_EC_PRIVATE_KEY_FILE or IDP_SIGNING_KEY_DIR/ec)."
+            )
+        return _jwk(pems[0]), key_id(pems[0])
+    if algorithm in {RS256, ""}:
+        pem = oauth2_settings.OIDC_RSA_PRIVATE_KEY
+        return _jwk(pem), key_id(pem)
+    raise ImproperlyConfigured(f"ID tokens are not signed with {algorithm!r}")

@@ -1,9 +1,10 @@
 """Provider metadata: OIDC Discovery 1.0 §4 and RFC 8414 §3, one document at both addresses.
 
-Lists only what is really supported (authorization code + PKCE S256, RS256 ID tokens, the three
-client authentication methods the token endpoint implements). The issuer is `IDP_ISSUER`,
-identical here, in ID tokens and in the `iss` authorization-response parameter (RFC 9207).
-Cacheable by clients and kept in Django's cache under a key that changes with the signing keys.
+Lists only what is really supported (authorization code + PKCE S256, RS256 and, with an EC key,
+ES256 ID tokens, the client authentication methods the token endpoint implements). The issuer is
+`IDP_ISSUER`, identical here, in ID tokens and in the `iss` authorization-response parameter
+(RFC 9207). Cacheable by clients and kept in Django's cache under a key that changes with the
+signing keys.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from oauth2_provider.compat import login_not_required
 from oauth2_provider.settings import oauth2_settings
 
 from oauth_clients.claims import supported_claims
-from oauth_clients.keys import keys_fingerprint, published_pems
+from oauth_clients.keys import keys_fingerprint, published_pems, signing_algorithms
 
 CACHE_PREFIX = "oidc:discovery:"
 MAX_AGE_SECONDS = 3600
@@ -51,7 +52,7 @@ def provider_metadata() -> dict[str, Any]:
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["RS256"],
+        "id_token_signing_alg_values_supported": signing_algorithms(),
         "token_endpoint_auth_methods_supported": [*CLIENT_AUTH_METHODS, "none"],
         "revocation_endpoint_auth_methods_supported": [*CLIENT_AUTH_METHODS, "none"],
         # RFC 7662 §2.1: introspection requires client authentication.

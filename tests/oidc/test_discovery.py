@@ -68,7 +68,8 @@ def test_discovery_advertises_only_what_is_supported(metadata, settings):
         "client_credentials",
     }
     assert metadata["authorization_response_iss_parameter_supported"] is True
-    assert metadata["id_token_signing_alg_values_supported"] == ["RS256"]
+    # RS256 by default; ES256 for the clients that take it (an EC key is configured).
+    assert metadata["id_token_signing_alg_values_supported"] == ["RS256", "ES256"]
     assert metadata["subject_types_supported"] == ["public"]
     assert metadata["token_endpoint_auth_methods_supported"] == [
         "client_secret_basic",

@@ -53,7 +53,17 @@ def two_keys(settings) -> tuple[str, str]:
 def test_jwks_publishes_the_signing_key_with_its_kid(client, settings):
     response = client.get(JWKS)
     assert response.status_code == HTTPStatus.OK
-    (key,) = response.json()["keys"]
+    key, ec_key = response.json()["keys"]
+    # The EC P-256 key of ES256 clients is published too, with its own kid.
+    assert ec_key["kty"] == "EC"
+    assert ec_key["crv"] == "P-256"
+    assert ec_key["alg"] == "ES256"
+    assert (
+        ec_key["kid"]
+        == key_id(settings.IDP_OIDC_EC_PRIVATE_KEYS[0])
+        != key_id(settings.OAUTH2_PROVIDER["OIDC_RSA_PRIVATE_KEY"])
+    )
+    assert "d" not in ec_key
     assert key["kty"] == "RSA"
     assert key["alg"] == "RS256"
     assert key["use"] == "sig"
@@ -65,9 +75,10 @@ def test_jwks_publishes_the_signing_key_with_its_kid(client, settings):
 
 
 @pytest.mark.spec("OIDC Core", "10.1.1")
-def test_jwks_keeps_every_rotated_key_published(client, two_keys):
+def test_jwks_keeps_every_rotated_key_published(client, two_keys, settings):
     keys = client.get(JWKS).json()["keys"]
-    assert [k["kid"] for k in keys] == [key_id(two_keys[0]), key_id(two_keys[1])]
+    ec = key_id(settings.IDP_OIDC_EC_PRIVATE_KEYS[0])
+    assert [k["kid"] for k in keys] == [key_id(two_keys[0]), key_id(two_keys[1]), ec]
     assert all("d" not in k for k in keys)
 
 
@@ -99,7 +110,7 @@ def test_jwks_is_cached_and_follows_key_changes(client, settings):
             **settings.OAUTH2_PROVIDER,
             "OIDC_RSA_PRIVATE_KEYS_INACTIVE": [generate_rsa_private_key_pem()],
         }
-        assert len(client.get(JWKS).json()["keys"]) == 2
+        assert len(client.get(JWKS).json()["keys"]) == 3  # two RSA keys and the EC key
         assert build.call_count == 2
 
 
