@@ -280,6 +280,23 @@ class TokenPolicyMixin(_ValidatorBase):
             return grant
         return get_grant_model().objects.filter(code=hashed, application=request.client).first()
 
+    def _locked_grant(self, code: str, request: Request) -> Any:
+        """The Grant row of `code` (any client), locked until the exchange's transaction ends,
+        read once per request (the OpenID dispatcher asks for its scopes first)."""
+        hashed = hash_code(code)
+        cached = getattr(request, "idp_locked_grant", None)
+        if cached is not None and cached[0] == hashed:
+            return cached[1]
+        grant = (
+            get_grant_model()
+            .objects.select_for_update(of=("self",))
+            .select_related("user")
+            .filter(code=hashed)
+            .first()
+        )
+        request.idp_locked_grant = (hashed, grant)
+        return grant
+
     def validate_code(
         self, client_id: str, code: str, client: Client, request: Request, *a: Any, **kw: Any
     ) -> bool:
@@ -289,13 +306,7 @@ class TokenPolicyMixin(_ValidatorBase):
         so two concurrent exchanges cannot both pass. A code presented again after its exchange
         revokes every token issued from it (RFC 6749 §4.1.2, RFC 9700 §4.2.4).
         """
-        grant = (
-            get_grant_model()
-            .objects.select_for_update(of=("self",))
-            .select_related("user")
-            .filter(code=hash_code(code))
-            .first()
-        )
+        grant = self._locked_grant(code, request)
         if grant is None or grant.application_id != client.pk:
             return False
         if grant.consumed_at is not None:
@@ -345,16 +356,12 @@ class TokenPolicyMixin(_ValidatorBase):
     def get_authorization_code_scopes(
         self, client_id: str, code: str, redirect_uri: str, request: Request
     ) -> list[str]:
-        # Asked by oauthlib's OpenID dispatcher before the request is validated.
+        # Asked by oauthlib's OpenID dispatcher before the request is validated: the row read
+        # here (and locked) is the one `validate_code` checks, so an exchange reads it once.
         if not code:
             return []
-        scopes = (
-            get_grant_model()
-            .objects.filter(code=hash_code(code))
-            .values_list("scope", flat=True)
-            .first()
-        )
-        return utils.scope_to_list(scopes) if scopes else []
+        grant = self._locked_grant(code, request)
+        return utils.scope_to_list(grant.scope) if grant is not None and grant.scope else []
 
     def get_authorization_code_nonce(
         self, client_id: str, code: str, redirect_uri: str, request: Request
@@ -386,16 +393,36 @@ class TokenPolicyMixin(_ValidatorBase):
         )
 
     def _check_and_set_request_resource(self, request: Request) -> None:
-        # DOT looks the Grant up by the clear code to inherit RFC 8707 resources; ours are
-        # stored hashed, so let it look up the hash.
-        if request.grant_type != "authorization_code" or not request.code:
+        """RFC 8707 resources as DOT handles them, with the Grant `validate_code` read instead
+        of DOT's second lookup by the clear code (ours are stored hashed)."""
+        grant = getattr(request, "idp_grant", None)
+        if request.grant_type != "authorization_code" or grant is None:
             return super()._check_and_set_request_resource(request)
-        clear = request.code
-        request.code = hash_code(clear)
+        # DOT's normalisation and URI checks of the requested resources, minus its Grant query
+        # (which only runs for authorization_code).
+        request.grant_type = "idp:resource-normalisation"
         try:
-            return super()._check_and_set_request_resource(request)
+            super()._check_and_set_request_resource(request)
         finally:
-            request.code = clear
+            request.grant_type = "authorization_code"
+        granted = grant.resource or []
+        if request.resource and granted:
+            for resource in request.resource:
+                if resource not in granted:
+                    # RFC 8707 §2.2: never beyond what the authorization granted.
+                    raise errors.CustomOAuth2Error(
+                        error="invalid_target",
+                        description=(
+                            f"The requested resource '{resource}' is not allowed. Token request "
+                            "cannot escalate resource permissions beyond the original "
+                            "authorization grant"
+                        ),
+                        request=request,
+                    )
+        elif granted:
+            self._validate_resource_uris(request, granted)
+            request.resource = granted
+        return None
 
     # ------------------------------------------------------------------ issuing tokens
     def _create_access_token(

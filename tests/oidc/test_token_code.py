@@ -298,3 +298,19 @@ def test_signed_in_session_reaches_the_code_and_its_tokens(
     assert exchange_code(web_client, flow).status_code == HTTPStatus.OK
     assert AccessToken.objects.get().sid == sid
     assert RefreshToken.objects.get().sid == sid
+
+
+@pytest.mark.spec("RFC 8707", "2.2")
+def test_resources_granted_at_authorization_carry_to_the_token_and_cannot_widen(
+    web_client, run_code_flow, exchange_code
+):
+    from oauth_clients.models import AccessToken
+
+    flow = run_code_flow(web_client, extra={"resource": "https://api.example.com"})
+    assert exchange_code(web_client, flow).status_code == HTTPStatus.OK
+    assert AccessToken.objects.get().resource == ["https://api.example.com"]
+
+    widened = run_code_flow(web_client, extra={"resource": "https://api.example.com"})
+    response = exchange_code(web_client, widened, resource="https://other.example.com")
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert response.json()["error"] == "invalid_target"

@@ -1,0 +1,93 @@
+"""Query budgets of the hot endpoints: a regression in any of them fails `make test`.
+
+Counted on the test database (SQLite logs BEGIN/COMMIT as queries too; PostgreSQL runs the same
+statements). The client-credentials, refresh and userinfo pins live next to their protocol tests
+(test_token_client_credentials.py, test_token_refresh.py, test_userinfo.py); the cached client
+(Redis) takes one more SELECT off each of these, proven in test_client_cache.py. Every grant
+writes in one transaction: one commit, so one WAL flush, per grant.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+import pytest
+from django.core.cache import cache
+from django.urls import reverse
+
+from oauth_clients.models import Client
+from tests.oidc.conftest import basic_auth, post_form
+
+WRITES = {"INSERT", "UPDATE", "DELETE"}
+
+
+def statements(captured) -> list[str]:
+    return [q["sql"].split()[0].upper() for q in captured]
+
+
+def writes(captured) -> list[str]:
+    return [s for s in statements(captured) if s in WRITES]
+
+
+@pytest.fixture
+def resource_server(db) -> Client:
+    client = Client.objects.create(
+        client_id="api",
+        client_secret="api-secret-" + "a" * 30,
+        client_type=Client.CLIENT_CONFIDENTIAL,
+        authorization_grant_type=Client.GRANT_CLIENT_CREDENTIALS,
+        is_resource_server=True,
+    )
+    client.test_secret = "api-secret-" + "a" * 30
+    return client
+
+
+def test_code_exchange_queries(
+    web_client, run_code_flow, exchange_code, django_assert_max_num_queries
+):
+    flow = run_code_flow(web_client)
+    exchange_code(web_client, run_code_flow(web_client))  # last_used_at stamped: steady state
+    # The code row (read once, locked), the user's verified address (email claim), and the
+    # writes; plus the client, which the client cache serves in production.
+    with django_assert_max_num_queries(11) as captured:
+        response = exchange_code(web_client, flow)
+    assert response.status_code == HTTPStatus.OK, response.content
+    # ID token, access token, refresh token, the code marked consumed, the audit row.
+    assert sorted(writes(captured)) == ["INSERT", "INSERT", "INSERT", "INSERT", "UPDATE"]
+    assert statements(captured).count("COMMIT") <= 1
+
+
+def test_introspection_queries(
+    client, web_client, issue_tokens, resource_server, django_assert_max_num_queries
+):
+    token = issue_tokens(web_client)["access_token"]
+    url = reverse("oauth2_provider:introspect")
+    auth = basic_auth(resource_server.client_id, resource_server.test_secret)
+    post_form(client, url, {"token": token}, HTTP_AUTHORIZATION=auth)  # stamps last_used_at
+    # The caller, the token joined with its user, the token's client.
+    with django_assert_max_num_queries(3) as captured:
+        response = post_form(client, url, {"token": token}, HTTP_AUTHORIZATION=auth)
+    assert response.json()["active"] is True
+    assert writes(captured) == []
+
+
+def test_discovery_and_jwks_are_answered_from_the_cache(client, db, django_assert_num_queries):
+    cache.clear()
+    for url in ("/.well-known/openid-configuration", "/.well-known/jwks.json"):
+        client.get(url)
+        with django_assert_num_queries(0):
+            assert client.get(url).status_code == HTTPStatus.OK
+
+
+def test_revocation_queries(client, web_client, issue_tokens, django_assert_max_num_queries):
+    token = issue_tokens(web_client)["access_token"]
+    # DOT's revoke_access_token (Django's collector) and the audit row; not a hot path, pinned
+    # so it does not grow unnoticed.
+    with django_assert_max_num_queries(13):
+        response = post_form(
+            client,
+            reverse("oauth2_provider:revoke-token"),
+            {"token": token},
+            HTTP_AUTHORIZATION=basic_auth(web_client.client_id, web_client.test_secret),
+        )
+    assert response.status_code == HTTPStatus.OK
