@@ -15,6 +15,7 @@ indexes and deletes them, so grants running at the same time wait for at most on
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -30,8 +31,20 @@ from oauth2_provider.models import (
 )
 
 
-def purge_in_batches(queryset: QuerySet, *, batch_size: int, pause: float) -> int:
-    """Delete the rows of `queryset` `batch_size` at a time; returns how many were deleted."""
+def purge_in_batches(
+    queryset: QuerySet,
+    *,
+    batch_size: int,
+    pause: float,
+    detach: Callable[[list[Any]], None] | None = None,
+) -> int:
+    """Delete the rows of `queryset` `batch_size` at a time; returns how many were deleted.
+
+    Each batch is one short transaction: select the primary keys, `detach` the rows that point
+    at them (the SET_NULL Django's collector would do), delete with one statement. The querysets
+    below only select rows nothing else CASCADEs from, so the collector's per-row work (loading
+    every object) is skipped: a profile showed it was most of the purge's time.
+    """
     model = queryset.model
     total = 0
     while True:
@@ -39,7 +52,10 @@ def purge_in_batches(queryset: QuerySet, *, batch_size: int, pause: float) -> in
             ids = list(queryset.values_list("pk", flat=True).order_by()[:batch_size])
             if not ids:
                 return total
-            model.objects.filter(pk__in=ids).delete()
+            if detach is not None:
+                detach(ids)
+            doomed = model.objects.filter(pk__in=ids)
+            doomed._raw_delete(doomed.db)
         total += len(ids)
         if pause:
             time.sleep(pause)
@@ -59,6 +75,14 @@ class Command(BaseCommand):
         cutoff = timezone.now() - timedelta(seconds=options["margin"])
         size, pause = options["batch_size"], options["pause"]
         refresh_model = get_refresh_token_model()
+        access_model = get_access_token_model()
+
+        def detach_refresh_tokens(ids: list[Any]) -> None:
+            # AccessToken.source_refresh_token is SET_NULL.
+            access_model.objects.filter(source_refresh_token__in=ids).update(
+                source_refresh_token=None
+            )
+
         counts = {
             "refresh_tokens": purge_in_batches(
                 refresh_model.objects.filter(
@@ -66,15 +90,16 @@ class Command(BaseCommand):
                 ),
                 batch_size=size,
                 pause=pause,
+                detach=detach_refresh_tokens,
             ),
             "access_tokens": purge_in_batches(
-                get_access_token_model().objects.filter(
-                    expires__lt=cutoff, refresh_token__isnull=True
-                ),
+                # Without a refresh token pointing at them (RefreshToken.access_token).
+                access_model.objects.filter(expires__lt=cutoff, refresh_token__isnull=True),
                 batch_size=size,
                 pause=pause,
             ),
             "id_tokens": purge_in_batches(
+                # Without an access token pointing at them (AccessToken.id_token CASCADEs).
                 get_id_token_model().objects.filter(expires__lt=cutoff, access_token__isnull=True),
                 batch_size=size,
                 pause=pause,
