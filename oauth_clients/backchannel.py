@@ -40,13 +40,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from jwcrypto import jwt
 from oauth2_provider.settings import oauth2_settings
-from oauth2_provider.utils import jwk_from_pem
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from oauth_clients import uri_rules
 from oauth_clients.authorization_policy import ID_TOKEN_ALGORITHM
+from oauth_clients.keys import ES256, signing_key
 from oauth_clients.models import AccessToken, BackchannelDelivery, Client, Grant, RefreshToken
 
 logger = logging.getLogger(__name__)
@@ -77,8 +77,20 @@ def issuer() -> str:
     return str(oauth2_settings.OIDC_ISS_ENDPOINT or settings.IDP_ISSUER)
 
 
+def logout_token_algorithm(client: Client) -> str:
+    """The algorithm of the client's ID tokens (`finalize_id_token`): ES256 for a client that
+    registered it, else RS256. §2.4: logout tokens are signed like the ID tokens."""
+    return ES256 if client.algorithm == ES256 else ID_TOKEN_ALGORITHM
+
+
 def build_logout_token(
-    *, audience: str, sub: str, sid: str, jti: str, now: int | None = None
+    *,
+    audience: str,
+    sub: str,
+    sid: str,
+    jti: str,
+    algorithm: str = ID_TOKEN_ALGORITHM,
+    now: int | None = None,
 ) -> str:
     """A logout token signed like our ID tokens (same key, `kid` and algorithm).
 
@@ -100,8 +112,8 @@ def build_logout_token(
         claims["sub"] = sub
     if sid:
         claims["sid"] = sid
-    key = jwk_from_pem(oauth2_settings.OIDC_RSA_PRIVATE_KEY)
-    header = {"typ": LOGOUT_TOKEN_TYPE, "alg": ID_TOKEN_ALGORITHM, "kid": key.thumbprint()}
+    key, kid = signing_key(algorithm)
+    header = {"typ": LOGOUT_TOKEN_TYPE, "alg": algorithm, "kid": kid}
     token = jwt.JWT(header=header, claims=claims)
     token.make_signed_token(key)
     return str(token.serialize())
@@ -481,7 +493,11 @@ def attempt_delivery(*, delivery_id: int) -> str:
     else:
         try:
             token = build_logout_token(
-                audience=client.client_id, sub=delivery.sub, sid=delivery.sid, jti=jti
+                audience=client.client_id,
+                sub=delivery.sub,
+                sid=delivery.sid,
+                jti=jti,
+                algorithm=logout_token_algorithm(client),
             )
             outcome = send_logout_token(
                 uri=client.backchannel_logout_uri,

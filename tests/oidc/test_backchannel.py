@@ -22,6 +22,7 @@ from django.urls import reverse
 
 from accounts.models import AuditEvent
 from oauth_clients.models import BackchannelDelivery
+from oauth_clients.models import Client as OAuthClient
 from tests.accounts.conftest import (
     CHANGE_URL,
     LOGOUT_URL,
@@ -303,3 +304,18 @@ def test_a_password_change_that_signs_out_elsewhere_tells_the_other_sessions_app
         )
     assert response.status_code == HTTPStatus.FOUND
     assert_both_apps_signed_out(mail_rp, wiki_rp, signed_in_to_both, reason="session_ended")
+
+
+@pytest.mark.spec(SPEC, "2.4")
+def test_an_app_with_es256_id_tokens_gets_es256_logout_tokens(
+    laptop, receivers, django_capture_on_commit_callbacks
+):
+    receiver = receivers()
+    app = register_app("Modern", receiver, algorithm=OAuthClient.ES256_ALGORITHM)
+    tokens = sign_in_to_app(laptop, app)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        laptop.post(LOGOUT_URL)
+
+    (received,) = receiver.wait_for(1, timeout=5)
+    assert_logout_token_for_session(received, app, id_token=tokens["id_token"], algorithm="ES256")
