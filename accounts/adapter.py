@@ -19,6 +19,8 @@ from django.urls import reverse
 from accounts import mfa_policy, services
 from accounts.models import User
 from accounts.selectors import users_for_credentials
+from accounts.sessions import get_sid
+from oauth_clients import frontchannel
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -90,6 +92,12 @@ class AccountAdapter(DefaultAccountAdapter):
         if not super().is_reauthentication_required(app=app, **kwargs):
             return False
         return not mfa_policy.recently_authenticated(self.request or context.request)
+
+    def get_logout_redirect_url(self, request: HttpRequest) -> str:
+        # Asked before the sign-out (allauth's LogoutView): apps of this session with a
+        # front-channel logout URI are signed out by our signed-out page on the way.
+        url = super().get_logout_redirect_url(request)
+        return frontchannel.logged_out_url(sid=get_sid(request), next_url=url) or url
 
     def format_email_subject(self, subject: str) -> str:
         # Emails carry the company's name, not the host name (no django.contrib.sites here).

@@ -157,6 +157,11 @@ def _session_targets(*, sid: str, user: Any = None) -> set[_Target]:
     return _targets(rows)
 
 
+def session_client_ids(*, sid: str) -> set[int]:
+    """The clients that obtained a code or tokens in session `sid` (front-channel logout too)."""
+    return {target.client_pk for target in _session_targets(sid=sid)} if sid else set()
+
+
 def _user_targets(*, user: Any) -> set[_Target]:
     """Clients still holding live tokens of `user`, per session (sid "" when none is known)."""
     rows: set[tuple[int | None, int | None, str]] = set()

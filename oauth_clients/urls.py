@@ -14,6 +14,7 @@ from django.urls import path
 
 from oauth_clients import views
 from oauth_clients.views.authorize import AuthorizeView
+from oauth_clients.views.logged_out import logged_out
 from oauth_clients.views.logout import LogoutView
 
 app_name = "oauth2_provider"
@@ -22,6 +23,8 @@ urlpatterns = [
     # Authorization side.
     path("o/authorize/", AuthorizeView.as_view(), name="authorize"),
     path("o/logout/", LogoutView.as_view(), name="rp-initiated-logout"),
+    # Front-channel logout's signed-out page (OIDC Front-Channel Logout 1.0 §3).
+    path("o/logged-out/", logged_out, name="logged-out"),
     # Token side.
     path("o/token/", views.TokenView.as_view(), name="token"),
     path("o/revoke_token/", views.RevocationView.as_view(), name="revoke-token"),

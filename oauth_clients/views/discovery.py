@@ -71,6 +71,9 @@ def provider_metadata() -> dict[str, Any]:
     # OIDC Back-Channel Logout 1.0 §2.1: logout tokens POSTed to registered apps, with `sid`.
     data["backchannel_logout_supported"] = True
     data["backchannel_logout_session_supported"] = True
+    # OIDC Front-Channel Logout 1.0 §3: logout URIs framed on our signed-out page, iss and sid.
+    data["frontchannel_logout_supported"] = True
+    data["frontchannel_logout_session_supported"] = True
     return data
 
 

@@ -38,6 +38,7 @@ from oauthlib.common import add_params_to_uri
 
 from accounts.sessions import get_sid
 from oauth_clients.authorization_policy import redirect_uri_registered
+from oauth_clients.frontchannel import logged_out_url
 from oauth_clients.logout import LogoutHint, end_session, hint_matches_session, read_id_token_hint
 from oauth_clients.models import Client
 from oauth_clients.views.authorize import csrf_rejection
@@ -149,13 +150,20 @@ class LogoutView(RPInitiatedLogoutView):
         state: str | None = None,
         token_user: Any = None,
     ) -> HttpResponse:
-        end_session(request=self.request, client=application, sid=get_sid(self.request))
+        target = resolve_url(settings.LOGOUT_REDIRECT_URL)
         if post_logout_redirect_uri and application is not None:
             target = post_logout_redirect_uri
             if state:
                 target = add_params_to_uri(target, [("state", state)])
+        # Front-Channel Logout §3: apps of this session that asked for it are signed out by our
+        # signed-out page on the way (found before the session's tokens are revoked).
+        signed_out_page = logged_out_url(sid=get_sid(self.request), next_url=target)
+        end_session(request=self.request, client=application, sid=get_sid(self.request))
+        if signed_out_page:
+            return HttpResponseRedirect(signed_out_page)
+        if post_logout_redirect_uri and application is not None:
             return OAuth2ResponseRedirect(target, application.get_allowed_schemes())
-        return HttpResponseRedirect(resolve_url(settings.LOGOUT_REDIRECT_URL))
+        return HttpResponseRedirect(target)
 
     def error_response(self, error: OIDCError) -> HttpResponse:
         context = {"error": error.error, "description": error.description}

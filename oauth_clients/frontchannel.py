@@ -1,0 +1,85 @@
+"""OpenID Connect Front-Channel Logout 1.0 §3: the signed-out page loads each app's logout URI.
+
+For apps that cannot receive back-channel calls. When a session ends in the browser (logout
+here, RP-initiated logout) and an app it signed in to registered a `frontchannel_logout_uri`,
+the user passes through our signed-out page, which renders that URI in a hidden, sandboxed
+iframe with `iss` and `sid` (§3: both or neither), then continues to where the user was going.
+Which apps, which session and where next travel in a signed, short-lived parameter (computed
+before the session's tokens are revoked), so the page needs no session of its own. Browsers
+that block third-party cookies may keep such a frame from signing the user out; back-channel
+logout has no such limit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from django.core import signing
+from django.urls import reverse
+from oauthlib.common import add_params_to_uri
+
+from oauth_clients.backchannel import issuer, session_client_ids
+from oauth_clients.models import Client
+
+SIGNING_SALT = "oauth_clients.frontchannel.logged-out"
+# The signed-out page link is followed at once; it is refused after this many seconds.
+LINK_MAX_AGE_SECONDS = 300
+
+
+def frontchannel_clients(*, sid: str) -> list[Client]:
+    """Active apps with a front-channel logout URI that session `sid` signed in to."""
+    ids = session_client_ids(sid=sid)
+    if not ids:
+        return []
+    return list(
+        Client.objects.filter(pk__in=ids, is_active=True)
+        .exclude(frontchannel_logout_uri="")
+        .order_by("name", "pk")
+    )
+
+
+def logged_out_url(*, sid: str, next_url: str) -> str | None:
+    """Our signed-out page for session `sid` when an app of it wants front-channel logout, else
+    None (the caller redirects to `next_url` as before). Call it before the session ends."""
+    clients = frontchannel_clients(sid=sid)
+    if not clients:
+        return None
+    value = signing.dumps(
+        {"c": [client.pk for client in clients], "s": sid, "n": next_url}, salt=SIGNING_SALT
+    )
+    return f"{reverse('oauth2_provider:logged-out')}?{urlencode({'t': value})}"
+
+
+def read_logged_out(value: str) -> tuple[list[str], str] | None:
+    """(the iframe URIs, where to go next) from our signed parameter, or None."""
+    try:
+        data: Any = signing.loads(value, salt=SIGNING_SALT, max_age=LINK_MAX_AGE_SECONDS)
+    except signing.BadSignature:
+        return None
+    if not isinstance(data, dict):
+        return None
+    client_ids, sid, next_url = data.get("c"), data.get("s"), data.get("n")
+    if (
+        not isinstance(client_ids, list)
+        or not isinstance(sid, str)
+        or not isinstance(next_url, str)
+    ):
+        return None
+    clients = Client.objects.filter(pk__in=client_ids, is_active=True).exclude(
+        frontchannel_logout_uri=""
+    )
+    uris = [
+        add_params_to_uri(client.frontchannel_logout_uri, [("iss", issuer()), ("sid", sid)])
+        for client in clients.order_by("name", "pk")
+    ]
+    return uris, next_url
+
+
+def frame_origins(uris: list[str]) -> list[str]:
+    """The origins the signed-out page may frame (its own CSP `frame-src`)."""
+    origins: dict[str, None] = {}
+    for uri in uris:
+        parts = urlsplit(uri)
+        origins.setdefault(f"{parts.scheme}://{parts.netloc}", None)
+    return list(origins)
