@@ -331,6 +331,44 @@ class Bench:
         summary.write_text(summarize_profiles([out for _p, out in recorders], op))
         return summary
 
+    def purge_under_load(self) -> dict:
+        """Client-credentials grants before and while `manage.py purge_tokens` deletes
+        `--purge-rows` expired tokens: the batched purge must not stall the grants."""
+        rows = self.args.purge_rows
+        started = time.monotonic()
+        self.seed("fill", "--rows", str(rows), "--expired")
+        fill_seconds = time.monotonic() - started
+        self.wrk("client_credentials", self.args.warmup)
+        before = [self.wrk("client_credentials", 5) for _ in range(2)]
+        purge = subprocess.Popen(  # noqa: S603 (our own fixed command line)
+            [PYTHON, "manage.py", "purge_tokens"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        started = time.monotonic()
+        during = []
+        while purge.poll() is None:
+            during.append(self.wrk("client_credentials", 5))
+        purge_seconds = time.monotonic() - started
+        out, err = purge.communicate()
+        if purge.returncode != 0:
+            raise RuntimeError(f"purge_tokens failed:\n{out}\n{err}")
+        return {
+            "rows": rows,
+            "fill_seconds": fill_seconds,
+            "purge_seconds": purge_seconds,
+            "purge_report": out.strip(),
+            "rate_before": statistics.median(r["rps"] for r in before),
+            "p99_before_ms": max(r["p99_us"] for r in before) / 1000,
+            "rate_during": statistics.median(r["rps"] for r in during),
+            "rates_during": [round(r["rps"]) for r in during],
+            "p99_during_ms": max(r["p99_us"] for r in during) / 1000,
+            "errors_during": sum(r["non2xx"] + r["socket_errors"] for r in during),
+        }
+
     def measure(self, op: str) -> dict:
         seconds = self.args.duration
         self.wrk(op, self.args.warmup)
@@ -430,6 +468,8 @@ def label_of(args: argparse.Namespace) -> str:
         parts.append(f"rows={args.rows}")
     if args.redis:
         parts.append("redis")
+    if args.purge_rows:
+        parts.append(f"purge={args.purge_rows}")
     if args.label:
         parts.append(args.label)
     return " ".join(parts)
@@ -510,7 +550,29 @@ def write_markdown(label: str, record: dict, previous: dict | None) -> str:
     cpu_lines = ", ".join(
         f"{op} {x['server_cpu_per_request_ms']:.2f}" for op, x in r.items() if op != "signin"
     )
-    block += [f"Server CPU per request (ms): {cpu_lines}.", f"<!-- bench:{label}:end -->"]
+    block.append(f"Server CPU per request (ms): {cpu_lines}.")
+    purge = record.get("purge")
+    if purge:
+        block += [
+            "",
+            f"Purge under load: `purge_tokens` deleted {purge['rows']:,} expired rows "
+            f"({purge['purge_report']}) in {purge['purge_seconds']:.0f} s while "
+            f"client-credentials grants ran: {purge['rate_before']:,.0f}/s before, "
+            f"{purge['rate_during']:,.0f}/s during (5-second windows: {purge['rates_during']}), "
+            f"worst p99 {purge['p99_before_ms']:.0f} ms before, {purge['p99_during_ms']:.0f} ms "
+            f"during, {purge['errors_during']} errors.",
+        ]
+    if record.get("explain"):
+        block += [
+            "",
+            "<details><summary>Query plans of the hot lookups (EXPLAIN)</summary>",
+            "",
+            "```",
+            record["explain"].strip(),
+            "```",
+            "</details>",
+        ]
+    block.append(f"<!-- bench:{label}:end -->")
     text = "\n".join(block)
     current = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else "# Benchmarks\n"
     pattern = re.compile(
@@ -550,8 +612,11 @@ def main() -> int:
     parser.add_argument("--signin-threads", type=int, default=8)
     parser.add_argument("--paced-connections", type=int, default=16)
     parser.add_argument("--no-paced", dest="paced", action="store_false")
-    parser.add_argument("--pool-rate", type=float, default=3000, help="credentials per second")
+    parser.add_argument("--pool-rate", type=float, default=1200, help="credentials per second")
     parser.add_argument("--client", default="bench-web", help="client of refresh/code pools")
+    parser.add_argument(
+        "--purge-rows", type=int, default=0, help="measure grants while purging N expired rows"
+    )
     parser.add_argument("--label", default="")
     parser.add_argument("--no-record", dest="record", action="store_false")
     parser.add_argument("--keep", action="store_true", help="keep the temp directory")
@@ -596,6 +661,11 @@ def main() -> int:
                 started = time.monotonic()
                 print(bench.seed("fill", "--rows", str(args.rows), "--with-refresh").strip())
                 print(f"[bench] filled in {time.monotonic() - started:.1f} s", flush=True)
+            explain = ""
+            if args.db == "postgres":
+                plan_path = tmp / "explain.txt"
+                bench.seed("explain", "--out", str(plan_path))
+                explain = plan_path.read_text()
             if args.redis:
                 import redis
 
@@ -630,6 +700,9 @@ def main() -> int:
                         ),
                         flush=True,
                     )
+                purge = bench.purge_under_load() if args.purge_rows else None
+                if purge:
+                    print(f"[bench] purge under load: {json.dumps(purge)}", flush=True)
                 info = machine(db_url if args.db == "postgres" else None)
             finally:
                 bench.server.stop()
@@ -653,6 +726,8 @@ def main() -> int:
             "duration": args.duration,
         },
         "results": results,
+        "purge": purge,
+        "explain": explain,
     }
     history = json.loads(LAST_JSON.read_text()) if LAST_JSON.exists() else {}
     previous = history.get(label)

@@ -289,6 +289,49 @@ def fill(args: argparse.Namespace) -> None:
     print(json.dumps({"client": client.client_id, "rows": args.rows}))
 
 
+def explain(args: argparse.Namespace) -> None:
+    """EXPLAIN of every hot lookup, as PostgreSQL plans it on the current data."""
+    from django.contrib.sessions.models import Session
+    from django.db.models import F, Q
+
+    now = timezone.now()
+    probe = "0" * 64
+    queries = {
+        "access token by checksum (userinfo, introspection)": AccessToken.objects.select_related(
+            "user"
+        ).filter(token_checksum=probe),
+        "refresh token by checksum, locked (refresh grant)": RefreshToken.objects.filter(
+            token_checksum=probe
+        )
+        .select_for_update(of=("self",))
+        .select_related("access_token", "user")
+        .order_by(F("revoked").desc(nulls_first=True)),
+        "code by hash, locked (code exchange)": Grant.objects.select_for_update(of=("self",))
+        .select_related("user")
+        .filter(code=probe),
+        "client by client_id (cache miss)": Client.objects.filter(client_id="bench-web"),
+        "session by key": Session.objects.filter(session_key="x" * 32, expire_date__gt=now),
+        "refresh family (reuse detection)": RefreshToken.objects.filter(
+            token_family=uuid.uuid4(), revoked__isnull=True
+        ),
+        "tokens of a session (logout)": AccessToken.objects.filter(sid="x" * 32),
+        "tokens of a code (code replay)": AccessToken.objects.filter(code_checksum=probe),
+        "purge: expired access tokens": AccessToken.objects.filter(
+            expires__lt=now, refresh_token__isnull=True
+        ).values_list("pk", flat=True)[:2000],
+        "purge: expired refresh tokens": RefreshToken.objects.filter(
+            Q(family_expires__lt=now) | Q(revoked__isnull=True, expires__lt=now)
+        ).values_list("pk", flat=True)[:2000],
+    }
+    lines = []
+    with transaction.atomic():
+        for label, queryset in queries.items():
+            lines.append(f"-- {label}")
+            lines.append(queryset.explain())
+            lines.append("")
+    Path(args.out).write_text("\n".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -311,6 +354,9 @@ def main() -> None:
     p.add_argument("--expired", action="store_true")
     p.add_argument("--with-refresh", action="store_true")
     p.set_defaults(func=fill)
+    p = sub.add_parser("explain")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=explain)
     args = parser.parse_args()
     args.func(args)
 
