@@ -46,6 +46,11 @@ def test_a_cached_client_is_read_without_a_query(
     with django_assert_max_num_queries(4) as captured:
         assert token_request(client, machine_client).status_code == HTTPStatus.OK
     assert client_queries(captured) == []
+    # The cached copy's last_used_at is stale, yet last_used_at is not written again within
+    # the minute: the only write is the access token.
+    writes = [q["sql"] for q in captured if q["sql"].split()[0] in {"INSERT", "UPDATE"}]
+    assert len(writes) == 1
+    assert writes[0].startswith('INSERT INTO "oauth_clients_accesstoken"')
 
 
 @committing
