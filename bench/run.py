@@ -551,6 +551,14 @@ def write_markdown(label: str, record: dict, previous: dict | None) -> str:
         f"{op} {x['server_cpu_per_request_ms']:.2f}" for op, x in r.items() if op != "signin"
     )
     block.append(f"Server CPU per request (ms): {cpu_lines}.")
+    with_empty = {op: x for op, x in r.items() if "empty_rate" in x}
+    if with_empty:
+        block += ["", "Same server, same minutes: empty token tables, then filled:", ""]
+        block += [
+            f"- {op}: {fmt_rate(x['empty_rate'])}/s empty → {fmt_rate(x['rate'])}/s filled "
+            f"({100 * (x['rate'] / x['empty_rate'] - 1):+.1f} %)"
+            for op, x in with_empty.items()
+        ]
     purge = record.get("purge")
     if purge:
         block += [
@@ -656,16 +664,7 @@ def main() -> int:
             fixtures_path = tmp / "fixtures.json"
             bench.seed("setup", "--out", str(fixtures_path))
             bench.fixtures = json.loads(fixtures_path.read_text())
-            if args.rows:
-                print(f"[bench] filling {args.rows:,} rows", flush=True)
-                started = time.monotonic()
-                print(bench.seed("fill", "--rows", str(args.rows), "--with-refresh").strip())
-                print(f"[bench] filled in {time.monotonic() - started:.1f} s", flush=True)
             explain = ""
-            if args.db == "postgres":
-                plan_path = tmp / "explain.txt"
-                bench.seed("explain", "--out", str(plan_path))
-                explain = plan_path.read_text()
             if args.redis:
                 import redis
 
@@ -683,9 +682,28 @@ def main() -> int:
             try:
                 for op in ops if args.profile else ():
                     print(f"[bench] profile {op}: {bench.profile(op)}", flush=True)
+                empty: dict[str, dict] = {}
+                if args.rows and not args.profile:
+                    # The same operations on the empty tables first, minutes apart on the same
+                    # server, then again over the filled tables.
+                    for op in ops:
+                        empty[op] = bench.measure(op)
+                        print(f"[bench] {op} (empty tables): {fmt_rate(empty[op]['rate'])}/s")
+                if args.rows:
+                    print(f"[bench] filling {args.rows:,} rows", flush=True)
+                    started = time.monotonic()
+                    print(bench.seed("fill", "--rows", str(args.rows), "--with-refresh").strip())
+                    fill_seconds = time.monotonic() - started
+                    print(f"[bench] filled in {fill_seconds:.1f} s", flush=True)
+                if args.db == "postgres":
+                    plan_path = tmp / "explain.txt"
+                    bench.seed("explain", "--out", str(plan_path))
+                    explain = plan_path.read_text()
                 for op in () if args.profile else ops:
                     print(f"[bench] {op} …", flush=True)
                     results[op] = bench.measure(op)
+                    if op in empty:
+                        results[op]["empty_rate"] = empty[op]["rate"]
                     r = results[op]
                     paced = r.get("paced")
                     print(
