@@ -1,0 +1,111 @@
+"""Interleaved before/after comparison: two source trees served side by side, driven in turn.
+
+    python bench/ab.py --before /tmp/idp-before [--ops ...] [--rounds 3] [--duration 5]
+
+On a machine shared with other work, rates drift by 2-3x within minutes, so two benches run
+one after the other compare the machine's load, not the code. Here both trees (each with its
+own database, seeded alike, under gunicorn with the same config) stay up, and each round drives
+A then B (then B then A, alternately) for the same few seconds: drift hits both alike. The
+before tree is e.g. `git archive <commit> | tar -x -C /tmp/idp-before` plus this bench/.
+Prints and returns the per-operation medians and the ratio after/before.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.run import ALL_OPS, Bench, fmt_rate  # noqa: E402 (the project root goes first)
+from tests.deploy import servers  # noqa: E402
+
+
+def start_side(name: str, root: Path, args: argparse.Namespace, stack: contextlib.ExitStack):
+    tmp = Path(tempfile.mkdtemp(prefix=f"idp-ab-{name}-"))
+    db = stack.enter_context(servers.temporary_database(f"idp_ab_{name}"))
+    env = servers.production_env(
+        tmp,
+        DATABASE_URL=servers.database_url(db),
+        IDP_TRUSTED_PROXY_COUNT="1",
+        IDP_LOG_LEVEL="WARNING",
+        GUNICORN_THREADS=str(args.gunicorn_threads),
+        GUNICORN_MAX_REQUESTS="0",
+    )
+    original = servers.ROOT
+    servers.ROOT = root  # manage() and Server run in the side's own tree
+    try:
+        servers.manage("migrate", "--noinput", env=env, timeout=600)
+        servers.manage("collectstatic", "--noinput", env=env, timeout=600)
+        bench = Bench(args, tmp, env, root=root)
+        fixtures = tmp / "fixtures.json"
+        bench.seed("setup", "--out", str(fixtures))
+        bench.fixtures = json.loads(fixtures.read_text())
+        bench.server = servers.Server(name, env, tmp, workers=args.workers).start()
+    finally:
+        servers.ROOT = original
+    stack.callback(bench.server.stop)
+    return bench
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--before", type=Path, required=True)
+    parser.add_argument("--ops", default=",".join(ALL_OPS))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=5)
+    parser.add_argument("--warmup", type=float, default=2)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--gunicorn-threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--signin-threads", type=int, default=8)
+    parser.add_argument("--pool-rate", type=float, default=1200)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "ab.json")
+    args = parser.parse_args()
+    args.client, args.client_key = "bench-web", "web"
+    ops = [op for op in args.ops.split(",") if op]
+    results: dict[str, dict] = {}
+    with contextlib.ExitStack() as stack:
+        sides = {
+            "before": start_side("before", args.before.resolve(), args, stack),
+            "after": start_side("after", ROOT, args, stack),
+        }
+        for op in ops:
+            for bench in sides.values():
+                bench.wrk(op, args.warmup)
+            rates: dict[str, list[float]] = {"before": [], "after": []}
+            cpu: dict[str, list[float]] = {"before": [], "after": []}
+            for round_no in range(args.rounds):
+                order = ["before", "after"] if round_no % 2 == 0 else ["after", "before"]
+                for name in order:
+                    r = sides[name].wrk(op, args.duration)
+                    rates[name].append(r["ops_per_s"] if op == "signin" else r["rps"])
+                    cpu[name].append(1000 * r["server_cpu_s"] / max(r["requests"], 1))
+            before, after = statistics.median(rates["before"]), statistics.median(rates["after"])
+            results[op] = {
+                "before": before,
+                "after": after,
+                "ratio": after / before if before else None,
+                "cpu_ms_before": statistics.median(cpu["before"]),
+                "cpu_ms_after": statistics.median(cpu["after"]),
+                "rates": rates,
+            }
+            print(
+                f"[ab] {op}: before {fmt_rate(before)}/s, after {fmt_rate(after)}/s "
+                f"(×{after / before:.2f}); CPU/request {results[op]['cpu_ms_before']:.2f} → "
+                f"{results[op]['cpu_ms_after']:.2f} ms",
+                flush=True,
+            )
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
