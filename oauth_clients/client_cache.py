@@ -41,6 +41,10 @@ def cache_seconds() -> int:
     return int(getattr(settings, "IDP_CLIENT_CACHE_SECONDS", 0) or 0)
 
 
+def enabled() -> bool:
+    return cache_seconds() > 0
+
+
 def _key(kind: str, value: Any) -> str:
     digest = hashlib.sha256(str(value).encode("utf-8", "surrogatepass")).hexdigest()[:40]
     return f"{PREFIX}{kind}:{digest}"

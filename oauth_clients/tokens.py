@@ -24,6 +24,7 @@ from oauth2_provider.settings import oauth2_settings
 
 from accounts.audit import record_event
 from accounts.models import AuditEvent
+from oauth_clients.client_cache import enabled as client_cache_enabled
 from oauth_clients.client_cache import get_client_by_pk
 from oauth_clients.models import Client
 
@@ -212,34 +213,39 @@ def introspect_token(*, token: str, token_type_hint: str | None, caller: Client)
     now = timezone.now()
     access_token_model = get_access_token_model()
     refresh_token_model = get_refresh_token_model()
+    # With the shared client cache the token's client comes from it; without, from a join
+    # (one round trip rather than two).
+    cached = client_cache_enabled()
+    related = ("user",) if cached else ("user", "application")
     kinds = ["access_token", "refresh_token"]
     if token_type_hint == "refresh_token":  # noqa: S105 (a hint name, not a secret)
         kinds.reverse()
     for kind in kinds:
         if kind == "access_token":
             found = (
-                access_token_model.objects.select_related("user")
+                access_token_model.objects.select_related(*related)
                 .filter(token_checksum=checksum)
                 .first()
             )
             if found is None:
                 continue
-            # The client from the client cache rather than a join (the hot path of APIs).
-            found.application = (
-                get_client_by_pk(found.application_id) if found.application_id else None
-            )
+            if cached:  # the client from the client cache rather than a join
+                found.application = (
+                    get_client_by_pk(found.application_id) if found.application_id else None
+                )
             expires = found.expires
             scope = found.scope
             token_type = "Bearer"  # noqa: S105 (RFC 6750 token type name)
         else:
             found = (
-                refresh_token_model.objects.select_related("user", "access_token")
+                refresh_token_model.objects.select_related("access_token", *related)
                 .filter(token_checksum=checksum, revoked__isnull=True)
                 .first()
             )
             if found is None or found.access_token is None:
                 continue
-            found.application = get_client_by_pk(found.application_id)
+            if cached:
+                found.application = get_client_by_pk(found.application_id)
             candidates = [d for d in (found.expires, found.family_expires) if d is not None]
             expires = min(candidates) if candidates else None
             scope = found.access_token.scope
