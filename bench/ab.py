@@ -38,6 +38,12 @@ def start_side(name: str, root: Path, args: argparse.Namespace, stack: contextli
         GUNICORN_THREADS=str(args.gunicorn_threads),
         GUNICORN_MAX_REQUESTS="0",
     )
+    if args.redis:
+        # One Redis database per side: both seed clients with the same ids (and other secrets).
+        env["REDIS_URL"] = f"redis://127.0.0.1:6379/{10 if name == 'before' else 12}"
+        import redis
+
+        redis.Redis.from_url(env["REDIS_URL"]).flushdb()
     original = servers.ROOT
     servers.ROOT = root  # manage() and Server run in the side's own tree
     try:
@@ -67,7 +73,8 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--signin-threads", type=int, default=8)
     parser.add_argument("--pool-rate", type=float, default=1200)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "ab.json")
+    parser.add_argument("--redis", action="store_true", help="cache, sessions, limits in Redis")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     args.client, args.client_key = "bench-web", "web"
     ops = [op for op in args.ops.split(",") if op]
@@ -103,7 +110,8 @@ def main() -> int:
                 f"{results[op]['cpu_ms_after']:.2f} ms",
                 flush=True,
             )
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    out = args.out or ROOT / "bench" / ("ab-redis.json" if args.redis else "ab.json")
+    out.write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
 

@@ -116,7 +116,7 @@ def machine(db_url: str | None) -> dict[str, str]:
         "django": django.__version__,
         "django-oauth-toolkit": oauth2_provider.__version__,
         "gunicorn": gunicorn.__version__,
-        "wrk": _version(["wrk", "--version"]).split(" [")[0],
+        "wrk": _version(["wrk", "--version"]).split(" [")[0].removeprefix("wrk "),
     }
     if db_url:
         import psycopg
