@@ -151,3 +151,24 @@ def test_ec_keys_live_in_their_own_directory_newest_first(tmp_path):
     assert pems[0] == newer.read_text()
     assert read_signing_keys(key_dir=key_dir) == []  # the RSA keys are elsewhere
     assert jwk.JWK.from_pem(pems[0].encode())["crv"] == "P-256"
+
+
+def test_rotate_signing_key_writes_an_ec_key_for_es256(db, settings, tmp_path, monkeypatch):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from accounts.models import AuditEvent
+    from oauth_clients.keys import key_files
+
+    monkeypatch.delenv("IDP_OIDC_EC_PRIVATE_KEY", raising=False)
+    monkeypatch.delenv("IDP_OIDC_EC_PRIVATE_KEY_FILE", raising=False)
+    settings.IDP_SIGNING_KEY_DIR = tmp_path / "keys"
+    out = StringIO()
+    call_command("rotate_signing_key", "--algorithm", "ES256", stdout=out)
+    (path,) = key_files(tmp_path / "keys" / "ec")
+    assert key_files(tmp_path / "keys") == []  # the RSA keys are untouched
+    assert jwk.JWK.from_pem(path.read_bytes())["crv"] == "P-256"
+    assert key_id(path.read_text()) in out.getvalue()
+    event = AuditEvent.objects.get(type=AuditEvent.Type.SIGNING_KEY_ROTATED)
+    assert event.extra["algorithm"] == "ES256"

@@ -17,7 +17,15 @@ from oauth2_provider.settings import oauth2_settings
 
 from accounts.audit import record_event
 from accounts.models import AuditEvent
-from oauth_clients.keys import key_files, key_id, prune_keys, write_new_key
+from oauth_clients.keys import (
+    EC_KEY_SUBDIR,
+    ES256,
+    RS256,
+    key_files,
+    key_id,
+    prune_keys,
+    write_new_key,
+)
 from oauth_clients.models import Client
 
 
@@ -42,15 +50,23 @@ class Command(BaseCommand):
             "ID-token lifetime, so every token they signed has expired).",
         )
         parser.add_argument(
+            "--algorithm",
+            choices=[RS256, ES256],
+            default=RS256,
+            help="RS256 (the default key) or ES256 (the EC key of ES256 clients, in ec/).",
+        )
+        parser.add_argument(
             "--prune-only",
             action="store_true",
             help="Prune without writing a new key.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if os.environ.get("IDP_OIDC_PRIVATE_KEY_FILE") or os.environ.get("IDP_OIDC_PRIVATE_KEY"):
+        algorithm = options["algorithm"]
+        env_name = "IDP_OIDC_EC_PRIVATE_KEY" if algorithm == ES256 else "IDP_OIDC_PRIVATE_KEY"
+        if os.environ.get(f"{env_name}_FILE") or os.environ.get(env_name):
             raise CommandError(
-                "The signing key comes from IDP_OIDC_PRIVATE_KEY(_FILE), which always wins over "
+                f"The signing key comes from {env_name}(_FILE), which always wins over "
                 "the key directory. Rotate by replacing that key (keep the old one published by "
                 "copying it into IDP_SIGNING_KEY_DIR), or unset it to use the directory."
             )
@@ -67,19 +83,21 @@ class Command(BaseCommand):
         key_dir = settings.IDP_SIGNING_KEY_DIR
         new_kid = ""
         if not options["prune_only"]:
-            path = write_new_key(key_dir)
+            path = write_new_key(key_dir, algorithm=algorithm)
             new_kid = key_id(path.read_text())
             self.stdout.write(f"New signing key {path.name} (kid {new_kid}) in {key_dir}.")
         pruned: list[str] = []
         if prune_after is not None:
-            for path in prune_keys(key_dir, older_than_seconds=prune_after):
+            kind_dir = key_dir / EC_KEY_SUBDIR if algorithm == ES256 else key_dir
+            for path in prune_keys(kind_dir, older_than_seconds=prune_after):
                 pruned.append(path.name)
                 self.stdout.write(f"Removed retired key {path.name}.")
         record_event(
             type=AuditEvent.Type.SIGNING_KEY_ROTATED,
             new_kid=new_kid,
             pruned=pruned,
-            published=len(key_files(key_dir)),
+            algorithm=algorithm,
+            published=len(key_files(key_dir / EC_KEY_SUBDIR if algorithm == ES256 else key_dir)),
         )
         if new_kid:
             self.stdout.write(
