@@ -38,7 +38,7 @@ def start_side(name: str, root: Path, args: argparse.Namespace, stack: contextli
         GUNICORN_THREADS=str(args.gunicorn_threads),
         GUNICORN_MAX_REQUESTS="0",
     )
-    if args.redis:
+    if args.redis or (args.redis_after_only and name == "after"):
         # One Redis database per side: both seed clients with the same ids (and other secrets).
         env["REDIS_URL"] = f"redis://127.0.0.1:6379/{10 if name == 'before' else 12}"
         import redis
@@ -74,6 +74,11 @@ def main() -> int:
     parser.add_argument("--signin-threads", type=int, default=8)
     parser.add_argument("--pool-rate", type=float, default=1200)
     parser.add_argument("--redis", action="store_true", help="cache, sessions, limits in Redis")
+    parser.add_argument(
+        "--redis-after-only",
+        action="store_true",
+        help="Redis for the 'after' side only: with --before . compares without/with Redis",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     args.client, args.client_key = "bench-web", "web"
@@ -110,7 +115,8 @@ def main() -> int:
                 f"{results[op]['cpu_ms_after']:.2f} ms",
                 flush=True,
             )
-    out = args.out or ROOT / "bench" / ("ab-redis.json" if args.redis else "ab.json")
+    name = "ab-redis" if args.redis else "ab-redis-vs-db" if args.redis_after_only else "ab"
+    out = args.out or ROOT / "bench" / f"{name}.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
