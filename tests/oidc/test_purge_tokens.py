@@ -91,3 +91,33 @@ def test_batches_delete_everything_and_respect_the_margin(web_client, user):
     assert "access_tokens: 5" in purge("--batch-size", "2")
     assert AccessToken.objects.count() == 1
     assert "access_tokens: 1" in purge("--margin", "0")
+
+
+def test_batches_walk_past_rows_that_must_stay(web_client, user):
+    """Expired access tokens still paired with a live refresh token come first in the expiry
+    index: the purge steps over them instead of reading them again and again."""
+    from uuid import uuid4
+
+    future = timezone.now() + timedelta(days=1)
+    for i in range(6):
+        token = AccessToken.objects.create(
+            user=user,
+            application=web_client,
+            token="",
+            token_checksum=f"{i:064d}",
+            expires=long_ago() - timedelta(minutes=10 - i),
+        )
+        if i < 3:  # the oldest three are paired with live refresh tokens
+            RefreshToken.objects.create(
+                user=user,
+                application=web_client,
+                access_token=token,
+                token="",
+                token_checksum=f"r{i:063d}",
+                token_family=uuid4(),
+                expires=future,
+                family_expires=future,
+            )
+    assert "access_tokens: 3" in purge("--batch-size", "2")
+    assert AccessToken.objects.count() == 3
+    assert AccessToken.objects.filter(refresh_token__isnull=True).count() == 0
