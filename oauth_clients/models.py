@@ -20,6 +20,7 @@ from oauth2_provider.models import (
     AbstractIDToken,
     AbstractRefreshToken,
     ApplicationManager,
+    TokenChecksumField,
 )
 
 from oauth_clients.secrets import hash_client_secret, is_hashed
@@ -228,12 +229,21 @@ class Grant(AbstractGrant):
 
 
 class AccessToken(AbstractAccessToken):
+    # DOT's field minus the field-level unique/db_index, whose PostgreSQL `_like` twin index
+    # (for LIKE queries we never make) doubled the random B-tree writes of every token: the
+    # uniqueness is the constraint below (BENCHMARKS.md, scale with data).
+    token_checksum = TokenChecksumField(
+        _("token checksum"), max_length=64, blank=False, unique=False, db_index=False
+    )
     sid = models.CharField(_("session id"), max_length=SID_MAX_LENGTH, blank=True)
     # SHA-256 of the authorization code this token was issued from (RFC 6749 §4.1.2 replay).
     code_checksum = models.CharField(_("code checksum"), max_length=64, blank=True)
 
     class Meta(AbstractAccessToken.Meta):
         swappable = "OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL"
+        constraints = [
+            models.UniqueConstraint(fields=["token_checksum"], name="accesstoken_checksum_unique")
+        ]
         indexes = [
             models.Index(fields=["sid"], name="accesstoken_sid"),
             models.Index(fields=["code_checksum"], name="accesstoken_code"),
@@ -261,7 +271,8 @@ class RefreshToken(AbstractRefreshToken):
         indexes = [
             *AbstractRefreshToken.Meta.indexes,
             models.Index(fields=["sid"], name="refreshtoken_sid"),
-            models.Index(fields=["token_checksum"], name="refreshtoken_checksum"),
+            # No index of its own on token_checksum: DOT's unique (token_checksum, revoked)
+            # serves the lookup (EXPLAIN in BENCHMARKS.md).
             models.Index(fields=["user", "application"], name="refreshtoken_user_app"),
             # purge_tokens finds expired rows through these (EXPLAIN in BENCHMARKS.md).
             models.Index(fields=["expires"], name="refreshtoken_expires"),
