@@ -494,6 +494,10 @@ class TokenPolicyMixin(_ValidatorBase):
         return refresh_token
 
     def save_bearer_token(self, token: dict, request: Request, *args: Any, **kwargs: Any) -> Any:
+        if request.grant_type == "client_credentials" and not token.get("refresh_token"):
+            # A single INSERT (DOT's path for this grant): autocommit makes it atomic without
+            # the BEGIN/COMMIT round trips (the token view opens no transaction for it).
+            return self._save_bearer_token(token, request, *args, **kwargs)
         # The token view already runs in one transaction; DOT's extra savepoint is a round trip.
         with transaction.atomic(
             using=router.db_for_write(get_access_token_model()), savepoint=False
