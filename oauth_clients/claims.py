@@ -11,6 +11,7 @@ from typing import Any
 
 from allauth.account.models import EmailAddress
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.db.models import Exists, F, Model, OuterRef, QuerySet
 
 # OIDC Core §5.4 (profile, email) plus our `groups` scope: which claims each scope releases.
 SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
@@ -55,12 +56,42 @@ def _profile_claims(user: Any) -> dict[str, Any]:
     return {key: value for key, value in claims.items() if value not in ("", None)}
 
 
+# Set on a user loaded by a query that also answered "is the address verified" (see below).
+EMAIL_VERIFIED_ATTR = "idp_email_verified"
+
+
+def _verified_addresses() -> QuerySet:
+    """allauth's verified addresses whose text is the user's current address (case aside)."""
+    return EmailAddress.objects.filter(verified=True, email__iexact=F("user__email"))
+
+
+def annotate_email_verified(queryset: QuerySet, user_field: str = "user") -> QuerySet:
+    """`queryset` (which loads `user_field`) also answering `email_verified` for that user.
+
+    An EXISTS in the query that already reads the token or code row and its user: every ID
+    token and userinfo answer with the `email` scope used to spend a second query on it (a
+    round trip plus an ORM compile, ~7 % of a refresh grant's CPU; BENCHMARKS.md). Copy it
+    onto the user with `carry_email_verified` after the row is fetched.
+    """
+    verified = _verified_addresses().filter(user_id=OuterRef(f"{user_field}_id"))
+    return queryset.annotate(**{EMAIL_VERIFIED_ATTR: Exists(verified)})
+
+
+def carry_email_verified(instance: Model | None, user_field: str = "user") -> None:
+    """Move the annotation of `annotate_email_verified` onto the loaded user."""
+    user = getattr(instance, user_field, None) if instance is not None else None
+    if user is not None and hasattr(instance, EMAIL_VERIFIED_ATTR):
+        setattr(user, EMAIL_VERIFIED_ATTR, getattr(instance, EMAIL_VERIFIED_ATTR))
+
+
 def _email_claims(user: Any) -> dict[str, Any]:
     email = (user.email or "").strip()
     if not email:
         return {}
-    verified = EmailAddress.objects.filter(user=user, email__iexact=email, verified=True).exists()
-    return {"email": email, "email_verified": verified}
+    verified = getattr(user, EMAIL_VERIFIED_ATTR, None)
+    if verified is None:  # a user not loaded through `annotate_email_verified`
+        verified = _verified_addresses().filter(user=user).exists()
+    return {"email": email, "email_verified": bool(verified)}
 
 
 def _group_claims(user: Any) -> dict[str, Any]:

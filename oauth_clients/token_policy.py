@@ -36,6 +36,7 @@ from oauthlib.oauth2.rfc6749 import errors, utils
 
 from accounts.audit import record_event
 from accounts.models import AuditEvent
+from oauth_clients.claims import annotate_email_verified, carry_email_verified
 from oauth_clients.client_cache import enabled as client_cache_enabled
 from oauth_clients.client_cache import get_client, get_client_by_pk
 from oauth_clients.models import Client
@@ -288,13 +289,13 @@ class TokenPolicyMixin(_ValidatorBase):
         cached = getattr(request, "idp_locked_grant", None)
         if cached is not None and cached[0] == hashed:
             return cached[1]
-        grant = (
+        grant = annotate_email_verified(
             get_grant_model()
             .objects.select_for_update(of=("self",))
             .select_related("user")
             .filter(code=hashed)
-            .first()
-        )
+        ).first()
+        carry_email_verified(grant)
         request.idp_locked_grant = (hashed, grant)
         return grant
 
@@ -546,13 +547,13 @@ class TokenPolicyMixin(_ValidatorBase):
         """RFC 6749 §6, RFC 9700 §4.14.2: bound to its client, rotated on use, idle and absolute
         expiry; a rotated (already used) token presented again revokes its whole family."""
         refresh_token_model = get_refresh_token_model()
-        rt = (
+        rt = annotate_email_verified(
             refresh_token_model.objects.filter(token_checksum=_token_checksum(refresh_token))
             .select_for_update(of=("self",))
             .select_related("access_token", "user")
             .order_by(F("revoked").desc(nulls_first=True))
-            .first()
-        )
+        ).first()
+        carry_email_verified(rt)
         if rt is None or rt.application_id != client.pk:
             return False
         if rt.revoked is not None:
@@ -591,18 +592,19 @@ class TokenPolicyMixin(_ValidatorBase):
         client cannot be found is no token (DOT would let `application=None` pass)."""
         if not client_cache_enabled():
             # No shared cache: one joined query beats a second round trip (A/B, BENCHMARKS.md).
-            return (
+            access_token = annotate_email_verified(
                 get_access_token_model()
                 .objects.select_related("user", "application")
                 .filter(token_checksum=_token_checksum(token))
-                .first()
-            )
-        access_token = (
+            ).first()
+            carry_email_verified(access_token)
+            return access_token
+        access_token = annotate_email_verified(
             get_access_token_model()
             .objects.select_related("user")
             .filter(token_checksum=_token_checksum(token))
-            .first()
-        )
+        ).first()
+        carry_email_verified(access_token)
         if access_token is None or access_token.application_id is None:
             return access_token
         client = get_client_by_pk(access_token.application_id)

@@ -47,14 +47,15 @@ def test_code_exchange_queries(
 ):
     flow = run_code_flow(web_client)
     exchange_code(web_client, run_code_flow(web_client))  # last_used_at stamped: steady state
-    # The code row (read once, locked), the user's verified address (email claim), and the
-    # writes; plus the client, which the client cache serves in production.
-    with django_assert_max_num_queries(11) as captured:
+    # The code row (read once, locked, with its user and whether the user's address is
+    # verified) and the writes; plus the client, which the client cache serves in production.
+    with django_assert_max_num_queries(10) as captured:
         response = exchange_code(web_client, flow)
     assert response.status_code == HTTPStatus.OK, response.content
     # ID token, access token, refresh token, the code marked consumed, the audit row.
     assert sorted(writes(captured)) == ["INSERT", "INSERT", "INSERT", "INSERT", "UPDATE"]
     assert statements(captured).count("COMMIT") <= 1
+    assert not any(q["sql"].startswith("SELECT 1 AS") for q in captured)  # no EXISTS of its own
 
 
 def test_introspection_queries(

@@ -159,13 +159,32 @@ def test_other_methods_get_an_oauth_error(client, db, userinfo_url, method):
     assert response.json()["error"] == "invalid_request"
 
 
+@pytest.mark.parametrize("scope", ["openid profile", "openid profile email"])
 def test_userinfo_query_count(
-    client, web_client, issue_tokens, userinfo_url, django_assert_max_num_queries
+    client, web_client, issue_tokens, userinfo_url, django_assert_num_queries, scope
 ):
-    token = issue_tokens(web_client, scope="openid profile")["access_token"]
-    # The token joined with its user and client (the scope has no email claim to look up).
-    with django_assert_max_num_queries(1):
-        assert client.get(userinfo_url, **bearer(token)).status_code == HTTPStatus.OK
+    token = issue_tokens(web_client, scope=scope)["access_token"]
+    # One query: the token joined with its user and client, and for the email scope whether
+    # the address is verified (an EXISTS in that same query, not a second round trip).
+    with django_assert_num_queries(1):
+        response = client.get(userinfo_url, **bearer(token))
+    assert response.status_code == HTTPStatus.OK
+    if "email" in scope:
+        assert response.json()["email_verified"] is True
+
+
+def test_email_verified_follows_the_address_the_user_has_now(
+    client, web_client, issue_tokens, userinfo_url, user
+):
+    """OIDC Core §5.1: `email_verified` speaks of the `email` released, which is the user's
+    current address; a changed, not yet confirmed address is released as unverified."""
+    token = issue_tokens(web_client, scope="openid email")["access_token"]
+    assert client.get(userinfo_url, **bearer(token)).json()["email_verified"] is True
+    user.email = "new-address@example.com"
+    user.save(update_fields=["email"])
+    claims = client.get(userinfo_url, **bearer(token)).json()
+    assert claims["email"] == "new-address@example.com"
+    assert claims["email_verified"] is False
 
 
 def test_browser_apps_may_call_userinfo_cross_origin(
