@@ -3,19 +3,16 @@
 Lists only what is really supported (authorization code + PKCE S256, RS256 and, with an EC key,
 ES256 ID tokens, the client authentication methods the token endpoint implements). The issuer is
 `IDP_ISSUER`, identical here, in ID tokens and in the `iss` authorization-response parameter
-(RFC 9207). Cacheable by clients and kept in Django's cache under a key that changes with the
-signing keys.
+(RFC 9207). Cacheable by clients; encoded once per process (`oauth_clients.published`).
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.cache import cache
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.cache import patch_cache_control
 from django.utils.decorators import method_decorator
@@ -24,9 +21,9 @@ from oauth2_provider.compat import login_not_required
 from oauth2_provider.settings import oauth2_settings
 
 from oauth_clients.claims import supported_claims
-from oauth_clients.keys import keys_fingerprint, published_pems, signing_algorithms
+from oauth_clients.keys import signing_algorithms
+from oauth_clients.published import json_body
 
-CACHE_PREFIX = "oidc:discovery:"
 MAX_AGE_SECONDS = 3600
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
@@ -38,7 +35,7 @@ def endpoint_url(name: str) -> str:
 
 
 def provider_metadata() -> dict[str, Any]:
-    """The discovery document (built fresh; see `cached_provider_metadata`)."""
+    """The discovery document (built fresh; the view serves it from `json_body`)."""
     data: dict[str, Any] = {
         "issuer": settings.IDP_ISSUER,
         "authorization_endpoint": endpoint_url("authorize"),
@@ -77,18 +74,6 @@ def provider_metadata() -> dict[str, Any]:
     return data
 
 
-def cached_provider_metadata() -> dict[str, Any]:
-    # The key changes with the signing keys and the issuer: a rotation or a new issuer is never
-    # answered from a stale entry.
-    issuer_tag = hashlib.sha256(settings.IDP_ISSUER.encode()).hexdigest()[:16]
-    key = f"{CACHE_PREFIX}{issuer_tag}:{keys_fingerprint(published_pems())}"
-    document = cache.get(key)
-    if document is None:
-        document = provider_metadata()
-        cache.set(key, document, timeout=MAX_AGE_SECONDS)
-    return document
-
-
 @method_decorator(login_not_required, name="dispatch")
 class DiscoveryView(View):
     """GET <issuer>/.well-known/openid-configuration and /.well-known/oauth-authorization-server."""
@@ -96,7 +81,9 @@ class DiscoveryView(View):
     http_method_names = ["get", "head", "options"]
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        response = JsonResponse(cached_provider_metadata())
+        response = HttpResponse(
+            json_body("discovery", provider_metadata), content_type="application/json"
+        )
         response["Access-Control-Allow-Origin"] = "*"
         patch_cache_control(response, public=True, max_age=MAX_AGE_SECONDS)
         return response

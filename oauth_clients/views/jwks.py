@@ -1,15 +1,15 @@
 """JWKS endpoint (RFC 7517 §5, OIDC Discovery §3 `jwks_uri`): every published key with its kid.
 
-Cacheable by clients (Cache-Control max-age) and kept in Django's cache under a key that embeds
-the key-set fingerprint, so a rotation (new process, new key set) is never served stale.
+Cacheable by clients (Cache-Control max-age, an ETag of the key-set fingerprint); encoded once
+per process (`oauth_clients.published`), so a rotation (new process, new key set) is never
+served stale.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.core.cache import cache
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.utils.cache import patch_cache_control
 from django.utils.decorators import method_decorator
 from django.views.generic import View
@@ -17,19 +17,7 @@ from oauth2_provider.compat import login_not_required
 from oauth2_provider.settings import oauth2_settings
 
 from oauth_clients.keys import jwks_document, keys_fingerprint, published_pems
-
-CACHE_PREFIX = "oidc:jwks:"
-
-
-def cached_jwks() -> tuple[dict[str, Any], str]:
-    """(JWK Set, fingerprint) for the keys this process publishes."""
-    pems = published_pems()
-    fingerprint = keys_fingerprint(pems)
-    document = cache.get(CACHE_PREFIX + fingerprint)
-    if document is None:
-        document = jwks_document(pems)
-        cache.set(CACHE_PREFIX + fingerprint, document, timeout=24 * 3600)
-    return document, fingerprint
+from oauth_clients.published import json_body
 
 
 @method_decorator(login_not_required, name="dispatch")
@@ -37,12 +25,13 @@ class JwksView(View):
     http_method_names = ["get", "head", "options"]
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        document, fingerprint = cached_jwks()
-        etag = f'"{fingerprint}"'
+        pems = published_pems()
+        etag = f'"{keys_fingerprint(pems)}"'
         if request.headers.get("If-None-Match") == etag:
             response = HttpResponse(status=304)
         else:
-            response = JsonResponse(document)
+            body = json_body("jwks", lambda: jwks_document(pems))
+            response = HttpResponse(body, content_type="application/json")
         response["ETag"] = etag
         response["Access-Control-Allow-Origin"] = "*"
         max_age = oauth2_settings.OIDC_JWKS_MAX_AGE_SECONDS

@@ -13,6 +13,7 @@ from django.core.cache import cache
 from django.test import Client as HttpClient
 from django.urls import reverse
 
+from oauth_clients import published
 from oauth_clients.claims import supported_claims
 from oauth_clients.keys import generate_rsa_private_key_pem
 from oauth_clients.views import discovery
@@ -24,8 +25,10 @@ RFC8414 = "/.well-known/oauth-authorization-server"
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     cache.clear()
+    published.forget()
     yield
     cache.clear()
+    published.forget()
 
 
 @pytest.fixture
@@ -124,7 +127,25 @@ def test_discovery_is_cacheable_and_cached(client):
     assert "max-age=3600" in first["Cache-Control"]
     assert "public" in first["Cache-Control"]
     assert second.content == first.content
-    assert build.call_count == 1  # the second answer came from Django's cache
+    assert build.call_count == 1  # the second answer came from the process's encoded copy
+
+
+def test_discovery_and_jwks_need_no_cache_round_trip(client):
+    """Built once per process from settings: served even while the shared cache is down."""
+    assert client.get(OIDC).status_code == HTTPStatus.OK
+    assert client.get("/.well-known/jwks.json").status_code == HTTPStatus.OK
+    outage = ConnectionError("cache down")
+    with (
+        mock.patch.object(cache, "get", side_effect=outage),
+        mock.patch.object(cache, "set", side_effect=outage),
+    ):
+        metadata = client.get(OIDC)
+        jwks = client.get("/.well-known/jwks.json")
+    assert metadata.status_code == HTTPStatus.OK
+    assert metadata["Content-Type"] == "application/json"
+    assert metadata.json()["issuer"]
+    assert jwks.status_code == HTTPStatus.OK
+    assert jwks.json()["keys"]
 
 
 def test_discovery_cache_follows_the_signing_keys(client, settings):

@@ -17,7 +17,7 @@ from django.core.management.base import CommandError, SystemCheckError
 from jwcrypto import jwk, jws, jwt
 
 from accounts.models import AuditEvent
-from oauth_clients import checks
+from oauth_clients import checks, published
 from oauth_clients.keys import (
     generate_rsa_private_key_pem,
     key_files,
@@ -33,8 +33,10 @@ JWKS = "/.well-known/jwks.json"
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     cache.clear()
+    published.forget()
     yield
     cache.clear()
+    published.forget()
 
 
 @pytest.fixture
