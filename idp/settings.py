@@ -194,6 +194,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
     }
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend with a per-request health check that costs no round trip (idp/db/).
+    # Code that needs to know the database asks `connection.vendor`, never the ENGINE string.
+    DATABASES["default"]["ENGINE"] = "idp.db.postgresql"
     # Fail fast when the server is unreachable, so /readyz turns unready instead of hanging.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "connect_timeout", env_int("IDP_DB_CONNECT_TIMEOUT", 3)
