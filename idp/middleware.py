@@ -1,7 +1,7 @@
-"""Operations middleware: probes answered first, then a request id, a JSON log line and metrics.
+"""Operations middleware: probes first, request id, JSON log line, metrics; machine fast path.
 
 Order in settings.MIDDLEWARE: `ProbeMiddleware` first, `RequestLogMiddleware` second, then
-Django's SecurityMiddleware and the rest.
+Django's SecurityMiddleware, `MachineEndpointMiddleware`, and the rest.
 """
 
 from __future__ import annotations
@@ -9,7 +9,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from django.contrib.auth.models import AnonymousUser
+from django.core.handlers.exception import response_for_exception
 from django.http import HttpRequest, HttpResponse
+from django.urls import get_script_prefix, resolve, reverse
 
 from idp import health, metrics
 from idp.request_log import (
@@ -84,3 +87,96 @@ class RequestLogMiddleware:
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> None:
         metrics.observe_exception(view=url_name(request), exception=exception)
+
+
+class MachineEndpointMiddleware:
+    """Answers the machine-to-machine endpoints without the browser middleware below it.
+
+    Why: CPU profiles under load (performance issue 7) put ~35% of a client-credentials
+    request's CPU outside the view, in middleware that does nothing for these requests. The
+    token, revocation, introspection, userinfo, JWKS and discovery endpoints are called by
+    programs with client credentials or a bearer token, never with a browser session, so for
+    exactly their paths (resolved from their URL names, see `URL_NAMES`) this middleware calls
+    the view itself and skips:
+
+    - WhiteNoiseMiddleware: serves STATIC_URL only.
+    - SessionMiddleware, AuthenticationMiddleware, allauth's AccountMiddleware and
+      UserSessionsMiddleware, accounts' StaffMFAMiddleware: no cookie is read and no session
+      loaded here (today AuthenticationMiddleware's lazy user, touched by the later ones, loads
+      any session cookie sent along, and tags the response `Vary: Cookie`). The views take the
+      client from its credentials and the person from the token; the validator's audit rows
+      carry a request built from the oauthlib headers (`token_policy.audit_request`); nothing
+      here uses allauth's request context; UserSessions' activity tracking is about browser
+      sessions; the staff gate covers /admin/ only. `request.user` is set to AnonymousUser so
+      anything that asks sees "nobody signed in" rather than an AttributeError.
+    - CommonMiddleware: its host check is kept (`request.get_host()`: DisallowedHost is answered
+      400, as there); APPEND_SLASH acts on 404s only, and these paths exist as written;
+      PREPEND_WWW and DISALLOWED_USER_AGENTS are not set in this project.
+    - CsrfViewMiddleware: the four POST endpoints are csrf_exempt, and JWKS and discovery are
+      GET/HEAD/OPTIONS only, which CSRF never checks (another method gets the view's 405 where
+      CSRF answered 403 first). Nothing here asks for a CSRF token, so no cookie to set.
+    - MessageMiddleware: no messages; XFrameOptionsMiddleware and django-csp's CSPMiddleware:
+      their headers are added here as constants (`HEADERS`, a policy for JSON: nothing to load,
+      no framing) instead of a policy built per response.
+
+    ProbeMiddleware, RequestLogMiddleware (request id, access line, metrics) and
+    SecurityMiddleware (SSL redirect, HSTS, nosniff, referrer and opener policies) stay above
+    it and still run. What it calls is a small part of Django's `BaseHandler._get_response`:
+    resolve, `request.resolver_match`, the view, `.render()` for a template response. Left out:
+    view middleware (the only one, CsrfViewMiddleware.process_view, is a no-op here, see above),
+    template-response middleware (none in the stack) and ATOMIC_REQUESTS (off; the token and
+    revocation views open their own transaction). A view's exception is counted as
+    RequestLogMiddleware.process_exception would (it is not called outside `_get_response`) and
+    answered by Django's `response_for_exception`, the branded error pages, with the headers.
+    """
+
+    URL_NAMES = (
+        "oauth2_provider:token",
+        "oauth2_provider:revoke-token",
+        "oauth2_provider:introspect",
+        "oauth2_provider:user-info",
+        "oauth2_provider:jwks-info",
+        "oauth2_provider:oidc-connect-discovery-info",
+        "oauth2_provider:oauth-server-metadata",
+    )
+    # What XFrameOptionsMiddleware (X_FRAME_OPTIONS = "DENY") and CSPMiddleware would add, for
+    # responses that are JSON (or a JWT), never a page: load nothing, be framed nowhere.
+    HEADERS = {
+        "X-Frame-Options": "DENY",
+        "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    }
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        # Resolved at the first request: the URLconf may not be importable yet at start-up.
+        self._paths: frozenset[str] | None = None
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path_info not in self.paths():
+            return self.get_response(request)
+        # CommonMiddleware's host check (DisallowedHost: Django answers 400).
+        request.get_host()
+        request.user = AnonymousUser()
+        match = resolve(request.path_info)
+        request.resolver_match = match
+        try:
+            response = match.func(request, *match.args, **match.kwargs)
+            if response is None:
+                raise ValueError(f"The view {match.view_name} returned None.")
+            if callable(getattr(response, "render", None)):
+                response = response.render()
+        except Exception as exc:
+            metrics.observe_exception(view=url_name(request), exception=exc)
+            response = response_for_exception(request, exc)
+        for name, value in self.HEADERS.items():
+            response.setdefault(name, value)
+        return response
+
+    def paths(self) -> frozenset[str]:
+        """The endpoints' paths as `request.path_info` has them (without the script prefix)."""
+        if self._paths is None:
+            prefix = get_script_prefix()
+            self._paths = frozenset(
+                "/" + reverse(name).removeprefix(prefix) for name in self.URL_NAMES
+            )
+        return self._paths
