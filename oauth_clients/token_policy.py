@@ -40,6 +40,7 @@ from oauth_clients.claims import annotate_email_verified, carry_email_verified
 from oauth_clients.client_cache import enabled as client_cache_enabled
 from oauth_clients.client_cache import get_client, get_client_by_pk
 from oauth_clients.models import Client
+from oauth_clients.prepared import PreparedLookup
 from oauth_clients.secrets import check_client_secret
 from oauth_clients.tokens import (
     hash_code,
@@ -72,6 +73,43 @@ def audit_request(request: Request) -> HttpRequest:
 
 def _token_checksum(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+# The hot lookups, compiled once per process (oauth_clients/prepared.py says why).
+# A token by checksum with its user (userinfo, protected resources; the client comes from the
+# client cache) or with its user and client (no shared cache).
+_ACCESS_TOKEN = PreparedLookup(
+    lambda checksum: annotate_email_verified(
+        get_access_token_model().objects.select_related("user").filter(token_checksum=checksum)
+    )[:1]
+)
+_ACCESS_TOKEN_AND_CLIENT = PreparedLookup(
+    lambda checksum: annotate_email_verified(
+        get_access_token_model()
+        .objects.select_related("user", "application")
+        .filter(token_checksum=checksum)
+    )[:1]
+)
+# A refresh token by checksum, locked, the live row first (rotated rows share the checksum
+# only in theory; DOT's constraint is unique (checksum, revoked)).
+_REFRESH_TOKEN_LOCKED = PreparedLookup(
+    lambda checksum: annotate_email_verified(
+        get_refresh_token_model()
+        .objects.filter(token_checksum=checksum)
+        .select_for_update(of=("self",))
+        .select_related("access_token", "user")
+        .order_by(F("revoked").desc(nulls_first=True))
+    )[:1]
+)
+# An authorization code by its SHA-256, locked until the exchange commits.
+_GRANT_LOCKED = PreparedLookup(
+    lambda code_hash: annotate_email_verified(
+        get_grant_model()
+        .objects.select_for_update(of=("self",))
+        .select_related("user")
+        .filter(code=code_hash)
+    )[:1]
+)
 
 
 if TYPE_CHECKING:
@@ -289,12 +327,7 @@ class TokenPolicyMixin(_ValidatorBase):
         cached = getattr(request, "idp_locked_grant", None)
         if cached is not None and cached[0] == hashed:
             return cached[1]
-        grant = annotate_email_verified(
-            get_grant_model()
-            .objects.select_for_update(of=("self",))
-            .select_related("user")
-            .filter(code=hashed)
-        ).first()
+        grant = _GRANT_LOCKED.first(hashed, get_grant_model())
         carry_email_verified(grant)
         request.idp_locked_grant = (hashed, grant)
         return grant
@@ -547,12 +580,7 @@ class TokenPolicyMixin(_ValidatorBase):
         """RFC 6749 §6, RFC 9700 §4.14.2: bound to its client, rotated on use, idle and absolute
         expiry; a rotated (already used) token presented again revokes its whole family."""
         refresh_token_model = get_refresh_token_model()
-        rt = annotate_email_verified(
-            refresh_token_model.objects.filter(token_checksum=_token_checksum(refresh_token))
-            .select_for_update(of=("self",))
-            .select_related("access_token", "user")
-            .order_by(F("revoked").desc(nulls_first=True))
-        ).first()
+        rt = _REFRESH_TOKEN_LOCKED.first(_token_checksum(refresh_token), refresh_token_model)
         carry_email_verified(rt)
         if rt is None or rt.application_id != client.pk:
             return False
@@ -592,18 +620,12 @@ class TokenPolicyMixin(_ValidatorBase):
         client cannot be found is no token (DOT would let `application=None` pass)."""
         if not client_cache_enabled():
             # No shared cache: one joined query beats a second round trip (A/B, BENCHMARKS.md).
-            access_token = annotate_email_verified(
-                get_access_token_model()
-                .objects.select_related("user", "application")
-                .filter(token_checksum=_token_checksum(token))
-            ).first()
+            access_token = _ACCESS_TOKEN_AND_CLIENT.first(
+                _token_checksum(token), get_access_token_model()
+            )
             carry_email_verified(access_token)
             return access_token
-        access_token = annotate_email_verified(
-            get_access_token_model()
-            .objects.select_related("user")
-            .filter(token_checksum=_token_checksum(token))
-        ).first()
+        access_token = _ACCESS_TOKEN.first(_token_checksum(token), get_access_token_model())
         carry_email_verified(access_token)
         if access_token is None or access_token.application_id is None:
             return access_token

@@ -1,0 +1,121 @@
+"""One-row ORM lookups compiled once per process and database, then run with a new value.
+
+Why this exists: on the hottest endpoints (userinfo, introspection, the refresh grant) the
+ORM spent more CPU turning the same queryset into SQL again — `select_related` joins, an
+EXISTS annotation, row locks — than the database spent answering it: ~60 % of a userinfo
+request's CPU in `QuerySet.first` → `SQLCompiler.as_sql` (cProfile, BENCHMARKS.md). Django
+has no public "prepared queryset", so this compiles the queryset once with a marker value,
+keeps Django's own compiler (its column map, converters and related-object populators) and
+per call runs the same SQL with the marker's parameter replaced — still a bound parameter,
+never text pasted into SQL. Rows become model instances exactly as `ModelIterable` does
+(Django 5.2), including `select_related` objects and annotations.
+
+Limits, on purpose: one marker parameter, one row (the queryset is sliced to one), no
+`prefetch_related`, no deferred fields. A lookup with `select_for_update()` refuses to run
+outside a transaction, as Django does.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connections, router
+from django.db.models import Model, QuerySet
+from django.db.models.query import get_related_populators
+from django.db.transaction import TransactionManagementError
+
+MARKER = "\x1fidp-prepared-lookup-marker\x1f"
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    params: tuple[Any, ...]
+    position: int
+    compiler: Any
+    init_list: list[str]
+    fields_start: int
+    fields_end: int
+    populators: list[Any]
+    annotations: dict[str, int]
+    for_update: bool
+
+
+class PreparedLookup:
+    """`build(value)` → a queryset of at most one row; `lookup.first(value)` runs it.
+
+    `build` is called once per database alias, with `MARKER` as the value.
+    """
+
+    def __init__(self, build: Callable[[Any], QuerySet]) -> None:
+        self._build = build
+        self._compiled: dict[str, _Compiled] = {}
+        self._lock = threading.Lock()
+
+    def _compile(self, using: str) -> _Compiled:
+        queryset = self._build(MARKER)
+        query = queryset.query
+        if query.low_mark != 0 or query.high_mark != 1:
+            raise ValueError("a prepared lookup is sliced to exactly one row: qs[:1]")
+        compiler = query.get_compiler(using=using)
+        sql, params = compiler.as_sql()
+        positions = [i for i, value in enumerate(params) if value == MARKER]
+        if len(positions) != 1:
+            raise ValueError("the marker must appear exactly once among the parameters")
+        klass_info = compiler.klass_info
+        select_fields = klass_info["select_fields"]
+        start, end = select_fields[0], select_fields[-1] + 1
+        return _Compiled(
+            sql=sql,
+            params=tuple(params),
+            position=positions[0],
+            compiler=compiler,
+            init_list=[column[0].target.attname for column in compiler.select[start:end]],
+            fields_start=start,
+            fields_end=end,
+            populators=get_related_populators(klass_info, compiler.select, using),
+            annotations=dict(compiler.annotation_col_map or {}),
+            for_update=query.select_for_update,
+        )
+
+    def compiled(self, using: str) -> _Compiled:
+        compiled = self._compiled.get(using)
+        if compiled is None:
+            with self._lock:
+                compiled = self._compiled.get(using)
+                if compiled is None:
+                    compiled = self._compile(using)
+                    self._compiled[using] = compiled
+        return compiled
+
+    def first(self, value: Any, model: type[Model]) -> Model | None:
+        using = router.db_for_read(model)
+        compiled = self.compiled(using)
+        connection = connections[using]
+        if (
+            compiled.for_update
+            and connection.get_autocommit()
+            and connection.features.supports_transactions
+        ):
+            raise TransactionManagementError(
+                "select_for_update cannot be used outside of a transaction."
+            )
+        params = list(compiled.params)
+        params[compiled.position] = value
+        with connection.cursor() as cursor:
+            cursor.execute(compiled.sql, params)
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        (row,) = compiled.compiler.results_iter(results=[[row]])
+        obj = compiled.compiler.query.model.from_db(
+            using, compiled.init_list, row[compiled.fields_start : compiled.fields_end]
+        )
+        for populator in compiled.populators:
+            populator.populate(row, obj)
+        for name, position in compiled.annotations.items():
+            setattr(obj, name, row[position])
+        return obj

@@ -1,0 +1,99 @@
+"""oauth_clients.prepared: the hot token lookups compiled once, answering like the ORM."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import pytest
+from django.db import connection, transaction
+from django.db.models.sql.compiler import SQLCompiler
+from django.db.transaction import TransactionManagementError
+from oauth2_provider.models import get_access_token_model, get_refresh_token_model
+
+from oauth_clients import token_policy
+from oauth_clients.claims import annotate_email_verified
+from oauth_clients.prepared import PreparedLookup
+from oauth_clients.token_policy import _token_checksum
+
+AccessToken = get_access_token_model()
+RefreshToken = get_refresh_token_model()
+
+
+@pytest.fixture
+def tokens(web_client, issue_tokens) -> dict:
+    return issue_tokens(web_client, scope="openid profile email")
+
+
+def orm_access_token(checksum: str):
+    return (
+        annotate_email_verified(AccessToken.objects.select_related("user"))
+        .filter(token_checksum=checksum)
+        .first()
+    )
+
+
+def test_a_prepared_lookup_answers_what_the_orm_answers(tokens):
+    checksum = _token_checksum(tokens["access_token"])
+    expected = orm_access_token(checksum)
+    assert expected is not None
+    found = token_policy._ACCESS_TOKEN.first(checksum, AccessToken)
+    assert found is not None
+    for field in AccessToken._meta.concrete_fields:
+        assert getattr(found, field.attname) == getattr(expected, field.attname), field.name
+    assert found.user == expected.user  # select_related: no query to reach it
+    assert found.user.email == expected.user.email
+    assert found.idp_email_verified is True
+    assert found._state.adding is False
+    assert found._state.db == "default"
+
+
+def test_unknown_values_find_nothing_and_values_stay_parameters(tokens, django_assert_num_queries):
+    assert token_policy._ACCESS_TOKEN.first(_token_checksum(tokens["access_token"]), AccessToken)
+    with django_assert_num_queries(1):
+        assert token_policy._ACCESS_TOKEN.first("0" * 64, AccessToken) is None
+    # SQL in the value is a value: it matches nothing and breaks nothing.
+    assert token_policy._ACCESS_TOKEN.first("x' OR '1'='1", AccessToken) is None
+    assert AccessToken.objects.count() >= 1
+
+
+def test_the_queryset_is_compiled_once(tokens):
+    lookup = PreparedLookup(
+        lambda checksum: AccessToken.objects.select_related("user").filter(token_checksum=checksum)[
+            :1
+        ]
+    )
+    checksum = _token_checksum(tokens["access_token"])
+    assert lookup.first(checksum, AccessToken) is not None  # compiled here
+    with mock.patch.object(SQLCompiler, "as_sql", side_effect=AssertionError("recompiled")):
+        for _ in range(3):
+            assert lookup.first(checksum, AccessToken).token_checksum == checksum
+        assert lookup.first("f" * 64, AccessToken) is None
+
+
+def test_a_locking_lookup_refuses_to_run_outside_a_transaction(tokens):
+    checksum = _token_checksum(tokens["refresh_token"])
+    with transaction.atomic():
+        rt = token_policy._REFRESH_TOKEN_LOCKED.first(checksum, RefreshToken)
+        assert rt is not None
+        assert rt.access_token is not None
+        assert rt.user is not None
+    # pytest-django's test transaction is an atomic block; leave it to see autocommit.
+    with (
+        mock.patch.object(connection, "get_autocommit", return_value=True),
+        pytest.raises(TransactionManagementError),
+    ):
+        token_policy._REFRESH_TOKEN_LOCKED.first(checksum, RefreshToken)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda value: AccessToken.objects.filter(token_checksum=value),  # not one row
+        lambda value: AccessToken.objects.filter(token_checksum="fixed")[:1],  # no marker
+        lambda value: AccessToken.objects.filter(token_checksum=value, token=value)[:1],
+    ],
+    ids=["unsliced", "no-marker", "marker-twice"],
+)
+def test_lookups_the_helper_cannot_prepare_are_refused(db, build):
+    with pytest.raises(ValueError, match=r"one row|marker"):
+        PreparedLookup(build).first("anything", AccessToken)
