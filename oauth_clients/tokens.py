@@ -27,6 +27,7 @@ from accounts.models import AuditEvent
 from oauth_clients.client_cache import enabled as client_cache_enabled
 from oauth_clients.client_cache import get_client_by_pk
 from oauth_clients.models import Client
+from oauth_clients.prepared import PreparedLookup
 
 # A client's `last_used_at` is written at most this often (one UPDATE per client per minute,
 # not one per token request).
@@ -200,6 +201,29 @@ def _timestamp(value: datetime | None) -> int | None:
     return int(value.timestamp()) if value is not None else None
 
 
+def _introspection_lookups(model_getter: Any, *related: str, **filters: Any) -> dict:
+    """A token by checksum with its user, and its client unless the client cache serves it."""
+
+    def build(cached: bool) -> PreparedLookup:
+        joined = (*related, "user") if cached else (*related, "user", "application")
+        return PreparedLookup(
+            lambda checksum: (
+                model_getter()
+                .objects.select_related(*joined)
+                .filter(token_checksum=checksum, **filters)[:1]
+            )
+        )
+
+    return {True: build(True), False: build(False)}
+
+
+# Compiled once per process (oauth_clients/prepared.py says why).
+_INTROSPECT_ACCESS_TOKEN = _introspection_lookups(get_access_token_model)
+_INTROSPECT_REFRESH_TOKEN = _introspection_lookups(
+    get_refresh_token_model, "access_token", revoked__isnull=True
+)
+
+
 def introspect_token(*, token: str, token_type_hint: str | None, caller: Client) -> dict[str, Any]:
     """RFC 7662 §2.2 answer for `token` as seen by the authenticated client `caller`.
 
@@ -216,17 +240,12 @@ def introspect_token(*, token: str, token_type_hint: str | None, caller: Client)
     # With the shared client cache the token's client comes from it; without, from a join
     # (one round trip rather than two).
     cached = client_cache_enabled()
-    related = ("user",) if cached else ("user", "application")
     kinds = ["access_token", "refresh_token"]
     if token_type_hint == "refresh_token":  # noqa: S105 (a hint name, not a secret)
         kinds.reverse()
     for kind in kinds:
         if kind == "access_token":
-            found = (
-                access_token_model.objects.select_related(*related)
-                .filter(token_checksum=checksum)
-                .first()
-            )
+            found = _INTROSPECT_ACCESS_TOKEN[cached].first(checksum, access_token_model)
             if found is None:
                 continue
             if cached:  # the client from the client cache rather than a join
@@ -237,11 +256,7 @@ def introspect_token(*, token: str, token_type_hint: str | None, caller: Client)
             scope = found.scope
             token_type = "Bearer"  # noqa: S105 (RFC 6750 token type name)
         else:
-            found = (
-                refresh_token_model.objects.select_related("access_token", *related)
-                .filter(token_checksum=checksum, revoked__isnull=True)
-                .first()
-            )
+            found = _INTROSPECT_REFRESH_TOKEN[cached].first(checksum, refresh_token_model)
             if found is None or found.access_token is None:
                 continue
             if cached:
