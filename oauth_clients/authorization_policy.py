@@ -34,7 +34,7 @@ from oauth_clients.backend import (
 )
 from oauth_clients.claims import build_claims, supported_claims
 from oauth_clients.consent import consent_covers
-from oauth_clients.keys import key_algorithm, key_id, published_pems, signing_key
+from oauth_clients.keys import key_algorithm, key_id, published_pems, sign_jwt
 from oauth_clients.models import Client
 
 ID_TOKEN_ALGORITHM = "RS256"  # noqa: S105 (an algorithm name, not a secret)
@@ -268,15 +268,12 @@ class AuthorizationPolicyMixin:
         elif "nonce" not in payload and request.nonce:
             payload["nonce"] = request.nonce
         algorithm = "ES256" if request.client.algorithm == "ES256" else ID_TOKEN_ALGORITHM
-        key, kid = signing_key(algorithm)
-        header = {"typ": "JWT", "alg": algorithm, "kid": kid}
-        signed = jwt.JWT(header=header, claims=payload)
-        signed.make_signed_token(key)
+        signed = sign_jwt(payload, algorithm=algorithm)
         record = self._save_id_token(payload["jti"], request, expiration_time)
         # As DOT does: the token side links the access token to this ID token.
         request.access_token = record
         request.id_token = record
-        return signed.serialize()
+        return signed
 
     def _save_id_token(self, jti, request, expires, *args, **kwargs):
         sid, _auth_time, _amr = self._id_token_session(request)

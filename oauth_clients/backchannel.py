@@ -38,7 +38,6 @@ import requests
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from jwcrypto import jwt
 from oauth2_provider.settings import oauth2_settings
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -46,7 +45,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from oauth_clients import uri_rules
 from oauth_clients.authorization_policy import ID_TOKEN_ALGORITHM
-from oauth_clients.keys import ES256, signing_key
+from oauth_clients.keys import ES256, sign_jwt
 from oauth_clients.models import AccessToken, BackchannelDelivery, Client, Grant, RefreshToken
 
 logger = logging.getLogger(__name__)
@@ -112,11 +111,7 @@ def build_logout_token(
         claims["sub"] = sub
     if sid:
         claims["sid"] = sid
-    key, kid = signing_key(algorithm)
-    header = {"typ": LOGOUT_TOKEN_TYPE, "alg": algorithm, "kid": kid}
-    token = jwt.JWT(header=header, claims=claims)
-    token.make_signed_token(key)
-    return str(token.serialize())
+    return sign_jwt(claims, algorithm=algorithm, typ=LOGOUT_TOKEN_TYPE)
 
 
 # --- Which apps to tell (§2.3), queued with the session's end -------------------------------------
