@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import string
 from http import HTTPStatus
 
 import pytest
@@ -263,3 +264,15 @@ def test_two_refreshes_racing_on_one_token_cannot_both_rotate(web_client, issue_
             {**token, "access_token": "a2", "refresh_token": "r2"}, racers[1]
         )
     assert RefreshToken.objects.filter(revoked__isnull=True).count() == 1
+
+
+def test_tokens_are_256_bit_urlsafe_and_never_repeat(web_client, issue_tokens, refresh):
+    """RFC 6749 §10.10 / RFC 6750 §5.2: tokens an attacker cannot guess (256 bits here)."""
+    first = issue_tokens(web_client)
+    second = refresh(web_client, first["refresh_token"]).json()
+    values = [first["access_token"], first["refresh_token"]]
+    values += [second["access_token"], second["refresh_token"]]
+    assert len(set(values)) == 4
+    for value in values:
+        assert len(value) == 43  # 32 random bytes, base64url without padding
+        assert set(value) <= set(string.ascii_letters + string.digits + "-_")
