@@ -323,6 +323,8 @@ class Bench:
                 str(seconds),
             ]
             cmd += ["--rate", "250", "--format", "raw", "--output", str(out), "--nonblocking"]
+            if self.args.profile_gil:
+                cmd.append("--gil")  # only samples holding the GIL: where the CPU goes
             recorders.append(
                 (subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), out)  # noqa: S603 (our own fixed command lines)
             )
@@ -636,6 +638,11 @@ def main() -> int:
     )
     parser.add_argument(
         "--profile", action="store_true", help="py-spy profiles into bench/profiles/ instead"
+    )
+    parser.add_argument(
+        "--profile-gil",
+        action="store_true",
+        help="with --profile: sample only threads holding the GIL (CPU, not waits)",
     )
     args = parser.parse_args()
     args.client_key = {"bench-web": "web", "bench-web-es256": "web_es256"}[args.client]

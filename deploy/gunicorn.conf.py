@@ -15,6 +15,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from gunicorn.glogging import Logger
+
 
 def _cpu_count() -> int:
     """CPUs this container may use: the cgroup v2 quota if set, else the affinity mask."""
@@ -59,6 +61,21 @@ limit_request_fields = 100
 control_socket_disable = True
 
 accesslog = None
+
+
+class _NoAccessLogger(Logger):
+    """gunicorn's logger without its access line at all.
+
+    With `logconfig_dict` set, gunicorn builds every request's access-log atoms (a dict of ~20
+    fields) before handing them to the `gunicorn.access` logger, which we route to a null
+    handler: ~3 % of a token request's CPU for a line nobody reads (py-spy --gil, BENCHMARKS.md).
+    """
+
+    def _compute_access_log_enabled(self) -> bool:
+        return False
+
+
+logger_class = _NoAccessLogger
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 logconfig_dict = {

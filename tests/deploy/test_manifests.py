@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import re
 import shlex
 import shutil
 import subprocess
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import yaml
 from django.core.management import get_commands
+from gunicorn.config import Config
 
 from idp.middleware import ProbeMiddleware
 
@@ -154,6 +157,20 @@ def test_gunicorn_config_values():
     handlers = config["logconfig_dict"]["loggers"]["gunicorn.access"]["handlers"]
     assert handlers == ["null"]  # gunicorn's line would carry query strings
     assert config["control_socket_disable"] is True
+
+
+def test_gunicorn_builds_no_access_line_but_still_logs_its_errors():
+    """The access atoms are not even computed (the null handler would drop them anyway)."""
+    config: dict = {}
+    exec((DEPLOY / "gunicorn.conf.py").read_text(), config)  # noqa: S102 (our own config file)
+    cfg = Config()
+    for name in ("accesslog", "errorlog", "loglevel", "logconfig_dict", "logger_class"):
+        cfg.set(name.lower(), config[name])
+    logger = cfg.logger_class(cfg)
+    assert logger.access_log_enabled is False
+    with mock.patch.object(logger, "atoms", side_effect=AssertionError("atoms built")):
+        logger.access(mock.Mock(), mock.Mock(), {}, mock.Mock())
+    assert logger.error_log.isEnabledFor(logging.ERROR)
 
 
 # --- Compose and Caddy
