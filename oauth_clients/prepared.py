@@ -42,6 +42,7 @@ class _Compiled:
     populators: list[Any]
     annotations: dict[str, int]
     for_update: bool
+    converters: dict[int, Any]
 
 
 class PreparedLookup:
@@ -66,6 +67,11 @@ class PreparedLookup:
         if len(positions) != 1:
             raise ValueError("the marker must appear exactly once among the parameters")
         klass_info = compiler.klass_info
+        # Django asks every column's field for its converters on each fetch (results_iter):
+        # ~4 % of a userinfo request's CPU; the answer never changes for this SQL.
+        converters = compiler.get_converters(
+            [column[0] for column in compiler.select[: compiler.col_count]]
+        )
         select_fields = klass_info["select_fields"]
         start, end = select_fields[0], select_fields[-1] + 1
         return _Compiled(
@@ -79,6 +85,7 @@ class PreparedLookup:
             populators=get_related_populators(klass_info, compiler.select, using),
             annotations=dict(compiler.annotation_col_map or {}),
             for_update=query.select_for_update,
+            converters=converters,
         )
 
     def compiled(self, using: str) -> _Compiled:
@@ -110,7 +117,8 @@ class PreparedLookup:
             row = cursor.fetchone()
         if row is None:
             return None
-        (row,) = compiled.compiler.results_iter(results=[[row]])
+        if compiled.converters:
+            (row,) = compiled.compiler.apply_converters([row], compiled.converters)
         obj = compiled.compiler.query.model.from_db(
             using, compiled.init_list, row[compiled.fields_start : compiled.fields_end]
         )
