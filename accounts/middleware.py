@@ -1,16 +1,19 @@
-"""The admin needs a second factor: enrolled, and used in this browser session."""
+"""The admin's second-factor gate, and allauth's session activity tracking at most once a minute."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from urllib.parse import urlencode
 
+from allauth.usersessions import app_settings as usersessions_settings
+from allauth.usersessions.models import UserSession
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from accounts import mfa_policy
+from accounts.sessions import activity_recorded_recently, mark_activity_recorded
 
 
 class StaffMFAMiddleware:
@@ -44,3 +47,31 @@ class StaffMFAMiddleware:
             return False
         admin_root = reverse("admin:index")
         return request.path.startswith(admin_root) and request.path != reverse("admin:logout")
+
+
+class SessionActivityMiddleware:
+    """allauth's `UserSessionsMiddleware` (USERSESSIONS_TRACK_ACTIVITY), throttled.
+
+    allauth's middleware refreshes the session's `UserSession` row on every signed-in request:
+    a SELECT of the row, one of its user and an UPDATE of every column (half the queries of the
+    authorization request that follows a sign-in). Here the row is refreshed through the same
+    allauth call when it is older than ACTIVITY_INTERVAL_SECONDS or the client's address or
+    browser changed (so allauth's `session_client_changed` still fires at once); the sign-in
+    itself writes the row (allauth's `user_logged_in` receiver).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if (
+            usersessions_settings.TRACK_ACTIVITY
+            and hasattr(request, "session")
+            and request.session.session_key
+            and hasattr(request, "user")
+            and request.user.is_authenticated
+            and not activity_recorded_recently(request)
+        ):
+            UserSession.objects.create_from_request(request)
+            mark_activity_recorded(request)
+        return self.get_response(request)
