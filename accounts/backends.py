@@ -24,6 +24,15 @@ class LockoutAwareBackend(AuthenticationBackend):
             return False
         return super().user_can_authenticate(user)
 
+    def _authenticate_by_email(self, email: str, password: str) -> Any:
+        # allauth tries a username as an email address first (for apps that pass every login
+        # as `username`). Every address has an "@" (EmailField), so without one that lookup
+        # (two queries per sign-in) cannot find anyone; the time it takes depends only on the
+        # typed login, not on which accounts exist.
+        if "@" not in (email or ""):
+            return None
+        return super()._authenticate_by_email(email, password)
+
     def get_user(self, user_id: Any) -> Any:
         User = get_user_model()
         try:

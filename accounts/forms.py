@@ -41,6 +41,11 @@ class LoginForm(AllauthLoginForm):
         login.max_length = LOGIN_MAX_LENGTH  # type: ignore[attr-defined]
         login.validators.append(MaxLengthValidator(LOGIN_MAX_LENGTH))
         login.widget.attrs["maxlength"] = str(LOGIN_MAX_LENGTH)
+        password = self.fields["password"]
+        if password.help_text:
+            # allauth's help text is lazy and looks up a template each time it is read (twice
+            # per page): read it once.
+            password.help_text = str(password.help_text)
         if not self.is_bound and self.request is not None:
             # OIDC Core §3.1.2.1: an app's `login_hint` pre-fills the sign-in name.
             self.initial.setdefault("login", login_hint(self.request))

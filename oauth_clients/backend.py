@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -236,13 +237,22 @@ def _check_policy(orequest: OauthlibRequest) -> None:
         ) from exc
 
 
+class _ParsedOnceRequest(OauthlibRequest):
+    """oauthlib's request, its query parsed once: oauthlib parses it again for every parameter
+    it checks for repetition (`duplicate_params`, about ten per authorization request)."""
+
+    @cached_property
+    def uri_query_params(self) -> list[tuple[str, str]]:  # type: ignore[override]
+        return OauthlibRequest.uri_query_params.fget(self)  # type: ignore[attr-defined]
+
+
 class IdPOAuthLibCore(OAuthLibCore):
     """OAuthLibCore that knows the signed-in session (OAUTH2_BACKEND_CLASS)."""
 
     def validate_authorization_request(self, request: HttpRequest) -> tuple[list[str], dict]:
         try:
             uri, http_method, body, headers = self._extract_params(request)
-            orequest = OauthlibRequest(uri, http_method=http_method, body=body, headers=headers)
+            orequest = _ParsedOnceRequest(uri, http_method=http_method, body=body, headers=headers)
         except ValueError as exc:
             # oauthlib cannot parse the query (bad percent-encoding): nothing is trustworthy.
             raise FatalClientError(

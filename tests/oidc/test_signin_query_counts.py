@@ -1,0 +1,140 @@
+"""Query budgets of a browser's password sign-in into an app, request by request.
+
+The five requests of `bench/wrk/signin.lua`: the authorization request (anonymous), the login
+page, the login POST, the authorization request again with the session (trusted client: no
+consent screen), the code exchange (pinned in test_query_counts.py). As in production, sessions
+and registered clients live in the cache (Redis there, the process's memory here), so SQLite and
+PostgreSQL count the same statements (inside the test's transaction both write SAVEPOINT and
+RELEASE around each atomic block). A regression in any of them fails `make test`.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from urllib.parse import urlsplit
+
+import pytest
+from django.core.cache import cache
+
+from oauth_clients.client_cache import invalidate_clients
+from tests.oidc.authorize_helpers import AUTHORIZE_URL, authorization_params, redirect_query
+from tests.oidc.conftest import WEB_REDIRECT_URI
+
+pytestmark = pytest.mark.django_db
+
+WRITES = {"INSERT", "UPDATE", "DELETE"}
+
+
+def tables(captured) -> list[str]:
+    """The tables the statements read or write, in order (one per statement)."""
+    names = []
+    for query in captured:
+        sql = query["sql"]
+        for keyword in (" FROM ", "INSERT INTO ", "UPDATE "):
+            if keyword in sql:
+                names.append(sql.split(keyword, 1)[1].split()[0].strip('"'))
+                break
+    return names
+
+
+def writes(captured) -> list[str]:
+    return [q["sql"].split()[0].upper() for q in captured if q["sql"].split()[0].upper() in WRITES]
+
+
+@pytest.fixture(autouse=True)
+def _production_caches(settings, django_capture_on_commit_callbacks):
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+    settings.IDP_CLIENT_CACHE_SECONDS = 300
+    # No client cached by an earlier test (its row was rolled back), no rate-limit counts.
+    with django_capture_on_commit_callbacks(execute=True):
+        invalidate_clients()
+    if settings.CACHES["default"]["BACKEND"].endswith("LocMemCache"):
+        cache.clear()
+    yield
+    with django_capture_on_commit_callbacks(execute=True):
+        invalidate_clients()
+
+
+@pytest.fixture
+def login_page(client, web_client) -> str:
+    """The login page URL the authorization request sends an anonymous browser to."""
+    response = client.get(AUTHORIZE_URL, authorization_params(web_client))
+    assert response.status_code == HTTPStatus.FOUND
+    return response["Location"]
+
+
+def test_anonymous_authorization_request_and_login_page_need_no_query(
+    client, web_client, django_assert_num_queries
+):
+    # The client and the branding come from the cache: warm both first, as every request after
+    # the first one finds them.
+    client.get(client.get(AUTHORIZE_URL, authorization_params(web_client))["Location"])
+    with django_assert_num_queries(0):
+        response = client.get(AUTHORIZE_URL, authorization_params(web_client))
+    assert response.status_code == HTTPStatus.FOUND
+    with django_assert_num_queries(0):
+        page = client.get(response["Location"])
+    assert page.status_code == HTTPStatus.OK
+
+
+def test_password_sign_in_by_username_queries(
+    client, user, password, login_page, django_assert_max_num_queries
+):
+    client.get(login_page)
+    with django_assert_max_num_queries(12) as captured:
+        response = client.post(login_page, {"login": "alice", "password": password})
+    assert response.status_code == HTTPStatus.FOUND, response.content[:300]
+    assert urlsplit(response["Location"]).path == AUTHORIZE_URL
+    read = tables(captured)
+    # A sign-in name without "@" is no email address: allauth's lookup by address is skipped
+    # (accounts.backends); the user is read once, by username.
+    assert "account_emailaddress" in read  # the verified-address check of the login stage
+    assert read.count("accounts_user") == 2  # the lookup by username and the last_login UPDATE
+    # The audit row, last_login, and allauth's record of this browser session.
+    assert sorted(writes(captured)) == ["INSERT", "INSERT", "UPDATE"]
+
+
+def test_password_sign_in_by_email_queries(
+    client, user, password, login_page, django_assert_max_num_queries
+):
+    client.get(login_page)
+    with django_assert_max_num_queries(12) as captured:
+        response = client.post(login_page, {"login": "alice@example.com", "password": password})
+    assert response.status_code == HTTPStatus.FOUND, response.content[:300]
+    # The verified address found the user (joined): no lookup by username.
+    assert tables(captured).count("accounts_user") == 1
+
+
+def test_authorization_request_with_the_new_session_queries(
+    client, user, password, web_client, django_assert_max_num_queries
+):
+    params = authorization_params(web_client)
+    login_page = client.get(AUTHORIZE_URL, params)["Location"]
+    client.get(login_page)
+    back = client.post(login_page, {"login": "alice", "password": password})["Location"]
+    # The session's user; allauth's activity tracking of the session (its row read with its
+    # user, then rewritten: SAVEPOINT, SELECT, SELECT, UPDATE, RELEASE); the Grant.
+    with django_assert_max_num_queries(7) as captured:
+        response = client.get(back)
+    query = redirect_query(response, WEB_REDIRECT_URI)
+    assert query["code"]
+    assert "oauth_clients_grant" in tables(captured)
+
+
+def test_authorization_request_with_throttled_activity_tracking_queries(
+    client, user, password, web_client, settings, django_assert_max_num_queries
+):
+    # accounts.middleware.SessionActivityMiddleware in place of allauth's: the sign-in has just
+    # recorded the session, so this request only reads the user and writes the Grant.
+    allauth_middleware = "allauth.usersessions.middleware.UserSessionsMiddleware"
+    settings.MIDDLEWARE = [
+        "accounts.middleware.SessionActivityMiddleware" if m == allauth_middleware else m
+        for m in settings.MIDDLEWARE
+    ]
+    login_page = client.get(AUTHORIZE_URL, authorization_params(web_client))["Location"]
+    client.get(login_page)
+    back = client.post(login_page, {"login": "alice", "password": password})["Location"]
+    with django_assert_max_num_queries(2) as captured:
+        response = client.get(back)
+    assert redirect_query(response, WEB_REDIRECT_URI)["code"]
+    assert tables(captured) == ["accounts_user", "oauth_clients_grant"]
