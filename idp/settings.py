@@ -156,7 +156,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "allauth.account.middleware.AccountMiddleware",
-    "allauth.usersessions.middleware.UserSessionsMiddleware",
+    # allauth's UserSessionsMiddleware, throttled: the session's row refreshed at most once a
+    # minute (or when the address or browser changes), not on every signed-in request.
+    "accounts.middleware.SessionActivityMiddleware",
     # The admin needs a second factor used in this session (accounts.mfa_policy).
     "accounts.middleware.StaffMFAMiddleware",
 ]
@@ -203,6 +205,11 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Fail fast when the server is unreachable, so /readyz turns unready instead of hanging.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "connect_timeout", env_int("IDP_DB_CONNECT_TIMEOUT", 3)
+    )
+    # Server-side parameter binding: psycopg prepares a statement after it has run a few
+    # times, so PostgreSQL stops parsing and planning the hot lookups on every request.
+    DATABASES["default"]["OPTIONS"]["server_side_binding"] = env_bool(
+        "IDP_DB_SERVER_SIDE_BINDING", False
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
