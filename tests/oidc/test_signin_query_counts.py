@@ -108,29 +108,9 @@ def test_password_sign_in_by_email_queries(
 def test_authorization_request_with_the_new_session_queries(
     client, user, password, web_client, django_assert_max_num_queries
 ):
-    params = authorization_params(web_client)
-    login_page = client.get(AUTHORIZE_URL, params)["Location"]
-    client.get(login_page)
-    back = client.post(login_page, {"login": "alice", "password": password})["Location"]
-    # The session's user; allauth's activity tracking of the session (its row read with its
-    # user, then rewritten: SAVEPOINT, SELECT, SELECT, UPDATE, RELEASE); the Grant.
-    with django_assert_max_num_queries(7) as captured:
-        response = client.get(back)
-    query = redirect_query(response, WEB_REDIRECT_URI)
-    assert query["code"]
-    assert "oauth_clients_grant" in tables(captured)
-
-
-def test_authorization_request_with_throttled_activity_tracking_queries(
-    client, user, password, web_client, settings, django_assert_max_num_queries
-):
-    # accounts.middleware.SessionActivityMiddleware in place of allauth's: the sign-in has just
-    # recorded the session, so this request only reads the user and writes the Grant.
-    allauth_middleware = "allauth.usersessions.middleware.UserSessionsMiddleware"
-    settings.MIDDLEWARE = [
-        "accounts.middleware.SessionActivityMiddleware" if m == allauth_middleware else m
-        for m in settings.MIDDLEWARE
-    ]
+    # accounts.middleware.SessionActivityMiddleware (allauth's tracking, throttled): the sign-in
+    # has just recorded the session, so this request only reads the user and writes the Grant
+    # (allauth's own middleware added SAVEPOINT, SELECT, SELECT, UPDATE, RELEASE).
     login_page = client.get(AUTHORIZE_URL, authorization_params(web_client))["Location"]
     client.get(login_page)
     back = client.post(login_page, {"login": "alice", "password": password})["Location"]
