@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import platform
 import re
@@ -423,6 +424,20 @@ class Bench:
         }
 
 
+def worker_connections(args: argparse.Namespace) -> int:
+    """gunicorn's per-worker connection cap for this bench.
+
+    wrk opens its keep-alive connections once, and each stays with the worker that accepted it.
+    Both workers wait on the one listening socket and the first awake wins, so 8 connections
+    were seen split 8/0 (`ss -tnp`): one worker served everything and the rate halved (discovery
+    1,500/s in one run, 3,300/s in the next). A load balancer in front spreads connections in
+    production; here each worker takes at most its share of the largest connection count any
+    operation uses (plus its threads, which gthread reserves), so neither can take them all.
+    """
+    largest = max(args.connections, args.paced_connections, args.signin_threads)
+    return math.ceil(largest / args.workers) + args.gunicorn_threads
+
+
 def summarize_profiles(paths: list[Path], op: str, top: int = 45) -> str:
     """Inclusive share of samples per function (file:function), from py-spy's collapsed stacks,
     restricted to request-handling stacks (those that pass through Django's handler)."""
@@ -537,7 +552,8 @@ def write_markdown(label: str, record: dict, previous: dict | None) -> str:
         f"Server: gunicorn, {record['config']['workers']} workers × "
         f"{record['config']['threads']} threads ({record['config']['worker_class']}), "
         f"production settings; load generator wrk on the same machine "
-        f"({record['config']['connections']} connections, {record['config']['runs']} runs × "
+        f"({record['config']['connections']} connections, each worker accepting at most "
+        f"{record['config'].get('worker_connections', '—')}; {record['config']['runs']} runs × "
         f"{record['config']['duration']} s, medians). Load average before / after: "
         f"{record['load_before']} / {record['load_after']}.",
         "",
@@ -623,7 +639,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--gunicorn-threads", type=int, default=1)
     parser.add_argument("--signin-threads", type=int, default=8)
-    parser.add_argument("--paced-connections", type=int, default=16)
+    parser.add_argument("--paced-connections", type=int, default=8)
     parser.add_argument("--no-paced", dest="paced", action="store_false")
     parser.add_argument("--pool-rate", type=float, default=1200, help="credentials per second")
     parser.add_argument("--client", default="bench-web", help="client of refresh/code pools")
@@ -681,6 +697,7 @@ def main() -> int:
                 redis.Redis.from_url(REDIS_URL).flushdb()
             env["GUNICORN_THREADS"] = str(args.gunicorn_threads)
             env["GUNICORN_MAX_REQUESTS"] = "0"  # no recycling in the middle of a measurement
+            env["GUNICORN_WORKER_CONNECTIONS"] = str(worker_connections(args))
             bench.server = Server("bench", env, tmp, workers=args.workers).start()
             results: dict[str, dict] = {}
             if args.serve:
@@ -750,6 +767,7 @@ def main() -> int:
             "threads": args.gunicorn_threads,
             "worker_class": "gthread",
             "connections": args.connections,
+            "worker_connections": worker_connections(args),
             "runs": args.runs,
             "duration": args.duration,
         },

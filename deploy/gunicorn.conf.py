@@ -40,6 +40,8 @@ bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = _env_int("GUNICORN_WORKERS", 2 * _cpu_count() + 1)
 worker_class = "gthread"
 threads = _env_int("GUNICORN_THREADS", 2)
+# Open connections per worker (gthread keeps idle keep-alive connections on their worker).
+worker_connections = _env_int("GUNICORN_WORKER_CONNECTIONS", 1000)
 # Graceful: a worker stuck for 30 s is replaced; on SIGTERM (rolling update, scale-in) workers
 # finish the requests in flight for up to 25 s, inside Kubernetes' 40 s grace period.
 timeout = _env_int("GUNICORN_TIMEOUT", 30)
