@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import statistics
 import sys
 import tempfile
@@ -37,6 +38,11 @@ def start_side(name: str, root: Path, args: argparse.Namespace, stack: contextli
         IDP_LOG_LEVEL="WARNING",
         GUNICORN_THREADS=str(args.gunicorn_threads),
         GUNICORN_MAX_REQUESTS="0",
+        # Each worker takes its share of wrk's connections (bench.run.worker_connections).
+        GUNICORN_WORKER_CONNECTIONS=str(
+            math.ceil(max(args.connections, args.signin_threads) / args.workers)
+            + args.gunicorn_threads
+        ),
     )
     if args.redis or (args.redis_after_only and name == "after"):
         # One Redis database per side: both seed clients with the same ids (and other secrets).
