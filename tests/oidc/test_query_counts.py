@@ -65,8 +65,8 @@ def test_introspection_queries(
     url = reverse("oauth2_provider:introspect")
     auth = basic_auth(resource_server.client_id, resource_server.test_secret)
     post_form(client, url, {"token": token}, HTTP_AUTHORIZATION=auth)  # stamps last_used_at
-    # The caller, the token joined with its user and client (with the client cache: the
-    # token joined with its user only, both clients from the cache).
+    # The caller (from the client cache in production) and the token joined with its user
+    # and client.
     with django_assert_max_num_queries(2) as captured:
         response = post_form(client, url, {"token": token}, HTTP_AUTHORIZATION=auth)
     assert response.json()["active"] is True
