@@ -276,3 +276,18 @@ def test_a_view_that_raises_gets_the_branded_500_and_is_counted(captured_logs, m
     line = captured_logs.records("idp.request")[-1]
     assert (line["url_name"], line["status"]) == ("oauth2_provider:token", 500)
     assert not AccessToken.objects.exists()
+
+
+def test_each_machine_path_is_resolved_once(web_client, issue_tokens):
+    token = issue_tokens(web_client)["access_token"]
+    browser = Client()
+    with mock.patch("idp.middleware.resolve", wraps=import_module("django.urls").resolve) as spy:
+        for _ in range(3):
+            response = browser.get("/o/userinfo/", HTTP_AUTHORIZATION=f"Bearer {token}")
+            assert response.status_code == HTTPStatus.OK
+            assert browser.get("/.well-known/jwks.json").status_code == HTTPStatus.OK
+    # A new handler (test Client) resolves each path at its first request, then reuses it.
+    assert sorted(call.args[0] for call in spy.call_args_list) == [
+        "/.well-known/jwks.json",
+        "/o/userinfo/",
+    ]
