@@ -44,6 +44,8 @@ def start_side(name: str, root: Path, args: argparse.Namespace, stack: contextli
             + args.gunicorn_threads
         ),
     )
+    # A tree whose gunicorn config predates GUNICORN_WORKER_CONNECTIONS takes it from here.
+    env["GUNICORN_CMD_ARGS"] = f"--worker-connections={env['GUNICORN_WORKER_CONNECTIONS']}"
     if args.redis or (args.redis_after_only and name == "after"):
         # One Redis database per side: both seed clients with the same ids (and other secrets).
         env["REDIS_URL"] = f"redis://127.0.0.1:6379/{10 if name == 'before' else 12}"
