@@ -204,3 +204,12 @@ def test_browser_apps_may_call_userinfo_cross_origin(
     assert preflight.status_code == HTTPStatus.NO_CONTENT
     assert "Authorization" in preflight["Access-Control-Allow-Headers"]
     assert client.get(userinfo_url, HTTP_ORIGIN="https://x.example")["Access-Control-Allow-Origin"]
+
+
+def test_a_token_without_a_client_is_no_token(client, web_client, issue_tokens, userinfo_url):
+    token = issue_tokens(web_client)["access_token"]
+    assert client.get(userinfo_url, **bearer(token)).status_code == HTTPStatus.OK
+    AccessToken.objects.filter(application=web_client).update(application=None)
+    response = client.get(userinfo_url, **bearer(token))
+    assert response.status_code == HTTPStatus.UNAUTHORIZED
+    assert 'error="invalid_token"' in response["WWW-Authenticate"]
