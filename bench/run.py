@@ -347,7 +347,7 @@ class Bench:
         self.wrk("client_credentials", self.args.warmup)
         before = [self.wrk("client_credentials", 5) for _ in range(2)]
         purge = subprocess.Popen(  # noqa: S603 (our own fixed command line)
-            [PYTHON, "manage.py", "purge_tokens"],
+            [PYTHON, "manage.py", "purge_tokens", "--pause", str(self.args.purge_pause)],
             cwd=ROOT,
             env=self.env,
             stdout=subprocess.PIPE,
@@ -490,6 +490,8 @@ def label_of(args: argparse.Namespace) -> str:
         parts.append("redis")
     if args.purge_rows:
         parts.append(f"purge={args.purge_rows}")
+        if args.purge_pause != 0.05:
+            parts.append(f"pause={args.purge_pause:g}")
     if args.label:
         parts.append(args.label)
     return " ".join(parts)
@@ -645,6 +647,9 @@ def main() -> int:
     parser.add_argument("--client", default="bench-web", help="client of refresh/code pools")
     parser.add_argument(
         "--purge-rows", type=int, default=0, help="measure grants while purging N expired rows"
+    )
+    parser.add_argument(
+        "--purge-pause", type=float, default=0.05, help="purge_tokens --pause (s between batches)"
     )
     parser.add_argument("--label", default="")
     parser.add_argument("--no-record", dest="record", action="store_false")
