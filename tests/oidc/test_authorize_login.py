@@ -66,7 +66,7 @@ def test_implausible_login_hint_is_not_offered(client, web_client, hint):
     assert not login_field_value(client.get(response["Location"]))
 
 
-def test_login_hint_only_comes_from_an_authorization_request(client):
+def test_login_hint_only_comes_from_an_authorization_request(client, db):
     foreign_next = "/account/?" + urlencode({"login_hint": "mallory"})
     page = client.get(LOGIN_URL, {"next": foreign_next})
     assert not login_field_value(page)
