@@ -1,9 +1,10 @@
 """Registered clients cached for the token-side hot paths, invalidated by the client services.
 
-Every token request, introspection and userinfo call needs its client (secret hash, grant
-types, `is_active`, lifetimes). Loading it through the ORM was the largest single cost of a
-client-credentials grant in the profiles (BENCHMARKS.md); reading it from the shared cache is
-one round trip.
+Every token, introspection and revocation request authenticates its client (secret hash,
+grant types, `is_active`, lifetimes). Loading it through the ORM was the largest single cost of
+a client-credentials grant in the profiles (BENCHMARKS.md); reading it from the shared cache is
+one round trip. (A bearer token's own client is read with the token instead, in one prepared
+query: `token_policy._ACCESS_TOKEN`.)
 
 Correctness rules:
 - Only a cache every worker shares (Redis) can be invalidated for all of them, so caching is on
@@ -21,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -45,47 +45,37 @@ def enabled() -> bool:
     return cache_seconds() > 0
 
 
-def _key(kind: str, value: Any) -> str:
-    digest = hashlib.sha256(str(value).encode("utf-8", "surrogatepass")).hexdigest()[:40]
-    return f"{PREFIX}{kind}:{digest}"
+def _key(client_id: str) -> str:
+    digest = hashlib.sha256(str(client_id).encode("utf-8", "surrogatepass")).hexdigest()[:40]
+    return f"{PREFIX}id:{digest}"
 
 
-def _load(kind: str, value: Any) -> Client | None:
-    if kind == "id":
-        return Client.objects.filter(client_id=value).first()
-    return Client.objects.filter(pk=value).first()
+def _load(client_id: str) -> Client | None:
+    return Client.objects.filter(client_id=client_id).first()
 
 
-def _cached(kind: str, value: Any) -> Client | None:
+def get_client(client_id: str) -> Client | None:
+    """The client registered as `client_id` (active or not), or None."""
     seconds = cache_seconds()
     if seconds <= 0:
-        return _load(kind, value)
-    key = _key(kind, value)
+        return _load(client_id)
+    key = _key(client_id)
     try:
         found = cache.get_many([GENERATION_KEY, key])
     except Exception:  # any cache failure: answer from the database
         logger.warning("client cache unavailable; reading the database", exc_info=True)
-        return _load(kind, value)
+        return _load(client_id)
     generation = found.get(GENERATION_KEY)
     entry = found.get(key)
     if entry is not None and entry[0] == generation:
         return entry[1]
-    client = _load(kind, value)
+    client = _load(client_id)
     if client is not None:
         try:
             cache.set(key, (generation, client), timeout=seconds)
         except Exception:  # a failed store only costs the next lookup
             logger.warning("client cache unavailable; entry not stored", exc_info=True)
     return client
-
-
-def get_client(client_id: str) -> Client | None:
-    """The client registered as `client_id` (active or not), or None."""
-    return _cached("id", client_id)
-
-
-def get_client_by_pk(pk: int) -> Client | None:
-    return _cached("pk", pk)
 
 
 def _bump_generation() -> None:

@@ -123,7 +123,7 @@ def test_a_reader_racing_a_change_cannot_put_the_old_row_back(machine_client, ad
     assert stale is not None
     assert stale.is_active
     services.disable_client(client=machine_client, actor=admin_user)
-    key = client_cache._key("id", machine_client.client_id)
+    key = client_cache._key(machine_client.client_id)
     cache.set(key, (stale_generation, stale))  # the racing reader's late store
     assert client_cache.get_client(machine_client.client_id).is_active is False
 
