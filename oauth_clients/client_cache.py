@@ -41,10 +41,6 @@ def cache_seconds() -> int:
     return int(getattr(settings, "IDP_CLIENT_CACHE_SECONDS", 0) or 0)
 
 
-def enabled() -> bool:
-    return cache_seconds() > 0
-
-
 def _key(client_id: str) -> str:
     digest = hashlib.sha256(str(client_id).encode("utf-8", "surrogatepass")).hexdigest()[:40]
     return f"{PREFIX}id:{digest}"
