@@ -224,3 +224,20 @@ def issue_tokens(run_code_flow, exchange_code) -> Callable[..., dict[str, Any]]:
         return response.json()
 
     return issue
+
+
+@pytest.fixture
+def revoke(client):
+    """POST to the revocation endpoint as `caller` (RFC 7009 §2.1): Basic for a confidential
+    client, `client_id` in the body for a public one."""
+
+    def do(caller: Client, token: str, **extra: str):
+        data = {"token": token, **extra}
+        headers = {}
+        if caller.client_type == Client.CLIENT_CONFIDENTIAL:
+            headers["HTTP_AUTHORIZATION"] = basic_auth(caller.client_id, caller.test_secret)
+        else:
+            data["client_id"] = caller.client_id
+        return post_form(client, reverse("oauth2_provider:revoke-token"), data, **headers)
+
+    return do

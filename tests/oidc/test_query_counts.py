@@ -81,15 +81,10 @@ def test_discovery_and_jwks_are_answered_from_the_cache(client, db, django_asser
             assert client.get(url).status_code == HTTPStatus.OK
 
 
-def test_revocation_queries(client, web_client, issue_tokens, django_assert_max_num_queries):
+def test_revocation_queries(web_client, issue_tokens, revoke, django_assert_max_num_queries):
     token = issue_tokens(web_client)["access_token"]
     # DOT's revoke_access_token (Django's collector) and the audit row; not a hot path, pinned
     # so it does not grow unnoticed.
     with django_assert_max_num_queries(13):
-        response = post_form(
-            client,
-            reverse("oauth2_provider:revoke-token"),
-            {"token": token},
-            HTTP_AUTHORIZATION=basic_auth(web_client.client_id, web_client.test_secret),
-        )
+        response = revoke(web_client, token)
     assert response.status_code == HTTPStatus.OK

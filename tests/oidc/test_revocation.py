@@ -9,22 +9,8 @@ import pytest
 from django.urls import reverse
 
 from accounts.models import AuditEvent
-from oauth_clients.models import Client, RefreshToken
+from oauth_clients.models import RefreshToken
 from tests.oidc.conftest import basic_auth, post_form
-
-
-@pytest.fixture
-def revoke(client):
-    def do(caller: Client, token: str, **extra: str):
-        data = {"token": token, **extra}
-        headers = {}
-        if caller.client_type == Client.CLIENT_CONFIDENTIAL:
-            headers["HTTP_AUTHORIZATION"] = basic_auth(caller.client_id, caller.test_secret)
-        else:
-            data["client_id"] = caller.client_id
-        return post_form(client, reverse("oauth2_provider:revoke-token"), data, **headers)
-
-    return do
 
 
 @pytest.fixture

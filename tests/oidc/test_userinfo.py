@@ -12,7 +12,7 @@ import time_machine
 from django.urls import reverse
 
 from oauth_clients.models import AccessToken, Client
-from tests.oidc.conftest import FORM, basic_auth, post_form
+from tests.oidc.conftest import FORM, post_form
 
 
 @pytest.fixture
@@ -110,16 +110,10 @@ def test_expired_token_is_401_invalid_token(client, web_client, issue_tokens, us
 
 
 @pytest.mark.spec("RFC 6750", "3.1")
-def test_revoked_token_is_401_invalid_token(client, web_client, issue_tokens, userinfo_url):
+def test_revoked_token_is_401_invalid_token(client, web_client, issue_tokens, userinfo_url, revoke):
     token = issue_tokens(web_client)["access_token"]
     assert client.get(userinfo_url, **bearer(token)).status_code == HTTPStatus.OK
-    revoked = post_form(
-        client,
-        reverse("oauth2_provider:revoke-token"),
-        {"token": token},
-        HTTP_AUTHORIZATION=basic_auth(web_client.client_id, web_client.test_secret),
-    )
-    assert revoked.status_code == HTTPStatus.OK
+    assert revoke(web_client, token).status_code == HTTPStatus.OK
     assert_invalid_token(client.get(userinfo_url, **bearer(token)))
 
 
