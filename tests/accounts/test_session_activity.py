@@ -5,7 +5,7 @@ The settings still list allauth's own middleware; these tests swap ours in for i
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from http import HTTPStatus
 
 import pytest
@@ -61,18 +61,27 @@ def test_sign_in_records_the_session_and_the_next_request_leaves_it_alone(
     assert _tracking_queries(captured) == []
 
 
-def test_activity_is_recorded_again_after_the_interval(user, password):
-    browser = _signed_in(password)
-    key = browser.session.session_key
-    signed_in_at = UserSession.objects.get(session_key=key).last_seen_at
+def _last_seen(browser: Client) -> datetime:
+    return UserSession.objects.get(session_key=browser.session.session_key).last_seen_at
 
+
+def _visit_after_the_interval(browser: Client, visits: int = 1) -> datetime:
+    """Open the overview `visits` times once the tracking interval has passed; returns when."""
     later = timezone.now() + timedelta(seconds=ACTIVITY_INTERVAL_SECONDS + 5)
     with time_machine.travel(later, tick=False):
-        assert browser.get(OVERVIEW_URL).status_code == HTTPStatus.OK
-        assert browser.get(OVERVIEW_URL).status_code == HTTPStatus.OK
+        for _ in range(visits):
+            assert browser.get(OVERVIEW_URL).status_code == HTTPStatus.OK
+    return later
 
-    assert UserSession.objects.get(session_key=key).last_seen_at == later
-    assert UserSession.objects.get(session_key=key).last_seen_at > signed_in_at
+
+def test_activity_is_recorded_again_after_the_interval(user, password):
+    browser = _signed_in(password)
+    signed_in_at = _last_seen(browser)
+
+    later = _visit_after_the_interval(browser, visits=2)
+
+    assert _last_seen(browser) == later
+    assert _last_seen(browser) > signed_in_at
 
 
 @pytest.mark.parametrize(
@@ -109,9 +118,6 @@ def test_anonymous_requests_are_not_tracked(client, django_assert_num_queries):
 def test_tracking_switched_off_records_nothing_after_sign_in(user, password, settings):
     settings.USERSESSIONS_TRACK_ACTIVITY = False
     browser = _signed_in(password)
-    key = browser.session.session_key
-    signed_in_at = UserSession.objects.get(session_key=key).last_seen_at
-    later = timezone.now() + timedelta(seconds=ACTIVITY_INTERVAL_SECONDS + 5)
-    with time_machine.travel(later, tick=False):
-        assert browser.get(OVERVIEW_URL).status_code == HTTPStatus.OK
-    assert UserSession.objects.get(session_key=key).last_seen_at == signed_in_at
+    signed_in_at = _last_seen(browser)
+    _visit_after_the_interval(browser)
+    assert _last_seen(browser) == signed_in_at
