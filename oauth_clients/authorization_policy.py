@@ -25,6 +25,7 @@ from oauth2_provider.utils import jwk_from_pem
 from oauthlib.oauth2.rfc6749 import errors
 
 from accounts.mfa_policy import has_enrolled_second_factor
+from oauth_clients import rotation
 from oauth_clients.backend import (
     authentication_context,
     has_second_factor,
@@ -269,15 +270,25 @@ class AuthorizationPolicyMixin:
             payload["nonce"] = request.nonce
         algorithm = "ES256" if request.client.algorithm == "ES256" else ID_TOKEN_ALGORITHM
         signed = sign_jwt(payload, algorithm=algorithm)
-        record = self._save_id_token(payload["jti"], request, expiration_time)
+        if request.grant_type == "refresh_token" and rotation.supported():
+            # Written with the rest of the rotation, in its one statement (or not at all when
+            # the rotation loses a race): oauth_clients/rotation.py.
+            record = self._build_id_token(payload["jti"], request, expiration_time)
+        else:
+            record = self._save_id_token(payload["jti"], request, expiration_time)
         # As DOT does: the token side links the access token to this ID token.
         request.access_token = record
         request.id_token = record
         return signed
 
     def _save_id_token(self, jti, request, expires, *args, **kwargs):
+        record = self._build_id_token(jti, request, expires)
+        record.save(force_insert=True)
+        return record
+
+    def _build_id_token(self, jti, request, expires):
         sid, _auth_time, _amr = self._id_token_session(request)
-        return get_id_token_model().objects.create(
+        return get_id_token_model()(
             user=request.user,
             scope=request.scope or " ".join(request.scopes),
             expires=expires,

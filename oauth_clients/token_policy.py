@@ -36,6 +36,7 @@ from oauthlib.oauth2.rfc6749 import errors, utils
 
 from accounts.audit import record_event
 from accounts.models import AuditEvent
+from oauth_clients import rotation
 from oauth_clients.claims import annotate_email_verified, carry_email_verified
 from oauth_clients.client_cache import get_client
 from oauth_clients.models import Client
@@ -70,6 +71,12 @@ def audit_request(request: Request) -> HttpRequest:
     return http_request
 
 
+def _rotates_in_one_statement(request: Request) -> bool:
+    """A refresh grant whose database rotates in one statement (oauth_clients/rotation.py):
+    no transaction, no row lock, the ID token written with the rest."""
+    return request.grant_type == "refresh_token" and rotation.supported()
+
+
 def _token_checksum(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -90,6 +97,16 @@ _REFRESH_TOKEN_LOCKED = PreparedLookup(
         get_refresh_token_model()
         .objects.filter(token_checksum=checksum)
         .select_for_update(of=("self",))
+        .select_related("access_token", "user")
+        .order_by(F("revoked").desc(nulls_first=True))
+    )[:1]
+)
+# The same, unlocked: where rotation is one conditional statement (oauth_clients/rotation.py),
+# that statement settles races and no lock needs to be held from validation to the write.
+_REFRESH_TOKEN = PreparedLookup(
+    lambda checksum: annotate_email_verified(
+        get_refresh_token_model()
+        .objects.filter(token_checksum=checksum)
         .select_related("access_token", "user")
         .order_by(F("revoked").desc(nulls_first=True))
     )[:1]
@@ -458,6 +475,13 @@ class TokenPolicyMixin(_ValidatorBase):
     ) -> Any:
         """DOT's, plus the browser session (`sid`) and the code it came from (replay revocation).
         The ID token row made by `finalize_id_token` is reused rather than re-verified."""
+        access_token = self._build_access_token(expires, request, token, source_refresh_token)
+        access_token.save()
+        return access_token
+
+    def _build_access_token(
+        self, expires: Any, request: Request, token: dict, source_refresh_token: Any = None
+    ) -> Any:
         id_token = getattr(request, "id_token", None)
         if not isinstance(id_token, get_id_token_model()):
             raw_id_token = token.get("id_token")
@@ -482,7 +506,6 @@ class TokenPolicyMixin(_ValidatorBase):
             code_checksum=code_checksum,
         )
         self._set_token_value(access_token, token["access_token"])
-        access_token.save()
         return access_token
 
     def _create_refresh_token(
@@ -490,6 +513,15 @@ class TokenPolicyMixin(_ValidatorBase):
     ) -> Any:
         """DOT's, plus idle/absolute expiry and the session facts carried through rotation
         (OIDC Core §12.2: a refreshed ID token keeps `auth_time`, `amr`)."""
+        refresh_token = self._build_refresh_token(
+            request, refresh_token_code, access_token, previous
+        )
+        refresh_token.save()
+        return refresh_token
+
+    def _build_refresh_token(
+        self, request: Request, refresh_token_code: str, access_token: Any, previous: Any
+    ) -> Any:
         grant = getattr(request, "idp_grant", None)
         if previous is not None:
             family = previous.token_family
@@ -517,13 +549,15 @@ class TokenPolicyMixin(_ValidatorBase):
             family_expires=family_expires,
         )
         self._set_token_value(refresh_token, refresh_token_code)
-        refresh_token.save()
         return refresh_token
 
     def save_bearer_token(self, token: dict, request: Request, *args: Any, **kwargs: Any) -> Any:
         if request.grant_type == "client_credentials" and not token.get("refresh_token"):
             # A single INSERT (DOT's path for this grant): autocommit makes it atomic without
             # the BEGIN/COMMIT round trips (the token view opens no transaction for it).
+            return self._save_bearer_token(token, request, *args, **kwargs)
+        if _rotates_in_one_statement(request):
+            # One statement, atomic on its own (oauth_clients/rotation.py).
             return self._save_bearer_token(token, request, *args, **kwargs)
         # The token view already runs in one transaction; DOT's extra savepoint is a round trip.
         with transaction.atomic(
@@ -532,12 +566,15 @@ class TokenPolicyMixin(_ValidatorBase):
             return self._save_bearer_token(token, request, *args, **kwargs)
 
     def _save_bearer_token(self, token: dict, request: Request, *args: Any, **kwargs: Any) -> Any:
-        """Refresh rotation (RFC 9700 §4.14.2) in three statements; other grants are DOT's.
+        """Refresh rotation (RFC 9700 §4.14.2) in one statement (PostgreSQL) or three; other
+        grants are DOT's.
 
         DOT re-reads and re-locks the refresh token, looks for an access token already minted
         from it (for its grace period, which is 0 here) and deletes the old access token with
-        Django's collector; `validate_refresh_token` has locked the row already, a conditional
-        UPDATE settles a concurrent rotation, and the old access token is expired in place.
+        Django's collector. Here a conditional UPDATE settles a concurrent rotation and the old
+        access token is expired in place: on PostgreSQL together with the new rows in one
+        statement, elsewhere as separate statements under the row lock `validate_refresh_token`
+        took.
         """
         rt = getattr(request, "refresh_token_instance", None)
         if rt is None or not token.get("refresh_token") or "scope" not in token:
@@ -547,6 +584,22 @@ class TokenPolicyMixin(_ValidatorBase):
         expires = now + timedelta(
             seconds=token.get("expires_in", oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS)
         )
+        if _rotates_in_one_statement(request):
+            access_token = self._build_access_token(expires, request, token, rt)
+            id_token = access_token.id_token if access_token.id_token_id is None else None
+            refresh_token = self._build_refresh_token(
+                request, token["refresh_token"], access_token, rt
+            )
+            if not rotation.rotate(
+                previous=rt,
+                now=now,
+                access_token=access_token,
+                refresh_token=refresh_token,
+                id_token=id_token,
+            ):  # another request rotated it first: this one is a replay; nothing was written
+                raise errors.InvalidGrantError(request=request)
+            request.refresh_token_instance = None
+            return None
         rotated = (
             get_refresh_token_model()
             .objects.filter(pk=rt.pk, revoked__isnull=True)
@@ -573,7 +626,8 @@ class TokenPolicyMixin(_ValidatorBase):
         """RFC 6749 §6, RFC 9700 §4.14.2: bound to its client, rotated on use, idle and absolute
         expiry; a rotated (already used) token presented again revokes its whole family."""
         refresh_token_model = get_refresh_token_model()
-        rt = _REFRESH_TOKEN_LOCKED.first(_token_checksum(refresh_token), refresh_token_model)
+        lookup = _REFRESH_TOKEN if rotation.supported() else _REFRESH_TOKEN_LOCKED
+        rt = lookup.first(_token_checksum(refresh_token), refresh_token_model)
         carry_email_verified(rt)
         if rt is None or rt.application_id != client.pk:
             return False

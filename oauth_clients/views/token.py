@@ -20,6 +20,7 @@ from oauth2_provider import views as dot_views
 from oauth2_provider.compat import login_not_required
 from oauth2_provider.settings import oauth2_settings
 
+from oauth_clients import rotation
 from oauth_clients.tokens import access_token_lifetime
 
 # No legitimate parameter at these endpoints comes near this: codes, tokens and secrets are
@@ -141,6 +142,10 @@ class TokenView(dot_views.TokenView):
             # Its one write is the access-token INSERT, atomic on its own: in autocommit it is
             # one round trip instead of BEGIN, INSERT, COMMIT (a third of the grant's wall time
             # under load, BENCHMARKS.md). `save_bearer_token` opens no transaction for it either.
+            return super().dispatch(request, *args, **kwargs)
+        if request.POST["grant_type"] == "refresh_token" and rotation.supported():
+            # Every write of a rotation is one statement (oauth_clients/rotation.py), atomic on
+            # its own and conditional on the old token still being live: no transaction.
             return super().dispatch(request, *args, **kwargs)
         # One transaction: the code row stays locked from validation to "consumed", and a
         # failure half-way leaves no token behind.
