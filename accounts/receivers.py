@@ -1,14 +1,16 @@
 """Receivers for Django's and allauth's auth signals; each only hands over to a service function.
 
 Django's `user_logged_in`/`user_logged_out` see every sign-in and sign-out (allauth's flows,
-the seed's `login()`, the admin's logout, OIDC RP-initiated logout); allauth's password signals
-are the end of its change and reset flows.
+the seed's `login()`, the admin's logout, OIDC RP-initiated logout); allauth's `user_logged_in`
+only its own sign-ins (where allauth.usersessions records the session); allauth's password
+signals are the end of its change and reset flows.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from allauth.account import signals as account_signals
 from allauth.account.signals import password_changed, password_reset, password_set
 from allauth.mfa import signals as mfa_signals
 from allauth.mfa.signals import authenticator_added, authenticator_removed, authenticator_reset
@@ -30,6 +32,12 @@ def _on_login_start_session_context(sender: Any, request: Any, user: Any, **kwar
 @receiver(user_logged_in, dispatch_uid="accounts.record_login")
 def _on_login_record(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     services.record_login(request=request, user=user)
+
+
+@receiver(account_signals.user_logged_in, dispatch_uid="accounts.record_user_session")
+def _on_login_record_user_session(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    # allauth's own receiver of this signal is disconnected (accounts.apps.UserSessionsConfig).
+    services.record_user_session(request=request, user=user)
 
 
 @receiver(user_logged_out, dispatch_uid="accounts.record_logout")

@@ -10,6 +10,7 @@ from datetime import timedelta
 from importlib import import_module
 from typing import Any
 
+from allauth.account.adapter import get_adapter as get_account_adapter
 from allauth.account.forms import ResetPasswordForm
 from allauth.account.models import EmailAddress
 from allauth.core.context import request_context
@@ -80,10 +81,13 @@ def record_login(*, request: HttpRequest | None, user: User) -> None:
 
 @transaction.atomic
 def record_logout(*, request: HttpRequest | None, user: User | None) -> None:
-    """A sign-out here: the apps this session signed in to are told (back-channel logout) and
-    the tokens it obtained stop working."""
-    sid = get_sid(request) if request is not None and hasattr(request, "session") else ""
+    """A sign-out here: the apps this session signed in to are told (back-channel logout), the
+    tokens it obtained stop working and the session leaves the user's list of sessions."""
+    session = getattr(request, "session", None)
+    sid = get_sid(request) if request is not None and session is not None else ""
     revoked = revoke_session_tokens(user=user, sid=sid) if user is not None else {}
+    if session is not None and session.session_key:
+        UserSession.objects.filter(session_key=session.session_key).delete()
     record_event(type=AuditEvent.Type.LOGOUT, request=request, actor=user, subject=user, **revoked)
 
 
@@ -285,6 +289,37 @@ def session_sid(*, session_key: str) -> str:
     (AccessToken/RefreshToken/IDToken/Grant `sid`).
     """
     return str(_session_store(session_key).load().get(SID_KEY, "") or "")
+
+
+def record_user_session(*, request: HttpRequest, user: User) -> UserSession:
+    """A sign-in through allauth: this browser session joins the user's list of sessions.
+
+    The row holds what allauth's own receiver records (`UserSession.objects.create_from_request`:
+    address, browser, session key, created and last seen now). Django's `login()` has just
+    given the session a new key (`cycle_key()` or `flush()`), so no row holds it yet: one
+    INSERT, not allauth's get-or-create.
+
+    allauth also purged here every other session of the user that had ended (two session-store
+    reads and a user lookup per session, at every sign-in). Only rows that may have ended by
+    expiry are checked now: a session expires SESSION_COOKIE_AGE after its last save, and a
+    signed-in request saves it at most ACTIVITY_INTERVAL_SECONDS after refreshing
+    `last_seen_at` (accounts.middleware), so a row seen more recently than SESSION_COOKIE_AGE
+    ago belongs to a session that has not expired. Sign-out deletes its own row
+    (`record_logout`) and the sessions page still checks every row (`purge_and_list`).
+    """
+    if not request.session.session_key:
+        request.session.save()
+    max_length = UserSession._meta.get_field("user_agent").max_length
+    session = UserSession.objects.create(
+        session_key=request.session.session_key,
+        user=user,
+        ip=get_account_adapter().get_client_ip(request),
+        user_agent=request.META.get("HTTP_USER_AGENT", "")[:max_length],
+    )
+    cutoff = timezone.now() - timedelta(seconds=settings.SESSION_COOKIE_AGE)
+    for stale in UserSession.objects.filter(user_id=user.pk, last_seen_at__lt=cutoff).iterator():
+        stale.purge()  # deletes the row only if its session is gone (or signed out)
+    return session
 
 
 def _add_counts(total: dict[str, int], more: dict[str, int]) -> dict[str, int]:

@@ -130,7 +130,8 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.mfa",
-    "allauth.usersessions",
+    # allauth.usersessions with our sign-in receiver in place of allauth's (accounts/apps.py).
+    "accounts.apps.UserSessionsConfig",
     "oauth2_provider",
     "csp",
     # Django's tasks API (backport) and its database queue, run by `manage.py db_worker`.

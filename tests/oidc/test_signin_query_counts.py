@@ -14,7 +14,9 @@ from http import HTTPStatus
 from urllib.parse import urlsplit
 
 import pytest
+from allauth.usersessions.models import UserSession
 from django.core.cache import cache
+from django.test import Client as HttpClient
 
 from oauth_clients.client_cache import invalidate_clients
 from tests.oidc.authorize_helpers import AUTHORIZE_URL, authorization_params, redirect_query
@@ -81,7 +83,7 @@ def test_password_sign_in_by_username_queries(
     client, user, password, login_page, django_assert_max_num_queries
 ):
     client.get(login_page)
-    with django_assert_max_num_queries(12) as captured:
+    with django_assert_max_num_queries(7) as captured:
         response = client.post(login_page, {"login": "alice", "password": password})
     assert response.status_code == HTTPStatus.FOUND, response.content[:300]
     assert urlsplit(response["Location"]).path == AUTHORIZE_URL
@@ -90,8 +92,33 @@ def test_password_sign_in_by_username_queries(
     # (accounts.backends); the user is read once, by username.
     assert "account_emailaddress" in read  # the verified-address check of the login stage
     assert read.count("accounts_user") == 2  # the lookup by username and the last_login UPDATE
-    # The audit row, last_login, and allauth's record of this browser session.
+    # The audit row, last_login, and the record of this browser session (one INSERT, not
+    # allauth's get-or-create), then the user's sessions that may have expired (one SELECT).
     assert sorted(writes(captured)) == ["INSERT", "INSERT", "UPDATE"]
+    assert read.count("usersessions_usersession") == 2
+
+
+def test_password_sign_in_queries_do_not_grow_with_the_users_other_sessions(
+    user, password, web_client, django_assert_max_num_queries
+):
+    # allauth's receiver read every other session of the user (and its user) at each sign-in;
+    # services.record_user_session checks only rows older than SESSION_COOKIE_AGE.
+    for _ in range(3):
+        other = HttpClient()
+        page = other.get(AUTHORIZE_URL, authorization_params(web_client))["Location"]
+        other.get(page)
+        assert (
+            other.post(page, {"login": "alice", "password": password}).status_code
+            == HTTPStatus.FOUND
+        )
+    assert UserSession.objects.filter(user=user).count() == 3
+    browser = HttpClient()
+    page = browser.get(AUTHORIZE_URL, authorization_params(web_client))["Location"]
+    browser.get(page)
+    with django_assert_max_num_queries(7):
+        response = browser.post(page, {"login": "alice", "password": password})
+    assert response.status_code == HTTPStatus.FOUND
+    assert UserSession.objects.filter(user=user).count() == 4
 
 
 def test_password_sign_in_by_email_queries(
