@@ -4,7 +4,7 @@ Every token, introspection and revocation request authenticates its client (secr
 grant types, `is_active`, lifetimes). Loading it through the ORM was the largest single cost of
 a client-credentials grant in the profiles (BENCHMARKS.md); reading it from the shared cache is
 one round trip. (A bearer token's own client is read with the token instead, in one prepared
-query: `token_policy._ACCESS_TOKEN`.)
+query: `token_policy._ACCESS_TOKEN`; so is introspection's caller, `tokens.load_caller_with_token`.)
 
 Correctness rules:
 - Only a cache every worker shares (Redis) can be invalidated for all of them, so caching is on

@@ -26,7 +26,7 @@ from oauth2_provider.settings import oauth2_settings
 from accounts.audit import record_event
 from accounts.models import AuditEvent
 from oauth_clients.models import Client
-from oauth_clients.prepared import PreparedLookup
+from oauth_clients.prepared import JoinedLookup, PreparedLookup
 
 # A client's `last_used_at` is written at most this often (one UPDATE per client per minute,
 # not one per token request).
@@ -224,8 +224,61 @@ _INTROSPECT_REFRESH_TOKEN = PreparedLookup(
 )
 
 
-def introspect_token(*, token: str, token_type_hint: str | None, caller: Client) -> dict[str, Any]:
+def _checksum(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _introspection_order(token_type_hint: str | None) -> list[str]:
+    """RFC 7662 §2.1: the hint's kind first, then the other one."""
+    if token_type_hint == "refresh_token":  # noqa: S105 (a hint name, not a secret)
+        return ["refresh_token", "access_token"]
+    return ["access_token", "refresh_token"]
+
+
+# The caller and the token kind looked up first, in one round trip (introspection's hot path):
+# the caller read fresh from the database, so a disabled client or a rotated secret counts at
+# once, without the client cache's Redis round trip.
+_CLIENT_BY_ID = PreparedLookup(lambda client_id: Client.objects.filter(client_id=client_id)[:1])
+_CALLER_AND_TOKEN = {
+    "access_token": JoinedLookup(_CLIENT_BY_ID, _INTROSPECT_ACCESS_TOKEN),
+    "refresh_token": JoinedLookup(_CLIENT_BY_ID, _INTROSPECT_REFRESH_TOKEN),
+}
+
+
+@dataclass(frozen=True)
+class IntrospectionLookup:
+    """The registered client named `client_id` (not yet authenticated) and what the first
+    lookup of the token found: `token_kind` and the row, or None when it is not that kind."""
+
+    client: Client
+    token_kind: str
+    found: Any
+
+
+def load_caller_with_token(
+    *, client_id: str, token: str, token_type_hint: str | None
+) -> IntrospectionLookup | None:
+    """The client `client_id` and the token (of the hint's kind, else an access token) in
+    one query; None when no client has that id. The client is not authenticated here."""
+    kind = _introspection_order(token_type_hint)[0]
+    both = _CALLER_AND_TOKEN[kind].first(client_id, _checksum(token), Client)
+    if both is None:
+        return None
+    client, found = both
+    return IntrospectionLookup(client=client, token_kind=kind, found=found)  # type: ignore[arg-type]
+
+
+def introspect_token(
+    *,
+    token: str,
+    token_type_hint: str | None,
+    caller: Client,
+    looked_up: tuple[str, Any] | None = None,
+) -> dict[str, Any]:
     """RFC 7662 §2.2 answer for `token` as seen by the authenticated client `caller`.
+
+    `looked_up` is (kind, row or None) of a lookup already made for this token
+    (`load_caller_with_token`), so it is not repeated.
 
     Active only when the token exists, is unexpired and unrevoked, its client and user are
     still active, and it was issued to `caller` — or `caller` is a resource server an admin
@@ -233,23 +286,26 @@ def introspect_token(*, token: str, token_type_hint: str | None, caller: Client)
     answer never tells a client whether someone else's token exists.
     """
     inactive: dict[str, Any] = {"active": False}
-    checksum = hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+    checksum = _checksum(token)
     now = timezone.now()
     access_token_model = get_access_token_model()
     refresh_token_model = get_refresh_token_model()
-    kinds = ["access_token", "refresh_token"]
-    if token_type_hint == "refresh_token":  # noqa: S105 (a hint name, not a secret)
-        kinds.reverse()
-    for kind in kinds:
+    for kind in _introspection_order(token_type_hint):
         if kind == "access_token":
-            found = _INTROSPECT_ACCESS_TOKEN.first(checksum, access_token_model)
+            if looked_up is not None and looked_up[0] == kind:
+                found = looked_up[1]
+            else:
+                found = _INTROSPECT_ACCESS_TOKEN.first(checksum, access_token_model)
             if found is None:
                 continue
             expires = found.expires
             scope = found.scope
             token_type = "Bearer"  # noqa: S105 (RFC 6750 token type name)
         else:
-            found = _INTROSPECT_REFRESH_TOKEN.first(checksum, refresh_token_model)
+            if looked_up is not None and looked_up[0] == kind:
+                found = looked_up[1]
+            else:
+                found = _INTROSPECT_REFRESH_TOKEN.first(checksum, refresh_token_model)
             if found is None or found.access_token is None:
                 continue
             candidates = [d for d in (found.expires, found.family_expires) if d is not None]

@@ -20,24 +20,50 @@ from oauth2_provider.views.mixins import OAuthLibMixin
 from oauthlib.common import Request as OAuthlibRequest
 from oauthlib.common import urlencode
 
+from oauth_clients.client_cache import get_client
 from oauth_clients.models import Client
-from oauth_clients.tokens import introspect_token
+from oauth_clients.tokens import introspect_token, load_caller_with_token
 from oauth_clients.views.token import form_problem, oauth_error
 
+BODY_CREDENTIALS = ("client_id", "client_secret")
+MAX_CLIENT_ID_LENGTH = 255  # as `TokenPolicyMixin._load_application`
 
-def authenticated_client(view: OAuthLibMixin, request: HttpRequest) -> Client | None:
-    """The confidential client this request authenticates as (RFC 6749 §2.3.1), or None."""
-    core = view.get_oauthlib_core()
-    oauth_request = OAuthlibRequest(
-        request.build_absolute_uri(request.path),
-        http_method=request.method,
-        body=urlencode(core.extract_body(request)),
-        headers=core.extract_headers(request),
+
+def client_auth_request(request: HttpRequest) -> OAuthlibRequest:
+    """An oauthlib request carrying only what client authentication reads (RFC 6749 §2.3.1):
+    the Authorization header and the body's `client_id` and `client_secret`.
+
+    DOT's full request copies every header and parameter (~7 % of an introspection's CPU);
+    `authenticate_client` reads these three, so it decides exactly as it would there. No
+    audit row is written from introspection, so the other headers are not needed either.
+    """
+    headers = {}
+    authorization = request.META.get("HTTP_AUTHORIZATION")
+    if authorization is not None:
+        headers["HTTP_AUTHORIZATION"] = authorization
+    credentials = [(name, request.POST[name]) for name in BODY_CREDENTIALS if name in request.POST]
+    return OAuthlibRequest(
+        request.path, http_method=request.method, body=urlencode(credentials), headers=headers
     )
-    if not core.server.request_validator.authenticate_client(oauth_request):
+
+
+def claimed_client_id(validator: Any, oauth_request: OAuthlibRequest) -> str | None:
+    """The client id the request claims (Basic first, then the body), before any check."""
+    basic = validator._basic_credentials(oauth_request)
+    client_id = basic[0] if basic is not None else oauth_request.client_id
+    # Never looked up (`_load_application` refuses them too): not a client id.
+    if not isinstance(client_id, str) or not client_id or "\x00" in client_id:
         return None
-    client = oauth_request.client
-    return client if client.client_type == Client.CLIENT_CONFIDENTIAL else None
+    return client_id if len(client_id) <= MAX_CLIENT_ID_LENGTH else None
+
+
+def authenticate(validator: Any, oauth_request: OAuthlibRequest, client: Client) -> bool:
+    """The validator's own client authentication (constant-time secret check, rotation grace,
+    disabled clients refused) of the client row already read, confidential clients only."""
+    oauth_request.client = client
+    if not validator.authenticate_client(oauth_request):
+        return False
+    return client.client_type == Client.CLIENT_CONFIDENTIAL
 
 
 @method_decorator(csrf_exempt, name="dispatch")
@@ -53,8 +79,19 @@ class IntrospectionView(OAuthLibMixin, View):
         return super().dispatch(request, *args, **kwargs)
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        caller = authenticated_client(self, request)
-        if caller is None:
+        validator = self.get_oauthlib_core().server.request_validator
+        oauth_request = client_auth_request(request)
+        client_id = claimed_client_id(validator, oauth_request)
+        token = request.POST.get("token", "")
+        hint = request.POST.get("token_type_hint")
+        lookup = None
+        if client_id is not None and token:
+            # The caller and the token in one query, the caller as fresh as the database.
+            lookup = load_caller_with_token(client_id=client_id, token=token, token_type_hint=hint)
+            caller = lookup.client if lookup is not None else None
+        else:
+            caller = get_client(client_id) if client_id is not None else None
+        if caller is None or not authenticate(validator, oauth_request, caller):
             # RFC 7662 §2.3 / RFC 6749 §5.2: 401 invalid_client.
             return oauth_error(
                 "invalid_client",
@@ -62,11 +99,13 @@ class IntrospectionView(OAuthLibMixin, View):
                 HTTPStatus.UNAUTHORIZED,
                 headers={"WWW-Authenticate": 'Basic realm="introspection"'},
             )
-        token = request.POST.get("token", "")
         if not token:
             return oauth_error("invalid_request", "The token parameter is missing.")
         data = introspect_token(
-            token=token, token_type_hint=request.POST.get("token_type_hint"), caller=caller
+            token=token,
+            token_type_hint=hint,
+            caller=caller,
+            looked_up=(lookup.token_kind, lookup.found) if lookup is not None else None,
         )
         response = JsonResponse(data)
         response["Cache-Control"] = "no-store"

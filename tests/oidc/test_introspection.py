@@ -170,3 +170,76 @@ def test_get_is_refused_with_an_oauth_error(web_client, client):
     )
     assert response.status_code == HTTPStatus.METHOD_NOT_ALLOWED
     assert response.json()["error"] == "invalid_request"
+
+
+@pytest.mark.spec("RFC 7662", "2.1")
+def test_client_secret_post_authenticates_too_but_never_with_basic_at_once(
+    client, web_client, issue_tokens
+):
+    token = issue_tokens(web_client)["access_token"]
+    url = reverse("oauth2_provider:introspect")
+    body = {"token": token, "client_id": web_client.client_id}
+    answer = post_form(client, url, {**body, "client_secret": web_client.test_secret})
+    assert answer.json()["active"] is True
+    assert post_form(client, url, {**body, "client_secret": "wrong"}).status_code == 401
+    # RFC 6749 §2.3: one method per request; a body naming another client is confused too.
+    basic = basic_auth(web_client.client_id, web_client.test_secret)
+    both = {**body, "client_secret": web_client.test_secret}
+    assert post_form(client, url, both, HTTP_AUTHORIZATION=basic).status_code == 401
+    other = {"token": token, "client_id": "batch-service"}
+    assert post_form(client, url, other, HTTP_AUTHORIZATION=basic).status_code == 401
+
+
+@pytest.mark.spec("RFC 7662", "2.1")
+def test_bad_credentials_are_answered_before_a_missing_token(client, web_client):
+    url = reverse("oauth2_provider:introspect")
+    for auth in (basic_auth(web_client.client_id, "wrong"), "Basic !!!", "Bearer x"):
+        no_token = {"token_type_hint": "access_token"}
+        response = post_form(client, url, no_token, HTTP_AUTHORIZATION=auth)
+        assert response.status_code == HTTPStatus.UNAUTHORIZED, auth
+        assert response["WWW-Authenticate"] == 'Basic realm="introspection"'
+    for client_id in ("no-such-client", "x" * 300, "a\x00b"):
+        auth = basic_auth(client_id, "secret")
+        assert post_form(client, url, {"token": "t"}, HTTP_AUTHORIZATION=auth).status_code == 401
+
+
+def test_the_caller_is_read_fresh_even_when_the_client_cache_holds_it(
+    settings, web_client, resource_server, issue_tokens, introspect
+):
+    """The caller comes with the token from the database, so a change made behind the client
+    services' back (no cache invalidation) counts at the next request."""
+    from django.core.cache import cache
+
+    from oauth_clients import client_cache
+
+    settings.IDP_CLIENT_CACHE_SECONDS = 300
+    cache.clear()
+    token = issue_tokens(web_client)["access_token"]
+    assert introspect(resource_server, token).json()["active"] is True
+    assert client_cache.get_client(resource_server.client_id).is_active  # cached
+    Client.objects.filter(pk=resource_server.pk).update(is_active=False)
+    assert introspect(resource_server, token).status_code == HTTPStatus.UNAUTHORIZED
+    Client.objects.filter(pk=resource_server.pk).update(is_active=True)
+    assert introspect(resource_server, token).json()["active"] is True
+    cache.clear()
+
+
+def test_a_rotated_caller_secret_counts_at_once_and_its_grace_is_honoured(
+    web_client, resource_server, issue_tokens, introspect, admin_user
+):
+    from oauth_clients import services
+
+    token = issue_tokens(web_client)["access_token"]
+    old = resource_server.test_secret
+    new = services.rotate_client_secret(client=resource_server, actor=admin_user, grace_seconds=60)
+    assert introspect(resource_server, token).json()["active"] is True  # old, within grace
+    resource_server.test_secret = new
+    assert introspect(resource_server, token).json()["active"] is True
+    with time_machine.travel(dt.datetime.now(tz=dt.UTC) + dt.timedelta(seconds=61)):
+        resource_server.test_secret = old
+        assert introspect(resource_server, token).status_code == HTTPStatus.UNAUTHORIZED
+    newest = services.rotate_client_secret(client=resource_server, actor=admin_user)
+    resource_server.test_secret = new
+    assert introspect(resource_server, token).status_code == HTTPStatus.UNAUTHORIZED
+    resource_server.test_secret = newest
+    assert introspect(resource_server, token).json()["active"] is True
