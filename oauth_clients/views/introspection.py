@@ -11,11 +11,7 @@ from http import HTTPStatus
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
-from django.utils.decorators import method_decorator
-from django.views.decorators.cache import never_cache
-from django.views.decorators.csrf import csrf_exempt
 from django.views.generic import View
-from oauth2_provider.compat import login_not_required
 from oauth2_provider.views.mixins import OAuthLibMixin
 from oauthlib.common import Request as OAuthlibRequest
 from oauthlib.common import urlencode
@@ -23,7 +19,7 @@ from oauthlib.common import urlencode
 from oauth_clients.client_cache import get_client
 from oauth_clients.models import Client
 from oauth_clients.tokens import introspect_token, load_caller_with_token
-from oauth_clients.views.token import form_problem, oauth_error
+from oauth_clients.views.token import back_channel_view, form_problem, oauth_error
 
 BODY_CREDENTIALS = ("client_id", "client_secret")
 MAX_CLIENT_ID_LENGTH = 255  # as `TokenPolicyMixin._load_application`
@@ -66,11 +62,13 @@ def authenticate(validator: Any, oauth_request: OAuthlibRequest, client: Client)
     return client.client_type == Client.CLIENT_CONFIDENTIAL
 
 
-@method_decorator(csrf_exempt, name="dispatch")
-@method_decorator(login_not_required, name="dispatch")
-@method_decorator(never_cache, name="dispatch")
 class IntrospectionView(OAuthLibMixin, View):
     """POST /o/introspect/ (RFC 7662 §2.1)."""
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Any:
+        # CSRF-exempt, no login required, never cached: decorated once (`back_channel_view`).
+        return back_channel_view(super().as_view(**initkwargs))
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         problem = form_problem(request)

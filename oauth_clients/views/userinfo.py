@@ -14,16 +14,12 @@ from http import HTTPStatus
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.utils.decorators import method_decorator
-from django.views.decorators.cache import never_cache
-from django.views.decorators.csrf import csrf_exempt
 from django.views.generic import View
-from oauth2_provider.compat import login_not_required
 from oauth2_provider.utils import parse_bearer_token
 from oauth2_provider.views.mixins import OAuthLibMixin
 from oauthlib.common import Request as OAuthlibRequest
 
-from oauth_clients.views.token import form_problem
+from oauth_clients.views.token import back_channel_view, form_problem
 
 DESCRIPTIONS = {
     "invalid_request": "The request is malformed.",
@@ -50,12 +46,14 @@ def bearer_error(error: str, description: str = "") -> JsonResponse:
     return response
 
 
-@method_decorator(csrf_exempt, name="dispatch")
-@method_decorator(login_not_required, name="dispatch")
-@method_decorator(never_cache, name="dispatch")
 class UserInfoView(OAuthLibMixin, View):
     """GET/POST /o/userinfo/. Browser apps may call it cross-origin: it takes a bearer token,
     never a cookie, so every origin is allowed (CORS without credentials)."""
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Any:
+        # CSRF-exempt, no login required, never cached: decorated once (`back_channel_view`).
+        return back_channel_view(super().as_view(**initkwargs))
 
     http_method_names = ["get", "post", "options"]
 

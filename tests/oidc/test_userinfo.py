@@ -12,7 +12,7 @@ import time_machine
 from django.urls import reverse
 
 from oauth_clients.models import AccessToken, Client
-from tests.oidc.conftest import FORM, post_form
+from tests.oidc.conftest import FORM, basic_auth, post_form
 
 
 @pytest.fixture
@@ -207,3 +207,28 @@ def test_a_token_without_a_client_is_no_token(client, web_client, issue_tokens, 
     response = client.get(userinfo_url, **bearer(token))
     assert response.status_code == HTTPStatus.UNAUTHORIZED
     assert 'error="invalid_token"' in response["WWW-Authenticate"]
+
+
+@pytest.mark.parametrize("url_name", ["oauth2_provider:user-info", "oauth2_provider:introspect"])
+def test_back_channel_views_are_csrf_exempt_public_and_never_cached(
+    client, web_client, issue_tokens, url_name
+):
+    """`back_channel_view` decorates once what `method_decorator` decorated per request."""
+    from django.urls import resolve
+
+    view = resolve(reverse(url_name)).func
+    assert view.csrf_exempt is True
+    assert view.login_required is False
+    token = issue_tokens(web_client)["access_token"]
+    if url_name.endswith("user-info"):
+        answers = [client.get(reverse(url_name), **bearer(token)), client.get(reverse(url_name))]
+    else:
+        auth = basic_auth(web_client.client_id, web_client.test_secret)
+        answers = [
+            post_form(client, reverse(url_name), {"token": token}, HTTP_AUTHORIZATION=auth),
+            post_form(client, reverse(url_name), {"token": token}),
+        ]
+    for response in answers:
+        directives = {d.strip() for d in response["Cache-Control"].split(",")}
+        assert {"max-age=0", "no-cache", "no-store", "must-revalidate", "private"} <= directives
+        assert response["Expires"]
