@@ -209,6 +209,19 @@ def test_a_token_without_a_client_is_no_token(client, web_client, issue_tokens, 
     assert 'error="invalid_token"' in response["WWW-Authenticate"]
 
 
+@pytest.mark.spec("RFC 8707", "2")
+def test_a_resource_restricted_token_is_checked_against_the_userinfo_uri(
+    client, web_client, issue_tokens, userinfo_url
+):
+    """The audience check reads the request's absolute URI (kept on the slim oauthlib request
+    the view builds)."""
+    token = issue_tokens(web_client)["access_token"]
+    AccessToken.objects.update(resource=["https://orders.example.com/api"])
+    assert_invalid_token(client.get(userinfo_url, **bearer(token)))
+    AccessToken.objects.update(resource=[f"http://testserver{userinfo_url}"])
+    assert client.get(userinfo_url, **bearer(token)).status_code == HTTPStatus.OK
+
+
 @pytest.mark.parametrize("url_name", ["oauth2_provider:user-info", "oauth2_provider:introspect"])
 def test_back_channel_views_are_csrf_exempt_public_and_never_cached(
     client, web_client, issue_tokens, url_name
