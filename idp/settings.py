@@ -212,6 +212,8 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["OPTIONS"]["server_side_binding"] = env_bool(
         "IDP_DB_SERVER_SIDE_BINDING", False
     )
+# The hot statements the IdP compiles itself are prepared once per connection (idp/db/).
+IDP_DB_PREPARED_STATEMENTS = env_bool("IDP_DB_PREPARED_STATEMENTS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache, sessions and rate limits: Redis when REDIS_URL is set (several app processes).

@@ -114,12 +114,18 @@ class PreparedLookup:
             )
         params = list(compiled.params)
         params[compiled.position] = value
-        with connection.cursor() as cursor:
+        with statement_cursor(connection) as cursor:
             cursor.execute(compiled.sql, params)
             row = cursor.fetchone()
         if row is None:
             return None
         return _instance(compiled, row, using)
+
+
+def statement_cursor(connection: Any) -> Any:
+    """PostgreSQL (idp/db/postgresql): a statement parsed and planned once per connection."""
+    prepared_cursor = getattr(connection, "prepared_cursor", None)
+    return prepared_cursor() if prepared_cursor is not None else connection.cursor()
 
 
 def _instance(compiled: _Compiled, row: Any, using: str) -> Model:
@@ -172,7 +178,7 @@ class JoinedLookup:
         left_params[left.position] = left_value
         right_params = list(right.params)
         right_params[right.position] = right_value
-        with connections[using].cursor() as cursor:
+        with statement_cursor(connections[using]) as cursor:
             cursor.execute(sql, left_params + right_params)
             row = cursor.fetchone()
         if row is None:

@@ -39,6 +39,8 @@ from oauth2_provider.models import (
     get_refresh_token_model,
 )
 
+from oauth_clients.prepared import statement_cursor
+
 
 def supported(using: str | None = None) -> bool:
     """Whether the refresh grant's database can rotate in one statement."""
@@ -150,7 +152,8 @@ def rotate(
         params += _values(id_fields, id_token, connection)
     params += _values(at_fields, access_token, connection)
     params += _values(rt_fields, refresh_token, connection)
-    with connection.cursor() as cursor:
+    # Parsed and planned once per connection (idp/db/postgresql: prepared_cursor).
+    with statement_cursor(connection) as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:

@@ -15,6 +15,15 @@ anything. When the socket is readable, or the connection is not idle, Django's o
 (`SELECT 1`), which fails on a dying connection, and Django closes it and reconnects for the
 query: the request never sees the error.
 
+Also: `prepared_cursor()`, for the few hot statements the IdP compiles itself (the prepared
+lookups in oauth_clients/prepared.py, the refresh rotation in oauth_clients/rotation.py). Their
+SQL never changes, but through Django's default client-side binding PostgreSQL parses and plans
+it again on every request: EXPLAIN showed planning at 0.2-0.3 ms per statement against
+0.03-0.06 ms of execution (BENCHMARKS.md finding 24). A prepared statement is parsed and planned
+once per connection. Only these statements are prepared (Django's own queries keep client-side
+binding, as Django disables psycopg's automatic preparation); `IDP_DB_PREPARED_STATEMENTS=0`
+turns it off for a transaction-mode PgBouncer older than 1.21, which cannot hold them.
+
 Limit: a network path that vanished silently (no RST, no FIN) looks idle, so it is found only
 when the request's first query fails, as with Django without health checks. Django's `SELECT 1`
 would not do better there: it would wait on the same dead path.
@@ -23,9 +32,17 @@ would not do better there: it would wait on the same dead path.
 from __future__ import annotations
 
 import select
+from typing import Any
 
-from django.db.backends.postgresql import base
-from psycopg import pq
+from django.conf import settings
+from django.db.backends.postgresql import base, operations
+from django.utils.asyncio import async_unsafe
+from psycopg import errors, pq
+
+# psycopg prepares a statement when asked (`prepare=True`) only if automatic preparation is not
+# disabled (Django sets the threshold to None); a threshold no statement reaches keeps every
+# other query unprepared.
+_ONLY_WHEN_ASKED = 2**31 - 1
 
 
 def _has_input(fileno: int) -> bool:
@@ -39,7 +56,47 @@ def _has_input(fileno: int) -> bool:
     return bool(readable or errored)
 
 
+class _PreparingCursor(base.ServerBindingCursor):
+    """Server-side binding; every statement prepared on first use, once per connection
+    (psycopg keeps the name, at most `prepared_max` of them, least recently used dropped)."""
+
+    def execute(self, query: Any, params: Any = None, *, prepare: Any = None, **kw: Any) -> Any:
+        return super().execute(query, params, prepare=True, **kw)
+
+
+class DatabaseOperations(operations.DatabaseOperations):
+    def last_executed_query(self, cursor: Any, sql: str, params: Any) -> str | None:
+        # Django reads the text psycopg sent; a prepared statement is sent by name, so (as
+        # Django does under server-side binding) compose it for the query log instead.
+        if isinstance(cursor, _PreparingCursor):
+            try:
+                return self.compose_sql(sql, params)
+            except errors.DataError:
+                return sql
+        return super().last_executed_query(cursor, sql, params)
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
+    ops_class = DatabaseOperations
+
+    def get_new_connection(self, conn_params: dict) -> Any:
+        connection = super().get_new_connection(conn_params)
+        if connection.prepare_threshold is None and _prepared_statements():
+            connection.prepare_threshold = _ONLY_WHEN_ASKED
+        return connection
+
+    @async_unsafe
+    def prepared_cursor(self) -> Any:
+        """A cursor (Django's wrapper: query logging, execute wrappers) whose statements
+        PostgreSQL parses and plans once per connection. For SQL with bound parameters only."""
+        if not _prepared_statements():
+            return self.cursor()
+        # What Django's `cursor()` does (`_cursor`), with our cursor class.
+        self.close_if_health_check_failed()
+        self.ensure_connection()
+        with self.wrap_database_errors:
+            return self._prepare_cursor(_PreparingCursor(self.connection))
+
     def is_usable(self) -> bool:
         connection = self.connection
         if connection is None or connection.closed or connection.broken:
@@ -51,3 +108,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
             # Django's round trip decide.
             return super().is_usable()
         return True
+
+
+def _prepared_statements() -> bool:
+    return getattr(settings, "IDP_DB_PREPARED_STATEMENTS", True)
