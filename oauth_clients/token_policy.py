@@ -40,9 +40,10 @@ from oauth_clients import rotation
 from oauth_clients.claims import annotate_email_verified, carry_email_verified
 from oauth_clients.client_cache import get_client
 from oauth_clients.models import Client
-from oauth_clients.prepared import PreparedLookup
+from oauth_clients.prepared import JoinedLookup, PreparedLookup
 from oauth_clients.secrets import check_client_secret
 from oauth_clients.tokens import (
+    CLIENT_BY_ID,
     hash_code,
     mark_client_used,
     refresh_expiries,
@@ -111,6 +112,8 @@ _REFRESH_TOKEN = PreparedLookup(
         .order_by(F("revoked").desc(nulls_first=True))
     )[:1]
 )
+# The calling client and that refresh token, in one statement (a refresh grant).
+_CLIENT_AND_REFRESH_TOKEN = JoinedLookup(CLIENT_BY_ID, _REFRESH_TOKEN)
 # An authorization code by its SHA-256, locked until the exchange commits.
 _GRANT_LOCKED = PreparedLookup(
     lambda code_hash: annotate_email_verified(
@@ -143,11 +146,31 @@ class TokenPolicyMixin(_ValidatorBase):
         current = request.client
         if isinstance(current, Client) and current.client_id == client_id:
             return current if current.is_usable(request) else None
-        client = get_client(client_id)
+        client = self._client_for_refresh(client_id, request)
+        if client is ...:
+            client = get_client(client_id)
         if client is None or not client.is_usable(request):
             request.client = None
             return None
         request.client = client
+        return client
+
+    def _client_for_refresh(self, client_id: str, request: Request) -> Any:
+        """At a refresh grant (one-statement rotation), the client and the refresh token it
+        presents in one prepared statement: the token's read moves here from
+        `validate_refresh_token`, and the client comes from the database instead of the client
+        cache (a Redis round trip); `...` when this is not such a request."""
+        refresh_token = getattr(request, "refresh_token", None)
+        if not (
+            _rotates_in_one_statement(request)
+            and isinstance(refresh_token, str)
+            and "\x00" not in refresh_token
+        ):
+            return ...
+        checksum = _token_checksum(refresh_token)
+        pair = _CLIENT_AND_REFRESH_TOKEN.first(client_id, checksum, Client)
+        client, found = pair if pair is not None else (None, None)
+        request.idp_refresh_token_lookup = (checksum, found)
         return client
 
     def _check_secret(self, provided_secret: str, stored_secret: str) -> bool:
@@ -626,8 +649,13 @@ class TokenPolicyMixin(_ValidatorBase):
         """RFC 6749 §6, RFC 9700 §4.14.2: bound to its client, rotated on use, idle and absolute
         expiry; a rotated (already used) token presented again revokes its whole family."""
         refresh_token_model = get_refresh_token_model()
-        lookup = _REFRESH_TOKEN if rotation.supported() else _REFRESH_TOKEN_LOCKED
-        rt = lookup.first(_token_checksum(refresh_token), refresh_token_model)
+        checksum = _token_checksum(refresh_token)
+        read_with_client = getattr(request, "idp_refresh_token_lookup", None)
+        if read_with_client is not None and read_with_client[0] == checksum:
+            rt = read_with_client[1]  # read with the client (`_client_for_refresh`)
+        else:
+            lookup = _REFRESH_TOKEN if rotation.supported() else _REFRESH_TOKEN_LOCKED
+            rt = lookup.first(checksum, refresh_token_model)
         carry_email_verified(rt)
         if rt is None or rt.application_id != client.pk:
             return False

@@ -238,10 +238,10 @@ def _introspection_order(token_type_hint: str | None) -> list[str]:
 # The caller and the token kind looked up first, in one round trip (introspection's hot path):
 # the caller read fresh from the database, so a disabled client or a rotated secret counts at
 # once, without the client cache's Redis round trip.
-_CLIENT_BY_ID = PreparedLookup(lambda client_id: Client.objects.filter(client_id=client_id)[:1])
+CLIENT_BY_ID = PreparedLookup(lambda client_id: Client.objects.filter(client_id=client_id)[:1])
 _CALLER_AND_TOKEN = {
-    "access_token": JoinedLookup(_CLIENT_BY_ID, _INTROSPECT_ACCESS_TOKEN),
-    "refresh_token": JoinedLookup(_CLIENT_BY_ID, _INTROSPECT_REFRESH_TOKEN),
+    "access_token": JoinedLookup(CLIENT_BY_ID, _INTROSPECT_ACCESS_TOKEN),
+    "refresh_token": JoinedLookup(CLIENT_BY_ID, _INTROSPECT_REFRESH_TOKEN),
 }
 
 

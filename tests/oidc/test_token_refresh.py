@@ -216,14 +216,38 @@ def test_unknown_refresh_token_is_invalid_grant(web_client, refresh):
     assert response.json()["error"] == "invalid_grant"
 
 
+@pytest.mark.spec("RFC 6749", "5.2")
+@pytest.mark.parametrize(
+    ("client_id", "secret"),
+    [("web-app", "not-the-secret"), ("no-such-client", "whatever"), ("web\x00app", "x")],
+)
+def test_refresh_by_an_unknown_or_unauthenticated_client_is_invalid_client(
+    client, token_endpoint, web_client, issue_tokens, refresh, client_id, secret
+):
+    """The client is read with the refresh token it presents (one statement on PostgreSQL):
+    a wrong secret, an unknown or a malformed client id is still invalid_client, and the
+    token stays usable by its own client."""
+    first = issue_tokens(web_client)
+    response = post_form(
+        client,
+        token_endpoint,
+        {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
+        HTTP_AUTHORIZATION=basic_auth(client_id, secret),
+    )
+    assert response.status_code == HTTPStatus.UNAUTHORIZED
+    assert response.json()["error"] == "invalid_client"
+    assert refresh(web_client, first["refresh_token"]).status_code == HTTPStatus.OK
+
+
 def test_refresh_grant_query_count_is_pinned(
     web_client, issue_tokens, refresh, django_assert_max_num_queries
 ):
     first = issue_tokens(web_client)
     one_statement = connection.vendor == "postgresql"
-    # PostgreSQL: the client (no client cache in tests), the refresh token, one rotation
-    # statement. Elsewhere: one transaction with the locking read and five writes.
-    with django_assert_max_num_queries(3 if one_statement else 9) as captured:
+    # PostgreSQL: the client with the refresh token it presents (one statement), then one
+    # rotation statement. Elsewhere: the client, one transaction with the locking read and
+    # five writes.
+    with django_assert_max_num_queries(2 if one_statement else 9) as captured:
         response = refresh(web_client, first["refresh_token"])
     assert response.status_code == HTTPStatus.OK, response.content
     # The new ID token's email_verified came with the refresh-token row, not a query of its own.
