@@ -42,10 +42,11 @@ from oauth2_provider.models import (
 from oauth_clients.prepared import statement_cursor
 
 
-def supported(using: str | None = None) -> bool:
-    """Whether the refresh grant's database can rotate in one statement."""
-    alias = using or router.db_for_write(get_refresh_token_model())
-    return connections[alias].vendor == "postgresql"
+@functools.cache
+def supported() -> bool:
+    """Whether the refresh grant's database can rotate in one statement (asked several times
+    per grant; the answer is fixed for the life of the process)."""
+    return connections[router.db_for_write(get_refresh_token_model())].vendor == "postgresql"
 
 
 def _insert_fields(model: type[models.Model]) -> list[models.Field]:
