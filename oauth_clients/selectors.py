@@ -97,6 +97,7 @@ def setup_facts(*, client: Client) -> dict[str, Any]:
         "redirect_uris": client.redirect_uris.split(),
         "post_logout_redirect_uris": client.post_logout_redirect_uris.split(),
         "scopes": client.allowed_scopes.split(),
+        "id_token_algorithm": client.algorithm or None,
     }
 
 
@@ -122,6 +123,7 @@ def registry_entry(client: Client) -> dict[str, Any]:
         "backchannel_logout_session_required": client.backchannel_logout_session_required,
         "frontchannel_logout_uri": client.frontchannel_logout_uri,
         "allow_private_network": client.allow_private_network,
+        "id_token_algorithm": client.algorithm or None,
     }
 
 
@@ -138,5 +140,6 @@ def summary(client: Client) -> dict[str, Any]:
         "kind": client.kind,
         "is_active": client.is_active,
         "is_trusted": client.is_trusted,
+        "id_token_algorithm": client.algorithm or None,
         "last_used_at": client.last_used_at.isoformat() if client.last_used_at else None,
     }

@@ -24,6 +24,7 @@ from accounts.audit import record_event
 from accounts.models import AuditEvent
 from oauth_clients import uri_rules
 from oauth_clients.client_cache import invalidate_clients
+from oauth_clients.keys import ES256, RS256, signing_algorithms
 from oauth_clients.models import Client, Consent
 from oauth_clients.secrets import generate_client_secret
 from oauth_clients.tokens import RevokedCounts, revoke_tokens
@@ -51,7 +52,16 @@ EDITABLE_FIELDS = (
     *FLAG_FIELDS,
     *LOGOUT_FIELDS,
     *LIFETIME_FIELDS,
+    "algorithm",
 )
+
+# ID-token signing algorithms an app that signs users in may choose (issue 7). RS256 is the
+# default: every OIDC library accepts it (OIDC Core §15.1 makes it mandatory to implement). ES256
+# (RFC 7518 §3.4) is faster to sign and gives smaller tokens, for the apps that support it.
+# HS256 is never offered: a hashed client secret cannot be an HMAC key. A service signs no one in
+# and keeps no algorithm.
+ID_TOKEN_ALGORITHMS = (RS256, ES256)
+DEFAULT_ID_TOKEN_ALGORITHM = RS256
 
 
 @dataclass(frozen=True)
@@ -79,8 +89,14 @@ KIND_PROFILES: dict[str, KindProfile] = {
 }
 
 
-def _normalize(field: str, value: Any) -> Any:
+def _normalize(field: str, value: Any, *, kind: str) -> Any:
     """The stored form of one editable field's value (lists become space-separated text)."""
+    if field == "algorithm":
+        # Empty means "the default for this kind": RS256 for sign-in apps, none for a service.
+        text = value.strip() if isinstance(value, str) else value
+        if text in (None, ""):
+            return default_id_token_algorithm(kind)
+        return text
     if field in URI_LIST_FIELDS:
         return " ".join(uri_rules.split_uris(value))
     if field == "allowed_scopes":
@@ -94,6 +110,50 @@ def _normalize(field: str, value: Any) -> Any:
     raise ValidationError({field: [_("This field cannot be changed.")]})
 
 
+def default_id_token_algorithm(kind: str) -> str:
+    """RS256 for an app that signs users in, no algorithm for a machine-to-machine service."""
+    profile = KIND_PROFILES.get(kind)
+    return DEFAULT_ID_TOKEN_ALGORITHM if profile and profile.signs_users_in else ""
+
+
+def id_token_algorithm_errors(*, kind: str, algorithm: Any) -> dict[str, list[str]]:
+    """The ID-token algorithm rule: RS256 or ES256 for sign-in apps, and ES256 only with an EC
+    signing key configured (else every token for the app would fail to sign); none for a
+    service."""
+    profile = KIND_PROFILES.get(kind)
+    if profile is None:
+        return {}
+    if not profile.signs_users_in:
+        if algorithm:
+            return {
+                "algorithm": [
+                    _(
+                        "A machine-to-machine service signs no one in and gets no ID tokens: "
+                        "leave the ID token signing algorithm empty."
+                    )
+                ]
+            }
+        return {}
+    if algorithm not in ID_TOKEN_ALGORITHMS:
+        return {
+            "algorithm": [
+                _("%(value)s is not offered: choose RS256 (the default) or ES256.")
+                % {"value": algorithm}
+            ]
+        }
+    if algorithm == ES256 and ES256 not in signing_algorithms():
+        return {
+            "algorithm": [
+                _(
+                    "ES256 needs an EC signing key and none is configured "
+                    "(IDP_OIDC_EC_PRIVATE_KEY_FILE, or `manage.py rotate_signing_key "
+                    "--algorithm ES256` and a restart). Keep RS256 until then."
+                )
+            ]
+        }
+    return {}
+
+
 def _spa_origins(redirect_uris: str) -> str:
     """CORS origins of a single-page app: the https origins of its redirect URIs."""
     origins: dict[str, None] = {}
@@ -104,8 +164,14 @@ def _spa_origins(redirect_uris: str) -> str:
     return " ".join(origins)
 
 
-def _validate(client: Client, *, resolver: uri_rules.Resolver | None = None) -> None:
-    """Every registration rule on the client's current (unsaved) values; raises per field."""
+def _validate(
+    client: Client, *, resolver: uri_rules.Resolver | None = None, check_algorithm: bool
+) -> None:
+    """Every registration rule on the client's current (unsaved) values; raises per field.
+
+    The algorithm is checked when it is set (registration, or a change of it): an app whose EC
+    key went away later can still be renamed; tokens for it fail loudly (keys.signing_pem).
+    """
     errors = uri_rules.registration_errors(
         kind=client.kind,
         redirect_uris=client.redirect_uris,
@@ -127,6 +193,8 @@ def _validate(client: Client, *, resolver: uri_rules.Resolver | None = None) -> 
             validate_email(client.owner_contact)
         except ValidationError:
             errors["owner_contact"] = [_("Enter the owner's email address.")]
+    if check_algorithm:
+        errors.update(id_token_algorithm_errors(kind=client.kind, algorithm=client.algorithm))
     if errors:
         raise ValidationError(errors)
 
@@ -137,7 +205,12 @@ def _apply_derived(client: Client) -> None:
     client.client_type = profile.client_type
     client.authorization_grant_type = profile.grant_type
     client.grant_types = [profile.grant_type]
-    client.algorithm = Client.RS256_ALGORITHM if profile.signs_users_in else Client.NO_ALGORITHM
+    # The chosen algorithm is kept (validated by id_token_algorithm_errors); a row without one
+    # gets its kind's default, and a service never has one.
+    if not profile.signs_users_in:
+        client.algorithm = Client.NO_ALGORITHM
+    elif not client.algorithm:
+        client.algorithm = DEFAULT_ID_TOKEN_ALGORITHM
     # DOT's own consent skip follows our trusted flag (consent is skipped for trusted apps only).
     client.skip_authorization = client.is_trusted
     client.hash_client_secret = True
@@ -173,13 +246,15 @@ def register_client(
     allow_private_network: bool = False,
     is_resource_server: bool = False,
     require_pkce: bool = True,
+    algorithm: str | None = None,
     client_id: str | None = None,
     request: HttpRequest | None = None,
     resolver: uri_rules.Resolver | None = None,
 ) -> tuple[Client, str]:
     """Register an app. Returns the client and its plaintext secret ("" for public clients).
 
-    The secret is returned once: only its keyed hash is stored.
+    The secret is returned once: only its keyed hash is stored. `algorithm` signs the app's ID
+    tokens: RS256 (the default) or ES256; a service has none.
     """
     if kind not in KIND_PROFILES:
         raise ValidationError(
@@ -212,9 +287,10 @@ def register_client(
         "backchannel_logout_session_required": backchannel_logout_session_required,
         "frontchannel_logout_uri": frontchannel_logout_uri,
         "allow_private_network": allow_private_network,
+        "algorithm": algorithm,
     }
     for field, value in values.items():
-        setattr(client, field, _normalize(field, value))
+        setattr(client, field, _normalize(field, value, kind=kind))
     if client_id is not None:
         client_id = client_id.strip()
         if not client_id or len(client_id) > 255 or any(c.isspace() for c in client_id):
@@ -222,7 +298,7 @@ def register_client(
         if Client.objects.filter(client_id=client_id).exists():
             raise ValidationError({"client_id": [_("A client with this id already exists.")]})
         client.client_id = client_id
-    _validate(client, resolver=resolver)
+    _validate(client, resolver=resolver, check_algorithm=True)
     _apply_derived(client)
     secret = generate_client_secret() if client.client_type == Client.CLIENT_CONFIDENTIAL else ""
     # HashedClientSecretField stores only the keyed hash of this value.
@@ -239,6 +315,7 @@ def register_client(
         client_type=client.client_type,
         is_trusted=client.is_trusted,
         scopes=client.allowed_scopes,
+        algorithm=client.algorithm,
     )
     return client, secret
 
@@ -250,7 +327,9 @@ def _changes_from(client: Client, changes: Mapping[str, Any]) -> dict[str, Any]:
         raise ValidationError(
             {field: [_("This field cannot be changed after registration.")] for field in unknown}
         )
-    normalized = {field: _normalize(field, value) for field, value in changes.items()}
+    normalized = {
+        field: _normalize(field, value, kind=client.kind) for field, value in changes.items()
+    }
     return {field: value for field, value in normalized.items() if getattr(client, field) != value}
 
 
@@ -271,14 +350,18 @@ def update_client(
     before = {field: getattr(stored, field) for field in effective}
     for field, value in effective.items():
         setattr(stored, field, value)
-    _validate(stored, resolver=resolver)
+    _validate(stored, resolver=resolver, check_algorithm="algorithm" in effective)
     _apply_derived(stored)
     stored.save()
     invalidate_clients()  # the token side's cached copy (after commit)
     # Keep the caller's instance in step with what was saved.
-    for field in (*effective, "skip_authorization", "allowed_origins", "updated"):
+    for field in (*effective, "algorithm", "skip_authorization", "allowed_origins", "updated"):
         setattr(client, field, getattr(stored, field))
     fields = sorted(effective)
+    extra: dict[str, Any] = {}
+    if "algorithm" in effective:
+        # Which algorithm the app's ID tokens switch from and to (its library must accept it).
+        extra["algorithm"] = {"before": before["algorithm"], "after": stored.algorithm}
     record_event(
         type=AuditEvent.Type.CLIENT_CHANGED,
         request=request,
@@ -286,6 +369,7 @@ def update_client(
         client=stored,
         fields=fields,
         weakened=_weakenings(before=before, after=effective),
+        **extra,
     )
     return fields
 
@@ -485,8 +569,10 @@ def delete_client(*, client: Client, actor: Any, request: HttpRequest | None = N
 REGISTRY_VERSION = 1
 # Keys of an exported entry and the editable field each one sets.
 REGISTRY_FIELD_FOR_KEY = {
-    **{field: field for field in EDITABLE_FIELDS if field != "allowed_scopes"},
+    **{field: field for field in EDITABLE_FIELDS if field not in ("allowed_scopes", "algorithm")},
     "scopes": "allowed_scopes",
+    # OIDC Dynamic Client Registration calls it id_token_signed_response_alg; null for a service.
+    "id_token_algorithm": "algorithm",
 }
 REGISTRY_KEYS = {"client_id", "kind", "is_active", *REGISTRY_FIELD_FOR_KEY}
 
@@ -530,6 +616,11 @@ def _entry_type_problems(entry: Mapping[str, Any]) -> list[str]:
             problems.append(f"{key} must be a number of seconds or null")
         elif key in (*TEXT_FIELDS, *LOGOUT_FIELDS) and not isinstance(value, str):
             problems.append(f"{key} must be a string")
+        elif key == "id_token_algorithm" and value not in (None, *ID_TOKEN_ALGORITHMS):
+            problems.append(
+                f"id_token_algorithm must be {' or '.join(ID_TOKEN_ALGORITHMS)} "
+                f"(null for a service), not {value!r}"
+            )
     return problems
 
 

@@ -92,8 +92,10 @@ def test_list_and_show(web_client, service_client, user):
         "kind": "web",
         "is_active": True,
         "is_trusted": False,
+        "id_token_algorithm": "RS256",
         "last_used_at": None,
     }
+    assert rows[0]["id_token_algorithm"] is None  # a service gets no ID tokens
     assert "Wiki" in run("list")
     shown = run_json("show", web.client_id)
     assert shown["usage"]["active_access_tokens"] == 1

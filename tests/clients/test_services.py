@@ -254,6 +254,143 @@ def test_weakening_changes_lists_each_weakening(web_client):
     ]
 
 
+# --- ID-token signing algorithm (issue 7): RS256 by default, ES256 for apps that take it
+
+
+def register_web(admin_user, **arguments):
+    return services.register_client(
+        actor=admin_user,
+        kind=Client.Kind.WEB,
+        name=arguments.pop("name", "Wiki"),
+        redirect_uris=[WEB_REDIRECT],
+        scopes="openid",
+        **arguments,
+    )
+
+
+@pytest.mark.parametrize("kind", [Client.Kind.WEB, Client.Kind.SPA, Client.Kind.NATIVE])
+def test_a_sign_in_app_may_choose_es256_and_the_registration_audit_says_so(admin_user, kind):
+    redirect = "com.example.app:/cb" if kind == Client.Kind.NATIVE else WEB_REDIRECT
+    client, _ = services.register_client(
+        actor=admin_user,
+        kind=kind,
+        name="Modern",
+        redirect_uris=[redirect],
+        scopes="openid",
+        algorithm="ES256",
+    )
+    client.refresh_from_db()
+    assert client.algorithm == Client.ES256_ALGORITHM
+    event = AuditEvent.objects.get(type=AuditEvent.Type.CLIENT_CREATED)
+    assert event.extra["algorithm"] == "ES256"
+
+
+@pytest.mark.parametrize("algorithm", [None, "", "RS256"])
+def test_rs256_stays_the_default_for_sign_in_apps(admin_user, algorithm):
+    client, _ = register_web(admin_user, algorithm=algorithm)
+    client.refresh_from_db()
+    assert client.algorithm == Client.RS256_ALGORITHM
+    assert AuditEvent.objects.get(type=AuditEvent.Type.CLIENT_CREATED).extra["algorithm"] == "RS256"
+
+
+@pytest.mark.parametrize("algorithm", ["HS256", "none", "RS512", "es256", "PS256"])
+def test_an_algorithm_that_is_not_offered_is_refused_and_nothing_is_saved(admin_user, algorithm):
+    register_web(admin_user, name="Fine", algorithm="ES256")
+    with pytest.raises(ValidationError) as exc:
+        register_web(admin_user, name="Odd", algorithm=algorithm)
+    assert exc.value.message_dict == {
+        "algorithm": [f"{algorithm} is not offered: choose RS256 (the default) or ES256."]
+    }
+    assert list(Client.objects.values_list("name", flat=True)) == ["Fine"]
+    assert AuditEvent.objects.filter(type=AuditEvent.Type.CLIENT_CREATED).count() == 1
+
+
+def test_es256_without_an_ec_signing_key_is_refused_rather_than_failing_at_sign_in(
+    admin_user, settings
+):
+    register_web(admin_user, name="With key", algorithm="ES256")
+    settings.IDP_OIDC_EC_PRIVATE_KEYS = []
+    with pytest.raises(ValidationError) as exc:
+        register_web(admin_user, name="Without key", algorithm="ES256")
+    (message,) = exc.value.message_dict["algorithm"]
+    assert "ES256 needs an EC signing key and none is configured" in message
+    assert "IDP_OIDC_EC_PRIVATE_KEY_FILE" in message
+    assert not Client.objects.filter(name="Without key").exists()
+    # RS256 needs only the RSA key, which is always there.
+    assert register_web(admin_user, name="RSA")[0].algorithm == "RS256"
+
+
+def test_a_service_keeps_no_algorithm_and_may_not_be_given_one(service_client, admin_user):
+    client, _ = service_client
+    client.refresh_from_db()
+    assert client.algorithm == Client.NO_ALGORITHM
+    assert (
+        services.register_client(
+            actor=admin_user, kind=Client.Kind.SERVICE, name="Also none", algorithm=""
+        )[0].algorithm
+        == Client.NO_ALGORITHM
+    )
+    with pytest.raises(ValidationError) as exc:
+        services.register_client(
+            actor=admin_user, kind=Client.Kind.SERVICE, name="Batch", algorithm="RS256"
+        )
+    assert "gets no ID tokens" in exc.value.message_dict["algorithm"][0]
+    assert not Client.objects.filter(name="Batch").exists()
+    with pytest.raises(ValidationError) as exc:
+        services.update_client(client=client, actor=admin_user, changes={"algorithm": "ES256"})
+    assert "gets no ID tokens" in exc.value.message_dict["algorithm"][0]
+    assert Client.objects.get(pk=client.pk).algorithm == Client.NO_ALGORITHM
+
+
+def test_switching_the_algorithm_is_audited_with_before_and_after(web_client, admin_user):
+    client, _ = web_client
+    changed = services.update_client(
+        client=client, actor=admin_user, changes={"algorithm": "ES256"}
+    )
+    assert changed == ["algorithm"]
+    assert client.algorithm == "ES256"
+    assert Client.objects.get(pk=client.pk).algorithm == "ES256"
+    event = AuditEvent.objects.get(type=AuditEvent.Type.CLIENT_CHANGED)
+    assert event.actor == admin_user
+    assert event.client == client
+    assert event.extra["fields"] == ["algorithm"]
+    assert event.extra["algorithm"] == {"before": "RS256", "after": "ES256"}
+    assert event.extra["weakened"] == []
+    # Other changes keep the choice (the kind's derived fields do not reset it).
+    services.update_client(client=client, actor=admin_user, changes={"name": "Team wiki"})
+    assert Client.objects.get(pk=client.pk).algorithm == "ES256"
+    # Choosing it again changes nothing; empty means the default.
+    assert (
+        services.update_client(client=client, actor=admin_user, changes={"algorithm": "ES256"})
+        == []
+    )
+    assert services.update_client(client=client, actor=admin_user, changes={"algorithm": ""}) == [
+        "algorithm"
+    ]
+    assert Client.objects.get(pk=client.pk).algorithm == "RS256"
+
+
+def test_update_refuses_an_algorithm_not_offered_or_without_its_key(
+    web_client, admin_user, settings
+):
+    client, _ = web_client
+    assert services.update_client(client=client, actor=admin_user, changes={"algorithm": "ES256"})
+    services.update_client(client=client, actor=admin_user, changes={"algorithm": "RS256"})
+    events = AuditEvent.objects.count()
+    with pytest.raises(ValidationError) as exc:
+        services.update_client(
+            client=client, actor=admin_user, changes={"name": "Renamed", "algorithm": "HS256"}
+        )
+    assert list(exc.value.message_dict) == ["algorithm"]
+    settings.IDP_OIDC_EC_PRIVATE_KEYS = []
+    with pytest.raises(ValidationError) as exc:
+        services.update_client(client=client, actor=admin_user, changes={"algorithm": "ES256"})
+    assert "EC signing key" in exc.value.message_dict["algorithm"][0]
+    stored = Client.objects.get(pk=client.pk)
+    assert (stored.name, stored.algorithm) == ("Wiki", "RS256")
+    assert AuditEvent.objects.count() == events
+
+
 # --- Secret rotation
 
 
