@@ -47,7 +47,7 @@ class ClientAdmin(admin.ModelAdmin):
         "created",
     )
     list_display_links = ("name", "client_id")
-    list_filter = ("is_active", "kind", "is_trusted", "requires_mfa", "client_type")
+    list_filter = ("is_active", "kind", "is_trusted", "requires_mfa", "client_type", "algorithm")
     search_fields = ("name", "client_id", "owner_contact", "description", "redirect_uris")
     ordering = ("name",)
     list_per_page = 50
@@ -94,7 +94,14 @@ class ClientAdmin(admin.ModelAdmin):
         ),
         (
             gettext_lazy("Sign-in"),
-            {"fields": ("redirect_uris", "post_logout_redirect_uris", "allowed_scopes")},
+            {
+                "fields": (
+                    "redirect_uris",
+                    "post_logout_redirect_uris",
+                    "allowed_scopes",
+                    "algorithm",
+                )
+            },
         ),
         (
             gettext_lazy("Trust and security"),
@@ -199,6 +206,16 @@ class ClientAdmin(admin.ModelAdmin):
         # New apps are registered through the register flow, not "save and add another".
         extra_context = {**(extra_context or {}), "show_save_and_add_another": False}
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Client | None = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or services.default_id_token_algorithm(obj.kind):
+            return fieldsets
+        # A service gets no ID tokens: no signing algorithm to choose (ClientChangeForm drops it).
+        return [
+            (name, {**options, "fields": [f for f in options["fields"] if f != "algorithm"]})
+            for name, options in fieldsets
+        ]
 
     def save_model(self, request: HttpRequest, obj: Client, form: Any, change: bool) -> None:
         # Only reached for changes: adding goes through the register flow.

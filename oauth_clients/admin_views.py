@@ -36,7 +36,7 @@ REGISTER_FIELDSETS: list[tuple[Any, dict[str, Any]]] = [
     (
         gettext_lazy("Sign-in"),
         {
-            "fields": ["redirect_uris", "post_logout_redirect_uris", "scopes"],
+            "fields": ["redirect_uris", "post_logout_redirect_uris", "scopes", "algorithm"],
             "description": gettext_lazy(
                 "Not needed for a machine-to-machine service. Register the exact URIs the app "
                 "uses; anything else is refused at sign-in."

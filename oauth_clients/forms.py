@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.forms.models import construct_instance
 from django.utils.html import format_html
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from oauth_clients import services, uri_rules
@@ -40,6 +41,33 @@ URI_LIST_HELP = _(
     "One per line, exact (no wildcards, no #fragment). https only; http only for 127.0.0.1, "
     "[::1] and localhost."
 )
+
+
+ALGORITHM_LABEL = _("ID token signing algorithm")
+ALGORITHM_HELP = _(
+    "RS256 is what every OpenID Connect library accepts: keep it unless you know the app's "
+    "library supports ES256. ES256 is faster and gives smaller tokens, for clients that "
+    "support it."
+)
+SERVICE_IGNORES_ALGORITHM = _("Ignored for a machine-to-machine service (it gets no ID tokens).")
+
+
+def _algorithm_choices() -> list[tuple[str, Any]]:
+    return [
+        (services.DEFAULT_ID_TOKEN_ALGORITHM, _("RS256 (RSA) — the default, accepted everywhere")),
+        (Client.ES256_ALGORITHM, _("ES256 (ECDSA P-256) — faster and smaller")),
+    ]
+
+
+def _algorithm_field(help_text: Any = ALGORITHM_HELP) -> forms.ChoiceField:
+    return forms.ChoiceField(
+        label=ALGORITHM_LABEL,
+        choices=_algorithm_choices,
+        initial=services.DEFAULT_ID_TOKEN_ALGORITHM,
+        required=False,
+        widget=forms.RadioSelect,
+        help_text=help_text,
+    )
 
 
 def _kind_choices() -> list[tuple[str, Any]]:
@@ -139,6 +167,7 @@ class RegisterClientForm(forms.Form):
     requires_mfa = forms.BooleanField(
         label=_("Users must have used a second factor"), required=False
     )
+    algorithm = _algorithm_field(format_lazy("{} {}", ALGORITHM_HELP, SERVICE_IGNORES_ALGORITHM))
     logo_uri = forms.CharField(label=_("Logo URL"), required=False, max_length=500)
     client_uri = forms.CharField(label=_("Home page URL"), required=False, max_length=500)
     policy_uri = forms.CharField(label=_("Privacy policy URL"), required=False, max_length=500)
@@ -190,6 +219,16 @@ class RegisterClientForm(forms.Form):
             info_uris={name: data.get(name, "") for name in uri_rules.INFO_URI_FIELDS},
             lifetimes={name: data.get(name) for name in services.LIFETIME_FIELDS},
         )
+        if data["kind"] == Client.Kind.SERVICE:
+            # Irrelevant for a service (no ID tokens): whatever the radio says is dropped.
+            data["algorithm"] = ""
+        elif "algorithm" in data:
+            data["algorithm"] = data["algorithm"] or services.default_id_token_algorithm(
+                data["kind"]
+            )
+            errors.update(
+                services.id_token_algorithm_errors(kind=data["kind"], algorithm=data["algorithm"])
+            )
         add_rule_errors(self, {k: v for k, v in errors.items() if k not in self.errors})
         return data
 
@@ -234,6 +273,9 @@ class ClientChangeForm(forms.ModelForm):
             "post_logout_redirect_uris": _("Where the app may send users after signing out."),
         }
 
+    # Only RS256 and ES256 (the model also knows "no algorithm", which is a service's alone);
+    # removed from the form of a service in __init__.
+    algorithm = _algorithm_field()
     # URLs are plain text fields: our rules decide, with their own messages (not URLField's).
     logo_uri = _url_field(_("Logo URL"))
     client_uri = _url_field(_("Home page URL"))
@@ -252,6 +294,10 @@ class ClientChangeForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.initial["allowed_scopes"] = self.instance.allowed_scopes.split()
+        if not services.default_id_token_algorithm(self.instance.kind):
+            self.fields.pop("algorithm", None)
+        elif "algorithm" in self.fields:
+            self.fields["algorithm"].required = True
         for name in services.LIFETIME_FIELDS:
             if name in self.fields:
                 field = self.fields[name]
@@ -282,6 +328,10 @@ class ClientChangeForm(forms.ModelForm):
             info_uris={name: value(name) or "" for name in uri_rules.INFO_URI_FIELDS},
             lifetimes={name: value(name) for name in services.LIFETIME_FIELDS},
         )
+        if "algorithm" in self.changed_data and "algorithm" in data:
+            errors.update(
+                services.id_token_algorithm_errors(kind=kind, algorithm=data["algorithm"])
+            )
         add_rule_errors(self, {k: v for k, v in errors.items() if k not in self.errors})
         return data
 

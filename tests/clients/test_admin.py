@@ -8,6 +8,7 @@ from http import HTTPStatus
 from io import StringIO
 
 import pytest
+from django import forms
 from django.conf import settings
 from django.contrib.admin.models import LogEntry
 from django.core.management import call_command
@@ -281,6 +282,156 @@ def test_change_form_saves_through_the_service_with_an_audit_row(
     assert "internal" in errors["backchannel_logout_uri"][0]
     client.refresh_from_db()
     assert client.redirect_uris == f"{WEB_REDIRECT} https://wiki2.example.com/cb"
+
+
+# --- ID-token signing algorithm: a choice on the register and change forms (issue 7)
+
+ALGORITHM_HELP = (
+    "RS256 is what every OpenID Connect library accepts",
+    "ES256 is faster and gives smaller tokens, for clients that support it",
+)
+
+
+def change_form_data(admin_client, client: Client) -> dict:
+    """What the change page would post back unchanged."""
+    form = admin_client.get(url("change", client)).context["adminform"].form
+    data = {
+        name: ("" if value is None else value)
+        for name, value in form.initial.items()
+        if name in form.fields
+    }
+    # An unticked checkbox is not posted at all.
+    return {
+        name: value
+        for name, value in data.items()
+        if value or not isinstance(form.fields[name], forms.BooleanField)
+    }
+
+
+def test_register_page_offers_the_id_token_algorithm_with_rs256_by_default(admin_client):
+    response = admin_client.get(REGISTER_URL)
+    page = response.content.decode()
+    assert "ID token signing algorithm" in page
+    for text in ALGORITHM_HELP:
+        assert text in page
+    field = response.context["form"]["algorithm"]
+    assert field.value() == "RS256"
+    assert [value for value, _ in field.field.choices] == ["RS256", "ES256"]
+
+
+def test_registering_with_es256_in_the_admin_keeps_it_and_the_setup_page_says_so(admin_client):
+    default, _ = register(admin_client, name="Default")
+    assert default.algorithm == Client.RS256_ALGORITHM
+    client, _ = register(admin_client, name="Modern", algorithm="ES256")
+    assert client.algorithm == Client.ES256_ALGORITHM
+    event = AuditEvent.objects.filter(type=AuditEvent.Type.CLIENT_CREATED).latest("id")
+    assert event.extra["algorithm"] == "ES256"
+    html = admin_client.get(url("setup", client)).content.decode()
+    assert "OIDC_ID_TOKEN_SIGNING_ALG=ES256" in html
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "ec_key", "message"),
+    [
+        ("HS256", True, "Select a valid choice. HS256 is not one of the available choices."),
+        ("none", True, "Select a valid choice. none is not one of the available choices."),
+        ("ES256", False, "ES256 needs an EC signing key and none is configured"),
+    ],
+)
+def test_register_form_refuses_an_algorithm_it_cannot_sign_with_and_saves_nothing(
+    admin_client, settings, algorithm, ec_key, message
+):
+    register(admin_client, name="Fine", algorithm="ES256")
+    if not ec_key:
+        settings.IDP_OIDC_EC_PRIVATE_KEYS = []
+    response = admin_client.post(REGISTER_URL, register_form(name="Odd", algorithm=algorithm))
+    assert response.status_code == HTTPStatus.OK
+    errors = response.context["form"].errors
+    assert list(errors) == ["algorithm"], errors
+    assert message in errors["algorithm"][0]
+    assert not Client.objects.filter(name="Odd").exists()
+    assert AuditEvent.objects.filter(type=AuditEvent.Type.CLIENT_CREATED).count() == 1
+
+
+def test_a_service_registered_in_the_admin_gets_no_algorithm_whatever_the_radio_says(
+    admin_client,
+):
+    client, _ = register(
+        admin_client,
+        kind="service",
+        name="Payroll sync",
+        redirect_uris="",
+        post_logout_redirect_uris="",
+        scopes=[],
+        algorithm="ES256",
+    )
+    assert client.algorithm == Client.NO_ALGORITHM
+
+
+def test_change_form_switches_the_algorithm_through_the_service_with_an_audit_row(
+    admin_client, admin_user, web_client
+):
+    client, _ = web_client
+    page = admin_client.get(url("change", client))
+    html = page.content.decode()
+    assert "ID token signing algorithm" in html
+    for text in ALGORITHM_HELP:
+        assert text in html
+    data = change_form_data(admin_client, client)
+    assert data["algorithm"] == "RS256"
+    data["algorithm"] = "ES256"
+    response = admin_client.post(url("change", client), data)
+    assert response.status_code == HTTPStatus.FOUND, response.context["adminform"].form.errors
+    client.refresh_from_db()
+    assert client.algorithm == Client.ES256_ALGORITHM
+    event = AuditEvent.objects.get(type=AuditEvent.Type.CLIENT_CHANGED)
+    assert event.actor == admin_user
+    assert event.extra["fields"] == ["algorithm"]
+    assert event.extra["algorithm"] == {"before": "RS256", "after": "ES256"}
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "ec_key", "message"),
+    [
+        ("HS256", True, "Select a valid choice."),
+        ("", True, "This field is required."),
+        ("ES256", False, "ES256 needs an EC signing key"),
+    ],
+)
+def test_change_form_refuses_an_algorithm_it_cannot_sign_with(
+    admin_client, web_client, settings, algorithm, ec_key, message
+):
+    client, _ = web_client
+    data = change_form_data(admin_client, client)
+    data["algorithm"] = "ES256"
+    assert admin_client.post(url("change", client), data).status_code == HTTPStatus.FOUND
+    data["algorithm"] = "RS256"
+    assert admin_client.post(url("change", client), data).status_code == HTTPStatus.FOUND
+    events = AuditEvent.objects.count()
+    if not ec_key:
+        settings.IDP_OIDC_EC_PRIVATE_KEYS = []
+    data.update(name="Renamed", algorithm=algorithm)
+    response = admin_client.post(url("change", client), data)
+    assert response.status_code == HTTPStatus.OK
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == ["algorithm"], errors
+    assert message in errors["algorithm"][0]
+    client.refresh_from_db()
+    assert (client.name, client.algorithm) == ("Wiki", "RS256")
+    assert AuditEvent.objects.count() == events
+
+
+def test_a_service_change_page_has_no_algorithm_to_choose(admin_client, service_client):
+    client, _ = service_client
+    response = admin_client.get(url("change", client))
+    assert response.status_code == HTTPStatus.OK
+    assert "algorithm" not in response.context["adminform"].form.fields
+    assert "ID token signing algorithm" not in response.content.decode()
+    data = change_form_data(admin_client, client)
+    data.update(name="Payroll", algorithm="ES256")  # a forged field is ignored
+    assert admin_client.post(url("change", client), data).status_code == HTTPStatus.FOUND
+    client.refresh_from_db()
+    assert (client.name, client.algorithm) == ("Payroll", Client.NO_ALGORITHM)
 
 
 # --- Actions: confirmation first, then the service, audited with the acting admin
