@@ -105,6 +105,77 @@ def test_list_and_show(web_client, service_client, user):
         run("show", "nope")
 
 
+def test_create_with_es256_signs_the_apps_id_tokens_with_it_and_show_says_so(db):
+    default = run_json("create", "--kind=web", "--name=Old", f"--redirect-uri={WEB_REDIRECT}")
+    assert default["id_token_algorithm"] == "RS256"
+    data = run_json(
+        "create",
+        "--kind=spa",
+        "--name=Board",
+        "--client-id=board",
+        "--redirect-uri=https://board.example.com/cb",
+        "--id-token-algorithm=ES256",
+    )
+    assert data["id_token_algorithm"] == "ES256"
+    assert Client.objects.get(client_id="board").algorithm == Client.ES256_ALGORITHM
+    assert run_json("show", "board")["id_token_algorithm"] == "ES256"
+    assert "id_token_algorithm: ES256" in run("show", "board")
+    rows = {row["client_id"]: row for row in run_json("list")}
+    assert rows["board"]["id_token_algorithm"] == "ES256"
+    text = run(
+        "create",
+        "--kind=web",
+        "--name=Text",
+        f"--redirect-uri={WEB_REDIRECT}",
+        "--id-token-algorithm=ES256",
+    )
+    assert "ID tokens:      signed with ES256" in text
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (
+            ["--kind=web", f"--redirect-uri={WEB_REDIRECT}", "--id-token-algorithm=HS256"],
+            "--id-token-algorithm: invalid choice: 'HS256'",
+        ),
+        (["--kind=service", "--id-token-algorithm=RS256"], "signs no one in"),
+    ],
+)
+def test_create_refuses_an_algorithm_not_offered_and_saves_nothing(db, arguments, message):
+    run(
+        "create",
+        "--kind=web",
+        "--name=Fine",
+        f"--redirect-uri={WEB_REDIRECT}",
+        "--id-token-algorithm=ES256",
+    )
+    with pytest.raises(CommandError) as exc:
+        run("create", "--name=Odd", *arguments)
+    assert message in str(exc.value)
+    assert list(Client.objects.values_list("name", flat=True)) == ["Fine"]
+
+
+def test_create_refuses_es256_without_an_ec_key(db, settings):
+    run(
+        "create",
+        "--kind=web",
+        "--name=Fine",
+        f"--redirect-uri={WEB_REDIRECT}",
+        "--id-token-algorithm=ES256",
+    )
+    settings.IDP_OIDC_EC_PRIVATE_KEYS = []
+    with pytest.raises(CommandError, match="ES256 needs an EC signing key"):
+        run(
+            "create",
+            "--kind=web",
+            "--name=Odd",
+            f"--redirect-uri={WEB_REDIRECT}",
+            "--id-token-algorithm=ES256",
+        )
+    assert not Client.objects.filter(name="Odd").exists()
+
+
 def test_rotate_secret_with_and_without_grace(web_client):
     client, old = web_client
     data = run_json("rotate-secret", client.client_id, "--grace-seconds=600")
@@ -184,6 +255,7 @@ def registry(admin_user):
         client_id="board",
         redirect_uris=["https://board.example.com/cb"],
         scopes="openid",
+        algorithm="ES256",
     )
     batch, _ = services.register_client(
         actor=admin_user, kind="service", name="Batch", client_id="batch", scopes=""
@@ -220,6 +292,9 @@ def test_export_then_import_into_an_empty_database_reproduces_the_registry(regis
     assert check_client_secret(secrets["wiki"], Client.objects.get(client_id="wiki").client_secret)
     assert secrets["board"] == ""
     assert json.loads(run("export")) == document
+    algorithms = {entry["client_id"]: entry["id_token_algorithm"] for entry in document["clients"]}
+    assert algorithms == {"batch": None, "board": "ES256", "mobile": "RS256", "wiki": "RS256"}
+    assert Client.objects.get(client_id="board").algorithm == Client.ES256_ALGORITHM
     assert not Client.objects.get(client_id="batch").is_active
 
     # Importing again changes nothing: no writes, no audit rows.
@@ -292,6 +367,46 @@ def test_import_refuses_to_weaken_an_app_unless_forced(registry, tmp_path, mutat
     assert forced["forced"][0]["client_id"] == "wiki"
     assert any(reason in text for text in forced["forced"][0]["weakenings"])
     assert selectors.registry() != before
+
+
+def test_import_switches_the_algorithm_and_audits_it(registry, tmp_path, admin_user):
+    path = tmp_path / "registry.json"
+    path.write_text(json.dumps(edited_export(lambda e: e.update(id_token_algorithm="ES256"))))
+    result = run_json("import", str(path), actor="root")
+    assert result["updated"] == [{"client_id": "wiki", "fields": ["algorithm"]}]
+    assert result["forced"] == []  # a different algorithm is not a weaker app
+    assert Client.objects.get(client_id="wiki").algorithm == Client.ES256_ALGORITHM
+    event = AuditEvent.objects.filter(type=AuditEvent.Type.CLIENT_CHANGED).latest("id")
+    assert event.actor == admin_user
+    assert event.extra["algorithm"] == {"before": "RS256", "after": "ES256"}
+    assert run_json("import", str(path))["unchanged"] == ["batch", "board", "mobile", "wiki"]
+
+
+def test_import_refuses_es256_without_an_ec_key_as_a_whole(registry, tmp_path, settings):
+    path = tmp_path / "registry.json"
+    path.write_text(json.dumps(edited_export(lambda e: e.update(id_token_algorithm="ES256"))))
+    before = selectors.registry()
+    settings.IDP_OIDC_EC_PRIVATE_KEYS = []
+    with pytest.raises(CommandError) as exc:
+        run("import", str(path))
+    assert "wiki: algorithm: ES256 needs an EC signing key" in str(exc.value)
+    assert selectors.registry() == before
+
+
+def test_an_export_without_algorithms_leaves_them_alone(registry, tmp_path):
+    document = json.loads(run("export"))
+    for entry in document["clients"]:
+        del entry["id_token_algorithm"]
+    document["clients"].append(
+        {"client_id": "new", "kind": "web", "name": "New", "redirect_uris": [WEB_REDIRECT]}
+    )
+    path = tmp_path / "registry.json"
+    path.write_text(json.dumps(document))
+    result = run_json("import", str(path))
+    assert [item["client_id"] for item in result["created"]] == ["new"]
+    assert sorted(result["unchanged"]) == ["batch", "board", "mobile", "wiki"]
+    assert Client.objects.get(client_id="board").algorithm == Client.ES256_ALGORITHM
+    assert Client.objects.get(client_id="new").algorithm == Client.RS256_ALGORITHM
 
 
 def test_import_refuses_re_enabling_a_disabled_app_unless_forced(registry, tmp_path):
@@ -374,6 +489,16 @@ def test_import_dry_run_changes_nothing_and_hands_out_no_secret(registry, tmp_pa
             "access_token_lifetime must be a number",
         ),
         ('{"clients": [{"client_id": "n", "kind": "web", "name": 7}]}', "name is required"),
+        (
+            '{"clients": [{"client_id": "n", "kind": "web", "name": "N", '
+            '"id_token_algorithm": "HS256"}]}',
+            "n: id_token_algorithm must be RS256 or ES256 .null for a service., not 'HS256'",
+        ),
+        (
+            '{"clients": [{"client_id": "n", "kind": "service", "name": "N", '
+            '"id_token_algorithm": "RS256"}]}',
+            "n: algorithm: A machine-to-machine service signs no one in",
+        ),
     ],
 )
 def test_malformed_import_files_are_refused_clearly(registry, tmp_path, content, message):
