@@ -5,15 +5,18 @@ authorization endpoints (helpers B's and C's parts)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import secrets
 from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import time_machine
+from django.core.cache import cache
 from django.test import Client as HttpClient
 from django.urls import reverse
 from django.utils import timezone
+from jwcrypto import jwk, jws, jwt
 
 from accounts.models import AuditEvent
 from oauth_clients import services
@@ -240,3 +243,64 @@ def test_revoke_all_signs_everyone_out_and_asks_for_consent_again(
     again = browser.get(reverse("oauth2_provider:authorize"), params)
     assert again.status_code == HTTPStatus.OK  # the consent screen, not a redirect
     assert "Wiki" in again.content.decode()
+
+
+# --- ID-token signing algorithm chosen at registration (issue 7)
+
+
+def id_token_header(token: str) -> dict:
+    parsed = jws.JWS()
+    parsed.deserialize(token)
+    return parsed.jose_header
+
+
+def verify_with_published_keys(http: HttpClient, token: str, alg: str) -> dict:
+    """Verify as a relying party would: the key named by `kid` in the JWKS, only `alg` allowed."""
+    published = jwk.JWKSet.from_json(http.get("/.well-known/jwks.json").content)
+    key = published.get_key(id_token_header(token)["kid"])
+    assert key is not None
+    return json.loads(jwt.JWT(jwt=token, key=key, algs=[alg]).claims)
+
+
+@pytest.mark.spec("OIDC Core", "10.1")
+def test_an_app_registered_with_es256_gets_es256_id_tokens_that_verify_against_jwks(
+    client, admin_user, user, web_app
+):
+    # The default first: RS256.
+    default = sign_in_and_get_tokens(HttpClient(), user, *web_app)
+    assert id_token_header(default["id_token"])["alg"] == "RS256"
+    assert verify_with_published_keys(client, default["id_token"], "RS256")["aud"] == "wiki"
+
+    modern, secret = services.register_client(
+        actor=admin_user,
+        kind=Client.Kind.WEB,
+        name="Modern",
+        client_id="modern",
+        redirect_uris=[WEB_REDIRECT],
+        scopes="openid profile offline_access",
+        algorithm="ES256",
+    )
+    tokens = sign_in_and_get_tokens(HttpClient(), user, modern, secret)
+    assert id_token_header(tokens["id_token"])["alg"] == "ES256"
+    claims = verify_with_published_keys(client, tokens["id_token"], "ES256")
+    assert claims["aud"] == "modern"
+    assert claims["sub"]
+    # An ES256 token does not pass as RS256 (no algorithm confusion at the relying party).
+    with pytest.raises(Exception):  # noqa: B017,PT011 (jwcrypto raises its own error types)
+        verify_with_published_keys(client, tokens["id_token"], "RS256")
+
+
+def test_switching_an_app_to_es256_takes_effect_at_the_next_sign_in_with_the_client_cache(
+    client, admin_user, user, web_app, settings, django_capture_on_commit_callbacks
+):
+    settings.IDP_CLIENT_CACHE_SECONDS = 300  # the cached copy must not keep signing RS256
+    cache.clear()
+    app, secret = web_app
+    before = sign_in_and_get_tokens(HttpClient(), user, app, secret)
+    assert id_token_header(before["id_token"])["alg"] == "RS256"
+    with django_capture_on_commit_callbacks(execute=True):
+        services.update_client(client=app, actor=admin_user, changes={"algorithm": "ES256"})
+    after = sign_in_and_get_tokens(HttpClient(), user, app, secret)
+    assert id_token_header(after["id_token"])["alg"] == "ES256"
+    verify_with_published_keys(client, after["id_token"], "ES256")
+    cache.clear()
