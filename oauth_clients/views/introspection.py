@@ -105,6 +105,5 @@ class IntrospectionView(OAuthLibMixin, View):
             caller=caller,
             looked_up=(lookup.token_kind, lookup.found) if lookup is not None else None,
         )
-        response = JsonResponse(data)
-        response["Cache-Control"] = "no-store"
-        return response
+        # RFC 7662 §2.2's no-store comes with the never-cache headers (`back_channel_view`).
+        return JsonResponse(data)

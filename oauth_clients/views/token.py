@@ -7,13 +7,17 @@ userinfo) uses so hostile input gets the protocol's own error (RFC 6749 §5.2) a
 
 from __future__ import annotations
 
+import time
+from functools import wraps
 from http import HTTPStatus
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.cache import add_never_cache_headers as django_add_never_cache_headers
 from django.utils.decorators import method_decorator
+from django.utils.http import http_date
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from oauth2_provider import views as dot_views
@@ -46,6 +50,21 @@ def oauth_error(
     return response
 
 
+# What Django's `add_never_cache_headers` writes on a response that has neither header yet.
+NEVER_CACHE_CONTROL = "max-age=0, no-cache, no-store, must-revalidate, private"
+
+
+def add_never_cache_headers(response: HttpResponse) -> None:
+    """Django's `add_never_cache_headers`, without parsing and re-sorting Cache-Control when
+    there is none yet (~30 µs per response, ~5 % of a userinfo request's CPU); a response
+    that already has Cache-Control or Expires gets Django's merge."""
+    if response.has_header("Cache-Control") or response.has_header("Expires"):
+        django_add_never_cache_headers(response)
+        return
+    response.headers["Expires"] = http_date(time.time())  # Django: now + max(-1, 0) s
+    response.headers["Cache-Control"] = NEVER_CACHE_CONTROL
+
+
 def back_channel_view(view: Any) -> Any:
     """`csrf_exempt`, `login_not_required` and `never_cache` applied once to a view function.
 
@@ -53,7 +72,14 @@ def back_channel_view(view: Any) -> Any:
     every request (`update_wrapper`, a partial, three coroutine checks: ~5 % of a userinfo
     request's CPU under cProfile). Used by the views whose `as_view` returns it.
     """
-    return csrf_exempt(login_not_required(never_cache(view)))
+
+    @wraps(view)
+    def never_cached(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        add_never_cache_headers(response)
+        return response
+
+    return csrf_exempt(login_not_required(never_cached))
 
 
 def form_problem(request: HttpRequest, *, methods: tuple[str, ...] = ("POST",)) -> Any:

@@ -245,3 +245,19 @@ def test_back_channel_views_are_csrf_exempt_public_and_never_cached(
         directives = {d.strip() for d in response["Cache-Control"].split(",")}
         assert {"max-age=0", "no-cache", "no-store", "must-revalidate", "private"} <= directives
         assert response["Expires"]
+
+
+@pytest.mark.parametrize("existing", [{}, {"Cache-Control": "no-store"}, {"Expires": "0"}])
+def test_never_cache_headers_are_djangos(existing):
+    """The shortcut writes what Django's `add_never_cache_headers` writes on a fresh response,
+    and leaves a response with caching headers already to Django's merge."""
+    from django.http import JsonResponse
+    from django.utils.cache import add_never_cache_headers as djangos
+
+    from oauth_clients.views.token import add_never_cache_headers
+
+    with time_machine.travel(dt.datetime(2026, 11, 28, 12, 0, 0, 500000, tzinfo=dt.UTC)):
+        ours, expected = JsonResponse({}, headers=existing), JsonResponse({}, headers=existing)
+        add_never_cache_headers(ours)
+        djangos(expected)
+    assert dict(ours.headers) == dict(expected.headers)
