@@ -25,7 +25,7 @@ from oauth2_provider.utils import jwk_from_pem
 from oauthlib.oauth2.rfc6749 import errors
 
 from accounts.mfa_policy import has_enrolled_second_factor
-from oauth_clients import rotation
+from oauth_clients import rotation, writes
 from oauth_clients.backend import (
     authentication_context,
     has_second_factor,
@@ -282,9 +282,7 @@ class AuthorizationPolicyMixin:
         return signed
 
     def _save_id_token(self, jti, request, expires, *args, **kwargs):
-        record = self._build_id_token(jti, request, expires)
-        record.save(force_insert=True)
-        return record
+        return writes.insert(self._build_id_token(jti, request, expires))
 
     def _build_id_token(self, jti, request, expires):
         sid, _auth_time, _amr = self._id_token_session(request)

@@ -40,6 +40,7 @@ from oauth2_provider.models import (
 )
 
 from oauth_clients.prepared import statement_cursor
+from oauth_clients.writes import insert_fields, values
 
 
 @functools.cache
@@ -47,10 +48,6 @@ def supported() -> bool:
     """Whether the refresh grant's database can rotate in one statement (asked several times
     per grant; the answer is fixed for the life of the process)."""
     return connections[router.db_for_write(get_refresh_token_model())].vendor == "postgresql"
-
-
-def _insert_fields(model: type[models.Model]) -> list[models.Field]:
-    return [field for field in model._meta.local_concrete_fields if not field.primary_key]
 
 
 @functools.cache
@@ -77,17 +74,17 @@ def _statement(alias: str, with_id_token: bool) -> tuple[str, tuple[list, list, 
 
     def insert(model: type[models.Model], source: str, linked: dict[str, str]) -> tuple[str, list]:
         """INSERT … SELECT one row FROM `source`; `linked` columns come from sub-selects."""
-        names, values, fields = [], [], []
-        for field in _insert_fields(model):
+        names, selected, fields = [], [], []
+        for field in insert_fields(model):
             names.append(quote(field.column))
             if field.name in linked:
-                values.append(linked[field.name])
+                selected.append(linked[field.name])
             else:
-                values.append(f"CAST(%s AS {field.cast_db_type(connection)})")
+                selected.append(f"CAST(%s AS {field.cast_db_type(connection)})")
                 fields.append(field)
         sql = (
             f"INSERT INTO {table(model)} ({', '.join(names)}) "
-            f"SELECT {', '.join(values)} FROM {source} RETURNING {pk(model)}"
+            f"SELECT {', '.join(selected)} FROM {source} RETURNING {pk(model)}"
         )
         return sql, fields
 
@@ -127,11 +124,6 @@ def _statement(alias: str, with_id_token: bool) -> tuple[str, tuple[list, list, 
     return sql, (id_fields, at_fields, rt_fields)
 
 
-def _values(fields: list[models.Field], obj: models.Model, connection: Any) -> list[Any]:
-    # What SQLInsertCompiler does per field: pre_save (auto_now, DOT's checksum), then prep.
-    return [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
-
-
 def rotate(
     *,
     previous: models.Model,
@@ -150,9 +142,9 @@ def rotate(
     sql, (id_fields, at_fields, rt_fields) = _statement(alias, id_token is not None)
     params: list[Any] = [now, now, previous.pk, now, now, previous.access_token_id]
     if id_token is not None:
-        params += _values(id_fields, id_token, connection)
-    params += _values(at_fields, access_token, connection)
-    params += _values(rt_fields, refresh_token, connection)
+        params += values(id_fields, id_token, connection)
+    params += values(at_fields, access_token, connection)
+    params += values(rt_fields, refresh_token, connection)
     # Parsed and planned once per connection (idp/db/postgresql: prepared_cursor).
     with statement_cursor(connection) as cursor:
         cursor.execute(sql, params)

@@ -36,7 +36,7 @@ from oauthlib.oauth2.rfc6749 import errors, utils
 
 from accounts.audit import record_event
 from accounts.models import AuditEvent
-from oauth_clients import rotation
+from oauth_clients import rotation, writes
 from oauth_clients.claims import annotate_email_verified, carry_email_verified
 from oauth_clients.client_cache import get_client
 from oauth_clients.models import Client
@@ -498,9 +498,10 @@ class TokenPolicyMixin(_ValidatorBase):
     ) -> Any:
         """DOT's, plus the browser session (`sid`) and the code it came from (replay revocation).
         The ID token row made by `finalize_id_token` is reused rather than re-verified."""
-        access_token = self._build_access_token(expires, request, token, source_refresh_token)
-        access_token.save()
-        return access_token
+        # One INSERT built once (oauth_clients/writes.py), not `save()`.
+        return writes.insert(
+            self._build_access_token(expires, request, token, source_refresh_token)
+        )
 
     def _build_access_token(
         self, expires: Any, request: Request, token: dict, source_refresh_token: Any = None
@@ -536,11 +537,9 @@ class TokenPolicyMixin(_ValidatorBase):
     ) -> Any:
         """DOT's, plus idle/absolute expiry and the session facts carried through rotation
         (OIDC Core §12.2: a refreshed ID token keeps `auth_time`, `amr`)."""
-        refresh_token = self._build_refresh_token(
-            request, refresh_token_code, access_token, previous
+        return writes.insert(
+            self._build_refresh_token(request, refresh_token_code, access_token, previous)
         )
-        refresh_token.save()
-        return refresh_token
 
     def _build_refresh_token(
         self, request: Request, refresh_token_code: str, access_token: Any, previous: Any

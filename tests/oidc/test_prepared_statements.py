@@ -44,12 +44,14 @@ def userinfo(client, token: str):
 
 def test_token_lookup_is_prepared_once_per_connection(client, web_client, issue_tokens):
     token = issue_tokens(web_client)["access_token"]
+    # The code exchange's INSERTs (oauth_clients/writes.py) are prepared too.
+    assert any(sql.startswith('INSERT INTO "oauth_clients_accesstoken"') for sql in prepared())
     assert userinfo(client, token).status_code == HTTPStatus.OK
-    lookups = [sql for sql in prepared() if '"oauth_clients_accesstoken"' in sql]
+    lookups = [s for s in prepared() if s.startswith("SELECT") and "_accesstoken" in s]
     assert len(lookups) == 1, prepared()
     for _ in range(3):
         assert userinfo(client, token).status_code == HTTPStatus.OK
-    assert [sql for sql in prepared() if '"oauth_clients_accesstoken"' in sql] == lookups
+    assert [s for s in prepared() if s.startswith("SELECT") and "_accesstoken" in s] == lookups
 
 
 def test_refresh_rotation_is_prepared(client, web_client, issue_tokens):
