@@ -10,7 +10,7 @@ import hashlib
 import secrets
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -265,7 +265,8 @@ def load_caller_with_token(
     if both is None:
         return None
     client, found = both
-    return IntrospectionLookup(client=client, token_kind=kind, found=found)  # type: ignore[arg-type]
+    # The left side is `_CLIENT_BY_ID`, a Client queryset.
+    return IntrospectionLookup(client=cast(Client, client), token_kind=kind, found=found)
 
 
 def introspect_token(
