@@ -57,7 +57,7 @@ class SessionActivityMiddleware:
     authorization request that follows a sign-in). Here the row is refreshed through the same
     allauth call when it is older than ACTIVITY_INTERVAL_SECONDS or the client's address or
     browser changed (so allauth's `session_client_changed` still fires at once); the sign-in
-    itself writes the row (allauth's `user_logged_in` receiver).
+    itself writes the row (`services.record_user_session`, on allauth's `user_logged_in`).
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:

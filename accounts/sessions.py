@@ -27,7 +27,8 @@ def start_session_context(*, request: HttpRequest, user: AbstractBaseUser) -> No
     """Called on every sign-in: a fresh sid and the authentication time for this session."""
     request.session[SID_KEY] = secrets.token_urlsafe(32)
     request.session[AUTH_TIME_KEY] = int(time.time())
-    # allauth records the new session (its `UserSession` row) in this same request.
+    # An allauth sign-in records the new session (its `UserSession` row) in this same request
+    # (services.record_user_session).
     mark_activity_recorded(request)
 
 
