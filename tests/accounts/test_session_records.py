@@ -9,10 +9,12 @@ from importlib import import_module
 
 import pytest
 from allauth.account.signals import password_changed, user_logged_in
+from allauth.usersessions import apps as usersessions_apps
 from allauth.usersessions import signals as usersessions_signals
 from allauth.usersessions.models import UserSession
 from django.apps import apps
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
 from django.utils import timezone
 
@@ -53,6 +55,17 @@ def test_our_receiver_records_sign_ins_in_place_of_allauths():
     # allauth's other receivers stay (after a password change the session keeps its row).
     assert usersessions_signals.on_password_changed in [
         ref() for _key, ref, _sender_ref in password_changed.receivers
+    ]
+
+
+def test_an_allauth_that_no_longer_connects_its_receiver_stops_the_start(monkeypatch):
+    # After an upgrade allauth may connect it elsewhere or not at all: never both receivers,
+    # never a silent assumption.
+    monkeypatch.setattr(usersessions_apps.UserSessionsConfig, "ready", lambda self: None)
+    with pytest.raises(ImproperlyConfigured):
+        apps.get_app_config("usersessions").ready()
+    assert usersessions_signals.on_user_logged_in not in [
+        ref() for _key, ref, _sender_ref in user_logged_in.receivers
     ]
 
 
