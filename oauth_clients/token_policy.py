@@ -323,25 +323,30 @@ class TokenPolicyMixin(_ValidatorBase):
             )
         auth_time = getattr(request, "idp_auth_time", None)
         grant_model = get_grant_model()
-        grant_model.objects.create(
-            application=request.client,
-            user=request.user,
-            code=hash_code(code["code"]),
-            expires=timezone.now()
-            + timedelta(seconds=oauth2_settings.AUTHORIZATION_CODE_EXPIRE_SECONDS),
-            redirect_uri=request.redirect_uri,
-            scope=" ".join(request.scopes),
-            code_challenge=request.code_challenge or "",
-            code_challenge_method=request.code_challenge_method or "",
-            nonce=request.nonce or "",
-            claims=json.dumps(request.claims or {}),
-            resource=getattr(request, "resource", None) or [],
-            sid=getattr(request, "idp_sid", "") or "",
-            auth_time=(
-                datetime.fromtimestamp(int(auth_time), tz=UTC) if auth_time is not None else None
-            ),
-            amr=list(getattr(request, "idp_amr", None) or []),
-            acr=getattr(request, "idp_acr", "") or "",
+        # One INSERT built once (oauth_clients/writes.py), not `save()`.
+        writes.insert(
+            grant_model(
+                application=request.client,
+                user=request.user,
+                code=hash_code(code["code"]),
+                expires=timezone.now()
+                + timedelta(seconds=oauth2_settings.AUTHORIZATION_CODE_EXPIRE_SECONDS),
+                redirect_uri=request.redirect_uri,
+                scope=" ".join(request.scopes),
+                code_challenge=request.code_challenge or "",
+                code_challenge_method=request.code_challenge_method or "",
+                nonce=request.nonce or "",
+                claims=json.dumps(request.claims or {}),
+                resource=getattr(request, "resource", None) or [],
+                sid=getattr(request, "idp_sid", "") or "",
+                auth_time=(
+                    datetime.fromtimestamp(int(auth_time), tz=UTC)
+                    if auth_time is not None
+                    else None
+                ),
+                amr=list(getattr(request, "idp_amr", None) or []),
+                acr=getattr(request, "idp_acr", "") or "",
+            )
         )
 
     def _grant(self, code: str, request: Request) -> Any:

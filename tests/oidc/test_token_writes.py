@@ -10,11 +10,11 @@ import uuid
 import pytest
 from django.utils import timezone
 
-from oauth_clients.models import AccessToken, IDToken, RefreshToken
+from oauth_clients.models import AccessToken, Grant, IDToken, RefreshToken
 from oauth_clients.writes import insert, listened_to
 
 
-@pytest.mark.parametrize("model", [AccessToken, RefreshToken, IDToken])
+@pytest.mark.parametrize("model", [AccessToken, RefreshToken, IDToken, Grant])
 def test_nothing_listens_to_token_save_signals(model):
     """`insert` sends no pre_save/post_save: a receiver added later must be noticed here."""
     assert not listened_to(model)
