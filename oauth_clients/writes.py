@@ -1,9 +1,10 @@
 """Token and code rows inserted with SQL built once per model, instead of `Model.save()`.
 
 Why this exists: issuing a token is one INSERT (client credentials) or three (a code exchange:
-ID, access and refresh token), issuing a code one (the Grant), and `save()` spent more CPU than the database did: signals,
-`_prepare_related_fields_for_save`, and the INSERT compiler rebuilding the same statement
-each time (SQLInsertCompiler.as_sql ~4 % of a grant's CPU, cProfile in BENCHMARKS.md).
+ID, access and refresh token), issuing a code one (the Grant), and `save()` spent more CPU
+than the database did: signals, `_prepare_related_fields_for_save`, and the INSERT compiler
+rebuilding the same statement each time (SQLInsertCompiler.as_sql ~4 % of a grant's CPU,
+cProfile in BENCHMARKS.md).
 `insert(obj)` writes one unsaved instance with its model's INSERT text built once, each value
 through the field's own `pre_save` and `get_db_prep_save` (what the compiler does: `auto_now`,
 DOT's token checksum, JSON, UUID), every value a bound parameter, and the statement prepared
