@@ -132,6 +132,16 @@ def test_create_with_es256_signs_the_apps_id_tokens_with_it_and_show_says_so(db)
     assert "ID tokens:      signed with ES256" in text
 
 
+def create_es256_web_app(name: str) -> None:
+    run(
+        "create",
+        "--kind=web",
+        f"--name={name}",
+        f"--redirect-uri={WEB_REDIRECT}",
+        "--id-token-algorithm=ES256",
+    )
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
@@ -143,13 +153,7 @@ def test_create_with_es256_signs_the_apps_id_tokens_with_it_and_show_says_so(db)
     ],
 )
 def test_create_refuses_an_algorithm_not_offered_and_saves_nothing(db, arguments, message):
-    run(
-        "create",
-        "--kind=web",
-        "--name=Fine",
-        f"--redirect-uri={WEB_REDIRECT}",
-        "--id-token-algorithm=ES256",
-    )
+    create_es256_web_app("Fine")  # the positive path first
     with pytest.raises(CommandError) as exc:
         run("create", "--name=Odd", *arguments)
     assert message in str(exc.value)
@@ -157,22 +161,10 @@ def test_create_refuses_an_algorithm_not_offered_and_saves_nothing(db, arguments
 
 
 def test_create_refuses_es256_without_an_ec_key(db, settings):
-    run(
-        "create",
-        "--kind=web",
-        "--name=Fine",
-        f"--redirect-uri={WEB_REDIRECT}",
-        "--id-token-algorithm=ES256",
-    )
+    create_es256_web_app("Fine")  # the positive path first
     settings.IDP_OIDC_EC_PRIVATE_KEYS = []
     with pytest.raises(CommandError, match="ES256 needs an EC signing key"):
-        run(
-            "create",
-            "--kind=web",
-            "--name=Odd",
-            f"--redirect-uri={WEB_REDIRECT}",
-            "--id-token-algorithm=ES256",
-        )
+        create_es256_web_app("Odd")
     assert not Client.objects.filter(name="Odd").exists()
 
 
