@@ -10,20 +10,18 @@ from typing import Any
 
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
-from django.utils.decorators import method_decorator
-from django.views.decorators.cache import never_cache
-from django.views.decorators.csrf import csrf_exempt
 from oauth2_provider import views as dot_views
-from oauth2_provider.compat import login_not_required
 
-from oauth_clients.views.token import form_problem, oauthlib_response
+from oauth_clients.views.token import back_channel_view, form_problem, oauthlib_response
 
 
-@method_decorator(csrf_exempt, name="dispatch")
-@method_decorator(login_not_required, name="dispatch")
-@method_decorator(never_cache, name="dispatch")
 class RevocationView(dot_views.RevokeTokenView):
     """POST /o/revoke_token/ (RFC 7009 §2.1)."""
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Any:
+        # CSRF-exempt, no login required, never cached: decorated once (`back_channel_view`).
+        return back_channel_view(super().as_view(**initkwargs))
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         problem = form_problem(request)

@@ -16,9 +16,7 @@ from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.cache import add_never_cache_headers as django_add_never_cache_headers
-from django.utils.decorators import method_decorator
 from django.utils.http import http_date
-from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from oauth2_provider import views as dot_views
 from oauth2_provider.compat import login_not_required
@@ -142,13 +140,15 @@ def _access_token_expires_in(request: Any) -> int:
     return access_token_lifetime(getattr(request, "client", None))
 
 
-# Our `dispatch` replaces DOT's decorated one, so the decorators are applied again: a client
-# posts no CSRF token and has no session (RFC 6749 §3.2).
-@method_decorator(csrf_exempt, name="dispatch")
-@method_decorator(login_not_required, name="dispatch")
-@method_decorator(never_cache, name="dispatch")
 class TokenView(dot_views.TokenView):
     """POST /o/token/: authorization code, refresh token and client credentials grants."""
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Any:
+        # Our `dispatch` replaces DOT's decorated one, so the decorators are applied again (a
+        # client posts no CSRF token and has no session, RFC 6749 §3.2), once
+        # (`back_channel_view`).
+        return back_channel_view(super().as_view(**initkwargs))
 
     @classmethod
     def get_server(cls) -> Any:

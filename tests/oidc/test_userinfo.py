@@ -222,7 +222,15 @@ def test_a_resource_restricted_token_is_checked_against_the_userinfo_uri(
     assert client.get(userinfo_url, **bearer(token)).status_code == HTTPStatus.OK
 
 
-@pytest.mark.parametrize("url_name", ["oauth2_provider:user-info", "oauth2_provider:introspect"])
+@pytest.mark.parametrize(
+    "url_name",
+    [
+        "oauth2_provider:user-info",
+        "oauth2_provider:introspect",
+        "oauth2_provider:token",
+        "oauth2_provider:revoke-token",
+    ],
+)
 def test_back_channel_views_are_csrf_exempt_public_and_never_cached(
     client, web_client, issue_tokens, url_name
 ):
@@ -232,15 +240,23 @@ def test_back_channel_views_are_csrf_exempt_public_and_never_cached(
     view = resolve(reverse(url_name)).func
     assert view.csrf_exempt is True
     assert view.login_required is False
-    token = issue_tokens(web_client)["access_token"]
+    tokens = issue_tokens(web_client)
+    token = tokens["access_token"]
+    auth = basic_auth(web_client.client_id, web_client.test_secret)
     if url_name.endswith("user-info"):
         answers = [client.get(reverse(url_name), **bearer(token)), client.get(reverse(url_name))]
+    elif url_name.endswith(":token"):
+        grant = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+        answers = [
+            post_form(client, reverse(url_name), grant, HTTP_AUTHORIZATION=auth),
+            post_form(client, reverse(url_name), grant),
+        ]
     else:
-        auth = basic_auth(web_client.client_id, web_client.test_secret)
         answers = [
             post_form(client, reverse(url_name), {"token": token}, HTTP_AUTHORIZATION=auth),
             post_form(client, reverse(url_name), {"token": token}),
         ]
+    assert [r.status_code for r in answers] == [HTTPStatus.OK, HTTPStatus.UNAUTHORIZED]
     for response in answers:
         directives = {d.strip() for d in response["Cache-Control"].split(",")}
         assert {"max-age=0", "no-cache", "no-store", "must-revalidate", "private"} <= directives
