@@ -263,7 +263,16 @@ def test_back_channel_views_are_csrf_exempt_public_and_never_cached(
         assert response["Expires"]
 
 
-@pytest.mark.parametrize("existing", [{}, {"Cache-Control": "no-store"}, {"Expires": "0"}])
+@pytest.mark.parametrize(
+    "existing",
+    [
+        {},
+        {"Cache-Control": "no-store"},
+        {"Cache-Control": "max-age=60, public"},
+        {"Cache-Control": "no-store", "Pragma": "no-cache"},
+        {"Expires": "0"},
+    ],
+)
 def test_never_cache_headers_are_djangos(existing):
     """The shortcut writes what Django's `add_never_cache_headers` writes on a fresh response,
     and leaves a response with caching headers already to Django's merge."""
