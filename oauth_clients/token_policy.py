@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import uuid
 from collections import OrderedDict
@@ -46,8 +45,10 @@ from oauth_clients.tokens import (
     CLIENT_BY_ID,
     hash_code,
     mark_client_used,
+    plausible_client_id,
     refresh_expiries,
     revoke_tokens_issued_from_code,
+    token_checksum,
 )
 
 # Scopes that speak about a signed-in person: never granted to a machine (client credentials).
@@ -76,10 +77,6 @@ def _rotates_in_one_statement(request: Request) -> bool:
     """A refresh grant whose database rotates in one statement (oauth_clients/rotation.py):
     no transaction, no row lock, the ID token written with the rest."""
     return request.grant_type == "refresh_token" and rotation.supported()
-
-
-def _token_checksum(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 # The hot lookups, compiled once per process (oauth_clients/prepared.py says why).
@@ -139,7 +136,7 @@ class TokenPolicyMixin(_ValidatorBase):
     def _load_application(self, client_id: Any, request: Request) -> Client | None:
         # DOT catches psycopg2's ValueError for a NUL byte in client_id; psycopg 3 raises
         # DataError (a 500). No client id contains NUL or is absurdly long: unknown client.
-        if not isinstance(client_id, str) or "\x00" in client_id or len(client_id) > 255:
+        if not plausible_client_id(client_id):
             return None
         # DOT's lookup, through the client cache (invalidated by the client services); no
         # Client ID Metadata Documents here (DOT's CIMD is off).
@@ -167,7 +164,7 @@ class TokenPolicyMixin(_ValidatorBase):
             and "\x00" not in refresh_token
         ):
             return ...
-        checksum = _token_checksum(refresh_token)
+        checksum = token_checksum(refresh_token)
         pair = _CLIENT_AND_REFRESH_TOKEN.first(client_id, checksum, Client)
         client, found = pair if pair is not None else (None, None)
         request.idp_refresh_token_lookup = (checksum, found)
@@ -653,7 +650,7 @@ class TokenPolicyMixin(_ValidatorBase):
         """RFC 6749 §6, RFC 9700 §4.14.2: bound to its client, rotated on use, idle and absolute
         expiry; a rotated (already used) token presented again revokes its whole family."""
         refresh_token_model = get_refresh_token_model()
-        checksum = _token_checksum(refresh_token)
+        checksum = token_checksum(refresh_token)
         read_with_client = getattr(request, "idp_refresh_token_lookup", None)
         if read_with_client is not None and read_with_client[0] == checksum:
             rt = read_with_client[1]  # read with the client (`_client_for_refresh`)
@@ -700,7 +697,7 @@ class TokenPolicyMixin(_ValidatorBase):
         reading the client with the token was cheaper than fetching it from the client cache
         (a Redis round trip, BENCHMARKS.md), and always as fresh as the database. A token
         without a client is no token (DOT would let `application=None` pass)."""
-        access_token = _ACCESS_TOKEN.first(_token_checksum(token), get_access_token_model())
+        access_token = _ACCESS_TOKEN.first(token_checksum(token), get_access_token_model())
         if access_token is None or access_token.application is None:
             return None
         carry_email_verified(access_token)
@@ -739,7 +736,7 @@ class TokenPolicyMixin(_ValidatorBase):
         client = request.client
         if getattr(client, "pk", None) is None:
             return
-        lookup = {"token_checksum": _token_checksum(token), "application_id": client.pk}
+        lookup = {"token_checksum": token_checksum(token), "application_id": client.pk}
         access_token_model = get_access_token_model()
         refresh_token_model = get_refresh_token_model()
         order = [access_token_model, refresh_token_model]

@@ -224,8 +224,16 @@ _INTROSPECT_REFRESH_TOKEN = PreparedLookup(
 )
 
 
-def _checksum(token: str) -> str:
+def token_checksum(token: str) -> str:
+    """SHA-256 of a token: what `AccessToken.token_checksum`/`RefreshToken.token_checksum` hold
+    (DOT's checksum; lone surrogates from a hostile body hash instead of raising)."""
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def plausible_client_id(client_id: Any) -> bool:
+    """Whether `client_id` can name a client at all and is worth a lookup: a string without NUL
+    (psycopg 3 raises DataError on one, a 500) and at most 255 characters (the column)."""
+    return isinstance(client_id, str) and "\x00" not in client_id and len(client_id) <= 255
 
 
 def _introspection_order(token_type_hint: str | None) -> list[str]:
@@ -261,7 +269,7 @@ def load_caller_with_token(
     """The client `client_id` and the token (of the hint's kind, else an access token) in
     one query; None when no client has that id. The client is not authenticated here."""
     kind = _introspection_order(token_type_hint)[0]
-    both = _CALLER_AND_TOKEN[kind].first(client_id, _checksum(token), Client)
+    both = _CALLER_AND_TOKEN[kind].first(client_id, token_checksum(token), Client)
     if both is None:
         return None
     client, found = both
@@ -287,7 +295,7 @@ def introspect_token(
     answer never tells a client whether someone else's token exists.
     """
     inactive: dict[str, Any] = {"active": False}
-    checksum = _checksum(token)
+    checksum = token_checksum(token)
     now = timezone.now()
     access_token_model = get_access_token_model()
     refresh_token_model = get_refresh_token_model()

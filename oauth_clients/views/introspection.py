@@ -18,11 +18,10 @@ from oauthlib.common import urlencode
 
 from oauth_clients.client_cache import get_client
 from oauth_clients.models import Client
-from oauth_clients.tokens import introspect_token, load_caller_with_token
+from oauth_clients.tokens import introspect_token, load_caller_with_token, plausible_client_id
 from oauth_clients.views.token import back_channel_view, form_problem, oauth_error
 
 BODY_CREDENTIALS = ("client_id", "client_secret")
-MAX_CLIENT_ID_LENGTH = 255  # as `TokenPolicyMixin._load_application`
 
 
 def client_auth_request(request: HttpRequest) -> OAuthlibRequest:
@@ -48,9 +47,7 @@ def claimed_client_id(validator: Any, oauth_request: OAuthlibRequest) -> str | N
     basic = validator._basic_credentials(oauth_request)
     client_id = basic[0] if basic is not None else oauth_request.client_id
     # Never looked up (`_load_application` refuses them too): not a client id.
-    if not isinstance(client_id, str) or not client_id or "\x00" in client_id:
-        return None
-    return client_id if len(client_id) <= MAX_CLIENT_ID_LENGTH else None
+    return client_id if client_id and plausible_client_id(client_id) else None
 
 
 def authenticate(validator: Any, oauth_request: OAuthlibRequest, client: Client) -> bool:

@@ -14,7 +14,7 @@ from oauth_clients import token_policy
 from oauth_clients.claims import annotate_email_verified
 from oauth_clients.models import Client
 from oauth_clients.prepared import JoinedLookup, PreparedLookup
-from oauth_clients.token_policy import _token_checksum
+from oauth_clients.tokens import token_checksum
 
 AccessToken = get_access_token_model()
 RefreshToken = get_refresh_token_model()
@@ -34,7 +34,7 @@ def orm_access_token(checksum: str):
 
 
 def test_a_prepared_lookup_answers_what_the_orm_answers(tokens):
-    checksum = _token_checksum(tokens["access_token"])
+    checksum = token_checksum(tokens["access_token"])
     expected = orm_access_token(checksum)
     assert expected is not None
     found = token_policy._ACCESS_TOKEN.first(checksum, AccessToken)
@@ -49,7 +49,7 @@ def test_a_prepared_lookup_answers_what_the_orm_answers(tokens):
 
 
 def test_unknown_values_find_nothing_and_values_stay_parameters(tokens, django_assert_num_queries):
-    assert token_policy._ACCESS_TOKEN.first(_token_checksum(tokens["access_token"]), AccessToken)
+    assert token_policy._ACCESS_TOKEN.first(token_checksum(tokens["access_token"]), AccessToken)
     with django_assert_num_queries(1):
         assert token_policy._ACCESS_TOKEN.first("0" * 64, AccessToken) is None
     # SQL in the value is a value: it matches nothing and breaks nothing.
@@ -63,7 +63,7 @@ def test_the_queryset_is_compiled_once(tokens):
             :1
         ]
     )
-    checksum = _token_checksum(tokens["access_token"])
+    checksum = token_checksum(tokens["access_token"])
     assert lookup.first(checksum, AccessToken) is not None  # compiled here
     with mock.patch.object(SQLCompiler, "as_sql", side_effect=AssertionError("recompiled")):
         for _ in range(3):
@@ -72,7 +72,7 @@ def test_the_queryset_is_compiled_once(tokens):
 
 
 def test_a_locking_lookup_refuses_to_run_outside_a_transaction(tokens):
-    checksum = _token_checksum(tokens["refresh_token"])
+    checksum = token_checksum(tokens["refresh_token"])
     with transaction.atomic():
         rt = token_policy._REFRESH_TOKEN_LOCKED.first(checksum, RefreshToken)
         assert rt is not None
@@ -118,7 +118,7 @@ def test_a_joined_lookup_answers_both_sides_in_one_query(
     """Introspection's caller and token: two unrelated rows, one round trip, each side built
     as the ORM builds it (converters, select_related, annotations)."""
     lookup = JoinedLookup(_client_by_id(), _token_with_user_and_client())
-    checksum = _token_checksum(tokens["access_token"])
+    checksum = token_checksum(tokens["access_token"])
     expected = AccessToken.objects.select_related("user", "application").get(
         token_checksum=checksum
     )
@@ -141,7 +141,7 @@ def test_a_joined_lookup_without_the_right_row_or_the_left_row(tokens, machine_c
     caller, token = lookup.first(machine_client.client_id, "0" * 64, Client)
     assert caller.pk == machine_client.pk
     assert token is None
-    assert lookup.first("no-such-client", _token_checksum(tokens["access_token"]), Client) is None
+    assert lookup.first("no-such-client", token_checksum(tokens["access_token"]), Client) is None
     # SQL in a value is a value on either side.
     assert lookup.first("x' OR '1'='1", "x' OR '1'='1", Client) is None
     assert lookup.first(machine_client.client_id, "x' OR '1'='1", Client)[1] is None
