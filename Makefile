@@ -78,8 +78,8 @@ test-postgres: install
 	@if $(BIN)/python -c "import psycopg; psycopg.connect('$(PG_URL)'.replace('/idp','/postgres'), connect_timeout=3).close()" 2>/dev/null; then \
 	  echo "PostgreSQL answers: running the suite on PostgreSQL"; \
 	  DATABASE_URL=$(PG_URL) $(BIN)/pytest -m "not browser" && \
-	  echo "Scale-out and outage tests: gunicorn instances over PostgreSQL and Redis" && \
-	  $(BIN)/pytest -m scaleout tests/deploy; \
+	  echo "Service tests: gunicorn instances over PostgreSQL and Redis, rate limits in Redis" && \
+	  $(BIN)/pytest -m "scaleout or redis" tests/deploy tests/accounts; \
 	else \
 	  echo "PostgreSQL not answering on 127.0.0.1:5432: PostgreSQL run skipped"; \
 	fi

@@ -7,6 +7,22 @@ from django.contrib.auth import get_user_model
 
 PASSWORD = "correct horse battery staple"
 
+# Tests that need the machine's services (PostgreSQL and Redis) run in the Makefile's service
+# phase only (`pytest -m "scaleout or redis"`), where they fail loudly when a service does not
+# answer; an ordinary run does not collect them.
+SERVICE_MARKERS = ("scaleout", "redis")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    named = config.option.markexpr or ""
+    selected, deselected = [], []
+    for item in items:
+        needs = [m for m in SERVICE_MARKERS if item.get_closest_marker(m)]
+        (deselected if needs and not any(m in named for m in needs) else selected).append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = selected
+
 
 @pytest.fixture
 def password() -> str:

@@ -1,8 +1,7 @@
-"""Fixtures for the deployment tests: captured JSON log lines, and the `scaleout` phase gate.
+"""Fixtures for the deployment tests: captured JSON log lines.
 
-Tests marked `scaleout` start real gunicorn processes over PostgreSQL and Redis; they are collected
-only when the marker expression names them (`pytest -m scaleout`, the Makefile's PostgreSQL
-phase), and there they fail loudly when PostgreSQL or Redis does not answer.
+Tests marked `scaleout` start real gunicorn processes over PostgreSQL and Redis; they run in the
+Makefile's service phase (tests/conftest.py collects them only there).
 """
 
 from __future__ import annotations
@@ -16,17 +15,6 @@ import pytest
 from django.conf import settings
 
 from idp.request_log import JsonFormatter
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if "scaleout" in (config.option.markexpr or ""):
-        return
-    selected, deselected = [], []
-    for item in items:
-        (deselected if item.get_closest_marker("scaleout") else selected).append(item)
-    if deselected:
-        config.hook.pytest_deselected(items=deselected)
-        items[:] = selected
 
 
 class CapturedLogs:
