@@ -1,8 +1,9 @@
 """System checks: the provider's security invariants fail `manage.py check --deploy` loudly.
 
-Settings only (no database): a signing key is configured, PKCE is required, the implicit and
-password grants are off (RFC 9700 §2.1.1, §2.1.2, §2.4), tokens are stored hashed and refresh
-tokens rotate with reuse detection (RFC 9700 §4.14.2).
+Settings only: a signing key is configured, PKCE is required, the implicit and password grants
+are off (RFC 9700 §2.1.1, §2.1.2, §2.4), tokens are stored hashed and refresh tokens rotate
+with reuse detection (RFC 9700 §4.14.2). One database check (run by `migrate` and
+`check --database`): every ES256 client has an EC key to sign with.
 """
 
 from __future__ import annotations
@@ -74,3 +75,45 @@ def check_provider_security(app_configs: Any = None, **kwargs: Any) -> list[Erro
             )
         )
     return errors
+
+
+@register(Tags.database)
+def check_client_signing_keys(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[Error]:
+    """Every registered client can have its ID tokens signed: an ES256 client needs an EC key.
+
+    The client forms refuse ES256 without an EC key, but the key can be removed afterwards
+    (a deploy without IDP_OIDC_EC_PRIVATE_KEY_FILE); such a client's sign-ins would then fail at
+    the token endpoint. A database check: it runs with `migrate` (the deploy's migrate job) and
+    `manage.py check --database default`.
+    """
+    from django.conf import settings
+    from django.db import DatabaseError
+
+    from oauth_clients.keys import ES256
+    from oauth_clients.models import Client
+
+    if not databases or getattr(settings, "IDP_OIDC_EC_PRIVATE_KEYS", []):
+        return []  # Django passes `databases` only when database checks are asked for
+    try:
+        client_ids = list(
+            Client.objects.using(databases[0])
+            .filter(algorithm=ES256)
+            .order_by("client_id")
+            .values_list("client_id", flat=True)[:6]
+        )
+    except DatabaseError:  # before the first migration: no clients yet
+        return []
+    if not client_ids:
+        return []
+    shown = ", ".join(client_ids[:5]) + (", ..." if len(client_ids) > 5 else "")
+    return [
+        Error(
+            f"Clients sign ID tokens with ES256 but no EC key is configured: {shown}.",
+            hint="Configure IDP_OIDC_EC_PRIVATE_KEY_FILE (or a key in IDP_SIGNING_KEY_DIR/ec, "
+            "`manage.py rotate_signing_key --algorithm ES256`), or switch these clients to "
+            "RS256 on their admin page.",
+            id="oauth_clients.E007",
+        )
+    ]

@@ -172,3 +172,24 @@ def test_rotate_signing_key_writes_an_ec_key_for_es256(db, settings, tmp_path, m
     assert key_id(path.read_text()) in out.getvalue()
     event = AuditEvent.objects.get(type=AuditEvent.Type.SIGNING_KEY_ROTATED)
     assert event.extra["algorithm"] == "ES256"
+
+
+def test_the_database_check_flags_es256_clients_once_the_ec_key_is_gone(
+    es256_client, web_client, settings
+):
+    from django.core.checks import run_checks
+
+    assert not [e for e in run_checks(databases=["default"]) if e.id == "oauth_clients.E007"]
+    settings.IDP_OIDC_EC_PRIVATE_KEYS = []
+    (error,) = [e for e in run_checks(databases=["default"]) if e.id == "oauth_clients.E007"]
+    assert es256_client.client_id in error.msg
+    assert web_client.client_id not in error.msg  # RS256 clients are fine
+    # Not among the settings-only checks (no database is read without --database).
+    assert not [e for e in run_checks() if e.id == "oauth_clients.E007"]
+
+
+def test_the_database_check_is_quiet_without_es256_clients(web_client, settings):
+    from django.core.checks import run_checks
+
+    settings.IDP_OIDC_EC_PRIVATE_KEYS = []
+    assert not [e for e in run_checks(databases=["default"]) if e.id == "oauth_clients.E007"]
