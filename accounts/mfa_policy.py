@@ -12,15 +12,47 @@ from typing import Any
 from urllib.parse import urlencode
 
 from allauth.account.adapter import get_adapter as get_account_adapter
+from allauth.mfa.adapter import DefaultMFAAdapter
 from allauth.mfa.models import Authenticator
 from allauth.mfa.utils import is_mfa_enabled
 from django.conf import settings
+from django.db.models import Exists, OuterRef
 from django.http import HttpRequest
 
 from oauth_clients.backend import has_second_factor, last_authenticated_at, session_binding
 
 # The factors that make a sign-in two-step (recovery codes only stand in for them).
 SECOND_FACTOR_TYPES = [Authenticator.Type.TOTP, Authenticator.Type.WEBAUTHN]
+
+# Set by the sign-in lookup (accounts.backends) on the user it loads: allauth's
+# `is_mfa_enabled(user, SECOND_FACTOR_TYPES)`, the question of its login stage
+# (allauth.mfa.stages.AuthenticateStage) and of `has_enrolled_second_factor`.
+HAS_SECOND_FACTOR = "signin_has_second_factor"
+
+
+def has_second_factor_annotation() -> dict[str, Exists]:
+    """The `HAS_SECOND_FACTOR` annotation for a User queryset (allauth's query, as a subquery)."""
+    return {
+        HAS_SECOND_FACTOR: Exists(
+            Authenticator.objects.filter(user_id=OuterRef("pk"), type__in=SECOND_FACTOR_TYPES)
+        )
+    }
+
+
+class MFAAdapter(DefaultMFAAdapter):
+    """allauth's MFA adapter (MFA_ADAPTER), taking the sign-in lookup's answer when it has one."""
+
+    def is_mfa_enabled(self, user: Any, types: Any = None) -> bool:
+        # Only the question the annotation answers (TOTP or WebAuthn); any other `types`
+        # (None: any authenticator, recovery codes included) is allauth's own query. The
+        # annotation lives on the User instance loaded for one sign-in request, so it never
+        # outlives that request (later requests load the user afresh, without it).
+        if types is not None:
+            types = list(types)
+            known = getattr(user, HAS_SECOND_FACTOR, None)
+            if known is not None and frozenset(types) == frozenset(SECOND_FACTOR_TYPES):
+                return bool(known)
+        return super().is_mfa_enabled(user, types=types)
 
 
 def mfa_required(user: Any) -> bool:

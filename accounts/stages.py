@@ -6,6 +6,21 @@ from typing import Any
 
 from allauth.account.models import EmailAddress
 from allauth.account.stages import EmailVerificationStage
+from django.db.models import Exists, OuterRef
+
+# Set by the sign-in lookup (accounts.backends) on the user it loads: allauth's
+# `has_verified_email(user)` (any verified address of the user), read in the same statement.
+# Valid for the request that loaded that User instance only (no other request sees it).
+HAS_VERIFIED_EMAIL = "signin_has_verified_email"
+
+
+def has_verified_email_annotation() -> dict[str, Exists]:
+    """The `HAS_VERIFIED_EMAIL` annotation for a User queryset (allauth's query, as a subquery)."""
+    return {
+        HAS_VERIFIED_EMAIL: Exists(
+            EmailAddress.objects.filter(user_id=OuterRef("pk"), verified=True)
+        )
+    }
 
 
 class TrustedAccountEmailVerificationStage(EmailVerificationStage):
@@ -18,6 +33,12 @@ class TrustedAccountEmailVerificationStage(EmailVerificationStage):
 
     def handle(self) -> tuple[Any, bool]:
         user = self.login.user
+        # A verified address lets allauth's stage through whatever the verification setting
+        # (it only acts on `not has_verified_email`). The annotation answers allauth's question
+        # for a sign-in without an address (`login.email` unset: any verified address); a
+        # sign-in by address asks about that address, so allauth reads it.
+        if not self.login.email and getattr(user, HAS_VERIFIED_EMAIL, False):
+            return None, True
         no_address = user is not None and not user.email
         if no_address and not EmailAddress.objects.filter(user_id=user.pk).exists():
             return None, True
