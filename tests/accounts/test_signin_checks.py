@@ -31,9 +31,10 @@ pytestmark = pytest.mark.django_db
 VERIFY_EMAIL_URL = "/accounts/confirm-email/"
 
 
-@pytest.fixture(autouse=True)
-def _our_mfa_adapter(settings):
-    settings.MFA_ADAPTER = "accounts.mfa_policy.MFAAdapter"
+def test_allauth_uses_our_mfa_adapter():
+    from allauth.mfa.adapter import get_adapter
+
+    assert isinstance(get_adapter(), MFAAdapter)
 
 
 def _statements(captured) -> list[str]:
