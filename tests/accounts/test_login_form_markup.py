@@ -7,6 +7,7 @@ page's hottest templates); these tests hold it to the templates, field by field 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from http import HTTPStatus
 
 import pytest
@@ -16,7 +17,7 @@ from django.utils.functional import lazy
 from django.utils.safestring import mark_safe
 
 from accounts.forms import SIGN_IN_FORM_RENDERER, LoginForm
-from tests.accounts.conftest import LOGIN_URL, WRONG_PASSWORD_ERROR, sign_in
+from tests.accounts.conftest import CHANGE_URL, LOGIN_URL, WRONG_PASSWORD_ERROR, sign_in
 from tests.oidc.authorize_helpers import AUTHORIZE_URL, PageParser, authorization_params
 
 pytestmark = pytest.mark.django_db
@@ -78,8 +79,11 @@ def test_field_errors_sit_next_to_their_fields_and_mark_them_invalid(client):
     assert inputs["password"]["aria-invalid"] == "true"
     assert inputs["password"]["aria-describedby"] == "id_password_helptext id_password_error"
     assert '<div class="field field-error">' in html
-    assert '<div id="id_login_error"><ul class="errorlist" id="id_login_error">' in html
-    assert '<div id="id_password_error"><ul class="errorlist" id="id_password_error">' in html
+    # Django's error list carries the id the input points at; no other element has it.
+    assert '<ul class="errorlist" id="id_login_error">' in html
+    assert '<ul class="errorlist" id="id_password_error">' in html
+    assert html.count('id="id_login_error"') == 1
+    assert html.count('id="id_password_error"') == 1
     assert 'role="alert"' not in html  # no summary without a form-wide error
 
 
@@ -218,3 +222,16 @@ def test_what_the_python_declines_goes_to_djangos_templates():
         assert SIGN_IN_FORM_RENDERER.render("django/forms/widgets/text.html", context) == expected
     errors = LoginForm(data={"login": "", "password": ""}).errors["login"]
     assert SIGN_IN_FORM_RENDERER.render(errors.template_name, errors.get_context()) == str(errors)
+
+
+def test_pages_with_field_errors_have_unique_ids(client, user, password):
+    sign_in(client, "alice", password)
+    pages = [
+        Client().post(LOGIN_URL, {"login": "", "password": ""}),
+        client.post(CHANGE_URL, {"oldpassword": "wrong", "password1": "x", "password2": "y"}),
+    ]
+    for page in pages:
+        html = page.content.decode()
+        assert 'class="errorlist"' in html  # the errors are there
+        ids = Counter(re.findall(r'\sid="([^"]+)"', html))
+        assert [i for i, n in ids.items() if n > 1] == []
