@@ -336,7 +336,11 @@ def test_stopping_a_during_load_on_b_loses_no_session_and_no_token(cluster):
     started = time.monotonic()
     for thread in threads:
         thread.start()
-    time.sleep(1.5)
+    # Stop A once the chain living there has made a few rounds on it: by the count, not after a
+    # fixed pause (on a fast machine all 30 rounds once fitted in 1.5 s, and A stopped too late).
+    deadline = time.monotonic() + 60
+    while on_a.successes_on.get(a, 0) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
     done_when_a_stopped = sum(chain.successes for chain in chains)
     stop_started = time.monotonic()
     exit_code = cluster.a.stop()  # SIGTERM in the middle of the run
