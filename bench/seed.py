@@ -300,10 +300,11 @@ def explain(args: argparse.Namespace) -> None:
         "access token by checksum (userinfo, introspection)": AccessToken.objects.select_related(
             "user"
         ).filter(token_checksum=probe),
-        "refresh token by checksum, locked (refresh grant)": RefreshToken.objects.filter(
+        # No row lock since the one-statement rotation (oauth_clients/rotation.py); the grant
+        # reads it joined with its client (token_policy._CLIENT_AND_REFRESH_TOKEN).
+        "refresh token by checksum (refresh grant)": RefreshToken.objects.filter(
             token_checksum=probe
         )
-        .select_for_update(of=("self",))
         .select_related("access_token", "user")
         .order_by(F("revoked").desc(nulls_first=True)),
         "code by hash, locked (code exchange)": Grant.objects.select_for_update(of=("self",))
