@@ -24,6 +24,7 @@ other cache (the in-process one: a single process) keeps allauth's implementatio
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import secrets
@@ -58,7 +59,6 @@ if ARGV[4] == '1' then
 end
 return 1
 """
-_script: list[Any] = []
 
 
 def _redis_cache() -> RedisCache | None:
@@ -72,12 +72,11 @@ def _window_key(cache: RedisCache, cache_key: str) -> str:
     return cache.make_key(f"{cache_key}:hits")
 
 
-def _consume_script(client: Any) -> Any:
+@functools.cache
+def _consume_script() -> Any:
     # redis-py's Script sends EVALSHA, and loads the script once into a Redis that lacks it;
     # each call names its client, so one Script serves every connection.
-    if not _script:
-        _script.append(client.register_script(_CONSUME))
-    return _script[0]
+    return get_redis_connection("default").register_script(_CONSUME)
 
 
 @dataclass
@@ -122,7 +121,7 @@ def consume_single_rate(
     now = time.time()
     member = f"{now!r}:{secrets.token_hex(6)}"
     client = get_redis_connection("default")
-    allowed = _consume_script(client)(
+    allowed = _consume_script()(
         keys=[window_key],
         args=[
             repr(now),
