@@ -8,8 +8,10 @@ in-process cache) and ours (over Redis) through the same random histories.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from http import HTTPStatus
 
@@ -174,30 +176,25 @@ def test_without_redis_allauths_own_implementation_runs(settings):
     assert len(cache.get(key)) == 1  # allauth's pickled list of hit times
 
 
-class _AllauthWorld:
-    """allauth's own functions over an in-process cache, swapped into its module per call."""
-
-    def __init__(self) -> None:
-        # Every LocMemCache of one name shares one store: a name of its own per world.
-        self.cache = LocMemCache(f"allauth-reference-{id(self)}", {})
-
-    def __call__(self, function, *args, **kwargs):
-        saved = (
+@contextlib.contextmanager
+def _allauth_world(cache: LocMemCache) -> Iterator[None]:
+    """allauth's own functions over an in-process cache, swapped into its module meanwhile."""
+    saved = (
+        allauth_ratelimit.cache,
+        allauth_ratelimit._consume_single_rate,
+        allauth_ratelimit.clear,
+    )
+    allauth_ratelimit.cache = cache
+    allauth_ratelimit._consume_single_rate = ratelimit.ALLAUTH_CONSUME_SINGLE_RATE
+    allauth_ratelimit.clear = ratelimit.ALLAUTH_CLEAR
+    try:
+        yield
+    finally:
+        (
             allauth_ratelimit.cache,
             allauth_ratelimit._consume_single_rate,
             allauth_ratelimit.clear,
-        )
-        allauth_ratelimit.cache = self.cache
-        allauth_ratelimit._consume_single_rate = ratelimit.ALLAUTH_CONSUME_SINGLE_RATE
-        allauth_ratelimit.clear = ratelimit.ALLAUTH_CLEAR
-        try:
-            return getattr(allauth_ratelimit, function)(*args, **kwargs)
-        finally:
-            (
-                allauth_ratelimit.cache,
-                allauth_ratelimit._consume_single_rate,
-                allauth_ratelimit.clear,
-            ) = saved
+        ) = saved
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
@@ -208,7 +205,8 @@ def test_same_answers_as_allauth_over_random_histories(seed):
     stamp, ours only its own, so hits with equal times would be an (intended) difference."""
     rng = random.Random(seed)
     configs = {"login": "2/30s/ip", "login_failed": "3/m/ip,2/20s/key"}
-    allauth = _AllauthWorld()
+    # Every LocMemCache of one name shares one store: a name of its own per test.
+    reference = LocMemCache(f"allauth-reference-{seed}-{random.random()}", {})
     usages: list[tuple[object, object]] = []
     answers = {True: 0, False: 0}
     start = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
@@ -222,35 +220,23 @@ def test_same_answers_as_allauth_over_random_histories(seed):
             if roll < 0.1 and usages:
                 ours, theirs = usages.pop(rng.randrange(len(usages)))
                 ours.rollback()
-                theirs.rollback_in(allauth)
+                with _allauth_world(reference):
+                    theirs.rollback()
                 continue
             kwargs = {"app": "t", "action": action, "config": configs, "key": key}
             if roll < 0.15:
                 allauth_ratelimit.clear(request, **kwargs)
-                allauth("clear", request, **kwargs)
+                with _allauth_world(reference):
+                    allauth_ratelimit.clear(request, **kwargs)
                 continue
             dry_run = roll < 0.25
             ours = allauth_ratelimit.consume(request, dry_run=dry_run, **kwargs)
-            theirs = allauth("consume", request, dry_run=dry_run, **kwargs)
+            with _allauth_world(reference):
+                theirs = allauth_ratelimit.consume(request, dry_run=dry_run, **kwargs)
             assert bool(ours) == bool(theirs), (seed, step, action, key)
             answers[bool(ours)] += 1
             if ours and not dry_run:
-                usages.append((ours, _Rollback(theirs)))
+                usages.append((ours, theirs))
     # Both answers were tested, many times.
     assert answers[True] > 100, answers
     assert answers[False] > 50, answers
-
-
-class _Rollback:
-    """allauth's usage, rolled back inside allauth's world (its module cache swapped in)."""
-
-    def __init__(self, usage) -> None:
-        self.usage = usage
-
-    def rollback_in(self, world: _AllauthWorld) -> None:
-        saved = allauth_ratelimit.cache
-        allauth_ratelimit.cache = world.cache
-        try:
-            self.usage.rollback()
-        finally:
-            allauth_ratelimit.cache = saved
