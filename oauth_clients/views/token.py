@@ -23,6 +23,7 @@ from oauth2_provider import views as dot_views
 from oauth2_provider.compat import login_not_required
 from oauth2_provider.settings import oauth2_settings
 
+from idp.metrics import observe_token_issued
 from oauth_clients import rotation
 from oauth_clients.tokens import access_token_lifetime
 
@@ -201,4 +202,6 @@ class TokenView(dot_views.TokenView):
         # DOT's post re-reads the new access token to send `app_authorized` (one more query
         # per grant); nothing here listens to it, so answer oauthlib's response directly.
         _url, headers, body, status = self.create_token_response(request)
+        if status == HTTPStatus.OK:
+            observe_token_issued(request.POST["grant_type"])
         return oauthlib_response(headers, body, status)

@@ -11,8 +11,16 @@ from prometheus_client import REGISTRY
 
 from accounts.audit import record_event
 from accounts.models import AuditEvent
+from tests.oidc.conftest import basic_auth, post_form
+from tests.oidc.conftest import exchange_code as exchange_code
+from tests.oidc.conftest import issue_tokens as issue_tokens
+from tests.oidc.conftest import machine_client as machine_client
+from tests.oidc.conftest import run_code_flow as run_code_flow
+from tests.oidc.conftest import token_endpoint as token_endpoint
+from tests.oidc.conftest import web_client as web_client
 
 METRICS_TOKEN = "metrics-token-" + "m" * 40
+TOKEN_URL = "/o/token/"
 
 
 def sample(name: str, **labels: str) -> float:
@@ -141,13 +149,66 @@ def test_logins_are_counted_from_the_audit_service(event_type, result, user):
 
 
 @pytest.mark.django_db
-def test_tokens_issued_are_counted_per_grant_type(user):
-    before = sample("idp_tokens_issued_total", grant_type="authorization_code")
-    before_unknown = sample("idp_tokens_issued_total", grant_type="unknown")
-    record_event(type=AuditEvent.Type.TOKENS_ISSUED, actor=user, grant_type="authorization_code")
-    record_event(type=AuditEvent.Type.TOKENS_ISSUED, actor=user)
-    assert sample("idp_tokens_issued_total", grant_type="authorization_code") == before + 1
-    assert sample("idp_tokens_issued_total", grant_type="unknown") == before_unknown + 1
+def test_tokens_issued_are_counted_per_grant_type_at_the_token_endpoint(
+    client, web_client, machine_client, issue_tokens
+):
+    grants = ("authorization_code", "refresh_token", "client_credentials")
+    before = {grant: sample("idp_tokens_issued_total", grant_type=grant) for grant in grants}
+    tokens = issue_tokens(web_client, scope="openid offline_access")
+    refreshed = post_form(
+        client,
+        TOKEN_URL,
+        {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        HTTP_AUTHORIZATION=basic_auth(web_client.client_id, web_client.test_secret),
+    )
+    assert refreshed.status_code == HTTPStatus.OK, refreshed.content
+    machine = post_form(
+        client,
+        TOKEN_URL,
+        {"grant_type": "client_credentials"},
+        HTTP_AUTHORIZATION=basic_auth(machine_client.client_id, machine_client.test_secret),
+    )
+    assert machine.status_code == HTTPStatus.OK, machine.content
+    # Each grant type once, client credentials included (it writes no audit row). The code
+    # exchange's audit row says grant="authorization_code"; the counter used to read
+    # "grant_type" from it and so counted every real exchange as "unknown".
+    for grant in grants:
+        assert sample("idp_tokens_issued_total", grant_type=grant) == before[grant] + 1, grant
+
+
+@pytest.mark.django_db
+def test_refused_grants_are_not_counted_and_mint_no_labels(client, machine_client):
+    ok = post_form(
+        client,
+        TOKEN_URL,
+        {"grant_type": "client_credentials"},
+        HTTP_AUTHORIZATION=basic_auth(machine_client.client_id, machine_client.test_secret),
+    )
+    assert ok.status_code == HTTPStatus.OK
+    before = sample("idp_tokens_issued_total", grant_type="client_credentials")
+    wrong_secret = post_form(
+        client,
+        TOKEN_URL,
+        {"grant_type": "client_credentials"},
+        HTTP_AUTHORIZATION=basic_auth(machine_client.client_id, "not-the-secret"),
+    )
+    assert wrong_secret.status_code == HTTPStatus.UNAUTHORIZED
+    made_up = post_form(
+        client,
+        TOKEN_URL,
+        {"grant_type": "x-minted-label"},
+        HTTP_AUTHORIZATION=basic_auth(machine_client.client_id, machine_client.test_secret),
+    )
+    assert made_up.status_code == HTTPStatus.BAD_REQUEST
+    assert made_up.json()["error"] == "unsupported_grant_type"
+    assert sample("idp_tokens_issued_total", grant_type="client_credentials") == before
+    labels = {
+        s.labels["grant_type"]
+        for metric in REGISTRY.collect()
+        if metric.name == "idp_tokens_issued"
+        for s in metric.samples
+    }
+    assert "x-minted-label" not in labels
 
 
 @pytest.mark.django_db
