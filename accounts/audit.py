@@ -11,6 +11,7 @@ from django.http import HttpRequest
 from accounts.models import AuditEvent
 from idp.metrics import observe_audit_event
 from idp.request_log import log_audit_event
+from oauth_clients import writes
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
@@ -64,7 +65,10 @@ def record_event(
         if request_user is not None and request_user.is_authenticated:
             actor = request_user
     user_agent = request.META.get("HTTP_USER_AGENT", "")[:512] if request is not None else ""
-    event = AuditEvent.objects.create(
+    # One INSERT built once (oauth_clients.writes): a sign-in writes two audit rows (the login,
+    # the tokens issued) and `objects.create` spent ~2x the CPU on each (BENCHMARKS.md round 5).
+    # Nothing listens to AuditEvent's save signals (tests/accounts/test_audit_writes.py checks).
+    event = AuditEvent(
         type=type,
         actor=actor if getattr(actor, "pk", None) else None,
         actor_repr=str(actor.get_username()) if getattr(actor, "pk", None) else "",
@@ -76,6 +80,7 @@ def record_event(
         user_agent=user_agent,
         extra=extra,
     )
+    writes.insert(event)
     # Operations (issue 6): one JSON log line and the login/token counters per event.
     log_audit_event(event)
     observe_audit_event(event)

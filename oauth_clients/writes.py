@@ -1,4 +1,5 @@
-"""Token and code rows inserted with SQL built once per model, instead of `Model.save()`.
+"""Token, code, audit and user-session rows inserted with SQL built once per model, instead of
+`Model.save()`.
 
 Why this exists: issuing a token is one INSERT (client credentials) or three (a code exchange:
 ID, access and refresh token), issuing a code one (the Grant), and `save()` spent more CPU
@@ -36,8 +37,10 @@ def insert_fields(model: type[models.Model]) -> list[models.Field]:
 # Values psycopg adapts exactly as Django's preparation would leave them on PostgreSQL (a
 # string, an integer, an aware datetime, a UUID): `get_db_prep_save` is skipped for them there
 # (~9 % of a refresh grant's CPU went into it). Exact types: a str or int subclass (an Enum
-# such as TextChoices) is adapted differently by psycopg. JSON columns always take Django's path.
+# such as TextChoices) is adapted differently by psycopg. JSON and IP address columns always
+# take Django's path (an address's preparation turns "" into NULL and normalises IPv6).
 _NATIVE_ON_POSTGRESQL = frozenset({str, int, bool, uuid.UUID, type(None), datetime})
+_ALWAYS_PREPARED = (models.JSONField, models.GenericIPAddressField)
 
 
 def values(fields: list[models.Field], obj: models.Model, connection: Any) -> list[Any]:
@@ -48,7 +51,7 @@ def values(fields: list[models.Field], obj: models.Model, connection: Any) -> li
     for field in fields:
         value = field.pre_save(obj, True)
         if (
-            isinstance(field, models.JSONField)
+            isinstance(field, _ALWAYS_PREPARED)
             or type(value) not in _NATIVE_ON_POSTGRESQL
             or (type(value) is datetime and value.tzinfo is None)
         ):

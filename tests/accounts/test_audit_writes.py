@@ -1,0 +1,119 @@
+"""Audit and user-session rows written by `oauth_clients.writes.insert` (one INSERT built once
+per model, instead of `objects.create`) are the rows the ORM would write, and skipping `save()`'s
+signals loses nothing."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+import pytest
+from allauth.usersessions.models import UserSession
+from django.test import Client as HttpClient
+from django.test import RequestFactory
+from django.urls import reverse
+
+from accounts.audit import record_event
+from accounts.models import AuditEvent
+from oauth_clients.writes import listened_to
+from tests.oidc.conftest import web_client as web_client
+
+pytestmark = pytest.mark.django_db
+
+FIELDS = (
+    "type",
+    "actor_id",
+    "actor_repr",
+    "subject_id",
+    "subject_repr",
+    "client_id",
+    "client_repr",
+    "ip",
+    "user_agent",
+    "extra",
+)
+
+
+@pytest.mark.parametrize("model", [AuditEvent, UserSession])
+def test_nothing_listens_to_their_save_signals(model):
+    """`insert` sends no pre_save/post_save: a receiver added later must be noticed here."""
+    assert not listened_to(model)
+
+
+@pytest.mark.parametrize(
+    ("address", "stored"),
+    [
+        ("203.0.113.9", "203.0.113.9"),
+        # Django's preparation of an address column normalises IPv6 and turns "" into NULL;
+        # the insert keeps both (an inet column refuses "").
+        ("2001:0db8:0000:0000:0000:0000:0000:0001", "2001:db8::1"),
+        ("", None),
+    ],
+)
+def test_record_event_writes_the_row_objects_create_would(user, web_client, address, stored):
+    request = RequestFactory().get("/", REMOTE_ADDR=address, HTTP_USER_AGENT="UA " + "x" * 600)
+    extra = {"grant": "authorization_code", "scope": "openid", "nested": {"n": [1, 2]}}
+    event = record_event(
+        type=AuditEvent.Type.TOKENS_ISSUED,
+        request=request,
+        actor=user,
+        subject=user,
+        client=web_client,
+        **extra,
+    )
+    assert event.pk is not None
+    assert not event._state.adding
+    row = AuditEvent.objects.get(pk=event.pk)
+    assert row.ip == stored
+    # The same values through the ORM, compared column by column.
+    reference = AuditEvent.objects.create(
+        **{name: getattr(event, name) for name in FIELDS}, created_at=event.created_at
+    )
+    reference.refresh_from_db()
+    for name in FIELDS:
+        assert getattr(row, name) == getattr(reference, name), name
+    assert row.created_at == event.created_at
+    assert row.user_agent == ("UA " + "x" * 600)[:512]
+    assert row.extra == extra
+    assert (row.actor_repr, row.subject_repr, row.client_repr) == ("alice", "alice", "web-app")
+
+
+def test_record_event_without_request_or_people(db):
+    event = record_event(type=AuditEvent.Type.LOGIN_FAILED, reason="unknown_account")
+    row = AuditEvent.objects.get(pk=event.pk)
+    assert (row.actor_id, row.subject_id, row.client_id, row.ip) == (None, None, None, None)
+    assert (row.actor_repr, row.user_agent) == ("", "")
+    assert row.extra == {"reason": "unknown_account"}
+
+
+def test_sign_in_records_its_session_row(user, password):
+    browser = HttpClient(HTTP_USER_AGENT="Browser/1.0 " + "y" * 400, REMOTE_ADDR="198.51.100.7")
+    login = reverse("account_login")
+    assert browser.get(login).status_code == HTTPStatus.OK
+    response = browser.post(login, {"login": "alice", "password": password})
+    assert response.status_code == HTTPStatus.FOUND
+    row = UserSession.objects.get(user=user)
+    assert row.session_key == browser.session.session_key
+    assert row.ip == "198.51.100.7"
+    max_length = UserSession._meta.get_field("user_agent").max_length
+    assert row.user_agent == ("Browser/1.0 " + "y" * 400)[:max_length]
+    assert row.created_at is not None
+    assert row.last_seen_at is not None
+    assert row.data == {}
+    # The row is allauth's: its sessions page lists it as this browser's session.
+    page = browser.get(reverse("usersessions_list"))
+    assert page.status_code == HTTPStatus.OK
+    assert b"198.51.100.7" in page.content
+
+
+@pytest.mark.parametrize(
+    ("address", "stored"), [("", None), ("::ffff:0a00:0001", "::ffff:10.0.0.1")]
+)
+def test_insert_prepares_address_columns_as_the_orm_does(address, stored):
+    """An address column always takes Django's preparation ("" becomes NULL, IPv6 is
+    normalised), also where `insert` hands other strings to psycopg as they are."""
+    from oauth_clients.writes import insert
+
+    event = insert(AuditEvent(type=AuditEvent.Type.LOGIN_FAILED, ip=address))
+    assert AuditEvent.objects.get(pk=event.pk).ip == stored
+    reference = AuditEvent.objects.create(type=AuditEvent.Type.LOGIN_FAILED, ip=address)
+    assert AuditEvent.objects.get(pk=reference.pk).ip == stored
