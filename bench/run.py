@@ -131,6 +131,36 @@ def machine(db_url: str | None) -> dict[str, str]:
     return info
 
 
+def speed() -> dict[str, float]:
+    """How fast this VM is right now, in the two units the sign-in spends: one Argon2id
+    verification with the project's parameters (memory-bound: 19 MiB against a shared L3
+    cache) and a pure-Python loop (interpreter-bound). Same code on the same VM gave Argon2id
+    18-20 ms one night and 38-45 ms the next (BENCHMARKS.md round 5), so every recorded run
+    carries these beside its figures. Medians of 7, measured before the server starts."""
+    import argon2
+
+    from accounts.hashers import OWASPArgon2PasswordHasher as hasher
+
+    ph = argon2.PasswordHasher(
+        time_cost=hasher.time_cost, memory_cost=hasher.memory_cost, parallelism=hasher.parallelism
+    )
+    encoded = ph.hash("bench")
+    argon, loop = [], []
+    for _ in range(7):
+        started = time.process_time()
+        ph.verify(encoded, "bench")
+        argon.append(1000 * (time.process_time() - started))
+        started = time.process_time()
+        total = 0
+        for i in range(1_000_000):
+            total += i
+        loop.append(1000 * (time.process_time() - started))
+    return {
+        "argon2id_verify_ms": statistics.median(argon),
+        "python_loop_ms_per_million": statistics.median(loop),
+    }
+
+
 def load_average() -> str:
     return " ".join(_read("/proc/loadavg").split()[:3])
 
@@ -162,6 +192,17 @@ def cpu_seconds(pids: list[int]) -> float:
         fields = _read(f"/proc/{pid}/stat").rsplit(")", 1)[-1].split()
         if len(fields) > 13:
             total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def minor_faults(pids: list[int]) -> int:
+    """Minor page faults of these processes so far (a page the kernel maps and zeroes on first
+    touch: Argon2id's 19 MiB block costs ~4,900 of them whenever malloc hands it fresh memory)."""
+    total = 0
+    for pid in pids:
+        fields = _read(f"/proc/{pid}/stat").rsplit(")", 1)[-1].split()
+        if len(fields) > 7:
+            total += int(fields[7])
     return total
 
 
@@ -296,10 +337,12 @@ class Bench:
         assert self.server.process is not None
         pids = [self.server.process.pid, *worker_pids(self.server.process.pid)]
         cpu_before = cpu_seconds(pids)
+        faults_before = minor_faults(pids)
         result = run_wrk(
             url, script, args, threads=threads, connections=connections, seconds=seconds
         )
         result["server_cpu_s"] = cpu_seconds(pids) - cpu_before
+        result["server_minor_faults"] = minor_faults(pids) - faults_before
         result["rss_mib"] = max(rss_mib(p) for p in worker_pids(self.server.process.pid))
         if result["exhausted"]:
             raise RuntimeError(f"{op}: the credential pool ran dry; raise --pool-rate")
@@ -393,6 +436,9 @@ class Bench:
             ),
             "server_cpu_per_request_ms": statistics.median(
                 1000 * r["server_cpu_s"] / max(r["requests"], 1) for r in runs
+            ),
+            "server_minor_faults_per_request": statistics.median(
+                r["server_minor_faults"] / max(r["requests"], 1) for r in runs
             ),
         }
         if op == "signin":
@@ -557,7 +603,17 @@ def write_markdown(label: str, record: dict, previous: dict | None) -> str:
         f"({record['config']['connections']} connections, each worker accepting at most "
         f"{record['config'].get('worker_connections', '—')}; {record['config']['runs']} runs × "
         f"{record['config']['duration']} s, medians). Load average before / after: "
-        f"{record['load_before']} / {record['load_after']}.",
+        f"{record['load_before']} / {record['load_after']}."
+        + (
+            " Machine speed before / after: Argon2id verification "
+            f"{record['speed']['argon2id_verify_ms']:.1f} / "
+            f"{record['speed_after']['argon2id_verify_ms']:.1f} ms, Python loop "
+            f"{record['speed']['python_loop_ms_per_million']:.0f} / "
+            f"{record['speed_after']['python_loop_ms_per_million']:.0f} ms per million "
+            "iterations."
+            if record.get("speed") and record.get("speed_after")
+            else ""
+        ),
         "",
         *table(r, (previous or {}).get("results")),
         "",
@@ -677,6 +733,12 @@ def main() -> int:
     label = label_of(args)
     tmp = Path(tempfile.mkdtemp(prefix="idp-bench-"))
     load_before = load_average()
+    calibration = speed()
+    print(
+        f"[bench] machine speed: Argon2id verification {calibration['argon2id_verify_ms']:.1f} ms, "
+        f"Python loop {calibration['python_loop_ms_per_million']:.0f} ms per million",
+        flush=True,
+    )
     try:
         with database(args.db, tmp) as db_url:
             overrides = {
@@ -742,7 +804,8 @@ def main() -> int:
                         f"[bench] {op}: {fmt_rate(r['rate'])}/s {r['rates']} p50 "
                         f"{r['p50_ms']:.1f} ms p99 {r['p99_ms']:.1f} ms errors {r['errors']} "
                         f"rss {r['rss_mib']:.0f} MiB "
-                        f"cpu/req {r['server_cpu_per_request_ms']:.2f} ms"
+                        f"cpu/req {r['server_cpu_per_request_ms']:.2f} ms "
+                        f"faults/req {r['server_minor_faults_per_request']:.0f}"
                         + (
                             f" | at 70 %: {paced['rate']:.0f}/s p99 {paced['p99_ms']:.1f} ms"
                             if paced
@@ -767,6 +830,8 @@ def main() -> int:
         "machine": info,
         "load_before": load_before,
         "load_after": load_average(),
+        "speed": calibration,
+        "speed_after": speed(),
         "config": {
             "workers": args.workers,
             "threads": args.gunicorn_threads,
