@@ -93,11 +93,14 @@ def issue_tokens(client: Client, user, *, expired: bool = False) -> dict:
 
 
 @pytest.fixture
-def staff_user(db, password):
-    """A staff member with no permissions at all."""
+def staff_user(db, password_hash):
+    """A staff member with no permissions at all (password: the `password` fixture's)."""
     from django.contrib.auth import get_user_model
 
-    return get_user_model().objects.create_user("bob", "bob@example.com", password, is_staff=True)
+    from tests.conftest import with_password
+
+    created = get_user_model().objects.create_user("bob", "bob@example.com", None, is_staff=True)
+    return with_password(created, password_hash)
 
 
 def grant_client_permissions(user, *codenames: str) -> None:
