@@ -148,6 +148,14 @@ def test_logins_are_counted_from_the_audit_service(event_type, result, user):
     assert sample("idp_audit_events_total", type=str(event_type)) >= 1
 
 
+def token_request(client, oauth_client, data: dict[str, str], *, secret: str | None = None):
+    """POST `data` to the token endpoint as `oauth_client` (HTTP Basic; its own secret unless
+    `secret` is given)."""
+    secret = oauth_client.test_secret if secret is None else secret
+    auth = basic_auth(oauth_client.client_id, secret)
+    return post_form(client, TOKEN_URL, data, HTTP_AUTHORIZATION=auth)
+
+
 @pytest.mark.django_db
 def test_tokens_issued_are_counted_per_grant_type_at_the_token_endpoint(
     client, web_client, machine_client, issue_tokens
@@ -155,19 +163,13 @@ def test_tokens_issued_are_counted_per_grant_type_at_the_token_endpoint(
     grants = ("authorization_code", "refresh_token", "client_credentials")
     before = {grant: sample("idp_tokens_issued_total", grant_type=grant) for grant in grants}
     tokens = issue_tokens(web_client, scope="openid offline_access")
-    refreshed = post_form(
+    refreshed = token_request(
         client,
-        TOKEN_URL,
+        web_client,
         {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
-        HTTP_AUTHORIZATION=basic_auth(web_client.client_id, web_client.test_secret),
     )
     assert refreshed.status_code == HTTPStatus.OK, refreshed.content
-    machine = post_form(
-        client,
-        TOKEN_URL,
-        {"grant_type": "client_credentials"},
-        HTTP_AUTHORIZATION=basic_auth(machine_client.client_id, machine_client.test_secret),
-    )
+    machine = token_request(client, machine_client, {"grant_type": "client_credentials"})
     assert machine.status_code == HTTPStatus.OK, machine.content
     # Each grant type once, client credentials included (it writes no audit row). The code
     # exchange's audit row says grant="authorization_code"; the counter used to read
@@ -178,27 +180,14 @@ def test_tokens_issued_are_counted_per_grant_type_at_the_token_endpoint(
 
 @pytest.mark.django_db
 def test_refused_grants_are_not_counted_and_mint_no_labels(client, machine_client):
-    ok = post_form(
-        client,
-        TOKEN_URL,
-        {"grant_type": "client_credentials"},
-        HTTP_AUTHORIZATION=basic_auth(machine_client.client_id, machine_client.test_secret),
-    )
+    ok = token_request(client, machine_client, {"grant_type": "client_credentials"})
     assert ok.status_code == HTTPStatus.OK
     before = sample("idp_tokens_issued_total", grant_type="client_credentials")
-    wrong_secret = post_form(
-        client,
-        TOKEN_URL,
-        {"grant_type": "client_credentials"},
-        HTTP_AUTHORIZATION=basic_auth(machine_client.client_id, "not-the-secret"),
+    wrong_secret = token_request(
+        client, machine_client, {"grant_type": "client_credentials"}, secret="not-the-secret"
     )
     assert wrong_secret.status_code == HTTPStatus.UNAUTHORIZED
-    made_up = post_form(
-        client,
-        TOKEN_URL,
-        {"grant_type": "x-minted-label"},
-        HTTP_AUTHORIZATION=basic_auth(machine_client.client_id, machine_client.test_secret),
-    )
+    made_up = token_request(client, machine_client, {"grant_type": "x-minted-label"})
     assert made_up.status_code == HTTPStatus.BAD_REQUEST
     assert made_up.json()["error"] == "unsupported_grant_type"
     assert sample("idp_tokens_issued_total", grant_type="client_credentials") == before
