@@ -26,14 +26,13 @@ from typing import Any
 
 from django.contrib.auth.hashers import Argon2PasswordHasher
 
-_state: dict[str, Any] = {"executor": None, "ident": None}
-_lock = threading.Lock()
+_state: dict[str, Any] = {"executor": None, "lock": threading.Lock()}
 
 
 def _hashing_thread() -> ThreadPoolExecutor:
     executor = _state["executor"]
     if executor is None:
-        with _lock:
+        with _state["lock"]:
             executor = _state["executor"]
             if executor is None:
                 executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="argon2")
@@ -43,22 +42,16 @@ def _hashing_thread() -> ThreadPoolExecutor:
 
 def _forget_after_fork() -> None:
     # A forked child (gunicorn's workers are forked from the master) has no copy of the
-    # parent's thread: an inherited executor would queue work that nothing ever runs.
-    _state["executor"], _state["ident"] = None, None
+    # parent's thread: an inherited executor would queue work that nothing ever runs (and a
+    # lock held by another parent thread at the fork would stay held).
+    _state["executor"], _state["lock"] = None, threading.Lock()
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def _on_hashing_thread(function: Any, *args: Any) -> Any:
-    if threading.get_ident() == _state["ident"]:
-        return function(*args)  # already there (no hasher call does this today)
-    return _hashing_thread().submit(_run, function, *args).result()
-
-
-def _run(function: Any, *args: Any) -> Any:
-    _state["ident"] = threading.get_ident()
-    return function(*args)
+    return _hashing_thread().submit(function, *args).result()
 
 
 class OWASPArgon2PasswordHasher(Argon2PasswordHasher):
