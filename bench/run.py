@@ -162,13 +162,16 @@ def load_average() -> str:
 # ----------------------------------------------------------------------------- processes
 
 
+def stat_fields(pid: int | str) -> list[str]:
+    """/proc/<pid>/stat after the command name (which may contain spaces): state, ppid, ..."""
+    return _read(f"/proc/{pid}/stat").rsplit(")", 1)[-1].split()
+
+
 def worker_pids(master: int) -> list[int]:
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
-            stat = _read(f"/proc/{entry.name}/stat")
-            # Field 4 is the parent pid; the command name (field 2) may contain spaces.
-            fields = stat.rsplit(")", 1)[-1].split()
+            fields = stat_fields(entry.name)  # fields[1]: the parent pid
             if len(fields) > 1 and fields[1] == str(master):
                 pids.append(int(entry.name))
     return pids
@@ -183,7 +186,7 @@ def cpu_seconds(pids: list[int]) -> float:
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0.0
     for pid in pids:
-        fields = _read(f"/proc/{pid}/stat").rsplit(")", 1)[-1].split()
+        fields = stat_fields(pid)
         if len(fields) > 13:
             total += (int(fields[11]) + int(fields[12])) / ticks
     return total
@@ -194,7 +197,7 @@ def minor_faults(pids: list[int]) -> int:
     touch: Argon2id's 19 MiB block costs ~4,900 of them whenever malloc hands it fresh memory)."""
     total = 0
     for pid in pids:
-        fields = _read(f"/proc/{pid}/stat").rsplit(")", 1)[-1].split()
+        fields = stat_fields(pid)
         if len(fields) > 7:
             total += int(fields[7])
     return total
