@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from accounts.audit import record_event
 from accounts.models import AuditEvent
-from oauth_clients.writes import listened_to
+from oauth_clients.writes import insert, listened_to
 from tests.oidc.conftest import web_client as web_client
 
 pytestmark = pytest.mark.django_db
@@ -111,8 +111,6 @@ def test_sign_in_records_its_session_row(user, password):
 def test_insert_prepares_address_columns_as_the_orm_does(address, stored):
     """An address column always takes Django's preparation ("" becomes NULL, IPv6 is
     normalised), also where `insert` hands other strings to psycopg as they are."""
-    from oauth_clients.writes import insert
-
     event = insert(AuditEvent(type=AuditEvent.Type.LOGIN_FAILED, ip=address))
     assert AuditEvent.objects.get(pk=event.pk).ip == stored
     reference = AuditEvent.objects.create(type=AuditEvent.Type.LOGIN_FAILED, ip=address)
