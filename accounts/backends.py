@@ -9,7 +9,6 @@ from allauth.account.app_settings import LoginMethod
 from allauth.account.auth_backends import AuthenticationBackend
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
-from django.contrib.auth.hashers import get_hasher, identify_hasher
 from django.db import connections, router
 from django.db.models import Count, Window
 
@@ -89,26 +88,6 @@ class LockoutAwareBackend(AuthenticationBackend):
             return None
         return super()._authenticate_by_email(email, password)
 
-    # Timing: every sign-in that is refused before a password is compared costs one
-    # verification of the project's hash profile, as a wrong password does. allauth (an unknown
-    # account) and Django (an account without a usable hash) spend a hash *encode* instead,
-    # which took as long as a verification when both ran argon2-cffi; verifications of the
-    # profile now run libsodium's faster code (accounts.hashers), so an encode would tell the
-    # two cases apart from a wrong password by ~2.5 ms.
-    def _mitigate_timing_attack(self, password: str) -> None:
-        hasher = get_hasher()
-        if not hasattr(hasher, "dummy_verify"):  # another first hasher: allauth's own way
-            return super()._mitigate_timing_attack(password)
-        hasher.dummy_verify(password)
-        return None
-
-    def _check_password(self, user: Any, password: str) -> Any:
-        if user is not None and not _has_verifiable_hash(user):
-            self._did_check_password = True
-            self._mitigate_timing_attack(password)
-            return None
-        return super()._check_password(user, password)
-
     def get_user(self, user_id: Any) -> Any:
         User = get_user_model()
         try:
@@ -117,15 +96,3 @@ class LockoutAwareBackend(AuthenticationBackend):
             return None
         # Django's own rule (is_active), without the lock test above.
         return user if ModelBackend.user_can_authenticate(self, user) else None
-
-
-def _has_verifiable_hash(user: Any) -> bool:
-    # Django's verify_password answers False without hashing for these (an unusable "!..."
-    # password, or a format no installed hasher reads) after an encode of its own.
-    if not user.has_usable_password():
-        return False
-    try:
-        identify_hasher(user.password)
-    except ValueError:
-        return False
-    return True
