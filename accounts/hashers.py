@@ -2,7 +2,9 @@
 process.
 
 Django's own Argon2 hasher uses m=100 MiB, p=8 (~180 ms here); OWASP's profile costs ~19 ms
-for the same class of protection, which keeps sign-in fast without weakening the hash.
+for the same class of protection, which keeps sign-in fast without weakening the hash (10-12 ms
+with argon2-cffi-bindings compiled for AVX2, as `make install` and the image build it; PyPI's
+wheel is compiled for SSE2 only).
 Subclassing Django's hasher (rather than writing one) keeps its encode/verify/upgrade logic:
 `must_update` makes hashes with other parameters upgrade on the next successful login.
 
