@@ -135,10 +135,11 @@ def speed() -> dict[str, float]:
     """How fast this VM is right now, in the unit the sign-in spends most: one Argon2id
     verification with the project's parameters (memory-bound: a 19 MiB block against an L3
     cache the vCPUs share with the host's other guests). The same code gave 18-20 ms one night
-    and 27-49 ms the next (BENCHMARKS.md round 5), so every recorded run carries it beside its
-    figures; the block's "server CPU per request" of discovery is the interpreter-side gauge
-    (a tight Python loop was tried and did not follow it). Median of 7, measured before the
-    server starts and after it stops."""
+    and 27-49 ms the next with PyPI's wheel (BENCHMARKS.md round 5); the AVX2 build `make
+    install` makes reads ~40 % lower on the same VM (round 6). Every recorded run carries it
+    beside its figures; the block's "server CPU per request" of discovery is the
+    interpreter-side gauge (a tight Python loop was tried and did not follow it). Median of 7,
+    measured before the server starts and after it stops."""
     import argon2
 
     from accounts.hashers import OWASPArgon2PasswordHasher as hasher

@@ -17,6 +17,7 @@ from oauth2_provider.models import (
 
 from oauth_clients.models import Client, Consent
 from oauth_clients.services import register_client
+from tests.conftest import with_password
 
 WEB_REDIRECT = "https://app.example.com/oidc/callback"
 
@@ -96,8 +97,6 @@ def issue_tokens(client: Client, user, *, expired: bool = False) -> dict:
 def staff_user(db, password_hash):
     """A staff member with no permissions at all (password: the `password` fixture's)."""
     from django.contrib.auth import get_user_model
-
-    from tests.conftest import with_password
 
     created = get_user_model().objects.create_user("bob", "bob@example.com", None, is_staff=True)
     return with_password(created, password_hash)
