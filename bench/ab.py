@@ -52,8 +52,11 @@ def start_side(name: str, root: Path, args: argparse.Namespace, stack: contextli
         import redis
 
         redis.Redis.from_url(env["REDIS_URL"]).flushdb()
-    original = servers.ROOT
-    servers.ROOT = root  # manage() and Server run in the side's own tree
+    original = servers.ROOT, servers.PYTHON
+    servers.ROOT = root  # manage() and Server run in the side's own tree,
+    # under its own virtualenv when it has one (an interpreter or dependency A/B).
+    if (root / ".venv" / "bin" / "python").exists():
+        servers.PYTHON = str(root / ".venv" / "bin" / "python")
     try:
         servers.manage("migrate", "--noinput", env=env, timeout=600)
         servers.manage("collectstatic", "--noinput", env=env, timeout=600)
@@ -63,7 +66,7 @@ def start_side(name: str, root: Path, args: argparse.Namespace, stack: contextli
         bench.fixtures = json.loads(fixtures.read_text())
         bench.server = servers.Server(name, env, tmp, workers=args.workers).start()
     finally:
-        servers.ROOT = original
+        servers.ROOT, servers.PYTHON = original
     stack.callback(bench.server.stop)
     return bench
 
@@ -102,12 +105,14 @@ def main() -> int:
                 bench.wrk(op, args.warmup)
             rates: dict[str, list[float]] = {"before": [], "after": []}
             cpu: dict[str, list[float]] = {"before": [], "after": []}
+            db_cpu: dict[str, list[float]] = {"before": [], "after": []}
             for round_no in range(args.rounds):
                 order = ["before", "after"] if round_no % 2 == 0 else ["after", "before"]
                 for name in order:
                     r = sides[name].wrk(op, args.duration)
                     rates[name].append(r["ops_per_s"] if op == "signin" else r["rps"])
                     cpu[name].append(1000 * r["server_cpu_s"] / max(r["requests"], 1))
+                    db_cpu[name].append(1000 * r["db_cpu_s"] / max(r["requests"], 1))
             before, after = statistics.median(rates["before"]), statistics.median(rates["after"])
             results[op] = {
                 "before": before,
@@ -115,12 +120,15 @@ def main() -> int:
                 "ratio": after / before if before else None,
                 "cpu_ms_before": statistics.median(cpu["before"]),
                 "cpu_ms_after": statistics.median(cpu["after"]),
+                "db_cpu_ms_before": statistics.median(db_cpu["before"]),
+                "db_cpu_ms_after": statistics.median(db_cpu["after"]),
                 "rates": rates,
             }
             print(
                 f"[ab] {op}: before {fmt_rate(before)}/s, after {fmt_rate(after)}/s "
                 f"(×{after / before:.2f}); CPU/request {results[op]['cpu_ms_before']:.2f} → "
-                f"{results[op]['cpu_ms_after']:.2f} ms",
+                f"{results[op]['cpu_ms_after']:.2f} ms; database CPU/request "
+                f"{results[op]['db_cpu_ms_before']:.2f} → {results[op]['db_cpu_ms_after']:.2f} ms",
                 flush=True,
             )
     name = "ab-redis" if args.redis else "ab-redis-vs-db" if args.redis_after_only else "ab"

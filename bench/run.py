@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.deploy.servers import (  # noqa: E402 (the project root goes on the path first)
+    PG_ADMIN_URL,
     Server,
     database_url,
     manage,
@@ -193,6 +194,22 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def database_backend_pids(url: str) -> list[int]:
+    """PostgreSQL's server processes serving the bench's database (the workers' persistent
+    connections): a grant's database work is CPU on this same machine, charged here."""
+    if not url.startswith("postgres"):
+        return []
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            [name],
+        ).fetchall()
+    return [pid for (pid,) in rows]
+
+
 def minor_faults(pids: list[int]) -> int:
     """Minor page faults of these processes so far (a page the kernel maps and zeroes on first
     touch: Argon2id's 19 MiB block costs ~4,900 of them whenever malloc hands it fresh memory)."""
@@ -334,12 +351,15 @@ class Bench:
         assert self.server is not None
         assert self.server.process is not None
         pids = [self.server.process.pid, *worker_pids(self.server.process.pid)]
-        cpu_before = cpu_seconds(pids)
+        backends = database_backend_pids(self.env.get("DATABASE_URL", ""))
+        cpu_before, db_cpu_before = cpu_seconds(pids), cpu_seconds(backends)
         faults_before = minor_faults(pids)
         result = run_wrk(
             url, script, args, threads=threads, connections=connections, seconds=seconds
         )
         result["server_cpu_s"] = cpu_seconds(pids) - cpu_before
+        # Backends that connected during the run (a worker's first request) are not counted.
+        result["db_cpu_s"] = cpu_seconds(backends) - db_cpu_before
         result["server_minor_faults"] = minor_faults(pids) - faults_before
         result["rss_mib"] = max(rss_mib(p) for p in worker_pids(self.server.process.pid))
         if result["exhausted"]:
@@ -434,6 +454,9 @@ class Bench:
             ),
             "server_cpu_per_request_ms": statistics.median(
                 1000 * r["server_cpu_s"] / max(r["requests"], 1) for r in runs
+            ),
+            "db_cpu_per_request_ms": statistics.median(
+                1000 * r["db_cpu_s"] / max(r["requests"], 1) for r in runs
             ),
             "server_minor_faults_per_request": statistics.median(
                 r["server_minor_faults"] / max(r["requests"], 1) for r in runs
@@ -625,6 +648,13 @@ def write_markdown(label: str, record: dict, previous: dict | None) -> str:
         f"{op} {x['server_cpu_per_request_ms']:.2f}" for op, x in r.items() if op != "signin"
     )
     block.append(f"Server CPU per request (ms): {cpu_lines}.")
+    db_lines = ", ".join(
+        f"{op} {x['db_cpu_per_request_ms']:.2f}"
+        for op, x in r.items()
+        if op != "signin" and "db_cpu_per_request_ms" in x
+    )
+    if any(x.get("db_cpu_per_request_ms", 0) > 0 for x in r.values()):  # not on SQLite
+        block.append(f"PostgreSQL's CPU per request (ms, its server processes): {db_lines}.")
     with_empty = {op: x for op, x in r.items() if "empty_rate" in x}
     if with_empty:
         block += ["", "Same server, same minutes: empty token tables, then filled:", ""]
@@ -799,6 +829,7 @@ def main() -> int:
                         f"{r['p50_ms']:.1f} ms p99 {r['p99_ms']:.1f} ms errors {r['errors']} "
                         f"rss {r['rss_mib']:.0f} MiB "
                         f"cpu/req {r['server_cpu_per_request_ms']:.2f} ms "
+                        f"db cpu/req {r['db_cpu_per_request_ms']:.2f} ms "
                         f"faults/req {r['server_minor_faults_per_request']:.0f}"
                         + (
                             f" | at 70 %: {paced['rate']:.0f}/s p99 {paced['p99_ms']:.1f} ms"
