@@ -235,6 +235,17 @@ class AccessToken(AbstractAccessToken):
     token_checksum = TokenChecksumField(
         _("token checksum"), max_length=64, blank=False, unique=False, db_index=False
     )
+    # DOT's field without its own index: the (user, application) index below serves every
+    # lookup by user, and each index is one more B-tree write per token (BENCHMARKS.md round 7).
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        blank=True,
+        null=True,
+        related_name="%(app_label)s_%(class)s",
+        verbose_name=_("user"),
+        db_index=False,
+    )
     sid = models.CharField(_("session id"), max_length=SID_MAX_LENGTH, blank=True)
     # SHA-256 of the authorization code this token was issued from (RFC 6749 §4.1.2 replay).
     code_checksum = models.CharField(_("code checksum"), max_length=64, blank=True)
@@ -257,6 +268,14 @@ class AccessToken(AbstractAccessToken):
 
 
 class RefreshToken(AbstractRefreshToken):
+    # DOT's field without its own index, as on AccessToken: (user, application) serves it.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="%(app_label)s_%(class)s",
+        verbose_name=_("user"),
+        db_index=False,
+    )
     sid = models.CharField(_("session id"), max_length=SID_MAX_LENGTH, blank=True)
     # Idle expiry (moves on each rotation) and absolute expiry (fixed for the whole family).
     expires = models.DateTimeField(_("idle expiry"), null=True, blank=True)

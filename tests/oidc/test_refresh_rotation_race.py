@@ -17,6 +17,7 @@ from oauthlib.common import Request
 from oauthlib.oauth2.rfc6749 import errors
 
 from oauth_clients.models import AccessToken, IDToken, RefreshToken
+from oauth_clients.tokens import token_checksum
 from oauth_clients.validator import IdPOAuth2Validator
 
 pytestmark = [
@@ -73,8 +74,12 @@ def test_a_rotation_that_waited_on_a_concurrent_one_writes_nothing(web_client, i
     thread.join(10)
     assert outcome["result"] == "invalid_grant"
     assert RefreshToken.objects.filter(revoked__isnull=True).count() == 1
-    # Only the winner's access token was added; no ID token for either (no `id_token` asked).
-    assert (AccessToken.objects.count(), IDToken.objects.count()) == (before[0] + 1, before[1])
+    # Only the winner's access token was added, in place of the first pair's (which the winner's
+    # rotation deleted); no ID token for either (no `id_token` asked).
+    assert (AccessToken.objects.count(), IDToken.objects.count()) == before
+    assert list(AccessToken.objects.values_list("token_checksum", flat=True)) == [
+        token_checksum("a1")
+    ]
 
 
 def _waiting_on_a_lock() -> bool:
