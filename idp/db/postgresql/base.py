@@ -24,6 +24,14 @@ once per connection. Only these statements are prepared (Django's own queries ke
 binding, as Django disables psycopg's automatic preparation); `IDP_DB_PREPARED_STATEMENTS=0`
 turns it off for a transaction-mode PgBouncer older than 1.21, which cannot hold them.
 
+And: timestamps are parsed by psycopg's C loader. Django registers a timestamptz loader of its
+own (`psycopg_any.BaseTzLoader`) that subclasses psycopg's pure-Python one, so with the C
+extension installed every timestamp still went through a regular expression and a `replace()`
+in Python: 8 % of a userinfo request's CPU (py-spy, BENCHMARKS.md round 7), which reads five of
+them. `_TimestamptzLoader` keeps Django's class and contract but, when the session's time zone is
+the one Django would stamp on the value (UTC, as Django configures it), hands each value to
+psycopg's own loader, which returns the same datetime with that same tzinfo object.
+
 Limit: a network path that vanished silently (no RST, no FIN) looks idle, so it is found only
 when the request's first query fails, as with Django without health checks. Django's `SELECT 1`
 would not do better there: it would wait on the same dead path.
@@ -36,8 +44,9 @@ from typing import Any
 
 from django.conf import settings
 from django.db.backends.postgresql import base, operations
+from django.db.backends.postgresql.psycopg_any import BaseTzLoader
 from django.utils.asyncio import async_unsafe
-from psycopg import errors, pq
+from psycopg import adapters, errors, pq
 
 # psycopg prepares a statement when asked (`prepare=True`) only if automatic preparation is not
 # disabled (Django sets the threshold to None); a threshold no statement reaches keeps every
@@ -54,6 +63,26 @@ def _has_input(fileno: int) -> bool:
         return bool(poller.poll(0))
     readable, _, errored = select.select([fileno], [], [fileno], 0)
     return bool(readable or errored)
+
+
+# psycopg's loader for timestamptz as text: its C implementation when psycopg[binary] or [c] is
+# installed (the registry hands the optimised class out), else the Python one.
+_PSYCOPG_TIMESTAMPTZ_LOADER = adapters.get_loader(adapters.types["timestamptz"].oid, pq.Format.TEXT)
+
+
+class _TimestamptzLoader(BaseTzLoader):
+    """Django's loader (`load` gives the value with `tzinfo=self.timezone`), by psycopg's own.
+
+    psycopg's loader gives the instant in the session's time zone, as the connection's tzinfo;
+    Django's parses the same text and replaces that tzinfo with its own. When the two tzinfo
+    objects are equal the results are identical, so `load` is psycopg's (an instance attribute:
+    psycopg calls `loader.load` as found, without a Python frame of ours per value)."""
+
+    def __init__(self, oid: int, context: Any = None) -> None:
+        super().__init__(oid, context)
+        connection = self.connection
+        if connection is not None and connection.info.timezone == self.timezone:
+            self.load = _PSYCOPG_TIMESTAMPTZ_LOADER(oid, context).load  # type: ignore[method-assign]
 
 
 class _PreparingCursor(base.ServerBindingCursor):
@@ -81,6 +110,16 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def get_new_connection(self, conn_params: dict) -> Any:
         connection = super().get_new_connection(conn_params)
+        if self.timezone is not None:
+            # In place of Django's (`register_tzloader`), for this connection only; Django's
+            # `create_cursor` still finds `timezone` on it and registers its own per cursor if
+            # the connection's ever disagreed.
+            loader = type(
+                "TimestamptzLoader",
+                (_TimestamptzLoader,),
+                {"timezone": self.timezone, "__module__": __name__},
+            )
+            connection.adapters.register_loader("timestamptz", loader)
         if connection.prepare_threshold is None and _prepared_statements():
             connection.prepare_threshold = _ONLY_WHEN_ASKED
         return connection
