@@ -24,6 +24,7 @@ pytestmark = [
     pytest.mark.django_db,
 ]
 
+TIMESTAMPTZ = psycopg.adapters.types["timestamptz"].oid
 # Edges of the range and of the text format: no fraction, six digits, year 1 and 9999, NULL.
 VALUES_SQL = """
     SELECT v FROM (VALUES
@@ -45,13 +46,9 @@ def read(*, django_loader: bool, sql: str = VALUES_SQL) -> list[dt.datetime | No
         return [row[0] for row in cursor.fetchall()]
 
 
-def loader_in_use() -> base._TimestamptzLoader:
+def loader_in_use() -> type[base._TimestamptzLoader]:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT now()")
-        cursor.fetchone()
-        return cursor.cursor.adapters.get_loader(
-            psycopg.adapters.types["timestamptz"].oid, psycopg.pq.Format.TEXT
-        )
+        return cursor.cursor.adapters.get_loader(TIMESTAMPTZ, psycopg.pq.Format.TEXT)
 
 
 def test_timestamps_come_back_as_djangos_loader_gives_them_from_psycopgs_loader():
@@ -65,7 +62,7 @@ def test_timestamps_come_back_as_djangos_loader_gives_them_from_psycopgs_loader(
     loader_class = loader_in_use()
     assert issubclass(loader_class, base._TimestamptzLoader)
     with connection.cursor() as cursor:
-        loader = loader_class(psycopg.adapters.types["timestamptz"].oid, cursor.cursor)
+        loader = loader_class(TIMESTAMPTZ, cursor.cursor)
     assert type(loader.load.__self__) is base._PSYCOPG_TIMESTAMPTZ_LOADER
     assert loader.load(b"2026-11-29 08:00:00.25+00") == dt.datetime(
         2026, 11, 29, 8, 0, 0, 250000, tzinfo=dt.UTC
@@ -86,7 +83,7 @@ def test_a_session_in_another_time_zone_gets_djangos_loader_and_its_answer():
     try:
         loader_class = loader_in_use()
         with connection.cursor() as cursor:
-            loader = loader_class(psycopg.adapters.types["timestamptz"].oid, cursor.cursor)
+            loader = loader_class(TIMESTAMPTZ, cursor.cursor)
         # Not psycopg's: its answer would carry Paris's tzinfo, Django's carries UTC.
         assert getattr(loader.load, "__self__", None) is loader
         # Without year 9999's last second: in Paris it is in year 10000, which neither loads.
