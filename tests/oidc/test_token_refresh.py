@@ -68,7 +68,9 @@ def test_refresh_rotates_the_refresh_token(client, web_client, issue_tokens, ref
         assert not old_access.exists()
     else:
         assert old_access.get().expires <= now()
-    assert AccessToken.objects.filter(token_checksum=token_checksum(second["access_token"]))
+    assert AccessToken.objects.filter(
+        token_checksum=token_checksum(second["access_token"])
+    ).exists()
 
 
 @pytest.mark.spec("RFC 6749", "6")
