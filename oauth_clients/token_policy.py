@@ -596,9 +596,9 @@ class TokenPolicyMixin(_ValidatorBase):
         DOT re-reads and re-locks the refresh token, looks for an access token already minted
         from it (for its grace period, which is 0 here) and deletes the old access token with
         Django's collector. Here a conditional UPDATE settles a concurrent rotation and the old
-        access token is expired in place: on PostgreSQL together with the new rows in one
-        statement, elsewhere as separate statements under the row lock `validate_refresh_token`
-        took.
+        access token dies: on PostgreSQL deleted together with the new rows in one statement
+        (oauth_clients/rotation.py), elsewhere expired in place by separate statements under
+        the row lock `validate_refresh_token` took.
         """
         rt = getattr(request, "refresh_token_instance", None)
         if rt is None or not token.get("refresh_token") or "scope" not in token:
