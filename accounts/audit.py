@@ -60,15 +60,34 @@ def record_event(
 
     `extra` must never contain secrets, tokens or passwords.
     """
+    event = build_event(
+        type=type, request=request, actor=actor, subject=subject, client=client, **extra
+    )
+    # One INSERT built once (oauth_clients.writes): a sign-in writes two audit rows (the login,
+    # the tokens issued) and `objects.create` spent ~2x the CPU on each (BENCHMARKS.md round 5).
+    # Nothing listens to AuditEvent's save signals (tests/accounts/test_audit_writes.py checks).
+    writes.insert(event)
+    publish_event(event)
+    return event
+
+
+def build_event(
+    *,
+    type: str,
+    request: HttpRequest | None = None,
+    actor: Any = None,
+    subject: Any = None,
+    client: Any = None,
+    **extra: Any,
+) -> AuditEvent:
+    """The unsaved row `record_event` writes, for a caller that writes it with other rows in one
+    statement (the code exchange: oauth_clients.rotation) and then calls `publish_event`."""
     if actor is None and request is not None:
         request_user = getattr(request, "user", None)
         if request_user is not None and request_user.is_authenticated:
             actor = request_user
     user_agent = request.META.get("HTTP_USER_AGENT", "")[:512] if request is not None else ""
-    # One INSERT built once (oauth_clients.writes): a sign-in writes two audit rows (the login,
-    # the tokens issued) and `objects.create` spent ~2x the CPU on each (BENCHMARKS.md round 5).
-    # Nothing listens to AuditEvent's save signals (tests/accounts/test_audit_writes.py checks).
-    event = AuditEvent(
+    return AuditEvent(
         type=type,
         actor=actor if getattr(actor, "pk", None) else None,
         actor_repr=str(actor.get_username()) if getattr(actor, "pk", None) else "",
@@ -80,8 +99,10 @@ def record_event(
         user_agent=user_agent,
         extra=extra,
     )
-    writes.insert(event)
-    # Operations (issue 6): one JSON log line and the login/token counters per event.
+
+
+def publish_event(event: AuditEvent) -> None:
+    """What follows a written audit row (issue 6): one JSON log line and the login/token
+    counters."""
     log_audit_event(event)
     observe_audit_event(event)
-    return event

@@ -270,9 +270,9 @@ class AuthorizationPolicyMixin:
             payload["nonce"] = request.nonce
         algorithm = "ES256" if request.client.algorithm == "ES256" else ID_TOKEN_ALGORITHM
         signed = sign_jwt(payload, algorithm=algorithm)
-        if request.grant_type == "refresh_token" and rotation.supported():
-            # Written with the rest of the rotation, in its one statement (or not at all when
-            # the rotation loses a race): oauth_clients/rotation.py.
+        if request.grant_type in ("refresh_token", "authorization_code") and rotation.supported():
+            # Written with the rest of the rotation or exchange, in its one statement (or not
+            # at all when it loses a race): oauth_clients/rotation.py.
             record = self._build_id_token(payload["jti"], request, expiration_time)
         else:
             record = self._save_id_token(payload["jti"], request, expiration_time)

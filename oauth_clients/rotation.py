@@ -1,4 +1,5 @@
-"""Refresh-token rotation as one SQL statement on PostgreSQL (RFC 9700 §4.14.2).
+"""Refresh-token rotation (RFC 9700 §4.14.2) and the code exchange (RFC 6749 §4.1.3) as one SQL
+statement each on PostgreSQL.
 
 Why this exists: a refresh grant was the slowest token operation (~240/s on 2 vCPUs against a
 target of 500). Through the ORM it is BEGIN, a locking SELECT, the ID-token INSERT, two UPDATEs,
@@ -20,6 +21,11 @@ the second wait for the first and re-checks `revoked IS NULL`, finds the row rot
 nothing — and because every INSERT selects from `rotated`, the loser writes nothing at all. It is
 then answered `invalid_grant`, exactly as the ORM path answers it.
 
+The code exchange is the same shape (`exchange`): `consumed AS (UPDATE the code SET consumed_at
+WHERE … consumed_at IS NULL)`, then the ID, access and refresh token and the exchange's audit row,
+each selected from `consumed`. It was BEGIN, a locking SELECT, five writes and COMMIT; the code is
+now read without a lock and the statement is the exchange's one write (BENCHMARKS.md round 8).
+
 Rows are built as ordinary unsaved model instances; each column's value goes through the field's
 own `pre_save` and `get_db_prep_save` (what Django's INSERT compiler does: `auto_now`, DOT's
 token checksum, JSON, UUID), and every value is a bound parameter cast to the column's type. The
@@ -35,10 +41,12 @@ from typing import Any
 from django.db import connections, models, router
 from oauth2_provider.models import (
     get_access_token_model,
+    get_grant_model,
     get_id_token_model,
     get_refresh_token_model,
 )
 
+from accounts.models import AuditEvent
 from oauth_clients.prepared import statement_cursor
 from oauth_clients.writes import insert_fields, values
 
@@ -50,79 +58,102 @@ def supported() -> bool:
     return connections[router.db_for_write(get_refresh_token_model())].vendor == "postgresql"
 
 
-@functools.cache
-def _statement(alias: str, with_id_token: bool) -> tuple[str, tuple[list, list, list]]:
-    """The SQL for one rotation, and the fields whose values fill its parameters, in order.
+class _SQL:
+    """Names and INSERT … SELECT pieces of one connection, quoted by its backend.
 
-    Every name in it is a table or column from the models' metadata, quoted by the backend;
-    every value is a bound parameter (pyproject.toml exempts this file from ruff's S608)."""
-    connection = connections[alias]
-    quote = connection.ops.quote_name
-    refresh_model = get_refresh_token_model()
-    access_model = get_access_token_model()
-    id_model = get_id_token_model()
-    timestamp = models.DateTimeField().cast_db_type(connection)
+    Every name is a table or column from the models' metadata; every value a bound parameter
+    cast to its column's type (pyproject.toml exempts this file from ruff's S608)."""
 
-    def table(model: type[models.Model]) -> str:
-        return quote(model._meta.db_table)
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.quote = connection.ops.quote_name
+        self.timestamp = models.DateTimeField().cast_db_type(connection)
 
-    def column(model: type[models.Model], name: str) -> str:
-        return quote(model._meta.get_field(name).column)
+    def table(self, model: type[models.Model]) -> str:
+        return self.quote(model._meta.db_table)
 
-    def pk(model: type[models.Model]) -> str:
-        return quote(model._meta.pk.column)
+    def column(self, model: type[models.Model], name: str) -> str:
+        return self.quote(model._meta.get_field(name).column)
 
-    def insert(model: type[models.Model], source: str, linked: dict[str, str]) -> tuple[str, list]:
+    def pk(self, model: type[models.Model]) -> str:
+        return self.quote(model._meta.pk.column)
+
+    def insert(
+        self, model: type[models.Model], source: str, linked: dict[str, str]
+    ) -> tuple[str, list]:
         """INSERT … SELECT one row FROM `source`; `linked` columns come from sub-selects."""
         names, selected, fields = [], [], []
         for field in insert_fields(model):
-            names.append(quote(field.column))
+            names.append(self.quote(field.column))
             if field.name in linked:
                 selected.append(linked[field.name])
             else:
-                selected.append(f"CAST(%s AS {field.cast_db_type(connection)})")
+                selected.append(f"CAST(%s AS {field.cast_db_type(self.connection)})")
                 fields.append(field)
         sql = (
-            f"INSERT INTO {table(model)} ({', '.join(names)}) "
-            f"SELECT {', '.join(selected)} FROM {source} RETURNING {pk(model)}"
+            f"INSERT INTO {self.table(model)} ({', '.join(names)}) "
+            f"SELECT {', '.join(selected)} FROM {source} RETURNING {self.pk(model)}"
         )
         return sql, fields
 
+    def new_tokens(
+        self, source: str, with_id_token: bool, with_refresh_token: bool
+    ) -> tuple[list[str], str, tuple[list, list, list]]:
+        """The CTEs inserting a grant's ID token (optional), access token and refresh token
+        (optional), each row only if `source` returned one; the SELECT list of their ids (access,
+        refresh, ID token); the fields whose values fill their parameters, in order."""
+        access_model = get_access_token_model()
+        refresh_model = get_refresh_token_model()
+        id_model = get_id_token_model()
+        parts: list[str] = []
+        id_fields: list = []
+        access_links: dict[str, str] = {}
+        new_id = "NULL"
+        if with_id_token:
+            id_sql, id_fields = self.insert(id_model, source, {})
+            parts.append(f"new_id AS ({id_sql})")
+            new_id = f"(SELECT {self.pk(id_model)} FROM new_id)"
+            access_links["id_token"] = new_id
+        at_sql, at_fields = self.insert(access_model, source, access_links)
+        parts.append(f"new_at AS ({at_sql})")
+        new_at = f"new_at.{self.pk(access_model)}"
+        rt_fields: list = []
+        new_rt = "NULL"
+        if with_refresh_token:
+            rt_sql, rt_fields = self.insert(refresh_model, "new_at", {"access_token": new_at})
+            parts.append(f"new_rt AS ({rt_sql})")
+            new_rt = f"(SELECT {self.pk(refresh_model)} FROM new_rt)"
+        return parts, f"{new_at}, {new_rt}, {new_id}", (id_fields, at_fields, rt_fields)
+
+
+@functools.cache
+def _statement(alias: str, with_id_token: bool) -> tuple[str, tuple[list, list, list]]:
+    """The SQL for one rotation, and the fields whose values fill its parameters, in order."""
+    sql = _SQL(connections[alias])
+    refresh_model = get_refresh_token_model()
+    access_model = get_access_token_model()
+    timestamp = sql.timestamp
     # Parameters: now, now, the old refresh token's id; its access token's id; then the new
     # rows' values.
     rotated = (
-        f"UPDATE {table(refresh_model)} SET "
-        f"{column(refresh_model, 'revoked')} = CAST(%s AS {timestamp}), "
-        f"{column(refresh_model, 'updated')} = CAST(%s AS {timestamp}), "
-        f"{column(refresh_model, 'access_token')} = NULL "
-        f"WHERE {pk(refresh_model)} = %s AND {column(refresh_model, 'revoked')} IS NULL "
-        f"RETURNING {pk(refresh_model)}"
+        f"UPDATE {sql.table(refresh_model)} SET "
+        f"{sql.column(refresh_model, 'revoked')} = CAST(%s AS {timestamp}), "
+        f"{sql.column(refresh_model, 'updated')} = CAST(%s AS {timestamp}), "
+        f"{sql.column(refresh_model, 'access_token')} = NULL "
+        f"WHERE {sql.pk(refresh_model)} = %s AND {sql.column(refresh_model, 'revoked')} IS NULL "
+        f"RETURNING {sql.pk(refresh_model)}"
     )
     # The previous access token dies with its pair: deleted. An UPDATE of `expires` (indexed)
     # cannot be HOT, so it wrote a new row version and an entry in each of the table's indexes;
     # a DELETE only marks the row (BENCHMARKS.md round 7). Its one referrer, the old refresh
     # token, lets go of it in `rotated`; the foreign key is checked at the end of the statement.
     retired = (
-        f"DELETE FROM {table(access_model)} "
-        f"WHERE {pk(access_model)} = %s AND EXISTS (SELECT 1 FROM rotated)"
+        f"DELETE FROM {sql.table(access_model)} "
+        f"WHERE {sql.pk(access_model)} = %s AND EXISTS (SELECT 1 FROM rotated)"
     )
-    parts = [f"rotated AS ({rotated})", f"retired AS ({retired})"]
-    id_fields: list = []
-    access_links: dict[str, str] = {}
-    new_id = "NULL"
-    if with_id_token:
-        id_sql, id_fields = insert(id_model, "rotated", {})
-        parts.append(f"new_id AS ({id_sql})")
-        new_id = f"(SELECT {pk(id_model)} FROM new_id)"
-        access_links["id_token"] = new_id
-    at_sql, at_fields = insert(access_model, "rotated", access_links)
-    parts.append(f"new_at AS ({at_sql})")
-    new_at = f"new_at.{pk(access_model)}"
-    rt_sql, rt_fields = insert(refresh_model, "new_at", {"access_token": new_at})
-    parts.append(f"new_rt AS ({rt_sql})")
-    new_rt = f"(SELECT {pk(refresh_model)} FROM new_rt)"
-    sql = f"WITH {', '.join(parts)} SELECT {new_at}, {new_rt}, {new_id} FROM new_at"
-    return sql, (id_fields, at_fields, rt_fields)
+    parts, ids, fields = sql.new_tokens("rotated", with_id_token, with_refresh_token=True)
+    parts = [f"rotated AS ({rotated})", f"retired AS ({retired})", *parts]
+    return f"WITH {', '.join(parts)} SELECT {ids} FROM new_at", fields
 
 
 def rotate(
@@ -139,25 +170,115 @@ def rotate(
     On success the new instances carry their primary keys and are marked as saved.
     """
     alias = router.db_for_write(get_refresh_token_model())
+    sql, fields = _statement(alias, id_token is not None)
+    row = _run(
+        alias,
+        sql,
+        [now, now, previous.pk, previous.access_token_id],
+        fields,
+        (id_token, access_token, refresh_token),
+    )
+    if row is None:
+        return False
+    _saved(alias, row, access_token, refresh_token, id_token)
+    return True
+
+
+@functools.cache
+def _exchange_statement(
+    alias: str, with_id_token: bool, with_refresh_token: bool
+) -> tuple[str, tuple[list, list, list], list]:
+    """The SQL for one code exchange, the token rows' fields and the audit row's fields."""
+    sql = _SQL(connections[alias])
+    grant_model = get_grant_model()
+    # Parameters: now, the code's id; then the new rows' values; then the audit row's.
+    consumed = (
+        f"UPDATE {sql.table(grant_model)} SET "
+        f"{sql.column(grant_model, 'consumed_at')} = CAST(%s AS {sql.timestamp}) "
+        f"WHERE {sql.pk(grant_model)} = %s AND {sql.column(grant_model, 'consumed_at')} IS NULL "
+        f"RETURNING {sql.pk(grant_model)}"
+    )
+    parts, ids, fields = sql.new_tokens("consumed", with_id_token, with_refresh_token)
+    audit_sql, audit_fields = sql.insert(AuditEvent, "consumed", {})
+    parts = [f"consumed AS ({consumed})", *parts, f"audit AS ({audit_sql})"]
+    audit_id = f"(SELECT {sql.pk(AuditEvent)} FROM audit)"
+    return f"WITH {', '.join(parts)} SELECT {ids}, {audit_id} FROM new_at", fields, audit_fields
+
+
+def exchange(
+    *,
+    grant: models.Model,
+    now: Any,
+    access_token: models.Model,
+    refresh_token: models.Model | None,
+    id_token: models.Model | None,
+    audit_event: models.Model,
+) -> bool:
+    """Mark the authorization code `grant` consumed and insert the unsaved tokens and audit row
+    it issues, atomically, in one statement (RFC 6749 §4.1.2: a code is used once).
+
+    The code exchange's counterpart of `rotate`: BEGIN, a locking SELECT, three INSERTs, the
+    UPDATE, the audit INSERT and COMMIT were eight round trips; now the code is read without a
+    lock and this statement is the exchange's one write. False when the code was consumed
+    first by a concurrent exchange (PostgreSQL re-checks `consumed_at IS NULL` after waiting on
+    the winner's row): nothing written. On success every instance carries its primary key.
+    """
+    alias = router.db_for_write(get_grant_model())
+    sql, fields, audit_fields = _exchange_statement(
+        alias, id_token is not None, refresh_token is not None
+    )
+    row = _run(
+        alias,
+        sql,
+        [now, grant.pk],
+        fields,
+        (id_token, access_token, refresh_token),
+        tail=values(audit_fields, audit_event, connections[alias]),
+    )
+    if row is None:
+        return False
+    _saved(alias, row, access_token, refresh_token, id_token)
+    audit_event.pk = row[3]
+    audit_event._state.adding, audit_event._state.db = False, alias
+    return True
+
+
+def _run(
+    alias: str,
+    sql: str,
+    head: list[Any],
+    fields: tuple[list, list, list],
+    rows: tuple[models.Model | None, models.Model, models.Model | None],
+    tail: list[Any] = (),
+) -> Any:
+    """Run one grant statement: `head` parameters, each new row's values, `tail`; its row."""
     connection = connections[alias]
-    sql, (id_fields, at_fields, rt_fields) = _statement(alias, id_token is not None)
-    params: list[Any] = [now, now, previous.pk, previous.access_token_id]
-    if id_token is not None:
-        params += values(id_fields, id_token, connection)
-    params += values(at_fields, access_token, connection)
-    params += values(rt_fields, refresh_token, connection)
+    params = list(head)
+    for row_fields, obj in zip(fields, rows, strict=True):
+        if obj is not None:
+            params += values(row_fields, obj, connection)
+    params += tail
     # Parsed and planned once per connection (idp/db/postgresql: prepared_cursor).
     with statement_cursor(connection) as cursor:
         cursor.execute(sql, params)
-        row = cursor.fetchone()
-    if row is None:
-        return False
-    access_token.pk, refresh_token.pk = row[0], row[1]
-    refresh_token.access_token = access_token
+        return cursor.fetchone()
+
+
+def _saved(
+    alias: str,
+    row: Any,
+    access_token: models.Model,
+    refresh_token: models.Model | None,
+    id_token: models.Model | None,
+) -> None:
+    """The new rows' primary keys and links, as `save()` would leave them."""
+    access_token.pk = row[0]
+    if refresh_token is not None:
+        refresh_token.pk = row[1]
+        refresh_token.access_token = access_token
     if id_token is not None:
         id_token.pk = row[2]
         access_token.id_token = id_token
     for obj in (access_token, refresh_token, id_token):
         if obj is not None:
             obj._state.adding, obj._state.db = False, alias
-    return True

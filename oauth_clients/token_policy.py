@@ -33,7 +33,7 @@ from oauth2_provider.settings import oauth2_settings
 from oauthlib.common import Request
 from oauthlib.oauth2.rfc6749 import errors, utils
 
-from accounts.audit import record_event
+from accounts.audit import build_event, publish_event, record_event
 from accounts.models import AuditEvent
 from oauth_clients import rotation, writes
 from oauth_clients.claims import annotate_email_verified, carry_email_verified
@@ -79,6 +79,12 @@ def _rotates_in_one_statement(request: Request) -> bool:
     return request.grant_type == "refresh_token" and rotation.supported()
 
 
+def _exchanges_in_one_statement(request: Request) -> bool:
+    """A code exchange whose database writes it in one statement (oauth_clients/rotation.py:
+    `exchange`): the code read without a lock, no transaction."""
+    return request.grant_type == "authorization_code" and rotation.supported()
+
+
 # The hot lookups, compiled once per process (oauth_clients/prepared.py says why).
 # A token by checksum with its user and client (userinfo, protected resources).
 _ACCESS_TOKEN = PreparedLookup(
@@ -118,6 +124,13 @@ _GRANT_LOCKED = PreparedLookup(
         .objects.select_for_update(of=("self",))
         .select_related("user")
         .filter(code=code_hash)
+    )[:1]
+)
+# The same, unlocked: where the exchange is one conditional statement, that statement settles
+# races (oauth_clients/rotation.py: `exchange`).
+_GRANT = PreparedLookup(
+    lambda code_hash: annotate_email_verified(
+        get_grant_model().objects.select_related("user").filter(code=code_hash)
     )[:1]
 )
 
@@ -356,13 +369,15 @@ class TokenPolicyMixin(_ValidatorBase):
         return get_grant_model().objects.filter(code=hashed, application=request.client).first()
 
     def _locked_grant(self, code: str, request: Request) -> Any:
-        """The Grant row of `code` (any client), locked until the exchange's transaction ends,
-        read once per request (the OpenID dispatcher asks for its scopes first)."""
+        """The Grant row of `code` (any client), read once per request (the OpenID dispatcher
+        asks for its scopes first): locked until the exchange's transaction ends, or, where the
+        exchange is one conditional statement, unlocked."""
         hashed = hash_code(code)
         cached = getattr(request, "idp_locked_grant", None)
         if cached is not None and cached[0] == hashed:
             return cached[1]
-        grant = _GRANT_LOCKED.first(hashed, get_grant_model())
+        lookup = _GRANT if _exchanges_in_one_statement(request) else _GRANT_LOCKED
+        grant = lookup.first(hashed, get_grant_model())
         carry_email_verified(grant)
         request.idp_locked_grant = (hashed, grant)
         return grant
@@ -373,8 +388,10 @@ class TokenPolicyMixin(_ValidatorBase):
         """RFC 6749 §4.1.2: a code is bound to its client, lives ≤ 60 s and is used once.
 
         The row is locked until the exchange commits (the token view runs in one transaction),
-        so two concurrent exchanges cannot both pass. A code presented again after its exchange
-        revokes every token issued from it (RFC 6749 §4.1.2, RFC 9700 §4.2.4).
+        so two concurrent exchanges cannot both pass; on PostgreSQL the exchange's one
+        conditional statement settles that instead (`invalidate_authorization_code`). A code
+        presented again after its exchange revokes every token issued from it (RFC 6749 §4.1.2,
+        RFC 9700 §4.2.4).
         """
         grant = self._locked_grant(code, request)
         if grant is None or grant.application_id != client.pk:
@@ -445,6 +462,13 @@ class TokenPolicyMixin(_ValidatorBase):
         """Mark the code consumed instead of deleting it, so a replay can be traced to the
         tokens it issued. Conditional update: a concurrent exchange that got here first wins."""
         grant = self._grant(code, request)
+        pending = getattr(request, "idp_exchange_rows", None)
+        if pending is not None:  # built by `_save_bearer_token`, not written yet
+            request.idp_exchange_rows = None
+            if grant is None:
+                raise errors.InvalidGrantError(request=request)
+            self._exchange_in_one_statement(grant, request, *pending)
+            return
         consumed = (
             get_grant_model()
             .objects.filter(pk=getattr(grant, "pk", None), consumed_at__isnull=True)
@@ -461,6 +485,46 @@ class TokenPolicyMixin(_ValidatorBase):
             grant="authorization_code",
             scope=" ".join(request.scopes or []),
         )
+
+    def _exchange_in_one_statement(
+        self,
+        grant: Any,
+        request: Request,
+        access_token: Any,
+        refresh_token: Any,
+        id_token: Any,
+    ) -> None:
+        """The exchange's writes, the audit row's included, as one statement (PostgreSQL).
+
+        A concurrent exchange of the same code that consumed it first leaves this one with
+        nothing written: a replay (RFC 6749 §4.1.2), answered as `validate_code` answers one
+        that arrives later, by revoking what the code issued (the winner's statement has
+        committed by then: this one waited for its row)."""
+        audit_http_request = audit_request(request)
+        event = build_event(
+            type=AuditEvent.Type.TOKENS_ISSUED,
+            request=audit_http_request,
+            subject=request.user,
+            client=request.client,
+            grant="authorization_code",
+            scope=" ".join(request.scopes or []),
+        )
+        if not rotation.exchange(
+            grant=grant,
+            now=timezone.now(),
+            access_token=access_token,
+            refresh_token=refresh_token,
+            id_token=id_token,
+            audit_event=event,
+        ):
+            revoke_tokens_issued_from_code(
+                code_checksum=grant.code,
+                client=request.client,
+                request=audit_http_request,
+                reason="authorization code replayed",
+            )
+            raise errors.InvalidGrantError(request=request)
+        publish_event(event)
 
     def _check_and_set_request_resource(self, request: Request) -> None:
         """RFC 8707 resources as DOT handles them, with the Grant `validate_code` read instead
@@ -580,7 +644,7 @@ class TokenPolicyMixin(_ValidatorBase):
             # A single INSERT (DOT's path for this grant): autocommit makes it atomic without
             # the BEGIN/COMMIT round trips (the token view opens no transaction for it).
             return self._save_bearer_token(token, request, *args, **kwargs)
-        if _rotates_in_one_statement(request):
+        if _rotates_in_one_statement(request) or _exchanges_in_one_statement(request):
             # One statement, atomic on its own (oauth_clients/rotation.py).
             return self._save_bearer_token(token, request, *args, **kwargs)
         # The token view already runs in one transaction; DOT's extra savepoint is a round trip.
@@ -600,6 +664,23 @@ class TokenPolicyMixin(_ValidatorBase):
         (oauth_clients/rotation.py), elsewhere expired in place by separate statements under
         the row lock `validate_refresh_token` took.
         """
+        if _exchanges_in_one_statement(request) and "scope" in token:
+            # Built here, written by `invalidate_authorization_code` with the code's UPDATE and
+            # the audit row in one statement (oauth_clients/rotation.py: `exchange`), which
+            # oauthlib calls right after this.
+            self._check_and_set_request_resource(request)
+            expires = timezone.now() + timedelta(
+                seconds=token.get("expires_in", oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS)
+            )
+            access_token = self._build_access_token(expires, request, token)
+            id_token = access_token.id_token if access_token.id_token_id is None else None
+            refresh_token = (
+                self._build_refresh_token(request, token["refresh_token"], access_token, None)
+                if token.get("refresh_token")
+                else None
+            )
+            request.idp_exchange_rows = (access_token, refresh_token, id_token)
+            return None
         rt = getattr(request, "refresh_token_instance", None)
         if rt is None or not token.get("refresh_token") or "scope" not in token:
             return super()._save_bearer_token(token, request, *args, **kwargs)

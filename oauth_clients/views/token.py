@@ -189,12 +189,13 @@ class TokenView(dot_views.TokenView):
             # one round trip instead of BEGIN, INSERT, COMMIT (a third of the grant's wall time
             # under load, BENCHMARKS.md). `save_bearer_token` opens no transaction for it either.
             return super().dispatch(request, *args, **kwargs)
-        if request.POST["grant_type"] == "refresh_token" and rotation.supported():
-            # Every write of a rotation is one statement (oauth_clients/rotation.py), atomic on
-            # its own and conditional on the old token still being live: no transaction.
+        if rotation.supported():
+            # Every write of a rotation or a code exchange is one statement
+            # (oauth_clients/rotation.py), atomic on its own and conditional on the old token
+            # being live or the code unused: no transaction.
             return super().dispatch(request, *args, **kwargs)
-        # One transaction: the code row stays locked from validation to "consumed", and a
-        # failure half-way leaves no token behind.
+        # Elsewhere one transaction: the code row stays locked from validation to "consumed",
+        # and a failure half-way leaves no token behind.
         with transaction.atomic():
             return super().dispatch(request, *args, **kwargs)
 
