@@ -5,11 +5,15 @@ from __future__ import annotations
 import re
 
 import pytest
+import redis
 from django.conf import settings
 from django.core import mail
 from django.core.cache import cache
 from django.test import Client
 
+from tests.deploy.servers import REDIS_HOST, REDIS_PORT, require_services
+
+REDIS_DB = 15  # the `redis` tests' own database on the machine's Redis
 LOGIN_URL = "/accounts/login/"
 LOGOUT_URL = "/accounts/logout/"
 RESET_URL = "/accounts/password/reset/"
@@ -26,6 +30,25 @@ def _fresh_rate_limits():
     """
     if settings.CACHES["default"]["BACKEND"].endswith("LocMemCache"):
         cache.clear()
+
+
+@pytest.fixture
+def redis_cache(settings):
+    """The default cache (allauth's rate limits, the session store) on a Redis database of the
+    `redis` tests' own; they run in the Makefile's service phase and fail, never skip, when
+    Redis does not answer."""
+    require_services(redis=True)
+    server = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB)
+    server.flushdb()
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}",
+            "KEY_PREFIX": "idp",
+        }
+    }
+    yield server
+    server.flushdb()
 
 
 def sign_in(client: Client, login: str, password: str, **extra: str):

@@ -26,29 +26,10 @@ from django.test import Client, RequestFactory
 
 from accounts import ratelimit
 from tests.accounts.conftest import LOGIN_URL, is_signed_in, sign_in
-from tests.deploy.servers import REDIS_HOST, REDIS_PORT, require_services
 
-pytestmark = [pytest.mark.redis, pytest.mark.django_db]
+pytestmark = [pytest.mark.redis, pytest.mark.django_db, pytest.mark.usefixtures("redis_cache")]
 
-REDIS_DB = 15
 TOO_MANY = "Too many failed login attempts"
-
-
-@pytest.fixture(autouse=True)
-def redis_cache(settings):
-    """The default cache (and so allauth's rate limits) on a Redis database of our own."""
-    require_services(redis=True)
-    server = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB)
-    server.flushdb()
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}",
-            "KEY_PREFIX": "idp",
-        }
-    }
-    yield server
-    server.flushdb()
 
 
 def _request(ip: str = "192.0.2.1", method: str = "POST"):
