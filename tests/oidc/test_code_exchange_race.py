@@ -70,7 +70,8 @@ def test_one_exchange_writes_its_rows_and_the_audit_row(web_client, run_code_flo
 
     assert Grant.objects.get().consumed_at is not None
     access = AccessToken.objects.get(token_checksum=token_checksum("a1"))
-    assert access.user == request.user and access.code_checksum == Grant.objects.get().code
+    assert access.user == request.user
+    assert access.code_checksum == Grant.objects.get().code
     assert RefreshToken.objects.get(token_checksum=token_checksum("r1")).access_token == access
     event = AuditEvent.objects.get(type=AuditEvent.Type.TOKENS_ISSUED)
     assert (event.client, event.extra["grant"]) == (web_client, "authorization_code")
