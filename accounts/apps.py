@@ -1,5 +1,6 @@
 """App configs: company accounts (the user store, login UI and audit log), and allauth's
-usersessions with our sign-in receiver in place of allauth's."""
+usersessions with our sign-in receiver in place of allauth's (and of Django's `last_login`
+one)."""
 
 from allauth.usersessions import apps as usersessions_apps
 from django.apps import AppConfig
@@ -42,4 +43,14 @@ class UserSessionsConfig(usersessions_apps.UserSessionsConfig):
             raise ImproperlyConfigured(
                 "allauth.usersessions no longer connects on_user_logged_in: "
                 "re-check accounts.apps.UserSessionsConfig against allauth."
+            )
+        # Django's `update_last_login` (connected by django.contrib.auth's ready(), which runs
+        # before this one) saves the user on every sign-in; `services.record_login` writes
+        # `last_login` with the sign-in's audit row instead, in one statement.
+        from django.contrib.auth.signals import user_logged_in as django_user_logged_in
+
+        if not django_user_logged_in.disconnect(dispatch_uid="update_last_login"):
+            raise ImproperlyConfigured(
+                "django.contrib.auth no longer connects update_last_login: "
+                "re-check accounts.apps.UserSessionsConfig against Django."
             )

@@ -24,7 +24,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from accounts.audit import record_event
+from accounts.audit import build_event, publish_event, record_event
 from accounts.models import AuditEvent, User
 from accounts.sessions import SID_KEY, get_sid
 from oauth_clients import backchannel, writes
@@ -70,13 +70,24 @@ def record_trusted_email(*, user: User, previous_email: str = "") -> None:
 
 
 def record_login(*, request: HttpRequest | None, user: User) -> None:
-    """A completed sign-in: clear the failure count and audit it."""
+    """A completed sign-in: stamp `last_login`, clear the failure count and audit it.
+
+    `last_login` is what Django's `update_last_login` receiver writes (`save(update_fields=…)`,
+    replaced in accounts.apps.UserSessionsConfig): here it is written with the audit row, in
+    one statement on PostgreSQL (oauth_clients.writes), a round trip and a `save()` fewer per
+    sign-in. Nothing listens to User's save signals (tests/accounts/test_audit_writes.py).
+    """
     if user.failed_login_count or user.locked_until is not None:
         User.objects.filter(pk=user.pk).update(
             failed_login_count=0, locked_until=None, last_failed_login_at=None
         )
         user.failed_login_count, user.locked_until = 0, None
-    record_event(type=AuditEvent.Type.LOGIN_SUCCEEDED, request=request, actor=user, subject=user)
+    user.last_login = timezone.now()
+    event = build_event(
+        type=AuditEvent.Type.LOGIN_SUCCEEDED, request=request, actor=user, subject=user
+    )
+    writes.insert(event, along=writes.update(user, "last_login"))
+    publish_event(event)
 
 
 @transaction.atomic

@@ -78,14 +78,46 @@ def listened_to(model: type[models.Model]) -> bool:
     return pre_save.has_listeners(model) or post_save.has_listeners(model)
 
 
-def insert(obj: models.Model) -> models.Model:
-    """INSERT the unsaved `obj` in one (prepared) statement; it comes back saved, with its pk."""
+def insert(obj: models.Model, *, along: tuple[str, list[Any]] | None = None) -> models.Model:
+    """INSERT the unsaved `obj` in one (prepared) statement; it comes back saved, with its pk.
+
+    `along`: an UPDATE (SQL and parameters, from `update`) written with it: in the same statement
+    on PostgreSQL, as a data-modifying CTE (one round trip, atomic), just before it elsewhere.
+    """
     model = type(obj)
     alias = router.db_for_write(model, instance=obj)
     connection = connections[alias]
+    sql = _insert_sql(model, alias)
     params = values(insert_fields(model), obj, connection)
+    if along is not None and connection.vendor == "postgresql":
+        sql = f"WITH along AS ({along[0]}) {sql}"
+        params = [*along[1], *params]
+    elif along is not None:
+        with connection.cursor() as cursor:
+            cursor.execute(*along)
     with statement_cursor(connection) as cursor:
-        cursor.execute(_insert_sql(model, alias), params)
+        cursor.execute(sql, params)
         obj.pk = cursor.fetchone()[0]
     obj._state.adding, obj._state.db = False, alias
     return obj
+
+
+@functools.cache
+def _update_sql(model: type[models.Model], names: tuple[str, ...], alias: str) -> str:
+    quote = connections[alias].ops.quote_name
+    columns = ", ".join(f"{quote(model._meta.get_field(name).column)} = %s" for name in names)
+    return (
+        f"UPDATE {quote(model._meta.db_table)} SET {columns} "
+        f"WHERE {quote(model._meta.pk.column)} = %s"
+    )
+
+
+def update(obj: models.Model, *names: str) -> tuple[str, list[Any]]:
+    """The UPDATE of `obj`'s row writing its current values of the fields `names` (what
+    `save(update_fields=names)` writes, without its signals), for `insert(..., along=...)`."""
+    model = type(obj)
+    alias = router.db_for_write(model, instance=obj)
+    connection = connections[alias]
+    fields = [model._meta.get_field(name) for name in names]
+    params = [field.get_db_prep_save(getattr(obj, field.attname), connection) for field in fields]
+    return _update_sql(model, names, alias), [*params, obj.pk]

@@ -8,13 +8,18 @@ from http import HTTPStatus
 
 import pytest
 from allauth.usersessions.models import UserSession
+from django.contrib.auth import login
+from django.contrib.auth.signals import user_logged_in
+from django.contrib.sessions.backends.db import SessionStore
 from django.test import Client as HttpClient
 from django.test import RequestFactory
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.audit import record_event
-from accounts.models import AuditEvent
+from accounts.models import AuditEvent, User
 from oauth_clients.writes import insert, listened_to
+from tests.accounts.conftest import sign_in
 from tests.oidc.conftest import web_client as web_client
 
 pytestmark = pytest.mark.django_db
@@ -33,7 +38,7 @@ FIELDS = (
 )
 
 
-@pytest.mark.parametrize("model", [AuditEvent, UserSession])
+@pytest.mark.parametrize("model", [AuditEvent, UserSession, User])
 def test_nothing_listens_to_their_save_signals(model):
     """`insert` sends no pre_save/post_save: a receiver added later must be noticed here."""
     assert not listened_to(model)
@@ -115,3 +120,25 @@ def test_insert_prepares_address_columns_as_the_orm_does(address, stored):
     assert AuditEvent.objects.get(pk=event.pk).ip == stored
     reference = AuditEvent.objects.create(type=AuditEvent.Type.LOGIN_FAILED, ip=address)
     assert AuditEvent.objects.get(pk=reference.pk).ip == stored
+
+
+def test_sign_in_stamps_last_login_with_its_audit_row(user, password):
+    """Django's `update_last_login` receiver is replaced (accounts.apps): `record_login` writes
+    `last_login` with the audit row. Through allauth's form and through the seed API's
+    `login()` alike, once."""
+    assert user.last_login is None
+    started = timezone.now()
+    assert sign_in(HttpClient(), "alice", password).status_code == HTTPStatus.FOUND
+    user.refresh_from_db()
+    event = AuditEvent.objects.get(type=AuditEvent.Type.LOGIN_SUCCEEDED)
+    assert started <= user.last_login <= event.created_at
+    assert event.subject == user
+
+    request = RequestFactory().get("/")
+    request.session, request.user = SessionStore(), None
+    before = user.last_login
+    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    assert User.objects.get(pk=user.pk).last_login > before
+    assert AuditEvent.objects.filter(type=AuditEvent.Type.LOGIN_SUCCEEDED).count() == 2
+    # Django's receiver would have saved the user a second time.
+    assert not user_logged_in.disconnect(dispatch_uid="update_last_login")
