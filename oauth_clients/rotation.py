@@ -249,7 +249,7 @@ def _run(
     head: list[Any],
     fields: tuple[list, list, list],
     rows: tuple[models.Model | None, models.Model, models.Model | None],
-    tail: list[Any] = (),
+    tail: list[Any] | None = None,
 ) -> Any:
     """Run one grant statement: `head` parameters, each new row's values, `tail`; its row."""
     connection = connections[alias]
@@ -257,7 +257,7 @@ def _run(
     for row_fields, obj in zip(fields, rows, strict=True):
         if obj is not None:
             params += values(row_fields, obj, connection)
-    params += tail
+    params += tail or []
     # Parsed and planned once per connection (idp/db/postgresql: prepared_cursor).
     with statement_cursor(connection) as cursor:
         cursor.execute(sql, params)
