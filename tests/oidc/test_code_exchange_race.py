@@ -3,75 +3,43 @@
 The one-statement exchange (oauth_clients/rotation.py: `exchange`) reads the code without a lock
 and relies on PostgreSQL's READ COMMITTED rule that an UPDATE waiting on a row another
 transaction changed re-checks its WHERE clause once that transaction commits. This drives two
-database connections through exactly that interleaving: the loser writes nothing, is refused,
-and — the code having been used twice — what the winner obtained with it is revoked, as when
-a replay arrives after the exchange.
+database connections through exactly that interleaving (tests/oidc/race_helpers.py): the loser
+writes nothing, is refused, and — the code having been used twice — what the winner obtained
+with it is revoked, as when a replay arrives after the exchange.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
-from django.db import connection, connections, transaction
-from oauthlib.common import Request
 from oauthlib.oauth2.rfc6749 import errors
 
 from accounts.models import AuditEvent
 from oauth_clients.models import AccessToken, Grant, IDToken, RefreshToken
 from oauth_clients.tokens import token_checksum
 from oauth_clients.validator import IdPOAuth2Validator
+from tests.oidc.race_helpers import ON_POSTGRESQL, race, token, token_request
 
-pytestmark = [
-    pytest.mark.skipif(
-        connection.vendor != "postgresql", reason="PostgreSQL's one-statement exchange"
-    ),
-    pytest.mark.django_db(transaction=True),
-]
+pytestmark = ON_POSTGRESQL
 
 
-def _request(client) -> Request:
-    request = Request("https://idp.example/o/token/")
-    request.client = client
-    request.client_id = client.client_id
-    request.grant_type = "authorization_code"
-    return request
-
-
-def _token(n: int) -> dict:
-    return {"access_token": f"a{n}", "refresh_token": f"r{n}", "scope": "openid", "expires_in": 60}
-
-
-def _exchange(validator: IdPOAuth2Validator, client, code: str, request: Request, n: int) -> None:
-    """What oauthlib's code grant calls after validation, in its order."""
-    validator.save_bearer_token(_token(n), request)
+def _exchange(validator: IdPOAuth2Validator, client, code: str, n: int) -> None:
+    """Validation, then what oauthlib's code grant calls after it, in its order."""
+    request = token_request(client, "authorization_code")
+    assert validator.validate_code(client.client_id, code, client, request)
+    validator.save_bearer_token(token(n), request)
     validator.invalidate_authorization_code(client.client_id, code, request)
-
-
-def _waiting_on_a_lock() -> bool:
-    with connections["default"].cursor() as cursor:
-        # Statistics views are a snapshot per transaction; this runs inside the winner's.
-        cursor.execute("SELECT pg_stat_clear_snapshot()")
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        return cursor.fetchone()[0] > 0
 
 
 def test_one_exchange_writes_its_rows_and_the_audit_row(web_client, run_code_flow):
     """The positive path the race below departs from: one statement, every row."""
     flow = run_code_flow(web_client, scope="openid")
-    validator = IdPOAuth2Validator()
-    request = _request(web_client)
-    assert validator.validate_code(web_client.client_id, flow.code, web_client, request)
-    _exchange(validator, web_client, flow.code, request, 1)
+    _exchange(IdPOAuth2Validator(), web_client, flow.code, 1)
 
-    assert Grant.objects.get().consumed_at is not None
+    grant = Grant.objects.get()
+    assert grant.consumed_at is not None
     access = AccessToken.objects.get(token_checksum=token_checksum("a1"))
-    assert access.user == request.user
-    assert access.code_checksum == Grant.objects.get().code
+    assert access.user == grant.user
+    assert access.code_checksum == grant.code
     assert RefreshToken.objects.get(token_checksum=token_checksum("r1")).access_token == access
     event = AuditEvent.objects.get(type=AuditEvent.Type.TOKENS_ISSUED)
     assert (event.client, event.extra["grant"]) == (web_client, "authorization_code")
@@ -85,32 +53,22 @@ def test_an_exchange_that_waited_on_a_concurrent_one_writes_nothing(web_client, 
 
     def loser() -> None:
         try:
-            request = _request(web_client)
+            request = token_request(web_client, "authorization_code")
             # Validation reads the committed row: not consumed yet, so it passes.
             assert validator.validate_code(web_client.client_id, flow.code, web_client, request)
             outcome["validated"] = True
-            _exchange(validator, web_client, flow.code, request, 2)
+            validator.save_bearer_token(token(2), request)
+            validator.invalidate_authorization_code(web_client.client_id, flow.code, request)
             outcome["result"] = "exchanged"
         except errors.InvalidGrantError:
             outcome["result"] = "invalid_grant"
-        finally:
-            connections.close_all()
 
-    with transaction.atomic():
-        request = _request(web_client)
-        assert validator.validate_code(web_client.client_id, flow.code, web_client, request)
-        _exchange(validator, web_client, flow.code, request, 1)  # the code row locked till commit
-        thread = threading.Thread(target=loser)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not _waiting_on_a_lock():
-            time.sleep(0.02)
-        assert _waiting_on_a_lock(), "the second exchange should wait for the first"
+    def loser_waits() -> None:  # validated, waiting for the winner's row; the winner's rows exist
         assert outcome == {"validated": True}
-        # The winner's rows exist inside its transaction.
         assert AccessToken.objects.filter(token_checksum=token_checksum("a1")).exists()
-    thread.join(10)
-    assert outcome["result"] == "invalid_grant"
+
+    race(lambda: _exchange(validator, web_client, flow.code, 1), loser, loser_waits)
+    assert outcome == {"validated": True, "result": "invalid_grant"}
     # The loser wrote nothing: no token of its own, one "tokens issued" row (the winner's).
     assert not AccessToken.objects.filter(token_checksum=token_checksum("a2")).exists()
     assert not RefreshToken.objects.filter(token_checksum=token_checksum("r2")).exists()

@@ -8,36 +8,21 @@ database connections through exactly that interleaving and checks the loser wrot
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
-from django.db import connection, connections, transaction
-from oauthlib.common import Request
 from oauthlib.oauth2.rfc6749 import errors
 
 from oauth_clients.models import AccessToken, IDToken, RefreshToken
 from oauth_clients.tokens import token_checksum
 from oauth_clients.validator import IdPOAuth2Validator
+from tests.oidc.race_helpers import ON_POSTGRESQL, race, token, token_request
 
-pytestmark = [
-    pytest.mark.skipif(
-        connection.vendor != "postgresql", reason="PostgreSQL's one-statement rotation"
-    ),
-    pytest.mark.django_db(transaction=True),
-]
+pytestmark = ON_POSTGRESQL
 
 
-def _request(client) -> Request:
-    request = Request("https://idp.example/o/token/")
-    request.client = client
-    request.grant_type = "refresh_token"
+def _request(client):
+    request = token_request(client, "refresh_token")
     request.scopes = ["openid"]
     return request
-
-
-def _token(n: int) -> dict:
-    return {"access_token": f"a{n}", "refresh_token": f"r{n}", "scope": "openid", "expires_in": 60}
 
 
 @pytest.mark.spec("RFC 9700", "4.14.2")
@@ -46,33 +31,29 @@ def test_a_rotation_that_waited_on_a_concurrent_one_writes_nothing(web_client, i
     validator = IdPOAuth2Validator()
     outcome: dict[str, object] = {}
 
+    def winner() -> None:
+        request = _request(web_client)
+        assert validator.validate_refresh_token(first["refresh_token"], web_client, request)
+        validator.save_bearer_token(token(1), request)
+
     def loser() -> None:
         try:
             request = _request(web_client)
             # Validation reads the committed row: still live, so it passes.
             assert validator.validate_refresh_token(first["refresh_token"], web_client, request)
             outcome["validated"] = True
-            validator.save_bearer_token(_token(2), request)
+            validator.save_bearer_token(token(2), request)
             outcome["result"] = "rotated"
         except errors.InvalidGrantError:
             outcome["result"] = "invalid_grant"
-        finally:
-            connections.close_all()
 
     before = (AccessToken.objects.count(), IDToken.objects.count())
-    with transaction.atomic():
-        request = _request(web_client)
-        assert validator.validate_refresh_token(first["refresh_token"], web_client, request)
-        validator.save_bearer_token(_token(1), request)  # the row is now locked until commit
-        thread = threading.Thread(target=loser)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not _waiting_on_a_lock():
-            time.sleep(0.02)
-        assert _waiting_on_a_lock(), "the second rotation should wait for the first"
+
+    def loser_waits() -> None:  # validated, waiting for the winner's row: not rotated yet
         assert outcome == {"validated": True}
-    thread.join(10)
-    assert outcome["result"] == "invalid_grant"
+
+    race(winner, loser, while_waiting=loser_waits)
+    assert outcome == {"validated": True, "result": "invalid_grant"}
     assert RefreshToken.objects.filter(revoked__isnull=True).count() == 1
     # Only the winner's access token was added, in place of the first pair's (which the winner's
     # rotation deleted); no ID token for either (no `id_token` asked).
@@ -80,14 +61,3 @@ def test_a_rotation_that_waited_on_a_concurrent_one_writes_nothing(web_client, i
     assert list(AccessToken.objects.values_list("token_checksum", flat=True)) == [
         token_checksum("a1")
     ]
-
-
-def _waiting_on_a_lock() -> bool:
-    with connections["default"].cursor() as cursor:
-        # Statistics views are a snapshot per transaction; this runs inside the winner's.
-        cursor.execute("SELECT pg_stat_clear_snapshot()")
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        return cursor.fetchone()[0] > 0
