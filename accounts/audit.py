@@ -47,22 +47,10 @@ def client_ip(request: HttpRequest | None) -> str | None:
     return (clean_client_ip(ip) or None) if ip else None
 
 
-def record_event(
-    *,
-    type: str,
-    request: HttpRequest | None = None,
-    actor: Any = None,
-    subject: Any = None,
-    client: Any = None,
-    **extra: Any,
-) -> AuditEvent:
-    """Append one audit row. `actor` defaults to the signed-in user of `request`.
-
-    `extra` must never contain secrets, tokens or passwords.
-    """
-    event = build_event(
-        type=type, request=request, actor=actor, subject=subject, client=client, **extra
-    )
+def record_event(**fields: Any) -> AuditEvent:
+    """Append one audit row: `build_event(**fields)` (its parameters: `type`, `request`,
+    `actor`, `subject`, `client` and the row's `extra`), written and published."""
+    event = build_event(**fields)
     # One INSERT built once (oauth_clients.writes): a sign-in writes two audit rows (the login,
     # the tokens issued) and `objects.create` spent ~2x the CPU on each (BENCHMARKS.md round 5).
     # Nothing listens to AuditEvent's save signals (tests/accounts/test_audit_writes.py checks).
@@ -80,8 +68,10 @@ def build_event(
     client: Any = None,
     **extra: Any,
 ) -> AuditEvent:
-    """The unsaved row `record_event` writes, for a caller that writes it with other rows in one
-    statement (the code exchange: oauth_clients.rotation) and then calls `publish_event`."""
+    """The unsaved audit row. `actor` defaults to the signed-in user of `request`; `extra` must
+    never contain secrets, tokens or passwords. `record_event` writes it; a caller that writes
+    it with other rows in one statement (the code exchange: oauth_clients.rotation; the
+    sign-in's `last_login`: accounts.services) calls `publish_event` afterwards."""
     if actor is None and request is not None:
         request_user = getattr(request, "user", None)
         if request_user is not None and request_user.is_authenticated:
