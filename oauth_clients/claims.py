@@ -11,7 +11,8 @@ from typing import Any
 
 from allauth.account.models import EmailAddress
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db.models import Exists, F, Model, OuterRef, QuerySet
+from django.db.models import F, Model, OuterRef, QuerySet, Subquery
+from django.db.models.lookups import IsNull
 
 # OIDC Core §5.4 (profile, email) plus our `groups` scope: which claims each scope releases.
 SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
@@ -72,9 +73,22 @@ def annotate_email_verified(queryset: QuerySet, user_field: str = "user") -> Que
     token and userinfo answer with the `email` scope used to spend a second query on it (a
     round trip plus an ORM compile, ~7 % of a refresh grant's CPU; BENCHMARKS.md). Copy it
     onto the user with `carry_email_verified` after the row is fetched.
+
+    The address is compared with the outer query's own user row (the join `select_related`
+    makes, reused), not with a second join to the user table inside the subquery: with that
+    join, the generic plan on small or never-analysed tables hashed every user and every
+    verified address for each lookup, `upper()` on each (0.2-0.4 ms of PostgreSQL CPU per
+    refresh grant with 200 users; BENCHMARKS.md round 9). And it is a scalar subquery tested
+    for NULL rather than an EXISTS, which PostgreSQL may turn into a hashed subplan over every
+    verified address (it did here with 200); a scalar subquery runs per row: one address row
+    found by its user id.
     """
-    verified = _verified_addresses().filter(user_id=OuterRef(f"{user_field}_id"))
-    return queryset.annotate(**{EMAIL_VERIFIED_ATTR: Exists(verified)})
+    verified = EmailAddress.objects.filter(
+        user_id=OuterRef(f"{user_field}_id"),
+        verified=True,
+        email__iexact=OuterRef(f"{user_field}__email"),
+    ).values("pk")[:1]
+    return queryset.annotate(**{EMAIL_VERIFIED_ATTR: IsNull(Subquery(verified), False)})
 
 
 def carry_email_verified(instance: Model | None, user_field: str = "user") -> None:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
 from unittest import mock
 
 import pytest
+from allauth.account.models import EmailAddress
+from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.models.sql.compiler import SQLCompiler
 from django.db.transaction import TransactionManagementError
+from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_refresh_token_model
 
 from oauth_clients import token_policy
@@ -155,3 +160,89 @@ def test_a_joined_lookup_never_locks(tokens):
     )
     with transaction.atomic(), pytest.raises(ValueError, match="never locks"):
         JoinedLookup(_client_by_id(), locking).first("web-app", "x", Client)
+
+
+def _verified_by_lookups(checksums: dict[str, str]) -> dict[str, bool]:
+    """`email_verified` as each hot lookup annotates it (access token, refresh token)."""
+    access = token_policy._ACCESS_TOKEN.first(checksums["access"], AccessToken)
+    refresh = token_policy._REFRESH_TOKEN.first(checksums["refresh"], RefreshToken)
+    return {"access": access.idp_email_verified, "refresh": refresh.idp_email_verified}
+
+
+def test_the_lookups_answer_email_verified_for_the_users_current_address(tokens, user):
+    """OIDC Core §5.1 `email_verified`: a verified address equal to the user's email, case
+    aside (allauth compares addresses case-insensitively); anything else is unverified."""
+    checksums = {
+        "access": token_checksum(tokens["access_token"]),
+        "refresh": token_checksum(tokens["refresh_token"]),
+    }
+    assert _verified_by_lookups(checksums) == {"access": True, "refresh": True}
+    EmailAddress.objects.filter(user=user).update(email="ALICE@Example.COM")
+    assert _verified_by_lookups(checksums) == {"access": True, "refresh": True}
+    EmailAddress.objects.filter(user=user).update(verified=False)
+    assert _verified_by_lookups(checksums) == {"access": False, "refresh": False}
+    EmailAddress.objects.create(user=user, email="other@example.com", verified=True)
+    assert _verified_by_lookups(checksums) == {"access": False, "refresh": False}
+    # Another user's verified copy of the address verifies nobody else.
+    other = get_user_model().objects.create_user("bob", "bob@example.com", None)
+    EmailAddress.objects.filter(user=user, email="ALICE@Example.COM").delete()
+    EmailAddress.objects.create(user=other, email="alice@example.com", verified=True)
+    assert _verified_by_lookups(checksums) == {"access": False, "refresh": False}
+
+
+def test_a_token_without_a_user_is_annotated_unverified(db, machine_client):
+    checksum = "c" * 64
+    AccessToken.objects.create(
+        user=None,
+        application=machine_client,
+        token="",
+        token_checksum=checksum,
+        expires=timezone.now() + timedelta(minutes=5),
+        scope="",
+    )
+    found = token_policy._ACCESS_TOKEN.first(checksum, AccessToken)
+    assert found is not None
+    assert found.user is None
+    assert found.idp_email_verified is False
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner")
+def test_email_verified_is_one_address_row_found_by_user_id(tokens):
+    """The annotation compares with the outer query's user row and reads one address by its
+    user id. With a second join to the user table inside the subquery, the generic plan on
+    never-analysed tables (this test database; a new deployment) was a hash join of every user
+    and verified address with `upper()` on each, for every lookup (BENCHMARKS.md round 9)."""
+    compiled = token_policy._REFRESH_TOKEN.compiled("default")
+    params = list(compiled.params)
+    params[compiled.position] = token_checksum(tokens["refresh_token"])
+    placeholders = compiled.sql.replace("%%", "%").count("%s")
+    numbered = compiled.sql.replace("%s", "{}").format(*(f"${i + 1}" for i in range(placeholders)))
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        cursor.execute(f"PREPARE idp_plan_probe AS {numbered}")
+        try:
+            cursor.execute(
+                "EXPLAIN (FORMAT JSON) EXECUTE idp_plan_probe("
+                + ", ".join(["%s"] * len(params))
+                + ")",
+                params,
+            )
+            plan = cursor.fetchone()[0]
+        finally:
+            cursor.execute("DEALLOCATE idp_plan_probe")
+    subplans = _subplans(plan[0]["Plan"] if isinstance(plan, list) else json.loads(plan)[0]["Plan"])
+    assert len(subplans) == 1
+    nodes = list(_nodes(subplans[0]))
+    assert {node.get("Relation Name") for node in nodes} - {None} == {"account_emailaddress"}
+    assert not any("Hash" in node["Node Type"] for node in nodes)
+    assert "hashed" not in subplans[0].get("Subplan Name", "")
+
+
+def _nodes(plan: dict):
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _nodes(child)
+
+
+def _subplans(plan: dict) -> list[dict]:
+    return [node for node in _nodes(plan) if node.get("Parent Relationship") == "SubPlan"]
