@@ -16,10 +16,11 @@ from allauth.mfa.adapter import DefaultMFAAdapter
 from allauth.mfa.models import Authenticator
 from allauth.mfa.utils import is_mfa_enabled
 from django.conf import settings
-from django.db.models import Exists, OuterRef
+from django.db.models import OuterRef
 from django.http import HttpRequest
 
 from oauth_clients.backend import has_second_factor, last_authenticated_at, session_binding
+from oauth_clients.prepared import row_exists
 
 # The factors that make a sign-in two-step (recovery codes only stand in for them).
 SECOND_FACTOR_TYPES = [Authenticator.Type.TOTP, Authenticator.Type.WEBAUTHN]
@@ -30,10 +31,10 @@ SECOND_FACTOR_TYPES = [Authenticator.Type.TOTP, Authenticator.Type.WEBAUTHN]
 HAS_SECOND_FACTOR = "signin_has_second_factor"
 
 
-def has_second_factor_annotation() -> dict[str, Exists]:
+def has_second_factor_annotation() -> dict[str, Any]:
     """The `HAS_SECOND_FACTOR` annotation for a User queryset (allauth's query, as a subquery)."""
     return {
-        HAS_SECOND_FACTOR: Exists(
+        HAS_SECOND_FACTOR: row_exists(
             Authenticator.objects.filter(user_id=OuterRef("pk"), type__in=SECOND_FACTOR_TYPES)
         )
     }

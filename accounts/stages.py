@@ -6,7 +6,9 @@ from typing import Any
 
 from allauth.account.models import EmailAddress
 from allauth.account.stages import EmailVerificationStage
-from django.db.models import Exists, OuterRef
+from django.db.models import OuterRef
+
+from oauth_clients.prepared import row_exists
 
 # Set by the sign-in lookup (accounts.backends) on the user it loads: allauth's
 # `has_verified_email(user)` (any verified address of the user), read in the same statement.
@@ -14,10 +16,10 @@ from django.db.models import Exists, OuterRef
 HAS_VERIFIED_EMAIL = "signin_has_verified_email"
 
 
-def has_verified_email_annotation() -> dict[str, Exists]:
+def has_verified_email_annotation() -> dict[str, Any]:
     """The `HAS_VERIFIED_EMAIL` annotation for a User queryset (allauth's query, as a subquery)."""
     return {
-        HAS_VERIFIED_EMAIL: Exists(
+        HAS_VERIFIED_EMAIL: row_exists(
             EmailAddress.objects.filter(user_id=OuterRef("pk"), verified=True)
         )
     }

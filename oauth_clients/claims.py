@@ -11,8 +11,9 @@ from typing import Any
 
 from allauth.account.models import EmailAddress
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db.models import F, Model, OuterRef, QuerySet, Subquery
-from django.db.models.lookups import IsNull
+from django.db.models import F, Model, OuterRef, QuerySet
+
+from oauth_clients.prepared import row_exists
 
 # OIDC Core §5.4 (profile, email) plus our `groups` scope: which claims each scope releases.
 SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
@@ -78,17 +79,14 @@ def annotate_email_verified(queryset: QuerySet, user_field: str = "user") -> Que
     makes, reused), not with a second join to the user table inside the subquery: with that
     join, the generic plan on small or never-analysed tables hashed every user and every
     verified address for each lookup, `upper()` on each (0.2-0.4 ms of PostgreSQL CPU per
-    refresh grant with 200 users; BENCHMARKS.md round 9). And it is a scalar subquery tested
-    for NULL rather than an EXISTS, which PostgreSQL may turn into a hashed subplan over every
-    verified address (it did here with 200); a scalar subquery runs per row: one address row
-    found by its user id.
+    refresh grant with 200 users; BENCHMARKS.md round 9).
     """
     verified = EmailAddress.objects.filter(
         user_id=OuterRef(f"{user_field}_id"),
         verified=True,
         email__iexact=OuterRef(f"{user_field}__email"),
-    ).values("pk")[:1]
-    return queryset.annotate(**{EMAIL_VERIFIED_ATTR: IsNull(Subquery(verified), False)})
+    )
+    return queryset.annotate(**{EMAIL_VERIFIED_ATTR: row_exists(verified)})
 
 
 def carry_email_verified(instance: Model | None, user_field: str = "user") -> None:

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connections, router
-from django.db.models import Model, QuerySet
+from django.db.models import Model, QuerySet, Subquery
+from django.db.models.lookups import IsNull
 from django.db.models.query import get_related_populators
 from django.db.transaction import TransactionManagementError
 
@@ -189,3 +190,16 @@ class JoinedLookup:
         pk = right.fields_start + right.init_list.index(right.compiler.query.model._meta.pk.attname)
         found = _instance(right, right_row, using) if right_row[pk] is not None else None
         return _instance(left, row[:width], using), found
+
+
+def row_exists(queryset: QuerySet) -> IsNull:
+    """EXISTS(`queryset`) for an annotation of a one-row lookup, written as a scalar subquery
+    tested for NULL.
+
+    Why: PostgreSQL may plan a correlated EXISTS as a hashed subplan, a scan of every matching
+    row of the inner table built on each execution. That is cheap for a query over many outer
+    rows and is what a one-row lookup (a token, a sign-in) pays on every request: every
+    verified address per refresh grant once there were 200 (BENCHMARKS.md round 9). A scalar
+    subquery is never hashed: one probe by the correlated key per outer row.
+    """
+    return IsNull(Subquery(queryset.values("pk")[:1]), False)

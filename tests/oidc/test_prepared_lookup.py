@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from unittest import mock
 
@@ -20,6 +19,7 @@ from oauth_clients.claims import annotate_email_verified
 from oauth_clients.models import Client
 from oauth_clients.prepared import JoinedLookup, PreparedLookup
 from oauth_clients.tokens import token_checksum
+from tests import plans
 
 AccessToken = get_access_token_model()
 RefreshToken = get_refresh_token_model()
@@ -212,37 +212,9 @@ def test_email_verified_is_one_address_row_found_by_user_id(tokens):
     user id. With a second join to the user table inside the subquery, the generic plan on
     never-analysed tables (this test database; a new deployment) was a hash join of every user
     and verified address with `upper()` on each, for every lookup (BENCHMARKS.md round 9)."""
-    compiled = token_policy._REFRESH_TOKEN.compiled("default")
-    params = list(compiled.params)
-    params[compiled.position] = token_checksum(tokens["refresh_token"])
-    placeholders = compiled.sql.replace("%%", "%").count("%s")
-    numbered = compiled.sql.replace("%s", "{}").format(*(f"${i + 1}" for i in range(placeholders)))
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-        cursor.execute(f"PREPARE idp_plan_probe AS {numbered}")
-        try:
-            cursor.execute(
-                "EXPLAIN (FORMAT JSON) EXECUTE idp_plan_probe("
-                + ", ".join(["%s"] * len(params))
-                + ")",
-                params,
-            )
-            plan = cursor.fetchone()[0]
-        finally:
-            cursor.execute("DEALLOCATE idp_plan_probe")
-    subplans = _subplans(plan[0]["Plan"] if isinstance(plan, list) else json.loads(plan)[0]["Plan"])
-    assert len(subplans) == 1
-    nodes = list(_nodes(subplans[0]))
-    assert {node.get("Relation Name") for node in nodes} - {None} == {"account_emailaddress"}
-    assert not any("Hash" in node["Node Type"] for node in nodes)
-    assert "hashed" not in subplans[0].get("Subplan Name", "")
-
-
-def _nodes(plan: dict):
-    yield plan
-    for child in plan.get("Plans", []):
-        yield from _nodes(child)
-
-
-def _subplans(plan: dict) -> list[dict]:
-    return [node for node in _nodes(plan) if node.get("Parent Relationship") == "SubPlan"]
+    for lookup, token in (
+        (token_policy._REFRESH_TOKEN, tokens["refresh_token"]),
+        (token_policy._ACCESS_TOKEN, tokens["access_token"]),
+    ):
+        (subplan,) = plans.subplans(plans.generic_plan(lookup, token_checksum(token)))
+        assert plans.per_row_probe_of(subplan, "account_emailaddress"), subplan

@@ -53,8 +53,8 @@ def tables(captured) -> list[str]:
 
 
 def subquery_tables(query) -> set[str]:
-    """The tables a statement's EXISTS subqueries read."""
-    parts = query["sql"].split("EXISTS(")[1:]
+    """The tables a statement's subqueries read (`(SELECT ... FROM table ...`)."""
+    parts = query["sql"].split("(SELECT ")[1:]
     return {part.split(" FROM ", 1)[1].split()[0].strip('"') for part in parts}
 
 
