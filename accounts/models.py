@@ -7,6 +7,7 @@ from django.contrib.auth.models import AbstractUser
 from django.contrib.auth.models import UserManager as DjangoUserManager
 from django.core.validators import EmailValidator, RegexValidator, URLValidator
 from django.db import models
+from django.db.models.functions import Upper
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -50,6 +51,16 @@ class User(AbstractUser):
 
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"
+        indexes = [
+            # Sign-in by username is allauth's `username__iexact` (UPPER(username) = UPPER(%s));
+            # the unique index on `username` cannot serve it, so every sign-in scanned the whole
+            # table, upper() on each row (16.5 ms of PostgreSQL per sign-in with 50,000 users;
+            # BENCHMARKS.md round 9).
+            models.Index(Upper("username"), name="user_username_upper"),
+            # Sign-in by address and password reset also look users up by `email` (allauth's
+            # `filter_users_by_email`, an exact match on the address it lower-cased).
+            models.Index(fields=["email"], name="user_email"),
+        ]
 
     def is_locked(self, *, now: timezone.datetime | None = None) -> bool:
         return self.locked_until is not None and self.locked_until > (now or timezone.now())

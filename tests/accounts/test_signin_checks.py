@@ -13,10 +13,12 @@ import pytest
 from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
 from django.contrib.auth import get_user_model
+from django.db import connection
 
-from accounts.backends import LockoutAwareBackend
+from accounts.backends import _USER_BY_USERNAME, LockoutAwareBackend
 from accounts.mfa_policy import HAS_SECOND_FACTOR, SECOND_FACTOR_TYPES, MFAAdapter
 from accounts.stages import HAS_VERIFIED_EMAIL
+from tests import plans
 from tests.accounts.conftest import (
     LOGIN_URL,
     MFA_AUTHENTICATE_URL,
@@ -168,3 +170,30 @@ def test_adapter_falls_back_to_allauths_query_for_users_loaded_elsewhere(
     enable_totp(user)
     with django_assert_num_queries(1):
         assert adapter.is_mfa_enabled(loaded, SECOND_FACTOR_TYPES) is True
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner")
+def test_the_sign_in_lookup_probes_an_index_however_many_users(user, password):
+    """allauth's `username__iexact` is UPPER(username) = UPPER(%s): without an index on that
+    expression every sign-in scanned the whole user table, upper() on each row (16.5 ms of
+    PostgreSQL per sign-in with 50,000 users; BENCHMARKS.md round 9). The two checks riding on
+    it read one row each by user id, never a hash of the whole table."""
+    User = get_user_model()
+    employees = User.objects.bulk_create(
+        User(username=f"employee{i}", email=f"employee{i}@example.com", password="!")
+        for i in range(3000)
+    )
+    EmailAddress.objects.bulk_create(
+        EmailAddress(user=employee, email=employee.email, verified=True, primary=True)
+        for employee in employees[:200]
+    )
+    with connection.cursor() as cursor:
+        for model in (User, EmailAddress):
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
+    assert LockoutAwareBackend()._authenticate_by_username("ALICE", password) == user
+    plan = plans.generic_plan(_USER_BY_USERNAME, connection.ops.prep_for_iexact_query("alice"))
+    scans = [node for node in plans.nodes(plan) if node.get("Relation Name") == User._meta.db_table]
+    assert [scan.get("Index Name") for scan in scans] == ["user_username_upper"]
+    verified_email, second_factor = plans.subplans(plan)
+    assert plans.per_row_probe_of(verified_email, "account_emailaddress")
+    assert plans.per_row_probe_of(second_factor, "mfa_authenticator")
