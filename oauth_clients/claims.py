@@ -62,9 +62,10 @@ def _profile_claims(user: Any) -> dict[str, Any]:
 EMAIL_VERIFIED_ATTR = "idp_email_verified"
 
 
-def _verified_addresses() -> QuerySet:
-    """allauth's verified addresses whose text is the user's current address (case aside)."""
-    return EmailAddress.objects.filter(verified=True, email__iexact=F("user__email"))
+def _verified_addresses(user_id: Any, email: Any) -> QuerySet:
+    """allauth's verified addresses of the user `user_id` whose text is `email` (case aside):
+    the user's current address, read by `_email_claims` or by the annotation below."""
+    return EmailAddress.objects.filter(user_id=user_id, verified=True, email__iexact=email)
 
 
 def annotate_email_verified(queryset: QuerySet, user_field: str = "user") -> QuerySet:
@@ -81,11 +82,7 @@ def annotate_email_verified(queryset: QuerySet, user_field: str = "user") -> Que
     verified address for each lookup, `upper()` on each (0.2-0.4 ms of PostgreSQL CPU per
     refresh grant with 200 users; BENCHMARKS.md round 9).
     """
-    verified = EmailAddress.objects.filter(
-        user_id=OuterRef(f"{user_field}_id"),
-        verified=True,
-        email__iexact=OuterRef(f"{user_field}__email"),
-    )
+    verified = _verified_addresses(OuterRef(f"{user_field}_id"), OuterRef(f"{user_field}__email"))
     return queryset.annotate(**{EMAIL_VERIFIED_ATTR: row_exists(verified)})
 
 
@@ -102,7 +99,7 @@ def _email_claims(user: Any) -> dict[str, Any]:
         return {}
     verified = getattr(user, EMAIL_VERIFIED_ATTR, None)
     if verified is None:  # a user not loaded through `annotate_email_verified`
-        verified = _verified_addresses().filter(user=user).exists()
+        verified = _verified_addresses(user.pk, F("user__email")).exists()
     return {"email": email, "email_verified": bool(verified)}
 
 
