@@ -37,7 +37,13 @@ from accounts.audit import build_event, publish_event, record_event
 from accounts.models import AuditEvent
 from oauth_clients import rotation, writes
 from oauth_clients.claims import annotate_email_verified, carry_email_verified
-from oauth_clients.client_cache import get_client
+from oauth_clients.client_cache import (
+    StaleClient,
+    client_for_grant,
+    get_client,
+    guarded_client,
+    unchanged_row,
+)
 from oauth_clients.models import Client
 from oauth_clients.prepared import JoinedLookup, PreparedLookup
 from oauth_clients.secrets import check_client_secret
@@ -50,6 +56,13 @@ from oauth_clients.tokens import (
     revoke_tokens_issued_from_code,
     token_checksum,
 )
+
+CC = "client_credentials"
+
+
+def _grant_type(request: Request) -> Any:
+    return getattr(request, "grant_type", None)
+
 
 # Scopes that speak about a signed-in person: never granted to a machine (client credentials).
 USER_SCOPES = frozenset(
@@ -158,7 +171,11 @@ class TokenPolicyMixin(_ValidatorBase):
             return current if current.is_usable(request) else None
         client = self._client_for_refresh(client_id, request)
         if client is ...:
-            client = get_client(client_id)
+            # The worker's own copy at a client-credentials grant (its INSERT is guarded by the
+            # row, `_create_access_token`); the shared cache everywhere else.
+            client = (
+                client_for_grant(client_id) if _grant_type(request) == CC else get_client(client_id)
+            )
         if client is None or not client.is_usable(request):
             request.client = None
             return None
@@ -565,9 +582,14 @@ class TokenPolicyMixin(_ValidatorBase):
         """DOT's, plus the browser session (`sid`) and the code it came from (replay revocation).
         The ID token row made by `finalize_id_token` is reused rather than re-verified."""
         # One INSERT built once (oauth_clients/writes.py), not `save()`.
-        return writes.insert(
-            self._build_access_token(expires, request, token, source_refresh_token)
-        )
+        access_token = self._build_access_token(expires, request, token, source_refresh_token)
+        copy = guarded_client()
+        if copy is None or copy is not request.client or request.grant_type != CC:
+            return writes.insert(access_token)
+        # Issued on the worker's copy of the client: only if its row is still that copy.
+        if writes.insert_if(access_token, unchanged_row(copy)) is None:
+            raise StaleClient(copy.client_id)
+        return access_token
 
     def _build_access_token(
         self, expires: Any, request: Request, token: dict, source_refresh_token: Any = None

@@ -73,6 +73,43 @@ def _insert_sql(model: type[models.Model], alias: str) -> str:
     )
 
 
+@functools.cache
+def _guarded_insert_sql(model: type[models.Model], guard: str, alias: str) -> str:
+    """`_insert_sql` as INSERT ... SELECT, writing its row only when `guard` finds a row.
+    PostgreSQL types each value by its column here (it cannot from a SELECT list, where an
+    untyped NULL would be text); SQLite has no column types to match."""
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    fields = insert_fields(model)
+    columns = ", ".join(quote(field.column) for field in fields)
+    if connection.vendor == "postgresql":
+        values = ", ".join(f"%s::{field.cast_db_type(connection)}" for field in fields)
+    else:
+        values = ", ".join(["%s"] * len(fields))
+    return (
+        f"INSERT INTO {quote(model._meta.db_table)} ({columns}) SELECT {values} "
+        f"WHERE EXISTS ({guard}) RETURNING {quote(model._meta.pk.column)}"
+    )
+
+
+def insert_if(obj: models.Model, guard: tuple[str, list[Any]]) -> models.Model | None:
+    """INSERT the unsaved `obj` only if the query `guard` (SQL and parameters) finds a row, in
+    one statement: `obj` saved, or None and nothing written."""
+    model = type(obj)
+    alias = router.db_for_write(model, instance=obj)
+    connection = connections[alias]
+    sql = _guarded_insert_sql(model, guard[0], alias)
+    params = [*values(insert_fields(model), obj, connection), *guard[1]]
+    with statement_cursor(connection) as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    obj.pk = row[0]
+    obj._state.adding, obj._state.db = False, alias
+    return obj
+
+
 def listened_to(model: type[models.Model]) -> bool:
     """Whether anything receives `model`'s save signals (which `insert` does not send)."""
     return pre_save.has_listeners(model) or post_save.has_listeners(model)

@@ -1,7 +1,9 @@
 """The token side's client cache: used on the hot paths, invalidated by every client service.
 
 The cache is on only where every worker shares it (Redis); these tests turn it on over Django's
-local-memory cache, which behaves the same within one process.
+local-memory cache, which behaves the same within one process. The client-credentials grant
+also keeps the worker's own copy (`client_cache.local_clients`): every test here that changes a
+client after a grant proves that a stale copy issues nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from django.core.cache import cache
 from django.urls import reverse
 
 from oauth_clients import client_cache, services
-from oauth_clients.models import Client
+from oauth_clients.models import AccessToken, Client
 from tests.oidc.conftest import basic_auth, post_form
 
 CC = {"grant_type": "client_credentials"}
@@ -26,8 +28,10 @@ committing = pytest.mark.django_db(transaction=True)
 def client_cache_on(settings):
     settings.IDP_CLIENT_CACHE_SECONDS = 300
     cache.clear()
+    client_cache._LOCAL.clear()
     yield
     cache.clear()
+    client_cache._LOCAL.clear()
 
 
 def token_request(http, oauth_client, secret=None):
@@ -36,7 +40,12 @@ def token_request(http, oauth_client, secret=None):
 
 
 def client_queries(captured) -> list[str]:
-    return [q["sql"] for q in captured if 'FROM "oauth_clients_client"' in q["sql"]]
+    """Statements reading the client (the guarded INSERT only names it in its condition)."""
+    return [
+        q["sql"]
+        for q in captured
+        if q["sql"].startswith("SELECT") and 'FROM "oauth_clients_client"' in q["sql"]
+    ]
 
 
 def test_a_cached_client_is_read_without_a_query(
@@ -169,6 +178,99 @@ def test_tokens_of_a_disabled_client_are_inactive_at_userinfo_and_introspection(
     assert answer == {"active": False}
     assert client.get(userinfo, HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 401
     assert resource.is_active
+
+
+def test_a_grant_on_the_workers_copy_asks_neither_redis_nor_the_client_table(
+    client, machine_client, django_assert_num_queries
+):
+    assert token_request(client, machine_client).status_code == HTTPStatus.OK  # copy taken
+    shared = mock.patch.object(client_cache, "get_client", wraps=client_cache.get_client)
+    with shared as get_client, django_assert_num_queries(1) as captured:
+        assert token_request(client, machine_client).status_code == HTTPStatus.OK
+    get_client.assert_not_called()
+    # The one statement is the token INSERT, written only while the client's row is the copy.
+    (insert,) = [q["sql"] for q in captured]
+    assert insert.startswith('INSERT INTO "oauth_clients_accesstoken"')
+    assert 'WHERE EXISTS (SELECT 1 FROM "oauth_clients_client"' in insert
+    assert '"updated" = ' in insert
+    assert '"is_active"' in insert
+
+
+@committing
+def test_a_stale_copy_writes_no_token(client, machine_client, admin_user):
+    assert token_request(client, machine_client).status_code == HTTPStatus.OK  # copy taken
+    assert machine_client.client_id in client_cache._LOCAL
+    services.disable_client(client=machine_client, actor=admin_user)  # tokens revoked
+    assert AccessToken.objects.filter(application=machine_client).count() == 0
+    # The copy still says active and the secret matches it; its INSERT finds the row changed.
+    assert client_cache._LOCAL[machine_client.client_id][1].is_active
+    response = token_request(client, machine_client)
+    assert response.status_code == HTTPStatus.UNAUTHORIZED
+    assert response.json()["error"] == "invalid_client"
+    assert AccessToken.objects.filter(application=machine_client).count() == 0
+    assert machine_client.client_id not in client_cache._LOCAL  # the stale copy is dropped
+
+
+@committing
+def test_a_copy_never_refuses_what_the_row_allows(client, machine_client, admin_user):
+    """A secret rotated by another worker: this worker's copy does not know the new secret, so
+    the request is answered again from the shared cache, which does."""
+    assert token_request(client, machine_client).status_code == HTTPStatus.OK  # copy taken
+    new_secret = services.rotate_client_secret(client=machine_client, actor=admin_user)
+    assert token_request(client, machine_client, secret=new_secret).status_code == HTTPStatus.OK
+    # And the new copy serves the next grant.
+    assert token_request(client, machine_client, secret=new_secret).status_code == HTTPStatus.OK
+    assert client_cache._LOCAL[machine_client.client_id][1].client_secret != (
+        machine_client.test_secret
+    )
+
+
+@committing
+def test_a_row_changed_without_a_generation_bump_is_still_caught(client, machine_client):
+    """Even a change the shared cache never heard of (no service, no invalidation) stops the
+    copy: the guard reads the row itself, in the INSERT."""
+    assert token_request(client, machine_client).status_code == HTTPStatus.OK  # copy taken
+    stored = Client.objects.get(pk=machine_client.pk)
+    stored.is_active = False
+    stored.save(update_fields=["is_active", "updated"])
+    before = AccessToken.objects.count()
+    # The shared cache still holds the active row (nothing invalidated it), so the second pass
+    # answers from it, as every worker would have before the copies existed; the copy itself
+    # wrote nothing.
+    with mock.patch.object(client_cache, "get_client", return_value=None) as shared:
+        response = token_request(client, machine_client)
+    assert response.status_code == HTTPStatus.UNAUTHORIZED
+    shared.assert_called_once_with(machine_client.client_id)
+    assert AccessToken.objects.count() == before
+
+
+def test_the_workers_copies_hold_registered_clients_only(client, machine_client):
+    ghost = Client(client_id="nobody", client_type=Client.CLIENT_CONFIDENTIAL)
+    ghost.test_secret = "s" * 40
+    for _ in range(3):
+        assert token_request(client, ghost).status_code == HTTPStatus.UNAUTHORIZED
+    assert "nobody" not in client_cache._LOCAL
+
+
+def test_each_request_gets_its_own_copy(machine_client):
+    with client_cache.local_clients() as first:
+        one = client_cache.client_for_grant(machine_client.client_id)
+    with client_cache.local_clients() as second:
+        two = client_cache.client_for_grant(machine_client.client_id)
+    assert first.client is one
+    assert second.client is two
+    assert one is not two
+    one.name = "changed by one request"
+    assert two.name == machine_client.name
+    assert client_cache._LOCAL[machine_client.client_id][1].name == machine_client.name
+
+
+def test_no_copies_without_a_shared_cache(settings, machine_client):
+    settings.IDP_CLIENT_CACHE_SECONDS = 0
+    with client_cache.local_clients() as use:
+        assert client_cache.client_for_grant(machine_client.client_id) is not None
+    assert use.client is None
+    assert client_cache._LOCAL == {}
 
 
 def test_off_without_a_shared_cache(settings, client, machine_client, django_assert_num_queries):
