@@ -59,11 +59,6 @@ from oauth_clients.tokens import (
 
 CC = "client_credentials"
 
-
-def _grant_type(request: Request) -> Any:
-    return getattr(request, "grant_type", None)
-
-
 # Scopes that speak about a signed-in person: never granted to a machine (client credentials).
 USER_SCOPES = frozenset(
     {"openid", "profile", "email", "groups", "offline_access", "address", "phone"}
@@ -173,9 +168,8 @@ class TokenPolicyMixin(_ValidatorBase):
         if client is ...:
             # The worker's own copy at a client-credentials grant (its INSERT is guarded by the
             # row, `_create_access_token`); the shared cache everywhere else.
-            client = (
-                client_for_grant(client_id) if _grant_type(request) == CC else get_client(client_id)
-            )
+            grant_type = getattr(request, "grant_type", None)
+            client = client_for_grant(client_id) if grant_type == CC else get_client(client_id)
         if client is None or not client.is_usable(request):
             request.client = None
             return None
@@ -584,7 +578,7 @@ class TokenPolicyMixin(_ValidatorBase):
         # One INSERT built once (oauth_clients/writes.py), not `save()`.
         access_token = self._build_access_token(expires, request, token, source_refresh_token)
         copy = guarded_client()
-        if copy is None or copy is not request.client or request.grant_type != CC:
+        if copy is None or copy is not request.client:
             return writes.insert(access_token)
         # Issued on the worker's copy of the client: only if its row is still that copy.
         if writes.insert_if(access_token, unchanged_row(copy)) is None:

@@ -234,9 +234,8 @@ def test_a_row_changed_without_a_generation_bump_is_still_caught(client, machine
     stored.is_active = False
     stored.save(update_fields=["is_active", "updated"])
     before = AccessToken.objects.count()
-    # The shared cache still holds the active row (nothing invalidated it), so the second pass
-    # answers from it, as every worker would have before the copies existed; the copy itself
-    # wrote nothing.
+    # The shared cache still holds the active row (nothing invalidated it). The second pass is
+    # made to refuse here, so the answer and the table show what the copy's pass did: nothing.
     with mock.patch.object(client_cache, "get_client", return_value=None) as shared:
         response = token_request(client, machine_client)
     assert response.status_code == HTTPStatus.UNAUTHORIZED
