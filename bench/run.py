@@ -184,14 +184,26 @@ def rss_mib(pid: int) -> float:
     return int(match.group(1)) / 1024 if match else 0.0
 
 
-def cpu_seconds(pids: list[int]) -> float:
+def cpu_by_pid(pids: list[int]) -> dict[int, float]:
+    """CPU seconds (user + system) of each process still alive."""
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
+    seconds = {}
     for pid in pids:
         fields = stat_fields(pid)
         if len(fields) > 13:
-            total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
+            seconds[pid] = (int(fields[11]) + int(fields[12])) / ticks
+    return seconds
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    return sum(cpu_by_pid(pids).values())
+
+
+def cpu_spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU spent between two `cpu_by_pid` readings by the processes alive at both: one that
+    exited meanwhile (the pool seeder's backend, still listed when the run began) would
+    otherwise subtract its whole lifetime's CPU."""
+    return sum(after[pid] - spent for pid, spent in before.items() if pid in after)
 
 
 def database_backend_pids(url: str) -> list[int]:
@@ -352,14 +364,14 @@ class Bench:
         assert self.server.process is not None
         pids = [self.server.process.pid, *worker_pids(self.server.process.pid)]
         backends = database_backend_pids(self.env.get("DATABASE_URL", ""))
-        cpu_before, db_cpu_before = cpu_seconds(pids), cpu_seconds(backends)
+        cpu_before, db_cpu_before = cpu_seconds(pids), cpu_by_pid(backends)
         faults_before = minor_faults(pids)
         result = run_wrk(
             url, script, args, threads=threads, connections=connections, seconds=seconds
         )
         result["server_cpu_s"] = cpu_seconds(pids) - cpu_before
         # Backends that connected during the run (a worker's first request) are not counted.
-        result["db_cpu_s"] = cpu_seconds(backends) - db_cpu_before
+        result["db_cpu_s"] = cpu_spent(db_cpu_before, cpu_by_pid(backends))
         result["server_minor_faults"] = minor_faults(pids) - faults_before
         result["rss_mib"] = max(rss_mib(p) for p in worker_pids(self.server.process.pid))
         if result["exhausted"]:
