@@ -61,35 +61,37 @@ def values(fields: list[models.Field], obj: models.Model, connection: Any) -> li
 
 
 @functools.cache
-def _insert_sql(model: type[models.Model], alias: str) -> str:
+def _insert_sql(model: type[models.Model], alias: str, guard: str = "") -> str:
+    """The INSERT of one `model` row; with `guard` (a query), INSERT ... SELECT writing the row
+    only when `guard` finds one. There PostgreSQL types each value by its column (it cannot
+    from a SELECT list, where an untyped NULL would be text); SQLite has no types to match."""
     connection = connections[alias]
     quote = connection.ops.quote_name
     fields = insert_fields(model)
     columns = ", ".join(quote(field.column) for field in fields)
-    placeholders = ", ".join(["%s"] * len(fields))
+    if not guard:
+        source = "VALUES (" + ", ".join(["%s"] * len(fields)) + ")"
+    elif connection.vendor == "postgresql":
+        casts = ", ".join(f"%s::{field.cast_db_type(connection)}" for field in fields)
+        source = f"SELECT {casts} WHERE EXISTS ({guard})"
+    else:
+        source = "SELECT " + ", ".join(["%s"] * len(fields)) + f" WHERE EXISTS ({guard})"
     return (
-        f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({placeholders}) "
+        f"INSERT INTO {quote(model._meta.db_table)} ({columns}) {source} "
         f"RETURNING {quote(model._meta.pk.column)}"
     )
 
 
-@functools.cache
-def _guarded_insert_sql(model: type[models.Model], guard: str, alias: str) -> str:
-    """`_insert_sql` as INSERT ... SELECT, writing its row only when `guard` finds a row.
-    PostgreSQL types each value by its column here (it cannot from a SELECT list, where an
-    untyped NULL would be text); SQLite has no column types to match."""
-    connection = connections[alias]
-    quote = connection.ops.quote_name
-    fields = insert_fields(model)
-    columns = ", ".join(quote(field.column) for field in fields)
-    if connection.vendor == "postgresql":
-        values = ", ".join(f"%s::{field.cast_db_type(connection)}" for field in fields)
-    else:
-        values = ", ".join(["%s"] * len(fields))
-    return (
-        f"INSERT INTO {quote(model._meta.db_table)} ({columns}) SELECT {values} "
-        f"WHERE EXISTS ({guard}) RETURNING {quote(model._meta.pk.column)}"
-    )
+def _write(obj: models.Model, alias: str, sql: str, params: list[Any]) -> bool:
+    """Run one INSERT of `obj` (prepared on PostgreSQL); stamp it saved if a row was written."""
+    with statement_cursor(connections[alias]) as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    obj.pk = row[0]
+    obj._state.adding, obj._state.db = False, alias
+    return True
 
 
 def insert_if(obj: models.Model, guard: tuple[str, list[Any]]) -> models.Model | None:
@@ -97,17 +99,9 @@ def insert_if(obj: models.Model, guard: tuple[str, list[Any]]) -> models.Model |
     one statement: `obj` saved, or None and nothing written."""
     model = type(obj)
     alias = router.db_for_write(model, instance=obj)
-    connection = connections[alias]
-    sql = _guarded_insert_sql(model, guard[0], alias)
-    params = [*values(insert_fields(model), obj, connection), *guard[1]]
-    with statement_cursor(connection) as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    obj.pk = row[0]
-    obj._state.adding, obj._state.db = False, alias
-    return obj
+    sql = _insert_sql(model, alias, guard[0])
+    params = [*values(insert_fields(model), obj, connections[alias]), *guard[1]]
+    return obj if _write(obj, alias, sql, params) else None
 
 
 def listened_to(model: type[models.Model]) -> bool:
@@ -132,10 +126,7 @@ def insert(obj: models.Model, *, along: tuple[str, list[Any]] | None = None) -> 
     elif along is not None:
         with connection.cursor() as cursor:
             cursor.execute(*along)
-    with statement_cursor(connection) as cursor:
-        cursor.execute(sql, params)
-        obj.pk = cursor.fetchone()[0]
-    obj._state.adding, obj._state.db = False, alias
+    _write(obj, alias, sql, params)  # an unconditional INSERT always writes its row
     return obj
 
 
