@@ -16,17 +16,22 @@ Correctness rules:
 - Misses are never cached (a new client is found at once), and any cache failure falls back to
   the database: the cache can make a request faster, never wrong or failed.
 
-The client-credentials grant goes one step further (`local_clients`): each worker keeps its own
-copy of the clients it has served, so the grant makes no Redis round trip at all (the round
-trip, not the lookup, was a third of the grant's worker CPU under load: BENCHMARKS.md finding
-59). A copy no other worker can invalidate is safe only because nothing is decided on it alone:
-- the grant's one write, the access-token INSERT, carries `unchanged_row(client)`: it inserts
-  nothing unless the client's row still has the copy's `updated` stamp and is active. Every
-  change of a client goes through `Model.save()` (`updated` is `auto_now`; the services name it
-  in `update_fields`), a deleted client has no row, so a stale copy writes nothing and
-  `StaleClient` makes the token view answer again from the shared cache above;
+The client-credentials grant and the code exchange go one step further (`local_clients`): each
+worker keeps its own copy of the clients it has served, so the grant makes no Redis round trip
+at all (the round trip, not the lookup, was a third of the client-credentials grant's worker
+CPU under load: BENCHMARKS.md finding 59). A copy no other worker can invalidate is safe only
+because nothing is decided on it alone:
+- the grant's one write carries `unchanged_row(client)`: the client-credentials grant's
+  access-token INSERT, and the exchange's statement (`rotation.exchange`, PostgreSQL) whose
+  code UPDATE every other write selects from, write nothing unless the client's row still has
+  the copy's `updated` stamp and is active. Every change of a client goes through
+  `Model.save()` (`updated` is `auto_now`; the services name it in `update_fields`), a deleted
+  client has no row, so a stale copy writes nothing and `StaleClient` makes the token view
+  answer again from the shared cache above;
 - any answer but a token (a wrong secret, a scope or grant type the copy refuses) is given
-  again the same way, so a stale copy can never refuse what the current row allows.
+  again the same way, so a stale copy can never refuse what the current row allows; an answer
+  with effects of its own (a replayed code revokes what it issued) is left to that second
+  pass, so it happens once.
 """
 
 from __future__ import annotations
@@ -114,7 +119,8 @@ def invalidate_clients() -> None:
 
 
 class StaleClient(Exception):
-    """The worker's copy of a client no longer matches its row: the grant wrote nothing."""
+    """The worker's copy of a client no longer matches its row, or cannot settle the request
+    alone: the grant wrote nothing, and is answered again from the shared cache."""
 
     def __init__(self, client_id: str) -> None:
         super().__init__(client_id)

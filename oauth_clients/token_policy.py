@@ -57,8 +57,6 @@ from oauth_clients.tokens import (
     token_checksum,
 )
 
-CC = "client_credentials"
-
 # Scopes that speak about a signed-in person: never granted to a machine (client credentials).
 USER_SCOPES = frozenset(
     {"openid", "profile", "email", "groups", "offline_access", "address", "phone"}
@@ -166,10 +164,11 @@ class TokenPolicyMixin(_ValidatorBase):
             return current if current.is_usable(request) else None
         client = self._client_for_refresh(client_id, request)
         if client is ...:
-            # The worker's own copy at a client-credentials grant (its INSERT is guarded by the
-            # row, `_create_access_token`); the shared cache everywhere else.
-            grant_type = getattr(request, "grant_type", None)
-            client = client_for_grant(client_id) if grant_type == CC else get_client(client_id)
+            # The worker's own copy where the token view allows one (`local_clients`: the
+            # client-credentials grant and the one-statement code exchange, whose writes are
+            # guarded by the row: `_create_access_token`, `_exchange_in_one_statement`); the
+            # shared cache everywhere else.
+            client = client_for_grant(client_id)
         if client is None or not client.is_usable(request):
             request.client = None
             return None
@@ -408,6 +407,9 @@ class TokenPolicyMixin(_ValidatorBase):
         if grant is None or grant.application_id != client.pk:
             return False
         if grant.consumed_at is not None:
+            if guarded_client() is client:
+                # A replay revokes and audits: done once, on the pass from the shared cache.
+                raise StaleClient(client.client_id)
             revoke_tokens_issued_from_code(
                 code_checksum=grant.code,
                 client=client,
@@ -510,7 +512,13 @@ class TokenPolicyMixin(_ValidatorBase):
         A concurrent exchange of the same code that consumed it first leaves this one with
         nothing written: a replay (RFC 6749 §4.1.2), answered as `validate_code` answers one
         that arrives later, by revoking what the code issued (the winner's statement has
-        committed by then: this one waited for its row)."""
+        committed by then: this one waited for its row).
+
+        On the worker's copy of the client the statement also requires the client's row to be
+        unchanged (`unchanged_row`); when it writes nothing, `StaleClient` hands the request to
+        the pass from the shared cache, which tells a changed client from a replay."""
+        copy = guarded_client()
+        guard = unchanged_row(copy) if copy is not None and copy is request.client else None
         audit_http_request = audit_request(request)
         event = build_event(
             type=AuditEvent.Type.TOKENS_ISSUED,
@@ -527,7 +535,10 @@ class TokenPolicyMixin(_ValidatorBase):
             refresh_token=refresh_token,
             id_token=id_token,
             audit_event=event,
+            guard=guard,
         ):
+            if guard is not None:
+                raise StaleClient(copy.client_id)
             revoke_tokens_issued_from_code(
                 code_checksum=grant.code,
                 client=request.client,

@@ -203,18 +203,23 @@ class TokenView(dot_views.TokenView):
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         # DOT's post re-reads the new access token to send `app_authorized` (one more query
         # per grant); nothing here listens to it, so answer oauthlib's response directly.
-        if request.POST["grant_type"] == "client_credentials":
-            _url, headers, body, status = self._client_credentials_response(request)
+        grant_type = request.POST["grant_type"]
+        if grant_type == "client_credentials" or (
+            grant_type == "authorization_code" and rotation.supported()
+        ):
+            _url, headers, body, status = self._response_on_worker_copy(request)
         else:
             _url, headers, body, status = self.create_token_response(request)
         if status == HTTPStatus.OK:
             observe_token_issued(request.POST["grant_type"])
         return oauthlib_response(headers, body, status)
 
-    def _client_credentials_response(self, request: HttpRequest) -> tuple:
+    def _response_on_worker_copy(self, request: HttpRequest) -> tuple:
         """The grant on the worker's copy of the client (no Redis round trip), answered again
         from the shared cache when that copy turned out stale or refused the request: a copy
-        only ever issues a token its row still allows (oauth_clients/client_cache.py)."""
+        only ever issues a token its row still allows (oauth_clients/client_cache.py). Used
+        where the grant's one write carries the row's guard: the client-credentials grant and
+        the code exchange in one statement."""
         try:
             with local_clients() as use:
                 response = self.create_token_response(request)

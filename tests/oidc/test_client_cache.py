@@ -2,26 +2,32 @@
 
 The cache is on only where every worker shares it (Redis); these tests turn it on over Django's
 local-memory cache, which behaves the same within one process. The client-credentials grant
-also keeps the worker's own copy (`client_cache.local_clients`): every test here that changes a
-client after a grant proves that a stale copy issues nothing.
+and PostgreSQL's one-statement code exchange also keep the worker's own copy
+(`client_cache.local_clients`): every test here that changes a client after a grant proves that
+a stale copy issues nothing.
 """
 
 from __future__ import annotations
 
 from http import HTTPStatus
+from typing import Any
 from unittest import mock
 
 import pytest
 from django.core.cache import cache
 from django.urls import reverse
 
-from oauth_clients import client_cache, services
-from oauth_clients.models import AccessToken, Client
+from accounts.models import AuditEvent
+from oauth_clients import client_cache, rotation, services
+from oauth_clients.models import AccessToken, Client, Grant
+from oauth_clients.tokens import hash_code
 from tests.oidc.conftest import basic_auth, post_form
+from tests.oidc.race_helpers import ON_POSTGRESQL
 
 CC = {"grant_type": "client_credentials"}
 # Invalidation runs when the service's transaction commits, so these tests really commit.
 committing = pytest.mark.django_db(transaction=True)
+on_postgresql = ON_POSTGRESQL[0]  # the skip only: each test says whether it commits
 
 
 @pytest.fixture(autouse=True)
@@ -278,3 +284,102 @@ def test_off_without_a_shared_cache(settings, client, machine_client, django_ass
     with django_assert_num_queries(2) as captured:  # the client, then the INSERT (autocommit)
         assert token_request(client, machine_client).status_code == HTTPStatus.OK
     assert len(client_queries(captured)) == 1
+
+
+# ------------------------------------------------ the code exchange on the worker's copy
+# PostgreSQL's one-statement exchange (oauth_clients/rotation.py) carries the copy's guard;
+# elsewhere the exchange reads its client from the shared cache in its transaction.
+
+
+@on_postgresql
+def test_a_code_exchange_on_the_workers_copy_asks_neither_redis_nor_the_client_table(
+    web_client, run_code_flow, exchange_code, django_assert_num_queries
+):
+    assert exchange_code(web_client, run_code_flow(web_client)).status_code == HTTPStatus.OK
+    assert web_client.client_id in client_cache._LOCAL  # copy taken
+    flow = run_code_flow(web_client)
+    shared = mock.patch.object(client_cache, "get_client", wraps=client_cache.get_client)
+    with shared as get_client, django_assert_num_queries(2) as captured:  # the code, the write
+        assert exchange_code(web_client, flow).status_code == HTTPStatus.OK
+    get_client.assert_not_called()
+    assert client_queries(captured) == []
+    write = captured[1]["sql"]
+    # The code is consumed, and every row written, only while the client's row is the copy.
+    assert write.startswith("WITH consumed AS (UPDATE")
+    assert 'AND EXISTS (SELECT 1 FROM "oauth_clients_client"' in write
+
+
+def flow_grant(flow) -> Grant:
+    return Grant.objects.get(code=hash_code(flow.code))
+
+
+def _recording_exchanges() -> tuple[Any, list[bool]]:
+    """`rotation.exchange` patched to note what each call returned (True: it wrote)."""
+    results: list[bool] = []
+    real = rotation.exchange
+
+    def exchange(**kwargs: Any) -> bool:
+        results.append(real(**kwargs))
+        return results[-1]
+
+    return mock.patch.object(rotation, "exchange", side_effect=exchange), results
+
+
+@committing
+@on_postgresql
+def test_a_code_exchange_on_a_stale_copy_writes_nothing_and_the_row_serves_it(
+    client, web_client, run_code_flow, exchange_code, admin_user
+):
+    assert exchange_code(web_client, run_code_flow(web_client)).status_code == HTTPStatus.OK
+    flow = run_code_flow(web_client)
+    services.update_client(
+        client=web_client, actor=admin_user, changes={"access_token_lifetime": 120}
+    )
+    assert client_cache._LOCAL[web_client.client_id][1].access_token_lifetime != 120  # stale
+    patched, results = _recording_exchanges()
+    with patched:
+        response = exchange_code(web_client, flow)
+    assert response.status_code == HTTPStatus.OK
+    assert response.json()["expires_in"] == 120  # the row's setting, not the copy's
+    assert results == [False, True]  # the copy's statement wrote nothing; the row's wrote all
+    assert flow_grant(flow).consumed_at is not None
+    assert AccessToken.objects.filter(code_checksum=flow_grant(flow).code).count() == 1
+    assert web_client.client_id not in client_cache._LOCAL  # the stale copy is dropped
+
+
+@committing
+@on_postgresql
+def test_a_code_exchange_for_a_client_disabled_behind_the_copy_is_refused(
+    client, web_client, run_code_flow, exchange_code, admin_user
+):
+    assert exchange_code(web_client, run_code_flow(web_client)).status_code == HTTPStatus.OK
+    flow = run_code_flow(web_client)
+    services.disable_client(client=web_client, actor=admin_user)
+    assert client_cache._LOCAL[web_client.client_id][1].is_active  # the copy says active
+    patched, results = _recording_exchanges()
+    with patched:
+        response = exchange_code(web_client, flow)
+    assert response.status_code == HTTPStatus.UNAUTHORIZED
+    assert response.json()["error"] == "invalid_client"
+    # Neither pass wrote: disabling took the client's codes too, and the copy's guard would
+    # have stopped its statement.
+    assert True not in results
+    assert not Grant.objects.filter(code=hash_code(flow.code), consumed_at__isnull=False).exists()
+    assert AccessToken.objects.filter(application=web_client).count() == 0
+
+
+@on_postgresql
+@pytest.mark.spec("RFC 6749", "4.1.2")
+def test_a_code_replayed_on_the_copy_is_revoked_and_audited_once(
+    web_client, run_code_flow, exchange_code
+):
+    flow = run_code_flow(web_client)
+    assert exchange_code(web_client, flow).status_code == HTTPStatus.OK  # on the copy
+    code_checksum = flow_grant(flow).code
+    assert AccessToken.objects.filter(code_checksum=code_checksum).count() == 1
+    assert web_client.client_id in client_cache._LOCAL
+    again = exchange_code(web_client, flow)
+    assert again.status_code == HTTPStatus.BAD_REQUEST
+    assert again.json()["error"] == "invalid_grant"
+    assert AccessToken.objects.filter(code_checksum=code_checksum).count() == 0
+    assert AuditEvent.objects.filter(type=AuditEvent.Type.TOKEN_REPLAY).count() == 1
