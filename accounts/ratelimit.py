@@ -1,4 +1,4 @@
-"""allauth's rate limits in Redis with one round trip per rate, when the cache is Redis.
+"""allauth's rate limits in Redis with one round trip per action, when the cache is Redis.
 
 allauth (`allauth.core.internal.ratelimit`) keeps each limit as a pickled list of hit times in
 the cache and guards it with a lock of its own: add the lock, get the list, set it, delete the
@@ -9,17 +9,22 @@ machine (BENCHMARKS.md, round 4).
 
 With django-redis as the cache, the same sliding window is a sorted set of hit times changed by
 one Lua script, which Redis runs atomically (so no lock): drop the hits that left the window,
-count, record. A rollback removes its own hit (one ZREM); `clear` deletes the set. Everything
-else is allauth's: which actions are limited and how (`ACCOUNT_RATE_LIMITS`), the keys (per
-address, user or key; IPv6 prefixes), the window rule (a hit exactly `duration` seconds old has
-left it), `dry_run`, `raise_exception`, and the clock (the app's `time.time()`, which tests
-freeze). tests/accounts/test_ratelimit_redis.py drives this and allauth's own code through the
-same random histories and requires the same answers.
+count, record. One script call takes every rate of an action in allauth's order and stops at
+the first that refuses, as allauth's loop does (the rates before it keep their hit); a rollback
+removes the action's own hits in one call; `clear` deletes the sets. So a password sign-in
+costs three round trips for its limits (`login`, `login_failed`, the rollback), where one
+call per rate cost five (BENCHMARKS.md round 12). Everything else is allauth's: which actions
+are limited and how (`ACCOUNT_RATE_LIMITS`), the keys (per address, user or key; IPv6
+prefixes), the window rule (a hit exactly `duration` seconds old has left it), GET requests
+passing unless `limit_get`, `dry_run`, `raise_exception`, and the clock (the app's
+`time.time()`, which tests freeze). tests/accounts/test_ratelimit_redis.py drives this and
+allauth's own code through the same random histories and requires the same answers.
 
-Only two module functions are replaced (`_consume_single_rate` and `clear`; allauth's
-`consume` looks them up at call time). They are private to allauth, so `install()` refuses to
-start when their signatures change, as accounts.apps does for the usersessions receiver. Any
-other cache (the in-process one: a single process) keeps allauth's implementation.
+Only two module functions are replaced (`consume` and `clear`; allauth's own callers, its
+public `allauth.core.ratelimit` included, look them up at call time). They are private to
+allauth, so `install()` refuses to start when their signatures change, as accounts.apps does
+for the usersessions receiver. Any other cache (the in-process one: a single process) keeps
+allauth's implementation.
 """
 
 from __future__ import annotations
@@ -41,23 +46,36 @@ from django_redis import get_redis_connection
 from django_redis.cache import RedisCache
 
 # allauth's implementations, kept for other caches (and for the equivalence test).
-ALLAUTH_CONSUME_SINGLE_RATE = allauth_ratelimit._consume_single_rate
+ALLAUTH_CONSUME = allauth_ratelimit.consume
 ALLAUTH_CLEAR = allauth_ratelimit.clear
 
-# KEYS[1]: the window's sorted set. ARGV: now, cutoff (now - window), amount, "1" to record,
-# member, window in ms. Times travel as Python's repr of the double, never as Lua numbers
-# (redis.call would format those with 14 significant digits, rounding a Unix time to 0.1 ms).
-# A hit scored exactly at the cutoff has left the window (allauth: `ts <= now - duration`).
+# KEYS: the windows' sorted sets, one per rate. ARGV[1]: now; ARGV[2]: "1" to record; then per
+# rate: cutoff (now - window), amount, member, window in ms. Returns how many rates allowed the
+# hit before the first that refused (all of them: allowed). Times travel as Python's repr of
+# the double, never as Lua numbers (redis.call would format those with 14 significant digits,
+# rounding a Unix time to 0.1 ms). A hit scored exactly at the cutoff has left the window
+# (allauth: `ts <= now - duration`).
 _CONSUME = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
-  return 0
+for i, key in ipairs(KEYS) do
+  local at = 2 + (i - 1) * 4
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', ARGV[at + 1])
+  if redis.call('ZCARD', key) >= tonumber(ARGV[at + 2]) then
+    return i - 1
+  end
+  if ARGV[2] == '1' then
+    redis.call('ZADD', key, ARGV[1], ARGV[at + 3])
+    redis.call('PEXPIRE', key, ARGV[at + 4])
+  end
 end
-if ARGV[4] == '1' then
-  redis.call('ZADD', KEYS[1], ARGV[1], ARGV[5])
-  redis.call('PEXPIRE', KEYS[1], ARGV[6])
+return #KEYS
+"""
+
+# KEYS: sorted sets; ARGV: the member to remove from each.
+_ROLLBACK = """
+for i, key in ipairs(KEYS) do
+  redis.call('ZREM', key, ARGV[i])
 end
-return 1
+return #KEYS
 """
 
 
@@ -73,71 +91,101 @@ def _window_key(cache: RedisCache, cache_key: str) -> str:
 
 
 @functools.cache
-def _consume_script() -> Any:
+def _script(source: str) -> Any:
     # redis-py's Script sends EVALSHA, and loads the script once into a Redis that lacks it;
     # each call names its client, so one Script serves every connection.
-    return get_redis_connection("default").register_script(_CONSUME)
+    return get_redis_connection("default").register_script(source)
 
 
 @dataclass
-class WindowHit:
-    """A recorded hit (allauth's SingleRateLimitUsage): `rollback()` takes it back."""
+class WindowHit(allauth_ratelimit.SingleRateLimitUsage):
+    """One rate's recorded hit: its window's key and its own member there."""
 
-    key: str
-    member: str
+    key: str = ""
+    member: str = ""
 
     def rollback(self) -> None:
-        get_redis_connection("default").zrem(self.key, self.member)
+        _rollback([self])
 
 
-def consume_single_rate(
+@dataclass
+class WindowUsage(allauth_ratelimit.RateLimitUsage):
+    """allauth's RateLimitUsage whose rollback takes back every rate's hit in one call."""
+
+    def rollback(self) -> None:
+        _rollback(self.usage)
+
+
+def _rollback(hits: list[Any]) -> None:
+    if hits:
+        _script(_ROLLBACK)(
+            keys=[hit.key for hit in hits],
+            args=[hit.member for hit in hits],
+            client=get_redis_connection("default"),
+        )
+
+
+def consume(
     request: HttpRequest,
     *,
     app: str,
     action: str,
-    rate: allauth_ratelimit.Rate,
+    config: dict[str, str] | None = None,
     key: Any = None,
     user: Any = None,
     dry_run: bool = False,
+    limit_get: bool = False,
     raise_exception: bool = False,
 ) -> Any:
-    """allauth's `_consume_single_rate`: the usage if the hit is allowed, else None (or raise)."""
+    """allauth's `consume`: the usage if every rate allows the hit, else None (or raise)."""
     cache = _redis_cache()
     if cache is None:
-        return ALLAUTH_CONSUME_SINGLE_RATE(
+        return ALLAUTH_CONSUME(
             request,
             app=app,
             action=action,
-            rate=rate,
+            config=config,
             key=key,
             user=user,
             dry_run=dry_run,
+            limit_get=limit_get,
             raise_exception=raise_exception,
         )
-    cache_key = allauth_ratelimit.get_cache_key(
-        request, app=app, action=action, rate=rate, key=key, user=user
-    )
-    window_key = _window_key(cache, cache_key)
+    usage = WindowUsage(usage=[])
+    if (not limit_get) and request.method == "GET":
+        return usage
+    rates = allauth_ratelimit.get_rates(app=app, action=action, config=config)
+    if not rates:
+        return usage
     now = time.time()
-    member = f"{now!r}:{secrets.token_hex(6)}"
-    client = get_redis_connection("default")
-    allowed = _consume_script()(
-        keys=[window_key],
-        args=[
-            repr(now),
-            repr(now - rate.duration),  # allauth's arithmetic, to the last bit
+    args: list[Any] = [repr(now), "0" if dry_run else "1"]
+    for rate in rates:
+        cache_key = allauth_ratelimit.get_cache_key(
+            request, app=app, action=action, rate=rate, key=key, user=user
+        )
+        hit = WindowHit(
+            cache_key=cache_key,
+            cache_duration=rate.duration,
+            timestamp=now,
+            key=_window_key(cache, cache_key),
+            member=f"{now!r}:{secrets.token_hex(6)}",
+        )
+        # allauth's arithmetic for the cutoff, to the last bit.
+        args += [
+            repr(now - rate.duration),
             rate.amount,
-            "0" if dry_run else "1",
-            member,
+            hit.member,
             math.ceil(rate.duration * 1000),
-        ],
-        client=client,
+        ]
+        usage.usage.append(hit)
+    allowed = _script(_CONSUME)(
+        keys=[hit.key for hit in usage.usage], args=args, client=get_redis_connection("default")
     )
-    if not allowed:
+    if allowed < len(rates):
         if raise_exception:
             raise RateLimited
         return None
-    return WindowHit(window_key, member)
+    return usage
 
 
 def clear(
@@ -174,14 +222,11 @@ def _parameters(function: Any) -> list[tuple[str, Any]]:
 
 def install() -> None:
     """Put the two functions in allauth's module (from AccountsConfig.ready)."""
-    for ours, theirs in (
-        (consume_single_rate, ALLAUTH_CONSUME_SINGLE_RATE),
-        (clear, ALLAUTH_CLEAR),
-    ):
+    for ours, theirs in ((consume, ALLAUTH_CONSUME), (clear, ALLAUTH_CLEAR)):
         if _parameters(ours) != _parameters(theirs):
             raise ImproperlyConfigured(
                 f"allauth's ratelimit.{theirs.__name__} changed its parameters: "
                 "re-check accounts.ratelimit against allauth."
             )
-    allauth_ratelimit._consume_single_rate = consume_single_rate
+    allauth_ratelimit.consume = consume
     allauth_ratelimit.clear = clear

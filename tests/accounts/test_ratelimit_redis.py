@@ -37,24 +37,25 @@ def _request(ip: str = "192.0.2.1", method: str = "POST"):
 
 
 def test_installed_in_allauths_module():
-    assert allauth_ratelimit._consume_single_rate is ratelimit.consume_single_rate
+    assert allauth_ratelimit.consume is ratelimit.consume
     assert allauth_ratelimit.clear is ratelimit.clear
 
 
 def test_install_refuses_an_allauth_whose_functions_changed(monkeypatch):
     ratelimit.install()  # as at start-up: allauth's functions have the parameters we replace
 
-    def changed(request, *, app, action, rate, key=None, user=None, dry_run=False):
+    def changed(request, *, app, action, config=None, key=None, user=None, dry_run=False):
         return None
 
-    monkeypatch.setattr(ratelimit, "ALLAUTH_CONSUME_SINGLE_RATE", changed)
+    monkeypatch.setattr(ratelimit, "ALLAUTH_CONSUME", changed)
     with pytest.raises(ImproperlyConfigured, match=r"re-check accounts\.ratelimit"):
         ratelimit.install()
 
 
-def test_a_password_sign_in_costs_five_rate_limit_round_trips(monkeypatch, user, password):
-    """login (one rate) and login_failed (two rates) consumed, login_failed rolled back on
-    success: five commands, where allauth's lock-get-set-delete took twenty."""
+def test_a_password_sign_in_costs_three_rate_limit_round_trips(monkeypatch, user, password):
+    """login (one rate) and login_failed (two rates, one call) consumed, login_failed rolled
+    back on success (one call): three commands, where one call per rate took five and
+    allauth's lock-get-set-delete twenty."""
     commands: list[tuple[str, ...]] = []
     execute = redis.Redis.execute_command
 
@@ -62,8 +63,9 @@ def test_a_password_sign_in_costs_five_rate_limit_round_trips(monkeypatch, user,
         commands.append(tuple(str(a) for a in args))
         return execute(self, *args, **options)
 
-    # Redis has the script once anything used it (a Redis without it costs one SCRIPT LOAD).
-    allauth_ratelimit.consume(_request(), app="t", action="warm", config={"warm": "1/m/ip"})
+    # Redis has the scripts once anything used them (a Redis without one costs a SCRIPT LOAD).
+    warm = allauth_ratelimit.consume(_request(), app="t", action="warm", config={"warm": "1/m/ip"})
+    warm.rollback()
     client = Client()
     client.get(LOGIN_URL)
     monkeypatch.setattr(redis.Redis, "execute_command", recording)
@@ -72,8 +74,24 @@ def test_a_password_sign_in_costs_five_rate_limit_round_trips(monkeypatch, user,
     assert response.status_code == HTTPStatus.FOUND
     assert is_signed_in(client)
     limits = [c for c in commands if any(":rl:" in part for part in c)]
-    assert [c[0] for c in limits] == ["EVALSHA"] * 3 + ["ZREM"] * 2, limits
+    assert [(c[0], c[2]) for c in limits] == [("EVALSHA", "1"), ("EVALSHA", "2"), ("EVALSHA", "2")]
+    assert [part for part in limits[1] if part.endswith(":hits")] == [
+        part for part in limits[2] if part.endswith(":hits")
+    ]  # the rollback takes back login_failed's two hits
     assert not [c for c in commands if any(part.endswith(":lock") for part in c)]
+
+
+def test_a_refused_rate_stops_the_action_as_allauth(redis_cache):
+    """allauth's loop: the rates before the one that refuses keep their hit, those after it are
+    not consumed."""
+    config = {"act": "5/m/ip,1/m/key,5/m/ip"}
+    request = _request()
+    assert allauth_ratelimit.consume(request, app="t", action="act", config=config, key="k")
+    assert not allauth_ratelimit.consume(request, app="t", action="act", config=config, key="k")
+    # "5/m/ip" twice in the config is one rate for allauth (duplicates dropped): two rates.
+    sets = [k.decode() for k in redis_cache.keys("*:rl:*")]
+    counts = {("ip" if "/ip:" in key else "key"): redis_cache.zcard(key) for key in sets}
+    assert counts == {"ip": 2, "key": 1}
 
 
 def test_failed_sign_ins_are_limited_through_redis(settings, redis_cache, user, password):
@@ -160,22 +178,14 @@ def test_without_redis_allauths_own_implementation_runs(settings):
 @contextlib.contextmanager
 def _allauth_world(cache: LocMemCache) -> Iterator[None]:
     """allauth's own functions over an in-process cache, swapped into its module meanwhile."""
-    saved = (
-        allauth_ratelimit.cache,
-        allauth_ratelimit._consume_single_rate,
-        allauth_ratelimit.clear,
-    )
+    saved = (allauth_ratelimit.cache, allauth_ratelimit.consume, allauth_ratelimit.clear)
     allauth_ratelimit.cache = cache
-    allauth_ratelimit._consume_single_rate = ratelimit.ALLAUTH_CONSUME_SINGLE_RATE
+    allauth_ratelimit.consume = ratelimit.ALLAUTH_CONSUME
     allauth_ratelimit.clear = ratelimit.ALLAUTH_CLEAR
     try:
         yield
     finally:
-        (
-            allauth_ratelimit.cache,
-            allauth_ratelimit._consume_single_rate,
-            allauth_ratelimit.clear,
-        ) = saved
+        allauth_ratelimit.cache, allauth_ratelimit.consume, allauth_ratelimit.clear = saved
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
