@@ -49,7 +49,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connections, router, transaction
+from django.db import connections, transaction
 
 from oauth_clients.models import Client
 
@@ -201,9 +201,10 @@ def _unchanged_sql(alias: str) -> str:
     )
 
 
-def unchanged_row(client: Client) -> tuple[str, list[Any]]:
-    """SQL (and parameters) true while `client`'s row is as the copy saw it, and active."""
-    alias = router.db_for_read(Client)
+def unchanged_row(client: Client, alias: str) -> tuple[str, list[Any]]:
+    """SQL (and parameters) true while `client`'s row is as the copy saw it, and active,
+    quoted and prepared for `alias`: the database of the write it guards, which must hold the
+    client table too (one database in this project)."""
     updated = Client._meta.get_field("updated").get_db_prep_value(
         client.updated, connections[alias]
     )

@@ -518,7 +518,11 @@ class TokenPolicyMixin(_ValidatorBase):
         unchanged (`unchanged_row`); when it writes nothing, `StaleClient` hands the request to
         the pass from the shared cache, which tells a changed client from a replay."""
         copy = guarded_client()
-        guard = unchanged_row(copy) if copy is not None and copy is request.client else None
+        guard = (
+            unchanged_row(copy, router.db_for_write(type(grant)))
+            if copy is not None and copy is request.client
+            else None
+        )
         audit_http_request = audit_request(request)
         event = build_event(
             type=AuditEvent.Type.TOKENS_ISSUED,
@@ -592,7 +596,8 @@ class TokenPolicyMixin(_ValidatorBase):
         if copy is None or copy is not request.client:
             return writes.insert(access_token)
         # Issued on the worker's copy of the client: only if its row is still that copy.
-        if writes.insert_if(access_token, unchanged_row(copy)) is None:
+        guard = unchanged_row(copy, router.db_for_write(type(access_token)))
+        if writes.insert_if(access_token, guard) is None:
             raise StaleClient(copy.client_id)
         return access_token
 
