@@ -313,8 +313,14 @@ def flow_grant(flow) -> Grant:
     return Grant.objects.get(code=hash_code(flow.code))
 
 
-def _recording_exchanges() -> tuple[Any, list[bool]]:
-    """`rotation.exchange` patched to note what each call returned (True: it wrote)."""
+def _exchange_behind_a_change(web_client, run_code_flow, exchange_code, change) -> tuple:
+    """One exchange takes the worker's copy; a new code is issued; `change()` changes the
+    client through its services; then the code is exchanged. Returns the response, what each
+    `rotation.exchange` call returned (True: it wrote), the flow and the copy as it was."""
+    assert exchange_code(web_client, run_code_flow(web_client)).status_code == HTTPStatus.OK
+    flow = run_code_flow(web_client)
+    copy = client_cache._LOCAL[web_client.client_id][1]
+    change()
     results: list[bool] = []
     real = rotation.exchange
 
@@ -322,7 +328,9 @@ def _recording_exchanges() -> tuple[Any, list[bool]]:
         results.append(real(**kwargs))
         return results[-1]
 
-    return mock.patch.object(rotation, "exchange", side_effect=exchange), results
+    with mock.patch.object(rotation, "exchange", side_effect=exchange):
+        response = exchange_code(web_client, flow)
+    return response, results, flow, copy
 
 
 @committing
@@ -330,15 +338,15 @@ def _recording_exchanges() -> tuple[Any, list[bool]]:
 def test_a_code_exchange_on_a_stale_copy_writes_nothing_and_the_row_serves_it(
     client, web_client, run_code_flow, exchange_code, admin_user
 ):
-    assert exchange_code(web_client, run_code_flow(web_client)).status_code == HTTPStatus.OK
-    flow = run_code_flow(web_client)
-    services.update_client(
-        client=web_client, actor=admin_user, changes={"access_token_lifetime": 120}
+    def shorter_lifetime() -> None:
+        services.update_client(
+            client=web_client, actor=admin_user, changes={"access_token_lifetime": 120}
+        )
+
+    response, results, flow, copy = _exchange_behind_a_change(
+        web_client, run_code_flow, exchange_code, shorter_lifetime
     )
-    assert client_cache._LOCAL[web_client.client_id][1].access_token_lifetime != 120  # stale
-    patched, results = _recording_exchanges()
-    with patched:
-        response = exchange_code(web_client, flow)
+    assert copy.access_token_lifetime != 120  # the copy was stale
     assert response.status_code == HTTPStatus.OK
     assert response.json()["expires_in"] == 120  # the row's setting, not the copy's
     assert results == [False, True]  # the copy's statement wrote nothing; the row's wrote all
@@ -352,13 +360,13 @@ def test_a_code_exchange_on_a_stale_copy_writes_nothing_and_the_row_serves_it(
 def test_a_code_exchange_for_a_client_disabled_behind_the_copy_is_refused(
     client, web_client, run_code_flow, exchange_code, admin_user
 ):
-    assert exchange_code(web_client, run_code_flow(web_client)).status_code == HTTPStatus.OK
-    flow = run_code_flow(web_client)
-    services.disable_client(client=web_client, actor=admin_user)
-    assert client_cache._LOCAL[web_client.client_id][1].is_active  # the copy says active
-    patched, results = _recording_exchanges()
-    with patched:
-        response = exchange_code(web_client, flow)
+    response, results, flow, copy = _exchange_behind_a_change(
+        web_client,
+        run_code_flow,
+        exchange_code,
+        lambda: services.disable_client(client=web_client, actor=admin_user),
+    )
+    assert copy.is_active  # the copy said active
     assert response.status_code == HTTPStatus.UNAUTHORIZED
     assert response.json()["error"] == "invalid_client"
     # Neither pass wrote: disabling took the client's codes too, and the copy's guard would
