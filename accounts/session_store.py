@@ -15,8 +15,8 @@ writes the session once, with SET NX, instead of an empty write at `login()` and
 at the end of the response (BENCHMARKS.md round 12). Until then nothing can present the key:
 the browser learns it from that response. A drawn key that turns out taken (165 random bits)
 is never written over; the save raises UpdateError, which Django's SessionMiddleware answers
-with a 400, rather than draw another after the request already recorded this one (the
-user-sessions list, the ID token's `sid`).
+with a 400, rather than draw another after the request already recorded this one (its row
+in the user's list of sessions).
 
 Everything else is Django's `django.contrib.sessions.backends.cache` (loading, expiry, keys,
 `flush`, the async methods); a cache without SET XX gets Django's save and `cycle_key`.

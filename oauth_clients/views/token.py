@@ -211,7 +211,7 @@ class TokenView(dot_views.TokenView):
         else:
             _url, headers, body, status = self.create_token_response(request)
         if status == HTTPStatus.OK:
-            observe_token_issued(request.POST["grant_type"])
+            observe_token_issued(grant_type)
         return oauthlib_response(headers, body, status)
 
     def _response_on_worker_copy(self, request: HttpRequest) -> tuple:
