@@ -36,6 +36,7 @@ model is written here without a change. Other databases keep the ORM path in `to
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 from django.db import connections, models, router
@@ -215,7 +216,7 @@ def exchange(
     refresh_token: models.Model | None,
     id_token: models.Model | None,
     audit_event: models.Model,
-    guard: tuple[str, list[Any]] | None = None,
+    guard: Callable[[str], tuple[str, list[Any]]] | None = None,
 ) -> bool:
     """Mark the authorization code `grant` consumed and insert the unsaved tokens and audit row
     it issues, atomically, in one statement (RFC 6749 §4.1.2: a code is used once).
@@ -225,11 +226,12 @@ def exchange(
     lock and this statement is the exchange's one write. False when the code was consumed
     first by a concurrent exchange (PostgreSQL re-checks `consumed_at IS NULL` after waiting on
     the winner's row): nothing written. On success every instance carries its primary key.
-    With `guard` (a query and its parameters: `client_cache.unchanged_row`) the code is consumed,
-    and anything written, only when that query finds a row; False otherwise.
+    With `guard` (given the write's database, a query and its parameters:
+    `client_cache.unchanged_row`) the code is consumed, and anything written, only when that
+    query finds a row; False otherwise.
     """
     alias = router.db_for_write(get_grant_model())
-    guard_sql, guard_params = guard or ("", [])
+    guard_sql, guard_params = guard(alias) if guard is not None else ("", [])
     sql, fields, audit_fields = _exchange_statement(
         alias, id_token is not None, refresh_token is not None, guard_sql
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import uuid
 from collections import OrderedDict
@@ -519,7 +520,7 @@ class TokenPolicyMixin(_ValidatorBase):
         the pass from the shared cache, which tells a changed client from a replay."""
         copy = guarded_client()
         guard = (
-            unchanged_row(copy, router.db_for_write(type(grant)))
+            functools.partial(unchanged_row, copy)
             if copy is not None and copy is request.client
             else None
         )
@@ -596,8 +597,7 @@ class TokenPolicyMixin(_ValidatorBase):
         if copy is None or copy is not request.client:
             return writes.insert(access_token)
         # Issued on the worker's copy of the client: only if its row is still that copy.
-        guard = unchanged_row(copy, router.db_for_write(type(access_token)))
-        if writes.insert_if(access_token, guard) is None:
+        if writes.insert_if(access_token, functools.partial(unchanged_row, copy)) is None:
             raise StaleClient(copy.client_id)
         return access_token
 

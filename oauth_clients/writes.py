@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -94,13 +95,17 @@ def _write(obj: models.Model, alias: str, sql: str, params: list[Any]) -> bool:
     return True
 
 
-def insert_if(obj: models.Model, guard: tuple[str, list[Any]]) -> models.Model | None:
-    """INSERT the unsaved `obj` only if the query `guard` (SQL and parameters) finds a row, in
-    one statement: `obj` saved, or None and nothing written."""
+def insert_if(
+    obj: models.Model, guard: Callable[[str], tuple[str, list[Any]]]
+) -> models.Model | None:
+    """INSERT the unsaved `obj` only if the query `guard(alias)` (SQL and parameters, for the
+    database the row is written to) finds a row, in one statement: `obj` saved, or None and
+    nothing written."""
     model = type(obj)
     alias = router.db_for_write(model, instance=obj)
-    sql = _insert_sql(model, alias, guard[0])
-    params = [*values(insert_fields(model), obj, connections[alias]), *guard[1]]
+    guard_sql, guard_params = guard(alias)
+    sql = _insert_sql(model, alias, guard_sql)
+    params = [*values(insert_fields(model), obj, connections[alias]), *guard_params]
     return obj if _write(obj, alias, sql, params) else None
 
 
