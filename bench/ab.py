@@ -8,6 +8,11 @@ own database, seeded alike, under gunicorn with the same config) stay up, and ea
 A then B (then B then A, alternately) for the same few seconds: drift hits both alike. The
 before tree is e.g. `git archive <commit> | tar -x -C /tmp/idp-before` plus this bench/.
 Prints and returns the per-operation medians and the ratio after/before.
+
+    python bench/ab.py --before . --rows-after 1000000 --ops refresh
+
+compares the same tree on empty token tables and on N filled ones (the "scale with data"
+criterion), interleaved like any other A/B rather than minutes apart on one server.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
+
+import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -64,6 +71,12 @@ def start_side(name: str, root: Path, args: argparse.Namespace, stack: contextli
         fixtures = tmp / "fixtures.json"
         bench.seed("setup", "--out", str(fixtures))
         bench.fixtures = json.loads(fixtures.read_text())
+        if args.rows_after and name == "after":
+            print(f"[ab] filling {args.rows_after:,} rows on the after side", flush=True)
+            print(bench.seed("fill", "--rows", str(args.rows_after), "--with-refresh").strip())
+            # The fill's dirty pages are written out now, not during the first rounds.
+            with psycopg.connect(env["DATABASE_URL"], autocommit=True) as conn:
+                conn.execute("CHECKPOINT")
         bench.server = servers.Server(name, env, tmp, workers=args.workers).start()
     finally:
         servers.ROOT, servers.PYTHON = original
@@ -89,6 +102,12 @@ def main() -> int:
         "--redis-after-only",
         action="store_true",
         help="Redis for the 'after' side only: with --before . compares without/with Redis",
+    )
+    parser.add_argument(
+        "--rows-after",
+        type=int,
+        default=0,
+        help="filler token rows on the 'after' side only: with --before . compares empty/filled",
     )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -132,6 +151,8 @@ def main() -> int:
                 flush=True,
             )
     name = "ab-redis" if args.redis else "ab-redis-vs-db" if args.redis_after_only else "ab"
+    if args.rows_after:
+        name += f"-rows{args.rows_after}"
     out = args.out or ROOT / "bench" / f"{name}.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     return 0
