@@ -169,13 +169,17 @@ def stat_fields(pid: int | str) -> list[str]:
     return _read(f"/proc/{pid}/stat").rsplit(")", 1)[-1].split()
 
 
+def process_ids() -> Iterator[str]:
+    """Every process /proc lists (one may exit before it is read)."""
+    return (entry.name for entry in Path("/proc").iterdir() if entry.name.isdigit())
+
+
 def worker_pids(master: int) -> list[int]:
     pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            fields = stat_fields(entry.name)  # fields[1]: the parent pid
-            if len(fields) > 1 and fields[1] == str(master):
-                pids.append(int(entry.name))
+    for pid in process_ids():
+        fields = stat_fields(pid)  # fields[1]: the parent pid
+        if len(fields) > 1 and fields[1] == str(master):
+            pids.append(int(pid))
     return pids
 
 
@@ -208,13 +212,11 @@ def database_backend_pids(url: str) -> list[int]:
         return []
     name = f" {url.rsplit('/', 1)[1]} ".encode()
     pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            title = (entry / "cmdline").read_bytes()
+    for pid in process_ids():
+        with contextlib.suppress(OSError):  # bytes: `_read` would decode any process's argv
+            title = Path(f"/proc/{pid}/cmdline").read_bytes()
             if title.startswith(b"postgres:") and name in title:
-                pids.append(int(entry.name))
+                pids.append(int(pid))
     return pids
 
 
