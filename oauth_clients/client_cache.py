@@ -21,13 +21,13 @@ worker keeps its own copy of the clients it has served, so the grant makes no Re
 at all (the round trip, not the lookup, was a third of the client-credentials grant's worker
 CPU under load: BENCHMARKS.md finding 59). A copy no other worker can invalidate is safe only
 because nothing is decided on it alone:
-- the grant's one write carries `unchanged_row(client)`: the client-credentials grant's
-  access-token INSERT, and the exchange's statement (`rotation.exchange`, PostgreSQL) whose
-  code UPDATE every other write selects from, write nothing unless the client's row still has
-  the copy's `updated` stamp and is active. Every change of a client goes through
-  `Model.save()` (`updated` is `auto_now`; the services name it in `update_fields`), a deleted
-  client has no row, so a stale copy writes nothing and `StaleClient` makes the token view
-  answer again from the shared cache above;
+- the grant's one write carries `row_guard(client)` (`unchanged_row`): the
+  client-credentials grant's access-token INSERT, and the exchange's statement
+  (`rotation.exchange`, PostgreSQL) whose code UPDATE every other write selects from, write
+  nothing unless the client's row still has the copy's `updated` stamp and is active. Every
+  change of a client goes through `Model.save()` (`updated` is `auto_now`; the services name
+  it in `update_fields`), a deleted client has no row, so a stale copy writes nothing and
+  `StaleClient` makes the token view answer again from the shared cache above;
 - any answer but a token (a wrong secret, a scope or grant type the copy refuses) is given
   again the same way, so a stale copy can never refuse what the current row allows; an answer
   with effects of its own (a replayed code revokes what it issued) is left to that second
@@ -44,7 +44,7 @@ import functools
 import hashlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.conf import settings
@@ -182,10 +182,15 @@ def forget_local(client_id: str) -> None:
     _LOCAL.pop(client_id, None)
 
 
-def guarded_client() -> Client | None:
-    """The worker's copy this request's write must be guarded by (`unchanged_row`), if any."""
+def row_guard(client: Client | None) -> Callable[[str], tuple[str, list[Any]]] | None:
+    """The guard a write for `client` must carry when `client` is the worker's copy this
+    request was served from: `unchanged_row` bound to it, given the write's database. None
+    when the client came from the shared cache or the database (nothing to guard)."""
     use = _local_use.get()
-    return use.client if use is not None else None
+    copy = use.client if use is not None else None
+    if copy is None or copy is not client:
+        return None
+    return functools.partial(unchanged_row, copy)
 
 
 @functools.cache

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import json
 import uuid
 from collections import OrderedDict
@@ -42,8 +41,7 @@ from oauth_clients.client_cache import (
     StaleClient,
     client_for_grant,
     get_client,
-    guarded_client,
-    unchanged_row,
+    row_guard,
 )
 from oauth_clients.models import Client
 from oauth_clients.prepared import JoinedLookup, PreparedLookup
@@ -408,8 +406,9 @@ class TokenPolicyMixin(_ValidatorBase):
         if grant is None or grant.application_id != client.pk:
             return False
         if grant.consumed_at is not None:
-            if guarded_client() is client:
-                # A replay revokes and audits: done once, on the pass from the shared cache.
+            if row_guard(client) is not None:
+                # On the worker's copy: a replay revokes and audits, so it is left to the pass
+                # from the shared cache and done once.
                 raise StaleClient(client.client_id)
             revoke_tokens_issued_from_code(
                 code_checksum=grant.code,
@@ -518,12 +517,7 @@ class TokenPolicyMixin(_ValidatorBase):
         On the worker's copy of the client the statement also requires the client's row to be
         unchanged (`unchanged_row`); when it writes nothing, `StaleClient` hands the request to
         the pass from the shared cache, which tells a changed client from a replay."""
-        copy = guarded_client()
-        guard = (
-            functools.partial(unchanged_row, copy)
-            if copy is not None and copy is request.client
-            else None
-        )
+        guard = row_guard(request.client)
         audit_http_request = audit_request(request)
         event = build_event(
             type=AuditEvent.Type.TOKENS_ISSUED,
@@ -543,7 +537,7 @@ class TokenPolicyMixin(_ValidatorBase):
             guard=guard,
         ):
             if guard is not None:
-                raise StaleClient(copy.client_id)
+                raise StaleClient(request.client.client_id)
             revoke_tokens_issued_from_code(
                 code_checksum=grant.code,
                 client=request.client,
@@ -593,12 +587,12 @@ class TokenPolicyMixin(_ValidatorBase):
         The ID token row made by `finalize_id_token` is reused rather than re-verified."""
         # One INSERT built once (oauth_clients/writes.py), not `save()`.
         access_token = self._build_access_token(expires, request, token, source_refresh_token)
-        copy = guarded_client()
-        if copy is None or copy is not request.client:
+        guard = row_guard(request.client)
+        if guard is None:
             return writes.insert(access_token)
         # Issued on the worker's copy of the client: only if its row is still that copy.
-        if writes.insert_if(access_token, functools.partial(unchanged_row, copy)) is None:
-            raise StaleClient(copy.client_id)
+        if writes.insert_if(access_token, guard) is None:
+            raise StaleClient(request.client.client_id)
         return access_token
 
     def _build_access_token(
