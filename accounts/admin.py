@@ -25,6 +25,7 @@ from accounts import branding as branding_service
 from accounts import services
 from accounts.forms import AdminUserChangeForm, AdminUserCreationForm
 from accounts.models import AuditEvent, Branding, User
+from accounts.permissions import may_administer, may_set_privileges
 
 
 class LockedFilter(admin.SimpleListFilter):
@@ -149,10 +150,22 @@ class UserAdmin(DjangoUserAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         fields = list(super().get_readonly_fields(request, obj))
-        if not request.user.is_superuser:
-            # Only a superuser hands out superuser status or individual permissions.
-            fields += ["is_superuser", "groups", "user_permissions"]
+        if not may_set_privileges(actor=request.user):
+            # Only a superuser hands out staff or superuser status or individual permissions
+            # (accounts/permissions.py): nobody else raises anyone to their own level or above.
+            fields += ["is_staff", "is_superuser", "groups", "user_permissions"]
         return fields
+
+    # Django's own password form (`user_change_password`) and the change and delete views ask
+    # these with the user in question: a help-desk member sees a superuser's or another staff
+    # member's account read-only, and gets 403 on its password form.
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (obj is None or may_administer(actor=request.user, subject=obj))
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or may_administer(actor=request.user, subject=obj))
 
     def has_superuser_permission(self, request: HttpRequest) -> bool:
         return bool(request.user.is_active and request.user.is_superuser)
@@ -179,7 +192,7 @@ class UserAdmin(DjangoUserAdmin):
         services.delete_user(user=obj, actor=request.user, request=request)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
-        for user in queryset:
+        for user in self._allowed(request, queryset):
             services.delete_user(user=user, actor=request.user, request=request)
 
     def user_change_password(
@@ -194,6 +207,26 @@ class UserAdmin(DjangoUserAdmin):
 
     # --- Actions ----------------------------------------------------------------------------
 
+    def _allowed(self, request: HttpRequest, users: Any) -> list[User]:
+        """The selected users this administrator may act on (accounts/permissions.py); the
+        others are named in an error message, left unchanged, and the refusal is audited."""
+        users = list(users)
+        refused = [u for u in users if not may_administer(actor=request.user, subject=u)]
+        if refused:
+            services.record_admin_refusal(
+                users=refused,
+                actor=request.user,
+                request=request,
+                action=request.POST.get("action", ""),
+            )
+            self.message_user(
+                request,
+                _("Only a superuser may act on: %(users)s. They were left unchanged.")
+                % {"users": ", ".join(u.get_username() for u in refused)},
+                level=messages.ERROR,
+            )
+        return [u for u in users if u not in refused]
+
     def _others(self, request: HttpRequest, queryset: QuerySet[User], verb: str) -> list[User]:
         """The selected users except the acting administrator (nobody locks themselves out)."""
         users = list(queryset)
@@ -203,7 +236,7 @@ class UserAdmin(DjangoUserAdmin):
                 _("You cannot %(verb)s your own account; it was left unchanged.") % {"verb": verb},
                 level=messages.WARNING,
             )
-        return [user for user in users if user.pk != request.user.pk]
+        return self._allowed(request, [user for user in users if user.pk != request.user.pk])
 
     def _done(self, request: HttpRequest, count: int, message: str) -> None:
         self.message_user(request, message % {"count": count}, level=messages.SUCCESS)
@@ -224,7 +257,7 @@ class UserAdmin(DjangoUserAdmin):
 
     @admin.action(description=_("Activate selected users"), permissions=["change"])
     def activate_users(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
-        users = list(queryset.filter(is_active=False))
+        users = [u for u in self._allowed(request, queryset) if not u.is_active]
         for user in users:
             services.activate_user(user=user, actor=request.user, request=request)
         self._done(
@@ -262,7 +295,7 @@ class UserAdmin(DjangoUserAdmin):
 
     @admin.action(description=_("Unlock selected users"), permissions=["change"])
     def unlock_users(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
-        users = list(queryset.filter(locked_until__isnull=False))
+        users = [u for u in self._allowed(request, queryset) if u.locked_until is not None]
         for user in users:
             services.unlock_user(user=user, actor=request.user, request=request)
         self._done(
@@ -312,7 +345,7 @@ class UserAdmin(DjangoUserAdmin):
         permissions=["change"],
     )
     def revoke_all_tokens(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
-        users = list(queryset)
+        users = self._allowed(request, queryset)
         for user in users:
             services.revoke_all_user_tokens(user=user, actor=request.user, request=request)
         self._done(
@@ -325,9 +358,9 @@ class UserAdmin(DjangoUserAdmin):
             ),
         )
 
-    @admin.action(description=_("Grant staff status"), permissions=["change"])
+    @admin.action(description=_("Grant staff status"), permissions=["superuser"])
     def grant_staff(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
-        users = list(queryset.filter(is_staff=False))
+        users = [u for u in self._allowed(request, queryset) if not u.is_staff]
         for user in users:
             services.set_staff(user=user, is_staff=True, actor=request.user, request=request)
         self._done(
@@ -336,7 +369,7 @@ class UserAdmin(DjangoUserAdmin):
             ngettext("%(count)d user is now staff.", "%(count)d users are now staff.", len(users)),
         )
 
-    @admin.action(description=_("Revoke staff status"), permissions=["change"])
+    @admin.action(description=_("Revoke staff status"), permissions=["superuser"])
     def revoke_staff(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         users = [
             u for u in self._others(request, queryset, str(_("revoke staff from"))) if u.is_staff
@@ -355,7 +388,7 @@ class UserAdmin(DjangoUserAdmin):
 
     @admin.action(description=_("Grant superuser status"), permissions=["superuser"])
     def grant_superuser(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
-        users = list(queryset.filter(is_superuser=False))
+        users = [u for u in self._allowed(request, queryset) if not u.is_superuser]
         for user in users:
             services.set_superuser(
                 user=user, is_superuser=True, actor=request.user, request=request

@@ -104,6 +104,7 @@ class AuditEvent(models.Model):
         TOKEN_REPLAY = "token.replay_detected", _("Token replay detected")
         SIGNING_KEY_ROTATED = "signing_key.rotated", _("Signing key rotated")
         BRANDING_CHANGED = "branding.changed", _("Branding changed")
+        ADMIN_REFUSED = "admin.refused", _("Administrator action refused")
 
     created_at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
     type = models.CharField(_("event"), max_length=64, choices=Type.choices, db_index=True)

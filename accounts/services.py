@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from accounts.audit import build_event, publish_event, record_event
 from accounts.models import AuditEvent, User
+from accounts.permissions import ensure_may_administer, ensure_may_set_privileges
 from accounts.sessions import SID_KEY, get_sid
 from oauth_clients import backchannel, writes
 from oauth_clients.consent import revoke_consent
@@ -157,6 +158,7 @@ def _signed_in(request: HttpRequest | None) -> bool:
 
 @transaction.atomic
 def unlock_user(*, user: User, actor: Any, request: HttpRequest | None = None) -> None:
+    ensure_may_administer(actor=actor, subject=user)
     User.objects.filter(pk=user.pk).update(
         locked_until=None, failed_login_count=0, last_failed_login_at=None
     )
@@ -267,6 +269,7 @@ def force_password_reset(*, user: User, actor: Any, request: HttpRequest) -> boo
     Ends the user's sessions, makes their OAuth tokens unusable and emails a reset link.
     Returns whether a link could be sent.
     """
+    ensure_may_administer(actor=actor, subject=user)
     User.objects.filter(pk=user.pk).update(password_reset_required=True)
     user.password_reset_required = True
     # Thorough: the password (and so Django's session hash) has not changed yet.
@@ -528,6 +531,8 @@ def register_user(
     With a password the user can sign in at once; without one the account gets an unusable
     password and the user is emailed a reset link to choose their own.
     """
+    if user.is_staff or user.is_superuser:
+        ensure_may_set_privileges(actor=actor)
     if password:
         user.set_password(password)
     else:
@@ -551,6 +556,7 @@ def register_user(
 @transaction.atomic
 def deactivate_user(*, user: User, actor: Any, request: HttpRequest | None = None) -> None:
     """The user can no longer sign in; their sessions end and their OAuth tokens die now."""
+    ensure_may_administer(actor=actor, subject=user)
     User.objects.filter(pk=user.pk).update(is_active=False)
     user.is_active = False
     ended = end_user_sessions(user=user, thorough=True)
@@ -567,6 +573,7 @@ def deactivate_user(*, user: User, actor: Any, request: HttpRequest | None = Non
 
 @transaction.atomic
 def activate_user(*, user: User, actor: Any, request: HttpRequest | None = None) -> None:
+    ensure_may_administer(actor=actor, subject=user)
     User.objects.filter(pk=user.pk).update(is_active=True)
     user.is_active = True
     record_event(type=AuditEvent.Type.USER_ACTIVATED, request=request, actor=actor, subject=user)
@@ -577,6 +584,8 @@ def set_staff(
     *, user: User, is_staff: bool, actor: Any, request: HttpRequest | None = None
 ) -> None:
     """Grant or revoke access to the administration (audited)."""
+    ensure_may_set_privileges(actor=actor)
+    ensure_may_administer(actor=actor, subject=user)
     if user.is_staff == is_staff:
         return
     User.objects.filter(pk=user.pk).update(is_staff=is_staff)
@@ -594,6 +603,8 @@ def set_superuser(
     *, user: User, is_superuser: bool, actor: Any, request: HttpRequest | None = None
 ) -> None:
     """Grant or revoke every permission (audited). A superuser is also staff."""
+    ensure_may_set_privileges(actor=actor)
+    ensure_may_administer(actor=actor, subject=user)
     if user.is_superuser == is_superuser:
         return
     User.objects.filter(pk=user.pk).update(is_superuser=is_superuser)
@@ -631,6 +642,8 @@ def save_admin_changes(
     `user` carries the new values; the stored row still has the old ones.
     """
     before = User.objects.select_for_update().get(pk=user.pk)
+    # Decided on the stored account: what it is now, not what the form says it becomes.
+    ensure_may_administer(actor=actor, subject=before)
     new_active, new_staff, new_superuser = user.is_active, user.is_staff, user.is_superuser
     new_reset_required = user.password_reset_required
     # Security flags are applied by their services below, from the stored values.
@@ -676,9 +689,25 @@ def save_admin_changes(
             )
 
 
+def record_admin_refusal(
+    *, users: list[User], actor: Any, request: HttpRequest | None, action: str
+) -> None:
+    """An administrator tried to act on accounts above their level (accounts/permissions.py):
+    nothing changed; one audit row per account, so the attempt shows on each one's history."""
+    for user in users:
+        record_event(
+            type=AuditEvent.Type.ADMIN_REFUSED,
+            request=request,
+            actor=actor,
+            subject=user,
+            action=action,
+        )
+
+
 @transaction.atomic
 def delete_user(*, user: User, actor: Any, request: HttpRequest | None = None) -> None:
     """Delete an account; its sessions end first (tokens go with the row)."""
+    ensure_may_administer(actor=actor, subject=user)
     end_user_sessions(user=user, thorough=True)
     record_event(type=AuditEvent.Type.USER_DELETED, request=request, actor=actor, subject=user)
     user.delete()
@@ -686,6 +715,7 @@ def delete_user(*, user: User, actor: Any, request: HttpRequest | None = None) -
 
 def record_admin_password_set(*, user: User, actor: Any, request: HttpRequest) -> None:
     """An administrator set the user's password in the admin (the user's sessions end)."""
+    ensure_may_administer(actor=actor, subject=user)
     ended = end_user_sessions(
         user=user,
         keep_session_key=request.session.session_key if user.pk == actor.pk else None,
@@ -707,6 +737,7 @@ def reset_user_factors(*, user: User, actor: Any, request: HttpRequest | None = 
     The user signs in with the password alone until they set one up again (staff are asked
     to at once). Returns how many authenticators were removed.
     """
+    ensure_may_administer(actor=actor, subject=user)
     authenticators = Authenticator.objects.filter(user=user)
     types = sorted(set(authenticators.values_list("type", flat=True)))
     _total, per_model = authenticators.delete()
@@ -726,6 +757,7 @@ def reset_user_factors(*, user: User, actor: Any, request: HttpRequest | None = 
 @transaction.atomic
 def sign_out_everywhere(*, user: User, actor: Any, request: HttpRequest | None = None) -> int:
     """An administrator ends every browser session of the user (and what each obtained)."""
+    ensure_may_administer(actor=actor, subject=user)
     keep = None
     if request is not None and getattr(actor, "pk", None) == user.pk:
         keep = request.session.session_key  # never the administrator's own current session
@@ -747,6 +779,7 @@ def revoke_all_user_tokens(
     *, user: User, actor: Any, request: HttpRequest | None = None
 ) -> dict[str, int]:
     """An administrator signs the user out of every app (browser sessions stay)."""
+    ensure_may_administer(actor=actor, subject=user)
     revoked = revoke_user_tokens(user=user)
     record_event(
         type=AuditEvent.Type.TOKEN_REVOKED,

@@ -1,0 +1,59 @@
+"""Who may administer whom: the one rule every entry point applies (admin, CLI, later APIs).
+
+The rule (OWASP ASVS 5.0 V8.2.1/V8.2.2; CWE-269 improper privilege management):
+- a superuser may act on anyone;
+- anyone else with the user permissions (a help-desk staff member) may act only on people below
+  staff level: never on a superuser, never on another staff member, and not on themselves from
+  the administration (their own password, factors and sessions are managed on their own
+  security pages, behind re-authentication);
+- staff and superuser status are handed out and taken away by superusers only, so nobody is
+  ever raised to their own level or above by someone who is not a superuser.
+
+`accounts.services` checks every administrative change with `ensure_may_administer` /
+`ensure_may_set_privileges`; the admin and the `users` command ask `may_administer` first to
+show a clear message instead of an error. An action without an acting person (`actor=None`: a
+migration, a directory sync run by the operator) is the system's and is allowed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.utils.translation import gettext as _
+
+
+def _is_person(actor: Any) -> bool:
+    return actor is not None and getattr(actor, "is_authenticated", False)
+
+
+def may_administer(*, actor: Any, subject: Any) -> bool:
+    """Whether `actor` may change, reset, deactivate or otherwise act on `subject`'s account."""
+    if not _is_person(actor):
+        return actor is None
+    if not actor.is_active or not actor.is_staff:
+        return False
+    if actor.is_superuser:
+        return True
+    if subject.pk is not None and subject.pk == actor.pk:
+        return False
+    return not (subject.is_staff or subject.is_superuser)
+
+
+def may_set_privileges(*, actor: Any) -> bool:
+    """Whether `actor` may grant or revoke staff or superuser status (superusers only)."""
+    if not _is_person(actor):
+        return actor is None
+    return bool(actor.is_active and actor.is_superuser)
+
+
+def ensure_may_administer(*, actor: Any, subject: Any) -> None:
+    if not may_administer(actor=actor, subject=subject):
+        raise PermissionDenied(
+            _("Only a superuser may act on %(user)s.") % {"user": subject.get_username()}
+        )
+
+
+def ensure_may_set_privileges(*, actor: Any) -> None:
+    if not may_set_privileges(actor=actor):
+        raise PermissionDenied(_("Only a superuser may grant or revoke staff or superuser status."))
