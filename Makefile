@@ -83,18 +83,19 @@ check: lint
 test-sqlite: install browser
 	$(BIN)/pytest
 
-## The suite again on PostgreSQL when it answers on 127.0.0.1:5432 (browser tests ran on SQLite).
+## The suite again on PostgreSQL (browser tests ran on SQLite): a postgres DATABASE_URL, or
+## else PG_URL, the local server .ci/run starts. One that does not answer fails the run, never skips it.
+TEST_PG_URL := $(if $(filter postgres%,$(DATABASE_URL)),$(DATABASE_URL),$(PG_URL))
 test-postgres: install
-	@if $(BIN)/python -c "import psycopg; psycopg.connect('$(PG_URL)'.replace('/idp','/postgres'), connect_timeout=3).close()" 2>/dev/null; then \
-	  echo "PostgreSQL answers: running the suite on PostgreSQL"; \
-	  DATABASE_URL=$(PG_URL) $(BIN)/pytest -m "not browser" && \
-	  echo "Service tests: gunicorn instances over PostgreSQL and Redis, rate limits in Redis" && \
-	  $(BIN)/pytest -m "scaleout or redis" tests/deploy tests/accounts; \
-	else \
-	  echo "PostgreSQL not answering on 127.0.0.1:5432: PostgreSQL run skipped"; \
-	fi
+	@$(BIN)/python -c "import sys, psycopg; from urllib.parse import urlsplit; u = urlsplit(sys.argv[1]); \
+	  psycopg.connect(u._replace(path='/postgres').geturl(), connect_timeout=5).close()" '$(TEST_PG_URL)' \
+	  || { echo "PostgreSQL at $(TEST_PG_URL) does not answer: start it (.ci/run does) or set DATABASE_URL"; exit 1; }
+	@echo "Running the suite on PostgreSQL ($(TEST_PG_URL))"
+	DATABASE_URL=$(TEST_PG_URL) $(BIN)/pytest -m "not browser"
+	@echo "Service tests: gunicorn instances over PostgreSQL and Redis, rate limits in Redis"
+	DATABASE_URL=$(TEST_PG_URL) $(BIN)/pytest -m "scaleout or redis" tests/deploy tests/accounts
 
-## make test: the whole suite (SQLite, then PostgreSQL when it answers) and the quality gates.
+## make test: the whole suite (SQLite, then PostgreSQL) and the quality gates.
 test: check test-sqlite test-postgres
 
 ## make demo: the IdP (:8000) and the demo relying party (:8001) on loopback, demo client
