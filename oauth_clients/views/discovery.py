@@ -20,6 +20,7 @@ from django.views.generic import View
 from oauth2_provider.compat import login_not_required
 from oauth2_provider.settings import oauth2_settings
 
+from oauth_clients.backend import ACR_VALUES_SUPPORTED
 from oauth_clients.claims import supported_claims
 from oauth_clients.keys import signing_algorithms
 from oauth_clients.published import json_body
@@ -55,6 +56,8 @@ def provider_metadata() -> dict[str, Any]:
         # RFC 7662 §2.1: introspection requires client authentication.
         "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "code_challenge_methods_supported": ["S256"],
+        # OIDC Discovery 1.0 §3: the `acr` values `acr_values` may ask for (and ID tokens carry).
+        "acr_values_supported": list(ACR_VALUES_SUPPORTED),
         "claims_supported": supported_claims(),
         "claim_types_supported": ["normal"],
         "claims_parameter_supported": False,

@@ -96,6 +96,17 @@ def test_discovery_advertises_only_what_is_supported(metadata, settings):
         ).split("'")
 
 
+@pytest.mark.spec("OIDC Discovery", "3")
+def test_discovery_publishes_the_acr_values_the_authorization_endpoint_honours(metadata):
+    # tests/accounts/test_mfa.py shows each stepping a password session up to a second factor.
+    assert metadata["acr_values_supported"] == [
+        "http://schemas.openid.net/pape/policies/2007/06/multi-factor",
+        "phr",
+    ]
+    # Every scope offered is one the consent screen can describe; none listed only internally.
+    assert not {"address", "phone"} & set(metadata["scopes_supported"])
+
+
 @pytest.mark.spec("RFC 8414", "3")
 def test_rfc8414_metadata_has_the_same_issuer_and_endpoints(client, metadata):
     response = client.get(RFC8414)
