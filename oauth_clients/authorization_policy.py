@@ -41,19 +41,21 @@ from oauth_clients.models import Client
 ID_TOKEN_ALGORITHM = "RS256"  # noqa: S105 (an algorithm name, not a secret)
 # Per-client choice (Client.algorithm): RS256 by default, ES256 for clients that take it.
 ID_TOKEN_ALGORITHMS = ["RS256", "ES256"]
-# RFC 8252 §7.3: a loopback redirect URI matches on any port.
+# RFC 8252 §7.3: a native app's loopback redirect URI matches on any port.
 LOOPBACK_REDIRECT_HOSTS = frozenset({"127.0.0.1", "::1"})
 
 
-def redirect_uri_registered(uri: str, registered: list[str]) -> bool:
+def redirect_uri_registered(uri: str, registered: list[str], *, kind: str) -> bool:
     """OIDC Core §3.1.2.1 / RFC 9700 §4.1.3: simple string comparison with a registered URI.
 
-    The only exception is RFC 8252 §7.3: an http loopback IP redirect URI matches with any
-    port, everything else (scheme, host, path, query) compared exactly.
+    The only exception is RFC 8252 §7.3, for native apps (`kind` is `Client.Kind.NATIVE`) only:
+    an http loopback IP redirect URI matches with any port, everything else (scheme, host, path,
+    query) compared exactly. Every other kind of app gets the exact match: a web app's loopback
+    URI names one fixed port, and another port is another program on that machine.
     """
     if uri in registered:
         return True
-    if not uri.startswith("http://") or "#" in uri:
+    if kind != Client.Kind.NATIVE or not uri.startswith("http://") or "#" in uri:
         return False
     try:
         requested = urlsplit(uri)
@@ -132,7 +134,7 @@ class AuthorizationPolicyMixin:
     def validate_redirect_uri(self, client_id: str, redirect_uri: str, request: Any, *a, **kw):
         client = request.client
         return client is not None and redirect_uri_registered(
-            redirect_uri, client.redirect_uris.split()
+            redirect_uri, client.redirect_uris.split(), kind=client.kind
         )
 
     def get_default_redirect_uri(self, client_id: str, request: Any, *args, **kwargs):

@@ -115,8 +115,13 @@ class LogoutView(RPInitiatedLogoutView):
             if client is None:
                 raise InvalidOIDCClientError()
             # §3: exactly one of the URIs registered for this client (simple string comparison).
+            # A native app keeps RFC 8252 §7.3's any-port loopback match here too: its loopback
+            # listener gets an ephemeral port for logout as for sign-in, and this redirect
+            # carries only `state`, no credential.
             if not redirect_uri_registered(
-                post_logout_redirect_uri, client.post_logout_redirect_uris.split()
+                post_logout_redirect_uri,
+                client.post_logout_redirect_uris.split(),
+                kind=client.kind,
             ):
                 raise InvalidOIDCRedirectURIError()
         return client, hint
