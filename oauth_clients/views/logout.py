@@ -111,6 +111,10 @@ class LogoutView(RPInitiatedLogoutView):
         client = hint.client if hint else None
         if client is None and client_id:
             client = self.client_by_id(client_id)
+        if client is not None and not client.is_active:
+            # A disabled app vouches for no URI any more (its domain may have lapsed): the
+            # session still ends, on our own signed-out page, and its redirect is never followed.
+            return None, hint
         if post_logout_redirect_uri:
             if client is None:
                 raise InvalidOIDCClientError()
