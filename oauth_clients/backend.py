@@ -5,11 +5,13 @@ who is signed in while it validates an authorization request (`prompt=none`, `id
 `max_age`). This subclass puts the signed-in user and this browser session's binding (`sid`,
 `auth_time`, `amr`, `acr`) on the oauthlib request, both when the request is validated and when
 the code is issued (so `save_authorization_code` can copy them into the Grant), and refuses
-what oauthlib lets through: PKCE `plain`, repeated parameters, request objects.
+what oauthlib lets through: PKCE `plain` and malformed challenges, repeated parameters, request
+objects, `prompt` values we do not support.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -33,6 +35,11 @@ from accounts.sessions import get_auth_time, get_sid
 REPEATABLE_PARAMETERS = frozenset({"resource"})
 # Fields of our own consent form, posted back to the authorization endpoint with the request.
 CONSENT_FORM_FIELDS = frozenset({"allow", "deny", "csrfmiddlewaretoken"})
+# RFC 7636 §4.2: an S256 challenge is BASE64URL(SHA256(verifier)) without padding, 32 bytes in
+# 43 characters of the base64url alphabet.
+S256_CODE_CHALLENGE_RE = re.compile(r"[A-Za-z0-9_-]{43}")
+# The `prompt` values discovery advertises (`prompt_values_supported`, views/discovery.py).
+PROMPT_VALUES_SUPPORTED = ("none", "login", "consent")
 # A longer `login_hint` is no sign-in name of ours (usernames and email addresses are shorter).
 LOGIN_HINT_MAX_LENGTH = 254
 # RFC 8176 §2 values for allauth's recorded authentication methods.
@@ -227,6 +234,30 @@ def _check_policy(orequest: OauthlibRequest) -> None:
         # RFC 9700 §2.1.1: S256 only; a missing method means "plain" (RFC 7636 §4.3).
         raise oauth2.InvalidRequestError(
             description="Unsupported code_challenge_method; use S256.", request=orequest
+        )
+    if orequest.code_challenge is not None and not S256_CODE_CHALLENGE_RE.fullmatch(
+        orequest.code_challenge
+    ):
+        # RFC 7636 §4.2: a challenge of another length or alphabet is no S256 challenge, and no
+        # verifier would ever match it; say so now rather than fail the code exchange.
+        raise oauth2.InvalidRequestError(
+            description="code_challenge must be 43 base64url characters (S256).",
+            request=orequest,
+        )
+    prompt = set((orequest.prompt or "").split())
+    unsupported = sorted(prompt.difference(PROMPT_VALUES_SUPPORTED))
+    if unsupported:
+        # OIDC Core §3.1.2.1: an OP refuses a prompt value it does not support (invalid_request)
+        # rather than ignore what the client asked for (e.g. select_account, create).
+        raise oauth2.InvalidRequestError(
+            description="Unsupported prompt value; supported: none, login, consent.",
+            request=orequest,
+        )
+    if "none" in prompt and len(prompt) > 1:
+        # OIDC Core §3.1.2.1: "none" with any other value is an error (oauthlib checks this
+        # only when `openid` is among the scopes).
+        raise oauth2.InvalidRequestError(
+            description="prompt=none cannot be combined with other values.", request=orequest
         )
     try:
         parse_max_age(orequest.max_age)
