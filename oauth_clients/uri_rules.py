@@ -144,11 +144,51 @@ def validate_redirect_uris(
     return items
 
 
-def _ip_is_internal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
-    # Not globally routable covers private, loopback, link-local, shared (CGNAT), reserved.
-    return not address.is_global or address.is_multicast
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# IPv6 prefixes whose last 32 bits are an IPv4 address a translator or the kernel may reach:
+# RFC 6052 §2.1 NAT64 well-known prefix, RFC 8215 local-use NAT64 prefix (its /96 form),
+# RFC 4291 §2.5.5.1 IPv4-compatible (deprecated; ::/96 less :: and ::1), RFC 2765 §2.1
+# IPv4-translated (SIIT).
+_IPV4_EMBEDDING_NETWORKS = tuple(
+    ipaddress.IPv6Network(net)
+    for net in ("64:ff9b::/96", "64:ff9b:1::/48", "::/96", "::ffff:0:0:0/96")
+)
+# RFC 8215 §2: the local-use NAT64 prefix is never routed on the internet.
+_LOCAL_USE_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+
+
+def embedded_ipv4_addresses(address: IPAddress) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address stands for through a translation or tunnel: mapped
+    (RFC 4291 §2.5.5.2), NAT64 (RFC 6052, RFC 8215), IPv4-compatible, SIIT, 6to4 (RFC 3056) and
+    Teredo (RFC 4380: server and client). A request to the IPv6 form reaches the IPv4 one."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return []
+    found: list[ipaddress.IPv4Address] = []
+    if address.ipv4_mapped is not None:
+        found.append(address.ipv4_mapped)
+    if address.sixtofour is not None:
+        found.append(address.sixtofour)
+    if address.teredo is not None:
+        found.extend(address.teredo)
+    if int(address) > 1 and any(address in net for net in _IPV4_EMBEDDING_NETWORKS):
+        found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return found
+
+
+def address_is_internal(address: IPAddress) -> bool:
+    """Whether a request to `address` may reach a private, loopback, link-local, shared (CGNAT)
+    or reserved network, directly or through an IPv4 address the IPv6 form carries.
+
+    The one check for registration (`host_is_internal`) and for the back-channel sender
+    (`oauth_clients.backchannel.resolve_destination`, through `host_is_internal`).
+    """
+    if isinstance(address, ipaddress.IPv6Address) and address in _LOCAL_USE_NAT64:
+        return True
+    for candidate in [address, *embedded_ipv4_addresses(address)]:
+        # Not globally routable covers private, loopback, link-local, shared, reserved.
+        if not candidate.is_global or candidate.is_multicast:
+            return True
+    return False
 
 
 INFO_URI_FIELDS = ("logo_uri", "client_uri", "policy_uri", "tos_uri")
@@ -190,7 +230,7 @@ def host_is_internal(host: str, *, resolver: Resolver | None = None) -> tuple[bo
     except ValueError:
         literal = None
     if literal is not None:
-        if _ip_is_internal(literal):
+        if address_is_internal(literal):
             return True, _("%(host)s is a private, loopback or link-local address") % {"host": host}
         return False, ""
     addresses = (resolver or resolve_host)(bare)
@@ -201,7 +241,7 @@ def host_is_internal(host: str, *, resolver: Resolver | None = None) -> tuple[bo
             address = ipaddress.ip_address(value.split("%", 1)[0])
         except ValueError:
             return True, _("%(host)s resolves to an unreadable address") % {"host": host}
-        if _ip_is_internal(address):
+        if address_is_internal(address):
             return True, _("%(host)s resolves to the internal address %(ip)s") % {
                 "host": host,
                 "ip": value,
