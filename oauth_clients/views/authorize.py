@@ -54,6 +54,7 @@ from oauth_clients.consent import (
     record_consent_denied,
 )
 from oauth_clients.models import Client
+from oauth_clients.views.token import foreign_charset
 
 # Longest value we accept for one parameter: ID token hints and `claims` fit easily; a 200 kB
 # `state` is an attack on the redirect, the login round trip and our logs.
@@ -110,6 +111,14 @@ class AuthorizeView(AuthorizationView):
         return self.authorize(request)
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if foreign_charset(request):
+            # RFC 6749 Appendix B: the form body is UTF-8. Refused before it is read, on the
+            # error page: nothing is validated yet, so nothing is redirected (§4.1.2.1).
+            return self.render_error(
+                str(ERROR_MESSAGES["request"]),
+                "The request body must be UTF-8 encoded.",
+                status=HTTPStatus.BAD_REQUEST,
+            )
         return self.authorize(request)
 
     # --- the flow

@@ -29,6 +29,7 @@ from oauth2_provider.exceptions import (
     InvalidIDTokenError,
     InvalidOIDCClientError,
     InvalidOIDCRedirectURIError,
+    InvalidRequestFatalError,
     OIDCError,
 )
 from oauth2_provider.http import OAuth2ResponseRedirect
@@ -42,6 +43,7 @@ from oauth_clients.frontchannel import logged_out_url
 from oauth_clients.logout import LogoutHint, end_session, hint_matches_session, read_id_token_hint
 from oauth_clients.models import Client
 from oauth_clients.views.authorize import csrf_rejection
+from oauth_clients.views.token import foreign_charset
 
 MAX_PARAMETER_LENGTH = 8192
 MAX_HINT_LENGTH = 16_384
@@ -60,6 +62,11 @@ class LogoutView(RPInitiatedLogoutView):
         return self.logout_request(request.GET, decision=None)
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if foreign_charset(request):
+            # RFC 6749 Appendix B: the form body is UTF-8; refused before it is read.
+            return self.error_response(
+                InvalidRequestFatalError("The request body must be UTF-8 encoded.")
+            )
         decision = next((name for name in ("allow", "cancel") if name in request.POST), None)
         if decision is not None:
             # Only our confirmation form carries a decision: it must carry our CSRF token too.

@@ -91,12 +91,24 @@ def back_channel_view(view: Any) -> Any:
     return csrf_exempt(login_not_required(never_cached))
 
 
+def foreign_charset(request: HttpRequest) -> bool:
+    """Whether the request declares a body charset other than UTF-8 (any case), known or not.
+
+    RFC 6749 Appendix B: a form-urlencoded body is UTF-8. Django raises BadRequest when it
+    reads such a body in another charset (a 500 page in debug mode, an HTML 400 otherwise)
+    and decodes one in a charset it does not know as UTF-8: both refused before the body is read.
+    """
+    charset = (request.content_params or {}).get("charset")
+    return charset is not None and charset.lower() != "utf-8"
+
+
 def form_problem(request: HttpRequest, *, methods: tuple[str, ...] = ("POST",)) -> Any:
     """The error response for a malformed back-channel request, or None when it is well formed.
 
-    RFC 6749 §3.2 (POST), §4.1.3 (form-urlencoded body), §3.1/§3.2 (no repeated parameter);
-    Django's upload limits (`DATA_UPLOAD_MAX_MEMORY_SIZE`, `…_NUMBER_FIELDS`) answered as OAuth
-    errors, and NUL bytes or absurdly long values refused before they reach the database.
+    RFC 6749 §3.2 (POST), §4.1.3 (form-urlencoded body), Appendix B (UTF-8), §3.1/§3.2 (no
+    repeated parameter); Django's upload limits (`DATA_UPLOAD_MAX_MEMORY_SIZE`,
+    `…_NUMBER_FIELDS`) answered as OAuth errors, and NUL bytes or absurdly long values refused
+    before they reach the database.
     """
     if request.method not in methods:
         return oauth_error(
@@ -111,6 +123,8 @@ def form_problem(request: HttpRequest, *, methods: tuple[str, ...] = ("POST",)) 
         content_type = request.content_type or ""
         if content_type != FORM_CONTENT_TYPE:
             return oauth_error("invalid_request", f"The request body must be {FORM_CONTENT_TYPE}.")
+        if foreign_charset(request):
+            return oauth_error("invalid_request", "The request body must be UTF-8 encoded.")
         try:
             params = request.POST
         except RequestDataTooBig:
