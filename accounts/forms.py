@@ -188,9 +188,12 @@ class _SignOutChoiceMixin:
     """Adds the "sign out everywhere else" question to one of allauth's password forms.
 
     The answer reaches `accounts.services` through allauth's password signal (same request).
+    It starts ticked, as Okta and Entra ID do: a new password is often the answer to a stolen
+    one, and the sessions (and apps' refresh tokens) the thief holds must end unless the user
+    chooses to keep them (OWASP ASVS 5.0 V7.4.3).
     """
 
-    sign_out_initial = False
+    sign_out_initial = True
     sign_out_label = _("Sign out everywhere else")
     sign_out_help = _("Ends your other sessions and signs you out of the apps they signed in to.")
     fields: dict[str, Any]
@@ -221,9 +224,8 @@ class SetPasswordForm(_SignOutChoiceMixin, AllauthSetPasswordForm):
 
 
 class ResetPasswordKeyForm(_SignOutChoiceMixin, AllauthResetPasswordKeyForm):
-    """allauth's reset-link form (ACCOUNT_FORMS["reset_password_from_key"]): on by default."""
+    """allauth's reset-link form (ACCOUNT_FORMS["reset_password_from_key"])."""
 
-    sign_out_initial = True
     sign_out_label = _("Sign out everywhere")
     sign_out_help = _(
         "Ends every session of your account and signs you out of every app. Recommended if "
