@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.internal.stagekit import clear_login
@@ -15,12 +16,65 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from accounts import mfa_policy, services
 from accounts.models import User
 from accounts.selectors import users_for_credentials
 from accounts.sessions import get_sid
 from oauth_clients import frontchannel
+
+# --- The issuer's origin: where emailed links point and where `next` may lead --------------------
+
+
+def _issuer() -> tuple[str, str]:
+    """The configured issuer's scheme and host[:port] (IDP_ISSUER, the single source of truth)."""
+    issuer = urlsplit(settings.IDP_ISSUER)
+    return issuer.scheme, issuer.netloc
+
+
+def on_issuer(url: str) -> str:
+    """`url`'s path, query and fragment on the issuer's origin.
+
+    allauth builds emailed links with `request.build_absolute_uri()`, so the Host header (any
+    ALLOWED_HOSTS alias, any port: Django checks the host without its port) would choose where a
+    reset link and its key go (CWE-640; OWASP ASVS 5.0 V6.4.3).
+    """
+    parts = urlsplit(url)
+    return urlunsplit((*_issuer(), parts.path, parts.query, parts.fragment))
+
+
+def is_safe_redirect(url: str | None) -> bool:
+    """A redirect target we follow: a path from this site's root, or the issuer's own origin
+    exactly (scheme, host and port). Never another alias of the host, another scheme (an https
+    issuer downgraded to http) or another port, whatever Host the request came with."""
+    if not url:
+        return False
+    scheme, netloc = _issuer()
+    # Django's checks first: control characters, backslashes, "///" and other browser quirks.
+    if not url_has_allowed_host_and_scheme(
+        url, allowed_hosts={netloc}, require_https=scheme == "https"
+    ):
+        return False
+    parts = urlsplit(url)
+    if not parts.scheme and not parts.netloc:
+        # A path relative to the current page is not one we chose; "//" and "/\\" are hosts.
+        return url.startswith("/") and not url.startswith(("//", "/\\"))
+    return (parts.scheme, parts.netloc) == (scheme, netloc)
+
+
+@dataclass(frozen=True)
+class IssuerSite:
+    """What allauth's emails name as the site (`current_site`): without django.contrib.sites it
+    would be the request's Host header."""
+
+    name: str
+    domain: str
+
+
+# Links allauth puts in its emails' context: the reset key (or the reset page), the
+# verification key, the sign-up page.
+EMAILED_LINKS = ("password_reset_url", "activate_url", "signup_url")
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -99,9 +153,30 @@ class AccountAdapter(DefaultAccountAdapter):
         url = super().get_logout_redirect_url(request)
         return frontchannel.logged_out_url(sid=get_sid(request), next_url=url) or url
 
+    def is_safe_url(self, url: str | None) -> bool:
+        # allauth's check for every `next` (sign-in, sign-out, re-authentication, two-step pages)
+        # accepts any scheme and port of any host in ALLOWED_HOSTS ("testserver" in debug).
+        return is_safe_redirect(url)
+
+    # --- Emails -------------------------------------------------------------------------------
+
     def format_email_subject(self, subject: str) -> str:
         # Emails carry the company's name, not the host name (no django.contrib.sites here).
         return f"[{settings.IDP_COMPANY_NAME}] {subject}"
+
+    def send_mail(self, template_prefix: str, email: str, context: dict[str, Any]) -> None:
+        # Every email allauth sends passes here, its links already built on the request's host:
+        # the links and the site the email names are moved onto the issuer.
+        context = {
+            **context,
+            "current_site": IssuerSite(name=settings.IDP_COMPANY_NAME, domain=_issuer()[1]),
+            # The unknown-account email offers sign-up only when it is open.
+            "signup_open": self.is_open_for_signup(self.request),
+        }
+        for key in EMAILED_LINKS:
+            if isinstance(context.get(key), str):
+                context[key] = on_issuer(context[key])
+        super().send_mail(template_prefix, email, context)
 
     # --- Passwords ------------------------------------------------------------------------
 

@@ -21,11 +21,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template import loader
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts import mfa_policy, selectors, services
+from accounts.adapter import is_safe_redirect
 from accounts.branding import as_context, get_branding
 from accounts.forms import ProfileForm
 from accounts.models import AuditEvent, User
@@ -154,9 +154,7 @@ def end_session(request: HttpRequest, session_pk: int) -> HttpResponse:
 def mfa_required(request: HttpRequest) -> HttpResponse:
     """Where a user who must use a second factor is sent until they have one."""
     next_url = request.GET.get(REDIRECT_FIELD_NAME, "")
-    if not url_has_allowed_host_and_scheme(
-        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
+    if not is_safe_redirect(next_url):
         next_url = ""
     if not mfa_policy.must_enrol(request.user):
         return redirect(next_url or "account_overview")
@@ -198,9 +196,7 @@ def password_reset_required(request: HttpRequest) -> HttpResponse:
 def admin_login(request: HttpRequest) -> HttpResponse:
     """The admin signs in through allauth's login: one sign-in page, one lock, one rate limit."""
     next_url = request.GET.get(REDIRECT_FIELD_NAME, "")
-    if not url_has_allowed_host_and_scheme(
-        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
+    if not is_safe_redirect(next_url):
         next_url = reverse("admin:index")
     if request.user.is_authenticated:
         if request.user.is_staff:
