@@ -1,4 +1,5 @@
-"""The admin's second-factor gate, and allauth's session activity tracking at most once a minute."""
+"""The admin's second-factor gate, allauth's session activity tracking at most once a minute, and
+the account pages kept out of every cache."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from allauth.usersessions.models import UserSession
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 
 from accounts import mfa_policy
@@ -75,3 +77,31 @@ class SessionActivityMiddleware:
             UserSession.objects.create_from_request(request)
             mark_activity_recorded(request)
         return self.get_response(request)
+
+
+class AccountPagesNoStoreMiddleware:
+    """Every page of the account flows is sent `Cache-Control: no-store, private` (with
+    Django's other never-cache directives).
+
+    The pages of allauth's views (sign-in, password, email addresses, two-step verification,
+    sessions) and of ours (`accounts.views`: the security centre, connected apps, activity)
+    show personal data or carry a form's CSRF token; a shared proxy or the browser's
+    back/forward history must not keep them (OWASP ASVS 5.0 V14.3.2). Chosen by the view that
+    answered (`request.resolver_match`), so a page added to either app is covered without a
+    list of paths; the protocol endpoints and public documents (discovery, JWKS, the button
+    kit) keep their own caching.
+    """
+
+    VIEW_MODULES = ("allauth.", "accounts.")
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        match = request.resolver_match
+        if match is not None and getattr(match.func, "__module__", "").startswith(
+            self.VIEW_MODULES
+        ):
+            add_never_cache_headers(response)
+        return response
