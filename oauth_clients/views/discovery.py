@@ -20,7 +20,7 @@ from django.views.generic import View
 from oauth2_provider.compat import login_not_required
 from oauth2_provider.settings import oauth2_settings
 
-from oauth_clients.backend import ACR_VALUES_SUPPORTED
+from oauth_clients.backend import ACR_VALUES_SUPPORTED, PROMPT_VALUES_SUPPORTED
 from oauth_clients.claims import supported_claims
 from oauth_clients.keys import signing_algorithms
 from oauth_clients.published import json_body
@@ -63,7 +63,7 @@ def provider_metadata() -> dict[str, Any]:
         "claims_parameter_supported": False,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
-        "prompt_values_supported": ["none", "login", "consent"],
+        "prompt_values_supported": list(PROMPT_VALUES_SUPPORTED),
         "authorization_response_iss_parameter_supported": True,
     }
     if oauth2_settings.OIDC_RP_INITIATED_LOGOUT_ENABLED:

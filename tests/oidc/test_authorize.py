@@ -73,7 +73,6 @@ def test_code_is_bound_to_the_session_that_authorized_it(client, user, web_clien
         {"acr_values": "urn:example:loa:2 phr"},
         {"login_hint": "alice"},
         {"response_mode": "query"},
-        {"prompt": "select_account"},
         {"some_unknown_parameter": "whatever"},
         {"claims": '{"userinfo": {"email": {"essential": true}}, "id_token": {"auth_time": null}}'},
     ],
@@ -107,6 +106,7 @@ def test_loopback_redirect_uri_matches_on_any_port(client, user):
     native = make_client(
         name="Desktop",
         client_id="desktop",
+        kind="native",
         client_type="public",
         redirect_uris="http://127.0.0.1/callback",
         is_trusted=True,
