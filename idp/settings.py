@@ -162,6 +162,8 @@ MIDDLEWARE = [
     "accounts.middleware.SessionActivityMiddleware",
     # The admin needs a second factor used in this session (accounts.mfa_policy).
     "accounts.middleware.StaffMFAMiddleware",
+    # The account pages (allauth's and the security centre) are never stored by a cache.
+    "accounts.middleware.AccountPagesNoStoreMiddleware",
 ]
 
 ROOT_URLCONF = "idp.urls"
@@ -272,10 +274,12 @@ LOGOUT_REDIRECT_URL = "/"
 ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
 ACCOUNT_FORMS = {
     "login": "accounts.forms.LoginForm",
-    # The password forms ask "sign out everywhere else" (on by default after a reset).
+    # The password forms ask "sign out everywhere else" (ticked by default).
     "change_password": "accounts.forms.ChangePasswordForm",
     "set_password": "accounts.forms.SetPasswordForm",
     "reset_password_from_key": "accounts.forms.ResetPasswordKeyForm",
+    # The same work for a known and an unknown address (no answer by timing).
+    "reset_password": "accounts.forms.ResetPasswordForm",
 }
 ACCOUNT_LOGIN_METHODS = {"username", "email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]

@@ -116,12 +116,12 @@ def test_weak_passwords_are_refused_with_a_form_error(user, password, weak, mess
     assert user.check_password(password)
 
 
-def test_password_change_offers_sign_out_elsewhere_unticked(user, password):
+def test_password_change_offers_sign_out_elsewhere_ticked(user, password):
     client = _signed_in_client("alice", password)
     html = client.get(CHANGE_URL).content.decode()
     box = re.search(r"<input[^>]*name=\"sign_out_others\"[^>]*>", html)
     assert box, "the question is on the form"
-    assert "checked" not in box.group(0)
+    assert "checked" in box.group(0)
     assert "Sign out everywhere else" in html
 
 

@@ -61,7 +61,7 @@ def test_open_sign_up_requires_email_verification_before_sign_in(client, setting
     assert not is_signed_in(other)
 
     link = re.findall(
-        r"https?://testserver(/accounts/confirm-email/[^/\s]+/)", mail.outbox[-1].body
+        re.escape(settings.IDP_ISSUER) + r"(/accounts/confirm-email/[^/\s]+/)", mail.outbox[-1].body
     )
     assert link
     confirm = Client()
