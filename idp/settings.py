@@ -119,7 +119,8 @@ CSRF_TRUSTED_ORIGINS = [f"{_issuer.scheme}://{_issuer.netloc}"]
 INSTALLED_APPS = [
     "accounts",
     "oauth_clients",
-    "django.contrib.admin",
+    # Django's admin with our site: branded, grouped, a dashboard home page (idp/admin_site.py).
+    "idp.apps.IdentityAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
