@@ -114,7 +114,10 @@ class MachineEndpointMiddleware:
       PREPEND_WWW and DISALLOWED_USER_AGENTS are not set in this project.
     - CsrfViewMiddleware: the four POST endpoints are csrf_exempt, and JWKS and discovery are
       GET/HEAD/OPTIONS only, which CSRF never checks (another method gets the view's 405 where
-      CSRF answered 403 first). Nothing here asks for a CSRF token, so no cookie to set.
+      CSRF answered 403 first). Nothing here asks for a CSRF token, so no cookie to set. A CORS
+      preflight (OPTIONS) reaches the view like any other method: token, revocation and
+      userinfo answer it for single-page apps' origins (`oauth_clients.views.token.spa_cors`),
+      introspection with its 405.
     - MessageMiddleware: no messages; XFrameOptionsMiddleware and django-csp's CSPMiddleware:
       their headers are added here as constants (`HEADERS`, a policy for JSON: nothing to load,
       no framing) instead of a policy built per response.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,6 +23,9 @@ from oauth_clients import services, uri_rules
 from oauth_clients.models import Client, Consent
 
 RECENT_EVENTS = 10
+# An https origin as browsers serialize it (RFC 6454 §6.2: lower-case host, no default port, no
+# path): anything else ("null", a path, a NUL byte) is never one of ours and costs no query.
+_WEB_ORIGIN_RE = re.compile(r"https://(?:[a-z0-9.-]{1,253}|\[[0-9a-f:.]{2,45}\])(?::[0-9]{1,5})?")
 
 
 @dataclass(frozen=True)
@@ -143,3 +147,19 @@ def summary(client: Client) -> dict[str, Any]:
         "id_token_algorithm": client.algorithm or None,
         "last_used_at": client.last_used_at.isoformat() if client.last_used_at else None,
     }
+
+
+def spa_origin_registered(origin: str) -> bool:
+    """Whether `origin` (a browser's Origin header) is a CORS origin of an active single-page app.
+
+    A single-page app's origins are the https origins of its redirect URIs, derived at every
+    registration and change (`services._spa_origins`, kept in DOT's `allowed_origins`). One
+    query over the SPA rows whose list contains the text; the exact match is made here, since
+    a substring of the list is not necessarily one of its origins.
+    """
+    if not _WEB_ORIGIN_RE.fullmatch(origin):
+        return False
+    lists = Client.objects.filter(
+        kind=Client.Kind.SPA, is_active=True, allowed_origins__contains=origin
+    ).values_list("allowed_origins", flat=True)
+    return any(origin in allowed.split() for allowed in lists)

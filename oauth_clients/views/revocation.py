@@ -12,7 +12,12 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from oauth2_provider import views as dot_views
 
-from oauth_clients.views.token import back_channel_view, form_problem, oauthlib_response
+from oauth_clients.views.token import (
+    back_channel_view,
+    form_problem,
+    oauthlib_response,
+    spa_cors,
+)
 
 
 class RevocationView(dot_views.RevokeTokenView):
@@ -20,8 +25,9 @@ class RevocationView(dot_views.RevokeTokenView):
 
     @classmethod
     def as_view(cls, **initkwargs: Any) -> Any:
-        # CSRF-exempt, no login required, never cached: decorated once (`back_channel_view`).
-        return back_channel_view(super().as_view(**initkwargs))
+        # CSRF-exempt, no login required, never cached: decorated once (`back_channel_view`);
+        # single-page apps revoke from the browser (`spa_cors`).
+        return back_channel_view(spa_cors(super().as_view(**initkwargs), methods=("POST",)))
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         problem = form_problem(request)

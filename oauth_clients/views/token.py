@@ -2,7 +2,7 @@
 
 Also home of the two helpers every back-channel endpoint (token, revocation, introspection,
 userinfo) uses so hostile input gets the protocol's own error (RFC 6749 §5.2) and never a 500:
-`oauth_error` and `form_problem`.
+`oauth_error` and `form_problem`; and of `spa_cors`, the CORS of token, revocation and userinfo.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.cache import add_never_cache_headers as django_add_never_cache_headers
+from django.utils.cache import patch_vary_headers
 from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
 from oauth2_provider import views as dot_views
@@ -26,6 +27,7 @@ from oauth2_provider.settings import oauth2_settings
 from idp.metrics import observe_token_issued
 from oauth_clients import rotation
 from oauth_clients.client_cache import StaleClient, forget_local, local_clients
+from oauth_clients.selectors import spa_origin_registered
 from oauth_clients.tokens import access_token_lifetime
 
 # No legitimate parameter at these endpoints comes near this: codes, tokens and secrets are
@@ -34,6 +36,10 @@ MAX_PARAMETER_LENGTH = 4096
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 # RFC 9700 §2.1.2, §2.4: no implicit, no password; no device flow here either.
 SUPPORTED_GRANT_TYPES = frozenset({"authorization_code", "refresh_token", "client_credentials"})
+# What a single-page app's fetch sends (client authentication or a bearer token, a form body).
+CORS_ALLOW_HEADERS = "Authorization, Content-Type"
+# Seconds a browser may reuse a preflight: short, so a disabled app loses access soon.
+CORS_MAX_AGE = "600"
 
 
 def oauth_error(
@@ -100,6 +106,46 @@ def foreign_charset(request: HttpRequest) -> bool:
     """
     charset = (request.content_params or {}).get("charset")
     return charset is not None and charset.lower() != "utf-8"
+
+
+def spa_cors(view: Any, *, methods: tuple[str, ...]) -> Any:
+    """CORS (Fetch standard) for the registered origins of single-page apps, and no other.
+
+    A single-page app (a public client: the code flow with PKCE, RFC 9700 §2.1.1) redeems its
+    code, refreshes, revokes and reads userinfo from the browser, so its origins get these
+    endpoints' answers; any other origin gets no CORS header and the browser keeps the answer
+    from the page. The preflight (OPTIONS) is answered here, 204 either
+    way. Never `*`, never `Access-Control-Allow-Credentials`: the caller authenticates with a
+    secret, a PKCE verifier or a bearer token, never a cookie. A request without an Origin
+    header (every server-side client) costs nothing more; one with an Origin costs one query.
+    """
+    allowed_methods = ", ".join(methods)
+    allow = ", ".join((*methods, "OPTIONS"))
+
+    @wraps(view)
+    def with_cors(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method == "OPTIONS":
+            response = HttpResponse(status=HTTPStatus.NO_CONTENT, headers={"Allow": allow})
+        else:
+            response = view(request, *args, **kwargs)
+        origin = request.META.get("HTTP_ORIGIN")
+        if origin is None:
+            return response
+        # The answer depends on the Origin (Fetch standard, "CORS protocol and HTTP caches").
+        patch_vary_headers(response, ("Origin",))
+        if not spa_origin_registered(origin):
+            # oauthlib adds its own header to a successful grant (the client's
+            # `allowed_origins`): this check alone decides.
+            del response["Access-Control-Allow-Origin"]
+            return response
+        response["Access-Control-Allow-Origin"] = origin
+        if request.method == "OPTIONS":
+            response["Access-Control-Allow-Methods"] = allowed_methods
+            response["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
+            response["Access-Control-Max-Age"] = CORS_MAX_AGE
+        return response
+
+    return with_cors
 
 
 def form_problem(request: HttpRequest, *, methods: tuple[str, ...] = ("POST",)) -> Any:
@@ -172,8 +218,9 @@ class TokenView(dot_views.TokenView):
     def as_view(cls, **initkwargs: Any) -> Any:
         # Our `dispatch` replaces DOT's decorated one, so the decorators are applied again (a
         # client posts no CSRF token and has no session, RFC 6749 §3.2), once
-        # (`back_channel_view`).
-        return back_channel_view(super().as_view(**initkwargs))
+        # (`back_channel_view`); single-page apps redeem their codes from the browser
+        # (`spa_cors`).
+        return back_channel_view(spa_cors(super().as_view(**initkwargs), methods=("POST",)))
 
     @classmethod
     def get_server(cls) -> Any:

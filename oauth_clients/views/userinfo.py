@@ -19,7 +19,7 @@ from oauth2_provider.utils import parse_bearer_token
 from oauth2_provider.views.mixins import OAuthLibMixin
 from oauthlib.common import Request as OAuthlibRequest
 
-from oauth_clients.views.token import back_channel_view, form_problem
+from oauth_clients.views.token import back_channel_view, form_problem, spa_cors
 
 DESCRIPTIONS = {
     "invalid_request": "The request is malformed.",
@@ -47,28 +47,16 @@ def bearer_error(error: str, description: str = "") -> JsonResponse:
 
 
 class UserInfoView(OAuthLibMixin, View):
-    """GET/POST /o/userinfo/. Browser apps may call it cross-origin: it takes a bearer token,
-    never a cookie, so every origin is allowed (CORS without credentials)."""
+    """GET/POST /o/userinfo/. Single-page apps call it from their registered origins
+    (`spa_cors`, which also answers the preflight); other origins get no CORS header."""
 
     @classmethod
     def as_view(cls, **initkwargs: Any) -> Any:
         # CSRF-exempt, no login required, never cached: decorated once (`back_channel_view`).
-        return back_channel_view(super().as_view(**initkwargs))
+        view = spa_cors(super().as_view(**initkwargs), methods=("GET", "POST"))
+        return back_channel_view(view)
 
-    http_method_names = ["get", "post", "options"]
-
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-        response = super().dispatch(request, *args, **kwargs)
-        response["Access-Control-Allow-Origin"] = "*"
-        return response
-
-    def options(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        response = HttpResponse(status=HTTPStatus.NO_CONTENT)
-        response["Access-Control-Allow-Methods"] = "GET, POST"
-        response["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
-        response["Access-Control-Max-Age"] = "86400"
-        response["Allow"] = "GET, POST, OPTIONS"
-        return response
+    http_method_names = ["get", "post"]
 
     def http_method_not_allowed(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
         return form_problem(request, methods=("GET", "POST"))
