@@ -123,7 +123,8 @@ def test_userinfo_with_a_bearer_token_answers_with_the_security_headers(
 
     assert response.status_code == HTTPStatus.OK
     assert response.json()["sub"]
-    assert response["Access-Control-Allow-Origin"] == "*"
+    # CORS only for a registered single-page app's origin (tests/oidc/test_cors.py).
+    assert "Access-Control-Allow-Origin" not in response
     assert_machine_headers(response)
     assert captured_logs.records("idp.request")[-1]["url_name"] == "oauth2_provider:user-info"
 

@@ -181,25 +181,6 @@ def test_email_verified_follows_the_address_the_user_has_now(
     assert claims["email_verified"] is False
 
 
-def test_browser_apps_may_call_userinfo_cross_origin(
-    client, web_client, issue_tokens, userinfo_url
-):
-    token = issue_tokens(web_client)["access_token"]
-    response = client.get(userinfo_url, HTTP_ORIGIN="https://spa.example.com", **bearer(token))
-    assert response.status_code == HTTPStatus.OK
-    assert response["Access-Control-Allow-Origin"] == "*"
-    assert "Access-Control-Allow-Credentials" not in response  # bearer tokens, never cookies
-    preflight = client.options(
-        userinfo_url,
-        HTTP_ORIGIN="https://spa.example.com",
-        HTTP_ACCESS_CONTROL_REQUEST_METHOD="GET",
-        HTTP_ACCESS_CONTROL_REQUEST_HEADERS="authorization",
-    )
-    assert preflight.status_code == HTTPStatus.NO_CONTENT
-    assert "Authorization" in preflight["Access-Control-Allow-Headers"]
-    assert client.get(userinfo_url, HTTP_ORIGIN="https://x.example")["Access-Control-Allow-Origin"]
-
-
 def test_a_token_without_a_client_is_no_token(client, web_client, issue_tokens, userinfo_url):
     token = issue_tokens(web_client)["access_token"]
     assert client.get(userinfo_url, **bearer(token)).status_code == HTTPStatus.OK
