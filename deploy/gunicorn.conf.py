@@ -9,7 +9,6 @@ request is one line.
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import tempfile
@@ -17,40 +16,27 @@ from pathlib import Path
 
 from gunicorn.glogging import Logger
 
-
-def _cpu_count() -> int:
-    """CPUs this container may use: the cgroup v2 quota if set, else the affinity mask."""
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
-        if quota != "max":
-            return max(1, math.ceil(int(quota) / int(period)))
-    except (OSError, ValueError):
-        pass
-    return max(1, len(os.sched_getaffinity(0)))
-
-
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name, "")
-    return int(value) if value.strip() else default
-
+# gunicorn puts its working directory (the repository root; /app in the image) on sys.path
+# before it reads this file.
+from idp.web_workers import env_int, web_worker_count
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
-# Sign-in hashes passwords (Argon2id, CPU-bound) and token requests wait on PostgreSQL: 2 workers
-# per CPU plus one, 2 threads each, keeps the CPU busy without queueing behind slow I/O.
-workers = _env_int("GUNICORN_WORKERS", 2 * _cpu_count() + 1)
+# GUNICORN_WORKERS, WEB_CONCURRENCY or 2 per CPU plus one (idp/web_workers.py); the deploy check
+# on the cache (oauth_clients/checks.py) counts the same way.
+workers = web_worker_count()
 worker_class = "gthread"
-threads = _env_int("GUNICORN_THREADS", 2)
+threads = env_int("GUNICORN_THREADS", 2)
 # Open connections per worker (gthread keeps idle keep-alive connections on their worker).
-worker_connections = _env_int("GUNICORN_WORKER_CONNECTIONS", 1000)
+worker_connections = env_int("GUNICORN_WORKER_CONNECTIONS", 1000)
 # Graceful: a worker stuck for 30 s is replaced; on SIGTERM (rolling update, scale-in) workers
 # finish the requests in flight for up to 25 s, inside Kubernetes' 40 s grace period.
-timeout = _env_int("GUNICORN_TIMEOUT", 30)
-graceful_timeout = _env_int("GUNICORN_GRACEFUL_TIMEOUT", 25)
+timeout = env_int("GUNICORN_TIMEOUT", 30)
+graceful_timeout = env_int("GUNICORN_GRACEFUL_TIMEOUT", 25)
 # Shorter than the reverse proxy's idle timeout (Caddy and ingress-nginx default to 60 s+).
-keepalive = _env_int("GUNICORN_KEEPALIVE", 5)
+keepalive = env_int("GUNICORN_KEEPALIVE", 5)
 # Recycle workers now and then so a slow leak can never take an instance down.
-max_requests = _env_int("GUNICORN_MAX_REQUESTS", 5000)
-max_requests_jitter = _env_int("GUNICORN_MAX_REQUESTS_JITTER", 500)
+max_requests = env_int("GUNICORN_MAX_REQUESTS", 5000)
+max_requests_jitter = env_int("GUNICORN_MAX_REQUESTS_JITTER", 500)
 # Heartbeat files in memory: the root filesystem is read-only in Kubernetes.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 (tmpfs by design)
 # The application decides from X-Forwarded-* (IDP_TRUSTED_PROXY_COUNT); gunicorn must not.
