@@ -2,8 +2,9 @@
 
 Settings only: a signing key is configured, PKCE is required, the implicit and password grants
 are off (RFC 9700 §2.1.1, §2.1.2, §2.4), tokens are stored hashed and refresh tokens rotate
-with reuse detection (RFC 9700 §4.14.2). One database check (run by `migrate` and
-`check --database`): every ES256 client has an EC key to sign with.
+with reuse detection (RFC 9700 §4.14.2), and the cache is shared by every worker process. One
+database check (run by `migrate` and `check --database`): every ES256 client has an EC key to
+sign with.
 """
 
 from __future__ import annotations
@@ -117,3 +118,47 @@ def check_client_signing_keys(
             id="oauth_clients.E007",
         )
     ]
+
+
+@register(Tags.security, Tags.caches, deploy=True)
+def check_shared_cache(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """The default cache is one for every worker process of this instance.
+
+    allauth records each accepted TOTP code in the cache (RFC 6238 §5.2: a code is accepted
+    once) and counts its rate limits there. A process's own memory (LocMemCache) holds them
+    once per worker: a code signs in once per worker, and a limit of N bites only after N per
+    worker. A cache that keeps nothing (DummyCache) accepts a code any number of times and
+    counts nothing, with one worker too. The workers are counted as deploy/gunicorn.conf.py
+    counts them (idp/web_workers.py), so run the check with the web server's environment.
+    """
+    from django.core.cache import caches
+    from django.core.cache.backends.dummy import DummyCache
+    from django.core.cache.backends.locmem import LocMemCache
+
+    from idp.web_workers import web_worker_count
+
+    cache = caches["default"]
+    hint = (
+        "Set REDIS_URL (or remove the CACHES override: without Redis idp/settings.py uses the "
+        "database cache, which every worker and replica shares)."
+    )
+    if isinstance(cache, DummyCache):
+        return [
+            Error(
+                "The default cache keeps nothing: used TOTP codes are accepted again and "
+                "rate limits never bite.",
+                hint=hint,
+                id="oauth_clients.E009",
+            )
+        ]
+    workers = web_worker_count()
+    if isinstance(cache, LocMemCache) and workers > 1:
+        return [
+            Error(
+                f"The default cache is each process's own memory and {workers} workers will "
+                "run: each accepts a used TOTP code again and keeps its own rate-limit counts.",
+                hint=hint,
+                id="oauth_clients.E008",
+            )
+        ]
+    return []
