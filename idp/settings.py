@@ -233,11 +233,26 @@ if REDIS_URL:
     # Django's cache backend with one Redis round trip per write (accounts/session_store.py).
     SESSION_ENGINE = "accounts.session_store"
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # Without Redis the cache is Django's database cache: every worker and every replica shares
+    # it through the database, never a cache of each process's own. allauth records each
+    # accepted TOTP code there (RFC 6238 §5.2: a code is accepted once) and counts its rate
+    # limits there: a per-process cache would accept one code once per worker and multiply every
+    # limit by the number of workers (oauth_clients/checks.py refuses such a cache with several
+    # workers). `migrate` creates the table (accounts/migrations/0007_cache_table.py). Past
+    # MAX_ENTRIES Django drops expired entries, then a third of the live ones (forgotten codes
+    # and counts): far above what lives at once here (counts live 5 minutes at most, used codes
+    # 30 seconds), and each write counts the table's rows, so not unbounded either.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "idp_cache",
+            "OPTIONS": {"MAX_ENTRIES": 50_000},
+        }
+    }
     SESSION_ENGINE = "django.contrib.sessions.backends.db"
-# Registered clients cached for the token endpoints (oauth_clients.client_cache). Only a cache
-# shared by every worker can be invalidated at once when a client changes, so it is on by
-# default with Redis only; 0 turns it off.
+# Registered clients cached for the token endpoints (oauth_clients.client_cache). Invalidated
+# for every worker at once through the shared cache; on by default with Redis only (from the
+# database cache, a client would cost the query it saves); 0 turns it off.
 IDP_CLIENT_CACHE_SECONDS = env_int("IDP_CLIENT_CACHE_SECONDS", 300 if REDIS_URL else 0)
 
 # --- Users and passwords

@@ -24,6 +24,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = selected
 
 
+# The suite runs in one process, so its cache is that process's memory: the stand-in for
+# production's Redis in the query budgets, cleared by fixtures that have no database. The
+# database cache idp/settings.py ships without Redis is proven across real processes
+# (tests/deploy/test_shared_cache.py).
+ONE_PROCESS_CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_process_cache():
+    from django.test.utils import override_settings
+
+    with override_settings(CACHES=ONE_PROCESS_CACHES):
+        yield
+
+
 @pytest.fixture
 def password() -> str:
     return PASSWORD
