@@ -23,7 +23,7 @@ allauth's own code through the same random histories and requires the same answe
 Only two module functions are replaced (`consume` and `clear`; allauth's own callers, its
 public `allauth.core.ratelimit` included, look them up at call time). They are private to
 allauth, so `install()` refuses to start when their signatures change, as accounts.apps does
-for the usersessions receiver. Any other cache (the in-process one: a single process) keeps
+for the usersessions receiver. Any other cache (the database cache without Redis) keeps
 allauth's implementation.
 """
 
