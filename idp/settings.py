@@ -187,14 +187,22 @@ TEMPLATES = [
 ]
 
 # --- Database: SQLite file in the data directory by default, PostgreSQL in production.
-DATABASES = {
-    "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{DATA_DIR / 'idp.sqlite3'}"),
-        # Persistent connections matter on every token request (LIBRARY-NOTES).
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
-        conn_health_checks=True,
-    )
-}
+try:
+    DATABASES = {
+        "default": dj_database_url.parse(
+            os.environ.get("DATABASE_URL", f"sqlite:///{DATA_DIR / 'idp.sqlite3'}"),
+            # Persistent connections matter on every token request (LIBRARY-NOTES).
+            conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+            conn_health_checks=True,
+        )
+    }
+except ValueError:  # unknown scheme or not a URL; never echoed, it carries the password
+    raise ImproperlyConfigured(
+        "DATABASE_URL is not a database URL: use postgres://USER:PASSWORD@HOST:5432/NAME "
+        "(special characters percent-encoded) or sqlite:////ABSOLUTE/PATH"
+    ) from None
+if not DATABASES["default"]["NAME"]:
+    raise ImproperlyConfigured("DATABASE_URL names no database: end it with /NAME")
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers and the writer overlap; a busy timeout instead of "database is locked".
     DATABASES["default"]["OPTIONS"] = {
@@ -528,6 +536,7 @@ LOGGING = {
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler"},
+        "null": {"class": "logging.NullHandler"},
         "json_stdout": {
             "class": "logging.StreamHandler",
             "stream": "ext://sys.stdout",
@@ -541,6 +550,15 @@ LOGGING = {
     "loggers": {
         "idp.request": {"handlers": ["json_stdout"], "level": "INFO", "propagate": False},
         "idp.audit": {"handlers": ["json_stdout"], "level": "INFO", "propagate": False},
+        # Each request is logged once, by idp.request, in dev and production alike. Listing
+        # `django` drops the handlers Django's default config gives it (a second console line
+        # for each of its records in dev); they reach the root handler like any library's.
+        "django": {"level": "INFO"},
+        # runserver's own access line repeats idp.request's (gunicorn's is off, see
+        # deploy/gunicorn.conf.py); so do Django's per-request 4xx warnings ("Not Found: /x").
+        # Its 5xx errors, with their traceback, stay.
+        "django.server": {"handlers": ["null"], "propagate": False},
+        "django.request": {"level": "ERROR"},
         # DOT logs client secret hashing details at DEBUG; keep it quiet.
         "oauth2_provider": {"level": "WARNING"},
         "oauthlib": {"level": "WARNING"},
@@ -552,24 +570,30 @@ LOGGING = {
 # `check --deploy` when none is configured.
 from oauth_clients.keys import read_signing_keys  # noqa: E402 (needs the values above)
 
-_pem_file = os.environ.get("IDP_OIDC_PRIVATE_KEY_FILE", "")
+
+def _env_pem(file_variable: str, pem_variable: str) -> str:
+    """The PEM in the file `file_variable` names, else the value of `pem_variable`."""
+    path = os.environ.get(file_variable, "")
+    if not path:
+        return os.environ.get(pem_variable, "")
+    try:
+        return Path(path).read_text()
+    except OSError as exc:
+        raise ImproperlyConfigured(f"{file_variable} {path}: {exc.strerror}") from None
+
+
 _signing_keys = read_signing_keys(
     key_dir=IDP_SIGNING_KEY_DIR,
-    env_pem=Path(_pem_file).read_text()
-    if _pem_file
-    else os.environ.get("IDP_OIDC_PRIVATE_KEY", ""),
+    env_pem=_env_pem("IDP_OIDC_PRIVATE_KEY_FILE", "IDP_OIDC_PRIVATE_KEY"),
     generate=DEBUG,
 )
 OAUTH2_PROVIDER["OIDC_RSA_PRIVATE_KEY"] = _signing_keys[0] if _signing_keys else ""
 OAUTH2_PROVIDER["OIDC_RSA_PRIVATE_KEYS_INACTIVE"] = _signing_keys[1:]
 # EC P-256 keys for clients whose algorithm is ES256 (RS256 stays the default; DOT has no ES256,
 # see oauth_clients.keys). Active first; all published in JWKS. Without one, ES256 is not offered.
-_ec_pem_file = os.environ.get("IDP_OIDC_EC_PRIVATE_KEY_FILE", "")
 IDP_OIDC_EC_PRIVATE_KEYS = read_signing_keys(
     key_dir=IDP_SIGNING_KEY_DIR,
-    env_pem=Path(_ec_pem_file).read_text()
-    if _ec_pem_file
-    else os.environ.get("IDP_OIDC_EC_PRIVATE_KEY", ""),
+    env_pem=_env_pem("IDP_OIDC_EC_PRIVATE_KEY_FILE", "IDP_OIDC_EC_PRIVATE_KEY"),
     generate=DEBUG,
     algorithm="ES256",
 )
