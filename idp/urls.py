@@ -1,7 +1,10 @@
 """URL map: account flows (allauth), the OIDC provider (DOT + our views), admin."""
 
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
+from django.utils.functional import lazy
+from django.views.generic import RedirectView
 
 from accounts import views as account_views
 from idp import branding, health, metrics
@@ -27,6 +30,14 @@ urlpatterns = [
     # Branding: the admin's colour as CSS (no inline styles), the sign-in button kit for apps.
     path("branding.css", branding.branding_css, name="branding_css"),
     path("button/", branding.button, name="signin_button"),
+    # Browsers ask for /favicon.ico where a page names no icon (the admin, JSON documents): the
+    # house icon templates/base.html names. Resolved per request, and not permanent: in
+    # production its static name carries the file's hash.
+    path(
+        "favicon.ico",
+        RedirectView.as_view(url=lazy(static, str)("idp/favicon.svg")),
+        name="favicon",
+    ),
     # Operations; idp.middleware.ProbeMiddleware answers these paths first (any Host, plain http).
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
