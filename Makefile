@@ -73,11 +73,12 @@ check: lint
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	rm -rf $(DEPLOY_TMP) && mkdir -p $(DEPLOY_TMP)
 	$(BIN)/python -c "from oauth_clients.keys import generate_rsa_private_key_pem as g; print(g())" > $(DEPLOY_TMP)/signing.pem
-	IDP_ISSUER=https://idp.example.com \
-	DJANGO_SECRET_KEY=$$($(BIN)/python -c "import secrets; print(secrets.token_urlsafe(64))") \
-	IDP_DATA_DIR=$(DEPLOY_TMP) IDP_OIDC_PRIVATE_KEY_FILE=$(DEPLOY_TMP)/signing.pem \
-	DATABASE_URL=sqlite:///$(DEPLOY_TMP)/db.sqlite3 \
-	  $(BIN)/python manage.py check --deploy --fail-level WARNING
+	export IDP_ISSUER=https://idp.example.com \
+	  DJANGO_SECRET_KEY=$$($(BIN)/python -c "import secrets; print(secrets.token_urlsafe(64))") \
+	  IDP_DATA_DIR=$(DEPLOY_TMP) IDP_OIDC_PRIVATE_KEY_FILE=$(DEPLOY_TMP)/signing.pem \
+	  IDP_STATIC_ROOT=$(DEPLOY_TMP)/static DATABASE_URL=sqlite:///$(DEPLOY_TMP)/db.sqlite3 && \
+	$(BIN)/python manage.py collectstatic --noinput -v0 && \
+	$(BIN)/python manage.py check --deploy --fail-level WARNING
 	rm -rf $(DEPLOY_TMP)
 
 test-sqlite: install browser

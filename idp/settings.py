@@ -121,6 +121,8 @@ INSTALLED_APPS = [
     "oauth_clients",
     # Django's admin with our site: branded, grouped, a dashboard home page (idp/admin_site.py).
     "idp.apps.IdentityAdminConfig",
+    # The wiring's own checks (idp/startup.py: what a production start needs).
+    "idp.apps.IdpConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -2,17 +2,19 @@
 
 gunicorn runs no system checks, so idp/wsgi.py calls `verify_ready()` once per process after
 loading Django: the static manifest and the signing keys (below; `check --deploy` runs these
-too, registered in oauth_clients/checks.py), and the provider's security invariants with the
+too, registered below), and the provider's security invariants with the
 presence of a signing key (oauth_clients/checks.py). Settings that cannot be read at all
 (DATABASE_URL, key files) already stop idp/settings.py with ImproperlyConfigured.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.apps import apps
 from django.contrib.staticfiles import finders
 from django.contrib.staticfiles.storage import ManifestFilesMixin, staticfiles_storage
-from django.core.checks import Error
+from django.core.checks import Error, Tags, register
 from django.core.exceptions import ImproperlyConfigured
 
 COLLECTSTATIC_HINT = "run `manage.py collectstatic --noinput` (see README, Production)"
@@ -78,6 +80,14 @@ def signing_key_errors() -> list[Error]:
 def startup_errors() -> list[Error]:
     """The checks of this module (what `check --deploy` adds to oauth_clients' own)."""
     return [*static_manifest_errors(), *signing_key_errors()]
+
+
+@register(Tags.staticfiles, Tags.security, deploy=True)
+def check_ready_to_serve(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """What idp/wsgi.py refuses to start without: the static manifest of this release and
+    signing keys that parse. Deploy-only: collectstatic itself runs the staticfiles checks,
+    before there is a manifest. (Registered when idp.apps.IdpConfig is ready.)"""
+    return startup_errors()
 
 
 def verify_ready() -> None:

@@ -162,13 +162,3 @@ def check_shared_cache(app_configs: Any = None, **kwargs: Any) -> list[Error]:
             )
         ]
     return []
-
-
-@register(Tags.staticfiles, Tags.security, deploy=True)
-def check_ready_to_serve(app_configs: Any = None, **kwargs: Any) -> list[Error]:
-    """What idp/wsgi.py refuses to start without (idp/startup.py): the static manifest of this
-    release and signing keys that parse. Deploy-only: collectstatic itself runs the staticfiles
-    checks, before there is a manifest."""
-    from idp.startup import startup_errors
-
-    return startup_errors()
