@@ -4,47 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from allauth.core.internal.httpkit import clean_client_ip
-from django.conf import settings
 from django.http import HttpRequest
 
 from accounts.models import AuditEvent
+from idp.client_ip import client_ip
 from idp.metrics import observe_audit_event
 from idp.request_log import log_audit_event
 from oauth_clients import writes
-
-
-def client_ip(request: HttpRequest | None) -> str | None:
-    """The client address, the same one allauth's rate limits key on.
-
-    X-Forwarded-For is honoured only when IDP_TRUSTED_PROXY_COUNT (ALLAUTH_TRUSTED_PROXY_COUNT)
-    is set; otherwise REMOTE_ADDR, so the address cannot be spoofed by a header.
-
-    allauth's `get_client_ip`, read straight from `request.META` and Django's settings: it builds
-    `request.headers` (every header) and reads allauth's lazy settings for each request, ~16 µs
-    of every access-log line (the JSON line of each machine-endpoint request).
-    `tests/accounts/test_audit_client_ip.py` holds the two to the same answers.
-    """
-    if request is None:
-        return None
-    meta = request.META
-    header = getattr(settings, "ALLAUTH_TRUSTED_CLIENT_IP_HEADER", None)
-    if header:
-        ip = meta.get("HTTP_" + header.upper().replace("-", "_"))
-    else:
-        ip = None
-        proxies = getattr(settings, "ALLAUTH_TRUSTED_PROXY_COUNT", 0)
-        forwarded = meta.get("HTTP_X_FORWARDED_FOR")
-        if proxies > 0 and forwarded:
-            hops = forwarded.split(",")
-            if len(hops) < proxies:
-                # Shorter than the trusted proxy count (allauth: ImproperlyConfigured): trust
-                # none of it.
-                return meta.get("REMOTE_ADDR") or None
-            ip = hops[-proxies]
-        if not ip:
-            ip = meta.get("REMOTE_ADDR")
-    return (clean_client_ip(ip) or None) if ip else None
 
 
 def record_event(**fields: Any) -> AuditEvent:

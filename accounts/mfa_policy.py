@@ -1,7 +1,7 @@
 """Who must use a second factor, whether this session did, and how recent its sign-in is.
 
 The session's methods are read the way the ID token's `amr` is built (RFC 8176, from allauth's
-records of this session: `oauth_clients.backend.session_binding`), so the admin gate, the
+records of this session: `accounts.sessions.session_binding`), so the admin gate, the
 step-up for `Client.requires_mfa` and the token agree on what "used a second factor" means.
 """
 
@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db.models import OuterRef
 from django.http import HttpRequest
 
-from oauth_clients.backend import has_second_factor, last_authenticated_at, session_binding
+from accounts.sessions import has_second_factor, last_authenticated_at, session_binding
 from oauth_clients.prepared import row_exists
 
 # The factors that make a sign-in two-step (recovery codes only stand in for them).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.contrib.auth.models import UserManager as DjangoUserManager
@@ -11,6 +12,8 @@ from django.db.models.functions import Upper
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from accounts.emails import record_trusted_email
+
 
 class UserManager(DjangoUserManager):
     """Django's manager. Users it creates (seed API, createsuperuser, the admin) sign in at once:
@@ -18,19 +21,23 @@ class UserManager(DjangoUserManager):
     a self-signed-up address stays unverified until its link is followed (allauth's flow).
     """
 
-    def _create_user(self, username, email, password, **extra_fields):  # type: ignore[no-untyped-def]
-        from accounts.services import record_trusted_email
-
-        user = super()._create_user(username, email, password, **extra_fields)
+    def create_user(self, username, email=None, password=None, **extra_fields):  # type: ignore[no-untyped-def]
+        user = super().create_user(username, email, password, **extra_fields)
         record_trusted_email(user=user)
         return user
 
-    async def _acreate_user(self, username, email, password, **extra_fields):  # type: ignore[no-untyped-def]
-        from asgiref.sync import sync_to_async
+    def create_superuser(self, username, email=None, password=None, **extra_fields):  # type: ignore[no-untyped-def]
+        user = super().create_superuser(username, email, password, **extra_fields)
+        record_trusted_email(user=user)
+        return user
 
-        from accounts.services import record_trusted_email
+    async def acreate_user(self, username, email=None, password=None, **extra_fields):  # type: ignore[no-untyped-def]
+        user = await super().acreate_user(username, email, password, **extra_fields)
+        await sync_to_async(record_trusted_email)(user=user)
+        return user
 
-        user = await super()._acreate_user(username, email, password, **extra_fields)
+    async def acreate_superuser(self, username, email=None, password=None, **extra_fields):  # type: ignore[no-untyped-def]
+        user = await super().acreate_superuser(username, email, password, **extra_fields)
         await sync_to_async(record_trusted_email)(user=user)
         return user
 

@@ -12,7 +12,6 @@ from typing import Any
 
 from allauth.account.adapter import get_adapter as get_account_adapter
 from allauth.account.forms import ResetPasswordForm
-from allauth.account.models import EmailAddress
 from allauth.core.context import request_context
 from allauth.mfa.models import Authenticator
 from allauth.usersessions.models import UserSession
@@ -25,6 +24,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.audit import build_event, publish_event, record_event
+from accounts.emails import record_trusted_email
 from accounts.models import AuditEvent, User
 from accounts.permissions import ensure_may_administer, ensure_may_set_privileges
 from accounts.sessions import SID_KEY, get_sid
@@ -39,32 +39,6 @@ COUNTED_FAILURES = frozenset({"bad_password", "bad_second_factor"})
 
 
 # --- Email addresses ------------------------------------------------------------------------
-
-
-def record_trusted_email(*, user: User, previous_email: str = "") -> None:
-    """Store the address an administrator (or the seed API) typed as verified and primary.
-
-    Such users sign in at once; only self-signed-up addresses go through allauth's
-    verification. When the administrator replaced an address, the old one stops being a way
-    to sign in or to receive reset links. An address another account already verified is left
-    alone (the admin form refuses duplicates; the seed API does not check).
-    """
-    email = (user.email or "").strip().lower()
-    previous = (previous_email or "").strip().lower()
-    if previous and previous != email:
-        EmailAddress.objects.filter(user=user, email=previous).delete()
-    if not email:
-        return
-    if EmailAddress.objects.filter(email=email, verified=True).exclude(user=user).exists():
-        return
-    address, _ = EmailAddress.objects.get_or_create(user=user, email=email)
-    EmailAddress.objects.filter(user=user, primary=True).exclude(pk=address.pk).update(
-        primary=False
-    )
-    if not (address.verified and address.primary):
-        address.verified = True
-        address.primary = True
-        address.save(update_fields=["verified", "primary"])
 
 
 # --- Sign-in bookkeeping and the per-account lock --------------------------------------------

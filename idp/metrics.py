@@ -31,6 +31,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 
+from idp.client_ip import client_ip
+
 REQUEST_LATENCY = Histogram(
     "idp_http_request_duration_seconds",
     "Time to answer a request, by URL name (never the raw path) and method.",
@@ -111,8 +113,6 @@ class ActiveSessionsCollector:
 
 
 def _client_allowed(request: HttpRequest) -> bool:
-    from accounts.audit import client_ip
-
     networks = settings.IDP_METRICS_ALLOWED_CIDRS
     if not networks:
         return False

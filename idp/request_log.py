@@ -18,6 +18,8 @@ from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject, empty
 from pythonjsonlogger.json import JsonFormatter as _BaseJsonFormatter
 
+from idp.client_ip import client_ip
+
 REQUEST_ID_HEADER = "X-Request-ID"
 # What we accept from a proxy: short, printable, no spaces or separators that could forge a log
 # line (uuid4, nginx's 32-hex $request_id, Caddy's {http.request.uuid} all match).
@@ -95,8 +97,6 @@ def log_request(
     duration_ms: float,
     url_name: str,
 ) -> None:
-    from accounts.audit import client_ip
-
     access_logger.info(
         "request",
         extra={

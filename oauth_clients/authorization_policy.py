@@ -25,20 +25,14 @@ from oauth2_provider.utils import jwk_from_pem
 from oauthlib.oauth2.rfc6749 import errors
 
 from accounts.mfa_policy import has_enrolled_second_factor
+from accounts.sessions import authentication_context, has_second_factor
 from oauth_clients import rotation, writes
-from oauth_clients.backend import (
-    authentication_context,
-    has_second_factor,
-    max_age_exceeded,
-    parse_max_age,
-    requested_acr_values,
-)
+from oauth_clients.backend import max_age_exceeded, parse_max_age, requested_acr_values
 from oauth_clients.claims import build_claims, supported_claims
 from oauth_clients.consent import consent_covers
-from oauth_clients.keys import key_algorithm, key_id, published_pems, sign_jwt
+from oauth_clients.keys import ES256, RS256, key_algorithm, key_id, published_pems, sign_jwt
 from oauth_clients.models import Client
 
-ID_TOKEN_ALGORITHM = "RS256"  # noqa: S105 (an algorithm name, not a secret)
 # Per-client choice (Client.algorithm): RS256 by default, ES256 for clients that take it.
 ID_TOKEN_ALGORITHMS = ["RS256", "ES256"]
 # RFC 8252 §7.3: a native app's loopback redirect URI matches on any port.
@@ -270,7 +264,7 @@ class AuthorizationPolicyMixin:
             payload.pop("nonce", None)
         elif "nonce" not in payload and request.nonce:
             payload["nonce"] = request.nonce
-        algorithm = "ES256" if request.client.algorithm == "ES256" else ID_TOKEN_ALGORITHM
+        algorithm = ES256 if request.client.algorithm == ES256 else RS256
         signed = sign_jwt(payload, algorithm=algorithm)
         if request.grant_type in ("refresh_token", "authorization_code") and rotation.supported():
             # Written with the rest of the rotation or exchange, in its one statement (or not

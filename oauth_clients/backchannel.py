@@ -5,12 +5,13 @@ centre or by an administrator, a password reset, a deactivation) the session ser
 `queue_session_logout` (one session, by its `sid`) or `queue_user_logout` (every remaining token
 of a user) *before* revoking the tokens: the clients are found by the `sid` on the token rows
 (§2.3 "Remembering Logged-In RPs"). Each client with a `backchannel_logout_uri` gets one
-`BackchannelDelivery` row, and after commit one background task (`oauth_clients.tasks`) per row
-POSTs a freshly signed logout token (§2.4, §2.5): a slow or failing app delays nobody's sign-out
-and no other app. Failures are retried with exponential backoff for about ten minutes
-(`IDP_BACKCHANNEL_RETRY_SECONDS`), then marked failed; the row is the delivery log admins read.
+`BackchannelDelivery` row, and after commit one background task per row
+(`deliver_backchannel_logout`, below) POSTs a freshly signed logout token (§2.4, §2.5): a slow
+or failing app delays nobody's sign-out and no other app. Failures are retried with exponential
+backoff for about ten minutes (`IDP_BACKCHANNEL_RETRY_SECONDS`), then marked failed; the row is
+the delivery log admins read.
 
-Outgoing calls are safe (§4 of the issue; Back-Channel Logout §3 leaves it to the OP): only the
+Outgoing calls are safe (Back-Channel Logout §3 leaves it to the OP): only the
 registered URI, resolved once and checked against private, loopback and link-local addresses
 (unless the client is allowed them) and then connected to that very address (no DNS rebinding
 between check and connect), TLS verified against the registered host name, no redirects, no
@@ -38,14 +39,14 @@ import requests
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django_tasks import task
 from oauth2_provider.settings import oauth2_settings
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from oauth_clients import uri_rules
-from oauth_clients.authorization_policy import ID_TOKEN_ALGORITHM
-from oauth_clients.keys import ES256, sign_jwt
+from oauth_clients.keys import ES256, RS256, sign_jwt
 from oauth_clients.models import AccessToken, BackchannelDelivery, Client, Grant, RefreshToken
 
 logger = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ def issuer() -> str:
 def logout_token_algorithm(client: Client) -> str:
     """The algorithm of the client's ID tokens (`finalize_id_token`): ES256 for a client that
     registered it, else RS256. §2.4: logout tokens are signed like the ID tokens."""
-    return ES256 if client.algorithm == ES256 else ID_TOKEN_ALGORITHM
+    return ES256 if client.algorithm == ES256 else RS256
 
 
 def build_logout_token(
@@ -88,7 +89,7 @@ def build_logout_token(
     sub: str,
     sid: str,
     jti: str,
-    algorithm: str = ID_TOKEN_ALGORITHM,
+    algorithm: str = RS256,
     now: int | None = None,
 ) -> str:
     """A logout token signed like our ID tokens (same key, `kid` and algorithm).
@@ -460,8 +461,6 @@ def retry_delay(attempts: int) -> timedelta | None:
 
 def enqueue_delivery(*, delivery_id: int, run_after: datetime | None = None) -> None:
     """Hand one delivery to the background worker (now, or not before `run_after`)."""
-    from oauth_clients.tasks import deliver_backchannel_logout
-
     task = deliver_backchannel_logout
     if run_after is not None:
         task = task.using(run_after=run_after)
@@ -469,8 +468,6 @@ def enqueue_delivery(*, delivery_id: int, run_after: datetime | None = None) -> 
 
 
 def _backend_can_defer() -> bool:
-    from oauth_clients.tasks import deliver_backchannel_logout
-
     return bool(deliver_backchannel_logout.get_backend().supports_defer)
 
 
@@ -549,3 +546,12 @@ def attempt_delivery(*, delivery_id: int) -> str:
     if delivery.next_attempt_at is not None:
         enqueue_delivery(delivery_id=delivery.pk, run_after=delivery.next_attempt_at)
     return str(delivery.status)
+
+
+@task()
+def deliver_backchannel_logout(delivery_id: int) -> str:
+    """The background task (Django's tasks API; the database queue, run by `manage.py
+    db_worker`): one per delivery, so a slow or failing app holds up no other app. Sends one
+    logout token (OIDC Back-Channel Logout 1.0 §2.5); `attempt_delivery` schedules retries,
+    with exponential backoff, as new tasks."""
+    return attempt_delivery(delivery_id=delivery_id)

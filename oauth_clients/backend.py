@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from allauth.account.authentication import get_authentication_records
 from django.http import HttpRequest
 from django.urls import reverse
 from oauth2_provider.exceptions import FatalClientError, OAuthToolkitError
@@ -29,7 +27,7 @@ from oauthlib.common import Request as OauthlibRequest
 from oauthlib.oauth2.rfc6749 import utils
 from oauthlib.oauth2.rfc6749.errors import CustomOAuth2Error
 
-from accounts.sessions import get_auth_time, get_sid
+from accounts.sessions import ACR_MULTI_FACTOR, ACR_PHISHING_RESISTANT, session_binding
 
 # RFC 8707 lets `resource` repeat; RFC 6749 §3.1 forbids repeating any other parameter.
 REPEATABLE_PARAMETERS = frozenset({"resource"})
@@ -42,120 +40,13 @@ S256_CODE_CHALLENGE_RE = re.compile(r"[A-Za-z0-9_-]{43}")
 PROMPT_VALUES_SUPPORTED = ("none", "login", "consent")
 # A longer `login_hint` is no sign-in name of ours (usernames and email addresses are shorter).
 LOGIN_HINT_MAX_LENGTH = 254
-# RFC 8176 §2 values for allauth's recorded authentication methods.
-_FACTOR_PASSWORD = "pwd"  # noqa: S105 (RFC 8176 method name, not a secret)
-_FACTOR_OTP = "otp"
-_FACTOR_HARDWARE_KEY = "hwk"
-_MFA_TYPE_AMR = {
-    "totp": _FACTOR_OTP,
-    "recovery_codes": _FACTOR_OTP,
-    "webauthn": _FACTOR_HARDWARE_KEY,
-}
-# OpenID EAP ACR Values 1.0 §2: "phr", phishing-resistant authentication (WebAuthn).
-ACR_PHISHING_RESISTANT = "phr"
-# OpenID PAPE 1.0 §4: multi-factor authentication (a password and a one-time code).
-ACR_MULTI_FACTOR = "http://schemas.openid.net/pape/policies/2007/06/multi-factor"
 # What `acr_values` may ask for (OIDC Core §3.1.2.1), weakest first; both need a second factor.
 ACR_VALUES_SUPPORTED = (ACR_MULTI_FACTOR, ACR_PHISHING_RESISTANT)
-
-
-@dataclass(frozen=True)
-class SessionBinding:
-    """What the authorization response binds the code to: this browser session's sign-in."""
-
-    sid: str = ""
-    auth_time: int | None = None
-    amr: list[str] = field(default_factory=list)
-    acr: str = ""
-
-    def as_credentials(self) -> dict[str, Any]:
-        return {
-            "idp_sid": self.sid,
-            "idp_auth_time": self.auth_time,
-            "idp_amr": list(self.amr),
-            "idp_acr": self.acr,
-        }
-
-
-def authentication_methods(records: list[dict[str, Any]]) -> list[str]:
-    """RFC 8176 `amr` values from allauth's records of this session's authentication steps.
-
-    A session whose sign-in allauth did not record (Django's admin login, test logins) signed in
-    with a password: every other way in (passkey, emailed code) leaves a record.
-    """
-    amr: set[str] = set()
-    signed_in_by_record = False
-    for record in records:
-        method = record.get("method")
-        if method in {"password", "password_reset"}:
-            amr.add(_FACTOR_PASSWORD)
-            signed_in_by_record = True
-        elif method == "code":
-            amr.add(_FACTOR_OTP)
-            signed_in_by_record = True
-        elif method == "mfa":
-            amr.add(_MFA_TYPE_AMR.get(str(record.get("type")), _FACTOR_OTP))
-            signed_in_by_record = signed_in_by_record or bool(record.get("passwordless"))
-    if not signed_in_by_record:
-        amr.add(_FACTOR_PASSWORD)
-    # RFC 8176 §2 "mfa": more than one kind of factor in this session.
-    if len(amr) > 1:
-        amr.add("mfa")
-    return sorted(amr)
-
-
-def authentication_context(amr: list[str]) -> str:
-    """OIDC Core §2 `acr` for these methods: "phr" with a WebAuthn key, the PAPE multi-factor
-    policy with another second factor, "" (no claim) for a password alone."""
-    if _FACTOR_HARDWARE_KEY in amr:
-        return ACR_PHISHING_RESISTANT
-    if "mfa" in amr:
-        return ACR_MULTI_FACTOR
-    return ""
 
 
 def requested_acr_values(value: str | None) -> list[str]:
     """The `acr_values` we support, in the request's order (others are ignored: voluntary)."""
     return [acr for acr in (value or "").split() if acr in ACR_VALUES_SUPPORTED]
-
-
-def has_second_factor(amr: list[str]) -> bool:
-    """RFC 8176: more than a password (`mfa`), or a hardware-bound authenticator (`hwk`:
-    WebAuthn / passkeys, which verify the user on the device)."""
-    return bool({"mfa", _FACTOR_HARDWARE_KEY} & set(amr))
-
-
-def last_authenticated_at(request: HttpRequest) -> int | None:
-    """Unix time of this session's latest authentication, re-authentication included.
-
-    `accounts.sessions.get_auth_time` is the sign-in time; allauth's re-authentication
-    (`prompt=login`, `max_age`) records a newer step without a new sign-in, and OIDC Core §2
-    `auth_time` is when the user last actually authenticated.
-    """
-    signed_in_at = get_auth_time(request)
-    if signed_in_at is None:
-        return None
-    user = getattr(request, "user", None)
-    steps = [
-        int(record["at"])
-        for record in get_authentication_records(request, user)
-        if isinstance(record.get("at"), int | float)
-    ]
-    return max([signed_in_at, *steps])
-
-
-def session_binding(request: HttpRequest) -> SessionBinding:
-    """The signed-in session's sid, authentication time and methods (empty when anonymous)."""
-    user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated:
-        return SessionBinding()
-    amr = authentication_methods(get_authentication_records(request, user))
-    return SessionBinding(
-        sid=get_sid(request),
-        auth_time=last_authenticated_at(request),
-        amr=amr,
-        acr=authentication_context(amr),
-    )
 
 
 def authorization_parameters(request: HttpRequest) -> list[tuple[str, str]]:

@@ -1,17 +1,7 @@
-"""Background tasks (Django's tasks API; the database queue, run by `manage.py db_worker`).
+"""Where deliveries queued by earlier releases find their task: the database queue stores each
+task's import path, and this one was `oauth_clients.tasks.deliver_backchannel_logout`. The task
+lives beside the deliveries it sends (oauth_clients/backchannel.py)."""
 
-One task per back-channel logout delivery, so a slow or failing app holds up no other app.
-"""
+from oauth_clients.backchannel import deliver_backchannel_logout
 
-from __future__ import annotations
-
-from django_tasks import task
-
-from oauth_clients.backchannel import attempt_delivery
-
-
-@task()
-def deliver_backchannel_logout(delivery_id: int) -> str:
-    """Send one logout token (OIDC Back-Channel Logout 1.0 §2.5); retries are scheduled by
-    `attempt_delivery` itself, with exponential backoff, as new tasks."""
-    return attempt_delivery(delivery_id=delivery_id)
+__all__ = ["deliver_backchannel_logout"]

@@ -55,9 +55,7 @@ from oauth_clients.tokens import (
     revoke_tokens_issued_from_code,
     token_checksum,
 )
-
-# Scopes that speak about a signed-in person: never granted to a machine (client credentials).
-USER_SCOPES = frozenset({"openid", "profile", "email", "groups", "offline_access"})
+from oauth_clients.uri_rules import USER_SCOPES
 
 # RFC 6749 grant_type value → the Client grant types that allow it. Refresh tokens are only ever
 # issued from the code flow, so the refresh grant follows the code grant.

@@ -27,11 +27,11 @@ from accounts.audit import record_event
 from accounts.models import AuditEvent
 from oauth_clients.models import Client
 from oauth_clients.prepared import JoinedLookup, PreparedLookup
+from oauth_clients.uri_rules import DEFAULT_REFRESH_IDLE_SECONDS
 
 # A client's `last_used_at` is written at most this often (one UPDATE per client per minute,
 # not one per token request).
 LAST_USED_RESOLUTION = timedelta(minutes=1)
-DEFAULT_REFRESH_IDLE_SECONDS = 14 * 24 * 3600
 
 
 def hash_code(code: str) -> str:

@@ -34,6 +34,11 @@ MIN_LIFETIME_SECONDS = 60
 MAX_ACCESS_TOKEN_SECONDS = 24 * 3600
 MAX_ID_TOKEN_SECONDS = 24 * 3600
 MAX_REFRESH_TOKEN_SECONDS = 365 * 24 * 3600
+# A refresh token unused this long dies (IDP_REFRESH_TOKEN_IDLE_SECONDS overrides it).
+DEFAULT_REFRESH_IDLE_SECONDS = 14 * 24 * 3600
+# Scopes that speak about a signed-in person: never registered for nor granted to a machine
+# (the client-credentials grant refuses them too, oauth_clients/token_policy.py).
+USER_SCOPES = frozenset({"openid", "profile", "email", "groups", "offline_access"})
 
 Resolver = Callable[[str], list[str]]
 
@@ -311,8 +316,6 @@ def known_scopes() -> dict[str, str]:
 def validate_scopes(scopes: str | Iterable[str] | None, *, sign_in: bool) -> list[str]:
     """Known scopes only. A sign-in (OIDC) client needs `openid`; a machine-to-machine service
     acts for no person, so it gets no user scopes (the token side refuses them anyway)."""
-    from oauth_clients.token_policy import USER_SCOPES
-
     items = split_uris(scopes)
     unknown = [scope for scope in items if scope not in known_scopes()]
     if unknown:
@@ -350,14 +353,12 @@ LIFETIME_BOUNDS: dict[str, int] = {
 
 def default_lifetimes() -> dict[str, int | None]:
     """The provider-wide lifetimes a client gets when its own fields are empty."""
-    from oauth_clients.tokens import DEFAULT_REFRESH_IDLE_SECONDS
-
     provider = _provider_settings()
     idle = getattr(settings, "IDP_REFRESH_TOKEN_IDLE_SECONDS", DEFAULT_REFRESH_IDLE_SECONDS)
     return {
         "access_token_lifetime": provider.get("ACCESS_TOKEN_EXPIRE_SECONDS"),
         "id_token_lifetime": provider.get("ID_TOKEN_EXPIRE_SECONDS"),
-        # The token side's default (oauth_clients.tokens), never above the absolute lifetime.
+        # Never above the absolute lifetime.
         "refresh_token_idle_lifetime": idle,
         "refresh_token_absolute_lifetime": provider.get("REFRESH_TOKEN_EXPIRE_SECONDS"),
     }

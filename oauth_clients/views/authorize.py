@@ -39,13 +39,12 @@ from oauth2_provider.views.mixins import OAuthLibMixin
 from oauthlib import oauth2
 
 from accounts.mfa_policy import has_enrolled_second_factor
+from accounts.sessions import has_second_factor, session_binding
 from oauth_clients.backend import (
     authorization_parameters,
-    has_second_factor,
     max_age_exceeded,
     parse_max_age,
     requested_acr_values,
-    session_binding,
 )
 from oauth_clients.consent import (
     consent_covers,

@@ -7,7 +7,7 @@ from allauth.account.models import EmailAddress
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
-from oauth_clients.backend import authentication_methods
+from accounts.sessions import authentication_methods
 from oauth_clients.claims import SCOPE_CLAIMS, build_claims, supported_claims
 
 pytestmark = pytest.mark.django_db

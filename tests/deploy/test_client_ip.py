@@ -1,4 +1,4 @@
-"""`accounts.audit.client_ip` answers exactly what allauth's `get_client_ip` answers (the address
+"""`idp.client_ip.client_ip` answers exactly what allauth's `get_client_ip` answers (the address
 its rate limits key on), for every proxy configuration, except where allauth raises: a
 forwarded chain shorter than the trusted proxy count falls back to REMOTE_ADDR."""
 
@@ -9,7 +9,7 @@ from allauth.core.internal.httpkit import get_client_ip
 from django.core.exceptions import ImproperlyConfigured
 from django.test import RequestFactory
 
-from accounts.audit import client_ip
+from idp.client_ip import client_ip
 
 FORWARDED = [
     None,

@@ -1,0 +1,117 @@
+"""The apps import each other in floors, never in circles (ARCHITECTURE.md, "Layers").
+
+Every import our modules make at run time counts, at module level or inside a function (a
+deferred import is still a dependency); imports under `if TYPE_CHECKING:` do not run and are
+left out. A circle of two or more modules fails the test with the modules it runs through.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+APPS = ("accounts", "oauth_clients", "idp")
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for app in APPS:
+        for path in (ROOT / app).rglob("*.py"):
+            if "migrations" in path.parts:
+                continue
+            name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            found[name.removesuffix(".__init__")] = path
+    return found
+
+
+def _runtime_imports(tree: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            yield from (n for child in node.orelse for n in _runtime_imports(child))
+            continue
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            yield node
+        yield from _runtime_imports(node)
+
+
+def _target(name: str, modules: dict[str, Path]) -> str | None:
+    while name and name not in modules:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = _modules()
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        for node in _runtime_imports(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [_target(alias.name, modules) for alias in node.names]
+            elif node.level == 0 and node.module:
+                # `from package import module` names a module; `from module import name` not.
+                targets = [
+                    _target(f"{node.module}.{alias.name}", modules)
+                    if f"{node.module}.{alias.name}" in modules
+                    else _target(node.module, modules)
+                    for alias in node.names
+                ]
+            else:
+                targets = []
+            graph[name].update(t for t in targets if t and t != name)
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph[node]):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_detector_finds_a_circle_and_ignores_type_only_imports():
+    assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert circles({"a": {"b"}, "b": set()}) == []
+    tree = ast.parse(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import x\nimport y\n"
+    )
+    assert [ast.unparse(n) for n in _runtime_imports(tree)] == [
+        "from typing import TYPE_CHECKING",
+        "import y",
+    ]
+
+
+def test_no_import_circle_between_our_modules():
+    graph = import_graph()
+    assert "accounts.services" in graph
+    assert "oauth_clients.backchannel" in graph["accounts.services"]  # the graph sees imports
+    assert circles(graph) == []
