@@ -173,7 +173,7 @@ def test_gunicorn_stops_at_start_instead_of_serving_500s(tmp_path):
     env = {
         **production_env(tmp_path),
         "GUNICORN_BIND": f"127.0.0.1:{free_port()}",
-        "GUNICORN_WORKERS": "2",
+        "GUNICORN_WORKERS": "1",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
     }
     result = subprocess.run(
