@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+from email.utils import formataddr
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -486,7 +487,11 @@ if EMAIL_HOST:
     EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 else:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
-DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", f"no-reply@{_issuer.hostname}")
+# Security emails come from the company, at the issuer's host: "Company <no-reply@id.example>"
+# (formataddr quotes a name with commas or other specials, RFC 5322 §3.4).
+DEFAULT_FROM_EMAIL = os.environ.get(
+    "DEFAULT_FROM_EMAIL", formataddr((IDP_COMPANY_NAME, f"no-reply@{_issuer.hostname}"))
+)
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- Static files (whitenoise)
