@@ -238,6 +238,9 @@ if REDIS_URL:
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "idp",
+            # Keys name this database (idp/cache_keys.py): a re-created one never meets the
+            # entries of the one before it.
+            "KEY_FUNCTION": "idp.cache_keys.make_key",
             "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
         }
     }

@@ -45,6 +45,7 @@ def redis_cache(settings):
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}",
             "KEY_PREFIX": "idp",
+            "KEY_FUNCTION": "idp.cache_keys.make_key",
         }
     }
     yield server
