@@ -58,22 +58,31 @@ def assert_error_page(response: Any) -> None:
 
 
 class PageParser(HTMLParser):
-    """Just enough HTML reading for our pages: elements with attributes, texts of h1 and li."""
+    """Just enough HTML reading for our pages: elements with attributes (and the form each one
+    sits in), texts of h1 and li."""
 
     def __init__(self, html: str) -> None:
         super().__init__()
         self.elements: list[tuple[str, dict[str, str]]] = []
+        # For each element, the index in `elements` of the <form> it sits in (forms do not nest).
+        self.form_of: list[int | None] = []
         self.texts: dict[str, list[str]] = {"h1": [], "li": []}
         self._open: list[str] = []
+        self._form: int | None = None
         self.feed(html)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.elements.append((tag, {key: value or "" for key, value in attrs}))
+        if tag == "form":
+            self._form = len(self.elements) - 1
+        self.form_of.append(self._form)
         if tag in self.texts:
             self.texts[tag].append("")
             self._open.append(tag)
 
     def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._form = None
         if self._open and self._open[-1] == tag:
             self._open.pop()
 
@@ -92,13 +101,37 @@ class PageParser(HTMLParser):
     def text(self, tag: str) -> list[str]:
         return [" ".join(value.split()) for value in self.texts[tag]]
 
+    def form_with(
+        self, tag: str, **attrs: str
+    ) -> tuple[dict[str, str], list[tuple[str, dict[str, str]]]]:
+        """The one form holding an element `tag` with `attrs`: its attributes and its elements."""
+        (form_index,) = {
+            self.form_of[index]
+            for index, (name, found) in enumerate(self.elements)
+            if name == tag and all(found.get(key) == value for key, value in attrs.items())
+        }
+        assert form_index is not None, (tag, attrs)
+        inside = [
+            element
+            for element, index in zip(self.elements, self.form_of, strict=True)
+            if index == form_index
+        ]
+        return self.elements[form_index][1], inside
+
 
 def consent_form(response: Any) -> tuple[str, dict[str, str]]:
-    """The consent form's action and hidden fields, as a browser would submit them."""
+    """The consent form's action and hidden fields, as a browser would submit them.
+
+    The consent form is the one with Allow and Deny; the page's other forms (the header's
+    sign-out, the language switcher) and their fields are not part of it."""
     assert response.status_code == HTTPStatus.OK, response.status_code
     page = PageParser(response.content.decode())
-    (form,) = page.find_all("form", method="post")
-    fields = {i["name"]: i.get("value", "") for i in page.find_all("input") if i.get("name")}
+    form, inside = page.form_with("button", name="allow", value="allow")
+    assert form["method"] == "post", form
+    assert page.form_with("button", name="deny", value="deny")[0] is form
+    fields = {
+        i["name"]: i.get("value", "") for tag, i in inside if tag == "input" and i.get("name")
+    }
     return html.unescape(form["action"]), fields
 
 
