@@ -60,9 +60,11 @@ BENCH_ROWS ?= 0
 bench: install wrk
 	$(BIN)/python bench/run.py --db $(BENCH_DB) --rows $(BENCH_ROWS) $(if $(BENCH_REDIS),--redis) $(BENCH_ARGS)
 
+## Static checks: ruff (lint, format) and mypy on the apps (make check runs them first).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: install
 	$(BIN)/ruff format .

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import ClassVar
+
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
@@ -54,9 +57,10 @@ class User(AbstractUser):
     # OIDC Core §5.1 `updated_at`: when profile claims last changed.
     updated_at = models.DateTimeField(_("profile updated"), auto_now=True)
 
-    objects = UserManager()
+    objects: ClassVar[UserManager] = UserManager()  # type: ignore[assignment]
 
-    class Meta(AbstractUser.Meta):
+    # django-stubs declares no AbstractUser.Meta; Django has one (swappable, abstract).
+    class Meta(AbstractUser.Meta):  # type: ignore[name-defined]
         swappable = "AUTH_USER_MODEL"
         indexes = [
             # Sign-in by username is allauth's `username__iexact` (UPPER(username) = UPPER(%s));
@@ -69,7 +73,7 @@ class User(AbstractUser):
             models.Index(fields=["email"], name="user_email"),
         ]
 
-    def is_locked(self, *, now: timezone.datetime | None = None) -> bool:
+    def is_locked(self, *, now: datetime | None = None) -> bool:
         return self.locked_until is not None and self.locked_until > (now or timezone.now())
 
 

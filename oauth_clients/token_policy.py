@@ -800,7 +800,7 @@ class TokenPolicyMixin(_ValidatorBase):
         reading the client with the token was cheaper than fetching it from the client cache
         (a Redis round trip, BENCHMARKS.md), and always as fresh as the database. A token
         without a client is no token (DOT would let `application=None` pass)."""
-        access_token = _ACCESS_TOKEN.first(token_checksum(token), get_access_token_model())
+        access_token: Any = _ACCESS_TOKEN.first(token_checksum(token), get_access_token_model())
         if access_token is None or access_token.application is None:
             return None
         carry_email_verified(access_token)
