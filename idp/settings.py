@@ -154,6 +154,11 @@ MIDDLEWARE = [
     "idp.middleware.MachineEndpointMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The page's language: the switcher's cookie, else the browser's Accept-Language (Django's
+    # order; after sessions, before CommonMiddleware, as Django's i18n docs place it); then the
+    # authorize request's `ui_locales` when the person chose nothing (idp/locale.py).
+    "django.middleware.locale.LocaleMiddleware",
+    "idp.locale.UILocalesMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -524,7 +529,25 @@ for _cidr in IDP_METRICS_ALLOWED_CIDRS:
         ) from exc
 
 # --- Internationalisation
-LANGUAGE_CODE = "en-us"
+# English when nothing else is known; the languages offered by the switcher in every page's
+# footer (templates/base.html), shown in their own names. allauth, Django's admin and Django's
+# forms bring their own catalogues for these; the project's strings are in locale/ (compiled by
+# `make install`, checked by `make check`: idp/translations.py).
+LANGUAGE_CODE = "en"
+LANGUAGES = [
+    ("en", "English"),
+    ("de", "Deutsch"),
+    ("fr", "Français"),
+    ("es", "Español"),
+    ("ja", "日本語"),
+]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+# The switcher's choice (Django's set_language view) is kept in this cookie for a year; it is
+# read on the server only, and travels over https only with an https issuer.
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SECURE = ISSUER_IS_HTTPS
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+LANGUAGE_COOKIE_AGE = 365 * 24 * 60 * 60
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

@@ -27,6 +27,8 @@ urlpatterns = [
     # The admin signs in through allauth's login (same lock and rate limits).
     path("admin/login/", account_views.admin_login, name="admin_login_redirect"),
     path("admin/", admin.site.urls),
+    # Django's set_language view (POST, CSRF-checked): the language switcher in every footer.
+    path("i18n/", include("django.conf.urls.i18n")),
     # Branding: the admin's colour as CSS (no inline styles), the sign-in button kit for apps.
     path("branding.css", branding.branding_css, name="branding_css"),
     path("button/", branding.button, name="signin_button"),
