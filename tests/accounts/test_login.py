@@ -18,6 +18,7 @@ from tests.accounts.conftest import (
     is_signed_in,
     sign_in,
 )
+from tests.oidc.authorize_helpers import PageParser
 
 pytestmark = pytest.mark.django_db
 
@@ -76,9 +77,14 @@ def test_account_page_links_to_password_two_factor_sessions_and_sign_out(client,
         "/accounts/password/change/",
         "/accounts/2fa/",
         "/accounts/sessions/",
-        "/accounts/logout/",
     ):
         assert f'href="{href}"' in html
+    # Sign out is a POST form with its CSRF token: it signs out without a confirmation page.
+    signout, inside = PageParser(html).form_with("form", id="site-signout")
+    assert (signout["method"], signout["action"]) == ("post", LOGOUT_URL)
+    names = [(tag, found.get("name"), found.get("type")) for tag, found in inside]
+    assert ("input", "csrfmiddlewaretoken", "hidden") in names
+    assert ("button", None, "submit") in names
     assert "alice@example.com" in html
 
 

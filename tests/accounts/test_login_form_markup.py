@@ -29,6 +29,12 @@ def _inputs(html: str) -> dict[str, dict[str, str]]:
     return {found["name"]: found for found in PageParser(html).find_all("input") if "name" in found}
 
 
+def _sign_in_form(html: str) -> str:
+    """The sign-in form's markup, without the page's other forms (sign-out, language, passkey)."""
+    (form,) = re.findall(r'<form method="post" action="/accounts/login/".*?</form>', html, re.S)
+    return form
+
+
 def _labels(html: str) -> dict[str, str]:
     """label for= → its text."""
     return {
@@ -37,7 +43,7 @@ def _labels(html: str) -> dict[str, str]:
 
 
 def test_sign_in_form_keeps_its_inputs_labels_and_links(client):
-    html = client.get(LOGIN_URL, {"next": "/account/"}).content.decode()
+    html = _sign_in_form(client.get(LOGIN_URL, {"next": "/account/"}).content.decode())
 
     inputs = _inputs(html)
     assert inputs["login"] == {
@@ -61,10 +67,11 @@ def test_sign_in_form_keeps_its_inputs_labels_and_links(client):
     assert inputs["remember"] == {"type": "checkbox", "name": "remember", "id": "id_remember"}
     assert inputs["next"] == {"type": "hidden", "name": "next", "value": "/account/"}
     assert inputs["csrfmiddlewaretoken"]["type"] == "hidden"
+    # The house's words, not the form's ("Login:", "Remember Me:").
     assert _labels(html) == {
-        "id_login": "Login:",
-        "id_password": "Password:",
-        "id_remember": "Remember Me:",
+        "id_login": "Email or username",
+        "id_password": "Password",
+        "id_remember": "Keep me signed in",
     }
     assert 'id="id_password_helptext"><a href="/accounts/password/reset/">' in html
     assert "aria-invalid" not in html
