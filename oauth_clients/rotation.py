@@ -36,7 +36,6 @@ model is written here without a change. Other databases keep the ORM path in `to
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from typing import Any
 
 from django.db import connections, models, router
@@ -187,19 +186,17 @@ def rotate(
 
 @functools.cache
 def _exchange_statement(
-    alias: str, with_id_token: bool, with_refresh_token: bool, guard: str = ""
+    alias: str, with_id_token: bool, with_refresh_token: bool
 ) -> tuple[str, tuple[list, list, list], list]:
     """The SQL for one code exchange, the token rows' fields and the audit row's fields."""
     sql = _SQL(connections[alias])
     grant_model = get_grant_model()
-    # Parameters: now, the code's id, the guard's; then the new rows' values; then the audit
-    # row's.
+    # Parameters: now, the code's id; then the new rows' values; then the audit row's.
     consumed = (
         f"UPDATE {sql.table(grant_model)} SET "
         f"{sql.column(grant_model, 'consumed_at')} = CAST(%s AS {sql.timestamp}) "
         f"WHERE {sql.pk(grant_model)} = %s AND {sql.column(grant_model, 'consumed_at')} IS NULL "
-        + (f"AND EXISTS ({guard}) " if guard else "")
-        + f"RETURNING {sql.pk(grant_model)}"
+        f"RETURNING {sql.pk(grant_model)}"
     )
     parts, ids, fields = sql.new_tokens("consumed", with_id_token, with_refresh_token)
     audit_sql, audit_fields = sql.insert(AuditEvent, "consumed", {})
@@ -216,7 +213,6 @@ def exchange(
     refresh_token: models.Model | None,
     id_token: models.Model | None,
     audit_event: models.Model,
-    guard: Callable[[str], tuple[str, list[Any]]] | None = None,
 ) -> bool:
     """Mark the authorization code `grant` consumed and insert the unsaved tokens and audit row
     it issues, atomically, in one statement (RFC 6749 §4.1.2: a code is used once).
@@ -226,19 +222,15 @@ def exchange(
     lock and this statement is the exchange's one write. False when the code was consumed
     first by a concurrent exchange (PostgreSQL re-checks `consumed_at IS NULL` after waiting on
     the winner's row): nothing written. On success every instance carries its primary key.
-    With `guard` (given the write's database, a query and its parameters:
-    `client_cache.unchanged_row`) the code is consumed, and anything written, only when that
-    query finds a row; False otherwise.
     """
     alias = router.db_for_write(get_grant_model())
-    guard_sql, guard_params = guard(alias) if guard is not None else ("", [])
     sql, fields, audit_fields = _exchange_statement(
-        alias, id_token is not None, refresh_token is not None, guard_sql
+        alias, id_token is not None, refresh_token is not None
     )
     row = _run(
         alias,
         sql,
-        [now, grant.pk, *guard_params],
+        [now, grant.pk],
         fields,
         (id_token, access_token, refresh_token),
         tail=values(audit_fields, audit_event, connections[alias]),

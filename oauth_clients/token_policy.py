@@ -37,12 +37,7 @@ from accounts.audit import build_event, publish_event, record_event
 from accounts.models import AuditEvent
 from oauth_clients import rotation, writes
 from oauth_clients.claims import annotate_email_verified, carry_email_verified
-from oauth_clients.client_cache import (
-    StaleClient,
-    client_for_grant,
-    get_client,
-    row_guard,
-)
+from oauth_clients.client_cache import get_client
 from oauth_clients.models import Client
 from oauth_clients.prepared import JoinedLookup, PreparedLookup
 from oauth_clients.secrets import check_client_secret
@@ -159,11 +154,7 @@ class TokenPolicyMixin(_ValidatorBase):
             return current if current.is_usable(request) else None
         client = self._client_for_refresh(client_id, request)
         if client is ...:
-            # The worker's own copy where the token view allows one (`local_clients`: the
-            # client-credentials grant and the one-statement code exchange, whose writes are
-            # guarded by the row: `_create_access_token`, `_exchange_in_one_statement`); the
-            # shared cache everywhere else.
-            client = client_for_grant(client_id)
+            client = get_client(client_id)
         if client is None or not client.is_usable(request):
             request.client = None
             return None
@@ -402,10 +393,6 @@ class TokenPolicyMixin(_ValidatorBase):
         if grant is None or grant.application_id != client.pk:
             return False
         if grant.consumed_at is not None:
-            if row_guard(client) is not None:
-                # On the worker's copy: a replay revokes and audits, so it is left to the pass
-                # from the shared cache and done once.
-                raise StaleClient(client.client_id)
             revoke_tokens_issued_from_code(
                 code_checksum=grant.code,
                 client=client,
@@ -508,12 +495,7 @@ class TokenPolicyMixin(_ValidatorBase):
         A concurrent exchange of the same code that consumed it first leaves this one with
         nothing written: a replay (RFC 6749 §4.1.2), answered as `validate_code` answers one
         that arrives later, by revoking what the code issued (the winner's statement has
-        committed by then: this one waited for its row).
-
-        On the worker's copy of the client the statement also requires the client's row to be
-        unchanged (`unchanged_row`); when it writes nothing, `StaleClient` hands the request to
-        the pass from the shared cache, which tells a changed client from a replay."""
-        guard = row_guard(request.client)
+        committed by then: this one waited for its row)."""
         audit_http_request = audit_request(request)
         event = build_event(
             type=AuditEvent.Type.TOKENS_ISSUED,
@@ -530,10 +512,7 @@ class TokenPolicyMixin(_ValidatorBase):
             refresh_token=refresh_token,
             id_token=id_token,
             audit_event=event,
-            guard=guard,
         ):
-            if guard is not None:
-                raise StaleClient(request.client.client_id)
             revoke_tokens_issued_from_code(
                 code_checksum=grant.code,
                 client=request.client,
@@ -583,13 +562,7 @@ class TokenPolicyMixin(_ValidatorBase):
         The ID token row made by `finalize_id_token` is reused rather than re-verified."""
         # One INSERT built once (oauth_clients/writes.py), not `save()`.
         access_token = self._build_access_token(expires, request, token, source_refresh_token)
-        guard = row_guard(request.client)
-        if guard is None:
-            return writes.insert(access_token)
-        # Issued on the worker's copy of the client: only if its row is still that copy.
-        if writes.insert_if(access_token, guard) is None:
-            raise StaleClient(request.client.client_id)
-        return access_token
+        return writes.insert(access_token)
 
     def _build_access_token(
         self, expires: Any, request: Request, token: dict, source_refresh_token: Any = None

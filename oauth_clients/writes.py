@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -62,21 +61,13 @@ def values(fields: list[models.Field], obj: models.Model, connection: Any) -> li
 
 
 @functools.cache
-def _insert_sql(model: type[models.Model], alias: str, guard: str = "") -> str:
-    """The INSERT of one `model` row; with `guard` (a query), INSERT ... SELECT writing the row
-    only when `guard` finds one. There PostgreSQL types each value by its column (it cannot
-    from a SELECT list, where an untyped NULL would be text); SQLite has no types to match."""
+def _insert_sql(model: type[models.Model], alias: str) -> str:
+    """The INSERT of one `model` row."""
     connection = connections[alias]
     quote = connection.ops.quote_name
     fields = insert_fields(model)
     columns = ", ".join(quote(field.column) for field in fields)
-    if not guard:
-        source = "VALUES (" + ", ".join(["%s"] * len(fields)) + ")"
-    elif connection.vendor == "postgresql":
-        casts = ", ".join(f"%s::{field.cast_db_type(connection)}" for field in fields)
-        source = f"SELECT {casts} WHERE EXISTS ({guard})"
-    else:
-        source = "SELECT " + ", ".join(["%s"] * len(fields)) + f" WHERE EXISTS ({guard})"
+    source = "VALUES (" + ", ".join(["%s"] * len(fields)) + ")"
     return (
         f"INSERT INTO {quote(model._meta.db_table)} ({columns}) {source} "
         f"RETURNING {quote(model._meta.pk.column)}"
@@ -93,20 +84,6 @@ def _write(obj: models.Model, alias: str, sql: str, params: list[Any]) -> bool:
     obj.pk = row[0]
     obj._state.adding, obj._state.db = False, alias
     return True
-
-
-def insert_if(
-    obj: models.Model, guard: Callable[[str], tuple[str, list[Any]]]
-) -> models.Model | None:
-    """INSERT the unsaved `obj` only if the query `guard(alias)` (SQL and parameters, for the
-    database the row is written to) finds a row, in one statement: `obj` saved, or None and
-    nothing written."""
-    model = type(obj)
-    alias = router.db_for_write(model, instance=obj)
-    guard_sql, guard_params = guard(alias)
-    sql = _insert_sql(model, alias, guard_sql)
-    params = [*values(insert_fields(model), obj, connections[alias]), *guard_params]
-    return obj if _write(obj, alias, sql, params) else None
 
 
 def listened_to(model: type[models.Model]) -> bool:

@@ -26,7 +26,6 @@ from oauth2_provider.settings import oauth2_settings
 
 from idp.metrics import observe_token_issued
 from oauth_clients import rotation
-from oauth_clients.client_cache import StaleClient, forget_local, local_clients
 from oauth_clients.selectors import spa_origin_registered
 from oauth_clients.tokens import access_token_lifetime
 
@@ -265,29 +264,7 @@ class TokenView(dot_views.TokenView):
         # DOT's post re-reads the new access token to send `app_authorized` (one more query
         # per grant); nothing here listens to it, so answer oauthlib's response directly.
         grant_type = request.POST["grant_type"]
-        if grant_type == "client_credentials" or (
-            grant_type == "authorization_code" and rotation.supported()
-        ):
-            _url, headers, body, status = self._response_on_worker_copy(request)
-        else:
-            _url, headers, body, status = self.create_token_response(request)
+        _url, headers, body, status = self.create_token_response(request)
         if status == HTTPStatus.OK:
             observe_token_issued(grant_type)
         return oauthlib_response(headers, body, status)
-
-    def _response_on_worker_copy(self, request: HttpRequest) -> tuple:
-        """The grant on the worker's copy of the client (no Redis round trip), answered again
-        from the shared cache when that copy turned out stale or refused the request: a copy
-        only ever issues a token its row still allows (oauth_clients/client_cache.py). Used
-        where the grant's one write carries the row's guard: the client-credentials grant and
-        the code exchange in one statement."""
-        try:
-            with local_clients() as use:
-                response = self.create_token_response(request)
-        except StaleClient as stale:
-            forget_local(stale.client_id)
-        else:
-            if use.client is None or response[3] == HTTPStatus.OK:
-                return response
-            forget_local(use.client.client_id)
-        return self.create_token_response(request)

@@ -15,6 +15,7 @@ import pytest
 from django.conf import settings
 
 from idp.request_log import JsonFormatter
+from tests.accounts.conftest import redis_cache  # noqa: F401 (the Redis tests' own database)
 
 
 class CapturedLogs:

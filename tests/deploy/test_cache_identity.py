@@ -12,9 +12,7 @@ from django.urls import reverse
 
 from idp.cache_keys import UNMIGRATED, database_identity, forget_database_identity, make_key
 from idp.models import Installation
-from oauth_clients import client_cache
 from oauth_clients.models import Client
-from tests.accounts.conftest import redis_cache  # noqa: F401 (the fixture)
 from tests.oidc.conftest import basic_auth, make_client, post_form
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
@@ -48,13 +46,11 @@ def fresh_process(settings):
     """The client cache on, as with REDIS_URL, and this process's identity read anew."""
     settings.IDP_CLIENT_CACHE_SECONDS = 300
     forget_database_identity()
-    client_cache._LOCAL.clear()
     yield
     forget_database_identity()
-    client_cache._LOCAL.clear()
 
 
-def test_keys_name_the_database_they_were_read_from(redis_cache, fresh_process):  # noqa: F811
+def test_keys_name_the_database_they_were_read_from(redis_cache, fresh_process):
     identity = database_identity()
     assert identity == Installation.objects.get().id.hex
     assert make_key("k", "idp", 1) == f"idp:{identity}:1:k"
@@ -63,7 +59,9 @@ def test_keys_name_the_database_they_were_read_from(redis_cache, fresh_process):
 
 
 def test_a_recreated_database_never_meets_the_clients_cached_from_the_one_before(
-    client, redis_cache, fresh_process  # noqa: F811
+    client,
+    redis_cache,
+    fresh_process,
 ):
     service_client(OLD_SECRET)
     assert token_request(client, "batch-service", OLD_SECRET).status_code == HTTPStatus.OK
@@ -78,7 +76,6 @@ def test_a_recreated_database_never_meets_the_clients_cached_from_the_one_before
     Installation.objects.create()
     service_client(NEW_SECRET)
     forget_database_identity()
-    client_cache._LOCAL.clear()
 
     refused = token_request(client, "batch-service", OLD_SECRET)
     assert refused.status_code == HTTPStatus.UNAUTHORIZED
@@ -88,7 +85,8 @@ def test_a_recreated_database_never_meets_the_clients_cached_from_the_one_before
 
 
 def test_before_the_first_migration_keys_say_so_and_the_identity_is_read_again(
-    redis_cache, fresh_process  # noqa: F811
+    redis_cache,
+    fresh_process,
 ):
     Installation.objects.all().delete()
     assert database_identity() == UNMIGRATED

@@ -1,16 +1,13 @@
 """The token side's client cache: used on the hot paths, invalidated by every client service.
 
 The cache is on only where every worker shares it (Redis); these tests turn it on over Django's
-local-memory cache, which behaves the same within one process. The client-credentials grant
-and PostgreSQL's one-statement code exchange also keep the worker's own copy
-(`client_cache.local_clients`): every test here that changes a client after a grant proves that
-a stale copy issues nothing.
+local-memory cache, which behaves the same within one process: every test here that changes a
+client after a grant proves that the next request sees the change.
 """
 
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Any
 from unittest import mock
 
 import pytest
@@ -18,7 +15,7 @@ from django.core.cache import cache
 from django.urls import reverse
 
 from accounts.models import AuditEvent
-from oauth_clients import client_cache, rotation, services
+from oauth_clients import client_cache, services
 from oauth_clients.models import AccessToken, Client, Grant
 from oauth_clients.tokens import hash_code
 from tests.oidc.conftest import basic_auth, post_form
@@ -34,10 +31,8 @@ on_postgresql = ON_POSTGRESQL[0]  # the skip only: each test says whether it com
 def client_cache_on(settings):
     settings.IDP_CLIENT_CACHE_SECONDS = 300
     cache.clear()
-    client_cache._LOCAL.clear()
     yield
     cache.clear()
-    client_cache._LOCAL.clear()
 
 
 def token_request(http, oauth_client, secret=None):
@@ -186,98 +181,6 @@ def test_tokens_of_a_disabled_client_are_inactive_at_userinfo_and_introspection(
     assert resource.is_active
 
 
-def test_a_grant_on_the_workers_copy_asks_neither_redis_nor_the_client_table(
-    client, machine_client, django_assert_num_queries
-):
-    assert token_request(client, machine_client).status_code == HTTPStatus.OK  # copy taken
-    shared = mock.patch.object(client_cache, "get_client", wraps=client_cache.get_client)
-    with shared as get_client, django_assert_num_queries(1) as captured:
-        assert token_request(client, machine_client).status_code == HTTPStatus.OK
-    get_client.assert_not_called()
-    # The one statement is the token INSERT, written only while the client's row is the copy.
-    (insert,) = [q["sql"] for q in captured]
-    assert insert.startswith('INSERT INTO "oauth_clients_accesstoken"')
-    assert 'WHERE EXISTS (SELECT 1 FROM "oauth_clients_client"' in insert
-    assert '"updated" = ' in insert
-    assert '"is_active"' in insert
-
-
-@committing
-def test_a_stale_copy_writes_no_token(client, machine_client, admin_user):
-    assert token_request(client, machine_client).status_code == HTTPStatus.OK  # copy taken
-    assert machine_client.client_id in client_cache._LOCAL
-    services.disable_client(client=machine_client, actor=admin_user)  # tokens revoked
-    assert AccessToken.objects.filter(application=machine_client).count() == 0
-    # The copy still says active and the secret matches it; its INSERT finds the row changed.
-    assert client_cache._LOCAL[machine_client.client_id][1].is_active
-    response = token_request(client, machine_client)
-    assert response.status_code == HTTPStatus.UNAUTHORIZED
-    assert response.json()["error"] == "invalid_client"
-    assert AccessToken.objects.filter(application=machine_client).count() == 0
-    assert machine_client.client_id not in client_cache._LOCAL  # the stale copy is dropped
-
-
-@committing
-def test_a_copy_never_refuses_what_the_row_allows(client, machine_client, admin_user):
-    """A secret rotated by another worker: this worker's copy does not know the new secret, so
-    the request is answered again from the shared cache, which does."""
-    assert token_request(client, machine_client).status_code == HTTPStatus.OK  # copy taken
-    new_secret = services.rotate_client_secret(client=machine_client, actor=admin_user)
-    assert token_request(client, machine_client, secret=new_secret).status_code == HTTPStatus.OK
-    # And the new copy serves the next grant.
-    assert token_request(client, machine_client, secret=new_secret).status_code == HTTPStatus.OK
-    assert client_cache._LOCAL[machine_client.client_id][1].client_secret != (
-        machine_client.test_secret
-    )
-
-
-@committing
-def test_a_row_changed_without_a_generation_bump_is_still_caught(client, machine_client):
-    """Even a change the shared cache never heard of (no service, no invalidation) stops the
-    copy: the guard reads the row itself, in the INSERT."""
-    assert token_request(client, machine_client).status_code == HTTPStatus.OK  # copy taken
-    stored = Client.objects.get(pk=machine_client.pk)
-    stored.is_active = False
-    stored.save(update_fields=["is_active", "updated"])
-    before = AccessToken.objects.count()
-    # The shared cache still holds the active row (nothing invalidated it). The second pass is
-    # made to refuse here, so the answer and the table show what the copy's pass did: nothing.
-    with mock.patch.object(client_cache, "get_client", return_value=None) as shared:
-        response = token_request(client, machine_client)
-    assert response.status_code == HTTPStatus.UNAUTHORIZED
-    shared.assert_called_once_with(machine_client.client_id)
-    assert AccessToken.objects.count() == before
-
-
-def test_the_workers_copies_hold_registered_clients_only(client, machine_client):
-    ghost = Client(client_id="nobody", client_type=Client.CLIENT_CONFIDENTIAL)
-    ghost.test_secret = "s" * 40
-    for _ in range(3):
-        assert token_request(client, ghost).status_code == HTTPStatus.UNAUTHORIZED
-    assert "nobody" not in client_cache._LOCAL
-
-
-def test_each_request_gets_its_own_copy(machine_client):
-    with client_cache.local_clients() as first:
-        one = client_cache.client_for_grant(machine_client.client_id)
-    with client_cache.local_clients() as second:
-        two = client_cache.client_for_grant(machine_client.client_id)
-    assert first.client is one
-    assert second.client is two
-    assert one is not two
-    one.name = "changed by one request"
-    assert two.name == machine_client.name
-    assert client_cache._LOCAL[machine_client.client_id][1].name == machine_client.name
-
-
-def test_no_copies_without_a_shared_cache(settings, machine_client):
-    settings.IDP_CLIENT_CACHE_SECONDS = 0
-    with client_cache.local_clients() as use:
-        assert client_cache.client_for_grant(machine_client.client_id) is not None
-    assert use.client is None
-    assert client_cache._LOCAL == {}
-
-
 def test_off_without_a_shared_cache(settings, client, machine_client, django_assert_num_queries):
     settings.IDP_CLIENT_CACHE_SECONDS = 0
     token_request(client, machine_client)
@@ -286,106 +189,50 @@ def test_off_without_a_shared_cache(settings, client, machine_client, django_ass
     assert len(client_queries(captured)) == 1
 
 
-# ------------------------------------------------ the code exchange on the worker's copy
-# PostgreSQL's one-statement exchange (oauth_clients/rotation.py) carries the copy's guard;
-# elsewhere the exchange reads its client from the shared cache in its transaction.
-
-
-@on_postgresql
-def test_a_code_exchange_on_the_workers_copy_asks_neither_redis_nor_the_client_table(
-    web_client, run_code_flow, exchange_code, django_assert_num_queries
-):
-    assert exchange_code(web_client, run_code_flow(web_client)).status_code == HTTPStatus.OK
-    assert web_client.client_id in client_cache._LOCAL  # copy taken
-    flow = run_code_flow(web_client)
-    shared = mock.patch.object(client_cache, "get_client", wraps=client_cache.get_client)
-    with shared as get_client, django_assert_num_queries(2) as captured:  # the code, the write
-        assert exchange_code(web_client, flow).status_code == HTTPStatus.OK
-    get_client.assert_not_called()
-    assert client_queries(captured) == []
-    write = captured[1]["sql"]
-    # The code is consumed, and every row written, only while the client's row is the copy.
-    assert write.startswith("WITH consumed AS (UPDATE")
-    assert 'AND EXISTS (SELECT 1 FROM "oauth_clients_client"' in write
+# ------------------------------------------------ the code exchange on the shared cache
 
 
 def flow_grant(flow) -> Grant:
     return Grant.objects.get(code=hash_code(flow.code))
 
 
-def _exchange_behind_a_change(web_client, run_code_flow, exchange_code, change) -> tuple:
-    """One exchange takes the worker's copy; a new code is issued; `change()` changes the
-    client through its services; then the code is exchanged. Returns the response, what each
-    `rotation.exchange` call returned (True: it wrote), the flow and the copy as it was."""
+@committing
+def test_a_code_exchange_after_a_change_follows_the_row(
+    client, web_client, run_code_flow, exchange_code, admin_user
+):
+    assert exchange_code(web_client, run_code_flow(web_client)).status_code == HTTPStatus.OK
+    flow = run_code_flow(web_client)  # the client is cached now
+    services.update_client(
+        client=web_client, actor=admin_user, changes={"access_token_lifetime": 120}
+    )
+    response = exchange_code(web_client, flow)
+    assert response.status_code == HTTPStatus.OK
+    assert response.json()["expires_in"] == 120  # the changed row, not the cached one
+    assert flow_grant(flow).consumed_at is not None
+
+
+@committing
+def test_a_code_exchange_for_a_client_disabled_since_it_was_cached_is_refused(
+    client, web_client, run_code_flow, exchange_code, admin_user
+):
     assert exchange_code(web_client, run_code_flow(web_client)).status_code == HTTPStatus.OK
     flow = run_code_flow(web_client)
-    copy = client_cache._LOCAL[web_client.client_id][1]
-    change()
-    results: list[bool] = []
-    real = rotation.exchange
-
-    def exchange(**kwargs: Any) -> bool:
-        results.append(real(**kwargs))
-        return results[-1]
-
-    with mock.patch.object(rotation, "exchange", side_effect=exchange):
-        response = exchange_code(web_client, flow)
-    return response, results, flow, copy
-
-
-@committing
-@on_postgresql
-def test_a_code_exchange_on_a_stale_copy_writes_nothing_and_the_row_serves_it(
-    client, web_client, run_code_flow, exchange_code, admin_user
-):
-    def shorter_lifetime() -> None:
-        services.update_client(
-            client=web_client, actor=admin_user, changes={"access_token_lifetime": 120}
-        )
-
-    response, results, flow, copy = _exchange_behind_a_change(
-        web_client, run_code_flow, exchange_code, shorter_lifetime
-    )
-    assert copy.access_token_lifetime != 120  # the copy was stale
-    assert response.status_code == HTTPStatus.OK
-    assert response.json()["expires_in"] == 120  # the row's setting, not the copy's
-    assert results == [False, True]  # the copy's statement wrote nothing; the row's wrote all
-    assert flow_grant(flow).consumed_at is not None
-    assert AccessToken.objects.filter(code_checksum=flow_grant(flow).code).count() == 1
-    assert web_client.client_id not in client_cache._LOCAL  # the stale copy is dropped
-
-
-@committing
-@on_postgresql
-def test_a_code_exchange_for_a_client_disabled_behind_the_copy_is_refused(
-    client, web_client, run_code_flow, exchange_code, admin_user
-):
-    response, results, flow, copy = _exchange_behind_a_change(
-        web_client,
-        run_code_flow,
-        exchange_code,
-        lambda: services.disable_client(client=web_client, actor=admin_user),
-    )
-    assert copy.is_active  # the copy said active
+    services.disable_client(client=web_client, actor=admin_user)
+    response = exchange_code(web_client, flow)
     assert response.status_code == HTTPStatus.UNAUTHORIZED
     assert response.json()["error"] == "invalid_client"
-    # Neither pass wrote: disabling took the client's codes too, and the copy's guard would
-    # have stopped its statement.
-    assert True not in results
     assert not Grant.objects.filter(code=hash_code(flow.code), consumed_at__isnull=False).exists()
     assert AccessToken.objects.filter(application=web_client).count() == 0
 
 
-@on_postgresql
 @pytest.mark.spec("RFC 6749", "4.1.2")
-def test_a_code_replayed_on_the_copy_is_revoked_and_audited_once(
+def test_a_code_replayed_with_a_cached_client_is_revoked_and_audited_once(
     web_client, run_code_flow, exchange_code
 ):
     flow = run_code_flow(web_client)
-    assert exchange_code(web_client, flow).status_code == HTTPStatus.OK  # on the copy
+    assert exchange_code(web_client, flow).status_code == HTTPStatus.OK
     code_checksum = flow_grant(flow).code
     assert AccessToken.objects.filter(code_checksum=code_checksum).count() == 1
-    assert web_client.client_id in client_cache._LOCAL
     again = exchange_code(web_client, flow)
     assert again.status_code == HTTPStatus.BAD_REQUEST
     assert again.json()["error"] == "invalid_grant"
