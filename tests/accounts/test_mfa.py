@@ -41,8 +41,13 @@ def _mfa_events(user) -> list[tuple[str, str]]:
 
 
 def _shown_codes(html: str) -> list[str]:
-    match = re.search(r'<textarea[^>]*id="recovery_codes"[^>]*>(.*?)</textarea>', html, re.S)
-    return match.group(1).split() if match else []
+    """The codes listed on the recovery codes page: the <li> items of <ul id="recovery_codes">."""
+    match = re.search(r'<ul[^>]*id="recovery_codes"[^>]*>(.*?)</ul>', html, re.S)
+    return (
+        [code.strip() for code in re.findall(r"<li>(.*?)</li>", match.group(1), re.S)]
+        if match
+        else []
+    )
 
 
 # --- Enrolment ----------------------------------------------------------------------------------
