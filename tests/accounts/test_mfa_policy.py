@@ -67,8 +67,9 @@ def test_staff_without_a_second_factor_are_guided_to_enrol_right_after_signing_i
     assert page.status_code == HTTPStatus.OK
     html = page.content.decode()
     assert "Set up two-step verification" in html
-    assert f'href="{TOTP_ACTIVATE_URL}"' in html
-    assert 'href="/accounts/2fa/webauthn/add/"' in html
+    # Each way to enrol carries next on, so enrolment ends back at the admin.
+    assert f'href="{TOTP_ACTIVATE_URL}?next=%2Fadmin%2F"' in html
+    assert 'href="/accounts/2fa/webauthn/add/?next=%2Fadmin%2F"' in html
     assert "Continue without it" not in html, "the admin would only send them back"
     # The admin stays closed until they have one, whatever page they ask for.
     for path in [ADMIN_URL, "/admin/accounts/user/", "/admin/login/?next=/admin/"]:
