@@ -10,7 +10,7 @@ PORT ?= 8000
 # A throwaway production-like environment for `check --deploy`.
 DEPLOY_TMP := $(CURDIR)/var/deploy-check
 
-.PHONY: run install browser test check test-sqlite test-postgres lint format migrate clean specs demo bench wrk
+.PHONY: run install browser gettext messages test check test-sqlite test-postgres lint format migrate clean specs demo bench wrk
 
 # Argon2id is most of a sign-in's CPU. argon2-cffi-bindings' PyPI wheels compile it for SSE2
 # only (a portable wheel cannot assume more); built from the same source for x86-64-v3 (AVX2)
@@ -28,7 +28,28 @@ $(STAMP): requirements.txt requirements-dev.txt
 	  "$$(grep -i '^argon2-cffi-bindings==' requirements.txt)")
 	touch $(STAMP)
 
-install: $(STAMP)
+# Translations: Django reads compiled catalogues (.mo), built here from the .po files in locale/
+# and not kept in git (locale/.gitignore): a binary derived from text is rebuilt, never
+# reviewed, and a stale copy would silently show old wording. msgfmt is gettext's (Debian).
+PO_FILES := $(wildcard locale/*/LC_MESSAGES/django.po)
+MO_FILES := $(PO_FILES:.po=.mo)
+
+locale/%/LC_MESSAGES/django.mo: locale/%/LC_MESSAGES/django.po | gettext
+	msgfmt --check --output-file=$@ $<
+
+install: $(STAMP) $(MO_FILES)
+
+## Debian's gettext: msgfmt for the catalogues, xgettext for `make messages` and `make check`.
+gettext:
+	@if ! command -v msgfmt >/dev/null || ! command -v xgettext >/dev/null; then \
+	  echo "installing Debian's gettext for the translations"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gettext >/dev/null; \
+	fi
+
+## make messages: new and changed strings of the code into locale/*/LC_MESSAGES/django.po, to
+## translate there (idp/translations.py); `make install` compiles them.
+messages: install gettext
+	$(BIN)/python -m idp.translations update
 
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
@@ -70,9 +91,12 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-## Quality gates: lint, migrations in sync, deploy checks under a production-like environment.
-check: lint
+## Quality gates: lint, migrations in sync, every string of the code translated in every
+## language (makemessages into a temporary copy: idp/translations.py), deploy checks under a
+## production-like environment.
+check: lint gettext
 	$(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/python -m idp.translations check
 	rm -rf $(DEPLOY_TMP) && mkdir -p $(DEPLOY_TMP)
 	$(BIN)/python -c "from oauth_clients.keys import generate_rsa_private_key_pem as g; print(g())" > $(DEPLOY_TMP)/signing.pem
 	export IDP_ISSUER=https://idp.example.com \
