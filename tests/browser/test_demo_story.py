@@ -5,7 +5,7 @@ on free loopback ports with temporary data directories, registering the demo cli
 `register_demo_client`. Then: the demo's button → IdP login → consent → back in the demo showing
 the user's name and email → refresh tokens → sign out (RP-initiated logout) → the IdP session is
 gone; then, signed in again, a sign-out at the IdP reaches the demo by back-channel logout.
-Login and consent pass axe-core (no serious or critical violation) and fit a 375 px phone.
+Sign-in and consent pass axe-core (no serious or critical violation) and fit a 375 px phone.
 Screenshots of the login, consent and signed-in pages go to tests/artifacts/.
 """
 
@@ -181,10 +181,10 @@ def test_sign_in_with_company_from_button_to_sign_out(demo_setup, chromium_brows
     page.wait_for_url(re.compile(re.escape(idp) + r"/accounts/login/\?next="))
     assert page.get_by_role("heading", name="Sign in to Company").is_visible()
     assert _serious_accessibility_violations(page) == []
-    _fits_a_phone(page, "Login", "Password")
+    _fits_a_phone(page, "Email or username", "Password")
     _shot(page, "login")
     page.set_viewport_size({"width": 1280, "height": 800})
-    page.get_by_label("Login").fill(demo_setup.username)
+    page.get_by_label("Email or username").fill(demo_setup.username)
     page.get_by_label("Password").fill(demo_setup.password)
     page.get_by_role("button", name="Sign in", exact=True).click()
 
@@ -232,13 +232,13 @@ def test_sign_in_with_company_from_button_to_sign_out(demo_setup, chromium_brows
     # itself; the IdP's worker POSTs a logout token to the demo, which ends its own session.
     page.goto(f"{demo}/")
     page.get_by_role("button", name="Sign in with Company").click()
-    page.get_by_label("Login").fill(demo_setup.username)
+    page.get_by_label("Email or username").fill(demo_setup.username)
     page.get_by_label("Password").fill(demo_setup.password)
     page.get_by_role("button", name="Sign in", exact=True).click()
     page.wait_for_url(f"{demo}/")
     assert page.get_by_role("heading", name="Signed in as Demo User").is_visible()
     page.goto(f"{idp}/accounts/logout/")
-    page.get_by_role("button", name="Sign Out").click()
+    page.get_by_role("button", name="Sign out").click()
     page.wait_for_load_state()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -74,7 +74,7 @@ def start(page, provider: str, challenge: str, state: str) -> None:
 
 def sign_in(page, password: str) -> None:
     assert "/accounts/login/" in page.url
-    page.get_by_label("Login").fill("alice")
+    page.get_by_label("Email or username").fill("alice")
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in", exact=True).click()
 

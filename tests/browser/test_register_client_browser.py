@@ -29,7 +29,7 @@ def people(password):
 
 
 def sign_in(page, username: str, password: str) -> None:
-    page.get_by_label("Login").fill(username)
+    page.get_by_label("Email or username").fill(username)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in", exact=True).click()
 

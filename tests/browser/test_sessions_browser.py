@@ -20,7 +20,7 @@ def alice(password):
 
 def _sign_in(page, url: str, password: str) -> None:
     page.goto(f"{url}/accounts/login/")
-    page.get_by_label("Login").fill("alice")
+    page.get_by_label("Email or username").fill("alice")
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in", exact=True).click()
     page.wait_for_url(f"{url}/account/")
