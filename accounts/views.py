@@ -10,6 +10,8 @@ from allauth.account import views as allauth_views
 from allauth.account.decorators import reauthentication_required
 from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
+from allauth.mfa.totp.views import ActivateTOTPView
+from allauth.mfa.webauthn.views import AddWebAuthnView
 from allauth.usersessions.internal.flows.sessions import end_sessions as end_user_sessions_flow
 from allauth.usersessions.models import UserSession
 from django.contrib import messages
@@ -163,6 +165,34 @@ def mfa_required(request: HttpRequest) -> HttpResponse:
     return render(
         request, "account/mfa_required.html", {"next_url": next_url if can_continue else ""}
     )
+
+
+class _NextToRecoveryCodesMixin:
+    """allauth sends a first second factor on to the recovery codes page, dropping `next`; the
+    enrolment page's links carry it in their query (templates/account/mfa_required.html) and the
+    forms post to the same URL. The codes page's Continue then leads there
+    (templates/mfa/recovery_codes/index.html), when it is a target we follow."""
+
+    request: HttpRequest
+
+    def get_success_url(self) -> str:
+        url = super().get_success_url()  # type: ignore[misc]
+        next_url = self.request.GET.get(REDIRECT_FIELD_NAME, "")
+        if url == reverse("mfa_view_recovery_codes") and is_safe_redirect(next_url):
+            return f"{url}?{urlencode({REDIRECT_FIELD_NAME: next_url})}"
+        return url
+
+
+class ActivateTOTPWithNextView(_NextToRecoveryCodesMixin, ActivateTOTPView):
+    """allauth's authenticator app set-up (its checks: reauthentication, add allowed)."""
+
+
+class AddWebAuthnWithNextView(_NextToRecoveryCodesMixin, AddWebAuthnView):
+    """allauth's security key or passkey set-up (its checks: reauthentication, add allowed)."""
+
+
+activate_totp = ActivateTOTPWithNextView.as_view()
+add_webauthn = AddWebAuthnWithNextView.as_view()
 
 
 # Sensitive changes (password, email addresses) need a recent authentication: allauth's views,
