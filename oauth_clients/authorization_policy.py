@@ -26,7 +26,7 @@ from oauthlib.oauth2.rfc6749 import errors
 
 from accounts.mfa_policy import has_enrolled_second_factor
 from accounts.sessions import authentication_context, has_second_factor
-from oauth_clients import rotation, writes
+from oauth_clients import writes
 from oauth_clients.backend import max_age_exceeded, parse_max_age, requested_acr_values
 from oauth_clients.claims import build_claims, supported_claims
 from oauth_clients.consent import consent_covers
@@ -266,9 +266,9 @@ class AuthorizationPolicyMixin:
             payload["nonce"] = request.nonce
         algorithm = ES256 if request.client.algorithm == ES256 else RS256
         signed = sign_jwt(payload, algorithm=algorithm)
-        if request.grant_type in ("refresh_token", "authorization_code") and rotation.supported():
-            # Written with the rest of the rotation or exchange, in its one statement (or not
-            # at all when it loses a race): oauth_clients/rotation.py.
+        if request.grant_type in ("refresh_token", "authorization_code"):
+            # Written with the rest of the exchange or rotation by the token store (or not at
+            # all when it loses a race): oauth_clients/store.py.
             record = self._build_id_token(payload["jti"], request, expiration_time)
         else:
             record = self._save_id_token(payload["jti"], request, expiration_time)

@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
-from django.db import router, transaction
 from django.db.models import F
 from django.http import HttpRequest
 from django.utils import timezone
@@ -35,7 +34,7 @@ from oauthlib.oauth2.rfc6749 import errors, utils
 
 from accounts.audit import build_event, publish_event, record_event
 from accounts.models import AuditEvent
-from oauth_clients import rotation, writes
+from oauth_clients import store, writes
 from oauth_clients.claims import annotate_email_verified, carry_email_verified
 from oauth_clients.client_cache import get_client
 from oauth_clients.models import Client
@@ -69,18 +68,6 @@ def audit_request(request: Request) -> HttpRequest:
     return http_request
 
 
-def _rotates_in_one_statement(request: Request) -> bool:
-    """A refresh grant whose database rotates in one statement (oauth_clients/rotation.py):
-    no transaction, no row lock, the ID token written with the rest."""
-    return request.grant_type == "refresh_token" and rotation.supported()
-
-
-def _exchanges_in_one_statement(request: Request) -> bool:
-    """A code exchange whose database writes it in one statement (oauth_clients/rotation.py:
-    `exchange`): the code read without a lock, no transaction."""
-    return request.grant_type == "authorization_code" and rotation.supported()
-
-
 # The hot lookups, compiled once per process (oauth_clients/prepared.py says why).
 # A token by checksum with its user and client (userinfo, protected resources).
 _ACCESS_TOKEN = PreparedLookup(
@@ -90,19 +77,9 @@ _ACCESS_TOKEN = PreparedLookup(
         .filter(token_checksum=checksum)
     )[:1]
 )
-# A refresh token by checksum, locked, the live row first (rotated rows share the checksum
-# only in theory; DOT's constraint is unique (checksum, revoked)).
-_REFRESH_TOKEN_LOCKED = PreparedLookup(
-    lambda checksum: annotate_email_verified(
-        get_refresh_token_model()
-        .objects.filter(token_checksum=checksum)
-        .select_for_update(of=("self",))
-        .select_related("access_token", "user")
-        .order_by(F("revoked").desc(nulls_first=True))
-    )[:1]
-)
-# The same, unlocked: where rotation is one conditional statement (oauth_clients/rotation.py),
-# that statement settles races and no lock needs to be held from validation to the write.
+# A refresh token by checksum, the live row first (rotated rows share the checksum only in
+# theory; DOT's constraint is unique (checksum, revoked)). Unlocked: the store's conditional
+# write settles a race (oauth_clients/store.py).
 _REFRESH_TOKEN = PreparedLookup(
     lambda checksum: annotate_email_verified(
         get_refresh_token_model()
@@ -113,17 +90,8 @@ _REFRESH_TOKEN = PreparedLookup(
 )
 # The calling client and that refresh token, in one statement (a refresh grant).
 _CLIENT_AND_REFRESH_TOKEN = JoinedLookup(CLIENT_BY_ID, _REFRESH_TOKEN)
-# An authorization code by its SHA-256, locked until the exchange commits.
-_GRANT_LOCKED = PreparedLookup(
-    lambda code_hash: annotate_email_verified(
-        get_grant_model()
-        .objects.select_for_update(of=("self",))
-        .select_related("user")
-        .filter(code=code_hash)
-    )[:1]
-)
-# The same, unlocked: where the exchange is one conditional statement, that statement settles
-# races (oauth_clients/rotation.py: `exchange`).
+# An authorization code by its SHA-256. Unlocked: the store's conditional write settles a race
+# (oauth_clients/store.py).
 _GRANT = PreparedLookup(
     lambda code_hash: annotate_email_verified(
         get_grant_model().objects.select_related("user").filter(code=code_hash)
@@ -162,13 +130,13 @@ class TokenPolicyMixin(_ValidatorBase):
         return client
 
     def _client_for_refresh(self, client_id: str, request: Request) -> Any:
-        """At a refresh grant (one-statement rotation), the client and the refresh token it
-        presents in one prepared statement: the token's read moves here from
-        `validate_refresh_token`, and the client comes from the database instead of the client
-        cache (a Redis round trip); `...` when this is not such a request."""
+        """At a refresh grant, the client and the refresh token it presents in one prepared
+        statement: the token's read moves here from `validate_refresh_token`, and the client
+        comes from the database instead of the client cache (a Redis round trip); `...` when
+        this is not such a request."""
         refresh_token = getattr(request, "refresh_token", None)
         if not (
-            _rotates_in_one_statement(request)
+            request.grant_type == "refresh_token"
             and isinstance(refresh_token, str)
             and "\x00" not in refresh_token
         ):
@@ -364,18 +332,17 @@ class TokenPolicyMixin(_ValidatorBase):
             return grant
         return get_grant_model().objects.filter(code=hashed, application=request.client).first()
 
-    def _locked_grant(self, code: str, request: Request) -> Any:
+    def _code_grant(self, code: str, request: Request) -> Any:
         """The Grant row of `code` (any client), read once per request (the OpenID dispatcher
-        asks for its scopes first): locked until the exchange's transaction ends, or, where the
-        exchange is one conditional statement, unlocked."""
+        asks for its scopes first). Not locked: the exchange's conditional write settles a race
+        (oauth_clients/store.py)."""
         hashed = hash_code(code)
-        cached = getattr(request, "idp_locked_grant", None)
+        cached = getattr(request, "idp_code_lookup", None)
         if cached is not None and cached[0] == hashed:
             return cached[1]
-        lookup = _GRANT if _exchanges_in_one_statement(request) else _GRANT_LOCKED
-        grant = lookup.first(hashed, get_grant_model())
+        grant = _GRANT.first(hashed, get_grant_model())
         carry_email_verified(grant)
-        request.idp_locked_grant = (hashed, grant)
+        request.idp_code_lookup = (hashed, grant)
         return grant
 
     def validate_code(
@@ -383,13 +350,12 @@ class TokenPolicyMixin(_ValidatorBase):
     ) -> bool:
         """RFC 6749 §4.1.2: a code is bound to its client, lives ≤ 60 s and is used once.
 
-        The row is locked until the exchange commits (the token view runs in one transaction),
-        so two concurrent exchanges cannot both pass; on PostgreSQL the exchange's one
-        conditional statement settles that instead (`invalidate_authorization_code`). A code
+        Two concurrent exchanges may both pass here: the store's conditional write lets one
+        consume the code and the other is answered as a replay (`_save_exchange`). A code
         presented again after its exchange revokes every token issued from it (RFC 6749 §4.1.2,
         RFC 9700 §4.2.4).
         """
-        grant = self._locked_grant(code, request)
+        grant = self._code_grant(code, request)
         if grant is None or grant.application_id != client.pk:
             return False
         if grant.consumed_at is not None:
@@ -440,10 +406,10 @@ class TokenPolicyMixin(_ValidatorBase):
         self, client_id: str, code: str, redirect_uri: str, request: Request
     ) -> list[str]:
         # Asked by oauthlib's OpenID dispatcher before the request is validated: the row read
-        # here (and locked) is the one `validate_code` checks, so an exchange reads it once.
+        # here is the one `validate_code` checks, so an exchange reads it once.
         if not code:
             return []
-        grant = self._locked_grant(code, request)
+        grant = self._code_grant(code, request)
         return utils.scope_to_list(grant.scope) if grant is not None and grant.scope else []
 
     def get_authorization_code_nonce(
@@ -455,72 +421,9 @@ class TokenPolicyMixin(_ValidatorBase):
     def invalidate_authorization_code(
         self, client_id: str, code: str, request: Request, *a: Any, **kw: Any
     ) -> None:
-        """Mark the code consumed instead of deleting it, so a replay can be traced to the
-        tokens it issued. Conditional update: a concurrent exchange that got here first wins."""
-        grant = self._grant(code, request)
-        pending = getattr(request, "idp_exchange_rows", None)
-        if pending is not None:  # built by `_save_bearer_token`, not written yet
-            request.idp_exchange_rows = None
-            if grant is None:
-                raise errors.InvalidGrantError(request=request)
-            self._exchange_in_one_statement(grant, request, *pending)
-            return
-        consumed = (
-            get_grant_model()
-            .objects.filter(pk=getattr(grant, "pk", None), consumed_at__isnull=True)
-            .update(consumed_at=timezone.now())
-        )
-        if not consumed:
-            transaction.set_rollback(True)  # the tokens saved a moment ago must not survive
-            raise errors.InvalidGrantError(request=request)
-        record_event(
-            type=AuditEvent.Type.TOKENS_ISSUED,
-            request=audit_request(request),
-            subject=request.user,
-            client=request.client,
-            grant="authorization_code",
-            scope=" ".join(request.scopes or []),
-        )
-
-    def _exchange_in_one_statement(
-        self,
-        grant: Any,
-        request: Request,
-        access_token: Any,
-        refresh_token: Any,
-        id_token: Any,
-    ) -> None:
-        """The exchange's writes, the audit row's included, as one statement (PostgreSQL).
-
-        A concurrent exchange of the same code that consumed it first leaves this one with
-        nothing written: a replay (RFC 6749 §4.1.2), answered as `validate_code` answers one
-        that arrives later, by revoking what the code issued (the winner's statement has
-        committed by then: this one waited for its row)."""
-        audit_http_request = audit_request(request)
-        event = build_event(
-            type=AuditEvent.Type.TOKENS_ISSUED,
-            request=audit_http_request,
-            subject=request.user,
-            client=request.client,
-            grant="authorization_code",
-            scope=" ".join(request.scopes or []),
-        )
-        if not rotation.exchange(
-            grant=grant,
-            now=timezone.now(),
-            access_token=access_token,
-            refresh_token=refresh_token,
-            id_token=id_token,
-            audit_event=event,
-        ):
-            revoke_tokens_issued_from_code(
-                code_checksum=grant.code,
-                client=request.client,
-                request=audit_http_request,
-                reason="authorization code replayed",
-            )
-            raise errors.InvalidGrantError(request=request)
-        publish_event(event)
+        """Nothing left to do: `save_bearer_token` consumed the code in the same write as the
+        tokens it issued (`_save_exchange`), so oauthlib's order of the two calls is no
+        contract of ours. The code is kept (consumed), so a replay can be traced to them."""
 
     def _check_and_set_request_resource(self, request: Request) -> None:
         """RFC 8707 resources as DOT handles them, with the Grant `validate_code` read instead
@@ -635,89 +538,86 @@ class TokenPolicyMixin(_ValidatorBase):
         return refresh_token
 
     def save_bearer_token(self, token: dict, request: Request, *args: Any, **kwargs: Any) -> Any:
-        if request.grant_type == "client_credentials" and not token.get("refresh_token"):
-            # A single INSERT (DOT's path for this grant): autocommit makes it atomic without
-            # the BEGIN/COMMIT round trips (the token view opens no transaction for it).
-            return self._save_bearer_token(token, request, *args, **kwargs)
-        if _rotates_in_one_statement(request) or _exchanges_in_one_statement(request):
-            # One statement, atomic on its own (oauth_clients/rotation.py).
-            return self._save_bearer_token(token, request, *args, **kwargs)
-        # The token view already runs in one transaction; DOT's extra savepoint is a round trip.
-        with transaction.atomic(
-            using=router.db_for_write(get_access_token_model()), savepoint=False
-        ):
-            return self._save_bearer_token(token, request, *args, **kwargs)
+        """One path per grant: the code exchange and the refresh rotation are written by the
+        token store (oauth_clients/store.py), conditionally and atomically on every database;
+        the client-credentials token is DOT's one INSERT (`_create_access_token`), atomic on its
+        own, without DOT's transaction round trips."""
+        if request.grant_type == "authorization_code":
+            return self._save_exchange(token, request)
+        if request.grant_type == "refresh_token":
+            return self._save_rotation(token, request)
+        return self._save_bearer_token(token, request, *args, **kwargs)
 
-    def _save_bearer_token(self, token: dict, request: Request, *args: Any, **kwargs: Any) -> Any:
-        """Refresh rotation (RFC 9700 §4.14.2) in one statement (PostgreSQL) or three; other
-        grants are DOT's.
-
-        DOT re-reads and re-locks the refresh token, looks for an access token already minted
-        from it (for its grace period, which is 0 here) and deletes the old access token with
-        Django's collector. Here a conditional UPDATE settles a concurrent rotation and the old
-        access token dies: on PostgreSQL deleted together with the new rows in one statement
-        (oauth_clients/rotation.py), elsewhere expired in place by separate statements under
-        the row lock `validate_refresh_token` took.
-        """
-        if _exchanges_in_one_statement(request) and "scope" in token:
-            # Built here, written by `invalidate_authorization_code` with the code's UPDATE and
-            # the audit row in one statement (oauth_clients/rotation.py: `exchange`), which
-            # oauthlib calls right after this.
-            self._check_and_set_request_resource(request)
-            expires = timezone.now() + timedelta(
-                seconds=token.get("expires_in", oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS)
-            )
-            access_token = self._build_access_token(expires, request, token)
-            id_token = access_token.id_token if access_token.id_token_id is None else None
-            refresh_token = (
-                self._build_refresh_token(request, token["refresh_token"], access_token, None)
-                if token.get("refresh_token")
-                else None
-            )
-            request.idp_exchange_rows = (access_token, refresh_token, id_token)
-            return None
-        rt = getattr(request, "refresh_token_instance", None)
-        if rt is None or not token.get("refresh_token") or "scope" not in token:
-            return super()._save_bearer_token(token, request, *args, **kwargs)
+    def _new_rows(
+        self, token: dict, request: Request, previous: Any = None
+    ) -> tuple[Any, Any, Any, Any]:
+        """The grant's unsaved rows: now, the access token, its ID token (built by
+        `finalize_id_token`; None without `openid`) and the refresh token (None when oauthlib
+        issues none)."""
         self._check_and_set_request_resource(request)
         now = timezone.now()
         expires = now + timedelta(
             seconds=token.get("expires_in", oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS)
         )
-        if _rotates_in_one_statement(request):
-            access_token = self._build_access_token(expires, request, token, rt)
-            id_token = access_token.id_token if access_token.id_token_id is None else None
-            refresh_token = self._build_refresh_token(
-                request, token["refresh_token"], access_token, rt
-            )
-            if not rotation.rotate(
-                previous=rt,
-                now=now,
-                access_token=access_token,
-                refresh_token=refresh_token,
-                id_token=id_token,
-            ):  # another request rotated it first: this one is a replay; nothing was written
-                raise errors.InvalidGrantError(request=request)
-            request.refresh_token_instance = None
-            return None
-        rotated = (
-            get_refresh_token_model()
-            .objects.filter(pk=rt.pk, revoked__isnull=True)
-            .update(revoked=now, updated=now, access_token=None)
+        access_token = self._build_access_token(expires, request, token, previous)
+        refresh_token = (
+            self._build_refresh_token(request, token["refresh_token"], access_token, previous)
+            if token.get("refresh_token")
+            else None
         )
-        if not rotated:  # another request rotated it first: this one is a replay
-            transaction.set_rollback(True)
-            raise errors.InvalidGrantError(request=request)
-        if rt.access_token_id is not None:
-            # The previous access token dies with its pair. Expired rather than deleted: one
-            # UPDATE instead of Django's collect-then-delete, and `cleartokens` reaps it.
-            get_access_token_model().objects.filter(pk=rt.access_token_id).update(
-                expires=now, updated=now
+        # The ID token is the store's to write, unless it is one already written (never for the
+        # grants the store serves: `finalize_id_token` builds theirs unsaved).
+        id_token = access_token.id_token if access_token.id_token_id is None else None
+        return now, access_token, id_token, refresh_token
+
+    def _save_exchange(self, token: dict, request: Request) -> None:
+        """RFC 6749 §4.1.3: the code consumed and the tokens it issues written, or nothing.
+
+        A concurrent exchange of the same code that consumed it first leaves this one with
+        nothing written: a replay (RFC 6749 §4.1.2), answered as `validate_code` answers one
+        that arrives later, by revoking what the code issued."""
+        grant = request.idp_grant
+        now, access_token, id_token, refresh_token = self._new_rows(token, request)
+        audit_http_request = audit_request(request)
+        event = build_event(
+            type=AuditEvent.Type.TOKENS_ISSUED,
+            request=audit_http_request,
+            subject=request.user,
+            client=request.client,
+            grant="authorization_code",
+            scope=" ".join(request.scopes or []),
+        )
+        if not store.implementation().exchange_code(
+            grant=grant,
+            now=now,
+            access_token=access_token,
+            refresh_token=refresh_token,
+            id_token=id_token,
+            audit_event=event,
+        ):
+            revoke_tokens_issued_from_code(
+                code_checksum=grant.code,
+                client=request.client,
+                request=audit_http_request,
+                reason="authorization code replayed",
             )
-        access_token = self._create_access_token(expires, request, token, source_refresh_token=rt)
-        self._create_refresh_token(request, token["refresh_token"], access_token, rt)
+            raise errors.InvalidGrantError(request=request)
+        publish_event(event)
+
+    def _save_rotation(self, token: dict, request: Request) -> None:
+        """RFC 9700 §4.14.2: the refresh token retired with its access token and the new pair
+        written, or nothing (another request rotated it first: this one is a replay)."""
+        previous = request.refresh_token_instance
+        now, access_token, id_token, refresh_token = self._new_rows(token, request, previous)
+        if not store.implementation().rotate_refresh(
+            previous=previous,
+            now=now,
+            access_token=access_token,
+            refresh_token=refresh_token,
+            id_token=id_token,
+        ):
+            raise errors.InvalidGrantError(request=request)
         request.refresh_token_instance = None
-        return None
 
     # ------------------------------------------------------------------ refresh
     def validate_refresh_token(
@@ -731,8 +631,7 @@ class TokenPolicyMixin(_ValidatorBase):
         if read_with_client is not None and read_with_client[0] == checksum:
             rt = read_with_client[1]  # read with the client (`_client_for_refresh`)
         else:
-            lookup = _REFRESH_TOKEN if rotation.supported() else _REFRESH_TOKEN_LOCKED
-            rt = lookup.first(checksum, refresh_token_model)
+            rt = _REFRESH_TOKEN.first(checksum, refresh_token_model)
         carry_email_verified(rt)
         if rt is None or rt.application_id != client.pk:
             return False

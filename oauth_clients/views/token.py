@@ -1,4 +1,4 @@
-"""Token endpoint (RFC 6749 §3.2): DOT's view behind our request checks, in one transaction.
+"""Token endpoint (RFC 6749 §3.2): DOT's view behind our request checks.
 
 Also home of the two helpers every back-channel endpoint (token, revocation, introspection,
 userinfo) uses so hostile input gets the protocol's own error (RFC 6749 §5.2) and never a 500:
@@ -14,7 +14,6 @@ from http import HTTPStatus
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.cache import add_never_cache_headers as django_add_never_cache_headers
 from django.utils.cache import patch_vary_headers
@@ -25,7 +24,6 @@ from oauth2_provider.compat import login_not_required
 from oauth2_provider.settings import oauth2_settings
 
 from idp.metrics import observe_token_issued
-from oauth_clients import rotation
 from oauth_clients.selectors import spa_origin_registered
 from oauth_clients.tokens import access_token_lifetime
 
@@ -245,20 +243,9 @@ class TokenView(dot_views.TokenView):
                 "unsupported_grant_type",
                 "Supported grant types: " + ", ".join(sorted(SUPPORTED_GRANT_TYPES)) + ".",
             )
-        if request.POST["grant_type"] == "client_credentials":
-            # Its one write is the access-token INSERT, atomic on its own: in autocommit it is
-            # one round trip instead of BEGIN, INSERT, COMMIT (a third of the grant's wall time
-            # under load, BENCHMARKS.md). `save_bearer_token` opens no transaction for it either.
-            return super().dispatch(request, *args, **kwargs)
-        if rotation.supported():
-            # Every write of a rotation or a code exchange is one statement
-            # (oauth_clients/rotation.py), atomic on its own and conditional on the old token
-            # being live or the code unused: no transaction.
-            return super().dispatch(request, *args, **kwargs)
-        # Elsewhere one transaction: the code row stays locked from validation to "consumed",
-        # and a failure half-way leaves no token behind.
-        with transaction.atomic():
-            return super().dispatch(request, *args, **kwargs)
+        # No transaction around a grant: each write is atomic on its own, and the code exchange's
+        # and the refresh rotation's are conditional (oauth_clients/store.py).
+        return super().dispatch(request, *args, **kwargs)
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         # DOT's post re-reads the new access token to send `app_authorized` (one more query

@@ -76,10 +76,19 @@ def test_the_queryset_is_compiled_once(tokens):
         assert lookup.first("f" * 64, AccessToken) is None
 
 
+LOCKED_REFRESH_TOKEN = PreparedLookup(
+    lambda checksum: (
+        RefreshToken.objects.filter(token_checksum=checksum)
+        .select_for_update(of=("self",))
+        .select_related("access_token", "user")[:1]
+    )
+)
+
+
 def test_a_locking_lookup_refuses_to_run_outside_a_transaction(tokens):
     checksum = token_checksum(tokens["refresh_token"])
     with transaction.atomic():
-        rt = token_policy._REFRESH_TOKEN_LOCKED.first(checksum, RefreshToken)
+        rt = LOCKED_REFRESH_TOKEN.first(checksum, RefreshToken)
         assert rt is not None
         assert rt.access_token is not None
         assert rt.user is not None
@@ -88,7 +97,7 @@ def test_a_locking_lookup_refuses_to_run_outside_a_transaction(tokens):
         mock.patch.object(connection, "get_autocommit", return_value=True),
         pytest.raises(TransactionManagementError),
     ):
-        token_policy._REFRESH_TOKEN_LOCKED.first(checksum, RefreshToken)
+        LOCKED_REFRESH_TOKEN.first(checksum, RefreshToken)
 
 
 @pytest.mark.parametrize(

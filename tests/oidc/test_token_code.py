@@ -8,7 +8,6 @@ from http import HTTPStatus
 
 import pytest
 import time_machine
-from django.db import transaction
 from django.test import Client as HttpClient
 from django.urls import reverse
 from oauthlib.common import Request
@@ -264,8 +263,9 @@ def test_code_of_a_deactivated_user_is_refused(web_client, user, run_code_flow, 
 
 @pytest.mark.spec("RFC 6749", "4.1.2")
 def test_two_exchanges_racing_on_one_code_cannot_both_win(web_client, user, run_code_flow):
-    """Both requests passed validation before either marked the code consumed (what a lost row
-    lock would allow): the conditional UPDATE lets exactly one finish."""
+    """Both requests passed validation before either consumed the code (nothing is locked in
+    between): the store's conditional write lets exactly one issue tokens, and the loser is a
+    replay that revokes what the code issued (oauth_clients/store.py), on every database."""
     from oauthlib.oauth2.rfc6749 import errors
 
     flow = run_code_flow(web_client)
@@ -274,13 +274,22 @@ def test_two_exchanges_racing_on_one_code_cannot_both_win(web_client, user, run_
     for _ in range(2):
         request = Request("https://idp.example/o/token/")
         request.client = web_client
+        request.grant_type = "authorization_code"
         request.scopes = []
         assert validator.validate_code(web_client.client_id, flow.code, web_client, request)
         racers.append(request)
-    validator.invalidate_authorization_code(web_client.client_id, flow.code, racers[0])
-    with pytest.raises(errors.InvalidGrantError), transaction.atomic():  # the view's transaction
-        validator.invalidate_authorization_code(web_client.client_id, flow.code, racers[1])
+    token = {"access_token": "a1", "refresh_token": "r1", "scope": "", "expires_in": 60}
+    validator.save_bearer_token(token, racers[0])
+    assert AccessToken.objects.count() == 1  # the winner's
+    with pytest.raises(errors.InvalidGrantError):
+        validator.save_bearer_token(
+            {**token, "access_token": "a2", "refresh_token": "r2"}, racers[1]
+        )
     assert Grant.objects.get().consumed_at is not None
+    # RFC 6749 §4.1.2: a code used twice revokes what it issued; the loser wrote nothing.
+    assert AccessToken.objects.count() == 0
+    assert not RefreshToken.objects.filter(revoked__isnull=True).exists()
+    assert AuditEvent.objects.filter(type=AuditEvent.Type.TOKEN_REPLAY).count() == 1
 
 
 def test_signed_in_session_reaches_the_code_and_its_tokens(

@@ -9,7 +9,7 @@ from http import HTTPStatus
 
 import pytest
 import time_machine
-from django.db import connection, transaction
+from django.db import connection
 from django.urls import reverse
 
 from accounts.models import AuditEvent
@@ -62,12 +62,9 @@ def test_refresh_rotates_the_refresh_token(client, web_client, issue_tokens, ref
     after = client.get(userinfo, HTTP_AUTHORIZATION=f"Bearer {second['access_token']}")
     assert before.status_code == HTTPStatus.UNAUTHORIZED
     assert after.status_code == HTTPStatus.OK
-    # Its row: deleted by the rotation statement on PostgreSQL, expired in place elsewhere.
+    # Its row is deleted by the rotation, on every database (oauth_clients/store.py).
     old_access = AccessToken.objects.filter(token_checksum=token_checksum(first["access_token"]))
-    if connection.vendor == "postgresql":
-        assert not old_access.exists()
-    else:
-        assert old_access.get().expires <= now()
+    assert not old_access.exists()
     assert AccessToken.objects.filter(
         token_checksum=token_checksum(second["access_token"])
     ).exists()
@@ -254,10 +251,9 @@ def test_refresh_grant_query_count_is_pinned(
 ):
     first = issue_tokens(web_client)
     one_statement = connection.vendor == "postgresql"
-    # PostgreSQL: the client with the refresh token it presents (one statement), then one
-    # rotation statement. Elsewhere: the client, one transaction with the locking read and
-    # five writes.
-    with django_assert_max_num_queries(2 if one_statement else 9) as captured:
+    # The client with the refresh token it presents (one statement), then the store's writes:
+    # one statement on PostgreSQL; elsewhere one transaction of six (oauth_clients/store.py).
+    with django_assert_max_num_queries(2 if one_statement else 10) as captured:
         response = refresh(web_client, first["refresh_token"])
     assert response.status_code == HTTPStatus.OK, response.content
     # The new ID token's email_verified came with the refresh-token row, not a query of its own.
@@ -276,11 +272,13 @@ def test_refresh_grant_query_count_is_pinned(
         assert not any(k in {"BEGIN", "SAVEPOINT", "COMMIT"} for k in kinds)
         assert not any("FOR UPDATE" in q["sql"] for q in captured)
         return
-    # One transaction (one commit): the new ID token, the old pair retired (two UPDATEs), the
-    # new access and refresh tokens. The row lock taken at validation and the conditional
-    # UPDATE settle races (test_two_refreshes_racing_on_one_token_cannot_both_rotate).
-    assert writes == ["INSERT", "INSERT", "INSERT", "UPDATE", "UPDATE"]
+    # One transaction (one commit): the old refresh token retired, its access token deleted
+    # (Django's delete also clears what still points at it: the second UPDATE), the new ID,
+    # access and refresh tokens. The conditional UPDATE settles races
+    # (test_two_refreshes_racing_on_one_token_cannot_both_rotate); nothing is locked.
+    assert writes == ["DELETE", "INSERT", "INSERT", "INSERT", "UPDATE", "UPDATE"]
     assert kinds.count("COMMIT") <= 1
+    assert not any("FOR UPDATE" in q["sql"] for q in captured)
 
 
 @pytest.mark.spec("RFC 9700", "4.14.2")
@@ -303,14 +301,14 @@ def test_two_refreshes_racing_on_one_token_cannot_both_rotate(web_client, issue_
         racers.append(request)
     token = {"access_token": "a1", "refresh_token": "r1", "scope": "openid", "expires_in": 60}
     validator.save_bearer_token(token, racers[0])
-    with pytest.raises(errors.InvalidGrantError), transaction.atomic():  # the view's transaction
+    with pytest.raises(errors.InvalidGrantError):
         validator.save_bearer_token(
             {**token, "access_token": "a2", "refresh_token": "r2"}, racers[1]
         )
     assert RefreshToken.objects.filter(revoked__isnull=True).count() == 1
-    # The loser wrote nothing: the winner's access token, plus (expired in place, outside
-    # PostgreSQL's rotation statement, which deletes it) the first pair's.
-    assert AccessToken.objects.count() == (1 if connection.vendor == "postgresql" else 2)
+    # The loser wrote nothing: the winner's access token is the only one (the first pair's was
+    # deleted by the winner's rotation).
+    assert AccessToken.objects.count() == 1
     assert AccessToken.objects.filter(token_checksum=token_checksum("a1")).exists()
 
 
