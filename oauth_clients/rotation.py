@@ -52,13 +52,6 @@ from oauth_clients.prepared import statement_cursor
 from oauth_clients.writes import insert_fields, values
 
 
-@functools.cache
-def supported() -> bool:
-    """Whether the refresh grant's database can rotate in one statement (asked several times
-    per grant; the answer is fixed for the life of the process)."""
-    return connections[router.db_for_write(get_refresh_token_model())].vendor == "postgresql"
-
-
 class _SQL:
     """Names and INSERT … SELECT pieces of one connection, quoted by its backend.
 
