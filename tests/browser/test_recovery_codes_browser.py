@@ -73,3 +73,42 @@ def test_authenticator_app_then_recovery_codes_download_copy_and_continue(
     page.get_by_role("link", name="Continue").click()
     page.wait_for_url(f"{site}/accounts/2fa/")
     assert problems == [], problems
+
+
+@pytest.mark.staff_mfa
+def test_staff_enrol_from_the_admin_and_the_codes_continue_back_to_it(
+    live_server, browser_page, password
+):
+    """Staff asked for the admin: enrolment page → authenticator app → recovery codes →
+    Continue to the admin, whose step-up then takes one of the codes just saved."""
+    staff = get_user_model().objects.create_user(
+        "helpdesk", "helpdesk@example.com", password, is_staff=True, is_superuser=True
+    )
+    page = browser_page
+    site = live_server.url
+    problems = _watch(page)
+
+    page.goto(f"{site}/admin/")
+    page.wait_for_url(f"{site}/accounts/login/?next=%2Fadmin%2F")
+    page.get_by_label("Email or username").fill("helpdesk")
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+
+    page.wait_for_url(f"{site}/account/two-step-required/?next=%2Fadmin%2F")
+    page.get_by_role("link", name="Use an authenticator app").click()
+    page.wait_for_url(f"{site}/accounts/2fa/totp/activate/?next=%2Fadmin%2F")
+    secret = page.locator("#authenticator_secret").inner_text().strip()
+    page.get_by_label("Authenticator code").fill(totp_code(secret))
+    page.get_by_role("button", name="Turn on").click()
+
+    page.wait_for_url(f"{site}/accounts/2fa/recovery-codes/?next=%2Fadmin%2F")
+    codes = Authenticator.objects.get(user=staff, type="recovery_codes").wrap().get_unused_codes()
+    assert page.locator("#recovery_codes li").all_inner_texts() == codes
+    page.get_by_role("link", name="Continue").click()
+
+    # The admin asks this password-only session for its second step; a recovery code does.
+    page.wait_for_url(f"{site}/accounts/2fa/reauthenticate/?next=%2Fadmin%2F")
+    page.get_by_label("Code").fill(codes[0])
+    page.get_by_role("button", name="Confirm").click()
+    page.wait_for_url(f"{site}/admin/")
+    assert problems == [], problems
