@@ -24,7 +24,6 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import translation
-from django.utils.translation.trans_real import language_code_re
 
 SESSION_KEY = "idp_ui_locale"
 # ui_locales is a short list in preference order; an oversized one is not read past this.
@@ -38,11 +37,9 @@ def first_supported(ui_locales: str) -> str | None:
     "de-CH" gives "de"; tags are case-insensitive (BCP47 §2.1.1).
     """
     for tag in ui_locales.split()[:MAX_TAGS]:
-        tag = tag.lower()
-        if not language_code_re.match(tag):
-            continue
         try:
-            return translation.get_supported_language_variant(tag)
+            # Django checks the tag's syntax (and its length) before it looks it up.
+            return translation.get_supported_language_variant(tag.lower())
         except LookupError:
             continue
     return None
@@ -63,6 +60,10 @@ def form_value(request: HttpRequest, name: str) -> str:
     """A field of the POST form, only when the body is one (reading another kind of body here
     would consume it before the view)."""
     if request.method != "POST" or request.content_type != FORM_CONTENT_TYPE:
+        return ""
+    if (request.content_params or {}).get("charset", "utf-8").strip('"').lower() != "utf-8":
+        # RFC 6749 Appendix B: a form body is UTF-8. Django cannot read another charset (an
+        # error before the view); the view answers it in the protocol's own way.
         return ""
     return request.POST.get(name) or ""
 
