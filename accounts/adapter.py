@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from accounts import mfa_policy, services
+from accounts.branding import get_branding
 from accounts.models import User
 from accounts.selectors import users_for_credentials
 from accounts.sessions import get_sid
@@ -161,15 +162,17 @@ class AccountAdapter(DefaultAccountAdapter):
     # --- Emails -------------------------------------------------------------------------------
 
     def format_email_subject(self, subject: str) -> str:
-        # Emails carry the company's name, not the host name (no django.contrib.sites here).
-        return f"[{settings.IDP_COMPANY_NAME}] {subject}"
+        # Emails carry the company's name, not the host name (no django.contrib.sites here):
+        # the administrator's Branding, as the body's greeting and sign-off do
+        # (templates/account/email/base_message.txt), IDP_COMPANY_NAME when it cannot be read.
+        return f"[{get_branding().company_name}] {subject}"
 
     def send_mail(self, template_prefix: str, email: str, context: dict[str, Any]) -> None:
         # Every email allauth sends passes here, its links already built on the request's host:
         # the links and the site the email names are moved onto the issuer.
         context = {
             **context,
-            "current_site": IssuerSite(name=settings.IDP_COMPANY_NAME, domain=_issuer()[1]),
+            "current_site": IssuerSite(name=get_branding().company_name, domain=_issuer()[1]),
             # The unknown-account email offers sign-up only when it is open.
             "signup_open": self.is_open_for_signup(self.request),
         }
