@@ -64,6 +64,8 @@ def provider_metadata() -> dict[str, Any]:
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "prompt_values_supported": list(PROMPT_VALUES_SUPPORTED),
+        # OIDC Discovery 1.0 §3: the languages `ui_locales` can choose (idp/locale.py).
+        "ui_locales_supported": [code for code, _name in settings.LANGUAGES],
         "authorization_response_iss_parameter_supported": True,
     }
     if oauth2_settings.OIDC_RP_INITIATED_LOGOUT_ENABLED:

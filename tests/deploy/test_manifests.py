@@ -113,6 +113,21 @@ def test_static_files_are_collected_in_a_discarded_stage():
     )
 
 
+def test_translations_are_compiled_in_a_discarded_stage_and_shipped():
+    compile_runs = [
+        (index, arg)
+        for index, stage in enumerate(STAGES)
+        for keyword, arg in stage
+        if keyword == "RUN" and "msgfmt --check" in arg
+    ]
+    assert compile_runs, "the catalogues are not compiled at build"
+    assert all(index < len(STAGES) - 1 for index, _arg in compile_runs)  # gettext stays behind
+    assert any(
+        keyword == "COPY" and "--from=static" in arg and "locale" in arg for keyword, arg in FINAL
+    )
+    assert "**/*.mo" in (DEPLOY / "Dockerfile.dockerignore").read_text().split()
+
+
 def test_collectstatic_works_without_database_secret_or_signing_key(tmp_path):
     """What the build stage runs, here: no database, a throwaway secret, no signing key."""
     env = {

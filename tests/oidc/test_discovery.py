@@ -103,6 +103,8 @@ def test_discovery_publishes_the_acr_values_the_authorization_endpoint_honours(m
         "http://schemas.openid.net/pape/policies/2007/06/multi-factor",
         "phr",
     ]
+    # OIDC Discovery 1.0 §3: the languages `ui_locales` chooses from (test_languages.py).
+    assert metadata["ui_locales_supported"] == ["en", "de", "fr", "es", "ja"]
     # Every scope offered is one the consent screen can describe; none listed only internally.
     assert not {"address", "phone"} & set(metadata["scopes_supported"])
 
