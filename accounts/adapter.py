@@ -64,6 +64,13 @@ def is_safe_redirect(url: str | None) -> bool:
     return (parts.scheme, parts.netloc) == (scheme, netloc)
 
 
+def through_frontchannel_logout(request: HttpRequest, url: str) -> str:
+    """Where a sign-out of this browser session goes: our signed-out page first when an app of
+    the session registered a front-channel logout URI (oauth_clients/frontchannel.py, which
+    then continues to `url`), else `url`. Call it before the session ends."""
+    return frontchannel.logged_out_url(sid=get_sid(request), next_url=url) or url
+
+
 @dataclass(frozen=True)
 class IssuerSite:
     """What allauth's emails name as the site (`current_site`): without django.contrib.sites it
@@ -151,8 +158,8 @@ class AccountAdapter(DefaultAccountAdapter):
     def get_logout_redirect_url(self, request: HttpRequest) -> str:
         # Asked before the sign-out (allauth's LogoutView): apps of this session with a
         # front-channel logout URI are signed out by our signed-out page on the way.
-        url = super().get_logout_redirect_url(request)
-        return frontchannel.logged_out_url(sid=get_sid(request), next_url=url) or url
+        # A sign-out carrying `next` never asks this: accounts.views.SignOutView.
+        return through_frontchannel_logout(request, super().get_logout_redirect_url(request))
 
     def is_safe_url(self, url: str | None) -> bool:
         # allauth's check for every `next` (sign-in, sign-out, re-authentication, two-step pages)

@@ -27,7 +27,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts import mfa_policy, selectors, services
-from accounts.adapter import is_safe_redirect
+from accounts.adapter import is_safe_redirect, through_frontchannel_logout
 from accounts.branding import as_context, get_branding
 from accounts.forms import ProfileForm
 from accounts.models import AuditEvent, User
@@ -193,6 +193,22 @@ class AddWebAuthnWithNextView(_NextToRecoveryCodesMixin, AddWebAuthnView):
 
 activate_totp = ActivateTOTPWithNextView.as_view()
 add_webauthn = AddWebAuthnWithNextView.as_view()
+
+
+class SignOutView(allauth_views.LogoutView):
+    """allauth's sign-out. With a `next` (the consent page's "Not you?") allauth redirects
+    straight there without asking the adapter's get_logout_redirect_url, which would skip the
+    front-channel logout page: a safe `next` (allauth's check, our adapter's is_safe_url) passes
+    through it too, so the session's apps are told before the browser moves on."""
+
+    def get_redirect_url(self) -> str:
+        next_url = self.get_next_url()
+        if not next_url:
+            return super().get_redirect_url()
+        return through_frontchannel_logout(self.request, next_url)
+
+
+sign_out = SignOutView.as_view()
 
 
 # Sensitive changes (password, email addresses) need a recent authentication: allauth's views,

@@ -20,6 +20,8 @@ urlpatterns = [
     ),
     path("accounts/password/set/", account_views.password_set, name="account_set_password"),
     path("accounts/email/", account_views.email, name="account_email"),
+    # allauth's sign-out, a `next` passing through the front-channel logout page too.
+    path("accounts/logout/", account_views.sign_out, name="account_logout"),
     # allauth's two-step set-up pages, carrying `next` on to the recovery codes page.
     path("accounts/2fa/totp/activate/", account_views.activate_totp, name="mfa_activate_totp"),
     path("accounts/2fa/webauthn/add/", account_views.add_webauthn, name="mfa_add_webauthn"),
