@@ -21,13 +21,16 @@ from django.db.models import F
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from oauth2_provider.exceptions import FatalClientError
 from oauth2_provider.models import (
     get_access_token_model,
     get_grant_model,
     get_id_token_model,
     get_refresh_token_model,
     revoke_access_token,
+    set_token_value,
 )
+from oauth2_provider.oauth2_validators import is_valid_resource_uri
 from oauth2_provider.settings import oauth2_settings
 from oauthlib.common import Request
 from oauthlib.oauth2.rfc6749 import errors, utils
@@ -147,26 +150,33 @@ class TokenPolicyMixin(_ValidatorBase):
         request.idp_refresh_token_lookup = (checksum, found)
         return client
 
-    def _check_secret(self, provided_secret: str, stored_secret: str) -> bool:
-        # Keyed HMAC compared in constant time; never Django's password hasher (LIBRARY-NOTES:
-        # ~0.4 s of CPU per token request with PBKDF2).
-        return check_client_secret(provided_secret, stored_secret)
-
-    def _client_secret_matches(self, client: Client, provided: str) -> bool:
-        """The current secret, or the previous one during its grace period after a rotation."""
-        if self._check_secret(provided, client.client_secret):
+    @staticmethod
+    def _client_secret_matches(client: Client, provided: str) -> bool:
+        """The current secret, or the previous one during its grace period after a rotation.
+        A keyed HMAC compared in constant time (oauth_clients/secrets.py); never Django's
+        password hasher (LIBRARY-NOTES: ~0.4 s of CPU per token request with PBKDF2)."""
+        if check_client_secret(provided, client.client_secret):
             return True
         grace_until = client.previous_secret_expires_at
         return bool(
             client.previous_client_secret
             and grace_until is not None
             and grace_until > timezone.now()
-            and self._check_secret(provided, client.previous_client_secret)
+            and check_client_secret(provided, client.previous_client_secret)
         )
+
+    @staticmethod
+    def _basic_auth_string(request: Request) -> str | None:
+        """The credentials of an `Authorization: Basic …` header (DOT copies `META` into the
+        oauthlib request's headers), or None."""
+        scheme, _, credentials = (
+            (request.headers or {}).get("HTTP_AUTHORIZATION", "").partition(" ")
+        )
+        return credentials if scheme == "Basic" and credentials else None
 
     def _basic_credentials(self, request: Request) -> tuple[str, str] | None:
         """RFC 6749 §2.3.1: id and secret, form-urlencoded, then Base64 in HTTP Basic."""
-        auth_string = self._extract_basic_auth(request)
+        auth_string = self._basic_auth_string(request)
         if not auth_string:
             return None
         try:
@@ -192,7 +202,7 @@ class TokenPolicyMixin(_ValidatorBase):
             # a body client_id naming another client is a confused request too.
             if body_secret or (request.client_id and request.client_id != client_id):
                 return False
-        elif self._extract_basic_auth(request):
+        elif self._basic_auth_string(request):
             return False  # a Basic header we cannot decode
         else:
             client_id, secret = request.client_id, body_secret or ""
@@ -425,48 +435,34 @@ class TokenPolicyMixin(_ValidatorBase):
         tokens it issued (`_save_exchange`), so oauthlib's order of the two calls is no
         contract of ours. The code is kept (consumed), so a replay can be traced to them."""
 
-    def _check_and_set_request_resource(self, request: Request) -> None:
-        """RFC 8707 resources as DOT handles them, with the Grant `validate_code` read instead
-        of DOT's second lookup by the clear code (ours are stored hashed)."""
-        grant = getattr(request, "idp_grant", None)
-        if request.grant_type != "authorization_code" or grant is None:
-            return super()._check_and_set_request_resource(request)
-        # DOT's normalisation and URI checks of the requested resources, minus its Grant query
-        # (which only runs for authorization_code).
-        request.grant_type = "idp:resource-normalisation"
-        try:
-            super()._check_and_set_request_resource(request)
-        finally:
-            request.grant_type = "authorization_code"
-        granted = grant.resource or []
-        if request.resource and granted:
-            for resource in request.resource:
-                if resource not in granted:
-                    # RFC 8707 §2.2: never beyond what the authorization granted.
-                    raise errors.CustomOAuth2Error(
-                        error="invalid_target",
-                        description=(
-                            f"The requested resource '{resource}' is not allowed. Token request "
-                            "cannot escalate resource permissions beyond the original "
-                            "authorization grant"
-                        ),
-                        request=request,
-                    )
-        elif granted:
-            self._validate_resource_uris(request, granted)
-            request.resource = granted
-        return None
+    @staticmethod
+    def _resolve_resources(request: Request, *, granted: list[str]) -> None:
+        """RFC 8707 resource indicators of a token request, set on `request.resource` (a list)
+        for the tokens: each an absolute URI; never beyond what the authorization (the code or
+        the refresh token's family) granted (§2.2); what it granted when the request names none.
+        (The token endpoint refuses a repeated parameter before this: one resource at most.)"""
+        resource = getattr(request, "resource", None)
+        requested = [resource] if isinstance(resource, str) and resource.strip() else []
+        for value in [*requested, *granted]:
+            if not is_valid_resource_uri(value):
+                raise errors.CustomOAuth2Error(
+                    error="invalid_target",
+                    description=f"The resource '{value}' is not a valid resource indicator.",
+                    request=request,
+                )
+        beyond = [value for value in requested if granted and value not in granted]
+        if beyond:
+            raise errors.CustomOAuth2Error(
+                error="invalid_target",
+                description=(
+                    f"The requested resource '{beyond[0]}' is not allowed. Token request cannot "
+                    "escalate resource permissions beyond the original authorization grant"
+                ),
+                request=request,
+            )
+        request.resource = requested or list(granted)
 
     # ------------------------------------------------------------------ issuing tokens
-    def _create_access_token(
-        self, expires: Any, request: Request, token: dict, source_refresh_token: Any = None
-    ) -> Any:
-        """DOT's, plus the browser session (`sid`) and the code it came from (replay revocation).
-        The ID token row made by `finalize_id_token` is reused rather than re-verified."""
-        # One INSERT built once (oauth_clients/writes.py), not `save()`.
-        access_token = self._build_access_token(expires, request, token, source_refresh_token)
-        return writes.insert(access_token)
-
     def _build_access_token(
         self, expires: Any, request: Request, token: dict, source_refresh_token: Any = None
     ) -> Any:
@@ -493,17 +489,8 @@ class TokenPolicyMixin(_ValidatorBase):
             sid=sid,
             code_checksum=code_checksum,
         )
-        self._set_token_value(access_token, token["access_token"])
+        set_token_value(access_token, token["access_token"])
         return access_token
-
-    def _create_refresh_token(
-        self, request: Request, refresh_token_code: str, access_token: Any, previous: Any
-    ) -> Any:
-        """DOT's, plus idle/absolute expiry and the session facts carried through rotation
-        (OIDC Core §12.2: a refreshed ID token keeps `auth_time`, `amr`)."""
-        return writes.insert(
-            self._build_refresh_token(request, refresh_token_code, access_token, previous)
-        )
 
     def _build_refresh_token(
         self, request: Request, refresh_token_code: str, access_token: Any, previous: Any
@@ -534,27 +521,34 @@ class TokenPolicyMixin(_ValidatorBase):
             expires=expires,
             family_expires=family_expires,
         )
-        self._set_token_value(refresh_token, refresh_token_code)
+        set_token_value(refresh_token, refresh_token_code)
         return refresh_token
 
     def save_bearer_token(self, token: dict, request: Request, *args: Any, **kwargs: Any) -> Any:
         """One path per grant: the code exchange and the refresh rotation are written by the
         token store (oauth_clients/store.py), conditionally and atomically on every database;
-        the client-credentials token is DOT's one INSERT (`_create_access_token`), atomic on its
-        own, without DOT's transaction round trips."""
+        the client-credentials token is one INSERT, atomic on its own (no transaction)."""
+        if "scope" not in token:  # oauthlib always sets it; DOT refuses the same way
+            raise FatalClientError("Failed to issue the token: missing scope")
         if request.grant_type == "authorization_code":
             return self._save_exchange(token, request)
         if request.grant_type == "refresh_token":
             return self._save_rotation(token, request)
-        return self._save_bearer_token(token, request, *args, **kwargs)
+        return self._save_machine_token(token, request)
+
+    def _save_machine_token(self, token: dict, request: Request) -> None:
+        """RFC 6749 §4.4.3: the client-credentials token, for no person."""
+        request.user = None
+        access_token = self._new_rows(token, request, granted=[])[1]
+        writes.insert(access_token)
 
     def _new_rows(
-        self, token: dict, request: Request, previous: Any = None
+        self, token: dict, request: Request, previous: Any = None, *, granted: list[str]
     ) -> tuple[Any, Any, Any, Any]:
         """The grant's unsaved rows: now, the access token, its ID token (built by
         `finalize_id_token`; None without `openid`) and the refresh token (None when oauthlib
-        issues none)."""
-        self._check_and_set_request_resource(request)
+        issues none). `granted`: the resources the authorization allows (RFC 8707)."""
+        self._resolve_resources(request, granted=granted)
         now = timezone.now()
         expires = now + timedelta(
             seconds=token.get("expires_in", oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS)
@@ -577,7 +571,9 @@ class TokenPolicyMixin(_ValidatorBase):
         nothing written: a replay (RFC 6749 §4.1.2), answered as `validate_code` answers one
         that arrives later, by revoking what the code issued."""
         grant = request.idp_grant
-        now, access_token, id_token, refresh_token = self._new_rows(token, request)
+        now, access_token, id_token, refresh_token = self._new_rows(
+            token, request, granted=grant.resource or []
+        )
         audit_http_request = audit_request(request)
         event = build_event(
             type=AuditEvent.Type.TOKENS_ISSUED,
@@ -608,7 +604,9 @@ class TokenPolicyMixin(_ValidatorBase):
         """RFC 9700 §4.14.2: the refresh token retired with its access token and the new pair
         written, or nothing (another request rotated it first: this one is a replay)."""
         previous = request.refresh_token_instance
-        now, access_token, id_token, refresh_token = self._new_rows(token, request, previous)
+        now, access_token, id_token, refresh_token = self._new_rows(
+            token, request, previous, granted=previous.resource or []
+        )
         if not store.implementation().rotate_refresh(
             previous=previous,
             now=now,
