@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 import pytest
 from allauth.mfa.models import Authenticator
+from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
 from django.contrib.auth import get_user_model
 from django.core import mail
 from django.test import Client
@@ -29,6 +30,7 @@ from tests.accounts.conftest import (
     sign_in,
     totp_code,
 )
+from tests.browser.pages import State, paths
 from tests.oidc.authorize_helpers import AUTHORIZE_URL, authorization_params
 
 pytestmark = pytest.mark.django_db
@@ -88,38 +90,12 @@ def _make_app(**fields):
 
 # --- Every reachable page -----------------------------------------------------------------------
 
-ANONYMOUS_PAGES = [
-    LOGIN_URL,
-    RESET_URL,
-    "/accounts/password/reset/done/",
-    "/accounts/password/reset/key/done/",
-    "/accounts/password/reset/key/1-not-a-key/",
-    "/accounts/confirm-email/",
-    "/accounts/confirm-email/not-a-key/",
-    "/accounts/signup/",
-    "/accounts/inactive/",
-]
-
-SIGNED_IN_PAGES = [
-    "/account/",
-    "/accounts/logout/",
-    "/accounts/password/change/",
-    "/accounts/email/",
-    "/accounts/2fa/",
-    TOTP_ACTIVATE_URL,
-    "/accounts/2fa/webauthn/",
-    "/accounts/2fa/webauthn/add/",
-    "/accounts/sessions/",
-    REAUTHENTICATE_URL,
-]
-
-# With an authenticator app (after a sign-in that used it).
-TOTP_PAGES = [
-    "/accounts/2fa/",
-    "/accounts/2fa/totp/deactivate/",
-    "/accounts/2fa/recovery-codes/generate/",
-    MFA_REAUTHENTICATE_URL,
-]
+# The plain pages of tests/browser/pages.py, the one list of every reachable page (the browser
+# tests visit the others too: pages built from an app, an emailed link, the admin).
+ANONYMOUS_PAGES = paths(State.ANONYMOUS)
+SIGNED_IN_PAGES = paths(State.SIGNED_IN)
+# With an authenticator app and its recovery codes (after a sign-in that used it).
+TOTP_PAGES = paths(State.TOTP)
 
 
 @pytest.mark.parametrize("path", ANONYMOUS_PAGES)
@@ -138,6 +114,7 @@ def test_every_page_of_a_user_with_an_authenticator_app_is_a_house_page(
     client, user, password, path
 ):
     secret = enable_totp(user)
+    RecoveryCodes.activate(user)
     sign_in(client, "alice", password)
     client.post(MFA_AUTHENTICATE_URL, {"code": totp_code(secret)})
     assert_house_page(client.get(path), path)
