@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from allauth.account.internal.userkit import filter_users_by_email, get_user_by_username
+from allauth.account.utils import filter_users_by_email, filter_users_by_username
 from allauth.usersessions.models import UserSession
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -29,16 +29,22 @@ def users_for_credentials(credentials: dict[str, Any]) -> list[User]:
     found: dict[int, User] = {}
     email = credentials.get("email")
     if email:
-        for user in filter_users_by_email(email, prefer_verified=True, for_login=True):
+        for user in filter_users_by_email(email, prefer_verified=True):
             found[user.pk] = user
     username = credentials.get("username")
     if username:
-        by_username = get_user_by_username(username)
-        if by_username is not None:
-            found[by_username.pk] = by_username  # type: ignore[assignment]
+        # The one account whose username matches case-insensitively (allauth's backend signs
+        # in only when exactly one does).
+        named = [
+            user
+            for user in filter_users_by_username(username)
+            if user.get_username().lower() == username.lower()
+        ]
+        if len(named) == 1:
+            found[named[0].pk] = named[0]  # type: ignore[assignment]
         if not email and "@" in username:
             # Other callers pass an address as `username` (allauth's backend tries it as email).
-            for user in filter_users_by_email(username, prefer_verified=True, for_login=True):
+            for user in filter_users_by_email(username, prefer_verified=True):
                 found[user.pk] = user
     return list(found.values())
 

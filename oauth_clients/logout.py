@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from allauth.account.internal.flows.logout import logout as allauth_logout
+from allauth.account.adapter import get_adapter as get_account_adapter
 from django.db import transaction
 from django.http import HttpRequest
 
@@ -89,5 +89,6 @@ def end_session(*, request: HttpRequest, client: Client | None, sid: str) -> Non
                 via="rp-initiated logout",
                 tokens=revoked,
             )
-    # allauth's own sign-out (Django's logout underneath: user_logged_out is audited as LOGOUT).
-    allauth_logout(request, show_message=False)
+    # allauth's adapter signs out (Django's logout underneath: the session is flushed, and
+    # user_logged_out is audited as LOGOUT).
+    get_account_adapter(request).logout(request)

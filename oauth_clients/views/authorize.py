@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from allauth.account.adapter import get_adapter as get_account_adapter
 from django.conf import settings
@@ -32,7 +32,6 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.generic import View
 from oauth2_provider.compat import login_not_required
 from oauth2_provider.exceptions import OAuthToolkitError
-from oauth2_provider.oauth2_backends import _add_iss_to_redirect
 from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.views import AuthorizationView
 from oauth2_provider.views.mixins import OAuthLibMixin
@@ -91,6 +90,14 @@ def user_message(error: oauth2.OAuth2Error) -> str:
 
 @method_decorator(csrf_exempt, name="dispatch")  # an RP may POST the request; our form is checked
 @method_decorator(login_not_required, name="dispatch")
+def with_issuer(uri: str, issuer: str) -> str:
+    """RFC 9207 §2: the response's `iss`, in the query (the only response mode offered); an
+    `iss` the registered redirect URI already carried is dropped, so there is exactly one."""
+    parts = urlsplit(uri)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "iss"]
+    return urlunsplit(parts._replace(query=urlencode([*query, ("iss", issuer)])))
+
+
 @method_decorator(never_cache, name="dispatch")
 class AuthorizeView(AuthorizationView):
     """Authorization code flow only; sign-in, re-authentication and consent on our pages."""
@@ -282,4 +289,4 @@ class AuthorizeView(AuthorizationView):
     def redirect(self, redirect_to: str, application: Client | None) -> HttpResponse:
         # RFC 9207: `iss` on every authorization response, errors included.
         issuer = oauth2_settings.oauth2_authorization_server_issuer(self.request)
-        return super().redirect(_add_iss_to_redirect(redirect_to, issuer), application)
+        return super().redirect(with_issuer(redirect_to, issuer), application)
