@@ -8,7 +8,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from django import template
 from django.urls import reverse
-from oauth2_provider.models import get_application_model
+
+from oauth_clients.client_cache import get_client
 
 register = template.Library()
 
@@ -38,15 +39,13 @@ def authorize_client_id(next_url: Any) -> str:
 def signin_app(next_url: Any) -> Any:
     """The active registered client the sign-in continues to, or None.
 
-    At most one query, and only when `next` is an authorization request: the page prints the
-    registered name and logo, never the request's own text.
+    Only when `next` is an authorization request, and through the client cache the token
+    side uses (the authorization request just before this page read the same client): at most
+    one query, none when the cache holds it. The page prints the registered name and logo,
+    never the request's own text.
     """
     client_id = authorize_client_id(next_url)
     if not client_id:
         return None
-    return (
-        get_application_model()
-        .objects.filter(client_id=client_id, is_active=True)
-        .only("name", "logo_uri")
-        .first()
-    )
+    client = get_client(client_id)
+    return client if client is not None and client.is_active else None
