@@ -175,10 +175,11 @@ def sign_in(page, site: str, login: str, password: str, *, next_url: str = "") -
     page.wait_for_load_state()
 
 
-def prepare(page, *, state: State, site: str, password: str) -> Visit:
+def prepare(page, *, state: State | None, site: str, password: str) -> Visit:
     """Create the people and the app a page of `state` needs and bring the browser there.
 
-    Needs the database (a `transaction=True` test: the live server reads it)."""
+    Needs the database (a `transaction=True` test: the live server reads it). With no state,
+    the people and the app only, the browser nowhere yet."""
     from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
     from django.contrib.auth import get_user_model
     from django.core import signing

@@ -1,0 +1,32 @@
+/* The page's own form takes the focus when the page opens, as the autofocus attribute would
+   (the inputs are Django's widgets, rendered by the forms): on the first field marked invalid,
+   else the first one still to fill (after a wrong password the typed name stays: the password),
+   else the first. An invalid field's text is selected, so typing replaces it (a wrong code).
+   Only a form that asks for it (an entrance page's form, or data-focus-first), and never once
+   the person has moved the focus themselves. */
+(function () {
+  "use strict";
+  var form = document.querySelector("main form.form-entrance, form[data-focus-first]");
+  if (!form) { return; }
+  var fields = Array.prototype.filter.call(
+    form.querySelectorAll("input, select, textarea"),
+    function (field) {
+      return field.type !== "hidden" && !field.disabled && field.getClientRects().length > 0;
+    }
+  );
+  function toFill(field) {
+    if (field.type === "checkbox") { return false; }
+    if (field.type === "radio") {
+      return !form.querySelector('input[type=radio][name="' + field.name + '"]:checked');
+    }
+    return !field.value;
+  }
+  var invalid = fields.filter(function (field) {
+    return field.getAttribute("aria-invalid") === "true";
+  })[0];
+  var target = invalid || fields.filter(toFill)[0] || fields[0];
+  if (target && (!document.activeElement || document.activeElement === document.body)) {
+    target.focus();
+    if (invalid && typeof invalid.select === "function") { invalid.select(); }
+  }
+})();
