@@ -8,7 +8,6 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from allauth.account.adapter import DefaultAccountAdapter
-from allauth.account.internal.stagekit import clear_login
 from allauth.core import context
 from allauth.usersessions.adapter import DefaultUserSessionsAdapter
 from django.conf import settings
@@ -126,8 +125,9 @@ class AccountAdapter(DefaultAccountAdapter):
             services.record_failed_login(request=request, users=[user], reason="inactive")  # type: ignore[list-item]
             return response
         if getattr(user, "password_reset_required", False):
-            # An administrator forced a reset: the old password no longer opens a session.
-            clear_login(request)
+            # An administrator forced a reset: the old password no longer opens a session, and
+            # nothing of this attempt (allauth's record of the password step) stays in it.
+            request.session.flush()
             services.record_failed_login(
                 request=request,
                 users=[user],  # type: ignore[list-item]

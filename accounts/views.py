@@ -7,12 +7,13 @@ from typing import cast
 from urllib.parse import urlencode
 
 from allauth.account import views as allauth_views
+from allauth.account.adapter import get_adapter as get_account_adapter
 from allauth.account.decorators import reauthentication_required
 from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
 from allauth.mfa.totp.views import ActivateTOTPView
 from allauth.mfa.webauthn.views import AddWebAuthnView
-from allauth.usersessions.internal.flows.sessions import end_sessions as end_user_sessions_flow
+from allauth.usersessions.adapter import get_adapter as get_usersessions_adapter
 from allauth.usersessions.models import UserSession
 from django.contrib import messages
 from django.contrib.auth import REDIRECT_FIELD_NAME
@@ -145,8 +146,11 @@ def end_session(request: HttpRequest, session_pk: int) -> HttpResponse:
     """Sign one browser out (allauth's flow; our adapter revokes that session's tokens)."""
     session = get_object_or_404(UserSession, pk=session_pk, user_id=request.user.pk)
     current = session.is_current()
-    end_user_sessions_flow(request, [session])
+    # allauth's own steps, through its adapters: end the session (ours revokes that session's
+    # tokens, accounts/adapter.py), and sign this browser out when it was this one.
+    get_usersessions_adapter().end_sessions([session])
     if current:
+        get_account_adapter(request).logout(request)
         return redirect("account_login")
     messages.success(request, _("That session was signed out."))
     return redirect("usersessions_list")
