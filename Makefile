@@ -10,7 +10,7 @@ PORT ?= 8000
 # A throwaway production-like environment for `check --deploy`.
 DEPLOY_TMP := $(CURDIR)/var/deploy-check
 
-.PHONY: run install browser gettext messages test check test-sqlite test-postgres lint format migrate clean specs demo bench wrk
+.PHONY: run install browser gettext messages test check test-sqlite test-postgres lint format migrate clean specs demo bench wrk screenshots
 
 # Argon2id is most of a sign-in's CPU. argon2-cffi-bindings' PyPI wheels compile it for SSE2
 # only (a portable wheel cannot assume more); built from the same source for x86-64-v3 (AVX2)
@@ -98,7 +98,7 @@ check: lint gettext
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/python -m idp.translations check
 	rm -rf $(DEPLOY_TMP) && mkdir -p $(DEPLOY_TMP)
-	$(BIN)/python -c "from oauth_clients.keys import generate_rsa_private_key_pem as g; print(g())" > $(DEPLOY_TMP)/signing.pem
+	$(BIN)/python -c "from oauth_clients.oidc.keys import generate_rsa_private_key_pem as g; print(g())" > $(DEPLOY_TMP)/signing.pem
 	export IDP_ISSUER=https://idp.example.com \
 	  DJANGO_SECRET_KEY=$$($(BIN)/python -c "import secrets; print(secrets.token_urlsafe(64))") \
 	  IDP_DATA_DIR=$(DEPLOY_TMP) IDP_OIDC_PRIVATE_KEY_FILE=$(DEPLOY_TMP)/signing.pem \
@@ -135,6 +135,13 @@ demo: migrate
 specs: install browser
 	$(BIN)/python -m pytest -p tests.spec_report --spec-report=docs/specs.md -q; \
 	  status=$$?; echo "docs/specs.md regenerated"; exit $$status
+
+## make screenshots: every reachable page (tests/browser/pages.py) at 1280 and 390 px, in English
+## and German, into var/screenshots/ for review (not part of `make test`).
+screenshots: install browser
+	rm -rf var/screenshots
+	$(BIN)/pytest tests/browser/screenshots.py -q
+	@echo "screenshots in var/screenshots/"
 
 clean:
 	rm -rf $(VENV) staticfiles

@@ -183,13 +183,18 @@ def prepare(page, *, state: State | None, site: str, password: str) -> Visit:
     from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
     from django.contrib.auth import get_user_model
     from django.core import signing
+    from django.core.cache import cache
 
-    from oauth_clients.frontchannel import SIGNING_SALT
     from oauth_clients.models import Client
+    from oauth_clients.oidc.frontchannel import SIGNING_SALT
     from tests.accounts.conftest import enable_totp, totp_code
     from tests.oidc.authorize_helpers import authorization_params
     from tests.oidc.conftest import make_client
 
+    # allauth's rate limits count in the cache, which the live server shares with the tests
+    # (one process): dozens of visits a minute from 127.0.0.1 would reach "login: 30/m/ip".
+    # Each visit is a new person at a new browser.
+    cache.clear()
     users = get_user_model().objects
     alice = users.create_user(
         "alice", "alice@example.com", password, first_name="Alice", last_name="Liddell"
