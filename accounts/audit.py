@@ -36,7 +36,7 @@ def build_event(
 ) -> AuditEvent:
     """The unsaved audit row. `actor` defaults to the signed-in user of `request`; `extra` must
     never contain secrets, tokens or passwords. `record_event` writes it; a caller that writes
-    it with other rows in one statement (the code exchange: oauth_clients.rotation; the
+    it with other rows in one statement (the code exchange: oauth_clients.oidc.rotation; the
     sign-in's `last_login`: accounts.services) calls `publish_event` afterwards."""
     if actor is None and request is not None:
         request_user = getattr(request, "user", None)

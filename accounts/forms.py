@@ -30,7 +30,7 @@ from accounts import services
 from accounts.audit import record_event
 from accounts.models import AuditEvent, User
 from accounts.sessions import remember_sign_out_choice
-from oauth_clients.backend import login_hint
+from oauth_clients.oidc.backend import login_hint
 
 # The longest sign-in name we store: an email address (allauth's ACCOUNT_EMAIL_MAX_LENGTH).
 LOGIN_MAX_LENGTH = 254

@@ -42,7 +42,7 @@ from django.db import connection, transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from oauth_clients.models import AccessToken, Client, Grant, IDToken, RefreshToken  # noqa: E402
-from oauth_clients.tokens import hash_code  # noqa: E402
+from oauth_clients.oidc.tokens import hash_code  # noqa: E402
 
 PASSWORD = "bench-password-correct-horse"  # noqa: S105 (throwaway bench users)
 REDIRECT_URI = "https://app.bench.example/callback"
@@ -325,7 +325,7 @@ def explain(args: argparse.Namespace) -> None:
         "access token by checksum (userinfo, introspection)": AccessToken.objects.select_related(
             "user"
         ).filter(token_checksum=probe),
-        # No row lock since the one-statement rotation (oauth_clients/rotation.py); the grant
+        # No row lock since the one-statement rotation (oauth_clients/oidc/rotation.py); the grant
         # reads it joined with its client (token_policy._CLIENT_AND_REFRESH_TOKEN).
         "refresh token by checksum (refresh grant)": RefreshToken.objects.filter(
             token_checksum=probe

@@ -90,7 +90,7 @@ def dashboard_cards(*, request: HttpRequest, admin_site: AdminSite) -> list[Card
 
     if _may_view(request, admin_site, Client):
         # Clients have no secret expiry; after a rotation the previous secret keeps working
-        # until previous_secret_expires_at (oauth_clients/token_policy.py), and those apps
+        # until previous_secret_expires_at (oauth_clients/oidc/token_policy.py), and those apps
         # still have to switch to the new one.
         in_grace = Client.objects.filter(previous_secret_expires_at__gt=now).count()
         url = _list_url(

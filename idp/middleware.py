@@ -116,7 +116,7 @@ class MachineEndpointMiddleware:
       GET/HEAD/OPTIONS only, which CSRF never checks (another method gets the view's 405 where
       CSRF answered 403 first). Nothing here asks for a CSRF token, so no cookie to set. A CORS
       preflight (OPTIONS) reaches the view like any other method: token, revocation and
-      userinfo answer it for single-page apps' origins (`oauth_clients.views.token.spa_cors`),
+      userinfo answer it for single-page apps' origins (`oauth_clients.oidc.views.token.spa_cors`),
       introspection with its 405.
     - MessageMiddleware: no messages; XFrameOptionsMiddleware and django-csp's CSPMiddleware:
       their headers are added here as constants (`HEADERS`, a policy for JSON: nothing to load,

@@ -370,7 +370,7 @@ IDP_STAFF_MFA_REQUIRED = env_bool("IDP_STAFF_MFA_REQUIRED", True)
 
 # --- Background work: Django's tasks API (django-tasks backport) on the database queue; the
 # worker is `manage.py db_worker` (deploy/). Back-channel logout deliveries run there
-# (oauth_clients.backchannel): a short timeout, retries with exponential backoff for ~10 min.
+# (oauth_clients.oidc.backchannel): a short timeout, retries with exponential backoff for ~10 min.
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 IDP_BACKCHANNEL_TIMEOUT_SECONDS = env_int("IDP_BACKCHANNEL_TIMEOUT_SECONDS", 5)
 # Seconds before each retry: 7 retries over ~10 minutes (5 + 10 + ... + 300 = 615 s).
@@ -394,13 +394,13 @@ IDP_REFRESH_TOKEN_IDLE_SECONDS = env_int("IDP_REFRESH_TOKEN_IDLE_SECONDS", 14 * 
 
 OAUTH2_PROVIDER = {
     # Engine wiring
-    "OAUTH2_VALIDATOR_CLASS": "oauth_clients.validator.IdPOAuth2Validator",
+    "OAUTH2_VALIDATOR_CLASS": "oauth_clients.oidc.validator.IdPOAuth2Validator",
     # 256-bit tokens from `secrets` in one call (oauthlib's default draws 30 characters one
     # SystemRandom call at a time: ~5 % of a refresh grant's CPU in the profile).
-    "ACCESS_TOKEN_GENERATOR": "oauth_clients.tokens.generate_token",
-    "REFRESH_TOKEN_GENERATOR": "oauth_clients.tokens.generate_token",
+    "ACCESS_TOKEN_GENERATOR": "oauth_clients.oidc.tokens.generate_token",
+    "REFRESH_TOKEN_GENERATOR": "oauth_clients.oidc.tokens.generate_token",
     # Puts the signed-in session (user, sid, auth_time, amr) on oauthlib's request.
-    "OAUTH2_BACKEND_CLASS": "oauth_clients.backend.IdPOAuthLibCore",
+    "OAUTH2_BACKEND_CLASS": "oauth_clients.oidc.backend.IdPOAuthLibCore",
     "OIDC_ENABLED": True,
     "OIDC_ISS_ENDPOINT": IDP_ISSUER,
     "OIDC_RP_INITIATED_LOGOUT_ENABLED": True,
@@ -601,7 +601,7 @@ LOGGING = {
 # --- Signing keys: env PEM or key files; the embedded dev setup generates one on first start.
 # Read here because DOT takes its keys from OAUTH2_PROVIDER; `oauth_clients.checks` fails
 # `check --deploy` when none is configured.
-from oauth_clients.keys import read_signing_keys  # noqa: E402 (needs the values above)
+from oauth_clients.oidc.keys import read_signing_keys  # noqa: E402 (needs the values above)
 
 
 def _env_pem(file_variable: str, pem_variable: str) -> str:
@@ -623,7 +623,8 @@ _signing_keys = read_signing_keys(
 OAUTH2_PROVIDER["OIDC_RSA_PRIVATE_KEY"] = _signing_keys[0] if _signing_keys else ""
 OAUTH2_PROVIDER["OIDC_RSA_PRIVATE_KEYS_INACTIVE"] = _signing_keys[1:]
 # EC P-256 keys for clients whose algorithm is ES256 (RS256 stays the default; DOT has no ES256,
-# see oauth_clients.keys). Active first; all published in JWKS. Without one, ES256 is not offered.
+# see oauth_clients.oidc.keys). Active first; all published in JWKS. Without one, ES256 is not
+# offered.
 IDP_OIDC_EC_PRIVATE_KEYS = read_signing_keys(
     key_dir=IDP_SIGNING_KEY_DIR,
     env_pem=_env_pem("IDP_OIDC_EC_PRIVATE_KEY_FILE", "IDP_OIDC_EC_PRIVATE_KEY"),

@@ -28,7 +28,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("account/", include("accounts.urls")),
     # The OIDC provider: DOT's views we keep plus ours, under DOT's namespace.
-    path("", include("oauth_clients.urls", namespace="oauth2_provider")),
+    path("", include("oauth_clients.oidc.urls", namespace="oauth2_provider")),
     # The admin signs in through allauth's login (same lock and rate limits).
     path("admin/login/", account_views.admin_login, name="admin_login_redirect"),
     path("admin/", admin.site.urls),

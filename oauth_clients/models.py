@@ -153,7 +153,7 @@ class Client(AbstractApplication):
         help_text=_("Allow back-channel calls to private or loopback addresses (internal apps)."),
     )
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True, editable=False)
-    # ID-token signing: DOT's field with ES256 added (oauth_clients.keys) and HS256 removed (a
+    # ID-token signing: DOT's field with ES256 added (oauth_clients.oidc.keys) and HS256 removed (a
     # hashed secret cannot be an HMAC key). RS256 stays the default for compatibility.
     ES256_ALGORITHM = "ES256"
     algorithm = models.CharField(
@@ -333,7 +333,7 @@ class Consent(models.Model):
 class BackchannelDelivery(models.Model):
     """One logout token for one client (OIDC Back-Channel Logout 1.0 §2.5): the delivery log.
 
-    Written when a session ends (`oauth_clients.backchannel`), updated by the background worker
+    Written when a session ends (`oauth_clients.oidc.backchannel`), updated by the background worker
     after each attempt; admins read it on the client's page. Never holds the token itself.
     """
 

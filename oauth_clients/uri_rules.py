@@ -37,7 +37,7 @@ MAX_REFRESH_TOKEN_SECONDS = 365 * 24 * 3600
 # A refresh token unused this long dies (IDP_REFRESH_TOKEN_IDLE_SECONDS overrides it).
 DEFAULT_REFRESH_IDLE_SECONDS = 14 * 24 * 3600
 # Scopes that speak about a signed-in person: never registered for nor granted to a machine
-# (the client-credentials grant refuses them too, oauth_clients/token_policy.py).
+# (the client-credentials grant refuses them too, oauth_clients/oidc/token_policy.py).
 USER_SCOPES = frozenset({"openid", "profile", "email", "groups", "offline_access"})
 
 Resolver = Callable[[str], list[str]]
@@ -185,7 +185,7 @@ def address_is_internal(address: IPAddress) -> bool:
     or reserved network, directly or through an IPv4 address the IPv6 form carries.
 
     The one check for registration (`host_is_internal`) and for the back-channel sender
-    (`oauth_clients.backchannel.resolve_destination`, through `host_is_internal`).
+    (`oauth_clients.oidc.backchannel.resolve_destination`, through `host_is_internal`).
     """
     if isinstance(address, ipaddress.IPv6Address) and address in _LOCAL_USE_NAT64:
         return True

@@ -20,8 +20,9 @@ CLIENT_ID_MAX_LENGTH = 100
 def authorize_client_id(next_url: Any) -> str:
     """The one `client_id` of an authorization request on this site, or "" for anything else.
 
-    Only a site path to the authorization endpoint counts (as `oauth_clients.backend.login_hint`
-    reads `login_hint`): never another host, and never a repeated or unprintable value.
+    Only a site path to the authorization endpoint counts (as
+    `oauth_clients.oidc.backend.login_hint` reads `login_hint`): never another host, and never a
+    repeated or unprintable value.
     """
     if not isinstance(next_url, str) or not next_url:
         return ""

@@ -1,7 +1,7 @@
 """Validator policy for the authorization side: authorize requests, sessions, ID token claims.
 
-Mixed into `oauth_clients.validator.IdPOAuth2Validator`. The signed-in user and the session's
-binding reach the oauthlib request through `oauth_clients.backend.IdPOAuthLibCore`
+Mixed into `oauth_clients.oidc.validator.IdPOAuth2Validator`. The signed-in user and the session's
+binding reach the oauthlib request through `oauth_clients.oidc.backend.IdPOAuthLibCore`
 (`request.user`, `request.idp_sid`, `idp_auth_time`, `idp_amr`, `idp_acr`); at the token endpoint
 the token side puts the Grant's (code exchange) values under the same names, and a refresh reads
 them from `request.refresh_token_instance` (OIDC Core §12.2).
@@ -27,11 +27,11 @@ from oauthlib.oauth2.rfc6749 import errors
 from accounts.mfa_policy import has_enrolled_second_factor
 from accounts.sessions import authentication_context, has_second_factor
 from oauth_clients import writes
-from oauth_clients.backend import max_age_exceeded, parse_max_age, requested_acr_values
-from oauth_clients.claims import build_claims, supported_claims
-from oauth_clients.consent import consent_covers
-from oauth_clients.keys import ES256, RS256, key_algorithm, key_id, published_pems, sign_jwt
 from oauth_clients.models import Client
+from oauth_clients.oidc.backend import max_age_exceeded, parse_max_age, requested_acr_values
+from oauth_clients.oidc.claims import build_claims, supported_claims
+from oauth_clients.oidc.consent import consent_covers
+from oauth_clients.oidc.keys import ES256, RS256, key_algorithm, key_id, published_pems, sign_jwt
 
 # Per-client choice (Client.algorithm): RS256 by default, ES256 for clients that take it.
 ID_TOKEN_ALGORITHMS = ["RS256", "ES256"]
@@ -75,7 +75,7 @@ def redirect_uri_registered(uri: str, registered: list[str], *, kind: str) -> bo
 
 def published_keys() -> jwk.JWKSet:
     """Every key still in JWKS (RS256 and ES256): the active ones and those kept after a
-    rotation (oauth_clients.keys)."""
+    rotation (oauth_clients.oidc.keys)."""
     keys = jwk.JWKSet()
     for pem in published_pems():
         if pem:
@@ -268,7 +268,7 @@ class AuthorizationPolicyMixin:
         signed = sign_jwt(payload, algorithm=algorithm)
         if request.grant_type in ("refresh_token", "authorization_code"):
             # Written with the rest of the exchange or rotation by the token store (or not at
-            # all when it loses a race): oauth_clients/store.py.
+            # all when it loses a race): oauth_clients/oidc/store.py.
             record = self._build_id_token(payload["jti"], request, expiration_time)
         else:
             record = self._save_id_token(payload["jti"], request, expiration_time)

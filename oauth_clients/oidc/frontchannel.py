@@ -19,10 +19,10 @@ from django.core import signing
 from django.urls import reverse
 from oauthlib.common import add_params_to_uri
 
-from oauth_clients.backchannel import issuer, session_client_ids
 from oauth_clients.models import Client
+from oauth_clients.oidc.backchannel import issuer, session_client_ids
 
-SIGNING_SALT = "oauth_clients.frontchannel.logged-out"
+SIGNING_SALT = "oauth_clients.oidc.frontchannel.logged-out"
 # The signed-out page link is followed at once; it is refused after this many seconds.
 LINK_MAX_AGE_SECONDS = 300
 

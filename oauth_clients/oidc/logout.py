@@ -18,10 +18,10 @@ from django.http import HttpRequest
 
 from accounts.audit import record_event
 from accounts.models import AuditEvent
-from oauth_clients.authorization_policy import decode_id_token
-from oauth_clients.backchannel import REASON_RP_LOGOUT, queue_session_logout
 from oauth_clients.models import Client
-from oauth_clients.tokens import revoke_tokens
+from oauth_clients.oidc.authorization_policy import decode_id_token
+from oauth_clients.oidc.backchannel import REASON_RP_LOGOUT, queue_session_logout
+from oauth_clients.oidc.tokens import revoke_tokens
 
 
 @dataclass(frozen=True)

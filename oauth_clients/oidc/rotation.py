@@ -19,7 +19,7 @@ One statement is atomic in autocommit, so the grant needs no transaction and no 
 requests racing with the same refresh token both reach the conditional UPDATE, PostgreSQL makes
 the second wait for the first and re-checks `revoked IS NULL`, finds the row rotated and updates
 nothing — and because every INSERT selects from `rotated`, the loser writes nothing at all. It is
-then answered `invalid_grant`, exactly as the ORM store answers it (oauth_clients/store.py).
+then answered `invalid_grant`, exactly as the ORM store answers it (oauth_clients/oidc/store.py).
 
 The code exchange is the same shape (`exchange`): `consumed AS (UPDATE the code SET consumed_at
 WHERE … consumed_at IS NULL)`, then the ID, access and refresh token and the exchange's audit row,
@@ -30,7 +30,7 @@ Rows are built as ordinary unsaved model instances; each column's value goes thr
 own `pre_save` and `get_db_prep_save` (what Django's INSERT compiler does: `auto_now`, DOT's
 token checksum, JSON, UUID), and every value is a bound parameter cast to the column's type. The
 SQL text is built once per set of tables from the models' metadata, so a field added to a token
-model is written here without a change. The token store (oauth_clients/store.py) is its only
+model is written here without a change. The token store (oauth_clients/oidc/store.py) is its only
 caller; other databases get the ORM store there.
 """
 

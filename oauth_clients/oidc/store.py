@@ -11,7 +11,7 @@ Nothing is locked between validation and these writes: the condition settles eve
 token view needs no transaction around a grant.
 
 Which implementation serves them is decided once per process by the database
-(`implementation()`): on PostgreSQL each is one statement (oauth_clients/rotation.py: the SQL
+(`implementation()`): on PostgreSQL each is one statement (oauth_clients/oidc/rotation.py: the SQL
 the ORM cannot express, docs/performance.md says what it gains), elsewhere the ORM in one
 transaction. tests/oidc/test_token_store.py holds both to the same rows.
 """
@@ -26,7 +26,8 @@ from django.db import connections, router, transaction
 from django.db.models import Model
 from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
 
-from oauth_clients import rotation, writes
+from oauth_clients import writes
+from oauth_clients.oidc import rotation
 
 
 class Store(Protocol):

@@ -1,7 +1,7 @@
 """Validator policy, token side: client authentication, codes, tokens, refresh, introspection.
 
-Mixed into `oauth_clients.validator.IdPOAuth2Validator`. What DOT 3.4.1 does differently, and why
-each override exists, is in /work/shared/LIBRARY-NOTES.md; every override names its spec clause.
+Mixed into `oauth_clients.oidc.validator.IdPOAuth2Validator`. Every override names its spec
+clause and says why it differs from DOT's.
 Nothing here stores a clear code or token: codes are kept as SHA-256 (`Grant.code`), tokens as
 DOT's checksum with the clear column blanked (COMPLIANT_BCP_RFC9700_TOKEN_STORAGE).
 """
@@ -37,13 +37,12 @@ from oauthlib.oauth2.rfc6749 import errors, utils
 
 from accounts.audit import build_event, publish_event, record_event
 from accounts.models import AuditEvent
-from oauth_clients import store, writes
-from oauth_clients.claims import annotate_email_verified, carry_email_verified
+from oauth_clients import writes
 from oauth_clients.client_cache import get_client
 from oauth_clients.models import Client
-from oauth_clients.prepared import JoinedLookup, PreparedLookup
-from oauth_clients.secrets import check_client_secret
-from oauth_clients.tokens import (
+from oauth_clients.oidc import store
+from oauth_clients.oidc.claims import annotate_email_verified, carry_email_verified
+from oauth_clients.oidc.tokens import (
     CLIENT_BY_ID,
     hash_code,
     mark_client_used,
@@ -52,6 +51,8 @@ from oauth_clients.tokens import (
     revoke_tokens_issued_from_code,
     token_checksum,
 )
+from oauth_clients.prepared import JoinedLookup, PreparedLookup
+from oauth_clients.secrets import check_client_secret
 from oauth_clients.uri_rules import USER_SCOPES
 
 # RFC 6749 grant_type value → the Client grant types that allow it. Refresh tokens are only ever
@@ -82,7 +83,7 @@ _ACCESS_TOKEN = PreparedLookup(
 )
 # A refresh token by checksum, the live row first (rotated rows share the checksum only in
 # theory; DOT's constraint is unique (checksum, revoked)). Unlocked: the store's conditional
-# write settles a race (oauth_clients/store.py).
+# write settles a race (oauth_clients/oidc/store.py).
 _REFRESH_TOKEN = PreparedLookup(
     lambda checksum: annotate_email_verified(
         get_refresh_token_model()
@@ -94,7 +95,7 @@ _REFRESH_TOKEN = PreparedLookup(
 # The calling client and that refresh token, in one statement (a refresh grant).
 _CLIENT_AND_REFRESH_TOKEN = JoinedLookup(CLIENT_BY_ID, _REFRESH_TOKEN)
 # An authorization code by its SHA-256. Unlocked: the store's conditional write settles a race
-# (oauth_clients/store.py).
+# (oauth_clients/oidc/store.py).
 _GRANT = PreparedLookup(
     lambda code_hash: annotate_email_verified(
         get_grant_model().objects.select_related("user").filter(code=code_hash)
@@ -345,7 +346,7 @@ class TokenPolicyMixin(_ValidatorBase):
     def _code_grant(self, code: str, request: Request) -> Any:
         """The Grant row of `code` (any client), read once per request (the OpenID dispatcher
         asks for its scopes first). Not locked: the exchange's conditional write settles a race
-        (oauth_clients/store.py)."""
+        (oauth_clients/oidc/store.py)."""
         hashed = hash_code(code)
         cached = getattr(request, "idp_code_lookup", None)
         if cached is not None and cached[0] == hashed:
@@ -526,7 +527,7 @@ class TokenPolicyMixin(_ValidatorBase):
 
     def save_bearer_token(self, token: dict, request: Request, *args: Any, **kwargs: Any) -> Any:
         """One path per grant: the code exchange and the refresh rotation are written by the
-        token store (oauth_clients/store.py), conditionally and atomically on every database;
+        token store (oauth_clients/oidc/store.py), conditionally and atomically on every database;
         the client-credentials token is one INSERT, atomic on its own (no transaction)."""
         if "scope" not in token:  # oauthlib always sets it; DOT refuses the same way
             raise FatalClientError("Failed to issue the token: missing scope")

@@ -1,7 +1,7 @@
 """Token-side helpers: code hashing, lifetimes, replay revocation, cheap `last_used_at` stamps.
 
-Used by `oauth_clients.token_policy` (the validator) and the token-side views. Nothing here sees
-a clear token except to hash it; nothing stores or logs one.
+Used by `oauth_clients.oidc.token_policy` (the validator) and the token-side views. Nothing here
+sees a clear token except to hash it; nothing stores or logs one.
 """
 
 from __future__ import annotations

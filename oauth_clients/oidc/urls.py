@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from django.urls import path
 
-from oauth_clients import views
-from oauth_clients.views.authorize import AuthorizeView
-from oauth_clients.views.logged_out import logged_out
-from oauth_clients.views.logout import LogoutView
+from oauth_clients.oidc import views
+from oauth_clients.oidc.views.authorize import AuthorizeView
+from oauth_clients.oidc.views.logged_out import logged_out
+from oauth_clients.oidc.views.logout import LogoutView
 
 app_name = "oauth2_provider"
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from oauth2_provider.oauth2_validators import OAuth2Validator
 
-from oauth_clients.authorization_policy import AuthorizationPolicyMixin
-from oauth_clients.token_policy import TokenPolicyMixin
+from oauth_clients.oidc.authorization_policy import AuthorizationPolicyMixin
+from oauth_clients.oidc.token_policy import TokenPolicyMixin
 
 
 class IdPOAuth2Validator(AuthorizationPolicyMixin, TokenPolicyMixin, OAuth2Validator):

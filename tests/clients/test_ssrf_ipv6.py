@@ -15,8 +15,9 @@ from collections.abc import Callable, Iterator
 import pytest
 from django.core.exceptions import ValidationError
 
-from oauth_clients import backchannel, services, uri_rules
+from oauth_clients import services, uri_rules
 from oauth_clients.models import Client
+from oauth_clients.oidc import backchannel
 
 SPEC = "OpenID Connect Back-Channel Logout 1.0"
 

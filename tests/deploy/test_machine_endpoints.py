@@ -18,8 +18,8 @@ from prometheus_client import REGISTRY
 
 from idp.middleware import MachineEndpointMiddleware
 from oauth_clients.models import AccessToken
-from oauth_clients.views import TokenView
-from oauth_clients.views import token as token_views
+from oauth_clients.oidc.views import TokenView
+from oauth_clients.oidc.views import token as token_views
 from tests.oidc.conftest import basic_auth, post_form
 from tests.oidc.conftest import exchange_code as exchange_code
 from tests.oidc.conftest import issue_tokens as issue_tokens

@@ -7,8 +7,8 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from oauth_clients.consent import grant_consent
 from oauth_clients.models import Grant
+from oauth_clients.oidc.consent import grant_consent
 from tests.oidc.authorize_helpers import (
     AUTHORIZE_URL,
     assert_error_page,

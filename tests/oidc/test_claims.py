@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
 from accounts.sessions import authentication_methods
-from oauth_clients.claims import SCOPE_CLAIMS, build_claims, supported_claims
+from oauth_clients.oidc.claims import SCOPE_CLAIMS, build_claims, supported_claims
 
 pytestmark = pytest.mark.django_db
 

@@ -17,7 +17,7 @@ from django.urls import reverse
 from accounts.models import AuditEvent
 from oauth_clients import client_cache, services
 from oauth_clients.models import AccessToken, Client, Grant
-from oauth_clients.tokens import hash_code
+from oauth_clients.oidc.tokens import hash_code
 from tests.oidc.conftest import basic_auth, post_form
 from tests.oidc.race_helpers import ON_POSTGRESQL
 

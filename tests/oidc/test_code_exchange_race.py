@@ -1,7 +1,7 @@
 """Two exchanges of one code, truly concurrent, on PostgreSQL (RFC 6749 §4.1.2).
 
-The one-statement exchange (oauth_clients/rotation.py: `exchange`) reads the code without a lock
-and relies on PostgreSQL's READ COMMITTED rule that an UPDATE waiting on a row another
+The one-statement exchange (oauth_clients/oidc/rotation.py: `exchange`) reads the code without a
+lock and relies on PostgreSQL's READ COMMITTED rule that an UPDATE waiting on a row another
 transaction changed re-checks its WHERE clause once that transaction commits. This drives two
 database connections through exactly that interleaving (tests/oidc/race_helpers.py): the loser
 writes nothing, is refused, and — the code having been used twice — what the winner obtained
@@ -15,8 +15,8 @@ from oauthlib.oauth2.rfc6749 import errors
 
 from accounts.models import AuditEvent
 from oauth_clients.models import AccessToken, Grant, IDToken, RefreshToken
-from oauth_clients.tokens import token_checksum
-from oauth_clients.validator import IdPOAuth2Validator
+from oauth_clients.oidc.tokens import token_checksum
+from oauth_clients.oidc.validator import IdPOAuth2Validator
 from tests.oidc.race_helpers import ON_POSTGRESQL, race, token, token_request
 
 pytestmark = ON_POSTGRESQL

@@ -8,8 +8,8 @@ import pytest
 from django.test import Client as HttpClient
 
 from accounts.models import AuditEvent
-from oauth_clients.consent import consent_covers, grant_consent, revoke_consent
 from oauth_clients.models import Consent, Grant
+from oauth_clients.oidc.consent import consent_covers, grant_consent, revoke_consent
 from tests.oidc.authorize_helpers import (
     AUTHORIZE_URL,
     PageParser,

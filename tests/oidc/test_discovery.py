@@ -13,10 +13,10 @@ from django.core.cache import cache
 from django.test import Client as HttpClient
 from django.urls import reverse
 
-from oauth_clients import published
-from oauth_clients.claims import supported_claims
-from oauth_clients.keys import generate_rsa_private_key_pem
-from oauth_clients.views import discovery
+from oauth_clients.oidc import published
+from oauth_clients.oidc.claims import supported_claims
+from oauth_clients.oidc.keys import generate_rsa_private_key_pem
+from oauth_clients.oidc.views import discovery
 
 OIDC = "/.well-known/openid-configuration"
 RFC8414 = "/.well-known/oauth-authorization-server"
@@ -133,7 +133,7 @@ def test_issuer_is_identical_in_discovery_id_token_and_authorization_response(
 
 def test_discovery_is_cacheable_and_cached(client):
     with mock.patch(
-        "oauth_clients.views.discovery.provider_metadata", wraps=discovery.provider_metadata
+        "oauth_clients.oidc.views.discovery.provider_metadata", wraps=discovery.provider_metadata
     ) as build:
         first = client.get(OIDC)
         second = client.get(RFC8414)
@@ -163,7 +163,7 @@ def test_discovery_and_jwks_need_no_cache_round_trip(client):
 
 def test_discovery_cache_follows_the_signing_keys(client, settings):
     with mock.patch(
-        "oauth_clients.views.discovery.provider_metadata", wraps=discovery.provider_metadata
+        "oauth_clients.oidc.views.discovery.provider_metadata", wraps=discovery.provider_metadata
     ) as build:
         client.get(OIDC)
         settings.OAUTH2_PROVIDER = {

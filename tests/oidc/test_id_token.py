@@ -15,7 +15,7 @@ from django.contrib.auth.models import Group
 from django.test import Client as HttpClient
 from jwcrypto import jwk, jwt
 
-from oauth_clients.claims import build_claims
+from oauth_clients.oidc.claims import build_claims
 from tests.oidc.authorize_helpers import authorize_code, issuer
 from tests.oidc.conftest import FORM, basic_auth
 

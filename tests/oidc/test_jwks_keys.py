@@ -17,15 +17,16 @@ from django.core.management.base import CommandError, SystemCheckError
 from jwcrypto import jwk, jws, jwt
 
 from accounts.models import AuditEvent
-from oauth_clients import checks, published
-from oauth_clients.keys import (
+from oauth_clients import checks
+from oauth_clients.oidc import published
+from oauth_clients.oidc.keys import (
     generate_rsa_private_key_pem,
     key_files,
     key_id,
     read_signing_keys,
     write_new_key,
 )
-from oauth_clients.views import jwks as jwks_view
+from oauth_clients.oidc.views import jwks as jwks_view
 
 JWKS = "/.well-known/jwks.json"
 
@@ -103,7 +104,7 @@ def test_id_token_header_names_the_kid_it_verifies_with(
 
 def test_jwks_is_cached_and_follows_key_changes(client, settings):
     with mock.patch(
-        "oauth_clients.views.jwks.jwks_document", wraps=jwks_view.jwks_document
+        "oauth_clients.oidc.views.jwks.jwks_document", wraps=jwks_view.jwks_document
     ) as build:
         first = client.get(JWKS)
         assert client.get(JWKS).content == first.content

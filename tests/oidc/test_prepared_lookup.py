@@ -14,11 +14,11 @@ from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_refresh_token_model
 
-from oauth_clients import token_policy
-from oauth_clients.claims import annotate_email_verified
 from oauth_clients.models import Client
+from oauth_clients.oidc import token_policy
+from oauth_clients.oidc.claims import annotate_email_verified
+from oauth_clients.oidc.tokens import token_checksum
 from oauth_clients.prepared import JoinedLookup, PreparedLookup
-from oauth_clients.tokens import token_checksum
 from tests import plans
 
 AccessToken = get_access_token_model()

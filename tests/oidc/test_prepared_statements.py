@@ -44,7 +44,7 @@ def userinfo(client, token: str):
 
 def test_token_lookup_is_prepared_once_per_connection(client, web_client, issue_tokens):
     token = issue_tokens(web_client)["access_token"]
-    # The code exchange's one statement (oauth_clients/rotation.py: `exchange`) is prepared too.
+    # The code exchange's one statement (oauth_clients/oidc/rotation.py) is prepared too.
     assert any(sql.startswith("WITH consumed AS") for sql in prepared())
     assert userinfo(client, token).status_code == HTTPStatus.OK
     lookups = [s for s in prepared() if s.startswith("SELECT") and "_accesstoken" in s]

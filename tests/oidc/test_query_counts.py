@@ -58,7 +58,7 @@ def test_code_exchange_queries(
     assert not any(q["sql"].startswith("SELECT 1 AS") for q in captured)  # no EXISTS of its own
     kinds = statements(captured)
     if one_statement:
-        # Every write in one statement (oauth_clients/rotation.py: `exchange`): the code marked
+        # Every write in one statement (oauth_clients/oidc/rotation.py: `exchange`): the code marked
         # consumed, the ID, access and refresh tokens, the audit row; no transaction, no lock.
         assert [k for k in kinds if k in WRITES | {"WITH"}] == ["WITH"]
         (exchange,) = [q["sql"] for q in captured if q["sql"].startswith("WITH")]

@@ -105,7 +105,7 @@ def test_loopback_redirect_uri_of_other_kinds_matches_exactly(browser, db, kind,
 @pytest.mark.spec("OpenID Connect RP-Initiated Logout 1.0", "3")
 @pytest.mark.parametrize("uri", [SIGNED_OUT, "http://127.0.0.1:8766/signed-out"])
 def test_native_app_post_logout_loopback_uri_matches_on_any_port(browser, db, uri):
-    """Our choice (oauth_clients/views/logout.py): RFC 8252 §7.3's ephemeral loopback port
+    """Our choice (oauth_clients/oidc/views/logout.py): RFC 8252 §7.3's ephemeral loopback port
     holds for a native app's sign-out as for its sign-in."""
     loopback_client(Client.Kind.NATIVE)
     params = {"client_id": "loopback-native", "post_logout_redirect_uri": uri, "state": "s1"}

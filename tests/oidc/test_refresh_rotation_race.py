@@ -1,6 +1,6 @@
 """Two refreshes with one token, truly concurrent, on PostgreSQL (RFC 9700 §4.14.2).
 
-The one-statement rotation (oauth_clients/rotation.py) holds no lock between validation and the
+The one-statement rotation (oauth_clients/oidc/rotation.py) holds no lock between validation and the
 write; it relies on PostgreSQL's READ COMMITTED rule that an UPDATE waiting on a row another
 transaction changed re-checks its WHERE clause once that transaction commits. This drives two
 database connections through exactly that interleaving and checks the loser wrote nothing.
@@ -12,8 +12,8 @@ import pytest
 from oauthlib.oauth2.rfc6749 import errors
 
 from oauth_clients.models import AccessToken, IDToken, RefreshToken
-from oauth_clients.tokens import token_checksum
-from oauth_clients.validator import IdPOAuth2Validator
+from oauth_clients.oidc.tokens import token_checksum
+from oauth_clients.oidc.validator import IdPOAuth2Validator
 from tests.oidc.race_helpers import ON_POSTGRESQL, race, token, token_request
 
 pytestmark = ON_POSTGRESQL

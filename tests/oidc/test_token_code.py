@@ -14,7 +14,7 @@ from oauthlib.common import Request
 
 from accounts.models import AuditEvent
 from oauth_clients.models import AccessToken, Grant, RefreshToken
-from oauth_clients.validator import IdPOAuth2Validator
+from oauth_clients.oidc.validator import IdPOAuth2Validator
 from tests.oidc.conftest import basic_auth, post_form
 
 
@@ -265,7 +265,7 @@ def test_code_of_a_deactivated_user_is_refused(web_client, user, run_code_flow, 
 def test_two_exchanges_racing_on_one_code_cannot_both_win(web_client, user, run_code_flow):
     """Both requests passed validation before either consumed the code (nothing is locked in
     between): the store's conditional write lets exactly one issue tokens, and the loser is a
-    replay that revokes what the code issued (oauth_clients/store.py), on every database."""
+    replay that revokes what the code issued (oauth_clients/oidc/store.py), on every database."""
     from oauthlib.oauth2.rfc6749 import errors
 
     flow = run_code_flow(web_client)

@@ -12,7 +12,7 @@ import pytest
 from django.urls import reverse
 
 from oauth_clients.models import Client
-from oauth_clients.validator import IdPOAuth2Validator
+from oauth_clients.oidc.validator import IdPOAuth2Validator
 from tests.oidc.conftest import FORM, basic_auth, post_form
 
 BACK_CHANNEL = ["token", "introspect", "revoke-token"]

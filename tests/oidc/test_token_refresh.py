@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from accounts.models import AuditEvent
 from oauth_clients.models import AccessToken, Client, RefreshToken
-from oauth_clients.tokens import token_checksum
+from oauth_clients.oidc.tokens import token_checksum
 from tests.oidc.conftest import basic_auth, make_client, post_form
 
 
@@ -62,7 +62,7 @@ def test_refresh_rotates_the_refresh_token(client, web_client, issue_tokens, ref
     after = client.get(userinfo, HTTP_AUTHORIZATION=f"Bearer {second['access_token']}")
     assert before.status_code == HTTPStatus.UNAUTHORIZED
     assert after.status_code == HTTPStatus.OK
-    # Its row is deleted by the rotation, on every database (oauth_clients/store.py).
+    # Its row is deleted by the rotation, on every database (oauth_clients/oidc/store.py).
     old_access = AccessToken.objects.filter(token_checksum=token_checksum(first["access_token"]))
     assert not old_access.exists()
     assert AccessToken.objects.filter(
@@ -252,7 +252,7 @@ def test_refresh_grant_query_count_is_pinned(
     first = issue_tokens(web_client)
     one_statement = connection.vendor == "postgresql"
     # The client with the refresh token it presents (one statement), then the store's writes:
-    # one statement on PostgreSQL; elsewhere one transaction of six (oauth_clients/store.py).
+    # one statement on PostgreSQL; elsewhere one transaction of six (oauth_clients/oidc/store.py).
     with django_assert_max_num_queries(2 if one_statement else 10) as captured:
         response = refresh(web_client, first["refresh_token"])
     assert response.status_code == HTTPStatus.OK, response.content
@@ -261,7 +261,7 @@ def test_refresh_grant_query_count_is_pinned(
     kinds = [q["sql"].split()[0].upper() for q in captured]
     writes = sorted(k for k in kinds if k in {"INSERT", "UPDATE", "DELETE", "WITH"})
     if one_statement:
-        # Every write in one statement (oauth_clients/rotation.py): the old refresh token
+        # Every write in one statement (oauth_clients/oidc/rotation.py): the old refresh token
         # revoked, its access token deleted, the new ID, access and refresh tokens; no
         # transaction, no row lock.
         assert writes == ["WITH"]
@@ -288,7 +288,7 @@ def test_two_refreshes_racing_on_one_token_cannot_both_rotate(web_client, issue_
     from oauthlib.common import Request
     from oauthlib.oauth2.rfc6749 import errors
 
-    from oauth_clients.validator import IdPOAuth2Validator
+    from oauth_clients.oidc.validator import IdPOAuth2Validator
 
     first = issue_tokens(web_client)
     validator = IdPOAuth2Validator()

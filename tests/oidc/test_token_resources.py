@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 import pytest
 
 from oauth_clients.models import AccessToken, RefreshToken
-from oauth_clients.tokens import token_checksum
+from oauth_clients.oidc.tokens import token_checksum
 from tests.oidc.conftest import FORM, MACHINE_SECRET, WEB_SECRET, basic_auth, post_form
 
 API = "https://api.example.com"

@@ -1,4 +1,4 @@
-"""The token store (oauth_clients/store.py): both implementations write the same rows.
+"""The token store (oauth_clients/oidc/store.py): both implementations write the same rows.
 
 The ORM store runs on every database, PostgreSQL's one-statement store on PostgreSQL; each test
 runs every store this database can run, with identical assertions.
@@ -15,9 +15,9 @@ from django.db import connection
 from django.utils import timezone
 
 from accounts.models import AuditEvent
-from oauth_clients import store
 from oauth_clients.models import AccessToken, Grant, IDToken, RefreshToken
-from oauth_clients.tokens import hash_code, token_checksum
+from oauth_clients.oidc import store
+from oauth_clients.oidc.tokens import hash_code, token_checksum
 
 STORES = [
     pytest.param(store.OrmStore(), id="orm"),

@@ -260,7 +260,7 @@ def test_never_cache_headers_are_djangos(existing):
     from django.http import JsonResponse
     from django.utils.cache import add_never_cache_headers as djangos
 
-    from oauth_clients.views.token import add_never_cache_headers
+    from oauth_clients.oidc.views.token import add_never_cache_headers
 
     with time_machine.travel(dt.datetime(2026, 11, 28, 12, 0, 0, 500000, tzinfo=dt.UTC)):
         ours, expected = JsonResponse({}, headers=existing), JsonResponse({}, headers=existing)

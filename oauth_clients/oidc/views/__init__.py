@@ -1,11 +1,11 @@
 """Our OIDC endpoint views, one module per endpoint (DOT's where we keep them, see urls.py)."""
 
-from oauth_clients.views.discovery import DiscoveryView
-from oauth_clients.views.introspection import IntrospectionView
-from oauth_clients.views.jwks import JwksView
-from oauth_clients.views.revocation import RevocationView
-from oauth_clients.views.token import TokenView
-from oauth_clients.views.userinfo import UserInfoView
+from oauth_clients.oidc.views.discovery import DiscoveryView
+from oauth_clients.oidc.views.introspection import IntrospectionView
+from oauth_clients.oidc.views.jwks import JwksView
+from oauth_clients.oidc.views.revocation import RevocationView
+from oauth_clients.oidc.views.token import TokenView
+from oauth_clients.oidc.views.userinfo import UserInfoView
 
 __all__ = [
     "DiscoveryView",

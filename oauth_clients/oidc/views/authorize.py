@@ -39,20 +39,20 @@ from oauthlib import oauth2
 
 from accounts.mfa_policy import has_enrolled_second_factor
 from accounts.sessions import has_second_factor, session_binding
-from oauth_clients.backend import (
+from oauth_clients.models import Client
+from oauth_clients.oidc.backend import (
     authorization_parameters,
     max_age_exceeded,
     parse_max_age,
     requested_acr_values,
 )
-from oauth_clients.consent import (
+from oauth_clients.oidc.consent import (
     consent_covers,
     grant_consent,
     mark_consent_used,
     record_consent_denied,
 )
-from oauth_clients.models import Client
-from oauth_clients.views.token import foreign_charset
+from oauth_clients.oidc.views.token import foreign_charset
 
 # Longest value we accept for one parameter: ID token hints and `claims` fit easily; a 200 kB
 # `state` is an attack on the redirect, the login round trip and our logs.

@@ -3,7 +3,7 @@
 Lists only what is really supported (authorization code + PKCE S256, RS256 and, with an EC key,
 ES256 ID tokens, the client authentication methods the token endpoint implements). The issuer is
 `IDP_ISSUER`, identical here, in ID tokens and in the `iss` authorization-response parameter
-(RFC 9207). Cacheable by clients; encoded once per process (`oauth_clients.published`).
+(RFC 9207). Cacheable by clients; encoded once per process (`oauth_clients.oidc.published`).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from django.views.generic import View
 from oauth2_provider.compat import login_not_required
 from oauth2_provider.settings import oauth2_settings
 
-from oauth_clients.backend import ACR_VALUES_SUPPORTED, PROMPT_VALUES_SUPPORTED
-from oauth_clients.claims import supported_claims
-from oauth_clients.keys import signing_algorithms
-from oauth_clients.published import json_body
+from oauth_clients.oidc.backend import ACR_VALUES_SUPPORTED, PROMPT_VALUES_SUPPORTED
+from oauth_clients.oidc.claims import supported_claims
+from oauth_clients.oidc.keys import signing_algorithms
+from oauth_clients.oidc.published import json_body
 
 MAX_AGE_SECONDS = 3600
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]

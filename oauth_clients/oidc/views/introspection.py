@@ -2,7 +2,7 @@
 
 DOT's view lets any authenticated client (or a bearer token with an `introspection` scope) read
 any token; ours reveals only the caller's own tokens unless an admin marked the caller as a
-resource server (`Client.is_resource_server`). See `oauth_clients.tokens.introspect_token`.
+resource server (`Client.is_resource_server`). See `oauth_clients.oidc.tokens.introspect_token`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from oauthlib.common import urlencode
 
 from oauth_clients.client_cache import get_client
 from oauth_clients.models import Client
-from oauth_clients.tokens import introspect_token, load_caller_with_token, plausible_client_id
-from oauth_clients.views.token import back_channel_view, form_problem, oauth_error
+from oauth_clients.oidc.tokens import introspect_token, load_caller_with_token, plausible_client_id
+from oauth_clients.oidc.views.token import back_channel_view, form_problem, oauth_error
 
 BODY_CREDENTIALS = ("client_id", "client_secret")
 

@@ -1,7 +1,7 @@
 """JWKS endpoint (RFC 7517 §5, OIDC Discovery §3 `jwks_uri`): every published key with its kid.
 
 Cacheable by clients (Cache-Control max-age, an ETag of the key-set fingerprint); encoded once
-per process (`oauth_clients.published`), so a rotation (new process, new key set) is never
+per process (`oauth_clients.oidc.published`), so a rotation (new process, new key set) is never
 served stale.
 """
 
@@ -16,8 +16,8 @@ from django.views.generic import View
 from oauth2_provider.compat import login_not_required
 from oauth2_provider.settings import oauth2_settings
 
-from oauth_clients.keys import jwks_document, keys_fingerprint, published_pems
-from oauth_clients.published import json_body
+from oauth_clients.oidc.keys import jwks_document, keys_fingerprint, published_pems
+from oauth_clients.oidc.published import json_body
 
 
 @method_decorator(login_not_required, name="dispatch")

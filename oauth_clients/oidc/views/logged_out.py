@@ -1,7 +1,7 @@
 """The signed-out page of OpenID Connect Front-Channel Logout 1.0 (§3): GET /o/logged-out/.
 
 Reached by redirect after a sign-out whose session had apps with a front-channel logout URI
-(`oauth_clients.frontchannel`); renders their URIs in hidden frames and moves on. Only this
+(`oauth_clients.oidc.frontchannel`); renders their URIs in hidden frames and moves on. Only this
 response may frame those apps: its own CSP `frame-src`, never the global policy.
 """
 
@@ -14,7 +14,7 @@ from django.shortcuts import render, resolve_url
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from oauth_clients.frontchannel import frame_origins, read_logged_out
+from oauth_clients.oidc.frontchannel import frame_origins, read_logged_out
 
 MAX_PARAMETER_LENGTH = 4096
 

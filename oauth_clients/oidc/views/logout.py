@@ -3,7 +3,7 @@
 What differs from DOT: the `id_token_hint` is verified against every published key (a rotated
 key's hints still work); `post_logout_redirect_uri` must equal one registered for the client;
 the request works by GET and POST; the session ends through allauth and only the calling
-client's tokens of this session are revoked (`oauth_clients.logout`).
+client's tokens of this session are revoked (`oauth_clients.oidc.logout`).
 """
 
 from __future__ import annotations
@@ -38,12 +38,17 @@ from oauth2_provider.views import RPInitiatedLogoutView
 from oauthlib.common import add_params_to_uri
 
 from accounts.sessions import get_sid
-from oauth_clients.authorization_policy import redirect_uri_registered
-from oauth_clients.frontchannel import logged_out_url
-from oauth_clients.logout import LogoutHint, end_session, hint_matches_session, read_id_token_hint
 from oauth_clients.models import Client
-from oauth_clients.views.authorize import csrf_rejection
-from oauth_clients.views.token import foreign_charset
+from oauth_clients.oidc.authorization_policy import redirect_uri_registered
+from oauth_clients.oidc.frontchannel import logged_out_url
+from oauth_clients.oidc.logout import (
+    LogoutHint,
+    end_session,
+    hint_matches_session,
+    read_id_token_hint,
+)
+from oauth_clients.oidc.views.authorize import csrf_rejection
+from oauth_clients.oidc.views.token import foreign_charset
 
 MAX_PARAMETER_LENGTH = 8192
 MAX_HINT_LENGTH = 16_384

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from oauth2_provider import views as dot_views
 
-from oauth_clients.views.token import (
+from oauth_clients.oidc.views.token import (
     back_channel_view,
     form_problem,
     oauthlib_response,

@@ -24,8 +24,8 @@ from oauth2_provider.compat import login_not_required
 from oauth2_provider.settings import oauth2_settings
 
 from idp.metrics import observe_token_issued
+from oauth_clients.oidc.tokens import access_token_lifetime
 from oauth_clients.selectors import spa_origin_registered
-from oauth_clients.tokens import access_token_lifetime
 
 # No legitimate parameter at these endpoints comes near this: codes, tokens and secrets are
 # < 100 characters, a PKCE verifier ≤ 128 (RFC 7636 §4.1), a redirect URI a few hundred.
@@ -244,7 +244,7 @@ class TokenView(dot_views.TokenView):
                 "Supported grant types: " + ", ".join(sorted(SUPPORTED_GRANT_TYPES)) + ".",
             )
         # No transaction around a grant: each write is atomic on its own, and the code exchange's
-        # and the refresh rotation's are conditional (oauth_clients/store.py).
+        # and the refresh rotation's are conditional (oauth_clients/oidc/store.py).
         return super().dispatch(request, *args, **kwargs)
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:

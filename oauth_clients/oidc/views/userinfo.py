@@ -4,7 +4,7 @@ The token comes in the Authorization header (RFC 6750 §2.1) or a form body (§2
 query string (RFC 9700 §4.3.2) and never in two places at once (RFC 6750 §2). Errors: 400
 `invalid_request`, 401 `invalid_token` for a missing, bad, expired or revoked token, 403
 `insufficient_scope` for a token without `openid` or without a person (client credentials).
-The claims come from the validator (`get_userinfo_claims` → `oauth_clients.claims`).
+The claims come from the validator (`get_userinfo_claims` → `oauth_clients.oidc.claims`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from oauth2_provider.utils import parse_bearer_token
 from oauth2_provider.views.mixins import OAuthLibMixin
 from oauthlib.common import Request as OAuthlibRequest
 
-from oauth_clients.views.token import back_channel_view, form_problem, spa_cors
+from oauth_clients.oidc.views.token import back_channel_view, form_problem, spa_cors
 
 DESCRIPTIONS = {
     "invalid_request": "The request is malformed.",
