@@ -98,7 +98,7 @@ check: lint gettext
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/python -m idp.translations check
 	rm -rf $(DEPLOY_TMP) && mkdir -p $(DEPLOY_TMP)
-	$(BIN)/python -c "from oauth_clients.oidc.keys import generate_rsa_private_key_pem as g; print(g())" > $(DEPLOY_TMP)/signing.pem
+	$(BIN)/python -c "from oauth_clients.keys import generate_rsa_private_key_pem as g; print(g())" > $(DEPLOY_TMP)/signing.pem
 	export IDP_ISSUER=https://idp.example.com \
 	  DJANGO_SECRET_KEY=$$($(BIN)/python -c "import secrets; print(secrets.token_urlsafe(64))") \
 	  IDP_DATA_DIR=$(DEPLOY_TMP) IDP_OIDC_PRIVATE_KEY_FILE=$(DEPLOY_TMP)/signing.pem \

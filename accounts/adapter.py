@@ -22,7 +22,7 @@ from accounts.branding import get_branding
 from accounts.models import User
 from accounts.selectors import users_for_credentials
 from accounts.sessions import get_sid
-from oauth_clients.oidc import frontchannel
+from oauth_clients.oidc.signout import logged_out_url
 
 # --- The issuer's origin: where emailed links point and where `next` may lead --------------------
 
@@ -67,7 +67,7 @@ def through_frontchannel_logout(request: HttpRequest, url: str) -> str:
     """Where a sign-out of this browser session goes: our signed-out page first when an app of
     the session registered a front-channel logout URI (oauth_clients/oidc/frontchannel.py, which
     then continues to `url`), else `url`. Call it before the session ends."""
-    return frontchannel.logged_out_url(sid=get_sid(request), next_url=url) or url
+    return logged_out_url(sid=get_sid(request), next_url=url) or url
 
 
 @dataclass(frozen=True)

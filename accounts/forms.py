@@ -30,7 +30,7 @@ from accounts import services
 from accounts.audit import record_event
 from accounts.models import AuditEvent, User
 from accounts.sessions import remember_sign_out_choice
-from oauth_clients.oidc.backend import login_hint
+from accounts.signin_request import authorize_parameter
 
 # The longest sign-in name we store: an email address (allauth's ACCOUNT_EMAIL_MAX_LENGTH).
 LOGIN_MAX_LENGTH = 254
@@ -148,7 +148,11 @@ class LoginForm(AllauthLoginForm):
             password.help_text = str(password.help_text)
         if not self.is_bound and self.request is not None:
             # OIDC Core §3.1.2.1: an app's `login_hint` pre-fills the sign-in name.
-            self.initial.setdefault("login", login_hint(self.request))
+            # A longer hint is no sign-in name of ours (LOGIN_MAX_LENGTH): nothing pre-filled.
+            hint = authorize_parameter(
+                self.request.GET.get("next"), "login_hint", max_length=LOGIN_MAX_LENGTH
+            )
+            self.initial.setdefault("login", hint)
 
 
 # --- Second factor: a locked account gets no more guesses ------------------------------------

@@ -29,9 +29,13 @@ from accounts.models import AuditEvent, User
 from accounts.permissions import ensure_may_administer, ensure_may_set_privileges
 from accounts.sessions import SID_KEY, get_sid
 from oauth_clients import writes
-from oauth_clients.oidc import backchannel
-from oauth_clients.oidc.consent import revoke_consent
-from oauth_clients.oidc.tokens import RevokedCounts, revoke_tokens
+from oauth_clients.oidc.signout import (
+    RevokedCounts,
+    queue_session_logout,
+    queue_user_logout,
+    revoke_consent,
+    revoke_tokens,
+)
 
 DB_SESSION_ENGINE = "django.contrib.sessions.backends.db"
 # Failures that count towards the per-account lock: a wrong password, and a wrong second-factor
@@ -335,7 +339,7 @@ def _token_counts(counts: RevokedCounts) -> dict[str, int]:
 def revoke_user_tokens(*, user: User) -> dict[str, int]:
     """Make every OAuth token of the user unusable at once (`oauth_clients.oidc.tokens`); the apps
     holding them are told first (OIDC Back-Channel Logout, `oauth_clients.oidc.backchannel`)."""
-    backchannel.queue_user_logout(user=user)
+    queue_user_logout(user=user)
     return _token_counts(revoke_tokens(user=user))
 
 
@@ -344,7 +348,7 @@ def revoke_session_tokens(*, user: User, sid: str) -> dict[str, int]:
     signed in to is told first (OIDC Back-Channel Logout, `oauth_clients.oidc.backchannel`)."""
     if not sid:
         return {}
-    backchannel.queue_session_logout(sid=sid, user=user)
+    queue_session_logout(sid=sid, user=user)
     return _token_counts(revoke_tokens(user=user, sid=sid))
 
 

@@ -601,7 +601,7 @@ LOGGING = {
 # --- Signing keys: env PEM or key files; the embedded dev setup generates one on first start.
 # Read here because DOT takes its keys from OAUTH2_PROVIDER; `oauth_clients.checks` fails
 # `check --deploy` when none is configured.
-from oauth_clients.oidc.keys import read_signing_keys  # noqa: E402 (needs the values above)
+from oauth_clients.keys import read_signing_keys  # noqa: E402 (needs the values above)
 
 
 def _env_pem(file_variable: str, pem_variable: str) -> str:
@@ -623,7 +623,7 @@ _signing_keys = read_signing_keys(
 OAUTH2_PROVIDER["OIDC_RSA_PRIVATE_KEY"] = _signing_keys[0] if _signing_keys else ""
 OAUTH2_PROVIDER["OIDC_RSA_PRIVATE_KEYS_INACTIVE"] = _signing_keys[1:]
 # EC P-256 keys for clients whose algorithm is ES256 (RS256 stays the default; DOT has no ES256,
-# see oauth_clients.oidc.keys). Active first; all published in JWKS. Without one, ES256 is not
+# see oauth_clients.keys). Active first; all published in JWKS. Without one, ES256 is not
 # offered.
 IDP_OIDC_EC_PRIVATE_KEYS = read_signing_keys(
     key_dir=IDP_SIGNING_KEY_DIR,

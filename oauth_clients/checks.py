@@ -92,8 +92,8 @@ def check_client_signing_keys(
     from django.conf import settings
     from django.db import DatabaseError
 
+    from oauth_clients.keys import ES256
     from oauth_clients.models import Client
-    from oauth_clients.oidc.keys import ES256
 
     if not databases or getattr(settings, "IDP_OIDC_EC_PRIVATE_KEYS", []):
         return []  # Django passes `databases` only when database checks are asked for

@@ -153,7 +153,7 @@ class Client(AbstractApplication):
         help_text=_("Allow back-channel calls to private or loopback addresses (internal apps)."),
     )
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True, editable=False)
-    # ID-token signing: DOT's field with ES256 added (oauth_clients.oidc.keys) and HS256 removed (a
+    # ID-token signing: DOT's field with ES256 added (oauth_clients.keys) and HS256 removed (a
     # hashed secret cannot be an HMAC key). RS256 stays the default for compatibility.
     ES256_ALGORITHM = "ES256"
     algorithm = models.CharField(

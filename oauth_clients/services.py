@@ -24,9 +24,9 @@ from accounts.audit import record_event
 from accounts.models import AuditEvent
 from oauth_clients import uri_rules
 from oauth_clients.client_cache import invalidate_clients
+from oauth_clients.keys import ES256, RS256, signing_algorithms
 from oauth_clients.models import Client, Consent
-from oauth_clients.oidc.keys import ES256, RS256, signing_algorithms
-from oauth_clients.oidc.tokens import RevokedCounts, revoke_tokens
+from oauth_clients.oidc.signout import RevokedCounts, revoke_tokens
 from oauth_clients.secrets import generate_client_secret
 
 MAX_GRACE_SECONDS = 30 * 24 * 3600

@@ -113,5 +113,25 @@ def test_the_detector_finds_a_circle_and_ignores_type_only_imports():
 def test_no_import_circle_between_our_modules():
     graph = import_graph()
     assert "accounts.services" in graph
-    assert "oauth_clients.oidc.backchannel" in graph["accounts.services"]  # the graph sees imports
+    assert "oauth_clients.oidc.signout" in graph["accounts.services"]  # the graph sees imports
     assert circles(graph) == []
+
+
+def test_accounts_and_the_registry_reach_the_engine_through_its_one_door():
+    """The engine (oauth_clients/oidc/) imports people and the registry; they import it only
+    through oauth_clients.oidc.signout (ARCHITECTURE.md, "Layers")."""
+    graph = import_graph()
+    engine = {name for name in graph if name.startswith("oauth_clients.oidc")}
+    door = "oauth_clients.oidc.signout"
+    assert door in graph["accounts.services"]  # the graph sees the door being used
+    below = {
+        name
+        for name in graph
+        if name.startswith("accounts") or (name.startswith("oauth_clients") and name not in engine)
+    }
+    reaching = {
+        name: sorted(graph[name] & (engine - {door}))
+        for name in sorted(below)
+        if graph[name] & (engine - {door})
+    }
+    assert reaching == {}

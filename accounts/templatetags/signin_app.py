@@ -4,11 +4,10 @@ authorization request (`?next=/o/authorize/?client_id=...`)."""
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from django import template
-from django.urls import reverse
 
+from accounts.signin_request import authorize_parameter
 from oauth_clients.client_cache import get_client
 
 register = template.Library()
@@ -18,22 +17,9 @@ CLIENT_ID_MAX_LENGTH = 100
 
 
 def authorize_client_id(next_url: Any) -> str:
-    """The one `client_id` of an authorization request on this site, or "" for anything else.
-
-    Only a site path to the authorization endpoint counts (as
-    `oauth_clients.oidc.backend.login_hint` reads `login_hint`): never another host, and never a
-    repeated or unprintable value.
-    """
-    if not isinstance(next_url, str) or not next_url:
-        return ""
-    parsed = urlsplit(next_url)
-    if parsed.scheme or parsed.netloc or parsed.path != reverse("oauth2_provider:authorize"):
-        return ""
-    values = parse_qs(parsed.query).get("client_id", [])
-    client_id = values[0] if len(values) == 1 else ""
-    if len(client_id) > CLIENT_ID_MAX_LENGTH or not client_id.isprintable():
-        return ""
-    return client_id
+    """The one `client_id` of the authorization request the sign-in serves, or "" (never
+    another host, a repeated or an unprintable value)."""
+    return authorize_parameter(next_url, "client_id", max_length=CLIENT_ID_MAX_LENGTH)
 
 
 @register.simple_tag

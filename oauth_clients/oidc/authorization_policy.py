@@ -27,11 +27,11 @@ from oauthlib.oauth2.rfc6749 import errors
 from accounts.mfa_policy import has_enrolled_second_factor
 from accounts.sessions import authentication_context, has_second_factor
 from oauth_clients import writes
+from oauth_clients.keys import ES256, RS256, key_algorithm, key_id, published_pems, sign_jwt
 from oauth_clients.models import Client
 from oauth_clients.oidc.backend import max_age_exceeded, parse_max_age, requested_acr_values
 from oauth_clients.oidc.claims import build_claims, supported_claims
 from oauth_clients.oidc.consent import consent_covers
-from oauth_clients.oidc.keys import ES256, RS256, key_algorithm, key_id, published_pems, sign_jwt
 
 # Per-client choice (Client.algorithm): RS256 by default, ES256 for clients that take it.
 ID_TOKEN_ALGORITHMS = ["RS256", "ES256"]
@@ -75,7 +75,7 @@ def redirect_uri_registered(uri: str, registered: list[str], *, kind: str) -> bo
 
 def published_keys() -> jwk.JWKSet:
     """Every key still in JWKS (RS256 and ES256): the active ones and those kept after a
-    rotation (oauth_clients.oidc.keys)."""
+    rotation (oauth_clients.keys)."""
     keys = jwk.JWKSet()
     for pem in published_pems():
         if pem:

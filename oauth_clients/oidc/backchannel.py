@@ -46,8 +46,8 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from oauth_clients import uri_rules
+from oauth_clients.keys import ES256, RS256, sign_jwt
 from oauth_clients.models import AccessToken, BackchannelDelivery, Client, Grant, RefreshToken
-from oauth_clients.oidc.keys import ES256, RS256, sign_jwt
 
 logger = logging.getLogger(__name__)
 

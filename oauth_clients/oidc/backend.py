@@ -15,10 +15,8 @@ import re
 from collections import Counter
 from functools import cached_property
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from django.http import HttpRequest
-from django.urls import reverse
 from oauth2_provider.exceptions import FatalClientError, OAuthToolkitError
 from oauth2_provider.oauth2_backends import OAuthLibCore
 from oauth2_provider.oauth2_validators import is_valid_resource_uri
@@ -38,8 +36,6 @@ CONSENT_FORM_FIELDS = frozenset({"allow", "deny", "csrfmiddlewaretoken"})
 S256_CODE_CHALLENGE_RE = re.compile(r"[A-Za-z0-9_-]{43}")
 # The `prompt` values discovery advertises (`prompt_values_supported`, views/discovery.py).
 PROMPT_VALUES_SUPPORTED = ("none", "login", "consent")
-# A longer `login_hint` is no sign-in name of ours (usernames and email addresses are shorter).
-LOGIN_HINT_MAX_LENGTH = 254
 # What `acr_values` may ask for (OIDC Core §3.1.2.1), weakest first; both need a second factor.
 ACR_VALUES_SUPPORTED = (ACR_MULTI_FACTOR, ACR_PHISHING_RESISTANT)
 
@@ -217,20 +213,3 @@ class IdPOAuthLibCore(OAuthLibCore):
         # The Grant records which session, when and how (Grant.sid/auth_time/amr/acr).
         bound = {**credentials, **session_binding(request).as_credentials()}
         return super().create_authorization_response(request, scopes, bound, allow)
-
-
-def login_hint(request: HttpRequest) -> str:
-    """OIDC Core §3.1.2.1 `login_hint` of the authorization request this sign-in serves.
-
-    The login page is reached with `?next=/o/authorize/?...`; the hint rides in that URL, so
-    nothing is stored. Only a plausible sign-in name is offered (the user can still change it).
-    """
-    next_url = request.GET.get("next", "")
-    parsed = urlsplit(next_url)
-    if parsed.scheme or parsed.netloc or parsed.path != reverse("oauth2_provider:authorize"):
-        return ""
-    hints = parse_qs(parsed.query).get("login_hint", [])
-    hint = hints[0].strip() if len(hints) == 1 else ""
-    if len(hint) > LOGIN_HINT_MAX_LENGTH or not hint.isprintable():
-        return ""
-    return hint

@@ -21,7 +21,7 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from oauth_clients.oidc.keys import keys_fingerprint, published_pems
+from oauth_clients.keys import keys_fingerprint, published_pems
 
 _memo: dict[str, bytes] = {}
 _lock = threading.Lock()

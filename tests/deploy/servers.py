@@ -91,7 +91,7 @@ def production_env(tmp: Path, **overrides: str) -> dict[str, str]:
     """Environment of a production-like instance (no debug) on a loopback http issuer."""
     key_file = tmp / "signing.pem"
     if not key_file.exists():
-        from oauth_clients.oidc.keys import generate_rsa_private_key_pem
+        from oauth_clients.keys import generate_rsa_private_key_pem
 
         key_file.write_text(generate_rsa_private_key_pem())
     env = {

@@ -13,9 +13,9 @@ from django.core.cache import cache
 from django.test import Client as HttpClient
 from django.urls import reverse
 
+from oauth_clients.keys import generate_rsa_private_key_pem
 from oauth_clients.oidc import published
 from oauth_clients.oidc.claims import supported_claims
-from oauth_clients.oidc.keys import generate_rsa_private_key_pem
 from oauth_clients.oidc.views import discovery
 
 OIDC = "/.well-known/openid-configuration"

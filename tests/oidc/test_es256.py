@@ -14,15 +14,15 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from jwcrypto import jwk, jws, jwt
 
-from oauth_clients.models import Client
-from oauth_clients.oidc.authorization_policy import decode_id_token
-from oauth_clients.oidc.keys import (
+from oauth_clients.keys import (
     ES256,
     generate_ec_private_key_pem,
     key_id,
     read_signing_keys,
     write_new_key,
 )
+from oauth_clients.models import Client
+from oauth_clients.oidc.authorization_policy import decode_id_token
 from tests.oidc.conftest import WEB_REDIRECT_URI, make_client
 
 JWKS = "/.well-known/jwks.json"
@@ -159,7 +159,7 @@ def test_rotate_signing_key_writes_an_ec_key_for_es256(db, settings, tmp_path, m
     from django.core.management import call_command
 
     from accounts.models import AuditEvent
-    from oauth_clients.oidc.keys import key_files
+    from oauth_clients.keys import key_files
 
     monkeypatch.delenv("IDP_OIDC_EC_PRIVATE_KEY", raising=False)
     monkeypatch.delenv("IDP_OIDC_EC_PRIVATE_KEY_FILE", raising=False)

@@ -18,14 +18,14 @@ from jwcrypto import jwk, jws, jwt
 
 from accounts.models import AuditEvent
 from oauth_clients import checks
-from oauth_clients.oidc import published
-from oauth_clients.oidc.keys import (
+from oauth_clients.keys import (
     generate_rsa_private_key_pem,
     key_files,
     key_id,
     read_signing_keys,
     write_new_key,
 )
+from oauth_clients.oidc import published
 from oauth_clients.oidc.views import jwks as jwks_view
 
 JWKS = "/.well-known/jwks.json"

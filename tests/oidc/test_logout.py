@@ -15,9 +15,9 @@ from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.utils import jwk_from_pem
 
 from accounts.models import AuditEvent
+from oauth_clients.keys import generate_rsa_private_key_pem
 from oauth_clients.models import AccessToken, RefreshToken
 from oauth_clients.oidc.consent import grant_consent
-from oauth_clients.oidc.keys import generate_rsa_private_key_pem
 from tests.oidc.authorize_helpers import PageParser, authorize_code
 from tests.oidc.conftest import FORM, basic_auth
 

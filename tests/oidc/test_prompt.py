@@ -9,9 +9,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.contrib.auth import get_user_model
 
+from oauth_clients.keys import generate_rsa_private_key_pem
 from oauth_clients.models import Grant
 from oauth_clients.oidc.consent import grant_consent
-from oauth_clients.oidc.keys import generate_rsa_private_key_pem
 from tests.oidc.authorize_helpers import (
     AUTHORIZE_URL,
     authorization_params,

@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from oauth_clients.oidc.keys import key_files, write_new_key
+from oauth_clients.keys import key_files, write_new_key
 
 
 class Command(BaseCommand):

@@ -17,8 +17,7 @@ from oauth2_provider.settings import oauth2_settings
 
 from accounts.audit import record_event
 from accounts.models import AuditEvent
-from oauth_clients.models import Client
-from oauth_clients.oidc.keys import (
+from oauth_clients.keys import (
     EC_KEY_SUBDIR,
     ES256,
     RS256,
@@ -27,6 +26,7 @@ from oauth_clients.oidc.keys import (
     prune_keys,
     write_new_key,
 )
+from oauth_clients.models import Client
 
 
 def longest_id_token_lifetime() -> int:

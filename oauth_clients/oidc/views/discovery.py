@@ -20,9 +20,9 @@ from django.views.generic import View
 from oauth2_provider.compat import login_not_required
 from oauth2_provider.settings import oauth2_settings
 
+from oauth_clients.keys import signing_algorithms
 from oauth_clients.oidc.backend import ACR_VALUES_SUPPORTED, PROMPT_VALUES_SUPPORTED
 from oauth_clients.oidc.claims import supported_claims
-from oauth_clients.oidc.keys import signing_algorithms
 from oauth_clients.oidc.published import json_body
 
 MAX_AGE_SECONDS = 3600
