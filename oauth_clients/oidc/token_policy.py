@@ -96,9 +96,11 @@ _REFRESH_TOKEN = PreparedLookup(
 _CLIENT_AND_REFRESH_TOKEN = JoinedLookup(CLIENT_BY_ID, _REFRESH_TOKEN)
 # An authorization code by its SHA-256. Unlocked: the store's conditional write settles a race
 # (oauth_clients/oidc/store.py).
+# With its client: the exchange authenticates that client from this row (one statement, no
+# client-cache round trip; `_client_with_presented_row`).
 _GRANT = PreparedLookup(
     lambda code_hash: annotate_email_verified(
-        get_grant_model().objects.select_related("user").filter(code=code_hash)
+        get_grant_model().objects.select_related("user", "application").filter(code=code_hash)
     )[:1]
 )
 
@@ -124,7 +126,7 @@ class TokenPolicyMixin(_ValidatorBase):
         current = request.client
         if isinstance(current, Client) and current.client_id == client_id:
             return current if current.is_usable(request) else None
-        client = self._client_for_refresh(client_id, request)
+        client = self._client_with_presented_row(client_id, request)
         if client is ...:
             client = get_client(client_id)
         if client is None or not client.is_usable(request):
@@ -133,23 +135,28 @@ class TokenPolicyMixin(_ValidatorBase):
         request.client = client
         return client
 
-    def _client_for_refresh(self, client_id: str, request: Request) -> Any:
-        """At a refresh grant, the client and the refresh token it presents in one prepared
-        statement: the token's read moves here from `validate_refresh_token`, and the client
-        comes from the database instead of the client cache (a Redis round trip); `...` when
-        this is not such a request."""
-        refresh_token = getattr(request, "refresh_token", None)
-        if not (
-            request.grant_type == "refresh_token"
-            and isinstance(refresh_token, str)
-            and "\x00" not in refresh_token
-        ):
-            return ...
-        checksum = token_checksum(refresh_token)
-        pair = _CLIENT_AND_REFRESH_TOKEN.first(client_id, checksum, Client)
-        client, found = pair if pair is not None else (None, None)
-        request.idp_refresh_token_lookup = (checksum, found)
-        return client
+    def _client_with_presented_row(self, client_id: str, request: Request) -> Any:
+        """The client read from the database with the row it presents, instead of from the
+        client cache (a round trip of its own); `...` when there is no such row.
+
+        - a refresh grant: the client and the refresh token in one prepared statement (the
+          token's read moves here from `validate_refresh_token`);
+        - a code exchange: the code's row, which oauthlib's OpenID dispatcher read before
+          authentication (`_code_grant`), came with its client: it is that client when the ids
+          match."""
+        presented = request.refresh_token if request.grant_type == "refresh_token" else None
+        if isinstance(presented, str) and "\x00" not in presented:
+            checksum = token_checksum(presented)
+            pair = _CLIENT_AND_REFRESH_TOKEN.first(client_id, checksum, Client)
+            client, found = pair if pair is not None else (None, None)
+            request.idp_refresh_token_lookup = (checksum, found)
+            return client
+        code = request.code if request.grant_type == "authorization_code" else None
+        if isinstance(code, str) and "\x00" not in code:
+            grant = self._code_grant(code, request)
+            if grant is not None and grant.application.client_id == client_id:
+                return grant.application
+        return ...
 
     @staticmethod
     def _client_secret_matches(client: Client, provided: str) -> bool:

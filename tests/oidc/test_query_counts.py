@@ -49,17 +49,22 @@ def test_code_exchange_queries(
     flow = run_code_flow(web_client)
     exchange_code(web_client, run_code_flow(web_client))  # last_used_at stamped: steady state
     one_statement = connection.vendor == "postgresql"
-    # The code row (read once, with its user and whether the user's address is verified) and
-    # the writes; plus the client, which the client cache serves in production. PostgreSQL:
-    # those two reads and one statement; elsewhere a transaction with a locking read.
-    with django_assert_max_num_queries(3 if one_statement else 10) as captured:
+    # The code row, read once with its client, its user and whether the user's address is
+    # verified, then the writes: one statement on PostgreSQL; elsewhere one transaction
+    # (oauth_clients/oidc/store.py). Nothing is locked.
+    with django_assert_max_num_queries(2 if one_statement else 9) as captured:
         response = exchange_code(web_client, flow)
     assert response.status_code == HTTPStatus.OK, response.content
     assert not any(q["sql"].startswith("SELECT 1 AS") for q in captured)  # no EXISTS of its own
+    # The client came with the code: no statement reads it alone (nor the client cache).
+    assert not any(q["sql"].startswith('SELECT "oauth_clients_client"') for q in captured), [
+        q["sql"][:80] for q in captured
+    ]
+    assert not any("FOR UPDATE" in q["sql"] for q in captured)
     kinds = statements(captured)
     if one_statement:
-        # Every write in one statement (oauth_clients/oidc/rotation.py: `exchange`): the code marked
-        # consumed, the ID, access and refresh tokens, the audit row; no transaction, no lock.
+        # Every write in one statement (oauth_clients/oidc/rotation.py): the code consumed, the
+        # ID, access and refresh tokens, the audit row; no transaction.
         assert [k for k in kinds if k in WRITES | {"WITH"}] == ["WITH"]
         (exchange,) = [q["sql"] for q in captured if q["sql"].startswith("WITH")]
         assert exchange.count("INSERT INTO") == 4
