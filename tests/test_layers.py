@@ -1,4 +1,4 @@
-"""The apps import each other in floors, never in circles (ARCHITECTURE.md, "Layers").
+"""The apps import each other in floors, never in circles (ARCHITECTURE.md, "The floors").
 
 Every import our modules make at run time counts, at module level or inside a function (a
 deferred import is still a dependency); imports under `if TYPE_CHECKING:` do not run and are
@@ -119,7 +119,7 @@ def test_no_import_circle_between_our_modules():
 
 def test_accounts_and_the_registry_reach_the_engine_through_its_one_door():
     """The engine (oauth_clients/oidc/) imports people and the registry; they import it only
-    through oauth_clients.oidc.signout (ARCHITECTURE.md, "Layers")."""
+    through oauth_clients.oidc.signout (ARCHITECTURE.md, "The floors")."""
     graph = import_graph()
     engine = {name for name in graph if name.startswith("oauth_clients.oidc")}
     door = "oauth_clients.oidc.signout"
