@@ -34,6 +34,8 @@ from accounts.signin_request import authorize_parameter
 
 # The longest sign-in name we store: an email address (allauth's ACCOUNT_EMAIL_MAX_LENGTH).
 LOGIN_MAX_LENGTH = 254
+# The sign-in page's form-wide message (templates/account/login.html).
+NON_FIELD_ERRORS_ID = "login-errors"
 
 
 # --- Sign-in: the form every sign-in renders ----------------------------------------------------
@@ -153,6 +155,21 @@ class LoginForm(AllauthLoginForm):
                 self.request.GET.get("next"), "login_hint", max_length=LOGIN_MAX_LENGTH
             )
             self.initial.setdefault("login", hint)
+
+    def full_clean(self) -> None:
+        super().full_clean()
+        if self.non_field_errors() and not (self.has_error("login") or self.has_error("password")):
+            # A wrong sign-in name or password is one form-wide message (which of the two is
+            # never said); both fields point at it and are marked invalid (WCAG 2.2 SC 3.3.1),
+            # as a field's own error would mark it. Django adds the help text's id only when
+            # the widget names none, so it is named here.
+            for name, described_by in (
+                ("login", NON_FIELD_ERRORS_ID),
+                ("password", f"id_password_helptext {NON_FIELD_ERRORS_ID}"),
+            ):
+                attrs = self.fields[name].widget.attrs
+                attrs["aria-invalid"] = "true"
+                attrs["aria-describedby"] = described_by
 
 
 # --- Second factor: a locked account gets no more guesses ------------------------------------

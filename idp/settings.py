@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext_lazy
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -409,13 +410,14 @@ OAUTH2_PROVIDER = {
     "OIDC_RP_INITIATED_LOGOUT_ACCEPT_EXPIRED_TOKENS": True,
     "OIDC_RP_INITIATED_LOGOUT_DELETE_TOKENS": False,
     "OIDC_RESPONSE_TYPES_SUPPORTED": ["code"],
-    # Scopes we serve and their plain-words descriptions (consent screen).
+    # Scopes we serve and their plain-words descriptions (consent screen), in the person's
+    # language (translated when the page renders: locale/).
     "SCOPES": {
-        "openid": "Sign you in with your company account",
-        "profile": "See your name and username",
-        "email": "See your email address",
-        "groups": "See the groups you belong to",
-        "offline_access": "Stay signed in to the app while you are away",
+        "openid": gettext_lazy("Sign you in with your company account"),
+        "profile": gettext_lazy("See your name and username"),
+        "email": gettext_lazy("See your email address"),
+        "groups": gettext_lazy("See the groups you belong to"),
+        "offline_access": gettext_lazy("Stay signed in to the app while you are away"),
     },
     "DEFAULT_SCOPES": ["openid"],
     # Lifetimes (seconds): RFC 9700 §2.2 / §4.14 short-lived access, rotating refresh tokens.

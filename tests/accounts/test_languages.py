@@ -136,6 +136,9 @@ def test_ui_locales_fr_carries_through_the_code_step_to_consent(client, wiki, us
     body = consent.content.decode()
     assert "Autoriser" in body
     assert "Refuser" in body
+    # What the app asks for, in French too (the scopes' descriptions: idp/settings.py).
+    assert "Vous connecter avec votre compte d’entreprise" in body
+    assert "Sign you in with your company account" not in body
 
 
 @pytest.mark.spec("OIDC Core", "3.1.2.1")

@@ -99,13 +99,16 @@ def test_a_wrong_password_is_summarised_once_and_keeps_the_typed_login(client, u
 
     assert html.count(WRONG_PASSWORD_ERROR) == 1
     assert (
-        '<div class="form-errors" role="alert"><ul class="errorlist nonfield"><li>'
-        f"{WRONG_PASSWORD_ERROR}</li></ul></div>"
+        '<div class="form-errors" role="alert" id="login-errors"><ul class="errorlist nonfield">'
+        f"<li>{WRONG_PASSWORD_ERROR}</li></ul></div>"
     ) in html
     inputs = _inputs(html)
     assert inputs["login"]["value"] == "alice"
     assert "value" not in inputs["password"], "a password is never sent back"
-    assert "aria-invalid" not in html
+    # Both fields point at the one message and are marked invalid (which was wrong is not said).
+    assert inputs["login"]["aria-invalid"] == inputs["password"]["aria-invalid"] == "true"
+    assert inputs["login"]["aria-describedby"] == "login-errors"
+    assert inputs["password"]["aria-describedby"] == "id_password_helptext login-errors"
 
 
 # --- Against Django's own templates -------------------------------------------------------------
