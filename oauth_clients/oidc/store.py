@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from django.db import connections, router, transaction
 from django.db.models import Model
@@ -28,29 +28,6 @@ from oauth2_provider.models import get_access_token_model, get_grant_model, get_
 
 from oauth_clients import writes
 from oauth_clients.oidc import rotation
-
-
-class Store(Protocol):
-    def exchange_code(
-        self,
-        *,
-        grant: Model,
-        now: Any,
-        access_token: Model,
-        refresh_token: Model | None,
-        id_token: Model | None,
-        audit_event: Model,
-    ) -> bool: ...
-
-    def rotate_refresh(
-        self,
-        *,
-        previous: Model,
-        now: Any,
-        access_token: Model,
-        refresh_token: Model,
-        id_token: Model | None,
-    ) -> bool: ...
 
 
 def _write_new_tokens(
@@ -127,7 +104,7 @@ class PostgresStore:
 
 
 @functools.cache
-def implementation() -> Store:
+def implementation() -> OrmStore | PostgresStore:
     """The store for the token tables' database, chosen once per process."""
     vendor = connections[router.db_for_write(get_refresh_token_model())].vendor
     return PostgresStore() if vendor == "postgresql" else OrmStore()
