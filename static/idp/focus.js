@@ -1,6 +1,6 @@
 /* The page's own form takes the focus when the page opens, as the autofocus attribute would
-   (the inputs are Django's widgets, rendered by the forms): on the first field marked invalid,
-   else the first one still to fill (after a wrong password the typed name stays: the password),
+   (the inputs are Django's widgets, rendered by the forms): on the first field marked invalid
+   (the first of those still to fill, when several are), else the first one still to fill (after a wrong password the typed name stays: the password),
    else the first. An invalid field's text is selected, so typing replaces it (a wrong code).
    Only a form that asks for it (an entrance page's form, or data-focus-first), and never once
    the person has moved the focus themselves. */
@@ -23,10 +23,12 @@
   }
   var invalid = fields.filter(function (field) {
     return field.getAttribute("aria-invalid") === "true";
-  })[0];
-  var target = invalid || fields.filter(toFill)[0] || fields[0];
+  });
+  // Of several invalid fields, the one to fill again first (a wrong sign-in marks both the
+  // name, kept, and the password, emptied: the password).
+  var target = invalid.filter(toFill)[0] || invalid[0] || fields.filter(toFill)[0] || fields[0];
   if (target && (!document.activeElement || document.activeElement === document.body)) {
     target.focus();
-    if (invalid && typeof invalid.select === "function") { invalid.select(); }
+    if (invalid.indexOf(target) >= 0 && typeof target.select === "function") { target.select(); }
   }
 })();
