@@ -69,6 +69,9 @@ class UserAdmin(DjangoUserAdmin):
         "groups",
     )
     search_fields = ("username", "first_name", "last_name", "email")
+    # Plain multiple selects for groups and permissions: Django's two-pane picker script gives
+    # its search icon an aria-label without a role (axe: aria-prohibited-attr, WCAG 4.1.2).
+    filter_horizontal = ()
     readonly_fields = (
         "last_login",
         "date_joined",

@@ -116,7 +116,7 @@ def test_the_signed_out_page_loads_the_apps_logout_uri_in_the_browser(
     (logout_call,) = [p for p in app_server.requests if p.startswith("/frontchannel-logout")]
     assert parse_qs(urlsplit(logout_call).query) == {"iss": [settings.IDP_ISSUER], "sid": [sid]}
     assert page.locator("h1").inner_text() == "You are signed out"
-    # Then on to the home page by itself (meta refresh), signed out.
+    # Then on to the home page by itself once the frames have loaded, signed out.
     page.wait_for_url(f"{live_server.url}/**", timeout=10_000)
     page.wait_for_function("() => !location.pathname.startsWith('/o/logged-out/')")
     assert not [v for v in violations if "Content Security Policy" in v], violations
