@@ -75,6 +75,17 @@ def form_fields(html: str) -> dict[str, str]:
     }
 
 
+def form_with(html: str, marker: str) -> str:
+    """The one <form> of the page that contains `marker` (the page also has the header's
+    sign-out form and the language switcher)."""
+    (form,) = [
+        block
+        for block in re.findall(r"<form\b.*?</form>", html, flags=re.IGNORECASE | re.DOTALL)
+        if marker in block
+    ]
+    return form
+
+
 def form_action(html: str, page_url: str) -> str:
     match = re.search(r'<form[^>]*method="post"[^>]*action="([^"]*)"', html, re.IGNORECASE)
     return urljoin(page_url, unescape(match.group(1)) if match and match.group(1) else page_url)
@@ -125,9 +136,10 @@ def authorize(browser: requests.Session, base: str) -> Authorization:
     }
     response = browser.get(f"{base}/o/authorize/", params=params, allow_redirects=False, timeout=20)
     if response.status_code == HTTPStatus.OK:  # the consent screen
-        fields = form_fields(response.text)
+        consent = form_with(response.text, 'name="allow"')
+        fields = form_fields(consent)
         response = browser.post(
-            form_action(response.text, response.url),
+            form_action(consent, response.url),
             data={**fields, "allow": "allow"},
             headers={"Referer": response.url},
             allow_redirects=False,
