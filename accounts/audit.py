@@ -58,7 +58,7 @@ def build_event(
 
 
 def publish_event(event: AuditEvent) -> None:
-    """What follows a written audit row (issue 6): one JSON log line and the login/token
+    """What follows a written audit row: one JSON log line and the login/token
     counters."""
     log_audit_event(event)
     observe_audit_event(event)

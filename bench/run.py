@@ -58,7 +58,7 @@ BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 PYTHON = sys.executable
 REDIS_URL = "redis://127.0.0.1:6379/12"  # a database number no test uses
 
-# Acceptance targets of issue 7 (req/s; sign-in in sign-ins/s).
+# The speed targets (req/s; sign-in in sign-ins/s).
 TARGETS = {
     "discovery": 2000,
     "jwks": 2000,

@@ -92,7 +92,7 @@ class RequestLogMiddleware:
 class MachineEndpointMiddleware:
     """Answers the machine-to-machine endpoints without the browser middleware below it.
 
-    Why: CPU profiles under load (performance issue 7) put ~35% of a client-credentials
+    Why: CPU profiles under load (py-spy) put ~35% of a client-credentials
     request's CPU outside the view, in middleware that does nothing for these requests. The
     token, revocation, introspection, userinfo, JWKS and discovery endpoints are called by
     programs with client credentials or a bearer token, never with a browser session, so for

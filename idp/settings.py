@@ -200,7 +200,8 @@ try:
     DATABASES = {
         "default": dj_database_url.parse(
             os.environ.get("DATABASE_URL", f"sqlite:///{DATA_DIR / 'idp.sqlite3'}"),
-            # Persistent connections matter on every token request (LIBRARY-NOTES).
+            # Persistent connections matter on every token request (a new connection per
+            # request costs more than the request's own queries).
             conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
             conn_health_checks=True,
         )

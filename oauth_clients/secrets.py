@@ -2,8 +2,8 @@
 
 Why not DOT's default (Django's password hasher)? A password KDF exists to slow down guessing of
 low-entropy secrets; our client secrets are 256-bit random values, so a keyed HMAC-SHA256 is
-equally unguessable and costs microseconds instead of ~0.4 s of CPU on every token request
-(LIBRARY-NOTES). The key (pepper) lives outside the database, so a leaked table is useless.
+equally unguessable and costs microseconds instead of ~0.4 s of CPU on every token request.
+The key (pepper) lives outside the database, so a leaked table is useless.
 """
 
 from __future__ import annotations

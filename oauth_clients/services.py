@@ -55,7 +55,7 @@ EDITABLE_FIELDS = (
     "algorithm",
 )
 
-# ID-token signing algorithms an app that signs users in may choose (issue 7). RS256 is the
+# ID-token signing algorithms an app that signs users in may choose. RS256 is the
 # default: every OIDC library accepts it (OIDC Core §15.1 makes it mandatory to implement). ES256
 # (RFC 7518 §3.4) is faster to sign and gives smaller tokens, for the apps that support it.
 # HS256 is never offered: a hashed client secret cannot be an HMAC key. A service signs no one in

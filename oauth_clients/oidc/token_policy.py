@@ -162,7 +162,7 @@ class TokenPolicyMixin(_ValidatorBase):
     def _client_secret_matches(client: Client, provided: str) -> bool:
         """The current secret, or the previous one during its grace period after a rotation.
         A keyed HMAC compared in constant time (oauth_clients/secrets.py); never Django's
-        password hasher (LIBRARY-NOTES: ~0.4 s of CPU per token request with PBKDF2)."""
+        password hasher (PBKDF2 cost ~0.4 s of CPU per token request)."""
         if check_client_secret(provided, client.client_secret):
             return True
         grace_until = client.previous_secret_expires_at
@@ -299,8 +299,8 @@ class TokenPolicyMixin(_ValidatorBase):
     ) -> None:
         """Store the code as SHA-256 only, with the browser session it was issued in.
 
-        Contract with the authorization side (helper C's view/policy): before oauthlib saves the
-        code, the authorization view puts these on the oauthlib request, all optional:
+        Contract with the authorization side (oauth_clients/oidc/backend.py): before oauthlib
+        saves the code, the authorization view puts these on the oauthlib request, all optional:
         - `request.idp_sid` (str): this browser session's sid (`accounts.sessions.get_sid`);
         - `request.idp_auth_time` (int): unix time this session authenticated;
         - `request.idp_amr` (list[str]): authentication methods (OIDC Core §2 `amr`);

@@ -1,4 +1,4 @@
-"""Acceptance (issue 9): the whole "Sign in with Company" story in Debian's chromium.
+"""The whole "Sign in with Company" story in Debian's chromium.
 
 `make demo`'s own script (deploy/demo-app/run-demo.sh) starts the IdP and the demo relying party
 on free loopback ports with temporary data directories, registering the demo client and user with

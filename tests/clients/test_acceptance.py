@@ -245,7 +245,7 @@ def test_revoke_all_signs_everyone_out_and_asks_for_consent_again(
     assert "Wiki" in again.content.decode()
 
 
-# --- ID-token signing algorithm chosen at registration (issue 7)
+# --- ID-token signing algorithm chosen at registration
 
 
 def id_token_header(token: str) -> dict:

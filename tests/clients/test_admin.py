@@ -284,7 +284,7 @@ def test_change_form_saves_through_the_service_with_an_audit_row(
     assert client.redirect_uris == f"{WEB_REDIRECT} https://wiki2.example.com/cb"
 
 
-# --- ID-token signing algorithm: a choice on the register and change forms (issue 7)
+# --- ID-token signing algorithm: a choice on the register and change forms
 
 ALGORITHM_HELP = (
     "RS256 is what every OpenID Connect library accepts",

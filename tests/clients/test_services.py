@@ -254,7 +254,7 @@ def test_weakening_changes_lists_each_weakening(web_client):
     ]
 
 
-# --- ID-token signing algorithm (issue 7): RS256 by default, ES256 for apps that take it
+# --- ID-token signing algorithm: RS256 by default, ES256 for apps that take it
 
 
 def register_web(admin_user, **arguments):

@@ -469,7 +469,7 @@ def test_every_container_is_non_root_read_only_and_sized(variant):
             assert tmp
             assert tmp[0]["name"] in mounts_tmp
             checked += 1
-    assert checked == 4  # web, background worker (issue 8), migrate Job, cleartokens CronJob
+    assert checked == 4  # web, background worker, migrate Job, cleartokens CronJob
 
 
 @pytest.mark.parametrize("variant", ["base", "production"])

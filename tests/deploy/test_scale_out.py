@@ -1,4 +1,4 @@
-"""Scale-out acceptance (issue 6): two gunicorn instances over one PostgreSQL and one Redis.
+"""Scale-out: two gunicorn instances over one PostgreSQL and one Redis.
 
 Sign in on A, consent on B, exchange the code on A, refresh on B, userinfo on A; a login lock
 earned through A holds on B; stopping A in the middle of a bounded load run on B loses no session

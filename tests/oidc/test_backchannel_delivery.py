@@ -1,5 +1,5 @@
 """Back-channel logout delivery: the database queue and its worker, retries, the delivery log,
-and safe outgoing requests (OpenID Connect Back-Channel Logout 1.0 §2.5, §2.8; issue 8).
+and safe outgoing requests (OpenID Connect Back-Channel Logout 1.0 §2.5, §2.8).
 
 The first tests run the real django-tasks-db backend and its worker loop for a bounded time: a
 sign-out returns at once while an app answering 500 and an app that never answers in time are

@@ -125,7 +125,7 @@ def test_disabled_client_is_invalid_client(machine_client, cc):
 
 
 def rotate(client: Client, *, grace: dt.timedelta) -> None:
-    """What a secret rotation leaves behind (helper D's service does this for real)."""
+    """What a secret rotation leaves behind (oauth_clients/services.py does this for real)."""
     client.previous_client_secret = client.client_secret
     client.previous_secret_expires_at = timezone.now() + grace
     client.client_secret = NEW_SECRET

@@ -105,7 +105,7 @@ def test_logout_revokes_this_sessions_tokens_of_every_app_and_no_other_session(
     sid = json.loads(jwt.JWT(jwt=web_tokens["id_token"]).token.objects["payload"])["sid"]
     assert RefreshToken.objects.get(sid=sid, application=web_client).revoked is not None
     assert not AccessToken.objects.filter(sid=sid, application=web_client).exists()
-    # Single sign-out (issue 8): the other apps of the same session lose its tokens too;
+    # Single sign-out: the other apps of the same session lose its tokens too;
     # the same app in another browser is untouched.
     assert userinfo_status(spa_tokens["access_token"]) == HTTPStatus.UNAUTHORIZED
     assert userinfo_status(other_session_tokens["access_token"]) == HTTPStatus.OK

@@ -145,7 +145,7 @@ def test_machine_scope_must_be_allowed_for_the_client(db, client_credentials, se
 def test_client_credentials_query_count_and_no_password_hashing(
     client, django_assert_max_num_queries
 ):
-    """The token endpoint's hot path: a handful of queries, no password KDF (LIBRARY-NOTES)."""
+    """The token endpoint's hot path: a handful of queries, no password KDF."""
     machine = make_client(
         name="Batch",
         client_id="batch",
