@@ -18,12 +18,8 @@ from django.contrib.auth import password_validation
 from django.contrib.auth.forms import UserChangeForm
 from django.core.validators import MaxLengthValidator
 from django.db import models
-from django.forms.renderers import DjangoTemplates, get_default_renderer
 from django.http import HttpRequest
-from django.template.defaultfilters import stringformat
 from django.utils.functional import Promise
-from django.utils.html import conditional_escape, escape
-from django.utils.safestring import SafeData
 from django.utils.translation import gettext_lazy as _
 
 from accounts import services
@@ -38,94 +34,7 @@ LOGIN_MAX_LENGTH = 254
 NON_FIELD_ERRORS_ID = "login-errors"
 
 
-# --- Sign-in: the form every sign-in renders ----------------------------------------------------
-# Django renders each label and <input> through a template of its own: six renders per sign-in
-# page, ~0.7 ms of its ~4.5 ms CPU (process time; 40% of its template time). The functions below
-# write those templates in Python, exactly as the templates do (autoescaping, `stringformat:'s'`,
-# the renderer's strip()), and answer None for what the templates would treat differently
-# (callables, non-string names), which then goes to the templates.
-# tests/accounts/test_login_form_markup.py compares the two.
-
-
-def _attribute_value(value: Any) -> str:
-    """`{{ value|stringformat:'s' }}`: the filter keeps a safe string safe, the rest is escaped."""
-    text = stringformat(value, "s")
-    return text if isinstance(value, SafeData) else escape(text)
-
-
-def _attributes(attrs: dict[str, Any] | None) -> str | None:
-    """django/forms/attrs.html and django/forms/widgets/attrs.html (the same loop)."""
-    html = []
-    for name, value in (attrs or {}).items():
-        if not isinstance(name, str) or callable(value):
-            return None
-        if value is True:
-            html.append(f" {conditional_escape(name)}")
-        elif value is not False:
-            html.append(f' {conditional_escape(name)}="{_attribute_value(value)}"')
-    return "".join(html)
-
-
-def _input(context: dict[str, Any]) -> str | None:
-    """django/forms/widgets/input.html (text.html, password.html, ... only include it)."""
-    widget = context["widget"]
-    kind, name, value = widget.get("type"), widget.get("name"), widget.get("value")
-    if not isinstance(kind, str) or not isinstance(name, str):
-        return None
-    if value is not None and not isinstance(value, str):
-        return None
-    attributes = _attributes(widget.get("attrs"))
-    if attributes is None:
-        return None
-    html = f'<input type="{conditional_escape(kind)}" name="{conditional_escape(name)}"'
-    if value is not None:
-        html += f' value="{_attribute_value(value)}"'
-    return f"{html}{attributes}>"
-
-
-def _label(context: dict[str, Any]) -> str | None:
-    """django/forms/label.html."""
-    label, tag = context.get("label"), context.get("tag")
-    if isinstance(label, Promise):
-        label = str(label)  # as conditional_escape() does
-    if not isinstance(label, str) or not isinstance(tag, str):
-        return None
-    if not context.get("use_tag"):
-        return conditional_escape(label)
-    attributes = _attributes(context.get("attrs"))
-    if attributes is None:
-        return None
-    tag = conditional_escape(tag)
-    return f"<{tag}{attributes}>{conditional_escape(label)}</{tag}>"
-
-
-_WRITTEN_IN_PYTHON = {
-    "django/forms/label.html": _label,
-    "django/forms/widgets/input.html": _input,
-    "django/forms/widgets/text.html": _input,
-    "django/forms/widgets/email.html": _input,
-    "django/forms/widgets/password.html": _input,
-    "django/forms/widgets/checkbox.html": _input,
-}
-
-
-class SignInFormRenderer(DjangoTemplates):
-    """Django's default form renderer with the label and <input> templates above in Python.
-
-    LoginForm takes it only while FORM_RENDERER is `DjangoTemplates`, whose engine finds Django's
-    own templates before any app's (django/forms/renderers.py), so it hides no override. Every
-    other template (error lists), and whatever the functions decline, goes to that renderer.
-    """
-
-    def render(self, template_name: str, context: dict[str, Any], request: Any = None) -> str:
-        write = _WRITTEN_IN_PYTHON.get(template_name)
-        html = write(context) if write is not None else None
-        if html is None:
-            return get_default_renderer().render(template_name, context, request)
-        return html.strip()  # as BaseRenderer.render
-
-
-SIGN_IN_FORM_RENDERER = SignInFormRenderer()
+# --- Sign-in ----------------------------------------------------------------------------------
 
 
 class LoginForm(AllauthLoginForm):
@@ -136,8 +45,6 @@ class LoginForm(AllauthLoginForm):
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        if kwargs.get("renderer") is None and type(get_default_renderer()) is DjangoTemplates:
-            kwargs["renderer"] = SIGN_IN_FORM_RENDERER
         super().__init__(*args, **kwargs)
         login = self.fields["login"]
         login.max_length = LOGIN_MAX_LENGTH  # type: ignore[attr-defined]
