@@ -18,16 +18,20 @@ request comes without a hint or when the flow hands over to the app. It is never
 from __future__ import annotations
 
 from collections.abc import Callable
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import translation
 
+from accounts.signin_request import authorize_parameter
+
 SESSION_KEY = "idp_ui_locale"
 # ui_locales is a short list in preference order; an oversized one is not read past this.
 MAX_TAGS = 10
+# A longer `ui_locales` is no list of language tags of ours.
+UI_LOCALES_MAX_LENGTH = 256
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 
 
@@ -107,14 +111,12 @@ class UILocalesMiddleware:
             language = first_supported(ui_locales)
             self.remember(request, language)
             return language
+        # The sign-in page of an authorization request: the hint rides in its `next`.
         next_url = request.GET.get("next") or form_value(request, "next")
-        if next_url:
-            parts = urlsplit(next_url)
-            if not parts.scheme and not parts.netloc and parts.path == self.authorize_path():
-                values = parse_qs(parts.query).get("ui_locales", [""])
-                language = first_supported(values[0])
-                if language is not None:
-                    return language
+        hint = authorize_parameter(next_url, "ui_locales", max_length=UI_LOCALES_MAX_LENGTH)
+        language = first_supported(hint)
+        if language is not None:
+            return language
         return self.remembered(request)
 
     @staticmethod
