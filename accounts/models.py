@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import AbstractUser, Group
 from django.contrib.auth.models import UserManager as DjangoUserManager
 from django.core.validators import EmailValidator, RegexValidator, URLValidator
 from django.db import models
@@ -116,6 +116,12 @@ class AuditEvent(models.Model):
         SIGNING_KEY_ROTATED = "signing_key.rotated", _("Signing key rotated")
         BRANDING_CHANGED = "branding.changed", _("Branding changed")
         ADMIN_REFUSED = "admin.refused", _("Administrator action refused")
+        GROUP_CREATED = "group.created", _("Group created")
+        GROUP_CHANGED = "group.changed", _("Group changed")
+        GROUP_PARENT_CHANGED = "group.parent_changed", _("Group moved")
+        GROUP_DELETED = "group.deleted", _("Group deleted")
+        GROUP_MEMBER_ADDED = "group.member_added", _("Added to a group")
+        GROUP_MEMBER_REMOVED = "group.member_removed", _("Removed from a group")
 
     created_at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
     type = models.CharField(_("event"), max_length=64, choices=Type.choices, db_index=True)
@@ -235,3 +241,40 @@ class Branding(models.Model):
 
     def __str__(self) -> str:
         return str(_("Branding"))
+
+
+class GroupProfile(models.Model):
+    """What a group is beyond Django's `auth.Group` (a name and permissions): the group it sits
+    in and a description for administrators.
+
+    Nesting: a member of a group is also a member of its parent and every ancestor
+    (`accounts.groups.effective_group_ids`). A group without a row here, or with no parent, is
+    top-level. Written only through the group services in `accounts.services` (a parent that
+    would make a group its own ancestor is refused there); a group with subgroups cannot be
+    deleted (PROTECT) until they are moved or deleted.
+    """
+
+    group = models.OneToOneField(
+        Group,
+        verbose_name=_("group"),
+        primary_key=True,
+        on_delete=models.CASCADE,
+        related_name="profile",
+    )
+    parent = models.ForeignKey(
+        Group,
+        verbose_name=_("parent group"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="child_profiles",
+        help_text=_("Members of this group are also members of the parent group."),
+    )
+    description = models.CharField(_("description"), max_length=500, blank=True)
+
+    class Meta:
+        verbose_name = _("group details")
+        verbose_name_plural = _("group details")
+
+    def __str__(self) -> str:
+        return str(self.group)

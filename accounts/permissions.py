@@ -9,6 +9,12 @@ The rule (OWASP ASVS 5.0 V8.2.1/V8.2.2; CWE-269 improper privilege management):
 - staff and superuser status are handed out and taken away by superusers only, so nobody is
   ever raised to their own level or above by someone who is not a superuser.
 
+Groups follow the same rule. Creating, changing and deleting groups takes Django's group
+permissions (`auth.add_group`, `auth.change_group`, `auth.delete_group`) or superuser status;
+adding someone to a group or removing them is acting on that person (`may_administer`), and
+only a superuser changes the members or permissions of a group that carries administration
+permissions (membership of it hands them out).
+
 `accounts.services` checks every administrative change with `ensure_may_administer` /
 `ensure_may_set_privileges`; the admin and the `users` command ask `may_administer` first to
 show a clear message instead of an error. An action without an acting person (`actor=None`: a
@@ -57,3 +63,39 @@ def ensure_may_administer(*, actor: Any, subject: Any) -> None:
 def ensure_may_set_privileges(*, actor: Any) -> None:
     if not may_set_privileges(actor=actor):
         raise PermissionDenied(_("Only a superuser may grant or revoke staff or superuser status."))
+
+
+GROUP_ACTIONS = ("add", "change", "delete")
+
+
+def may_manage_groups(*, actor: Any, action: str = "change") -> bool:
+    """Whether `actor` may create ("add"), rename, nest or change the members of ("change"),
+    or delete ("delete") groups."""
+    if action not in GROUP_ACTIONS:
+        raise ValueError(f"unknown group action {action!r}")
+    if not _is_person(actor):
+        return actor is None
+    if not actor.is_active or not actor.is_staff:
+        return False
+    return bool(actor.is_superuser or actor.has_perm(f"auth.{action}_group"))
+
+
+def ensure_may_manage_groups(*, actor: Any, action: str = "change") -> None:
+    if not may_manage_groups(actor=actor, action=action):
+        raise PermissionDenied(_("You are not allowed to manage groups."))
+
+
+def ensure_may_change_members(*, actor: Any, group: Any, users: Any) -> None:
+    """Adding `users` to `group` or removing them: the group rule, the rule for each person,
+    and superusers only for a group that carries administration permissions."""
+    ensure_may_manage_groups(actor=actor)
+    if group.permissions.exists() and not may_set_privileges(actor=actor):
+        raise PermissionDenied(
+            _(
+                "Only a superuser may change the members of %(group)s: "
+                "it carries administration permissions."
+            )
+            % {"group": group.name}
+        )
+    for user in users:
+        ensure_may_administer(actor=actor, subject=user)

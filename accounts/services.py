@@ -6,6 +6,7 @@ Side effects outside the database (email) run on commit.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 from importlib import import_module
 from typing import Any
@@ -17,16 +18,25 @@ from allauth.mfa.models import Authenticator
 from allauth.usersessions.models import UserSession
 from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.auth.models import Group, Permission
 from django.contrib.sessions.backends.base import SessionBase
 from django.contrib.sessions.models import Session
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.audit import build_event, publish_event, record_event
 from accounts.emails import record_trusted_email
-from accounts.models import AuditEvent, User
-from accounts.permissions import ensure_may_administer, ensure_may_set_privileges
+from accounts.groups import Membership, ancestor_ids, parent_map, would_nest_in_itself
+from accounts.models import AuditEvent, GroupProfile, User
+from accounts.permissions import (
+    ensure_may_administer,
+    ensure_may_change_members,
+    ensure_may_manage_groups,
+    ensure_may_set_privileges,
+)
 from accounts.sessions import SID_KEY, get_sid
 from oauth_clients import writes
 from oauth_clients.oidc.signout import (
@@ -769,3 +779,329 @@ def revoke_all_user_tokens(
         **revoked,
     )
     return revoked
+
+
+# --- Groups -----------------------------------------------------------------------------------
+#
+# Every change to a group or to who is in it goes through these functions (the admin, the
+# `groups` command, the user admin's group field): each is checked against the group rule
+# (accounts/permissions.py) and audited. Membership ends in one place, `_end_memberships`
+# (removal, deletion of the group); what a membership gives is read by `accounts.groups`.
+
+# Rows per INSERT or DELETE when thousands of people join or leave a group at once.
+_MEMBERSHIP_BATCH = 500
+
+
+def _group_fields(group: Group) -> dict[str, Any]:
+    return {"group": group.name, "group_id": group.pk}
+
+
+def clean_group_name(*, name: str, group: Group | None = None) -> str:
+    """The name as stored (trimmed), or ValidationError: empty, too long, or a name another
+    group has in any letter case (the `groups` claim carries names, so "Sales" and "sales"
+    would be one group to an app)."""
+    name = name.strip()
+    if not name:
+        raise ValidationError(_("Enter a group name."), code="required")
+    max_length = Group._meta.get_field("name").max_length or 150
+    if len(name) > max_length:
+        raise ValidationError(
+            _("A group name has at most %(max)d characters.") % {"max": max_length},
+            code="max_length",
+        )
+    taken = Group.objects.filter(name__iexact=name)
+    if group is not None and group.pk is not None:
+        taken = taken.exclude(pk=group.pk)
+    if taken.exists():
+        raise ValidationError(
+            _("A group named %(name)s already exists.") % {"name": name}, code="unique"
+        )
+    return name
+
+
+def check_group_parent(*, group: Group, parent: Group | None) -> None:
+    """ValidationError when `parent` is the group itself or one of its subgroups: a group
+    cannot be its own ancestor."""
+    if parent is None or group.pk is None:
+        return
+    if would_nest_in_itself(group_id=group.pk, parent_id=parent.pk, parents=parent_map()):
+        raise ValidationError(
+            _(
+                "%(group)s cannot be put inside %(parent)s: %(parent)s is %(group)s itself "
+                "or one of its subgroups."
+            )
+            % {"group": group.name, "parent": parent.name},
+            code="cycle",
+        )
+
+
+@transaction.atomic
+def create_group(
+    *,
+    name: str,
+    parent: Group | None = None,
+    description: str = "",
+    actor: Any,
+    request: HttpRequest | None = None,
+) -> Group:
+    """A new group, top-level or inside `parent` (its members become members of `parent`)."""
+    ensure_may_manage_groups(actor=actor, action="add")
+    group = Group.objects.create(name=clean_group_name(name=name))
+    GroupProfile.objects.create(group=group, parent=parent, description=description.strip())
+    record_event(
+        type=AuditEvent.Type.GROUP_CREATED,
+        request=request,
+        actor=actor,
+        parent=parent.name if parent is not None else None,
+        **_group_fields(group),
+    )
+    return group
+
+
+@transaction.atomic
+def rename_group(
+    *, group: Group, name: str, actor: Any, request: HttpRequest | None = None
+) -> bool:
+    """Rename the group (apps see the new name in the `groups` claim). Returns whether the
+    name changed."""
+    ensure_may_manage_groups(actor=actor)
+    name = clean_group_name(name=name, group=group)
+    previous = Group.objects.select_for_update().values_list("name", flat=True).get(pk=group.pk)
+    if previous == name:
+        return False
+    Group.objects.filter(pk=group.pk).update(name=name)
+    group.name = name
+    record_event(
+        type=AuditEvent.Type.GROUP_CHANGED,
+        request=request,
+        actor=actor,
+        fields=["name"],
+        previous_name=previous,
+        **_group_fields(group),
+    )
+    return True
+
+
+@transaction.atomic
+def set_group_description(
+    *, group: Group, description: str, actor: Any, request: HttpRequest | None = None
+) -> bool:
+    """Change the note administrators see on the group. Returns whether it changed."""
+    ensure_may_manage_groups(actor=actor)
+    description = description.strip()
+    profile, _created = GroupProfile.objects.select_for_update().get_or_create(group=group)
+    if profile.description == description:
+        return False
+    profile.description = description
+    profile.save(update_fields=["description"])
+    record_event(
+        type=AuditEvent.Type.GROUP_CHANGED,
+        request=request,
+        actor=actor,
+        fields=["description"],
+        **_group_fields(group),
+    )
+    return True
+
+
+@transaction.atomic
+def set_group_parent(
+    *, group: Group, parent: Group | None, actor: Any, request: HttpRequest | None = None
+) -> bool:
+    """Put the group inside `parent` (None: top-level). Its members (and its subgroups')
+    become members of `parent` and its ancestors, and stop being members of the old ones.
+    ValidationError when the group would become its own ancestor. Returns whether it moved.
+    """
+    ensure_may_manage_groups(actor=actor)
+    if parent is not None:
+        # Two moves at once could close a loop that neither sees (A into B while B goes into
+        # A). Each locks the group, the new parent and the parent's ancestors, in id order:
+        # two moves that could close a loop share at least two of those rows, so the second
+        # waits for the first and then sees its result.
+        ancestors = ancestor_ids(parent.pk, parents=parent_map())
+        list(
+            Group.objects.select_for_update()
+            .filter(pk__in={group.pk, parent.pk, *ancestors})
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        check_group_parent(group=group, parent=parent)
+    profile, _created = GroupProfile.objects.select_for_update().get_or_create(group=group)
+    previous = Group.objects.filter(pk=profile.parent_id).first() if profile.parent_id else None
+    if profile.parent_id == (parent.pk if parent is not None else None):
+        return False
+    profile.parent = parent
+    profile.save(update_fields=["parent"])
+    record_event(
+        type=AuditEvent.Type.GROUP_PARENT_CHANGED,
+        request=request,
+        actor=actor,
+        parent=parent.name if parent is not None else None,
+        previous_parent=previous.name if previous is not None else None,
+        **_group_fields(group),
+    )
+    return True
+
+
+def _record_membership_events(
+    *,
+    type: str,
+    group: Group,
+    users: list[User],
+    actor: Any,
+    request: HttpRequest | None,
+    **extra: Any,
+) -> None:
+    """One audit row per person (it shows on their history), written in batches."""
+    events = [
+        build_event(
+            type=type, request=request, actor=actor, subject=user, **_group_fields(group), **extra
+        )
+        for user in users
+    ]
+    AuditEvent.objects.bulk_create(events, batch_size=_MEMBERSHIP_BATCH)
+    for event in events:
+        publish_event(event)
+
+
+def _unique_users(users: Iterable[User]) -> list[User]:
+    return list({user.pk: user for user in users}.values())
+
+
+@transaction.atomic
+def add_members(
+    *, group: Group, users: Iterable[User], actor: Any, request: HttpRequest | None = None
+) -> list[User]:
+    """Add people to the group (and so to its ancestors). Returns those who were not members
+    yet; each of them gets an audit row."""
+    users = _unique_users(users)
+    ensure_may_change_members(actor=actor, group=group, users=users)
+    # One membership change of a group at a time: the check below then stays true.
+    Group.objects.select_for_update().filter(pk=group.pk).values_list("pk").first()
+    members = set(Membership.objects.filter(group_id=group.pk).values_list("user_id", flat=True))
+    added = [user for user in users if user.pk not in members]
+    Membership.objects.bulk_create(
+        [Membership(user_id=user.pk, group_id=group.pk) for user in added],
+        batch_size=_MEMBERSHIP_BATCH,
+    )
+    _record_membership_events(
+        type=AuditEvent.Type.GROUP_MEMBER_ADDED,
+        group=group,
+        users=added,
+        actor=actor,
+        request=request,
+    )
+    return added
+
+
+def _end_memberships(
+    *, group: Group, users: list[User], actor: Any, request: HttpRequest | None, reason: str
+) -> list[User]:
+    """The one place a membership ends (removal, the group deleted): the rows go and each
+    person's removal is audited. Returns those who were members."""
+    Group.objects.select_for_update().filter(pk=group.pk).values_list("pk").first()
+    members = set(Membership.objects.filter(group_id=group.pk).values_list("user_id", flat=True))
+    removed = [user for user in users if user.pk in members]
+    ids = [user.pk for user in removed]
+    for start in range(0, len(ids), _MEMBERSHIP_BATCH):
+        Membership.objects.filter(
+            group_id=group.pk, user_id__in=ids[start : start + _MEMBERSHIP_BATCH]
+        ).delete()
+    _record_membership_events(
+        type=AuditEvent.Type.GROUP_MEMBER_REMOVED,
+        group=group,
+        users=removed,
+        actor=actor,
+        request=request,
+        reason=reason,
+    )
+    return removed
+
+
+@transaction.atomic
+def remove_members(
+    *, group: Group, users: Iterable[User], actor: Any, request: HttpRequest | None = None
+) -> list[User]:
+    """Take people out of the group (and so out of its ancestors, unless they are members
+    there some other way). Returns those who were members; each of them gets an audit row."""
+    users = _unique_users(users)
+    ensure_may_change_members(actor=actor, group=group, users=users)
+    return _end_memberships(
+        group=group, users=users, actor=actor, request=request, reason="removed"
+    )
+
+
+@transaction.atomic
+def set_user_groups(
+    *, user: User, groups: Iterable[Group], actor: Any, request: HttpRequest | None = None
+) -> None:
+    """The user's direct groups become exactly `groups` (the user admin's group field), each
+    addition and removal through `add_members` / `remove_members`."""
+    wanted = {group.pk: group for group in groups}
+    current = {group.pk: group for group in Group.objects.filter(user=user)}
+    for pk in sorted(current.keys() - wanted.keys()):
+        remove_members(group=current[pk], users=[user], actor=actor, request=request)
+    for pk in sorted(wanted.keys() - current.keys()):
+        add_members(group=wanted[pk], users=[user], actor=actor, request=request)
+
+
+@transaction.atomic
+def set_group_permissions(
+    *,
+    group: Group,
+    permissions: Iterable[Permission],
+    actor: Any,
+    request: HttpRequest | None = None,
+) -> bool:
+    """The administration permissions the group's members get (superusers only: membership
+    of the group hands them out). Returns whether they changed."""
+    ensure_may_manage_groups(actor=actor)
+    ensure_may_set_privileges(actor=actor)
+    wanted = {permission.pk: permission for permission in permissions}
+    current = {permission.pk: permission for permission in group.permissions.all()}
+    if wanted.keys() == current.keys():
+        return False
+    group.permissions.set(list(wanted.values()))
+
+    def names(found: dict[int, Permission], keys: set[int]) -> list[str]:
+        return sorted(f"{found[pk].content_type.app_label}.{found[pk].codename}" for pk in keys)
+
+    record_event(
+        type=AuditEvent.Type.GROUP_CHANGED,
+        request=request,
+        actor=actor,
+        fields=["permissions"],
+        permissions_added=names(wanted, wanted.keys() - current.keys()),
+        permissions_removed=names(current, current.keys() - wanted.keys()),
+        **_group_fields(group),
+    )
+    return True
+
+
+@transaction.atomic
+def delete_group(*, group: Group, actor: Any, request: HttpRequest | None = None) -> int:
+    """Delete a group that contains no other group; its members leave it first (each audited).
+    ValidationError while it has subgroups: move or delete them first, so nobody's membership
+    of the groups above changes by surprise. Returns how many members it had."""
+    ensure_may_manage_groups(actor=actor, action="delete")
+    children = sorted(Group.objects.filter(profile__parent=group).values_list("name", flat=True))
+    if children:
+        raise ValidationError(
+            _("%(group)s contains other groups (%(children)s): move or delete them first.")
+            % {"group": group.name, "children": ", ".join(children)},
+            code="has_subgroups",
+        )
+    members = list(User.objects.filter(groups=group))
+    ensure_may_change_members(actor=actor, group=group, users=members)
+    removed = _end_memberships(
+        group=group, users=members, actor=actor, request=request, reason="group_deleted"
+    )
+    record_event(
+        type=AuditEvent.Type.GROUP_DELETED,
+        request=request,
+        actor=actor,
+        members_removed=len(removed),
+        **_group_fields(group),
+    )
+    group.delete()
+    return len(removed)
