@@ -7,6 +7,8 @@ a token was issued in, and consumed authorization codes (so a replay can revoke 
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -26,6 +28,116 @@ from oauth2_provider.models import (
 from oauth_clients.secrets import hash_client_secret, is_hashed
 
 SID_MAX_LENGTH = 64
+
+# Claim names an app's roles and mapped claims may never take: the standard claims (OIDC Core
+# §5.1), the registered JWT and ID token claims (RFC 7519 §4.1, OIDC Core §2, §3.1.3.6, §3.3.2.11,
+# RFC 8176) and the two we release ourselves (`roles`, `groups`).
+STANDARD_CLAIMS = frozenset(
+    {
+        "sub",
+        "name",
+        "given_name",
+        "family_name",
+        "middle_name",
+        "nickname",
+        "preferred_username",
+        "profile",
+        "picture",
+        "website",
+        "email",
+        "email_verified",
+        "gender",
+        "birthdate",
+        "zoneinfo",
+        "locale",
+        "phone_number",
+        "phone_number_verified",
+        "address",
+        "updated_at",
+    }
+)
+REGISTERED_CLAIMS = frozenset(
+    {
+        "iss",
+        "sub",
+        "aud",
+        "exp",
+        "iat",
+        "nbf",
+        "jti",
+        "auth_time",
+        "nonce",
+        "acr",
+        "amr",
+        "azp",
+        "sid",
+        "at_hash",
+        "c_hash",
+    }
+)
+DEFAULT_ROLES_CLAIM = "roles"
+GROUPS_CLAIM = "groups"
+RESERVED_CLAIM_NAMES = STANDARD_CLAIMS | REGISTERED_CLAIMS | {DEFAULT_ROLES_CLAIM, GROUPS_CLAIM}
+
+# A role is a value in the app's roles claim: lower-case letters, digits and - _ . : (so
+# "wiki:editor" works), starting with a letter.
+ROLE_NAME_RE = re.compile(r"[a-z][a-z0-9_.:-]{0,63}")
+# A claim name an app may choose (JSON member names; kept to what every JWT library handles).
+CLAIM_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
+# User attributes an app may receive under a claim name of its choosing: fields of our User.
+MAPPABLE_USER_ATTRIBUTES = ("email", "username", "first_name", "last_name")
+
+
+def validate_role_name(value: str) -> None:
+    """A role name: slug-like, lower case, and not a reserved claim name."""
+    if not isinstance(value, str) or not ROLE_NAME_RE.fullmatch(value):
+        raise ValidationError(
+            _(
+                "A role name is 1 to 64 lower-case letters, digits and - _ . : "
+                "starting with a letter."
+            ),
+            code="invalid",
+        )
+    if value in RESERVED_CLAIM_NAMES:
+        raise ValidationError(
+            _("%(name)s is a reserved claim name; choose another role name."),
+            code="reserved",
+            params={"name": value},
+        )
+
+
+def validate_claim_name(value: str, *, allow: frozenset[str] = frozenset()) -> None:
+    """A claim name an app chooses: well-formed and not a standard or registered claim."""
+    if not isinstance(value, str) or not CLAIM_NAME_RE.fullmatch(value):
+        raise ValidationError(
+            _("A claim name is 1 to 64 letters, digits and - _ . : starting with a letter."),
+            code="invalid",
+        )
+    if value in RESERVED_CLAIM_NAMES - allow:
+        raise ValidationError(
+            _("%(name)s is a reserved claim name; choose another."),
+            code="reserved",
+            params={"name": value},
+        )
+
+
+def validate_roles_claim(value: str) -> None:
+    # `roles` is the default name of this very claim; every other reserved name is refused.
+    validate_claim_name(value, allow=frozenset({DEFAULT_ROLES_CLAIM}))
+
+
+def validate_claim_attributes(value: object) -> None:
+    """{claim name: user attribute}: known attributes, names that collide with nothing."""
+    if not isinstance(value, dict):
+        raise ValidationError(_("Map claim names to user attributes."), code="invalid")
+    for claim, attribute in value.items():
+        validate_claim_name(claim)
+        if attribute not in MAPPABLE_USER_ATTRIBUTES:
+            raise ValidationError(
+                _("%(attribute)s is not a user attribute an app may receive (one of: %(known)s).")
+                % {"attribute": attribute, "known": ", ".join(MAPPABLE_USER_ATTRIBUTES)},
+                code="unknown_attribute",
+            )
 
 
 class HashedClientSecretField(models.CharField):
@@ -153,6 +265,55 @@ class Client(AbstractApplication):
         help_text=_("Allow back-channel calls to private or loopback addresses (internal apps)."),
     )
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True, editable=False)
+
+    # Who may use the app (oauth_clients.access.may_use): everyone, or the assigned groups and
+    # users only. On the row itself so an open app's check costs no query.
+    class AccessPolicy(models.TextChoices):
+        OPEN = "open", _("Open to every active account")
+        ASSIGNED = "assigned", _("Only assigned groups and users")
+
+    access_policy = models.CharField(
+        _("who may use the app"),
+        max_length=16,
+        choices=AccessPolicy.choices,
+        default=AccessPolicy.OPEN,
+    )
+
+    # Claim mapping (oauth_clients.access): the claim the app's roles travel in, which of the
+    # user's groups its `groups` claim carries, and user attributes under names it chooses.
+    class GroupsFilter(models.TextChoices):
+        NONE = "none", _("No filter: all of the user's groups")
+        PREFIX = "prefix", _("Groups whose name starts with a prefix")
+        LIST = "list", _("Only the listed groups")
+
+    roles_claim = models.CharField(
+        _("roles claim"),
+        max_length=64,
+        default=DEFAULT_ROLES_CLAIM,
+        validators=[validate_roles_claim],
+        help_text=_("The claim the app's roles are sent in."),
+    )
+    groups_filter = models.CharField(
+        _("groups claim filter"),
+        max_length=16,
+        choices=GroupsFilter.choices,
+        default=GroupsFilter.NONE,
+    )
+    groups_prefix = models.CharField(_("groups claim prefix"), max_length=150, blank=True)
+    claim_groups = models.ManyToManyField(
+        "auth.Group",
+        verbose_name=_("groups sent in the groups claim"),
+        blank=True,
+        related_name="claim_filtered_clients",
+    )
+    claim_attributes = models.JSONField(
+        _("mapped claims"),
+        default=dict,
+        blank=True,
+        validators=[validate_claim_attributes],
+        help_text=_("Claim name → user attribute."),
+    )
+
     # ID-token signing: DOT's field with ES256 added (oauth_clients.keys) and HS256 removed (a
     # hashed secret cannot be an HMAC key). RS256 stays the default for compatibility.
     ES256_ALGORITHM = "ES256"
@@ -379,3 +540,126 @@ class BackchannelDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"Back-channel logout #{self.pk} ({self.status})"
+
+
+def _exactly_one_of_group_or_user(name: str) -> models.CheckConstraint:
+    return models.CheckConstraint(
+        condition=(models.Q(group__isnull=False) & models.Q(user__isnull=True))
+        | (models.Q(group__isnull=True) & models.Q(user__isnull=False)),
+        name=name,
+    )
+
+
+class Assignment(models.Model):
+    """A group or a user that may use an app whose access policy is `assigned`.
+
+    Deleting the group, the user or the app deletes the row (no dangling assignment).
+    """
+
+    client = models.ForeignKey(
+        Client, on_delete=models.CASCADE, related_name="assignments", verbose_name=_("app")
+    )
+    group = models.ForeignKey(
+        "auth.Group",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="client_assignments",
+        verbose_name=_("group"),
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="client_assignments",
+        verbose_name=_("user"),
+    )
+    created_at = models.DateTimeField(_("assigned"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("assignment")
+        verbose_name_plural = _("assignments")
+        constraints = [
+            _exactly_one_of_group_or_user("assignment_group_xor_user"),
+            # These two also serve the sign-in check (oauth_clients.access.may_use).
+            models.UniqueConstraint(
+                fields=["client", "group"],
+                condition=models.Q(group__isnull=False),
+                name="assignment_one_per_client_group",
+            ),
+            models.UniqueConstraint(
+                fields=["client", "user"],
+                condition=models.Q(user__isnull=False),
+                name="assignment_one_per_client_user",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Assignment #{self.pk}"
+
+
+class AppRole(models.Model):
+    """A role an app defines (`editor`, `viewer`…), sent in its roles claim to those granted it."""
+
+    client = models.ForeignKey(
+        Client, on_delete=models.CASCADE, related_name="roles", verbose_name=_("app")
+    )
+    name = models.CharField(_("role"), max_length=64, validators=[validate_role_name])
+    description = models.CharField(_("description"), max_length=255, blank=True)
+
+    class Meta:
+        verbose_name = _("app role")
+        verbose_name_plural = _("app roles")
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["client", "name"], name="approle_one_name_per_client")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RoleGrant(models.Model):
+    """An app role granted to a group (and so its members, nested ones too) or to a user."""
+
+    role = models.ForeignKey(
+        AppRole, on_delete=models.CASCADE, related_name="grants", verbose_name=_("role")
+    )
+    group = models.ForeignKey(
+        "auth.Group",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="app_role_grants",
+        verbose_name=_("group"),
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="app_role_grants",
+        verbose_name=_("user"),
+    )
+    created_at = models.DateTimeField(_("granted"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("role grant")
+        verbose_name_plural = _("role grants")
+        constraints = [
+            _exactly_one_of_group_or_user("rolegrant_group_xor_user"),
+            models.UniqueConstraint(
+                fields=["role", "group"],
+                condition=models.Q(group__isnull=False),
+                name="rolegrant_one_per_role_group",
+            ),
+            models.UniqueConstraint(
+                fields=["role", "user"],
+                condition=models.Q(user__isnull=False),
+                name="rolegrant_one_per_role_user",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Role grant #{self.pk}"

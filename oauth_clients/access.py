@@ -1,0 +1,196 @@
+"""Who may use which app, with which roles and claims: pure queries over the access registry.
+
+The rules an app's access policy, assignments, roles and claim mapping (oauth_clients.models)
+stand for, in one place: the sign-in and token checks, the claims, the employee's app launcher
+and the admin's claims preview all ask here. Nothing here writes; the changes are
+`oauth_clients.services` (set_access_policy, assign, unassign, define_role, grant_role…).
+
+Query budget (pinned in tests/clients/test_access_queries.py): `may_use` costs nothing for an
+app open to everyone (the policy is on the client row) and two queries for an assigned app (the
+small nesting table, one EXISTS over the app's assignments), whatever the size of the groups;
+one when the caller passes the user's `effective_group_ids`. `roles_for` likewise; `apps_for`
+costs two whatever the number of apps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+
+from accounts.groups import (
+    Membership,
+    ancestor_ids,
+    effective_member_ids,
+    parent_map,
+)
+from accounts.models import GroupProfile
+from oauth_clients.models import (
+    MAPPABLE_USER_ATTRIBUTES,
+    AccessToken,
+    AppRole,
+    Assignment,
+    Client,
+    RefreshToken,
+    RoleGrant,
+)
+
+
+def _granted_to(user: Any, group_ids: Iterable[int] | None = None) -> Q:
+    """A row (assignment or role grant) naming the user or a group the user is in, a group
+    above one of theirs included (accounts.groups: a member of a group is a member of its
+    ancestors).
+
+    With the user's effective `group_ids` known, the rows naming one of them. Otherwise the
+    groups are found inside the row query itself: the user's memberships (the membership
+    table's user index), then their parents level by level (the nesting table's primary key)
+    as deep as the nesting goes, read once whole (`parent_map`, small). So a check costs two
+    queries whatever the groups' sizes, where `effective_group_ids` then a lookup cost three.
+    The caller checks `user.is_active` (an inactive account is in no group).
+    """
+    if group_ids is not None:
+        return Q(user_id=user.pk) | Q(group_id__in=frozenset(group_ids))
+    parents = parent_map()
+    depth = max((len(ancestor_ids(group, parents=parents)) for group in parents), default=0)
+    level: Any = Membership.objects.filter(user_id=user.pk).values("group_id")
+    condition = Q(user_id=user.pk) | Q(group_id__in=level)
+    for _level in range(depth):
+        level = GroupProfile.objects.filter(group_id__in=level, parent__isnull=False).values(
+            "parent_id"
+        )
+        condition |= Q(group_id__in=level)
+    return condition
+
+
+def may_use(*, user: Any, client: Client, group_ids: Iterable[int] | None = None) -> bool:
+    """Whether `user` may sign in to `client` and hold its tokens.
+
+    An active account may use an active app that is open to everyone; an app whose policy is
+    `assigned` only by the accounts assigned to it directly or through one of their groups (or a
+    group above one of them). `group_ids` (the user's effective group ids) saves a query when the
+    caller already has them for `roles_for`. An unknown policy value counts as `assigned`.
+    """
+    if not user.is_active or not client.is_active:
+        return False
+    if client.access_policy == Client.AccessPolicy.OPEN:
+        return True
+    granted = _granted_to(user, group_ids)
+    return Assignment.objects.filter(granted, client_id=client.pk).exists()
+
+
+def roles_for(*, user: Any, client: Client, group_ids: Iterable[int] | None = None) -> list[str]:
+    """The app's roles granted to `user`, directly or through their groups: sorted, unique."""
+    if not user.is_active:
+        return []
+    granted = RoleGrant.objects.filter(_granted_to(user, group_ids), role_id=OuterRef("pk"))
+    names = AppRole.objects.filter(Exists(granted), client_id=client.pk).values_list(
+        "name", flat=True
+    )
+    return sorted(set(names))
+
+
+def groups_claim_for(*, user: Any, client: Client, group_names: Iterable[str]) -> list[str]:
+    """The user's group names (`group_names`, as the claims function found them) this app may
+    see, sorted: all of them, those starting with the app's prefix, or those on its list.
+
+    A prefix filter with an empty prefix lets nothing through (the services refuse one).
+    """
+    names = set(group_names)
+    mode = client.groups_filter
+    if mode == Client.GroupsFilter.NONE:
+        return sorted(names)
+    if mode == Client.GroupsFilter.PREFIX:
+        prefix = client.groups_prefix
+        return sorted(name for name in names if prefix and name.startswith(prefix))
+    if mode == Client.GroupsFilter.LIST:
+        listed = set(client.claim_groups.values_list("name", flat=True)) if names else set()
+        return sorted(names & listed)
+    return []
+
+
+def mapped_claims(*, user: Any, client: Client) -> dict[str, Any]:
+    """The app's own claim names with the user attributes mapped to them (no query).
+
+    OIDC Core §5.3.2: a claim without a value is omitted, not sent empty.
+    """
+    claims: dict[str, Any] = {}
+    for claim, attribute in sorted((client.claim_attributes or {}).items()):
+        if attribute not in MAPPABLE_USER_ATTRIBUTES:
+            continue
+        value = getattr(user, attribute, None)
+        if isinstance(value, str):
+            value = value.strip()
+        if value not in ("", None):
+            claims[claim] = value
+    return claims
+
+
+def apps_for(*, user: Any) -> list[Client]:
+    """The apps `user` may open, by name: the employee's app launcher.
+
+    Active apps that sign people in (not machine-to-machine services), open to everyone or
+    assigned to the user or one of their groups. Two queries however many apps there are.
+    """
+    if not user.is_active:
+        return []
+    assigned = Assignment.objects.filter(_granted_to(user), client_id=OuterRef("pk"))
+    return list(
+        Client.objects.filter(is_active=True)
+        .exclude(kind=Client.Kind.SERVICE)
+        .filter(Q(access_policy=Client.AccessPolicy.OPEN) | Q(Exists(assigned)))
+        .order_by("name", "pk")
+    )
+
+
+def users_with_access(*, client: Client) -> frozenset[int] | None:
+    """The ids of the accounts assigned to an `assigned` app (directly or through a group and
+    its subgroups; active or not), or None for an app open to every active account."""
+    if client.access_policy == Client.AccessPolicy.OPEN:
+        return None
+    rows = Assignment.objects.filter(client_id=client.pk).select_related("group")
+    ids: set[int] = set()
+    for row in rows:
+        if row.user_id is not None:
+            ids.add(row.user_id)
+        elif row.group is not None:
+            ids.update(effective_member_ids(group=row.group))
+    return frozenset(ids)
+
+
+def token_holders_without_access(*, client: Client) -> list[int]:
+    """The ids of the users who hold a live token of `client` but may no longer use it.
+
+    What ending access needs after a change that narrows who may use an app (an unassignment,
+    a switch to `assigned`, a member leaving a group, a group deleted): their tokens for the
+    app are revoked and the app is told through back-channel logout. Sorted.
+    """
+    now = timezone.now()
+    holders = set(
+        RefreshToken.objects.filter(application_id=client.pk, revoked__isnull=True).values_list(
+            "user_id", flat=True
+        )
+    )
+    holders.update(
+        AccessToken.objects.filter(
+            application_id=client.pk, expires__gt=now, user__isnull=False
+        ).values_list("user_id", flat=True)
+    )
+    if not holders:
+        return []
+    allowed = users_with_access(client=client)
+    candidates = holders if allowed is None else holders & allowed
+    active = (
+        set(
+            get_user_model()
+            .objects.filter(pk__in=candidates, is_active=True)
+            .values_list("pk", flat=True)
+        )
+        if candidates
+        else set()
+    )
+    if not client.is_active:
+        active = set()
+    return sorted(holders - active)
