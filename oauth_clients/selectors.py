@@ -128,12 +128,51 @@ def registry_entry(client: Client) -> dict[str, Any]:
         "frontchannel_logout_uri": client.frontchannel_logout_uri,
         "allow_private_network": client.allow_private_network,
         "id_token_algorithm": client.algorithm or None,
+        **access_entry(client),
+    }
+
+
+def _names(rows: Any) -> tuple[list[str], list[str]]:
+    """(group names, usernames) of assignment or role-grant rows, sorted."""
+    groups = sorted(row.group.name for row in rows if row.group is not None)
+    users = sorted(row.user.get_username() for row in rows if row.user is not None)
+    return groups, users
+
+
+def access_entry(client: Client) -> dict[str, Any]:
+    """Who may use the app, its roles and claim mapping, by group name and username."""
+    assigned_groups, assigned_users = _names(client.assignments.all())
+    roles = []
+    for role in sorted(client.roles.all(), key=lambda role: role.name):
+        groups, users = _names(role.grants.all())
+        roles.append(
+            {"name": role.name, "description": role.description, "groups": groups, "users": users}
+        )
+    return {
+        "access_policy": client.access_policy,
+        "assigned_groups": assigned_groups,
+        "assigned_users": assigned_users,
+        "roles": roles,
+        "claim_mapping": {
+            "roles_claim": client.roles_claim,
+            "groups_filter": client.groups_filter,
+            "groups_prefix": client.groups_prefix,
+            "groups": sorted(group.name for group in client.claim_groups.all()),
+            "attributes": dict(sorted((client.claim_attributes or {}).items())),
+        },
     }
 
 
 def registry() -> list[dict[str, Any]]:
     """The whole registry, ordered by client id so exports diff cleanly."""
-    return [registry_entry(client) for client in Client.objects.order_by("client_id")]
+    clients = Client.objects.order_by("client_id").prefetch_related(
+        "assignments__group",
+        "assignments__user",
+        "roles__grants__group",
+        "roles__grants__user",
+        "claim_groups",
+    )
+    return [registry_entry(client) for client in clients]
 
 
 def summary(client: Client) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""State changes on registered client apps: register, change, rotate, disable, revoke, delete.
+"""State changes on registered client apps: register, change, rotate, disable, revoke, delete;
+who may use an app (access policy, assignments), its roles and its claim mapping.
 
 Every function is keyword-only, atomic, validates with `oauth_clients.uri_rules` before writing
 anything, and writes one audit row naming the acting administrator (None for automation).
@@ -13,6 +14,8 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
@@ -22,10 +25,20 @@ from django.utils.translation import gettext as _
 
 from accounts.audit import record_event
 from accounts.models import AuditEvent
-from oauth_clients import uri_rules
+from oauth_clients import access, uri_rules
 from oauth_clients.client_cache import invalidate_clients
 from oauth_clients.keys import ES256, RS256, signing_algorithms
-from oauth_clients.models import Client, Consent
+from oauth_clients.models import (
+    MAPPABLE_USER_ATTRIBUTES,
+    AppRole,
+    Assignment,
+    Client,
+    Consent,
+    RoleGrant,
+    validate_claim_name,
+    validate_role_name,
+    validate_roles_claim,
+)
 from oauth_clients.oidc.signout import RevokedCounts, revoke_tokens
 from oauth_clients.secrets import generate_client_secret
 
@@ -564,6 +577,387 @@ def delete_client(*, client: Client, actor: Any, request: HttpRequest | None = N
     invalidate_clients()
 
 
+# --- Who may use an app, its roles and claims (the rules: oauth_clients.access)
+#
+# Every change is one CLIENT_CHANGED audit row whose `change` says what changed. A change that
+# narrows who may use an app (unassign, a switch to `assigned`) answers the users who hold
+# tokens of the app and lose access by it (`AccessChange.users_losing_access`): their tokens
+# for the app must be revoked and the app told through back-channel logout.
+
+
+@dataclass(frozen=True)
+class AccessChange:
+    changed: bool
+    users_losing_access: list[int]
+
+
+def _group_or_user(group: Any, user: Any) -> tuple[Any, Any]:
+    if (group is None) == (user is None):
+        raise ValidationError(_("Name exactly one group or one user."))
+    return group, user
+
+
+def _who(group: Any, user: Any) -> dict[str, Any]:
+    """The audit row's words for a group or a user (the user is also its subject)."""
+    return {"group": group.name} if group is not None else {"username": user.get_username()}
+
+
+def _audit_access(
+    *,
+    client: Client,
+    actor: Any,
+    request: HttpRequest | None,
+    change: str,
+    fields: list[str],
+    user: Any = None,
+    **extra: Any,
+) -> None:
+    record_event(
+        type=AuditEvent.Type.CLIENT_CHANGED,
+        request=request,
+        actor=actor,
+        client=client,
+        subject=user,
+        fields=fields,
+        change=change,
+        **extra,
+    )
+
+
+@transaction.atomic
+def set_access_policy(
+    *, client: Client, policy: str, actor: Any, request: HttpRequest | None = None
+) -> AccessChange:
+    """Open the app to every active account or limit it to its assigned groups and users."""
+    if policy not in Client.AccessPolicy.values:
+        raise ValidationError(
+            {
+                "access_policy": [
+                    _("Choose one of: %(values)s.")
+                    % {"values": ", ".join(Client.AccessPolicy.values)}
+                ]
+            }
+        )
+    stored = Client.objects.select_for_update().get(pk=client.pk)
+    before = stored.access_policy
+    if before == policy:
+        return AccessChange(changed=False, users_losing_access=[])
+    stored.access_policy = policy
+    stored.save(update_fields=["access_policy", "updated"])
+    invalidate_clients()
+    client.access_policy = policy
+    losing = access.token_holders_without_access(client=stored)
+    _audit_access(
+        client=stored,
+        actor=actor,
+        request=request,
+        change="access_policy",
+        fields=["access_policy"],
+        access_policy={"before": before, "after": policy},
+        weakened=(
+            ["opens the app to every active account"] if policy == Client.AccessPolicy.OPEN else []
+        ),
+        users_losing_access=len(losing),
+    )
+    return AccessChange(changed=True, users_losing_access=losing)
+
+
+@transaction.atomic
+def assign(
+    *,
+    client: Client,
+    actor: Any,
+    group: Group | None = None,
+    user: Any = None,
+    request: HttpRequest | None = None,
+) -> Assignment:
+    """Let a group (its members and the members of its subgroups) or a user use the app.
+
+    Takes effect while the app's policy is `assigned`. Assigning twice changes nothing.
+    """
+    group, user = _group_or_user(group, user)
+    assignment, created = Assignment.objects.get_or_create(client=client, group=group, user=user)
+    if created:
+        _audit_access(
+            client=client,
+            actor=actor,
+            request=request,
+            change="assignment_added",
+            fields=["assignments"],
+            user=user,
+            access_policy=client.access_policy,
+            **_who(group, user),
+        )
+    return assignment
+
+
+@transaction.atomic
+def unassign(
+    *,
+    client: Client,
+    actor: Any,
+    group: Group | None = None,
+    user: Any = None,
+    request: HttpRequest | None = None,
+) -> AccessChange:
+    """Take an assignment away. Unassigning what is not assigned changes nothing."""
+    group, user = _group_or_user(group, user)
+    deleted, _rows = Assignment.objects.filter(client=client, group=group, user=user).delete()
+    if not deleted:
+        return AccessChange(changed=False, users_losing_access=[])
+    losing = access.token_holders_without_access(client=client)
+    _audit_access(
+        client=client,
+        actor=actor,
+        request=request,
+        change="assignment_removed",
+        fields=["assignments"],
+        user=user,
+        access_policy=client.access_policy,
+        users_losing_access=len(losing),
+        **_who(group, user),
+    )
+    return AccessChange(changed=True, users_losing_access=losing)
+
+
+def _checked_role_name(name: Any) -> str:
+    try:
+        validate_role_name(name)
+    except ValidationError as exc:
+        raise ValidationError({"name": exc.messages}) from exc
+    return str(name)
+
+
+@transaction.atomic
+def define_role(
+    *,
+    client: Client,
+    name: str,
+    actor: Any,
+    description: str | None = None,
+    request: HttpRequest | None = None,
+) -> AppRole:
+    """Create the app role `name` (or change its description). Refuses reserved claim names."""
+    name = _checked_role_name(name)
+    text = (description or "").strip()
+    if len(text) > 255:
+        raise ValidationError({"description": [_("At most 255 characters.")]})
+    role, created = AppRole.objects.get_or_create(
+        client=client, name=name, defaults={"description": text}
+    )
+    if created:
+        _audit_access(
+            client=client,
+            actor=actor,
+            request=request,
+            change="role_defined",
+            fields=["roles"],
+            role=name,
+        )
+    elif description is not None and role.description != text:
+        role.description = text
+        role.save(update_fields=["description"])
+        _audit_access(
+            client=client,
+            actor=actor,
+            request=request,
+            change="role_described",
+            fields=["roles"],
+            role=name,
+        )
+    return role
+
+
+@transaction.atomic
+def delete_role(*, role: AppRole, actor: Any, request: HttpRequest | None = None) -> None:
+    """Remove an app role and every grant of it."""
+    grants = role.grants.count()
+    client = role.client
+    _audit_access(
+        client=client,
+        actor=actor,
+        request=request,
+        change="role_deleted",
+        fields=["roles"],
+        role=role.name,
+        grants=grants,
+    )
+    role.delete()
+
+
+@transaction.atomic
+def grant_role(
+    *,
+    role: AppRole,
+    actor: Any,
+    group: Group | None = None,
+    user: Any = None,
+    request: HttpRequest | None = None,
+) -> RoleGrant:
+    """Grant an app role to a group (members of its subgroups too) or a user. Idempotent."""
+    group, user = _group_or_user(group, user)
+    grant, created = RoleGrant.objects.get_or_create(role=role, group=group, user=user)
+    if created:
+        _audit_access(
+            client=role.client,
+            actor=actor,
+            request=request,
+            change="role_granted",
+            fields=["roles"],
+            user=user,
+            role=role.name,
+            **_who(group, user),
+        )
+    return grant
+
+
+@transaction.atomic
+def revoke_role(
+    *,
+    role: AppRole,
+    actor: Any,
+    group: Group | None = None,
+    user: Any = None,
+    request: HttpRequest | None = None,
+) -> bool:
+    """Take a role grant away; False when there was none. The app sees it at the next token."""
+    group, user = _group_or_user(group, user)
+    deleted, _rows = RoleGrant.objects.filter(role=role, group=group, user=user).delete()
+    if deleted:
+        _audit_access(
+            client=role.client,
+            actor=actor,
+            request=request,
+            change="role_revoked",
+            fields=["roles"],
+            user=user,
+            role=role.name,
+            **_who(group, user),
+        )
+    return bool(deleted)
+
+
+CLAIM_MAPPING_FIELDS = (
+    "roles_claim",
+    "groups_filter",
+    "groups_prefix",
+    "claim_groups",
+    "claim_attributes",
+)
+
+
+def claim_mapping_errors(
+    *,
+    roles_claim: str,
+    groups_filter: str,
+    groups_prefix: str,
+    claim_attributes: Mapping[str, Any],
+) -> dict[str, list[str]]:
+    """The claim-mapping rules on whole values, per field (forms, services and import)."""
+    errors: dict[str, list[str]] = {}
+    try:
+        validate_roles_claim(roles_claim)
+    except ValidationError as exc:
+        errors["roles_claim"] = exc.messages
+    if groups_filter not in Client.GroupsFilter.values:
+        errors["groups_filter"] = [
+            _("Choose one of: %(values)s.") % {"values": ", ".join(Client.GroupsFilter.values)}
+        ]
+    elif groups_filter == Client.GroupsFilter.PREFIX and not groups_prefix:
+        errors["groups_prefix"] = [_("Enter the prefix the app's group names start with.")]
+    if len(groups_prefix) > 150:
+        errors["groups_prefix"] = [_("At most 150 characters.")]
+    attribute_errors: list[str] = []
+    if not isinstance(claim_attributes, Mapping):
+        attribute_errors.append(_("Map claim names to user attributes."))
+    else:
+        for claim, attribute in claim_attributes.items():
+            try:
+                validate_claim_name(claim)
+            except ValidationError as exc:
+                attribute_errors.extend(exc.messages)
+                continue
+            if claim == roles_claim:
+                attribute_errors.append(
+                    _("%(name)s is the app's roles claim; choose another.") % {"name": claim}
+                )
+            if attribute not in MAPPABLE_USER_ATTRIBUTES:
+                attribute_errors.append(
+                    _(
+                        "%(attribute)s is not a user attribute an app may receive "
+                        "(one of: %(known)s)."
+                    )
+                    % {"attribute": attribute, "known": ", ".join(MAPPABLE_USER_ATTRIBUTES)}
+                )
+    if attribute_errors:
+        errors["claim_attributes"] = attribute_errors
+    return errors
+
+
+@transaction.atomic
+def set_claim_mapping(
+    *,
+    client: Client,
+    actor: Any,
+    roles_claim: str | None = None,
+    groups_filter: str | None = None,
+    groups_prefix: str | None = None,
+    claim_groups: Iterable[Group] | None = None,
+    claim_attributes: Mapping[str, str] | None = None,
+    request: HttpRequest | None = None,
+) -> list[str]:
+    """Change what the app's tokens carry beyond the scopes' claims; None leaves a part as it
+    is. Validates the whole result first. Returns the changed fields (sorted)."""
+    stored = Client.objects.select_for_update().get(pk=client.pk)
+    current_groups = set(stored.claim_groups.values_list("pk", flat=True))
+    new: dict[str, Any] = {
+        "roles_claim": stored.roles_claim if roles_claim is None else roles_claim.strip(),
+        "groups_filter": stored.groups_filter if groups_filter is None else groups_filter,
+        "groups_prefix": stored.groups_prefix if groups_prefix is None else groups_prefix,
+        "claim_attributes": (
+            dict(stored.claim_attributes or {})
+            if claim_attributes is None
+            else dict(claim_attributes)
+        ),
+    }
+    errors = claim_mapping_errors(**new)
+    if errors:
+        raise ValidationError(errors)
+    groups = None if claim_groups is None else list(claim_groups)
+    changed = sorted(name for name, value in new.items() if getattr(stored, name) != value)
+    if groups is not None and {group.pk for group in groups} != current_groups:
+        changed = sorted([*changed, "claim_groups"])
+    if not changed:
+        return []
+    before_names = sorted(stored.claim_groups.values_list("name", flat=True))
+    for name, value in new.items():
+        setattr(stored, name, value)
+        setattr(client, name, value)
+    stored.save(update_fields=[*new, "updated"])
+    if groups is not None:
+        stored.claim_groups.set(groups)
+    invalidate_clients()
+    extra: dict[str, Any] = {
+        name: new[name] for name in changed if name in new and name != "claim_attributes"
+    }
+    if "claim_attributes" in changed:
+        extra["claim_attributes"] = new["claim_attributes"]
+    if "claim_groups" in changed:
+        extra["claim_groups"] = {
+            "before": before_names,
+            "after": sorted(group.name for group in groups or []),
+        }
+    _audit_access(
+        client=stored,
+        actor=actor,
+        request=request,
+        change="claim_mapping",
+        fields=changed,
+        **extra,
+    )
+    return changed
+
+
 # --- Registry as code: import (export is `selectors.registry()`)
 
 REGISTRY_VERSION = 1
@@ -574,7 +968,11 @@ REGISTRY_FIELD_FOR_KEY = {
     # OIDC Dynamic Client Registration calls it id_token_signed_response_alg; null for a service.
     "id_token_algorithm": "algorithm",
 }
-REGISTRY_KEYS = {"client_id", "kind", "is_active", *REGISTRY_FIELD_FOR_KEY}
+# Who may use the app, its roles and claim mapping (selectors.access_entry); a key left out of
+# an entry leaves that part of the app as it is.
+ACCESS_KEYS = ("access_policy", "assigned_groups", "assigned_users", "roles", "claim_mapping")
+CLAIM_MAPPING_KEYS = ("roles_claim", "groups_filter", "groups_prefix", "groups", "attributes")
+REGISTRY_KEYS = {"client_id", "kind", "is_active", *REGISTRY_FIELD_FOR_KEY, *ACCESS_KEYS}
 
 
 class RegistryImportError(Exception):
@@ -621,7 +1019,240 @@ def _entry_type_problems(entry: Mapping[str, Any]) -> list[str]:
                 f"id_token_algorithm must be {' or '.join(ID_TOKEN_ALGORITHMS)} "
                 f"(null for a service), not {value!r}"
             )
+    return problems + _access_type_problems(entry)
+
+
+def _is_names(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _access_type_problems(entry: Mapping[str, Any]) -> list[str]:
+    problems: list[str] = []
+    policy = entry.get("access_policy", Client.AccessPolicy.OPEN)
+    if policy not in Client.AccessPolicy.values:
+        problems.append(f"access_policy must be {' or '.join(Client.AccessPolicy.values)}")
+    for key in ("assigned_groups", "assigned_users"):
+        if key in entry and not _is_names(entry[key]):
+            problems.append(f"{key} must be a list of strings")
+    roles = entry.get("roles", [])
+    if not isinstance(roles, list):
+        problems.append("roles must be a list of objects")
+        roles = []
+    for index, role in enumerate(roles):
+        where = f"roles[{index}]"
+        if not isinstance(role, dict) or not isinstance(role.get("name"), str):
+            problems.append(f"{where} must be an object with a name")
+            continue
+        unknown = sorted(set(role) - {"name", "description", "groups", "users"})
+        if unknown:
+            problems.append(f"{where}: unknown keys {', '.join(unknown)}")
+        if not isinstance(role.get("description", ""), str):
+            problems.append(f"{where}: description must be a string")
+        for key in ("groups", "users"):
+            if not _is_names(role.get(key, [])):
+                problems.append(f"{where}: {key} must be a list of strings")
+        try:
+            validate_role_name(role["name"])
+        except ValidationError as exc:
+            problems.extend(f"{where}: {message}" for message in exc.messages)
+    mapping = entry.get("claim_mapping", {})
+    if not isinstance(mapping, dict):
+        return [*problems, "claim_mapping must be an object"]
+    unknown = sorted(set(mapping) - set(CLAIM_MAPPING_KEYS))
+    if unknown:
+        problems.append(f"claim_mapping: unknown keys {', '.join(unknown)}")
+    for key in ("roles_claim", "groups_filter", "groups_prefix"):
+        if key in mapping and not isinstance(mapping[key], str):
+            problems.append(f"claim_mapping.{key} must be a string")
+    if "groups" in mapping and not _is_names(mapping["groups"]):
+        problems.append("claim_mapping.groups must be a list of strings")
+    attributes = mapping.get("attributes", {})
+    if not isinstance(attributes, dict) or not all(
+        isinstance(value, str) for value in attributes.values()
+    ):
+        problems.append("claim_mapping.attributes must map claim names to attribute names")
     return problems
+
+
+@dataclass
+class _AccessPlan:
+    """An entry's access keys with its group names and usernames looked up."""
+
+    policy: str | None
+    groups: dict[str, Group] | None
+    users: dict[str, Any] | None
+    roles: list[tuple[str, str | None, list[Group], list[Any]]] | None
+    claims: dict[str, Any]
+
+
+def _access_plan(entry: Mapping[str, Any]) -> _AccessPlan:
+    """Resolve an entry's names; raises ValidationError naming every unknown group and user."""
+    mapping = entry.get("claim_mapping", {})
+    roles = entry.get("roles")
+    group_names = set(entry.get("assigned_groups", [])) | set(mapping.get("groups", []))
+    usernames = set(entry.get("assigned_users", []))
+    for role in roles or []:
+        group_names.update(role.get("groups", []))
+        usernames.update(role.get("users", []))
+    found_groups = {group.name: group for group in Group.objects.filter(name__in=group_names)}
+    user_model = get_user_model()
+    found_users = {
+        user.get_username(): user
+        for user in user_model.objects.filter(**{f"{user_model.USERNAME_FIELD}__in": usernames})
+    }
+    unknown = [f"no group named {name!r}" for name in sorted(group_names - set(found_groups))]
+    unknown += [f"no user named {name!r}" for name in sorted(usernames - set(found_users))]
+    if unknown:
+        raise ValidationError(unknown)
+
+    def groups(names: Iterable[str]) -> list[Group]:
+        return [found_groups[name] for name in sorted(set(names))]
+
+    def users(names: Iterable[str]) -> list[Any]:
+        return [found_users[name] for name in sorted(set(names))]
+
+    claims: dict[str, Any] = {
+        key: mapping[key]
+        for key in ("roles_claim", "groups_filter", "groups_prefix")
+        if key in mapping
+    }
+    if "groups" in mapping:
+        claims["claim_groups"] = groups(mapping["groups"])
+    if "attributes" in mapping:
+        claims["claim_attributes"] = mapping["attributes"]
+    return _AccessPlan(
+        policy=entry.get("access_policy"),
+        groups=(
+            {g.name: g for g in groups(entry["assigned_groups"])}
+            if "assigned_groups" in entry
+            else None
+        ),
+        users=(
+            {u.get_username(): u for u in users(entry["assigned_users"])}
+            if "assigned_users" in entry
+            else None
+        ),
+        roles=(
+            None
+            if roles is None
+            else [
+                (
+                    role["name"],
+                    role.get("description"),
+                    groups(role.get("groups", [])),
+                    users(role.get("users", [])),
+                )
+                for role in roles
+            ]
+        ),
+        claims=claims,
+    )
+
+
+def _assigned_names(client: Client) -> tuple[set[str], set[str]]:
+    rows = Assignment.objects.filter(client=client).select_related("group", "user")
+    return (
+        {row.group.name for row in rows if row.group is not None},
+        {row.user.get_username() for row in rows if row.user is not None},
+    )
+
+
+def access_widenings(*, client: Client, plan: _AccessPlan) -> list[str]:
+    """How applying `plan` would let more people use `client` (refused on import unless
+    forced, like wider scopes): opening an assigned app, or assigning it to more groups or
+    users while it stays assigned."""
+    if client.access_policy != Client.AccessPolicy.ASSIGNED:
+        return []  # an open app's audience cannot grow
+    if plan.policy == Client.AccessPolicy.OPEN:
+        return ["opens the app to every active account"]
+    groups, users = _assigned_names(client)
+    reasons = [
+        f"assigns the app to group {name} (more people may use it)"
+        for name in sorted(set(plan.groups or {}) - groups)
+    ]
+    reasons += [
+        f"assigns the app to user {name} (more people may use it)"
+        for name in sorted(set(plan.users or {}) - users)
+    ]
+    return reasons
+
+
+def _apply_access(*, client: Client, plan: _AccessPlan, actor: Any) -> list[str]:
+    """Make the app's access, roles and claim mapping match `plan`; the parts that changed."""
+    changed: list[str] = []
+    groups, users = _assigned_names(client)
+    moved = False
+    # Assignments before the policy: an app switching to `assigned` is never briefly empty.
+    if plan.groups is not None:
+        for name, group in plan.groups.items():
+            if name not in groups:
+                assign(client=client, group=group, actor=actor)
+                moved = True
+    if plan.users is not None:
+        for name, user in plan.users.items():
+            if name not in users:
+                assign(client=client, user=user, actor=actor)
+                moved = True
+    stale = Assignment.objects.filter(client=client).select_related("group", "user")
+    for row in stale:
+        old_group, old_user = row.group, row.user
+        if plan.groups is not None and old_group is not None and old_group.name not in plan.groups:
+            moved |= unassign(client=client, group=old_group, actor=actor).changed
+        if (
+            plan.users is not None
+            and old_user is not None
+            and old_user.get_username() not in plan.users
+        ):
+            moved |= unassign(client=client, user=old_user, actor=actor).changed
+    if moved:
+        changed.append("assignments")
+    if (
+        plan.policy is not None
+        and set_access_policy(client=client, policy=plan.policy, actor=actor).changed
+    ):
+        changed.append("access_policy")
+    if plan.roles is not None and _apply_roles(client=client, roles=plan.roles, actor=actor):
+        changed.append("roles")
+    if plan.claims and set_claim_mapping(client=client, actor=actor, **plan.claims):
+        changed.append("claim_mapping")
+    return changed
+
+
+def _apply_roles(
+    *,
+    client: Client,
+    roles: list[tuple[str, str | None, list[Group], list[Any]]],
+    actor: Any,
+) -> bool:
+    moved = False
+    wanted = {name for name, *_rest in roles}
+    for role in AppRole.objects.filter(client=client).exclude(name__in=wanted):
+        delete_role(role=role, actor=actor)
+        moved = True
+    for name, description, groups, users in roles:
+        existing = AppRole.objects.filter(client=client, name=name).first()
+        if existing is None or (
+            description is not None and existing.description != description.strip()
+        ):
+            moved = True
+        role = define_role(client=client, name=name, description=description, actor=actor)
+        grants = list(role.grants.select_related("group", "user"))
+        have_groups = {grant.group_id for grant in grants if grant.group_id is not None}
+        have_users = {grant.user_id for grant in grants if grant.user_id is not None}
+        for group in groups:
+            if group.pk not in have_groups:
+                grant_role(role=role, group=group, actor=actor)
+                moved = True
+        for user in users:
+            if user.pk not in have_users:
+                grant_role(role=role, user=user, actor=actor)
+                moved = True
+        for grant in grants:
+            if grant.group is not None and grant.group.pk not in {g.pk for g in groups}:
+                moved |= revoke_role(role=role, group=grant.group, actor=actor)
+            if grant.user is not None and grant.user.pk not in {u.pk for u in users}:
+                moved |= revoke_role(role=role, user=grant.user, actor=actor)
+    return moved
 
 
 def _registry_entries(document: Any) -> list[dict[str, Any]]:
@@ -694,6 +1325,7 @@ def import_registry(
         existing = Client.objects.select_for_update().filter(client_id=client_id).first()
         try:
             with transaction.atomic():
+                plan = _access_plan(entry)
                 if existing is None:
                     arguments = dict(values)
                     arguments["scopes"] = arguments.pop("allowed_scopes", None)
@@ -704,6 +1336,7 @@ def import_registry(
                         resolver=resolver,
                         **arguments,
                     )
+                    _apply_access(client=client, plan=plan, actor=actor)
                     if entry.get("is_active") is False:
                         disable_client(client=client, actor=actor)
                     report.created.append((client_id, secret))
@@ -715,6 +1348,7 @@ def import_registry(
                     )
                     continue
                 weakened = weakening_changes(client=existing, changes=values)
+                weakened += access_widenings(client=existing, plan=plan)
                 reactivate = entry.get("is_active") is True and not existing.is_active
                 if reactivate:
                     weakened.append("re-enables a disabled app")
@@ -729,6 +1363,7 @@ def import_registry(
                 fields = update_client(
                     client=existing, actor=actor, changes=values, resolver=resolver
                 )
+                fields += _apply_access(client=existing, plan=plan, actor=actor)
                 if fields:
                     report.updated.append((client_id, fields))
                 if reactivate:

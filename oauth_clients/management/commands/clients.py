@@ -6,6 +6,10 @@
     clients disable CLIENT_ID | enable CLIENT_ID | revoke-tokens CLIENT_ID
     clients export [--output FILE]          # registry as code: JSON, never a secret
     clients import FILE [--force] [--dry-run]
+    clients access CLIENT_ID open|assigned   # who may use the app
+    clients assign CLIENT_ID --group NAME | --user USERNAME
+    clients unassign CLIENT_ID --group NAME | --user USERNAME
+    clients role CLIENT_ID ROLE --group NAME | --user USERNAME   # defines the role if missing
 
 Secrets are printed once, on create, rotate-secret and for clients an import creates.
 """
@@ -17,11 +21,23 @@ import sys
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from oauth_clients import selectors, services
-from oauth_clients.models import Client
+from oauth_clients.models import AppRole, Assignment, Client
+
+
+def _one_line(error: ValidationError) -> str:
+    """A refusal as one line (the access subcommands' contract for scripts)."""
+    if hasattr(error, "error_dict"):
+        return "; ".join(
+            f"{field}: {message}"
+            for field, messages in error.message_dict.items()
+            for message in messages
+        )
+    return "; ".join(error.messages)
 
 
 def _validation_message(error: ValidationError) -> str:
@@ -35,7 +51,10 @@ def _validation_message(error: ValidationError) -> str:
 
 
 class Command(BaseCommand):
-    help = "Register, inspect, rotate, disable/enable, export and import client apps."
+    help = (
+        "Register, inspect, rotate, disable/enable, export and import client apps; "
+        "who may use them and their roles."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -129,6 +148,25 @@ class Command(BaseCommand):
         importing.add_argument("--dry-run", action="store_true", help="Report, change nothing.")
         importing.add_argument("--json", action="store_true")
 
+        policy = sub.add_parser("access", help="Open the app to everyone or to assigned only.")
+        policy.add_argument("client_id")
+        policy.add_argument("policy", choices=Client.AccessPolicy.values)
+        policy.add_argument("--json", action="store_true")
+        for action, text in (
+            ("assign", "Let a group or a user use an app (when it is assigned-only)."),
+            ("unassign", "Take a group's or a user's assignment to an app away."),
+            ("role", "Grant an app role to a group or a user (defines the role if missing)."),
+        ):
+            one = sub.add_parser(action, help=text)
+            one.add_argument("client_id")
+            if action == "role":
+                one.add_argument("role", help="The role's name, e.g. editor.")
+                one.add_argument("--description", help="Describe the role (new or changed).")
+            who = one.add_mutually_exclusive_group(required=True)
+            who.add_argument("--group", metavar="NAME")
+            who.add_argument("--user", metavar="USERNAME")
+            one.add_argument("--json", action="store_true")
+
     # --- plumbing
 
     def _actor(self, username: str | None) -> Any:
@@ -145,6 +183,22 @@ class Command(BaseCommand):
         except Client.DoesNotExist as exc:
             raise CommandError(f"No client app with client id {client_id!r}.") from exc
 
+    def _group_or_user(self, options: dict[str, Any]) -> tuple[Group | None, Any]:
+        if options.get("group") is not None:
+            try:
+                return Group.objects.get(name=options["group"]), None
+            except Group.DoesNotExist as exc:
+                raise CommandError(f"No group named {options['group']!r}.") from exc
+        try:
+            return None, get_user_model().objects.get_by_natural_key(options["user"])
+        except get_user_model().DoesNotExist as exc:
+            raise CommandError(f"No user named {options['user']!r}.") from exc
+
+    def _who(self, group: Group | None, user: Any) -> tuple[dict[str, Any], str]:
+        if group is not None:
+            return {"group": group.name, "user": None}, f"group {group.name}"
+        return {"group": None, "user": user.get_username()}, f"user {user.get_username()}"
+
     def _emit(self, options: dict[str, Any], data: Any, text: str) -> None:
         if options.get("json"):
             self.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str))
@@ -157,6 +211,8 @@ class Command(BaseCommand):
         try:
             getattr(self, f"do_{action}")(actor, options)
         except ValidationError as exc:
+            if action in ONE_LINE_ACTIONS:
+                raise CommandError(f"Refused: {_one_line(exc)}") from exc
             raise CommandError("Refused:\n" + _validation_message(exc)) from exc
 
     # --- actions
@@ -341,6 +397,90 @@ class Command(BaseCommand):
             else f"Nothing to change ({len(report.unchanged)} clients up to date)."
         )
         self._emit(options, data, "\n".join(lines))
+
+    # --- who may use an app, and its roles
+
+    def do_access(self, actor: Any, options: dict[str, Any]) -> None:
+        client = self._client(options["client_id"])
+        change = services.set_access_policy(client=client, policy=options["policy"], actor=actor)
+        data = {
+            "client_id": client.client_id,
+            "access_policy": client.access_policy,
+            "changed": change.changed,
+            "users_losing_access": len(change.users_losing_access),
+        }
+        if client.access_policy == Client.AccessPolicy.OPEN:
+            text = f"{client.name} is open to every active account."
+        else:
+            text = f"Only the groups and users assigned to {client.name} may use it."
+        if not change.changed:
+            text += " (unchanged)"
+        self._emit(options, data, text)
+
+    def do_assign(self, actor: Any, options: dict[str, Any]) -> None:
+        client = self._client(options["client_id"])
+        group, user = self._group_or_user(options)
+        already = Assignment.objects.filter(client=client, group=group, user=user).exists()
+        services.assign(client=client, group=group, user=user, actor=actor)
+        who, words = self._who(group, user)
+        data = {
+            "client_id": client.client_id,
+            **who,
+            "assigned": True,
+            "changed": not already,
+            "access_policy": client.access_policy,
+        }
+        text = f"Assigned {client.name} to {words}." + (" (unchanged)" if already else "")
+        if client.access_policy == Client.AccessPolicy.OPEN:
+            text += (
+                f" {client.name} is open to every active account: the assignment counts once "
+                f"`clients access {client.client_id} assigned` limits it."
+            )
+        self._emit(options, data, text)
+
+    def do_unassign(self, actor: Any, options: dict[str, Any]) -> None:
+        client = self._client(options["client_id"])
+        group, user = self._group_or_user(options)
+        change = services.unassign(client=client, group=group, user=user, actor=actor)
+        who, words = self._who(group, user)
+        data = {
+            "client_id": client.client_id,
+            **who,
+            "assigned": False,
+            "changed": change.changed,
+            "users_losing_access": len(change.users_losing_access),
+        }
+        text = (
+            f"Removed the assignment of {client.name} to {words}."
+            if change.changed
+            else f"{client.name} was not assigned to {words}. (unchanged)"
+        )
+        self._emit(options, data, text)
+
+    def do_role(self, actor: Any, options: dict[str, Any]) -> None:
+        client = self._client(options["client_id"])
+        group, user = self._group_or_user(options)
+        existing = AppRole.objects.filter(client=client, name=options["role"]).first()
+        role = services.define_role(
+            client=client, name=options["role"], description=options["description"], actor=actor
+        )
+        already = role.grants.filter(group=group, user=user).exists()
+        services.grant_role(role=role, group=group, user=user, actor=actor)
+        who, words = self._who(group, user)
+        data = {
+            "client_id": client.client_id,
+            "role": role.name,
+            **who,
+            "role_created": existing is None,
+            "changed": existing is None or not already,
+        }
+        text = f"Granted {role.name} of {client.name} to {words}." + (
+            " (unchanged)" if already else ""
+        )
+        self._emit(options, data, text)
+
+
+ONE_LINE_ACTIONS = ("access", "assign", "unassign", "role")
 
 
 def _facts(facts: dict[str, Any]) -> dict[str, Any]:
