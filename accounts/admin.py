@@ -21,8 +21,11 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from accounts import (
+    admin_groups,  # noqa: F401 (registers the group admin)
+    services,
+)
 from accounts import branding as branding_service
-from accounts import services
 from accounts.forms import AdminUserChangeForm, AdminUserCreationForm
 from accounts.models import AuditEvent, Branding, User
 from accounts.permissions import may_administer, may_set_privileges
@@ -190,6 +193,16 @@ class UserAdmin(DjangoUserAdmin):
         services.save_admin_changes(
             user=obj, changed_fields=list(form.changed_data), actor=request.user, request=request
         )
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        # Group membership changes through the group services (the group rule, one audit row
+        # per group joined or left), not through the form's own many-to-many write.
+        groups = form.cleaned_data.pop("groups", None)
+        super().save_related(request, form, formsets, change)
+        if groups is not None:
+            services.set_user_groups(
+                user=form.instance, groups=groups, actor=request.user, request=request
+            )
 
     def delete_model(self, request: HttpRequest, obj: User) -> None:
         services.delete_user(user=obj, actor=request.user, request=request)

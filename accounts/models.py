@@ -250,8 +250,9 @@ class GroupProfile(models.Model):
     Nesting: a member of a group is also a member of its parent and every ancestor
     (`accounts.groups.effective_group_ids`). A group without a row here, or with no parent, is
     top-level. Written only through the group services in `accounts.services` (a parent that
-    would make a group its own ancestor is refused there); a group with subgroups cannot be
-    deleted (PROTECT) until they are moved or deleted.
+    would make a group its own ancestor is refused there). A group with subgroups cannot be
+    deleted until they are moved or deleted (RESTRICT: deleting a group together with all its
+    subgroups, as the admin's bulk delete does, is allowed).
     """
 
     group = models.OneToOneField(
@@ -266,7 +267,7 @@ class GroupProfile(models.Model):
         verbose_name=_("parent group"),
         null=True,
         blank=True,
-        on_delete=models.PROTECT,
+        on_delete=models.RESTRICT,
         related_name="child_profiles",
         help_text=_("Members of this group are also members of the parent group."),
     )
