@@ -18,12 +18,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from accounts.groups import (
     Membership,
     ancestor_ids,
+    effective_group_ids,
     effective_member_ids,
     parent_map,
 )
@@ -126,6 +128,25 @@ def mapped_claims(*, user: Any, client: Client) -> dict[str, Any]:
         if value not in ("", None):
             claims[claim] = value
     return claims
+
+
+def claims_preview(*, user: Any, client: Client) -> dict[str, Any]:
+    """What the app would get for `user` beyond the standard claims of its scopes (the admin's
+    preview): whether the user may sign in at all, the roles claim under the app's name for
+    it, the `groups` claim filtered for the app (when the app may ask for the groups scope;
+    the user's groups with the groups above them) and the mapped claims."""
+    group_ids = effective_group_ids(user_id=user.pk)
+    claims: dict[str, Any] = {
+        client.roles_claim: roles_for(user=user, client=client, group_ids=group_ids)
+    }
+    if "groups" in client.allowed_scopes.split():
+        names = Group.objects.filter(pk__in=group_ids).values_list("name", flat=True)
+        claims["groups"] = groups_claim_for(user=user, client=client, group_names=names)
+    claims.update(mapped_claims(user=user, client=client))
+    return {
+        "may_use": may_use(user=user, client=client, group_ids=group_ids),
+        "claims": claims,
+    }
 
 
 def apps_for(*, user: Any) -> list[Client]:

@@ -65,6 +65,7 @@ class ClientAdmin(admin.ModelAdmin):
         "updated",
         "overview",
         "backchannel_log",
+        "access_summary",
     )
     fieldsets = (
         (
@@ -101,6 +102,16 @@ class ClientAdmin(admin.ModelAdmin):
                     "allowed_scopes",
                     "algorithm",
                 )
+            },
+        ),
+        (
+            gettext_lazy("Who may use the app"),
+            {
+                "fields": ("access_summary",),
+                "description": gettext_lazy(
+                    "Access policy, assignments, roles and claim mapping are changed on their "
+                    "own page; each change is audited."
+                ),
             },
         ),
         (
@@ -179,6 +190,16 @@ class ClientAdmin(admin.ModelAdmin):
                 "<path:object_id>/revoke-tokens/",
                 wrap(admin_views.revoke_view),
                 name="oauth_clients_client_revoke_tokens",
+            ),
+            path(
+                "<path:object_id>/access/",
+                wrap(admin_views.access_view),
+                name="oauth_clients_client_access",
+            ),
+            path(
+                "<path:object_id>/claims-preview/",
+                wrap(admin_views.claims_preview_view),
+                name="oauth_clients_client_claims_preview",
             ),
             # Replaces Django's delete page (same URL and name): ours goes through the service
             # and shows what stops working instead of listing token rows.
@@ -292,6 +313,35 @@ class ClientAdmin(admin.ModelAdmin):
             log_url,
             obj.pk,
             _("The whole delivery log of this app"),
+        )
+
+    @admin.display(description=gettext_lazy("access"))
+    def access_summary(self, obj: Client) -> str:
+        if not obj.pk:
+            return ""
+        if obj.access_policy == Client.AccessPolicy.OPEN:
+            policy = _("Open to every active account.")
+        else:
+            policy = ngettext(
+                "Only assigned groups and users (%(count)d assignment).",
+                "Only assigned groups and users (%(count)d assignments).",
+                obj.assignments.count(),
+            ) % {"count": obj.assignments.count()}
+        roles = ", ".join(obj.roles.order_by("name").values_list("name", flat=True))
+        return format_html(
+            '<dl class="client-overview"><dt>{}</dt><dd>{}</dd><dt>{}</dt><dd>{}</dd>'
+            "<dt>{}</dt><dd>{}</dd></dl>"
+            '<p><a class="button" href="{}">{}</a> <a class="button" href="{}">{}</a></p>',
+            _("Policy"),
+            policy,
+            _("Roles"),
+            roles or _("none"),
+            _("Roles claim"),
+            obj.roles_claim,
+            reverse("admin:oauth_clients_client_access", args=[obj.pk]),
+            _("Access, roles and claims"),
+            reverse("admin:oauth_clients_client_claims_preview", args=[obj.pk]),
+            _("Preview a user's claims"),
         )
 
     @admin.display(description=gettext_lazy("overview"))

@@ -1,4 +1,5 @@
-"""Admin pages for client apps beyond Django's own: register, one-time setup page, confirmations.
+"""Admin pages for client apps beyond Django's own: register, one-time setup page, confirmations,
+who may use the app (access, roles, claims) and the claims preview.
 
 Each view checks the admin permission it needs, parses a form, calls one service and renders.
 A plaintext secret travels only from the service to the session to one page render: it is never
@@ -7,6 +8,7 @@ put in a URL, a message, a log line or the change page.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -22,9 +24,19 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from oauth_clients import selectors, services
-from oauth_clients.forms import RegisterClientForm, RotateSecretForm, validation_error_to_form
-from oauth_clients.models import Client
+from oauth_clients import access, selectors, services
+from oauth_clients.forms import (
+    AccessPolicyForm,
+    AssignForm,
+    ClaimMappingForm,
+    ClaimsPreviewForm,
+    DefineRoleForm,
+    GrantRoleForm,
+    RegisterClientForm,
+    RotateSecretForm,
+    validation_error_to_form,
+)
+from oauth_clients.models import AppRole, Assignment, Client, RoleGrant
 
 # The views are the client admin's own (oauth_clients/admin.py wraps them); they use only
 # ModelAdmin's API, so that is the type they name (and the admin module imports them alone).
@@ -369,3 +381,184 @@ delete_view = _simple_action(
     log_message="",
     redirect_to_list=True,
 )
+
+
+# --- Who may use the app, its roles and claims
+
+
+def _access_forms(client: Client, data: Any = None, action: str = "") -> dict[str, Any]:
+    """The access page's forms; only the one named by `action` is bound to `data`."""
+
+    def bound(name: str) -> Any:
+        return data if action == name else None
+
+    return {
+        "policy_form": AccessPolicyForm(
+            bound("policy"), initial={"access_policy": client.access_policy}, prefix="policy"
+        ),
+        "assign_form": AssignForm(bound("assign"), prefix="assign"),
+        "role_form": DefineRoleForm(bound("role"), prefix="role"),
+        "grant_form": GrantRoleForm(bound("grant"), client=client, prefix="grant"),
+        "claims_form": ClaimMappingForm(bound("claims"), client=client, prefix="claims"),
+    }
+
+
+def _access_change(request: HttpRequest, client: Client, action: str, form: Any) -> str:
+    """Apply one posted change through its service; the message to show."""
+    actor = request.user
+    if action == "policy":
+        policy = form.cleaned_data["access_policy"]
+        change = services.set_access_policy(
+            client=client, policy=policy, actor=actor, request=request
+        )
+        if not change.changed:
+            return _("Nothing changed.")
+        if policy == Client.AccessPolicy.OPEN:
+            return _("%(name)s is open to every active account.") % {"name": client.name}
+        return _(
+            "Only the assigned groups and users may use %(name)s; %(count)d users lose access."
+        ) % {"name": client.name, "count": len(change.users_losing_access)}
+    if action == "assign":
+        services.assign(client=client, actor=actor, request=request, **form.who())
+        return _("Assigned.")
+    if action == "role":
+        role = services.define_role(
+            client=client,
+            name=form.cleaned_data["name"],
+            description=form.cleaned_data["description"],
+            actor=actor,
+            request=request,
+        )
+        return _("Role %(role)s saved.") % {"role": role.name}
+    if action == "grant":
+        role = form.cleaned_data["role"]
+        services.grant_role(role=role, actor=actor, request=request, **form.who())
+        return _("Role %(role)s granted.") % {"role": role.name}
+    changed = services.set_claim_mapping(
+        client=client,
+        actor=actor,
+        request=request,
+        roles_claim=form.cleaned_data["roles_claim"],
+        groups_filter=form.cleaned_data["groups_filter"],
+        groups_prefix=form.cleaned_data["groups_prefix"],
+        claim_groups=form.cleaned_data["claim_groups"],
+        claim_attributes=form.cleaned_data["claim_attributes"],
+    )
+    return _("Claim mapping saved.") if changed else _("Nothing changed.")
+
+
+def _access_removal(request: HttpRequest, client: Client, action: str, pk: str) -> str:
+    """Remove one assignment, role grant or role (by id, of this client only)."""
+    actor = request.user
+    if action == "unassign":
+        row = Assignment.objects.filter(client=client, pk=pk).first()
+        if row is None:
+            raise Http404
+        change = services.unassign(
+            client=client, group=row.group, user=row.user, actor=actor, request=request
+        )
+        return _("Assignment removed; %(count)d users lose access.") % {
+            "count": len(change.users_losing_access)
+        }
+    if action == "revoke":
+        grant = RoleGrant.objects.filter(role__client=client, pk=pk).select_related("role").first()
+        if grant is None:
+            raise Http404
+        services.revoke_role(
+            role=grant.role, group=grant.group, user=grant.user, actor=actor, request=request
+        )
+        return _("Role grant removed.")
+    role = AppRole.objects.filter(client=client, pk=pk).first()
+    if role is None:
+        raise Http404
+    services.delete_role(role=role, actor=actor, request=request)
+    return _("Role %(role)s deleted.") % {"role": role.name}
+
+
+ACCESS_FORM_ACTIONS = ("policy", "assign", "role", "grant", "claims")
+ACCESS_REMOVALS = ("unassign", "revoke", "delete_role")
+
+
+def access_view(model_admin: ClientAdmin, request: HttpRequest, object_id: str) -> HttpResponse:
+    """Who may use the app, its roles and claim mapping; every change through a service."""
+    client = _get_client(model_admin, request, object_id)
+    if not model_admin.has_view_or_change_permission(request, client):
+        raise PermissionDenied
+    action = request.POST.get("action", "") if request.method == "POST" else ""
+    if request.method == "POST":
+        if not model_admin.has_change_permission(request, client):
+            raise PermissionDenied
+        here = reverse("admin:oauth_clients_client_access", args=[client.pk])
+        if action in ACCESS_REMOVALS:
+            message = _access_removal(request, client, action, request.POST.get("id", ""))
+            model_admin.log_change(request, client, message)
+            messages.success(request, message)
+            return HttpResponseRedirect(here)
+        if action not in ACCESS_FORM_ACTIONS:
+            return HttpResponseRedirect(here)
+    forms = _access_forms(client, request.POST if action else None, action)
+    if action:
+        form = forms[f"{action}_form"]
+        if form.is_valid():
+            try:
+                message = _access_change(request, client, action, form)
+            except ValidationError as exc:
+                validation_error_to_form(form, exc)
+            else:
+                model_admin.log_change(request, client, message)
+                messages.success(request, message)
+                return HttpResponseRedirect(here)
+    roles = list(
+        AppRole.objects.filter(client=client)
+        .prefetch_related("grants__group", "grants__user")
+        .order_by("name")
+    )
+    assignments = list(
+        Assignment.objects.filter(client=client)
+        .select_related("group", "user")
+        .order_by("group__name", "user__username")
+    )
+    context = _context(
+        model_admin,
+        request,
+        title=_("Who may use %(name)s") % {"name": client.name},
+        original=client,
+        client=client,
+        assignments=assignments,
+        roles=roles,
+        can_change=model_admin.has_change_permission(request, client),
+        change_url=_change_url(client),
+        preview_url=reverse("admin:oauth_clients_client_claims_preview", args=[client.pk]),
+        **forms,
+    )
+    return TemplateResponse(request, "admin/oauth_clients/client/access.html", context)
+
+
+def claims_preview_view(
+    model_admin: ClientAdmin, request: HttpRequest, object_id: str
+) -> HttpResponse:
+    """The claims a chosen user would get from this app's roles, groups filter and mapping."""
+    client = _get_client(model_admin, request, object_id)
+    if not model_admin.has_view_or_change_permission(request, client):
+        raise PermissionDenied
+    form = ClaimsPreviewForm(request.GET if "username" in request.GET else None)
+    preview = None
+    if form.is_valid():
+        preview = access.claims_preview(user=form.cleaned_data["username"], client=client)
+    context = _context(
+        model_admin,
+        request,
+        title=_("Claims preview for %(name)s") % {"name": client.name},
+        original=client,
+        client=client,
+        form=form,
+        preview=preview,
+        preview_json=(
+            json.dumps(preview["claims"], indent=2, sort_keys=True, ensure_ascii=False)
+            if preview
+            else ""
+        ),
+        change_url=_change_url(client),
+        access_url=reverse("admin:oauth_clients_client_access", args=[client.pk]),
+    )
+    return TemplateResponse(request, "admin/oauth_clients/client/claims_preview.html", context)

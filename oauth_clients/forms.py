@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.forms.models import construct_instance
@@ -16,7 +17,7 @@ from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from oauth_clients import services, uri_rules
-from oauth_clients.models import Client
+from oauth_clients.models import MAPPABLE_USER_ATTRIBUTES, AppRole, Client, validate_role_name
 
 KIND_HELP: dict[str, Any] = {
     Client.Kind.WEB: _(
@@ -351,3 +352,142 @@ def validation_error_to_form(form: forms.BaseForm, error: ValidationError) -> No
         add_rule_errors(form, error.message_dict)
     else:
         form.add_error(None, error)
+
+
+# --- Who may use an app, its roles and claims (the access page: admin_views.access_view)
+
+
+def _user_by_username(username: str) -> Any:
+    from django.contrib.auth import get_user_model
+
+    user_model = get_user_model()
+    try:
+        return user_model.objects.get_by_natural_key(username.strip())
+    except user_model.DoesNotExist as exc:
+        raise ValidationError(_("No user named %(name)s.") % {"name": username}) from exc
+
+
+class _GroupOrUserForm(forms.Form):
+    """Exactly one of a group (chosen) or a user (by username)."""
+
+    group = forms.ModelChoiceField(
+        label=_("Group"), queryset=Group.objects.order_by("name"), required=False
+    )
+    username = forms.CharField(label=_("or user (username)"), required=False, max_length=150)
+
+    def clean_username(self) -> Any:
+        username = self.cleaned_data.get("username", "").strip()
+        return _user_by_username(username) if username else None
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not self.errors and (data.get("group") is None) == (data.get("username") is None):
+            raise ValidationError(_("Choose a group or enter a username, not both."))
+        return data
+
+    def who(self) -> dict[str, Any]:
+        return {"group": self.cleaned_data["group"], "user": self.cleaned_data["username"]}
+
+
+class AccessPolicyForm(forms.Form):
+    access_policy = forms.ChoiceField(
+        label=_("Who may use the app"),
+        choices=Client.AccessPolicy.choices,
+        widget=forms.RadioSelect,
+        help_text=_(
+            "Limiting the app to assigned groups and users ends the access of everyone else: "
+            "their tokens for the app stop working."
+        ),
+    )
+
+
+class AssignForm(_GroupOrUserForm):
+    pass
+
+
+class DefineRoleForm(forms.Form):
+    name = forms.CharField(
+        label=_("Role"),
+        max_length=64,
+        validators=[validate_role_name],
+        help_text=_("Lower-case letters, digits and - _ . : (e.g. editor, viewer)."),
+    )
+    description = forms.CharField(label=_("Description"), max_length=255, required=False)
+
+
+class GrantRoleForm(_GroupOrUserForm):
+    role = forms.ModelChoiceField(label=_("Role"), queryset=AppRole.objects.none())
+
+    field_order = ["role", "group", "username"]
+
+    def __init__(self, *args: Any, client: Client, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        role_field = self.fields["role"]
+        assert isinstance(role_field, forms.ModelChoiceField)
+        role_field.queryset = AppRole.objects.filter(client=client).order_by("name")
+
+
+def parse_claim_attributes(text: str) -> dict[str, str]:
+    """`claim = attribute`, one per line, into a mapping (blank lines skipped)."""
+    mapping: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        claim, sep, attribute = line.partition("=")
+        if not sep:
+            raise ValidationError(_("Write each mapping as claim = attribute, e.g. mail = email."))
+        mapping[claim.strip()] = attribute.strip()
+    return mapping
+
+
+class ClaimMappingForm(forms.Form):
+    roles_claim = forms.CharField(
+        label=_("Roles claim"),
+        max_length=64,
+        help_text=_("The claim the app's roles are sent in (roles by default)."),
+    )
+    groups_filter = forms.ChoiceField(
+        label=_("Groups claim"), choices=Client.GroupsFilter.choices, widget=forms.RadioSelect
+    )
+    groups_prefix = forms.CharField(label=_("Group name prefix"), max_length=150, required=False)
+    claim_groups = forms.ModelMultipleChoiceField(
+        label=_("Listed groups"),
+        queryset=Group.objects.order_by("name"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    claim_attributes = forms.CharField(
+        label=_("Mapped claims"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=format_lazy(
+            _("One per line: claim = attribute. Attributes: {attributes}."),
+            attributes=", ".join(MAPPABLE_USER_ATTRIBUTES),
+        ),
+    )
+
+    def __init__(self, *args: Any, client: Client, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "initial",
+            {
+                "roles_claim": client.roles_claim,
+                "groups_filter": client.groups_filter,
+                "groups_prefix": client.groups_prefix,
+                "claim_groups": list(client.claim_groups.all()) if client.pk else [],
+                "claim_attributes": "\n".join(
+                    f"{claim} = {attribute}"
+                    for claim, attribute in sorted((client.claim_attributes or {}).items())
+                ),
+            },
+        )
+        super().__init__(*args, **kwargs)
+
+    def clean_claim_attributes(self) -> dict[str, str]:
+        return parse_claim_attributes(self.cleaned_data.get("claim_attributes") or "")
+
+
+class ClaimsPreviewForm(forms.Form):
+    username = forms.CharField(label=_("User (username)"), max_length=150)
+
+    def clean_username(self) -> Any:
+        return _user_by_username(self.cleaned_data["username"])
