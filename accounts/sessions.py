@@ -114,14 +114,6 @@ class SessionBinding:
     amr: list[str] = field(default_factory=list)
     acr: str = ""
 
-    def as_credentials(self) -> dict[str, Any]:
-        return {
-            "idp_sid": self.sid,
-            "idp_auth_time": self.auth_time,
-            "idp_amr": list(self.amr),
-            "idp_acr": self.acr,
-        }
-
 
 def authentication_methods(records: list[dict[str, Any]]) -> list[str]:
     """RFC 8176 `amr` values from allauth's records of this session's authentication steps.

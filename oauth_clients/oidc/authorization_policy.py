@@ -2,9 +2,9 @@
 
 Mixed into `oauth_clients.oidc.validator.IdPOAuth2Validator`. The signed-in user and the session's
 binding reach the oauthlib request through `oauth_clients.oidc.backend.IdPOAuthLibCore`
-(`request.user`, `request.idp_sid`, `idp_auth_time`, `idp_amr`, `idp_acr`); at the token endpoint
-the token side puts the Grant's (code exchange) values under the same names, and a refresh reads
-them from `request.refresh_token_instance` (OIDC Core §12.2).
+(`request.user`, and `grant_state(request).binding`: sid, auth_time, amr, acr); at the token
+endpoint an ID token takes them from the code's Grant (`grant_state(request).grant`), on a refresh
+from `request.refresh_token_instance` (OIDC Core §12.2).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from oauth_clients.models import Client
 from oauth_clients.oidc.backend import max_age_exceeded, parse_max_age, requested_acr_values
 from oauth_clients.oidc.claims import build_claims, supported_claims
 from oauth_clients.oidc.consent import consent_covers
+from oauth_clients.oidc.grant_state import IDTokenIssued, grant_state
 
 # Per-client choice (Client.algorithm): RS256 by default, ES256 for clients that take it.
 ID_TOKEN_ALGORITHMS = ["RS256", "ES256"]
@@ -168,7 +169,8 @@ class AuthorizationPolicyMixin:
             max_age = parse_max_age(request.max_age)
         except ValueError:
             max_age = None  # reported as invalid_request once the silent checks pass
-        auth_time = getattr(request, "idp_auth_time", None)
+        binding = grant_state(request).binding
+        auth_time = binding.auth_time
         if max_age_exceeded(max_age=max_age, auth_time=auth_time, now=int(time.time())):
             return False
         client = request.client
@@ -177,9 +179,7 @@ class AuthorizationPolicyMixin:
         wants_second_factor = (client is not None and client.requires_mfa) or (
             bool(requested_acr_values(request.acr_values)) and has_enrolled_second_factor(user)
         )
-        return not (
-            wants_second_factor and not has_second_factor(getattr(request, "idp_amr", None) or [])
-        )
+        return not (wants_second_factor and not has_second_factor(binding.amr))
 
     def validate_silent_authorization(self, request: Any) -> bool:
         return consent_covers(user=request.user, client=request.client, scopes=request.scopes)
@@ -220,25 +220,11 @@ class AuthorizationPolicyMixin:
 
     # --- ID token (OIDC Core §2, §3.1.3.6, §12.2)
 
-    def _id_token_session(self, request: Any) -> tuple[str, int | None, list[str]]:
-        """(sid, auth_time, amr) of the sign-in this token descends from: the Grant at a code
-        exchange (`request.idp_grant`, token side), the refresh token on a refresh (§12.2)."""
-        source = getattr(request, "idp_grant", None)
-        if source is None and request.grant_type == "refresh_token":
-            source = getattr(request, "refresh_token_instance", None)
-        if source is not None:
-            return source.sid or "", _unix_time(source.auth_time), list(source.amr or [])
-        return (
-            getattr(request, "idp_sid", "") or "",
-            _unix_time(getattr(request, "idp_auth_time", None)),
-            list(getattr(request, "idp_amr", None) or []),
-        )
-
     def get_id_token_dictionary(self, token, token_handler, request):
         claims = self.get_oidc_claims(token, token_handler, request)
         lifetime = request.client.id_token_lifetime or oauth2_settings.ID_TOKEN_EXPIRE_SECONDS
         expiration_time = timezone.now() + timedelta(seconds=int(lifetime))
-        sid, auth_time, amr = self._id_token_session(request)
+        sid, auth_time, amr = id_token_session(request)
         claims.update(
             iss=self.get_oidc_issuer_endpoint(request),
             exp=int(expiration_time.timestamp()),
@@ -266,34 +252,62 @@ class AuthorizationPolicyMixin:
             payload["nonce"] = request.nonce
         algorithm = ES256 if request.client.algorithm == ES256 else RS256
         signed = sign_jwt(payload, algorithm=algorithm)
+        issued = IDTokenIssued(jti=payload["jti"], expires=expiration_time)
         if request.grant_type in ("refresh_token", "authorization_code"):
-            # Written with the rest of the exchange or rotation by the token store (or not at
-            # all when it loses a race): oauth_clients/oidc/store.py.
-            record = self._build_id_token(payload["jti"], request, expiration_time)
+            # Its row is written with the rest of the exchange or rotation by the token store
+            # (or not at all when it loses a race): oauth_clients/oidc/store.py.
+            grant_state(request).id_token = issued
         else:
-            record = self._save_id_token(payload["jti"], request, expiration_time)
-        # As DOT does: the token side links the access token to this ID token.
-        request.access_token = record
-        request.id_token = record
+            # No other grant issues ID tokens here (code flow only: `validate_response_type`);
+            # one that did would have no store write to join.
+            writes.insert(build_id_token(request, issued))
         return signed
 
-    def _save_id_token(self, jti, request, expires, *args, **kwargs):
-        return writes.insert(self._build_id_token(jti, request, expires))
+    def validate_id_token(self, token: str, scopes: list[str], request: Any) -> bool:
+        """oauthlib's check of an ID token presented as a bearer token (its `JWTToken`, DOT's
+        `verify_request`); DOT's, with the token verified against every published key, so an
+        ES256 token or one signed before a key rotation is known."""
+        if not token:
+            return False
+        id_token = load_id_token(token)
+        if id_token is None or not id_token.allow_scopes(scopes):
+            return False
+        request.client = id_token.application
+        request.user = id_token.user
+        request.scopes = scopes
+        request.access_token = id_token
+        return True
 
-    def _build_id_token(self, jti, request, expires):
-        sid, _auth_time, _amr = self._id_token_session(request)
-        return get_id_token_model()(
-            user=request.user,
-            scope=request.scope or " ".join(request.scopes),
-            expires=expires,
-            jti=jti,
-            application=request.client,
-            sid=sid,
-        )
 
-    def _load_id_token(self, token: str):
-        # Links a token we have just signed; the signature is the proof of origin.
-        claims = decode_id_token(token, issuer=None, accept_expired=False)
-        if claims is None:
-            return None
-        return get_id_token_model().objects.filter(jti=claims.get("jti")).first()
+def id_token_session(request: Any) -> tuple[str, int | None, list[str]]:
+    """(sid, auth_time, amr) of the sign-in an ID token descends from: the Grant at a code
+    exchange, the refresh token on a refresh (OIDC Core §12.2), else this browser session."""
+    state = grant_state(request)
+    source: Any = state.grant
+    if source is None and request.grant_type == "refresh_token":
+        source = getattr(request, "refresh_token_instance", None)
+    if source is not None:
+        return source.sid or "", _unix_time(source.auth_time), list(source.amr or [])
+    binding = state.binding
+    return binding.sid, binding.auth_time, list(binding.amr)
+
+
+def build_id_token(request: Any, issued: IDTokenIssued) -> Any:
+    """The unsaved row of an ID token signed for this request (its `jti` links it)."""
+    sid, _auth_time, _amr = id_token_session(request)
+    return get_id_token_model()(
+        user=request.user,
+        scope=request.scope or " ".join(request.scopes),
+        expires=issued.expires,
+        jti=issued.jti,
+        application=request.client,
+        sid=sid,
+    )
+
+
+def load_id_token(token: str) -> Any:
+    """The row of an ID token we signed with a published key and that has not expired."""
+    claims = decode_id_token(token, issuer=None, accept_expired=False)
+    if claims is None:
+        return None
+    return get_id_token_model().objects.filter(jti=claims.get("jti")).first()

@@ -3,10 +3,10 @@
 DOT's `OAuthLibCore` hands oauthlib only the URI, body and headers, so the validator cannot see
 who is signed in while it validates an authorization request (`prompt=none`, `id_token_hint`,
 `max_age`). This subclass puts the signed-in user and this browser session's binding (`sid`,
-`auth_time`, `amr`, `acr`) on the oauthlib request, both when the request is validated and when
-the code is issued (so `save_authorization_code` can copy them into the Grant), and refuses
-what oauthlib lets through: PKCE `plain` and malformed challenges, repeated parameters, request
-objects, `prompt` values we do not support.
+`auth_time`, `amr`, `acr`: the request's `grant_state`) on the oauthlib request, both when the
+request is validated and when the code is issued (so `save_authorization_code` can copy them into
+the Grant), and refuses what oauthlib lets through: PKCE `plain` and malformed challenges,
+repeated parameters, request objects, `prompt` values we do not support.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from oauthlib.oauth2.rfc6749 import utils
 from oauthlib.oauth2.rfc6749.errors import CustomOAuth2Error
 
 from accounts.sessions import ACR_MULTI_FACTOR, ACR_PHISHING_RESISTANT, session_binding
+from oauth_clients.oidc.grant_state import authorization_credentials, grant_state
 
 # RFC 8707 lets `resource` repeat; RFC 6749 §3.1 forbids repeating any other parameter.
 REPEATABLE_PARAMETERS = frozenset({"resource"})
@@ -179,8 +180,7 @@ class IdPOAuthLibCore(OAuthLibCore):
         # What oauthlib's Server.validate_authorization_request does, plus who is signed in.
         orequest.scopes = utils.scope_to_list(orequest.scope)
         orequest.user = request.user if request.user.is_authenticated else None
-        for name, value in session_binding(request).as_credentials().items():
-            setattr(orequest, name, value)
+        grant_state(orequest).binding = session_binding(request)
         handler = self.server.response_types.get(
             orequest.response_type, self.server.default_response_type_handler
         )
@@ -210,6 +210,7 @@ class IdPOAuthLibCore(OAuthLibCore):
     def create_authorization_response(
         self, request: HttpRequest, scopes: list[str], credentials: dict, allow: bool
     ) -> tuple[Any, ...]:
-        # The Grant records which session, when and how (Grant.sid/auth_time/amr/acr).
-        bound = {**credentials, **session_binding(request).as_credentials()}
+        # The Grant records which session, when and how (Grant.sid/auth_time/amr/acr); oauthlib
+        # sets each credential on the request it builds to issue the code.
+        bound = {**credentials, **authorization_credentials(session_binding(request))}
         return super().create_authorization_response(request, scopes, bound, allow)

@@ -14,7 +14,7 @@ import json
 import uuid
 from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote_plus
 
 from django.db.models import F
@@ -25,7 +25,6 @@ from oauth2_provider.exceptions import FatalClientError
 from oauth2_provider.models import (
     get_access_token_model,
     get_grant_model,
-    get_id_token_model,
     get_refresh_token_model,
     revoke_access_token,
     set_token_value,
@@ -39,9 +38,11 @@ from accounts.audit import build_event, publish_event, record_event
 from accounts.models import AuditEvent
 from oauth_clients import writes
 from oauth_clients.client_cache import get_client
-from oauth_clients.models import Client
+from oauth_clients.models import Client, Grant, RefreshToken
 from oauth_clients.oidc import store
+from oauth_clients.oidc.authorization_policy import build_id_token
 from oauth_clients.oidc.claims import annotate_email_verified, carry_email_verified
+from oauth_clients.oidc.grant_state import CodeRead, RefreshTokenRead, grant_state
 from oauth_clients.oidc.tokens import (
     CLIENT_BY_ID,
     hash_code,
@@ -117,6 +118,9 @@ class TokenPolicyMixin(_ValidatorBase):
 
     # ------------------------------------------------------------------ client authentication
     def _load_application(self, client_id: Any, request: Request) -> Client | None:
+        # Private, yet the one place DOT's public methods load a client from (client_id
+        # validation, client_authentication_required, ...): no public hook covers them all.
+        # tests/oidc/test_grant_state.py fails if DOT renames it or changes its signature.
         # DOT catches psycopg2's ValueError for a NUL byte in client_id; psycopg 3 raises
         # DataError (a 500). No client id contains NUL or is absurdly long: unknown client.
         if not plausible_client_id(client_id):
@@ -149,7 +153,9 @@ class TokenPolicyMixin(_ValidatorBase):
             checksum = token_checksum(presented)
             pair = _CLIENT_AND_REFRESH_TOKEN.first(client_id, checksum, Client)
             client, found = pair if pair is not None else (None, None)
-            request.idp_refresh_token_lookup = (checksum, found)
+            # `first` is typed by the client's model; the second row is the refresh token.
+            token_row = cast("RefreshToken | None", found)
+            grant_state(request).refresh_token_read = RefreshTokenRead(checksum, token_row)
             return client
         code = request.code if request.grant_type == "authorization_code" else None
         if isinstance(code, str) and "\x00" not in code:
@@ -300,12 +306,9 @@ class TokenPolicyMixin(_ValidatorBase):
         """Store the code as SHA-256 only, with the browser session it was issued in.
 
         Contract with the authorization side (oauth_clients/oidc/backend.py): before oauthlib
-        saves the code, the authorization view puts these on the oauthlib request, all optional:
-        - `request.idp_sid` (str): this browser session's sid (`accounts.sessions.get_sid`);
-        - `request.idp_auth_time` (int): unix time this session authenticated;
-        - `request.idp_amr` (list[str]): authentication methods (OIDC Core §2 `amr`);
-        - `request.idp_acr` (str): authentication context class.
-        They are copied into the Grant, and from there to the tokens issued for it.
+        saves the code, `grant_state(request).binding` holds this browser session's sid,
+        auth_time, amr and acr (`accounts.sessions.SessionBinding`; empty when absent). They
+        are copied into the Grant, and from there to the tokens issued for it.
         """
         if request.code_challenge_method == "plain":
             # RFC 9700 §2.1.1 / RFC 7636 §4.2: S256 only.
@@ -313,7 +316,8 @@ class TokenPolicyMixin(_ValidatorBase):
                 description='Unsupported "plain" code_challenge_method; use "S256".',
                 request=request,
             )
-        auth_time = getattr(request, "idp_auth_time", None)
+        binding = grant_state(request).binding
+        auth_time = binding.auth_time
         grant_model = get_grant_model()
         # One INSERT built once (oauth_clients/writes.py), not `save()`.
         writes.insert(
@@ -330,22 +334,22 @@ class TokenPolicyMixin(_ValidatorBase):
                 nonce=request.nonce or "",
                 claims=json.dumps(request.claims or {}),
                 resource=getattr(request, "resource", None) or [],
-                sid=getattr(request, "idp_sid", "") or "",
+                sid=binding.sid,
                 auth_time=(
                     datetime.fromtimestamp(int(auth_time), tz=UTC)
                     if auth_time is not None
                     else None
                 ),
-                amr=list(getattr(request, "idp_amr", None) or []),
-                acr=getattr(request, "idp_acr", "") or "",
+                amr=list(binding.amr),
+                acr=binding.acr,
             )
         )
 
     def _grant(self, code: str, request: Request) -> Any:
-        """The Grant for `code` of the requesting client, cached on the request by
+        """The Grant for `code` of the requesting client, kept in the request's state by
         `validate_code` (one lookup per exchange instead of DOT's one per question)."""
         hashed = hash_code(code)
-        grant = getattr(request, "idp_grant", None)
+        grant = grant_state(request).grant
         if grant is not None and grant.code == hashed:
             return grant
         return get_grant_model().objects.filter(code=hashed, application=request.client).first()
@@ -355,12 +359,12 @@ class TokenPolicyMixin(_ValidatorBase):
         asks for its scopes first). Not locked: the exchange's conditional write settles a race
         (oauth_clients/oidc/store.py)."""
         hashed = hash_code(code)
-        cached = getattr(request, "idp_code_lookup", None)
-        if cached is not None and cached[0] == hashed:
-            return cached[1]
-        grant = _GRANT.first(hashed, get_grant_model())
+        state = grant_state(request)
+        if state.code_read is not None and state.code_read.code_hash == hashed:
+            return state.code_read.grant
+        grant = cast("Grant | None", _GRANT.first(hashed, get_grant_model()))
         carry_email_verified(grant)
-        request.idp_code_lookup = (hashed, grant)
+        state.code_read = CodeRead(hashed, grant)
         return grant
 
     def validate_code(
@@ -386,7 +390,7 @@ class TokenPolicyMixin(_ValidatorBase):
             return False
         if grant.is_expired() or not grant.user.is_active:
             return False
-        request.idp_grant = grant
+        grant_state(request).grant = grant
         request.scopes = utils.scope_to_list(grant.scope)
         request.user = grant.user
         if grant.nonce:
@@ -472,18 +476,22 @@ class TokenPolicyMixin(_ValidatorBase):
 
     # ------------------------------------------------------------------ issuing tokens
     def _build_access_token(
-        self, expires: Any, request: Request, token: dict, source_refresh_token: Any = None
+        self,
+        expires: Any,
+        request: Request,
+        token: dict,
+        id_token: Any,
+        source_refresh_token: Any = None,
     ) -> Any:
-        id_token = getattr(request, "id_token", None)
-        if not isinstance(id_token, get_id_token_model()):
-            raw_id_token = token.get("id_token")
-            id_token = self._load_id_token(raw_id_token) if raw_id_token else None
-        grant = getattr(request, "idp_grant", None)
+        grant = grant_state(request).grant
         previous = source_refresh_token
         if grant is not None:
             sid, code_checksum = grant.sid, grant.code
         elif previous is not None:
-            sid, code_checksum = previous.sid, getattr(request, "idp_code_checksum", "")
+            # The code the family descends from, through the access token the refresh token
+            # was issued with (read with it: `_REFRESH_TOKEN`; `validate_refresh_token`
+            # refuses a refresh token without one).
+            sid, code_checksum = previous.sid, previous.access_token.code_checksum
         else:
             sid, code_checksum = "", ""
         access_token = get_access_token_model()(
@@ -503,7 +511,7 @@ class TokenPolicyMixin(_ValidatorBase):
     def _build_refresh_token(
         self, request: Request, refresh_token_code: str, access_token: Any, previous: Any
     ) -> Any:
-        grant = getattr(request, "idp_grant", None)
+        grant = grant_state(request).grant
         if previous is not None:
             family = previous.token_family
             sid, auth_time, amr = previous.sid, previous.auth_time, previous.amr
@@ -553,23 +561,22 @@ class TokenPolicyMixin(_ValidatorBase):
     def _new_rows(
         self, token: dict, request: Request, previous: Any = None, *, granted: list[str]
     ) -> tuple[Any, Any, Any, Any]:
-        """The grant's unsaved rows: now, the access token, its ID token (built by
-        `finalize_id_token`; None without `openid`) and the refresh token (None when oauthlib
-        issues none). `granted`: the resources the authorization allows (RFC 8707)."""
+        """The grant's unsaved rows: now, the access token, its ID token (the one
+        `finalize_id_token` signed; None without `openid`) and the refresh token (None when
+        oauthlib issues none). `granted`: the resources the authorization allows (RFC 8707)."""
         self._resolve_resources(request, granted=granted)
         now = timezone.now()
         expires = now + timedelta(
             seconds=token.get("expires_in", oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS)
         )
-        access_token = self._build_access_token(expires, request, token, previous)
+        issued = grant_state(request).id_token
+        id_token = build_id_token(request, issued) if issued is not None else None
+        access_token = self._build_access_token(expires, request, token, id_token, previous)
         refresh_token = (
             self._build_refresh_token(request, token["refresh_token"], access_token, previous)
             if token.get("refresh_token")
             else None
         )
-        # The ID token is the store's to write, unless it is one already written (never for the
-        # grants the store serves: `finalize_id_token` builds theirs unsaved).
-        id_token = access_token.id_token if access_token.id_token_id is None else None
         return now, access_token, id_token, refresh_token
 
     def _save_exchange(self, token: dict, request: Request) -> None:
@@ -578,7 +585,10 @@ class TokenPolicyMixin(_ValidatorBase):
         A concurrent exchange of the same code that consumed it first leaves this one with
         nothing written: a replay (RFC 6749 §4.1.2), answered as `validate_code` answers one
         that arrives later, by revoking what the code issued."""
-        grant = request.idp_grant
+        grant = grant_state(request).grant
+        if grant is None:
+            # oauthlib saves a code exchange's tokens only after `validate_code` accepted it.
+            raise errors.InvalidGrantError(request=request)
         now, access_token, id_token, refresh_token = self._new_rows(
             token, request, granted=grant.resource or []
         )
@@ -611,7 +621,10 @@ class TokenPolicyMixin(_ValidatorBase):
     def _save_rotation(self, token: dict, request: Request) -> None:
         """RFC 9700 §4.14.2: the refresh token retired with its access token and the new pair
         written, or nothing (another request rotated it first: this one is a replay)."""
-        previous = request.refresh_token_instance
+        previous = getattr(request, "refresh_token_instance", None)
+        if previous is None:
+            # oauthlib saves a refresh's tokens only after `validate_refresh_token` accepted it.
+            raise errors.InvalidGrantError(request=request)
         now, access_token, id_token, refresh_token = self._new_rows(
             token, request, previous, granted=previous.resource or []
         )
@@ -633,11 +646,11 @@ class TokenPolicyMixin(_ValidatorBase):
         expiry; a rotated (already used) token presented again revokes its whole family."""
         refresh_token_model = get_refresh_token_model()
         checksum = token_checksum(refresh_token)
-        read_with_client = getattr(request, "idp_refresh_token_lookup", None)
-        if read_with_client is not None and read_with_client[0] == checksum:
-            rt = read_with_client[1]  # read with the client (`_client_for_refresh`)
+        read_with_client = grant_state(request).refresh_token_read
+        if read_with_client is not None and read_with_client.checksum == checksum:
+            rt = read_with_client.refresh_token  # read with the client
         else:
-            rt = _REFRESH_TOKEN.first(checksum, refresh_token_model)
+            rt = cast("RefreshToken | None", _REFRESH_TOKEN.first(checksum, refresh_token_model))
         carry_email_verified(rt)
         if rt is None or rt.application_id != client.pk:
             return False
@@ -667,16 +680,19 @@ class TokenPolicyMixin(_ValidatorBase):
         request.user = rt.user
         request.refresh_token = refresh_token
         request.refresh_token_instance = rt
-        request.idp_code_checksum = rt.access_token.code_checksum
         return True
 
     # ------------------------------------------------------------------ using tokens
     def _load_access_token(self, token: str) -> Any:
         """DOT's lookup by checksum, with the token's user and client in the same row.
 
+        Private, yet DOT's `validate_bearer_token` reads the token only through it: the public
+        alternative is a copy of that method's checks (audience, usable client, introspection).
+        tests/oidc/test_grant_state.py fails if DOT renames it or changes its signature.
+
         One prepared query (oauth_clients/prepared.py): once compiling the joins cost nothing,
         reading the client with the token was cheaper than fetching it from the client cache
-        (a Redis round trip, BENCHMARKS.md), and always as fresh as the database. A token
+        (a Redis round trip, docs/performance.md), and always as fresh as the database. A token
         without a client is no token (DOT would let `application=None` pass)."""
         access_token: Any = _ACCESS_TOKEN.first(token_checksum(token), get_access_token_model())
         if access_token is None or access_token.application is None:

@@ -13,7 +13,9 @@ from django.urls import reverse
 from oauthlib.common import Request
 
 from accounts.models import AuditEvent
+from accounts.sessions import SessionBinding
 from oauth_clients.models import AccessToken, Grant, RefreshToken
+from oauth_clients.oidc.grant_state import grant_state
 from oauth_clients.oidc.validator import IdPOAuth2Validator
 from tests.oidc.conftest import basic_auth, post_form
 
@@ -90,7 +92,7 @@ def test_exchanged_code_is_kept_as_consumed_not_deleted(web_client, run_code_flo
 
 
 def test_save_authorization_code_copies_session_facts_from_the_request(web_client, user):
-    """The contract with the authorization side: `request.idp_*` lands on the Grant."""
+    """The contract with the authorization side: the session binding lands on the Grant."""
     request = Request("https://idp.example/o/authorize/")
     request.client = web_client
     request.user = user
@@ -100,10 +102,9 @@ def test_save_authorization_code_copies_session_facts_from_the_request(web_clien
     request.code_challenge_method = "S256"
     request.nonce = "n-1"
     request.claims = None
-    request.idp_sid = "session-123"
-    request.idp_auth_time = 1_700_000_000
-    request.idp_amr = ["pwd", "otp"]
-    request.idp_acr = "urn:company:mfa"
+    grant_state(request).binding = SessionBinding(
+        sid="session-123", auth_time=1_700_000_000, amr=["pwd", "otp"], acr="urn:company:mfa"
+    )
     IdPOAuth2Validator().save_authorization_code(web_client.client_id, {"code": "abc"}, request)
 
     grant = Grant.objects.get()
@@ -295,7 +296,7 @@ def test_two_exchanges_racing_on_one_code_cannot_both_win(web_client, user, run_
 def test_signed_in_session_reaches_the_code_and_its_tokens(
     web_client, run_code_flow, exchange_code
 ):
-    """End to end through the authorization side's contract (`request.idp_*`)."""
+    """End to end through the authorization side's contract (the request's session binding)."""
     from accounts.sessions import AUTH_TIME_KEY, SID_KEY
 
     http = HttpClient()
