@@ -240,7 +240,7 @@ class GroupAdmin(admin.ModelAdmin):
                 (
                     reverse("admin:accounts_user_change", args=[user.pk]),
                     user.get_username(),
-                    "" if user.is_active else gettext(" (deactivated)"),
+                    "" if user.is_active else f" ({gettext('deactivated')})",
                 )
                 for user in shown
             ),
