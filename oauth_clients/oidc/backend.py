@@ -170,6 +170,8 @@ class IdPOAuthLibCore(OAuthLibCore):
 
     def validate_authorization_request(self, request: HttpRequest) -> tuple[list[str], dict]:
         try:
+            # DOT's private extraction, as DOT's own method uses it: that method hands oauthlib
+            # no signed-in user, so it is replaced whole (pinned: tests/oidc/test_grant_state.py).
             uri, http_method, body, headers = self._extract_params(request)
             orequest = _ParsedOnceRequest(uri, http_method=http_method, body=body, headers=headers)
         except ValueError as exc:

@@ -8,6 +8,7 @@ import inspect
 from http import HTTPStatus
 
 import pytest
+from oauth2_provider.oauth2_backends import OAuthLibCore
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.common import Request
 from oauthlib.oauth2.rfc6749 import errors
@@ -158,3 +159,10 @@ def test_no_other_private_dot_method_is_overridden():
         if name.startswith("_") and not name.startswith("__")
     }
     assert {name for name in ours if hasattr(OAuth2Validator, name)} == set(PRIVATE_OVERRIDES)
+
+
+def test_dot_still_extracts_a_requests_parameters_as_we_call_it():
+    """oauth_clients/oidc/backend.py builds the authorization request itself (to add who is
+    signed in before oauthlib validates it) from DOT's private `_extract_params`."""
+    parameters = list(inspect.signature(OAuthLibCore._extract_params).parameters)
+    assert parameters == ["self", "request"]
