@@ -15,10 +15,7 @@ class AccountsConfig(AppConfig):
         # Django's auth signals are the one hook that sees *every* sign-in: allauth's flows and
         # plain `django.contrib.auth.login()` alike (the seed API must keep working). Receivers
         # only call services; no flow logic lives in them.
-        from accounts import ratelimit, receivers  # noqa: F401
-
-        # allauth's rate limits: one Redis round trip per rate instead of four.
-        ratelimit.install()
+        from accounts import receivers  # noqa: F401
 
 
 class UserSessionsConfig(usersessions_apps.UserSessionsConfig):

@@ -251,8 +251,8 @@ if REDIS_URL:
             "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
         }
     }
-    # Django's cache backend with one Redis round trip per write (accounts/session_store.py).
-    SESSION_ENGINE = "accounts.session_store"
+    # Django's cache backend: sessions in Redis, shared by every process, no database write.
+    SESSION_ENGINE = "django.contrib.sessions.backends.cache"
 else:
     # Without Redis the cache is Django's database cache: every worker and every replica shares
     # it through the database, never a cache of each process's own. allauth records each

@@ -47,7 +47,7 @@ def test_verified_user_signs_in_with_one_read_for_the_user_and_both_checks(
     client, user, password, settings, django_assert_max_num_queries
 ):
     # Sessions in the cache, as in production (tests/oidc/test_signin_query_counts.py).
-    settings.SESSION_ENGINE = "accounts.session_store"  # production's (settings: REDIS_URL)
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.cache"  # production's (REDIS_URL)
     client.get(LOGIN_URL)
     with django_assert_max_num_queries(5) as captured:
         response = client.post(LOGIN_URL, {"login": "alice", "password": password})

@@ -66,7 +66,7 @@ def writes(captured) -> list[str]:
 
 @pytest.fixture(autouse=True)
 def _production_caches(settings, django_capture_on_commit_callbacks):
-    settings.SESSION_ENGINE = "accounts.session_store"  # production's (settings: REDIS_URL)
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.cache"  # production's (REDIS_URL)
     settings.IDP_CLIENT_CACHE_SECONDS = 300
     # No client cached by an earlier test (its row was rolled back), no rate-limit counts.
     with django_capture_on_commit_callbacks(execute=True):
