@@ -8,6 +8,7 @@ from django.views.generic import RedirectView
 
 from accounts import views as account_views
 from idp import branding, health, metrics
+from oauth_clients import views as client_views
 
 urlpatterns = [
     path("", account_views.home, name="home"),
@@ -26,6 +27,10 @@ urlpatterns = [
     path("accounts/2fa/totp/activate/", account_views.activate_totp, name="mfa_activate_totp"),
     path("accounts/2fa/webauthn/add/", account_views.add_webauthn, name="mfa_add_webauthn"),
     path("accounts/", include("allauth.urls")),
+    # The employee's app launcher: an account page built on the registry's access rules
+    # (oauth_clients.access), so its view lives with the registry. /account/apps/ is taken by
+    # the connected apps page.
+    path("account/my-apps/", client_views.my_apps, name="account_my_apps"),
     path("account/", include("accounts.urls")),
     # The OIDC provider: DOT's views we keep plus ours, under DOT's namespace.
     path("", include("oauth_clients.oidc.urls", namespace="oauth2_provider")),

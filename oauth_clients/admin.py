@@ -125,7 +125,16 @@ class ClientAdmin(admin.ModelAdmin):
         ),
         (
             gettext_lazy("Shown to users"),
-            {"fields": ("logo_uri", "client_uri", "policy_uri", "tos_uri", "owner_contact")},
+            {
+                "fields": (
+                    "logo_uri",
+                    "client_uri",
+                    "initiate_login_uri",
+                    "policy_uri",
+                    "tos_uri",
+                    "owner_contact",
+                )
+            },
         ),
         (
             gettext_lazy("Token lifetimes"),

@@ -59,7 +59,16 @@ REGISTER_FIELDSETS: list[tuple[Any, dict[str, Any]]] = [
     (gettext_lazy("Trust"), {"fields": ["is_trusted", "requires_mfa"]}),
     (
         gettext_lazy("Shown to users"),
-        {"fields": ["logo_uri", "client_uri", "policy_uri", "tos_uri", "owner_contact"]},
+        {
+            "fields": [
+                "logo_uri",
+                "client_uri",
+                "initiate_login_uri",
+                "policy_uri",
+                "tos_uri",
+                "owner_contact",
+            ]
+        },
     ),
     (
         gettext_lazy("Token lifetimes"),

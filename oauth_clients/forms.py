@@ -43,6 +43,12 @@ URI_LIST_HELP = _(
     "[::1] and localhost."
 )
 
+# OIDC Core §4: the app's page that starts a sign-in, opened from the employee's My apps page.
+INITIATE_LOGIN_HELP = _(
+    "Where the My apps page opens the app: its page that starts a sign-in here (OpenID Connect "
+    "initiate_login_uri; it receives iss). https only; http only for 127.0.0.1, [::1] and "
+    "localhost. Empty: the app is listed but opens from the app itself."
+)
 
 ALGORITHM_LABEL = _("ID token signing algorithm")
 ALGORITHM_HELP = _(
@@ -173,6 +179,12 @@ class RegisterClientForm(forms.Form):
     client_uri = forms.CharField(label=_("Home page URL"), required=False, max_length=500)
     policy_uri = forms.CharField(label=_("Privacy policy URL"), required=False, max_length=500)
     tos_uri = forms.CharField(label=_("Terms of service URL"), required=False, max_length=500)
+    initiate_login_uri = forms.CharField(
+        label=_("Sign-in start URL"),
+        required=False,
+        max_length=500,
+        help_text=INITIATE_LOGIN_HELP,
+    )
     owner_contact = forms.EmailField(
         label=_("Owner contact"),
         required=False,
@@ -282,6 +294,7 @@ class ClientChangeForm(forms.ModelForm):
     client_uri = _url_field(_("Home page URL"))
     policy_uri = _url_field(_("Privacy policy URL"))
     tos_uri = _url_field(_("Terms of service URL"))
+    initiate_login_uri = _url_field(_("Sign-in start URL"), INITIATE_LOGIN_HELP)
     backchannel_logout_uri = _url_field(
         _("Back-channel logout URI"),
         _("The IdP POSTs a logout token here when a user signs out (https, public address)."),

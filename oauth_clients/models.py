@@ -226,6 +226,9 @@ class Client(AbstractApplication):
     )
     logo_uri = models.URLField(_("logo URL"), blank=True, max_length=500)
     client_uri = models.URLField(_("home page URL"), blank=True, max_length=500)
+    # OIDC Core §4 (third-party-initiated login), OIDC Registration §2: where the employee's app
+    # launcher (/account/my-apps/) sends a person, with `iss`, so the app starts its sign-in.
+    initiate_login_uri = models.URLField(_("sign-in start URL"), blank=True, max_length=500)
     policy_uri = models.URLField(_("privacy policy URL"), blank=True, max_length=500)
     tos_uri = models.URLField(_("terms of service URL"), blank=True, max_length=500)
     owner_contact = models.EmailField(_("owner contact"), blank=True)

@@ -196,7 +196,9 @@ def address_is_internal(address: IPAddress) -> bool:
     return False
 
 
-INFO_URI_FIELDS = ("logo_uri", "client_uri", "policy_uri", "tos_uri")
+# Shown to users (the consent page, connected apps, My apps); `initiate_login_uri` is the app's
+# sign-in start page (OIDC Core §4), opened from the My apps page: https, http only on loopback.
+INFO_URI_FIELDS = ("logo_uri", "client_uri", "policy_uri", "tos_uri", "initiate_login_uri")
 
 
 def info_uri_problem(uri: str) -> str | None:
@@ -467,5 +469,9 @@ def registration_errors(
         problem = info_uri_problem(value or "")
         if problem:
             errors[field] = [f"{value}: {problem}"]
+    if not signs_users_in and (info_uris or {}).get("initiate_login_uri"):
+        errors.setdefault("initiate_login_uri", []).append(
+            _("A machine-to-machine service signs no one in: leave the sign-in start URL empty.")
+        )
     errors.update(lifetime_errors(lifetimes or {}))
     return errors

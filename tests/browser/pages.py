@@ -81,6 +81,7 @@ PAGES: list[Page] = [
     Page("account", "/account/", State.SIGNED_IN),
     Page("profile", "/account/profile/", State.SIGNED_IN),
     Page("connected-apps", "/account/apps/", State.SIGNED_IN),
+    Page("my-apps", "/account/my-apps/", State.SIGNED_IN),
     Page("activity", "/account/activity/", State.SIGNED_IN),
     Page("sessions", "/accounts/sessions/", State.SIGNED_IN),
     Page("sign-out", "/accounts/logout/", State.SIGNED_IN),

@@ -90,6 +90,8 @@ class Command(BaseCommand):
         create.add_argument("--owner", default="", dest="owner_contact", metavar="EMAIL")
         for flag in ("logo-uri", "client-uri", "policy-uri", "tos-uri"):
             create.add_argument(f"--{flag}", default="")
+        # OIDC Core §4: the app's page that starts a sign-in (the My apps page opens it).
+        create.add_argument("--initiate-login-uri", default="", metavar="URI")
         for name in services.LIFETIME_FIELDS:
             create.add_argument(f"--{name.replace('_', '-')}", type=int, metavar="SECONDS")
         # OpenID Connect Back-Channel / Front-Channel Logout 1.0 registration.
@@ -237,6 +239,7 @@ class Command(BaseCommand):
             client_uri=options["client_uri"],
             policy_uri=options["policy_uri"],
             tos_uri=options["tos_uri"],
+            initiate_login_uri=options["initiate_login_uri"],
             backchannel_logout_uri=options["backchannel_logout_uri"],
             backchannel_logout_session_required=options["backchannel_logout_session_required"],
             frontchannel_logout_uri=options["frontchannel_logout_uri"],
