@@ -10,17 +10,13 @@ from accounts.models import AuditEvent
 from idp.client_ip import client_ip
 from idp.metrics import observe_audit_event
 from idp.request_log import log_audit_event
-from oauth_clients import writes
 
 
 def record_event(**fields: Any) -> AuditEvent:
     """Append one audit row: `build_event(**fields)` (its parameters: `type`, `request`,
     `actor`, `subject`, `client` and the row's `extra`), written and published."""
     event = build_event(**fields)
-    # One INSERT built once (oauth_clients.writes): a sign-in writes two audit rows (the login,
-    # the tokens issued) and `objects.create` spent ~2x the CPU on each (BENCHMARKS.md round 5).
-    # Nothing listens to AuditEvent's save signals (tests/accounts/test_audit_writes.py checks).
-    writes.insert(event)
+    event.save(force_insert=True)
     publish_event(event)
     return event
 
@@ -36,8 +32,8 @@ def build_event(
 ) -> AuditEvent:
     """The unsaved audit row. `actor` defaults to the signed-in user of `request`; `extra` must
     never contain secrets, tokens or passwords. `record_event` writes it; a caller that writes
-    it with other rows in one statement (the code exchange: oauth_clients.oidc.rotation; the
-    sign-in's `last_login`: accounts.services) calls `publish_event` afterwards."""
+    it with other rows (the code exchange: oauth_clients/oidc/store.py) calls `publish_event`
+    afterwards."""
     if actor is None and request is not None:
         request_user = getattr(request, "user", None)
         if request_user is not None and request_user.is_authenticated:

@@ -14,7 +14,7 @@ from django.db.models import Count, Window
 
 from accounts.mfa_policy import has_second_factor_annotation
 from accounts.stages import has_verified_email_annotation
-from oauth_clients.prepared import PreparedLookup
+from idp.db.prepared import PreparedLookup
 
 # How many accounts the name matched (a window over the lookup's rows, before its LIMIT 1).
 _MATCHES = "signin_username_matches"
@@ -22,7 +22,7 @@ _MATCHES = "signin_username_matches"
 # allauth's lookup by username (userkit.filter_users_by_username with
 # ACCOUNT_PRESERVE_USERNAME_CASING: `username__iexact`), with the answers the login stages
 # would read next in two more statements: a verified address (accounts.stages) and a second
-# factor (accounts.mfa_policy.MFAAdapter). Compiled once (oauth_clients.prepared): building
+# factor (accounts.mfa_policy.MFAAdapter). Compiled once (idp.db.prepared): building
 # the two subqueries through the ORM at each sign-in cost as much CPU as the two statements
 # they replace. The answers describe the rows as this statement found them, on a User
 # instance made for this request only (a later request loads the user afresh, without

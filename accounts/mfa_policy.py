@@ -20,7 +20,7 @@ from django.db.models import OuterRef
 from django.http import HttpRequest
 
 from accounts.sessions import has_second_factor, last_authenticated_at, session_binding
-from oauth_clients.prepared import row_exists
+from idp.db.prepared import row_exists
 
 # The factors that make a sign-in two-step (recovery codes only stand in for them).
 SECOND_FACTOR_TYPES = [Authenticator.Type.TOTP, Authenticator.Type.WEBAUTHN]

@@ -38,7 +38,6 @@ from accounts.permissions import (
     ensure_may_set_privileges,
 )
 from accounts.sessions import SID_KEY, get_sid
-from oauth_clients import writes
 from oauth_clients.oidc.signout import (
     RevokedCounts,
     queue_session_logout,
@@ -63,9 +62,8 @@ def record_login(*, request: HttpRequest | None, user: User) -> None:
     """A completed sign-in: stamp `last_login`, clear the failure count and audit it.
 
     `last_login` is what Django's `update_last_login` receiver writes (`save(update_fields=…)`,
-    replaced in accounts.apps.UserSessionsConfig): here it is written with the audit row, in
-    one statement on PostgreSQL (oauth_clients.writes), a round trip and a `save()` fewer per
-    sign-in. Nothing listens to User's save signals (tests/accounts/test_audit_writes.py).
+    replaced in accounts.apps.UserSessionsConfig): here it is written just before the audit
+    row, one UPDATE of one column instead of a `save()` of the user.
     """
     if user.failed_login_count or user.locked_until is not None:
         User.objects.filter(pk=user.pk).update(
@@ -76,7 +74,8 @@ def record_login(*, request: HttpRequest | None, user: User) -> None:
     event = build_event(
         type=AuditEvent.Type.LOGIN_SUCCEEDED, request=request, actor=user, subject=user
     )
-    writes.insert(event, along=writes.update(user, "last_login"))
+    User.objects.filter(pk=user.pk).update(last_login=user.last_login)
+    event.save(force_insert=True)
     publish_event(event)
 
 
@@ -313,15 +312,11 @@ def record_user_session(*, request: HttpRequest, user: User) -> UserSession:
     if not request.session.session_key:
         request.session.save()
     max_length = UserSession._meta.get_field("user_agent").max_length
-    # One INSERT built once (oauth_clients.writes; nothing listens to UserSession's save
-    # signals, tests/accounts/test_audit_writes.py checks): ~half the CPU of `objects.create`.
-    session = writes.insert(
-        UserSession(
-            session_key=request.session.session_key,
-            user=user,
-            ip=get_account_adapter().get_client_ip(request),
-            user_agent=request.META.get("HTTP_USER_AGENT", "")[:max_length],
-        )
+    session = UserSession.objects.create(
+        session_key=request.session.session_key,
+        user=user,
+        ip=get_account_adapter().get_client_ip(request),
+        user_agent=request.META.get("HTTP_USER_AGENT", "")[:max_length],
     )
     cutoff = timezone.now() - timedelta(seconds=settings.SESSION_COOKIE_AGE)
     # A plain fetch: usually no row, at most a few. `.iterator()` took a server-side cursor on

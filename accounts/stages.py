@@ -8,7 +8,7 @@ from allauth.account.models import EmailAddress
 from allauth.account.stages import EmailVerificationStage
 from django.db.models import OuterRef
 
-from oauth_clients.prepared import row_exists
+from idp.db.prepared import row_exists
 
 # Set by the sign-in lookup (accounts.backends) on the user it loads: allauth's
 # `has_verified_email(user)` (any verified address of the user), read in the same statement.

@@ -325,7 +325,7 @@ def explain(args: argparse.Namespace) -> None:
         "access token by checksum (userinfo, introspection)": AccessToken.objects.select_related(
             "user"
         ).filter(token_checksum=probe),
-        # No row lock since the one-statement rotation (oauth_clients/oidc/rotation.py); the grant
+        # No row lock since the one-statement rotation (oauth_clients/oidc/store.py); the grant
         # reads it joined with its client (token_policy._CLIENT_AND_REFRESH_TOKEN).
         "refresh token by checksum (refresh grant)": RefreshToken.objects.filter(
             token_checksum=probe

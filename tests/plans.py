@@ -1,4 +1,4 @@
-"""PostgreSQL's generic plan of a prepared lookup (oauth_clients.prepared), for plan tests.
+"""PostgreSQL's generic plan of a prepared lookup (idp.db.prepared), for plan tests.
 
 The hot lookups are prepared statements: after a few executions PostgreSQL runs them with a
 generic plan, made without the parameter's value. These helpers EXPLAIN that plan for one
@@ -13,7 +13,7 @@ from typing import Any
 
 from django.db import connection
 
-from oauth_clients.prepared import PreparedLookup
+from idp.db.prepared import PreparedLookup
 
 
 def generic_plan(lookup: PreparedLookup, value: Any) -> dict[str, Any]:

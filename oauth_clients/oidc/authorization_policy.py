@@ -26,7 +26,6 @@ from oauthlib.oauth2.rfc6749 import errors
 
 from accounts.mfa_policy import has_enrolled_second_factor
 from accounts.sessions import authentication_context, has_second_factor
-from oauth_clients import writes
 from oauth_clients.keys import ES256, RS256, key_algorithm, key_id, published_pems, sign_jwt
 from oauth_clients.models import Client
 from oauth_clients.oidc.backend import max_age_exceeded, parse_max_age, requested_acr_values
@@ -260,7 +259,7 @@ class AuthorizationPolicyMixin:
         else:
             # No other grant issues ID tokens here (code flow only: `validate_response_type`);
             # one that did would have no store write to join.
-            writes.insert(build_id_token(request, issued))
+            build_id_token(request, issued).save(force_insert=True)
         return signed
 
     def validate_id_token(self, token: str, scopes: list[str], request: Any) -> bool:

@@ -13,7 +13,7 @@ from allauth.account.models import EmailAddress
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import F, Model, OuterRef, QuerySet
 
-from oauth_clients.prepared import row_exists
+from idp.db.prepared import row_exists
 
 # OIDC Core §5.4 (profile, email) plus our `groups` scope: which claims each scope releases.
 SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {

@@ -36,7 +36,7 @@ from oauthlib.oauth2.rfc6749 import errors, utils
 
 from accounts.audit import build_event, publish_event, record_event
 from accounts.models import AuditEvent
-from oauth_clients import writes
+from idp.db.prepared import PreparedLookup
 from oauth_clients.client_cache import get_client
 from oauth_clients.models import Client, Grant, RefreshToken
 from oauth_clients.oidc import store
@@ -44,7 +44,6 @@ from oauth_clients.oidc.authorization_policy import build_id_token
 from oauth_clients.oidc.claims import annotate_email_verified, carry_email_verified
 from oauth_clients.oidc.grant_state import CodeRead, RefreshTokenRead, grant_state
 from oauth_clients.oidc.tokens import (
-    CLIENT_BY_ID,
     hash_code,
     mark_client_used,
     plausible_client_id,
@@ -52,7 +51,6 @@ from oauth_clients.oidc.tokens import (
     revoke_tokens_issued_from_code,
     token_checksum,
 )
-from oauth_clients.prepared import JoinedLookup, PreparedLookup
 from oauth_clients.secrets import check_client_secret
 from oauth_clients.uri_rules import USER_SCOPES
 
@@ -73,7 +71,7 @@ def audit_request(request: Request) -> HttpRequest:
     return http_request
 
 
-# The hot lookups, compiled once per process (oauth_clients/prepared.py says why).
+# The hot lookups, compiled once per process (idp/db/prepared.py says why).
 # A token by checksum with its user and client (userinfo, protected resources).
 _ACCESS_TOKEN = PreparedLookup(
     lambda checksum: annotate_email_verified(
@@ -89,12 +87,10 @@ _REFRESH_TOKEN = PreparedLookup(
     lambda checksum: annotate_email_verified(
         get_refresh_token_model()
         .objects.filter(token_checksum=checksum)
-        .select_related("access_token", "user")
+        .select_related("access_token", "user", "application")
         .order_by(F("revoked").desc(nulls_first=True))
     )[:1]
 )
-# The calling client and that refresh token, in one statement (a refresh grant).
-_CLIENT_AND_REFRESH_TOKEN = JoinedLookup(CLIENT_BY_ID, _REFRESH_TOKEN)
 # An authorization code by its SHA-256. Unlocked: the store's conditional write settles a race
 # (oauth_clients/oidc/store.py).
 # With its client: the exchange authenticates that client from this row (one statement, no
@@ -143,20 +139,22 @@ class TokenPolicyMixin(_ValidatorBase):
         """The client read from the database with the row it presents, instead of from the
         client cache (a round trip of its own); `...` when there is no such row.
 
-        - a refresh grant: the client and the refresh token in one prepared statement (the
-          token's read moves here from `validate_refresh_token`);
+        - a refresh grant: the refresh token's row comes with its client (the token's read
+          moves here from `validate_refresh_token`);
         - a code exchange: the code's row, which oauthlib's OpenID dispatcher read before
-          authentication (`_code_grant`), came with its client: it is that client when the ids
-          match."""
+          authentication (`_code_grant`), came with its client.
+        Either is that client when the ids match; a row of another client (refused later) or no
+        row leaves the client to the cache."""
         presented = request.refresh_token if request.grant_type == "refresh_token" else None
         if isinstance(presented, str) and "\x00" not in presented:
             checksum = token_checksum(presented)
-            pair = _CLIENT_AND_REFRESH_TOKEN.first(client_id, checksum, Client)
-            client, found = pair if pair is not None else (None, None)
-            # `first` is typed by the client's model; the second row is the refresh token.
-            token_row = cast("RefreshToken | None", found)
+            token_row = cast(
+                "RefreshToken | None", _REFRESH_TOKEN.first(checksum, get_refresh_token_model())
+            )
             grant_state(request).refresh_token_read = RefreshTokenRead(checksum, token_row)
-            return client
+            if token_row is not None and token_row.application.client_id == client_id:
+                return token_row.application
+            return ...
         code = request.code if request.grant_type == "authorization_code" else None
         if isinstance(code, str) and "\x00" not in code:
             grant = self._code_grant(code, request)
@@ -319,31 +317,26 @@ class TokenPolicyMixin(_ValidatorBase):
         binding = grant_state(request).binding
         auth_time = binding.auth_time
         grant_model = get_grant_model()
-        # One INSERT built once (oauth_clients/writes.py), not `save()`.
-        writes.insert(
-            grant_model(
-                application=request.client,
-                user=request.user,
-                code=hash_code(code["code"]),
-                expires=timezone.now()
-                + timedelta(seconds=oauth2_settings.AUTHORIZATION_CODE_EXPIRE_SECONDS),
-                redirect_uri=request.redirect_uri,
-                scope=" ".join(request.scopes),
-                code_challenge=request.code_challenge or "",
-                code_challenge_method=request.code_challenge_method or "",
-                nonce=request.nonce or "",
-                claims=json.dumps(request.claims or {}),
-                resource=getattr(request, "resource", None) or [],
-                sid=binding.sid,
-                auth_time=(
-                    datetime.fromtimestamp(int(auth_time), tz=UTC)
-                    if auth_time is not None
-                    else None
-                ),
-                amr=list(binding.amr),
-                acr=binding.acr,
-            )
-        )
+        grant_model(
+            application=request.client,
+            user=request.user,
+            code=hash_code(code["code"]),
+            expires=timezone.now()
+            + timedelta(seconds=oauth2_settings.AUTHORIZATION_CODE_EXPIRE_SECONDS),
+            redirect_uri=request.redirect_uri,
+            scope=" ".join(request.scopes),
+            code_challenge=request.code_challenge or "",
+            code_challenge_method=request.code_challenge_method or "",
+            nonce=request.nonce or "",
+            claims=json.dumps(request.claims or {}),
+            resource=getattr(request, "resource", None) or [],
+            sid=binding.sid,
+            auth_time=(
+                datetime.fromtimestamp(int(auth_time), tz=UTC) if auth_time is not None else None
+            ),
+            amr=list(binding.amr),
+            acr=binding.acr,
+        ).save(force_insert=True)
 
     def _grant(self, code: str, request: Request) -> Any:
         """The Grant for `code` of the requesting client, kept in the request's state by
@@ -556,7 +549,7 @@ class TokenPolicyMixin(_ValidatorBase):
         """RFC 6749 §4.4.3: the client-credentials token, for no person."""
         request.user = None
         access_token = self._new_rows(token, request, granted=[])[1]
-        writes.insert(access_token)
+        access_token.save(force_insert=True)
 
     def _new_rows(
         self, token: dict, request: Request, previous: Any = None, *, granted: list[str]
@@ -690,7 +683,7 @@ class TokenPolicyMixin(_ValidatorBase):
         alternative is a copy of that method's checks (audience, usable client, introspection).
         tests/oidc/test_grant_state.py fails if DOT renames it or changes its signature.
 
-        One prepared query (oauth_clients/prepared.py): once compiling the joins cost nothing,
+        One prepared query (idp/db/prepared.py): once compiling the joins cost nothing,
         reading the client with the token was cheaper than fetching it from the client cache
         (a Redis round trip, docs/performance.md), and always as fresh as the database. A token
         without a client is no token (DOT would let `application=None` pass)."""

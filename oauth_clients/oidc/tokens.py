@@ -25,8 +25,8 @@ from oauth2_provider.settings import oauth2_settings
 
 from accounts.audit import record_event
 from accounts.models import AuditEvent
+from idp.db.prepared import PreparedLookup
 from oauth_clients.models import Client
-from oauth_clients.prepared import JoinedLookup, PreparedLookup
 from oauth_clients.uri_rules import DEFAULT_REFRESH_IDLE_SECONDS
 
 # A client's `last_used_at` is written at most this often (one UPDATE per client per minute,
@@ -206,7 +206,7 @@ def generate_token(request: Any = None) -> str:
     return secrets.token_urlsafe(32)
 
 
-# Compiled once per process (oauth_clients/prepared.py says why): a token by checksum with its
+# Compiled once per process (idp/db/prepared.py says why): a token by checksum with its
 # user and client in one row (fresher and cheaper than the client cache's round trip).
 _INTROSPECT_ACCESS_TOKEN = PreparedLookup(
     lambda checksum: (
@@ -243,13 +243,12 @@ def _introspection_order(token_type_hint: str | None) -> list[str]:
     return ["access_token", "refresh_token"]
 
 
-# The caller and the token kind looked up first, in one round trip (introspection's hot path):
-# the caller read fresh from the database, so a disabled client or a rotated secret counts at
-# once, without the client cache's Redis round trip.
-CLIENT_BY_ID = PreparedLookup(lambda client_id: Client.objects.filter(client_id=client_id)[:1])
-_CALLER_AND_TOKEN = {
-    "access_token": JoinedLookup(CLIENT_BY_ID, _INTROSPECT_ACCESS_TOKEN),
-    "refresh_token": JoinedLookup(CLIENT_BY_ID, _INTROSPECT_REFRESH_TOKEN),
+# Introspection's caller, read fresh from the database, so a disabled client or a rotated
+# secret counts at once, without the client cache's Redis round trip.
+_CLIENT_BY_ID = PreparedLookup(lambda client_id: Client.objects.filter(client_id=client_id)[:1])
+_TOKEN_BY_KIND = {
+    "access_token": _INTROSPECT_ACCESS_TOKEN,
+    "refresh_token": _INTROSPECT_REFRESH_TOKEN,
 }
 
 
@@ -266,15 +265,15 @@ class IntrospectionLookup:
 def load_caller_with_token(
     *, client_id: str, token: str, token_type_hint: str | None
 ) -> IntrospectionLookup | None:
-    """The client `client_id` and the token (of the hint's kind, else an access token) in
-    one query; None when no client has that id. The client is not authenticated here."""
-    kind = _introspection_order(token_type_hint)[0]
-    both = _CALLER_AND_TOKEN[kind].first(client_id, token_checksum(token), Client)
-    if both is None:
+    """The client `client_id` and the token (of the hint's kind, else an access token); None
+    when no client has that id. The client is not authenticated here."""
+    client = cast("Client | None", _CLIENT_BY_ID.first(client_id, Client))
+    if client is None:
         return None
-    client, found = both
-    # The left side is `_CLIENT_BY_ID`, a Client queryset.
-    return IntrospectionLookup(client=cast(Client, client), token_kind=kind, found=found)
+    kind = _introspection_order(token_type_hint)[0]
+    model = get_access_token_model() if kind == "access_token" else get_refresh_token_model()
+    found = _TOKEN_BY_KIND[kind].first(token_checksum(token), model)
+    return IntrospectionLookup(client=client, token_kind=kind, found=found)
 
 
 def introspect_token(

@@ -1,6 +1,5 @@
-"""Audit and user-session rows written by `oauth_clients.writes.insert` (one INSERT built once
-per model, instead of `objects.create`) are the rows the ORM would write, and skipping `save()`'s
-signals loses nothing."""
+"""Audit and user-session rows: what a sign-in and `record_event` write, address columns
+normalised as Django prepares them, and `last_login` stamped once with the sign-in's audit row."""
 
 from __future__ import annotations
 
@@ -18,7 +17,6 @@ from django.utils import timezone
 
 from accounts.audit import record_event
 from accounts.models import AuditEvent, User
-from oauth_clients.writes import insert, listened_to
 from tests.accounts.conftest import sign_in
 from tests.oidc.conftest import web_client as web_client
 
@@ -38,18 +36,12 @@ FIELDS = (
 )
 
 
-@pytest.mark.parametrize("model", [AuditEvent, UserSession, User])
-def test_nothing_listens_to_their_save_signals(model):
-    """`insert` sends no pre_save/post_save: a receiver added later must be noticed here."""
-    assert not listened_to(model)
-
-
 @pytest.mark.parametrize(
     ("address", "stored"),
     [
         ("203.0.113.9", "203.0.113.9"),
-        # Django's preparation of an address column normalises IPv6 and turns "" into NULL;
-        # the insert keeps both (an inet column refuses "").
+        # Django's preparation of an address column normalises IPv6 and turns "" into NULL
+        # (an inet column refuses "").
         ("2001:0db8:0000:0000:0000:0000:0000:0001", "2001:db8::1"),
         ("", None),
     ],
@@ -108,18 +100,6 @@ def test_sign_in_records_its_session_row(user, password):
     page = browser.get(reverse("usersessions_list"))
     assert page.status_code == HTTPStatus.OK
     assert b"198.51.100.7" in page.content
-
-
-@pytest.mark.parametrize(
-    ("address", "stored"), [("", None), ("::ffff:0a00:0001", "::ffff:10.0.0.1")]
-)
-def test_insert_prepares_address_columns_as_the_orm_does(address, stored):
-    """An address column always takes Django's preparation ("" becomes NULL, IPv6 is
-    normalised), also where `insert` hands other strings to psycopg as they are."""
-    event = insert(AuditEvent(type=AuditEvent.Type.LOGIN_FAILED, ip=address))
-    assert AuditEvent.objects.get(pk=event.pk).ip == stored
-    reference = AuditEvent.objects.create(type=AuditEvent.Type.LOGIN_FAILED, ip=address)
-    assert AuditEvent.objects.get(pk=reference.pk).ip == stored
 
 
 def test_sign_in_stamps_last_login_with_its_audit_row(user, password):

@@ -1,6 +1,6 @@
 """Two token requests truly concurrent on PostgreSQL: the one-statement writes' race tests.
 
-The refresh rotation and the code exchange (oauth_clients/oidc/rotation.py) hold no lock between
+The refresh rotation and the code exchange (oauth_clients/oidc/store.py) hold no lock between
 validation and their one conditional statement; they rely on PostgreSQL's READ COMMITTED rule
 that an UPDATE waiting on a row another transaction changed re-checks its WHERE clause once
 that transaction commits. `race` drives two database connections through exactly that

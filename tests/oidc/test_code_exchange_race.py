@@ -1,6 +1,6 @@
 """Two exchanges of one code, truly concurrent, on PostgreSQL (RFC 6749 §4.1.2).
 
-The one-statement exchange (oauth_clients/oidc/rotation.py: `exchange`) reads the code without a
+The one-statement exchange (oauth_clients/oidc/store.py: `PostgresStore`) reads the code without a
 lock and relies on PostgreSQL's READ COMMITTED rule that an UPDATE waiting on a row another
 transaction changed re-checks its WHERE clause once that transaction commits. This drives two
 database connections through exactly that interleaving (tests/oidc/race_helpers.py): the loser

@@ -1,4 +1,4 @@
-"""oauth_clients.prepared: the hot token lookups compiled once, answering like the ORM."""
+"""idp.db.prepared: the hot token lookups compiled once, answering like the ORM."""
 
 from __future__ import annotations
 
@@ -14,11 +14,10 @@ from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_refresh_token_model
 
-from oauth_clients.models import Client
+from idp.db.prepared import PreparedLookup
 from oauth_clients.oidc import token_policy
 from oauth_clients.oidc.claims import annotate_email_verified
 from oauth_clients.oidc.tokens import token_checksum
-from oauth_clients.prepared import JoinedLookup, PreparedLookup
 from tests import plans
 
 AccessToken = get_access_token_model()
@@ -112,63 +111,6 @@ def test_a_locking_lookup_refuses_to_run_outside_a_transaction(tokens):
 def test_lookups_the_helper_cannot_prepare_are_refused(db, build):
     with pytest.raises(ValueError, match=r"one row|marker"):
         PreparedLookup(build).first("anything", AccessToken)
-
-
-def _client_by_id() -> PreparedLookup:
-    return PreparedLookup(lambda client_id: Client.objects.filter(client_id=client_id)[:1])
-
-
-def _token_with_user_and_client() -> PreparedLookup:
-    return PreparedLookup(
-        lambda checksum: AccessToken.objects.select_related("user", "application").filter(
-            token_checksum=checksum
-        )[:1]
-    )
-
-
-def test_a_joined_lookup_answers_both_sides_in_one_query(
-    tokens, machine_client, django_assert_num_queries
-):
-    """Introspection's caller and token: two unrelated rows, one round trip, each side built
-    as the ORM builds it (converters, select_related, annotations)."""
-    lookup = JoinedLookup(_client_by_id(), _token_with_user_and_client())
-    checksum = token_checksum(tokens["access_token"])
-    expected = AccessToken.objects.select_related("user", "application").get(
-        token_checksum=checksum
-    )
-    with django_assert_num_queries(1):
-        caller, token = lookup.first(machine_client.client_id, checksum, Client)
-    stored_caller = Client.objects.get(pk=machine_client.pk)
-    for field in Client._meta.concrete_fields:
-        assert getattr(caller, field.attname) == getattr(stored_caller, field.attname), field.name
-    for field in AccessToken._meta.concrete_fields:
-        assert getattr(token, field.attname) == getattr(expected, field.attname), field.name
-    with django_assert_num_queries(0):  # select_related: no query to reach them
-        assert token.user == expected.user
-        assert token.application.client_secret == expected.application.client_secret
-    assert caller._state.adding is False
-    assert token._state.db == "default"
-
-
-def test_a_joined_lookup_without_the_right_row_or_the_left_row(tokens, machine_client):
-    lookup = JoinedLookup(_client_by_id(), _token_with_user_and_client())
-    caller, token = lookup.first(machine_client.client_id, "0" * 64, Client)
-    assert caller.pk == machine_client.pk
-    assert token is None
-    assert lookup.first("no-such-client", token_checksum(tokens["access_token"]), Client) is None
-    # SQL in a value is a value on either side.
-    assert lookup.first("x' OR '1'='1", "x' OR '1'='1", Client) is None
-    assert lookup.first(machine_client.client_id, "x' OR '1'='1", Client)[1] is None
-
-
-def test_a_joined_lookup_never_locks(tokens):
-    locking = PreparedLookup(
-        lambda checksum: RefreshToken.objects.select_for_update().filter(token_checksum=checksum)[
-            :1
-        ]
-    )
-    with transaction.atomic(), pytest.raises(ValueError, match="never locks"):
-        JoinedLookup(_client_by_id(), locking).first("web-app", "x", Client)
 
 
 def _verified_by_lookups(checksums: dict[str, str]) -> dict[str, bool]:

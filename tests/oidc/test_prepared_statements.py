@@ -1,6 +1,6 @@
 """Prepared statements for the IdP's own hot SQL (idp/db/postgresql: `prepared_cursor`).
 
-The prepared lookups (oauth_clients/prepared.py) and the refresh rotation (rotation.py) are
+The prepared lookups (idp/db/prepared.py) and the refresh rotation (oauth_clients/oidc/store.py) are
 parsed and planned once per connection; Django's own queries keep client-side binding and are
 never prepared; `IDP_DB_PREPARED_STATEMENTS=False` turns it off. Read from the server's own
 `pg_prepared_statements` for the connection the requests used.
@@ -44,7 +44,7 @@ def userinfo(client, token: str):
 
 def test_token_lookup_is_prepared_once_per_connection(client, web_client, issue_tokens):
     token = issue_tokens(web_client)["access_token"]
-    # The code exchange's one statement (oauth_clients/oidc/rotation.py) is prepared too.
+    # The code exchange's one statement (oauth_clients/oidc/store.py) is prepared too.
     assert any(sql.startswith("WITH consumed AS") for sql in prepared())
     assert userinfo(client, token).status_code == HTTPStatus.OK
     lookups = [s for s in prepared() if s.startswith("SELECT") and "_accesstoken" in s]

@@ -63,7 +63,7 @@ def test_code_exchange_queries(
     assert not any("FOR UPDATE" in q["sql"] for q in captured)
     kinds = statements(captured)
     if one_statement:
-        # Every write in one statement (oauth_clients/oidc/rotation.py): the code consumed, the
+        # Every write in one statement (oauth_clients/oidc/store.py): the code consumed, the
         # ID, access and refresh tokens, the audit row; no transaction.
         assert [k for k in kinds if k in WRITES | {"WITH"}] == ["WITH"]
         (exchange,) = [q["sql"] for q in captured if q["sql"].startswith("WITH")]
@@ -84,9 +84,9 @@ def test_introspection_queries(
     url = reverse("oauth2_provider:introspect")
     auth = basic_auth(resource_server.client_id, resource_server.test_secret)
     post_form(client, url, {"token": token}, HTTP_AUTHORIZATION=auth)  # stamps last_used_at
-    # One statement: the caller, and the token joined with its user and client (the caller is
-    # read with the token, not from the client cache: a Redis round trip fewer).
-    with django_assert_max_num_queries(1) as captured:
+    # The caller (read from the database, not the client cache: a disabled caller counts at
+    # once), then the token with its user and client.
+    with django_assert_max_num_queries(2) as captured:
         response = post_form(client, url, {"token": token}, HTTP_AUTHORIZATION=auth)
     assert response.json()["active"] is True
     assert writes(captured) == []
@@ -100,11 +100,11 @@ def test_refresh_token_introspection_queries(
     auth = basic_auth(resource_server.client_id, resource_server.test_secret)
     hinted = {"token": token, "token_type_hint": "refresh_token"}
     post_form(client, url, hinted, HTTP_AUTHORIZATION=auth)  # stamps last_used_at
-    # With the hint the caller comes with the refresh token; without it, the access-token
-    # lookup (with the caller) misses first.
-    with django_assert_max_num_queries(1):
-        assert post_form(client, url, hinted, HTTP_AUTHORIZATION=auth).json()["active"] is True
+    # With the hint the caller and the refresh token; without it, the access-token lookup
+    # misses first.
     with django_assert_max_num_queries(2):
+        assert post_form(client, url, hinted, HTTP_AUTHORIZATION=auth).json()["active"] is True
+    with django_assert_max_num_queries(3):
         response = post_form(client, url, {"token": token}, HTTP_AUTHORIZATION=auth)
     assert response.json()["active"] is True
 

@@ -1,6 +1,6 @@
 """Two refreshes with one token, truly concurrent, on PostgreSQL (RFC 9700 §4.14.2).
 
-The one-statement rotation (oauth_clients/oidc/rotation.py) holds no lock between validation and the
+The one-statement rotation (oauth_clients/oidc/store.py) holds no lock between validation and the
 write; it relies on PostgreSQL's READ COMMITTED rule that an UPDATE waiting on a row another
 transaction changed re-checks its WHERE clause once that transaction commits. This drives two
 database connections through exactly that interleaving and checks the loser wrote nothing.

@@ -16,7 +16,6 @@ from urllib.parse import urlsplit
 import pytest
 from allauth.usersessions.models import UserSession
 from django.core.cache import cache
-from django.db import connection
 from django.test import Client as HttpClient
 
 from oauth_clients.client_cache import invalidate_clients
@@ -103,9 +102,8 @@ def test_anonymous_authorization_request_and_login_page_need_no_query(
 def test_password_sign_in_by_username_queries(
     client, user, password, login_page, django_assert_max_num_queries
 ):
-    one_statement = connection.vendor == "postgresql"
     client.get(login_page)
-    with django_assert_max_num_queries(4 if one_statement else 5) as captured:
+    with django_assert_max_num_queries(5) as captured:
         response = client.post(login_page, {"login": "alice", "password": password})
     assert response.status_code == HTTPStatus.FOUND, response.content[:300]
     assert urlsplit(response["Location"]).path == AUTHORIZE_URL
@@ -117,16 +115,11 @@ def test_password_sign_in_by_username_queries(
     assert subquery_tables(captured[0]) == {"account_emailaddress", "mfa_authenticator"}
     assert "account_emailaddress" not in read  # accounts.stages takes the lookup's answer
     assert "mfa_authenticator" not in read  # so does accounts.mfa_policy.MFAAdapter
-    # The audit row with last_login (accounts.services.record_login: one statement on
-    # PostgreSQL, the UPDATE just before the INSERT elsewhere), the record of this browser
+    # last_login and the audit row (accounts.services.record_login), the record of this browser
     # session (one INSERT, not allauth's get-or-create), then the user's sessions that may have
     # expired (one SELECT).
-    (stamp,) = [q["sql"] for q in captured if 'UPDATE "accounts_user" SET "last_login"' in q["sql"]]
-    if one_statement:
-        assert 'INSERT INTO "accounts_auditevent"' in stamp
-        assert sorted(writes(captured)) == ["INSERT", "WITH"]
-    else:
-        assert sorted(writes(captured)) == ["INSERT", "INSERT", "UPDATE"]
+    assert [q["sql"] for q in captured if 'UPDATE "accounts_user" SET "last_login"' in q["sql"]]
+    assert sorted(writes(captured)) == ["INSERT", "INSERT", "UPDATE"]
     assert read.count("usersessions_usersession") == 2
 
 
@@ -162,8 +155,8 @@ def test_password_sign_in_by_email_queries(
     assert response.status_code == HTTPStatus.FOUND, response.content[:300]
     read = tables(captured)
     # The verified address found the user (joined): no lookup by username.
-    # Only the last_login UPDATE, inside the audit row's INSERT on PostgreSQL.
-    assert read.count("accounts_user") == (0 if connection.vendor == "postgresql" else 1)
+    # Only the last_login UPDATE.
+    assert read.count("accounts_user") == 1
     # allauth's lookup by address carries no answers: its stages read that address (verified?)
     # and the second factors themselves.
     assert read.count("account_emailaddress") == 2

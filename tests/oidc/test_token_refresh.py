@@ -261,7 +261,7 @@ def test_refresh_grant_query_count_is_pinned(
     kinds = [q["sql"].split()[0].upper() for q in captured]
     writes = sorted(k for k in kinds if k in {"INSERT", "UPDATE", "DELETE", "WITH"})
     if one_statement:
-        # Every write in one statement (oauth_clients/oidc/rotation.py): the old refresh token
+        # Every write in one statement (oauth_clients/oidc/store.py): the old refresh token
         # revoked, its access token deleted, the new ID, access and refresh tokens; no
         # transaction, no row lock.
         assert writes == ["WITH"]

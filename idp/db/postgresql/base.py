@@ -16,7 +16,7 @@ anything. When the socket is readable, or the connection is not idle, Django's o
 query: the request never sees the error.
 
 Also: `prepared_cursor()`, for the few hot statements the IdP compiles itself (the prepared
-lookups in oauth_clients/prepared.py, the refresh rotation in oauth_clients/oidc/rotation.py). Their
+lookups in idp/db/prepared.py, the refresh rotation in oauth_clients/oidc/store.py). Their
 SQL never changes, but through Django's default client-side binding PostgreSQL parses and plans
 it again on every request: EXPLAIN showed planning at 0.2-0.3 ms per statement against
 0.03-0.06 ms of execution (BENCHMARKS.md finding 24). A prepared statement is parsed and planned

@@ -10,8 +10,6 @@ per call runs the same SQL with the marker's parameter replaced — still a boun
 never text pasted into SQL. Rows become model instances exactly as `ModelIterable` does
 (Django 5.2), including `select_related` objects and annotations.
 
-`JoinedLookup` answers two such lookups in one statement (introspection's caller and token).
-
 Limits, on purpose: one marker parameter, one row (the queryset is sliced to one), no
 `prefetch_related`, no deferred fields. A lookup with `select_for_update()` refuses to run
 outside a transaction, as Django does.
@@ -141,55 +139,6 @@ def _instance(compiled: _Compiled, row: Any, using: str) -> Model:
     for name, position in compiled.annotations.items():
         setattr(obj, name, row[position])
     return obj
-
-
-class JoinedLookup:
-    """Two prepared lookups answered in one round trip: `first(left, right)` → (a, b).
-
-    Why: introspection needs the calling client and the token, two unrelated rows; reading
-    them one after the other cost a round trip each (BENCHMARKS.md). Each side keeps its own
-    compiled SQL, converters and populators; the statement is
-    `SELECT * FROM (left) AS l LEFT JOIN (right) AS r ON 1 = 1`, so there is no row when the
-    left side finds nothing, and `b` is None when only the right side finds nothing. Both
-    sides must be models on the same database; neither may lock rows.
-    """
-
-    def __init__(self, left: PreparedLookup, right: PreparedLookup) -> None:
-        self._left = left
-        self._right = right
-        self._sql: dict[str, str] = {}
-
-    def first(
-        self, left_value: Any, right_value: Any, model: type[Model]
-    ) -> tuple[Model, Model | None] | None:
-        using = router.db_for_read(model)
-        left = self._left.compiled(using)
-        right = self._right.compiled(using)
-        if left.for_update or right.for_update:
-            raise ValueError("a joined lookup never locks rows")
-        sql = self._sql.get(using)
-        if sql is None:
-            # Both parts are SQL Django compiled, every value still a bound parameter.
-            sql = self._sql.setdefault(
-                using,
-                f"SELECT * FROM ({left.sql}) AS idp_left LEFT JOIN ({right.sql}) AS idp_right"  # noqa: S608
-                " ON 1 = 1",
-            )
-        left_params = list(left.params)
-        left_params[left.position] = left_value
-        right_params = list(right.params)
-        right_params[right.position] = right_value
-        with statement_cursor(connections[using]) as cursor:
-            cursor.execute(sql, left_params + right_params)
-            row = cursor.fetchone()
-        if row is None:
-            return None
-        width = left.compiler.col_count
-        right_row = row[width:]
-        # The right side's primary key: NULL only when the LEFT JOIN found no row.
-        pk = right.fields_start + right.init_list.index(right.compiler.query.model._meta.pk.attname)
-        found = _instance(right, right_row, using) if right_row[pk] is not None else None
-        return _instance(left, row[:width], using), found
 
 
 def row_exists(queryset: QuerySet) -> IsNull:
