@@ -73,14 +73,14 @@ def annotate_email_verified(queryset: QuerySet, user_field: str = "user") -> Que
 
     An EXISTS in the query that already reads the token or code row and its user: every ID
     token and userinfo answer with the `email` scope used to spend a second query on it (a
-    round trip plus an ORM compile, ~7 % of a refresh grant's CPU; BENCHMARKS.md). Copy it
+    round trip plus an ORM compile, ~7 % of a refresh grant's CPU). Copy it
     onto the user with `carry_email_verified` after the row is fetched.
 
     The address is compared with the outer query's own user row (the join `select_related`
     makes, reused), not with a second join to the user table inside the subquery: with that
     join, the generic plan on small or never-analysed tables hashed every user and every
     verified address for each lookup, `upper()` on each (0.2-0.4 ms of PostgreSQL CPU per
-    refresh grant with 200 users; BENCHMARKS.md round 9).
+    refresh grant with 200 users).
     """
     verified = _verified_addresses(OuterRef(f"{user_field}_id"), OuterRef(f"{user_field}__email"))
     return queryset.annotate(**{EMAIL_VERIFIED_ATTR: row_exists(verified)})
