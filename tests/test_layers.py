@@ -1,4 +1,5 @@
-"""The apps import each other in floors, never in circles (ARCHITECTURE.md, "The floors").
+"""The apps import each other in floors, never in circles (ARCHITECTURE.md, "The floors"), and
+import only public names of the libraries they stand on.
 
 Every import our modules make at run time counts, at module level or inside a function (a
 deferred import is still a dependency); imports under `if TYPE_CHECKING:` do not run and are
@@ -135,3 +136,59 @@ def test_accounts_and_the_registry_reach_the_engine_through_its_one_door():
         if graph[name] & (engine - {door})
     }
     assert reaching == {}
+
+
+LIBRARIES = ("django", "oauth2_provider", "oauthlib", "allauth")
+
+
+def _private(dotted: str) -> bool:
+    """A module path or name the library keeps to itself: a part with a leading underscore, or
+    a package named `internal` (allauth's convention)."""
+    return any(part.startswith("_") or part == "internal" for part in dotted.split("."))
+
+
+def private_library_imports(source: str) -> list[str]:
+    """Every import of a private name of Django, DOT, oauthlib or allauth in `source`, type-only
+    imports included (they break as surely when the library renames the name)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [
+                alias.name
+                for alias in node.names
+                if alias.name.split(".")[0] in LIBRARIES and _private(alias.name)
+            ]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module.split(".")[0] not in LIBRARIES:
+                continue
+            if _private(node.module):
+                found.append(node.module)
+            found += [f"{node.module}.{alias.name}" for alias in node.names if _private(alias.name)]
+    return found
+
+
+def test_the_private_import_detector():
+    source = (
+        "from allauth.core.internal import ratelimit\n"
+        "from django.db.models.query import _chain\n"
+        "import oauthlib._private\n"
+        "from oauth2_provider.models import get_access_token_model\n"
+        "from ._local import x\n"
+        "from mylib._private import y\n"
+    )
+    assert private_library_imports(source) == [
+        "allauth.core.internal",
+        "django.db.models.query._chain",
+        "oauthlib._private",
+    ]
+
+
+def test_no_module_imports_a_private_name_of_the_libraries():
+    """Django, DOT, oauthlib and allauth may change what they keep private in any release; the
+    apps build on their public names only (ARCHITECTURE.md)."""
+    found = {
+        name: private
+        for name, path in _modules().items()
+        if (private := private_library_imports(path.read_text()))
+    }
+    assert found == {}
