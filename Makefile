@@ -14,7 +14,7 @@ DEPLOY_TMP := $(CURDIR)/var/deploy-check
 
 # Argon2id is most of a sign-in's CPU. argon2-cffi-bindings' PyPI wheels compile it for SSE2
 # only (a portable wheel cannot assume more); built from the same source for x86-64-v3 (AVX2)
-# a verification takes 10-12 ms instead of 17-19 here (BENCHMARKS.md round 6). Done when this
+# a verification takes 10-12 ms instead of 17-19 here. Done when this
 # CPU has AVX2 and a C compiler is present (the binary needs AVX2: it stays on this machine);
 # ARGON2_MARCH= keeps PyPI's wheel. deploy/Dockerfile does the same for the image.
 ARGON2_MARCH ?= $(if $(shell command -v cc && grep -qw avx2 /proc/cpuinfo 2>/dev/null && echo y),x86-64-v3)
@@ -73,7 +73,7 @@ wrk:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
 	fi
 
-## make bench: gunicorn + wrk figures into BENCHMARKS.md and bench/last.json (several minutes;
+## make bench: gunicorn + wrk figures into docs/performance.md and bench/last.json (several minutes;
 ## not part of `make test`). BENCH_DB=sqlite, BENCH_ROWS=1000000 (filled token tables),
 ## BENCH_REDIS=1 (cache, sessions and limits in Redis), BENCH_ARGS="--ops refresh --runs 5".
 BENCH_DB ?= postgres

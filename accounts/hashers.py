@@ -13,7 +13,7 @@ that glibc keeps in the arena of the thread that hashed (after the first hash it
 returns it to the system), so a worker whose N threads hash at the same moment keeps N blocks
 resident: gunicorn's deploy config (2 threads per worker) measured 131-132 MiB per worker under
 sign-in load against 112 MiB with one thread, over the 120 MiB target; 113 MiB now, at the
-same sign-in rate (BENCHMARKS.md round 5). A burst of sign-ins can no longer grow a worker by
+same sign-in rate. A burst of sign-ins can no longer grow a worker by
 19 MiB per thread. The hash (C, without the GIL) still overlaps the other threads' Python; a
 worker has one core's share of the machine, so two hashes at once in one worker gained no
 throughput. Python's thread pool is used as it is (the hand-off costs ~0.1 ms per hash).

@@ -65,8 +65,7 @@ class User(AbstractUser):
         indexes = [
             # Sign-in by username is allauth's `username__iexact` (UPPER(username) = UPPER(%s));
             # the unique index on `username` cannot serve it, so every sign-in scanned the whole
-            # table, upper() on each row (16.5-22 ms of PostgreSQL per sign-in with 50,000 users;
-            # BENCHMARKS.md round 9).
+            # table, upper() on each row (16.5-22 ms of PostgreSQL per sign-in with 50,000 users).
             models.Index(Upper("username"), name="user_username_upper"),
             # Sign-in by address and password reset also look users up by `email` (allauth's
             # `filter_users_by_email`, an exact match on the address it lower-cased).

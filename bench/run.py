@@ -1,4 +1,4 @@
-"""`make bench`: the IdP under gunicorn on loopback, driven by wrk, figures into BENCHMARKS.md.
+"""`make bench`: the IdP under gunicorn on loopback, driven by wrk; figures in docs/performance.md.
 
 What one run does:
 1. creates a database of its own (PostgreSQL; `--db sqlite` for a file in a temp directory),
@@ -14,7 +14,8 @@ What one run does:
    per-connection delay (wrk2 is not in Debian), calibrated once against the latency seen;
 5. prints and records medians, per-core rates, p50/p99, errors (non-2xx), worker RSS, the load
    generator's own CPU use, and the machine; compares with bench/last.json (the previous run)
-   and replaces this configuration's block in BENCHMARKS.md.
+   and replaces this configuration's block in docs/performance.md ("Today's figures"); the
+   query plans of the hot lookups (`--explain`) stay in bench/last.json.
 
 The load generator is wrk (C, one event loop per thread); Python here only orchestrates.
 """
@@ -54,7 +55,7 @@ from tests.deploy.servers import (  # noqa: E402 (the project root goes on the p
 BENCH_DIR = ROOT / "bench"
 LUA_DIR = BENCH_DIR / "wrk"
 LAST_JSON = BENCH_DIR / "last.json"
-BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
+PERFORMANCE_MD = ROOT / "docs" / "performance.md"
 PYTHON = sys.executable
 REDIS_URL = "redis://127.0.0.1:6379/12"  # a database number no test uses
 
@@ -136,7 +137,7 @@ def speed() -> dict[str, float]:
     """How fast this VM is right now, in the unit the sign-in spends most: one Argon2id
     verification with the project's parameters (memory-bound: a 19 MiB block against an L3
     cache the vCPUs share with the host's other guests). The same code gave 18-20 ms one night
-    and 27-49 ms the next with PyPI's wheel (BENCHMARKS.md round 5); the AVX2 build `make
+    and 27-49 ms the next with PyPI's wheel; the AVX2 build `make
     install` makes reads ~40 % lower on the same VM (round 6). Every recorded run carries it
     beside its figures; the block's "server CPU per request" of discovery is the
     interpreter-side gauge (a tight Python loop was tried and did not follow it). Median of 7,
@@ -715,19 +716,9 @@ def write_markdown(label: str, record: dict, previous: dict | None) -> str:
             f"worst p99 {purge['p99_before_ms']:.0f} ms before, {purge['p99_during_ms']:.0f} ms "
             f"during, {purge['errors_during']} errors.",
         ]
-    if record.get("explain"):
-        block += [
-            "",
-            "<details><summary>Query plans of the hot lookups (EXPLAIN)</summary>",
-            "",
-            "```",
-            record["explain"].strip(),
-            "```",
-            "</details>",
-        ]
     block.append(f"<!-- bench:{label}:end -->")
     text = "\n".join(block)
-    current = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else "# Benchmarks\n"
+    current = PERFORMANCE_MD.read_text() if PERFORMANCE_MD.exists() else "# Performance\n"
     pattern = re.compile(
         rf"<!-- bench:{re.escape(label)}:start -->.*?<!-- bench:{re.escape(label)}:end -->",
         re.S,
@@ -739,8 +730,8 @@ def write_markdown(label: str, record: dict, previous: dict | None) -> str:
         if marker in current:
             current = current.replace(marker, f"{marker}\n\n{text}", 1)
         else:
-            current = current.rstrip() + "\n\n## Latest results\n\n" + text + "\n"
-    BENCHMARKS_MD.write_text(current)
+            current = current.rstrip() + "\n\n## Today's figures\n\n" + text + "\n"
+    PERFORMANCE_MD.write_text(current)
     return text
 
 
@@ -919,7 +910,10 @@ def main() -> int:
         write_markdown(label, record, previous)
         history[label] = record
         LAST_JSON.write_text(json.dumps(history, indent=2, sort_keys=True) + "\n")
-        print(f"[bench] written to {BENCHMARKS_MD.name} and {LAST_JSON.relative_to(ROOT)}")
+        print(
+            f"[bench] written to {PERFORMANCE_MD.relative_to(ROOT)} and "
+            f"{LAST_JSON.relative_to(ROOT)}"
+        )
     return 0
 
 

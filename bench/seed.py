@@ -58,7 +58,7 @@ BATCH = 5000
 # table most of all, which no pool fills. Its statistics decide a query no code of ours runs:
 # PostgreSQL's foreign-key check of each new access token's `id_token_id`, planned once per
 # connection and planned again only when the table is analysed. Planned on an empty table, it
-# read the whole table on every refresh and code exchange (BENCHMARKS.md round 10).
+# read the whole table on every refresh and code exchange.
 GRANT_WRITES = (AccessToken, RefreshToken, IDToken)
 
 
@@ -66,7 +66,7 @@ def analyze(*models) -> None:
     """Planner statistics for what was just written (all tables when no model is named), as
     autovacuum gathers them within a minute on a production server. This machine's PostgreSQL
     runs with autovacuum off (/etc/postgresql/*/main/conf.d/90-ci.conf), so without this every
-    bench query was planned on a never-analysed database (BENCHMARKS.md round 9)."""
+    bench query was planned on a never-analysed database."""
     if connection.vendor != "postgresql":
         return
     quote = connection.ops.quote_name

@@ -56,7 +56,7 @@ class _NoAccessLogger(Logger):
 
     With `logconfig_dict` set, gunicorn builds every request's access-log atoms (a dict of ~20
     fields) before handing them to the `gunicorn.access` logger, which we route to a null
-    handler: ~3 % of a token request's CPU for a line nobody reads (py-spy --gil, BENCHMARKS.md).
+    handler: ~3 % of a token request's CPU for a line nobody reads (py-spy --gil).
     """
 
     def _compute_access_log_enabled(self) -> bool:

@@ -2,7 +2,7 @@
 
 Every token, introspection and revocation request authenticates its client (secret hash,
 grant types, `is_active`, lifetimes). Loading it through the ORM was the largest single cost of
-a client-credentials grant in the profiles (BENCHMARKS.md); reading it from the shared cache is
+a client-credentials grant in the profiles; reading it from the shared cache is
 one round trip. (A bearer token's own client is read with the token instead, in one prepared
 query: `token_policy._ACCESS_TOKEN`; so is introspection's caller, `tokens.load_caller_with_token`.)
 

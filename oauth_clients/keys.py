@@ -201,7 +201,7 @@ def sign_jwt(claims: dict[str, Any], *, algorithm: str, typ: str = "JWT") -> str
 
     PyJWT over the loaded `cryptography` key rather than jwcrypto: jwcrypto builds a header
     registry per token, which cost as much as the RS256 signature itself (0.46 vs 0.27 ms of
-    CPU per RS256 ID token, 0.11 vs 0.04 ms ES256; BENCHMARKS.md). Verification stays on
+    CPU per RS256 ID token, 0.11 vs 0.04 ms ES256). Verification stays on
     jwcrypto (`verification_key`).
     """
     pem = signing_pem(algorithm)

@@ -395,12 +395,12 @@ class Grant(AbstractGrant):
 class AccessToken(AbstractAccessToken):
     # DOT's field minus the field-level unique/db_index, whose PostgreSQL `_like` twin index
     # (for LIKE queries we never make) doubled the random B-tree writes of every token: the
-    # uniqueness is the constraint below (BENCHMARKS.md, scale with data).
+    # uniqueness is the constraint below.
     token_checksum = TokenChecksumField(
         _("token checksum"), max_length=64, blank=False, unique=False, db_index=False
     )
     # DOT's field without its own index: the (user, application) index below serves every
-    # lookup by user, and each index is one more B-tree write per token (BENCHMARKS.md round 7).
+    # lookup by user, and each index is one more B-tree write per token.
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.CASCADE,
@@ -455,9 +455,9 @@ class RefreshToken(AbstractRefreshToken):
             *AbstractRefreshToken.Meta.indexes,
             models.Index(fields=["sid"], name="refreshtoken_sid"),
             # No index of its own on token_checksum: DOT's unique (token_checksum, revoked)
-            # serves the lookup (EXPLAIN in BENCHMARKS.md).
+            # serves the lookup.
             models.Index(fields=["user", "application"], name="refreshtoken_user_app"),
-            # purge_tokens finds expired rows through these (EXPLAIN in BENCHMARKS.md).
+            # purge_tokens finds expired rows through these.
             models.Index(fields=["expires"], name="refreshtoken_expires"),
             models.Index(fields=["family_expires"], name="refreshtoken_family_expires"),
         ]

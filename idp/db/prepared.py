@@ -3,7 +3,7 @@
 Why this exists: on the hottest endpoints (userinfo, introspection, the refresh grant) the
 ORM spent more CPU turning the same queryset into SQL again — `select_related` joins, an
 EXISTS annotation, row locks — than the database spent answering it: ~60 % of a userinfo
-request's CPU in `QuerySet.first` → `SQLCompiler.as_sql` (cProfile, BENCHMARKS.md). Django
+request's CPU in `QuerySet.first` → `SQLCompiler.as_sql` (cProfile). Django
 has no public "prepared queryset", so this compiles the queryset once with a marker value,
 keeps Django's own compiler (its column map, converters and related-object populators) and
 per call runs the same SQL with the marker's parameter replaced — still a bound parameter,
@@ -148,7 +148,7 @@ def row_exists(queryset: QuerySet) -> IsNull:
     Why: PostgreSQL may plan a correlated EXISTS as a hashed subplan, a scan of every matching
     row of the inner table built on each execution. That is cheap for a query over many outer
     rows and is what a one-row lookup (a token, a sign-in) pays on every request: every
-    verified address per refresh grant once there were 200 (BENCHMARKS.md round 9). A scalar
+    verified address per refresh grant once there were 200. A scalar
     subquery is never hashed: one probe by the correlated key per outer row.
     """
     return IsNull(Subquery(queryset.values("pk")[:1]), False)

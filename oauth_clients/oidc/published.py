@@ -5,8 +5,8 @@ Both are functions of settings alone: the issuer, the URL configuration and the 
 processes, deploy/README.md). So the JSON body is built and encoded once per process under a
 key that changes with the issuer and the key set, and served from memory: no cache round trip
 (Redis) and no JSON encoding per request. Profiles of discovery and JWKS under load showed those
-as most of the view's own time (docs/performance.md). Tests that change settings get fresh documents:
-the memo is dropped on Django's `setting_changed` signal.
+as most of the view's own time (docs/performance.md). Tests that change settings get fresh
+documents: the memo is dropped on Django's `setting_changed` signal.
 """
 
 from __future__ import annotations

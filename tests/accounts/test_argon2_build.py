@@ -1,6 +1,6 @@
 """`make install` compiles Argon2 for AVX2 where the CPU has it (Makefile ARGON2_MARCH): the
 installed argon2-cffi-bindings must then be that build, not PyPI's SSE2 wheel, or Argon2id
-silently takes ~60 % longer and every sign-in ~25 % more CPU (BENCHMARKS.md round 6). That the
+silently takes ~60 % longer and every sign-in ~25 % more CPU. That the
 build answers as Django's hasher does: tests/accounts/test_hasher_threads.py."""
 
 from __future__ import annotations

@@ -176,7 +176,7 @@ def test_adapter_falls_back_to_allauths_query_for_users_loaded_elsewhere(
 def test_the_sign_in_lookup_probes_an_index_however_many_users(user, password):
     """allauth's `username__iexact` is UPPER(username) = UPPER(%s): without an index on that
     expression every sign-in scanned the whole user table, upper() on each row (16.5-22 ms of
-    PostgreSQL per sign-in with 50,000 users; BENCHMARKS.md round 9). The two checks riding on
+    PostgreSQL per sign-in with 50,000 users). The two checks riding on
     it read one row each by user id, never a hash of the whole table."""
     User = get_user_model()
     employees = User.objects.bulk_create(

@@ -162,7 +162,7 @@ def test_email_verified_is_one_address_row_found_by_user_id(tokens):
     """The annotation compares with the outer query's user row and reads one address by its
     user id. With a second join to the user table inside the subquery, the generic plan on
     never-analysed tables (this test database; a new deployment) was a hash join of every user
-    and verified address with `upper()` on each, for every lookup (BENCHMARKS.md round 9)."""
+    and verified address with `upper()` on each, for every lookup."""
     for lookup, token in (
         (token_policy._REFRESH_TOKEN, tokens["refresh_token"]),
         (token_policy._ACCESS_TOKEN, tokens["access_token"]),

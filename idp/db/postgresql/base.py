@@ -19,7 +19,7 @@ Also: `prepared_cursor()`, for the few hot statements the IdP compiles itself (t
 lookups in idp/db/prepared.py, the refresh rotation in oauth_clients/oidc/store.py). Their
 SQL never changes, but through Django's default client-side binding PostgreSQL parses and plans
 it again on every request: EXPLAIN showed planning at 0.2-0.3 ms per statement against
-0.03-0.06 ms of execution (BENCHMARKS.md finding 24). A prepared statement is parsed and planned
+0.03-0.06 ms of execution. A prepared statement is parsed and planned
 once per connection. Only these statements are prepared (Django's own queries keep client-side
 binding, as Django disables psycopg's automatic preparation); `IDP_DB_PREPARED_STATEMENTS=0`
 turns it off for a transaction-mode PgBouncer older than 1.21, which cannot hold them.
@@ -27,7 +27,7 @@ turns it off for a transaction-mode PgBouncer older than 1.21, which cannot hold
 And: timestamps are parsed by psycopg's C loader. Django registers a timestamptz loader of its
 own (`psycopg_any.BaseTzLoader`) that subclasses psycopg's pure-Python one, so with the C
 extension installed every timestamp still went through a regular expression and a `replace()`
-in Python: 8 % of a userinfo request's CPU (py-spy, BENCHMARKS.md round 7), which reads five of
+in Python: 8 % of a userinfo request's CPU (py-spy), which reads five of
 them. `_TimestamptzLoader` keeps Django's class and contract but, when the session's time zone is
 the one Django would stamp on the value (UTC, as Django configures it), hands each value to
 psycopg's own loader, which returns the same datetime with that same tzinfo object.

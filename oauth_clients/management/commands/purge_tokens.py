@@ -6,7 +6,7 @@ batch (a full scan per batch on a large table) and loads every row into Django's
 collector. Here each batch walks an expiry index from where the previous one stopped (keyset
 pagination), drops the rows something still points at, and deletes the rest with one
 statement, so grants running at the same time wait for at most one small batch (measured in
-BENCHMARKS.md). A first version selected "expired and not referenced" in one query: on a table
+the bench). A first version selected "expired and not referenced" in one query: on a table
 of 2 million rows PostgreSQL planned it as a parallel hash anti-join over both whole tables,
 about a second per batch. What is kept, and why:
 - refresh tokens until their family's absolute expiry when revoked (reuse detection needs the
