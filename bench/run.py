@@ -15,7 +15,7 @@ What one run does:
 5. prints and records medians, per-core rates, p50/p99, errors (non-2xx), worker RSS, the load
    generator's own CPU use, and the machine; compares with bench/last.json (the previous run)
    and replaces this configuration's block in docs/performance.md ("Today's figures"); the
-   query plans of the hot lookups (`--explain`) stay in bench/last.json.
+   query plans of the hot lookups (EXPLAIN) stay in bench/last.json.
 
 The load generator is wrk (C, one event loop per thread); Python here only orchestrates.
 """

@@ -5,7 +5,7 @@ Why: settings keep `CONN_HEALTH_CHECKS` on, so at the first query of every reque
 PostgreSQL backend answers it with `SELECT 1`: a full round trip before the request's own first
 query. A client-credentials grant needs one INSERT, so the check doubled its round trips; under
 load (py-spy, gunicorn 2 workers, PostgreSQL) about 20% of the token endpoints' samples were in
-`close_if_health_check_failed` (bench/profiles/after/client_credentials.txt: 22.9%).
+`close_if_health_check_failed` (docs/performance.md has the A/B).
 
 How: between requests a healthy idle connection has nothing to read. The server only writes to
 it unprompted when it is going away: the FATAL message of `pg_terminate_backend()` or of a
