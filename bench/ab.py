@@ -12,7 +12,8 @@ Prints and returns the per-operation medians and the ratio after/before.
     python bench/ab.py --before . --rows-after 1000000 --ops refresh
 
 compares the same tree on empty token tables and on N filled ones (the "scale with data"
-criterion), interleaved like any other A/B rather than minutes apart on one server.
+criterion), interleaved like any other A/B rather than minutes apart on one server;
+`--assigned-after` compares apps open to everyone (before) with apps open only to a group.
 """
 
 from __future__ import annotations
@@ -77,6 +78,9 @@ def start_side(name: str, root: Path, args: argparse.Namespace, stack: contextli
             # The fill's dirty pages are written out now, not during the first rounds.
             with psycopg.connect(env["DATABASE_URL"], autocommit=True) as conn:
                 conn.execute("CHECKPOINT")
+        if args.assigned_after and name == "after":
+            print("[ab] the after side's apps assigned to a group", flush=True)
+            bench.seed("assign")
         bench.server = servers.Server(name, env, tmp, workers=args.workers).start()
     finally:
         servers.ROOT, servers.PYTHON = original
@@ -108,6 +112,11 @@ def main() -> int:
         type=int,
         default=0,
         help="filler token rows on the 'after' side only: with --before . compares empty/filled",
+    )
+    parser.add_argument(
+        "--assigned-after",
+        action="store_true",
+        help="the 'after' side's person-facing apps open only to a (nested) group of its users",
     )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()

@@ -595,6 +595,8 @@ def label_of(args: argparse.Namespace) -> str:
     parts = [args.db]
     if args.rows:
         parts.append(f"rows={args.rows}")
+    if args.assigned:
+        parts.append("assigned")
     if args.redis:
         parts.append("redis")
     if args.purge_rows:
@@ -744,6 +746,9 @@ def main() -> int:
     )
     parser.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument("--rows", type=int, default=0, help="filler rows in the token tables")
+    parser.add_argument(
+        "--assigned", action="store_true", help="the apps open only to a (nested) group"
+    )
     parser.add_argument("--redis", action="store_true", help="cache, sessions, limits in Redis")
     parser.add_argument("--ops", default=",".join(ALL_OPS))
     parser.add_argument("--runs", type=int, default=3)
@@ -813,6 +818,8 @@ def main() -> int:
             fixtures_path = tmp / "fixtures.json"
             bench.seed("setup", "--out", str(fixtures_path))
             bench.fixtures = json.loads(fixtures_path.read_text())
+            if args.assigned:
+                bench.seed("assign")
             explain = ""
             if args.redis:
                 import redis

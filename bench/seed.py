@@ -174,6 +174,31 @@ def setup(args: argparse.Namespace) -> None:
     analyze()
 
 
+def assign(args: argparse.Namespace) -> None:
+    """The person-facing bench apps open only to a group, as a company assigns its apps: every
+    bench user is in `bench-team`, a subgroup of `bench-company`, to which the apps are assigned;
+    each app has a role granted to the team (so the ID token carries `roles`). The rows are
+    written directly: a seed, not an administrator's change."""
+    from django.contrib.auth.models import Group
+
+    from accounts.models import GroupProfile
+    from oauth_clients.models import AppRole, Assignment, RoleGrant
+
+    company = Group.objects.create(name="bench-company")
+    team = Group.objects.create(name="bench-team")
+    GroupProfile.objects.create(group=company)
+    GroupProfile.objects.create(group=team, parent=company)
+    team.user_set.add(*_bench_users(args.users))
+    apps = Client.objects.filter(client_id__in=["bench-web", "bench-web-es256", "bench-signin"])
+    for client in apps:
+        client.access_policy = Client.AccessPolicy.ASSIGNED
+        client.save(update_fields=["access_policy"])
+        Assignment.objects.create(client=client, group=company)
+        role = AppRole.objects.create(client=client, name="editor")
+        RoleGrant.objects.create(role=role, group=team)
+    analyze()
+
+
 def _bench_users(count: int) -> list:
     return list(get_user_model().objects.filter(username__startswith="user").order_by("pk")[:count])
 
@@ -380,6 +405,9 @@ def main() -> None:
     p.add_argument("--expired", action="store_true")
     p.add_argument("--with-refresh", action="store_true")
     p.set_defaults(func=fill)
+    p = sub.add_parser("assign")
+    p.add_argument("--users", type=int, default=200)
+    p.set_defaults(func=assign)
     p = sub.add_parser("explain")
     p.add_argument("--out", required=True)
     p.set_defaults(func=explain)
