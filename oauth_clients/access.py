@@ -7,27 +7,25 @@ and the admin's claims preview all ask here. Nothing here writes; the changes ar
 
 Query budget (pinned in tests/clients/test_access_queries.py): `may_use` costs nothing for an
 app open to everyone (the policy is on the client row) and two queries for an assigned app (the
-small nesting table, one EXISTS over the app's assignments), whatever the size of the groups;
-one when the caller passes the user's `effective_group_ids`. `roles_for` likewise; `apps_for`
+user's groups with the small nesting table, `EffectiveGroups`; one indexed EXISTS over the app's
+assignments), whatever the size of the groups or the depth of the nesting; one when the caller
+passes the user's groups (`group_ids=`, read once per request). `roles_for` likewise; `apps_for`
 costs two whatever the number of apps.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, IntegerField, OuterRef, Q, Value
 from django.utils import timezone
 
 from accounts.groups import (
     Membership,
-    ancestor_ids,
-    effective_group_ids,
     effective_member_ids,
-    parent_map,
+    with_ancestors,
 )
 from accounts.models import GroupProfile
 from oauth_clients.models import (
@@ -41,30 +39,81 @@ from oauth_clients.models import (
 )
 
 
+class EffectiveGroups:
+    """A user's groups as the apps see them: their own groups and every group above them
+    (accounts.groups), with their names; read on first use, then kept for the request.
+
+    One query, whatever the depth of the nesting or the size of the groups: the user's
+    memberships (the membership table's user index, joined to the user row for `is_active`
+    and to the group for its name) and the whole nesting table (small, one row per nested
+    group, with its parent's name) in one UNION ALL. The walk up the tree is
+    `accounts.groups.with_ancestors`, in Python, so the SQL does not grow with the depth.
+
+    Iterating gives the ids, so an instance can be passed as `group_ids=` to `may_use` and
+    `roles_for`; nothing is read until then (an open app's check never reads it). An inactive
+    or unknown user is in no group.
+    """
+
+    __slots__ = ("_names", "user_id")
+
+    def __init__(self, *, user_id: int) -> None:
+        self.user_id = user_id
+        self._names: dict[int, str] | None = None
+
+    def _load(self) -> dict[int, str]:
+        if self._names is None:
+            direct = Membership.objects.filter(
+                user_id=self.user_id, user__is_active=True
+            ).values_list("group_id", "group__name", Value(None, output_field=IntegerField()))
+            nesting = GroupProfile.objects.filter(parent__isnull=False).values_list(
+                "parent_id", "parent__name", "group_id"
+            )
+            own: dict[int, str] = {}
+            parents: dict[int, int] = {}
+            names: dict[int, str] = {}
+            for group_id, name, child_id in direct.union(nesting, all=True):
+                if child_id is None:
+                    own[group_id] = name
+                else:
+                    parents[child_id] = group_id
+                    names[group_id] = name
+            names.update(own)
+            self._names = {
+                group_id: names[group_id]
+                for group_id in with_ancestors(own, parents=parents)
+                if group_id in names
+            }
+        return self._names
+
+    @property
+    def ids(self) -> frozenset[int]:
+        return frozenset(self._load())
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._load().values())
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.ids)
+
+
 def _granted_to(user: Any, group_ids: Iterable[int] | None = None) -> Q:
     """A row (assignment or role grant) naming the user or a group the user is in, a group
     above one of theirs included (accounts.groups: a member of a group is a member of its
     ancestors).
 
-    With the user's effective `group_ids` known, the rows naming one of them. Otherwise the
-    groups are found inside the row query itself: the user's memberships (the membership
-    table's user index), then their parents level by level (the nesting table's primary key)
-    as deep as the nesting goes, read once whole (`parent_map`, small). So a check costs two
-    queries whatever the groups' sizes, where `effective_group_ids` then a lookup cost three.
+    The groups are the caller's `group_ids` (the user's effective groups), else read here
+    (`EffectiveGroups`, one query): then the row query is one flat, indexed `IN` whatever the
+    depth of the nesting. (It once found the groups inside the row query itself, one nested
+    subquery per level of the deepest chain: SQLite's parser overflowed at eight levels.)
     The caller checks `user.is_active` (an inactive account is in no group).
     """
-    if group_ids is not None:
-        return Q(user_id=user.pk) | Q(group_id__in=frozenset(group_ids))
-    parents = parent_map()
-    depth = max((len(ancestor_ids(group, parents=parents)) for group in parents), default=0)
-    level: Any = Membership.objects.filter(user_id=user.pk).values("group_id")
-    condition = Q(user_id=user.pk) | Q(group_id__in=level)
-    for _level in range(depth):
-        level = GroupProfile.objects.filter(group_id__in=level, parent__isnull=False).values(
-            "parent_id"
-        )
-        condition |= Q(group_id__in=level)
-    return condition
+    if group_ids is None:
+        group_ids = EffectiveGroups(user_id=user.pk)
+    ids = frozenset(group_ids)
+    if not ids:
+        return Q(user_id=user.pk)
+    return Q(user_id=user.pk) | Q(group_id__in=ids)
 
 
 def may_use(*, user: Any, client: Client, group_ids: Iterable[int] | None = None) -> bool:
@@ -135,16 +184,15 @@ def claims_preview(*, user: Any, client: Client) -> dict[str, Any]:
     preview): whether the user may sign in at all, the roles claim under the app's name for
     it, the `groups` claim filtered for the app (when the app may ask for the groups scope;
     the user's groups with the groups above them) and the mapped claims."""
-    group_ids = effective_group_ids(user_id=user.pk)
+    groups = EffectiveGroups(user_id=user.pk)
     claims: dict[str, Any] = {
-        client.roles_claim: roles_for(user=user, client=client, group_ids=group_ids)
+        client.roles_claim: roles_for(user=user, client=client, group_ids=groups)
     }
     if "groups" in client.allowed_scopes.split():
-        names = Group.objects.filter(pk__in=group_ids).values_list("name", flat=True)
-        claims["groups"] = groups_claim_for(user=user, client=client, group_names=names)
+        claims["groups"] = groups_claim_for(user=user, client=client, group_names=groups.names)
     claims.update(mapped_claims(user=user, client=client))
     return {
-        "may_use": may_use(user=user, client=client, group_ids=group_ids),
+        "may_use": may_use(user=user, client=client, group_ids=groups),
         "claims": claims,
     }
 

@@ -130,3 +130,37 @@ def test_the_launcher_costs_two_queries_with_200_apps(
     outsider = get_user_model().objects.create_user("outsider")
     with django_assert_num_queries(2):
         assert len(access.apps_for(user=outsider)) == APPS // 2
+
+
+@pytest.mark.parametrize("depth", [12, 40])
+def test_a_deep_chain_of_groups_costs_the_same_and_never_overflows_the_parser(
+    wiki, admin_user, depth, django_assert_num_queries
+):
+    """A chain of `depth` nested groups (top ⊃ level1 ⊃ … ⊃ the deepest): the check is two
+    flat queries however deep the chain. The check once nested one subquery per level, and
+    SQLite refused eight levels with "parser stack overflow" (a 500 for every sign-in)."""
+    chain = [Group.objects.create(name="level00")]
+    for level in range(1, depth):
+        group = Group.objects.create(name=f"level{level:02d}")
+        GroupProfile.objects.create(group=group, parent=chain[-1])
+        chain.append(group)
+    services.assign(client=wiki, group=chain[0], actor=admin_user)
+    services.set_access_policy(client=wiki, policy="assigned", actor=admin_user)
+    role = services.define_role(client=wiki, name="editor", actor=admin_user)
+    services.grant_role(role=role, group=chain[0], actor=admin_user)
+    deepest = get_user_model().objects.create_user("deepest")
+    deepest.groups.add(chain[-1])
+    outsider = get_user_model().objects.create_user("outsider")
+    wiki = fresh(wiki)
+
+    with django_assert_num_queries(2):
+        assert access.may_use(user=deepest, client=wiki)
+    with django_assert_num_queries(2):
+        assert access.roles_for(user=deepest, client=wiki) == ["editor"]
+    with django_assert_num_queries(2):
+        assert [app.pk for app in access.apps_for(user=deepest)] == [wiki.pk]
+    groups = access.EffectiveGroups(user_id=deepest.pk)
+    assert groups.names == sorted(group.name for group in chain)
+    with django_assert_num_queries(2):
+        assert not access.may_use(user=outsider, client=wiki)
+    assert access.apps_for(user=outsider) == []
