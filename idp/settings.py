@@ -575,7 +575,11 @@ LOGGING = {
         "null": {"class": "logging.NullHandler"},
         "json_stdout": {
             "class": "logging.StreamHandler",
-            "stream": "ext://sys.stdout",
+            # stdout, where the servers' logs go; stderr for manage.py's other commands, whose
+            # stdout is their answer (manage.py sets IDP_LOG_STREAM).
+            "stream": "ext://sys.stderr"
+            if os.environ.get("IDP_LOG_STREAM") == "stderr"
+            else "ext://sys.stdout",
             "formatter": "json",
         },
     },
