@@ -39,7 +39,7 @@ from oauth_clients.models import (
     validate_role_name,
     validate_roles_claim,
 )
-from oauth_clients.oidc.signout import RevokedCounts, revoke_tokens
+from oauth_clients.oidc.signout import RevokedCounts, end_app_access, revoke_tokens
 from oauth_clients.secrets import generate_client_secret
 
 MAX_GRACE_SECONDS = 30 * 24 * 3600
@@ -583,8 +583,9 @@ def delete_client(*, client: Client, actor: Any, request: HttpRequest | None = N
 #
 # Every change is one CLIENT_CHANGED audit row whose `change` says what changed. A change that
 # narrows who may use an app (unassign, a switch to `assigned`) answers the users who hold
-# tokens of the app and lose access by it (`AccessChange.users_losing_access`): their tokens
-# for the app must be revoked and the app told through back-channel logout.
+# tokens of the app and lose access by it (`AccessChange.users_losing_access`): after commit
+# their tokens for the app are revoked and the app is told through back-channel logout
+# (`signout.end_app_access`).
 
 
 @dataclass(frozen=True)
@@ -630,7 +631,10 @@ def _audit_access(
 def set_access_policy(
     *, client: Client, policy: str, actor: Any, request: HttpRequest | None = None
 ) -> AccessChange:
-    """Open the app to every active account or limit it to its assigned groups and users."""
+    """Open the app to every active account or limit it to its assigned groups and users.
+
+    Those who hold the app's tokens and lose access by the change lose them after commit, and
+    the app is told through back-channel logout (`signout.end_app_access`)."""
     if policy not in Client.AccessPolicy.values:
         raise ValidationError(
             {
@@ -660,6 +664,9 @@ def set_access_policy(
             ["opens the app to every active account"] if policy == Client.AccessPolicy.OPEN else []
         ),
         users_losing_access=len(losing),
+    )
+    end_app_access(
+        client=stored, user_ids=losing, actor=actor, reason="access_policy", request=request
     )
     return AccessChange(changed=True, users_losing_access=losing)
 
@@ -702,7 +709,10 @@ def unassign(
     user: Any = None,
     request: HttpRequest | None = None,
 ) -> AccessChange:
-    """Take an assignment away. Unassigning what is not assigned changes nothing."""
+    """Take an assignment away. Unassigning what is not assigned changes nothing.
+
+    Those who hold the app's tokens and lose access by it lose them after commit, and the app
+    is told through back-channel logout (`signout.end_app_access`)."""
     group, user = _group_or_user(group, user)
     deleted, _rows = Assignment.objects.filter(client=client, group=group, user=user).delete()
     if not deleted:
@@ -718,6 +728,9 @@ def unassign(
         access_policy=client.access_policy,
         users_losing_access=len(losing),
         **_who(group, user),
+    )
+    end_app_access(
+        client=client, user_ids=losing, actor=actor, reason="unassigned", request=request
     )
     return AccessChange(changed=True, users_losing_access=losing)
 
