@@ -29,7 +29,14 @@ from django.utils.translation import gettext as _
 
 from accounts.audit import build_event, publish_event, record_event
 from accounts.emails import record_trusted_email
-from accounts.groups import Membership, ancestor_ids, parent_map, would_nest_in_itself
+from accounts.groups import (
+    Membership,
+    ancestor_ids,
+    effective_member_ids,
+    parent_map,
+    with_ancestors,
+    would_nest_in_itself,
+)
 from accounts.models import AuditEvent, GroupProfile, User
 from accounts.permissions import (
     ensure_may_administer,
@@ -40,6 +47,7 @@ from accounts.permissions import (
 from accounts.sessions import SID_KEY, get_sid
 from oauth_clients.oidc.signout import (
     RevokedCounts,
+    end_lost_access,
     queue_session_logout,
     queue_user_logout,
     revoke_consent,
@@ -782,9 +790,14 @@ def revoke_all_user_tokens(
 # `groups` command, the user admin's group field): each is checked against the group rule
 # (accounts/permissions.py) and audited. Membership ends in one place, `_end_memberships`
 # (removal, deletion of the group); what a membership gives is read by `accounts.groups`.
+# A membership that ends or stops counting (a group moved out from under another) may take
+# away an app assigned to the group: `signout.end_lost_access` ends that app's tokens and
+# sessions for whoever lost it, after commit.
 
 # Rows per INSERT or DELETE when thousands of people join or leave a group at once.
 _MEMBERSHIP_BATCH = 500
+# Why a membership ended, as the audit rows of the app access it took away say it.
+_LOST_ACCESS_REASONS = {"removed": "removed_from_group", "group_deleted": "group_deleted"}
 
 
 def _group_fields(group: Group) -> dict[str, Any]:
@@ -925,8 +938,21 @@ def set_group_parent(
     previous = Group.objects.filter(pk=profile.parent_id).first() if profile.parent_id else None
     if profile.parent_id == (parent.pk if parent is not None else None):
         return False
+    parents = parent_map()
+    left = set(ancestor_ids(group.pk, parents=parents))
+    if parent is not None:
+        left -= with_ancestors([parent.pk], parents=parents)
     profile.parent = parent
     profile.save(update_fields=["parent"])
+    if left:
+        # The group's members (its subgroups' too) are no longer members of the groups it left.
+        end_lost_access(
+            user_ids=effective_member_ids(group=group),
+            group_ids=left,
+            actor=actor,
+            reason="group_moved",
+            request=request,
+        )
     record_event(
         type=AuditEvent.Type.GROUP_PARENT_CHANGED,
         request=request,
@@ -992,8 +1018,10 @@ def add_members(
 def _end_memberships(
     *, group: Group, users: list[User], actor: Any, request: HttpRequest | None, reason: str
 ) -> list[User]:
-    """The one place a membership ends (removal, the group deleted): the rows go and each
-    person's removal is audited. Returns those who were members."""
+    """The one place a membership ends (removal, the group deleted): the rows go, each
+    person's removal is audited, and the apps assigned to the group or a group above it are
+    ended for those who may no longer use them (after commit). Returns those who were members.
+    """
     Group.objects.select_for_update().filter(pk=group.pk).values_list("pk").first()
     members = set(Membership.objects.filter(group_id=group.pk).values_list("user_id", flat=True))
     removed = [user for user in users if user.pk in members]
@@ -1010,6 +1038,15 @@ def _end_memberships(
         request=request,
         reason=reason,
     )
+    if ids:
+        # Read before a deletion of the group cascades its assignments away.
+        end_lost_access(
+            user_ids=ids,
+            group_ids=with_ancestors([group.pk], parents=parent_map()),
+            actor=actor,
+            reason=_LOST_ACCESS_REASONS.get(reason, reason),
+            request=request,
+        )
     return removed
 
 
