@@ -28,6 +28,12 @@ from accounts.mfa_policy import has_enrolled_second_factor
 from accounts.sessions import authentication_context, has_second_factor
 from oauth_clients.keys import ES256, RS256, key_algorithm, key_id, published_pems, sign_jwt
 from oauth_clients.models import Client
+from oauth_clients.oidc.app_access import (
+    audit_request,
+    may_use_app,
+    record_access_denied,
+    request_groups,
+)
 from oauth_clients.oidc.backend import max_age_exceeded, parse_max_age, requested_acr_values
 from oauth_clients.oidc.claims import build_claims, supported_claims
 from oauth_clients.oidc.consent import consent_covers
@@ -181,7 +187,17 @@ class AuthorizationPolicyMixin:
         return not (wants_second_factor and not has_second_factor(binding.amr))
 
     def validate_silent_authorization(self, request: Any) -> bool:
-        return consent_covers(user=request.user, client=request.client, scopes=request.scopes)
+        """prompt=none: consent must already cover the request (else `consent_required`).
+        A person who may not use the app gets `access_denied` (RFC 6749 §4.1.2.1: "the
+        resource owner or authorization server denied the request"): no other answer of
+        OIDC Core §3.1.2.6 fits, and asking for a login or consent would not help."""
+        user, client = request.user, request.client
+        if not may_use_app(request=request, user=user, client=client):
+            record_access_denied(
+                user=user, client=client, request=audit_request(request), prompt_none=True
+            )
+            raise errors.AccessDeniedError(request=request)
+        return consent_covers(user=user, client=client, scopes=request.scopes)
 
     def validate_user_match(self, id_token_hint, scopes, claims, request) -> bool:
         if not id_token_hint:
@@ -200,7 +216,13 @@ class AuthorizationPolicyMixin:
     # --- Claims (OIDC Core §5.4) from the one pure function
 
     def get_additional_claims(self, request: Any) -> dict[str, Any]:
-        claims = build_claims(user=request.user, scopes=request.scopes or [])
+        user, client = request.user, request.client
+        claims = build_claims(
+            user=user,
+            scopes=request.scopes or [],
+            client=client if isinstance(client, Client) else None,
+            groups=request_groups(request, user),
+        )
         claims.pop("sub", None)
         return claims
 

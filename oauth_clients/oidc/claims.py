@@ -1,7 +1,11 @@
 """User claims by scope: the one pure function behind ID tokens and userinfo (OIDC Core §5.4).
 
-`build_claims(user=..., scopes=...)` reads the user and answers a new dict; it never sees a request
-or a token, so the ID token and the userinfo response cannot drift apart.
+`build_claims(user=..., scopes=..., client=..., groups=...)` reads the user and answers a new
+dict; it never sees a request or a token, so the ID token and the userinfo response cannot
+drift apart. With the app (`client`) it adds what that app was granted
+(`oauth_clients.access`): its roles under the claim it chose, the `groups` claim filtered for
+it, and its mapped claims; `groups` is the person's groups as the caller read them once for
+the request (`oauth_clients.access.EffectiveGroups`), read here when not given.
 """
 
 from __future__ import annotations
@@ -14,6 +18,13 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import F, Model, OuterRef, QuerySet
 
 from idp.db.prepared import row_exists
+from oauth_clients.access import (
+    EffectiveGroups,
+    groups_claim_for,
+    mapped_claims,
+    roles_for,
+)
+from oauth_clients.models import AppRole, Client
 
 # OIDC Core §5.4 (profile, email) plus our `groups` scope: which claims each scope releases.
 SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
@@ -103,18 +114,76 @@ def _email_claims(user: Any) -> dict[str, Any]:
     return {"email": email, "email_verified": bool(verified)}
 
 
-def _group_claims(user: Any) -> dict[str, Any]:
-    return {"groups": sorted(user.groups.values_list("name", flat=True))}
+# Set on an app loaded by a query that also answered "does it define roles" (see below).
+APP_HAS_ROLES_ATTR = "idp_app_has_roles"
 
 
-def build_claims(*, user: AbstractBaseUser, scopes: Iterable[str]) -> dict[str, Any]:
-    """The user's claims released by `scopes` (`sub` included), as a new dict."""
+def annotate_app_has_roles(queryset: QuerySet, app_field: str = "application") -> QuerySet:
+    """`queryset` (which loads `app_field`) also answering whether that app defines roles.
+
+    The roles claim is sent only by an app that defines roles; knowing it in the query that
+    already reads the token or code row spares every other app a query of its own on each ID
+    token and userinfo answer. Copy it onto the app with `carry_app_has_roles`."""
+    defined = AppRole.objects.filter(client_id=OuterRef(f"{app_field}_id"))
+    return queryset.annotate(**{APP_HAS_ROLES_ATTR: row_exists(defined)})
+
+
+def carry_app_has_roles(instance: Model | None, app_field: str = "application") -> None:
+    """Move the annotation of `annotate_app_has_roles` onto the loaded app."""
+    app = getattr(instance, app_field, None) if instance is not None else None
+    if app is not None and hasattr(instance, APP_HAS_ROLES_ATTR):
+        setattr(app, APP_HAS_ROLES_ATTR, getattr(instance, APP_HAS_ROLES_ATTR))
+
+
+def _defines_roles(client: Client) -> bool:
+    known = getattr(client, APP_HAS_ROLES_ATTR, None)
+    if known is None:  # an app not loaded through `annotate_app_has_roles`
+        return AppRole.objects.filter(client_id=client.pk).exists()
+    return bool(known)
+
+
+def _app_claims(
+    *, user: Any, client: Client, groups: EffectiveGroups, granted: set[str]
+) -> dict[str, Any]:
+    """What this app was granted beyond the standard claims: its mapped claims, then its
+    roles (an app that defines roles always gets the claim, empty when the person has
+    none), and the `groups` claim with the scope, filtered for the app."""
+    claims: dict[str, Any] = mapped_claims(user=user, client=client)
+    if _defines_roles(client):
+        claims[client.roles_claim] = roles_for(user=user, client=client, group_ids=groups)
+    if "groups" in granted:
+        claims["groups"] = groups_claim_for(user=user, client=client, group_names=groups.names)
+    return claims
+
+
+def build_claims(
+    *,
+    user: AbstractBaseUser,
+    scopes: Iterable[str],
+    client: Client | None = None,
+    groups: EffectiveGroups | None = None,
+) -> dict[str, Any]:
+    """The user's claims released by `scopes` (`sub` included), as a new dict; with `client`,
+    also what that app was granted. `groups`: the user's groups, read once by the caller.
+
+    The `groups` claim holds the person's groups and the groups above them (a member of a
+    group is a member of its ancestors), filtered by the app's choice (all, a prefix, a list):
+    an app never sees a group it was not granted."""
     granted = set(scopes)
     claims: dict[str, Any] = {"sub": str(user.pk)}
     if "profile" in granted:
         claims.update(_profile_claims(user))
     if "email" in granted:
         claims.update(_email_claims(user))
-    if "groups" in granted:
-        claims.update(_group_claims(user))
+    if groups is None:
+        groups = EffectiveGroups(user_id=user.pk)  # read only if a claim below needs it
+    if client is not None:
+        # The app's own claim names never collide with the standard ones (refused upstream,
+        # `oauth_clients.models.RESERVED_CLAIM_NAMES`); the standard claims stay on top anyway.
+        for name, value in _app_claims(
+            user=user, client=client, groups=groups, granted=granted
+        ).items():
+            claims.setdefault(name, value)
+    elif "groups" in granted:
+        claims["groups"] = groups.names
     return claims

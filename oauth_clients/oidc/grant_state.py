@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from accounts.sessions import SessionBinding
 
 if TYPE_CHECKING:
+    from oauth_clients.access import EffectiveGroups
     from oauth_clients.models import Grant, RefreshToken
 
 # The one attribute of oauthlib's request we set (oauthlib's `Request` keeps its own parameters
@@ -80,6 +81,11 @@ class GrantState:
     # Token side, both grants. The ID token `finalize_id_token` signed: written there; read by
     # `save_bearer_token`, which builds its row and writes it with the other tokens.
     id_token: IDTokenIssued | None = None
+
+    # Both sides. The groups of the person the request is for (`oauth_clients.access.
+    # EffectiveGroups`, read on first use): the access check, the roles and the `groups` claim
+    # of one request share one read. Written and read by `oauth_clients.oidc.app_access`.
+    groups: EffectiveGroups | None = None
 
 
 def grant_state(request: Any) -> GrantState:

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote_plus
 
 from django.db.models import F
-from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from oauth2_provider.exceptions import FatalClientError
@@ -40,8 +39,14 @@ from idp.db.prepared import PreparedLookup
 from oauth_clients.client_cache import get_client
 from oauth_clients.models import Client, Grant, RefreshToken
 from oauth_clients.oidc import store
+from oauth_clients.oidc.app_access import audit_request, may_use_app
 from oauth_clients.oidc.authorization_policy import build_id_token
-from oauth_clients.oidc.claims import annotate_email_verified, carry_email_verified
+from oauth_clients.oidc.claims import (
+    annotate_app_has_roles,
+    annotate_email_verified,
+    carry_app_has_roles,
+    carry_email_verified,
+)
 from oauth_clients.oidc.grant_state import CodeRead, RefreshTokenRead, grant_state
 from oauth_clients.oidc.tokens import (
     hash_code,
@@ -63,32 +68,28 @@ GRANT_TYPES_ALLOWING = {
 }
 
 
-def audit_request(request: Request) -> HttpRequest:
-    """A Django request carrying the oauthlib request's headers (client IP, user agent) for
-    `record_event`, which reads `request.META`. DOT copies `META` into the oauthlib headers."""
-    http_request = HttpRequest()
-    http_request.META = dict(request.headers or {})
-    return http_request
-
-
 # The hot lookups, compiled once per process (idp/db/prepared.py says why).
 # A token by checksum with its user and client (userinfo, protected resources).
 _ACCESS_TOKEN = PreparedLookup(
-    lambda checksum: annotate_email_verified(
-        get_access_token_model()
-        .objects.select_related("user", "application")
-        .filter(token_checksum=checksum)
+    lambda checksum: annotate_app_has_roles(
+        annotate_email_verified(
+            get_access_token_model()
+            .objects.select_related("user", "application")
+            .filter(token_checksum=checksum)
+        )
     )[:1]
 )
 # A refresh token by checksum, the live row first (rotated rows share the checksum only in
 # theory; DOT's constraint is unique (checksum, revoked)). Unlocked: the store's conditional
 # write settles a race (oauth_clients/oidc/store.py).
 _REFRESH_TOKEN = PreparedLookup(
-    lambda checksum: annotate_email_verified(
-        get_refresh_token_model()
-        .objects.filter(token_checksum=checksum)
-        .select_related("access_token", "user", "application")
-        .order_by(F("revoked").desc(nulls_first=True))
+    lambda checksum: annotate_app_has_roles(
+        annotate_email_verified(
+            get_refresh_token_model()
+            .objects.filter(token_checksum=checksum)
+            .select_related("access_token", "user", "application")
+            .order_by(F("revoked").desc(nulls_first=True))
+        )
     )[:1]
 )
 # An authorization code by its SHA-256. Unlocked: the store's conditional write settles a race
@@ -96,8 +97,10 @@ _REFRESH_TOKEN = PreparedLookup(
 # With its client: the exchange authenticates that client from this row (one statement, no
 # client-cache round trip; `_client_with_presented_row`).
 _GRANT = PreparedLookup(
-    lambda code_hash: annotate_email_verified(
-        get_grant_model().objects.select_related("user", "application").filter(code=code_hash)
+    lambda code_hash: annotate_app_has_roles(
+        annotate_email_verified(
+            get_grant_model().objects.select_related("user", "application").filter(code=code_hash)
+        )
     )[:1]
 )
 
@@ -357,6 +360,7 @@ class TokenPolicyMixin(_ValidatorBase):
             return state.code_read.grant
         grant = cast("Grant | None", _GRANT.first(hashed, get_grant_model()))
         carry_email_verified(grant)
+        carry_app_has_roles(grant)
         state.code_read = CodeRead(hashed, grant)
         return grant
 
@@ -383,6 +387,8 @@ class TokenPolicyMixin(_ValidatorBase):
             return False
         if grant.is_expired() or not grant.user.is_active:
             return False
+        if not may_use_app(request=request, user=grant.user, client=client):
+            return False  # unassigned since the code was issued: invalid_grant, no tokens
         grant_state(request).grant = grant
         request.scopes = utils.scope_to_list(grant.scope)
         request.user = grant.user
@@ -645,6 +651,7 @@ class TokenPolicyMixin(_ValidatorBase):
         else:
             rt = cast("RefreshToken | None", _REFRESH_TOKEN.first(checksum, refresh_token_model))
         carry_email_verified(rt)
+        carry_app_has_roles(rt)
         if rt is None or rt.application_id != client.pk:
             return False
         if rt.revoked is not None:
@@ -670,6 +677,8 @@ class TokenPolicyMixin(_ValidatorBase):
             return False
         if not rt.user.is_active:
             return False  # a deactivated user's tokens are dead even if rows remain
+        if not may_use_app(request=request, user=rt.user, client=rt.application):
+            return False  # no longer assigned to the app: invalid_grant (oauth_clients.access)
         request.user = rt.user
         request.refresh_token = refresh_token
         request.refresh_token_instance = rt
@@ -691,16 +700,22 @@ class TokenPolicyMixin(_ValidatorBase):
         if access_token is None or access_token.application is None:
             return None
         carry_email_verified(access_token)
+        carry_app_has_roles(access_token)
         return access_token
 
     def validate_bearer_token(self, token: str, scopes: list[str], request: Request) -> bool:
-        """DOT's check plus: a deactivated user's tokens are invalid at once (DOT checks the
+        """DOT's check plus: a deactivated user's tokens, and those of a person who may no
+        longer use the app (`oauth_clients.access.may_use`), are invalid at once (DOT checks the
         client via `is_usable`), and a token without a person never passes where `openid` is
         required (a client-credentials token at userinfo)."""
         if not super().validate_bearer_token(token, scopes, request):
             return False
         access_token = request.access_token
-        if access_token.user is not None and not access_token.user.is_active:
+        person = access_token.user
+        if person is not None and (
+            not person.is_active
+            or not may_use_app(request=request, user=person, client=access_token.application)
+        ):
             request.oauth2_error = OrderedDict(
                 [
                     ("error", "invalid_token"),

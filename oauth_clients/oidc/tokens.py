@@ -26,6 +26,7 @@ from oauth2_provider.settings import oauth2_settings
 from accounts.audit import record_event
 from accounts.models import AuditEvent
 from idp.db.prepared import PreparedLookup
+from oauth_clients.access import may_use
 from oauth_clients.models import Client
 from oauth_clients.uri_rules import DEFAULT_REFRESH_IDLE_SECONDS
 
@@ -289,7 +290,8 @@ def introspect_token(
     (`load_caller_with_token`), so it is not repeated.
 
     Active only when the token exists, is unexpired and unrevoked, its client and user are
-    still active, and it was issued to `caller` — or `caller` is a resource server an admin
+    still active, the user may still use the client (`oauth_clients.access.may_use`), and it
+    was issued to `caller` — or `caller` is a resource server an admin
     marked as allowed to introspect any token. Anything else is `{"active": false}`, so the
     answer never tells a client whether someone else's token exists.
     """
@@ -327,6 +329,8 @@ def introspect_token(
             or not application.is_active
             or (user is not None and not user.is_active)
             or (application.pk != caller.pk and not caller.is_resource_server)
+            # A person who may no longer use the app (no query for an app open to everyone).
+            or (user is not None and not may_use(user=user, client=application))
         ):
             return inactive
         data: dict[str, Any] = {

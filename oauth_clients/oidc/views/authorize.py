@@ -7,7 +7,10 @@ Order of work for every request, GET or POST (OIDC Core §3.1.2.1 requires both)
    the validated redirect URI with `state` and `iss` (RFC 9207);
 3. sign-in: anonymous → login page; `prompt=login` or an exceeded `max_age` → allauth's
    re-authentication, after which the request continues;
-4. consent: trusted clients and remembered consent go straight through; otherwise the consent
+4. access: a person the app is not open to (`oauth_clients.access.may_use`) gets the
+   no-access page, whose "Back to the app" posts back here and only then sends the app
+   `access_denied` (no code, no consent);
+5. consent: trusted clients and remembered consent go straight through; otherwise the consent
    screen, whose Allow / Deny posts back to this endpoint with the same request.
 """
 
@@ -39,7 +42,9 @@ from oauthlib import oauth2
 
 from accounts.mfa_policy import has_enrolled_second_factor
 from accounts.sessions import has_second_factor, session_binding
+from oauth_clients.access import may_use
 from oauth_clients.models import Client
+from oauth_clients.oidc.app_access import record_access_denied
 from oauth_clients.oidc.backend import (
     authorization_parameters,
     max_age_exceeded,
@@ -106,6 +111,7 @@ class AuthorizeView(AuthorizationView):
     template_name = "oauth2_provider/authorize.html"
     error_template_name = "oauth2_provider/authorize_error.html"
     mfa_template_name = "oauth2_provider/mfa_required.html"
+    no_access_template_name = "oauth2_provider/no_access.html"
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         # Not DOT's LoginRequiredMixin first: the client and redirect URI are checked before
@@ -153,6 +159,12 @@ class AuthorizeView(AuthorizationView):
             return self.sign_in(params)
         if self.needs_reauthentication(request, params):
             return self.reauthenticate(params)
+        # Before the second factor and consent: neither would let this person in.
+        if decision == "back":
+            return self.back_to_app(client, credentials)
+        if not may_use(user=request.user, client=client):
+            record_access_denied(user=request.user, client=client, request=request)
+            return self.render_no_access(request, client, params)
         # Client.requires_mfa insists; `acr_values` is voluntary (OIDC Core §5.5.1.1): it steps
         # up only a user who has a second factor, and the ID token's `acr` says what was used.
         wants_second_factor = client.requires_mfa or (
@@ -199,6 +211,8 @@ class AuthorizeView(AuthorizationView):
     def consent_decision(request: HttpRequest) -> str | None:
         if request.method != "POST":
             return None
+        if "back" in request.POST:
+            return "back"
         if "deny" in request.POST:
             return "deny"
         if "allow" in request.POST:
@@ -251,7 +265,28 @@ class AuthorizeView(AuthorizationView):
         context = {"application": client}
         return render(request, self.mfa_template_name, context, status=HTTPStatus.FORBIDDEN)
 
+    def back_to_app(self, client: Client, credentials: dict) -> HttpResponse:
+        """The no-access page's "Back to the app", chosen by the person: the app learns that
+        the sign-in did not happen (RFC 6749 §4.1.2.1 `access_denied`, with `state`, and `iss`
+        from `redirect`). Nothing is issued or remembered."""
+        denied = oauth2.AccessDeniedError(state=credentials.get("state"))
+        return self.error_response(
+            OAuthToolkitError(error=denied, redirect_uri=credentials["redirect_uri"]), client
+        )
+
     # --- rendering
+
+    def render_no_access(
+        self, request: HttpRequest, client: Client, params: list[tuple[str, str]]
+    ) -> HttpResponse:
+        """The person may not use the app: say so, and whom to ask (the app's owner, else the
+        company's support page from the branding, else their administrator)."""
+        context = {
+            "application": client,
+            "owner_contact": client.owner_contact,
+            "form_action": f"{reverse('oauth2_provider:authorize')}?{urlencode(params)}",
+        }
+        return render(request, self.no_access_template_name, context, status=HTTPStatus.FORBIDDEN)
 
     def render_consent(
         self,
