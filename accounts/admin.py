@@ -87,6 +87,7 @@ class UserAdmin(DjangoUserAdmin):
     fieldsets = (
         (None, {"fields": ("username", "password")}),
         (_("Personal info"), {"fields": ("first_name", "last_name", "email")}),
+        (_("Directory"), {"fields": ("employee_id", "department", "job_title")}),
         (
             _("Access"),
             {

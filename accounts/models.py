@@ -56,6 +56,12 @@ class User(AbstractUser):
     password_reset_required = models.BooleanField(_("password reset required"), default=False)
     # OIDC Core §5.1 `updated_at`: when profile claims last changed.
     updated_at = models.DateTimeField(_("profile updated"), auto_now=True)
+    # Directory attributes an administrator (or, later, a directory or SCIM) keeps: apps may
+    # receive them as claims through their claim mapping (oauth_clients.models
+    # MAPPABLE_USER_ATTRIBUTES), never by default.
+    employee_id = models.CharField(_("employee ID"), max_length=64, blank=True)
+    department = models.CharField(_("department"), max_length=128, blank=True)
+    job_title = models.CharField(_("job title"), max_length=128, blank=True)
 
     objects: ClassVar[UserManager] = UserManager()  # type: ignore[assignment]
 

@@ -85,7 +85,15 @@ ROLE_NAME_RE = re.compile(r"[a-z][a-z0-9_.:-]{0,63}")
 # A claim name an app may choose (JSON member names; kept to what every JWT library handles).
 CLAIM_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
 # User attributes an app may receive under a claim name of its choosing: fields of our User.
-MAPPABLE_USER_ATTRIBUTES = ("email", "username", "first_name", "last_name")
+MAPPABLE_USER_ATTRIBUTES = (
+    "email",
+    "username",
+    "first_name",
+    "last_name",
+    "employee_id",
+    "department",
+    "job_title",
+)
 
 
 def validate_role_name(value: str) -> None:

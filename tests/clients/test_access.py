@@ -369,6 +369,29 @@ def test_a_prefix_filter_needs_a_prefix(wiki, admin_user):
         services.set_claim_mapping(client=wiki, groups_prefix="", actor=admin_user)
 
 
+def test_directory_attributes_map_to_the_apps_claim_names(wiki, user, admin_user):
+    """employee_id, department and job_title (kept by an administrator in the user admin) reach
+    an app only under the names its mapping gives them, and only when set."""
+    user.employee_id, user.department, user.job_title = "E-1024", "Research", ""
+    user.save()
+    services.set_claim_mapping(
+        client=wiki,
+        claim_attributes={
+            "employee_number": "employee_id",
+            "dept": "department",
+            "title": "job_title",
+        },
+        actor=admin_user,
+    )
+    assert access.mapped_claims(user=user, client=wiki) == {
+        "employee_number": "E-1024",
+        "dept": "Research",
+    }
+    wiki.refresh_from_db()
+    services.set_claim_mapping(client=wiki, claim_attributes={}, actor=admin_user)
+    assert access.mapped_claims(user=user, client=wiki) == {}
+
+
 def test_mapped_claims_carry_allowed_attributes_under_the_apps_names(wiki, user, admin_user):
     changed = services.set_claim_mapping(
         client=wiki,
