@@ -167,5 +167,8 @@ def test_email_verified_is_one_address_row_found_by_user_id(tokens):
         (token_policy._REFRESH_TOKEN, tokens["refresh_token"]),
         (token_policy._ACCESS_TOKEN, tokens["access_token"]),
     ):
-        (subplan,) = plans.subplans(plans.generic_plan(lookup, token_checksum(token)))
-        assert plans.per_row_probe_of(subplan, "account_emailaddress"), subplan
+        # The second subplan is whether the app defines roles (claims.annotate_app_has_roles):
+        # a probe of that app's role rows by their client index, likewise.
+        email, roles = plans.subplans(plans.generic_plan(lookup, token_checksum(token)))
+        assert plans.per_row_probe_of(email, "account_emailaddress"), email
+        assert plans.per_row_probe_of(roles, "oauth_clients_approle"), roles
