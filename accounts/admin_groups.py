@@ -24,7 +24,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from accounts import services
-from accounts.groups import Membership
+from accounts.groups import Membership, ancestor_ids, parent_map
 from accounts.models import GroupProfile, User
 from accounts.permissions import may_administer, may_set_privileges
 
@@ -166,11 +166,12 @@ class GroupAdmin(admin.ModelAdmin):
     # A plain multiple select for permissions (as in the user admin: Django's two-pane picker
     # gives its search icon an aria-label without a role; axe: aria-prohibited-attr).
     filter_horizontal = ()
-    readonly_fields = ("members", "subgroups")
+    readonly_fields = ("members", "subgroups", "apps")
     fieldsets = (
         (None, {"fields": ("name", "description", "parent")}),
         (_("Members"), {"fields": ("members", "add_members", "remove_members")}),
         (_("Subgroups"), {"fields": ("subgroups",)}),
+        (_("Apps"), {"fields": ("apps",)}),
         (_("Administration permissions"), {"fields": ("permissions",)}),
     )
 
@@ -267,6 +268,44 @@ class GroupAdmin(admin.ModelAdmin):
                 for child in children
             ),
         )
+
+    @admin.display(description=_("apps"))
+    def apps(self, obj: Group) -> str:
+        """The apps this group is assigned to and the app roles it holds, and the apps its
+        members reach through the groups above it. Read through the registry's relations to
+        Group (Assignment.group, RoleGrant.group), so accounts imports nothing of the registry."""
+        if obj.pk is None:
+            return ""
+        ancestors = ancestor_ids(obj.pk, parents=parent_map())
+        rows = []
+        for group_id, how in ((obj.pk, gettext("assigned")), *[(a, None) for a in ancestors]):
+            group = obj if group_id == obj.pk else Group.objects.get(pk=group_id)
+            for assignment in group.client_assignments.select_related("client").order_by(
+                "client__name"
+            ):
+                client = assignment.client
+                label = how or gettext("through %(group)s") % {"group": group.name}
+                rows.append(
+                    (
+                        reverse("admin:oauth_clients_client_change", args=[client.pk]),
+                        client.name or client.client_id,
+                        label,
+                    )
+                )
+        for grant in obj.app_role_grants.select_related("role__client").order_by(
+            "role__client__name", "role__name"
+        ):
+            client = grant.role.client
+            rows.append(
+                (
+                    reverse("admin:oauth_clients_client_change", args=[client.pk]),
+                    client.name or client.client_id,
+                    gettext("role %(role)s") % {"role": grant.role.name},
+                )
+            )
+        if not rows:
+            return gettext("No app is assigned to this group or the groups above it.")
+        return format_html_join(", ", '<a href="{}">{}</a> ({})', rows)
 
     # --- Saving through the services --------------------------------------------------------
 

@@ -15,6 +15,8 @@ from accounts import services
 from accounts.admin_groups import GroupAdmin
 from accounts.groups import effective_group_ids
 from accounts.models import AuditEvent, GroupProfile
+from oauth_clients import services as registry
+from oauth_clients.models import Client as App
 from tests.accounts.test_groups import GROUP_PERMISSIONS, events, make_user
 
 pytestmark = pytest.mark.django_db
@@ -159,6 +161,35 @@ def test_the_change_page_lists_members_and_subgroups(admin_client, tree, admin_u
     assert ">alice</a>" in page
     assert ">bob</a> (deactivated)" in page
     assert f'<a href="{change_url(backend)}">backend</a>' in page
+
+
+def test_the_change_page_shows_the_apps_a_group_reaches(admin_client, tree, admin_user):
+    """Issue 27: the group's page names the apps it is assigned to, those its members reach
+    through a group above it, and the app roles it holds."""
+    staff, _engineering, backend = tree
+    assert "No app is assigned" in admin_client.get(change_url(backend)).content.decode()
+
+    wiki = App.objects.create(
+        client_id="wiki", name="Wiki", redirect_uris="https://wiki.example/cb"
+    )
+    ci = App.objects.create(client_id="ci", name="CI", redirect_uris="https://ci.example/cb")
+    registry.set_access_policy(client=wiki, policy="assigned", actor=admin_user)
+    registry.assign(client=wiki, group=staff, actor=admin_user)
+    registry.assign(client=ci, group=backend, actor=admin_user)
+    role = registry.define_role(client=ci, name="deployer", actor=admin_user)
+    registry.grant_role(role=role, group=backend, actor=admin_user)
+
+    page = admin_client.get(change_url(backend)).content.decode()
+    wiki_url = reverse("admin:oauth_clients_client_change", args=[wiki.pk])
+    ci_url = reverse("admin:oauth_clients_client_change", args=[ci.pk])
+    assert f'<a href="{ci_url}">CI</a> (assigned)' in page
+    assert f'<a href="{wiki_url}">Wiki</a> (through staff)' in page
+    assert f'<a href="{ci_url}">CI</a> (role deployer)' in page
+    assert "No app is assigned" not in page
+    # The group above reaches only what is assigned to it or above it.
+    staff_page = admin_client.get(change_url(staff)).content.decode()
+    assert f'<a href="{wiki_url}">Wiki</a> (assigned)' in staff_page
+    assert f'<a href="{ci_url}">' not in staff_page
 
 
 def test_moving_a_group_beside_is_fine_but_inside_its_own_subgroup_is_a_form_error(
