@@ -4,7 +4,6 @@
 import os
 import sys
 
-
 # Commands whose stdout is the log stream, as gunicorn's is: the servers. Every other command's
 # stdout is its answer (`groups ... --json`, `clients export`), so its log lines, the audit
 # events it writes among them, go to stderr (IDP_LOG_STREAM in idp/settings.py).
