@@ -179,21 +179,43 @@ def mapped_claims(*, user: Any, client: Client) -> dict[str, Any]:
     return claims
 
 
+# Set on an app loaded by a query that also answered "does it define roles"
+# (oauth_clients/oidc/claims.py `annotate_app_has_roles`).
+APP_HAS_ROLES_ATTR = "idp_app_has_roles"
+
+
+def defines_roles(client: Client) -> bool:
+    known = getattr(client, APP_HAS_ROLES_ATTR, None)
+    if known is None:  # an app not loaded with the annotation
+        return AppRole.objects.filter(client_id=client.pk).exists()
+    return bool(known)
+
+
+def app_claims(
+    *, user: Any, client: Client, groups: EffectiveGroups, granted: set[str]
+) -> dict[str, Any]:
+    """What this app was granted beyond the standard claims, for the one claims function
+    (oauth_clients/oidc/claims.py `build_claims`) and the admin's preview alike: its mapped
+    claims, then its roles (an app that defines roles always gets the claim, empty when the
+    person has none), and the `groups` claim with the scope, filtered for the app."""
+    claims: dict[str, Any] = mapped_claims(user=user, client=client)
+    if defines_roles(client):
+        claims[client.roles_claim] = roles_for(user=user, client=client, group_ids=groups)
+    if "groups" in granted:
+        claims["groups"] = groups_claim_for(user=user, client=client, group_names=groups.names)
+    return claims
+
+
 def claims_preview(*, user: Any, client: Client) -> dict[str, Any]:
     """What the app would get for `user` beyond the standard claims of its scopes (the admin's
-    preview): whether the user may sign in at all, the roles claim under the app's name for
-    it, the `groups` claim filtered for the app (when the app may ask for the groups scope;
-    the user's groups with the groups above them) and the mapped claims."""
+    preview), with every scope it may ask for granted: whether the user may sign in at all and
+    the app's own claims, computed by the same `app_claims` as its tokens and userinfo."""
     groups = EffectiveGroups(user_id=user.pk)
-    claims: dict[str, Any] = {
-        client.roles_claim: roles_for(user=user, client=client, group_ids=groups)
-    }
-    if "groups" in client.allowed_scopes.split():
-        claims["groups"] = groups_claim_for(user=user, client=client, group_names=groups.names)
-    claims.update(mapped_claims(user=user, client=client))
     return {
         "may_use": may_use(user=user, client=client, group_ids=groups),
-        "claims": claims,
+        "claims": app_claims(
+            user=user, client=client, groups=groups, granted=set(client.allowed_scopes.split())
+        ),
     }
 
 

@@ -18,12 +18,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import F, Model, OuterRef, QuerySet
 
 from idp.db.prepared import row_exists
-from oauth_clients.access import (
-    EffectiveGroups,
-    groups_claim_for,
-    mapped_claims,
-    roles_for,
-)
+from oauth_clients.access import APP_HAS_ROLES_ATTR, EffectiveGroups, app_claims
 from oauth_clients.models import AppRole, Client
 
 # OIDC Core §5.4 (profile, email) plus our `groups` scope: which claims each scope releases.
@@ -114,10 +109,6 @@ def _email_claims(user: Any) -> dict[str, Any]:
     return {"email": email, "email_verified": bool(verified)}
 
 
-# Set on an app loaded by a query that also answered "does it define roles" (see below).
-APP_HAS_ROLES_ATTR = "idp_app_has_roles"
-
-
 def annotate_app_has_roles(queryset: QuerySet, app_field: str = "application") -> QuerySet:
     """`queryset` (which loads `app_field`) also answering whether that app defines roles.
 
@@ -133,27 +124,6 @@ def carry_app_has_roles(instance: Model | None, app_field: str = "application") 
     app = getattr(instance, app_field, None) if instance is not None else None
     if app is not None and hasattr(instance, APP_HAS_ROLES_ATTR):
         setattr(app, APP_HAS_ROLES_ATTR, getattr(instance, APP_HAS_ROLES_ATTR))
-
-
-def _defines_roles(client: Client) -> bool:
-    known = getattr(client, APP_HAS_ROLES_ATTR, None)
-    if known is None:  # an app not loaded through `annotate_app_has_roles`
-        return AppRole.objects.filter(client_id=client.pk).exists()
-    return bool(known)
-
-
-def _app_claims(
-    *, user: Any, client: Client, groups: EffectiveGroups, granted: set[str]
-) -> dict[str, Any]:
-    """What this app was granted beyond the standard claims: its mapped claims, then its
-    roles (an app that defines roles always gets the claim, empty when the person has
-    none), and the `groups` claim with the scope, filtered for the app."""
-    claims: dict[str, Any] = mapped_claims(user=user, client=client)
-    if _defines_roles(client):
-        claims[client.roles_claim] = roles_for(user=user, client=client, group_ids=groups)
-    if "groups" in granted:
-        claims["groups"] = groups_claim_for(user=user, client=client, group_names=groups.names)
-    return claims
 
 
 def build_claims(
@@ -180,7 +150,7 @@ def build_claims(
     if client is not None:
         # The app's own claim names never collide with the standard ones (refused upstream,
         # `oauth_clients.models.RESERVED_CLAIM_NAMES`); the standard claims stay on top anyway.
-        for name, value in _app_claims(
+        for name, value in app_claims(
             user=user, client=client, groups=groups, granted=granted
         ).items():
             claims.setdefault(name, value)

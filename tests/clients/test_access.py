@@ -468,3 +468,19 @@ def test_the_launcher_lists_open_apps_and_assigned_ones_only(
     assert access.apps_for(user=user) == [expenses, wiki]
     services.disable_client(client=expenses, actor=admin_user)
     assert access.apps_for(user=user) == [wiki]
+
+
+def test_the_preview_shows_the_roles_claim_exactly_when_tokens_carry_it(wiki, user, admin_user):
+    """The admin's preview and the tokens share `access.app_claims`: an app that defines no
+    roles gets no roles claim in either; once it defines one, both carry it (empty for a
+    person granted none)."""
+    services.set_claim_mapping(client=wiki, claim_attributes={"mail": "email"}, actor=admin_user)
+    preview = access.claims_preview(user=user, client=wiki)
+    assert preview["claims"] == {"mail": "alice@example.com"}
+    assert preview["may_use"] is True
+
+    services.define_role(client=wiki, name="editor", actor=admin_user)
+    assert access.claims_preview(user=user, client=wiki)["claims"] == {
+        "mail": "alice@example.com",
+        "roles": [],
+    }

@@ -7,8 +7,8 @@ from django.contrib.auth.models import Group
 
 from accounts.models import GroupProfile
 from oauth_clients import services
-from oauth_clients.access import EffectiveGroups
-from oauth_clients.oidc.claims import APP_HAS_ROLES_ATTR, build_claims
+from oauth_clients.access import APP_HAS_ROLES_ATTR, EffectiveGroups
+from oauth_clients.oidc.claims import build_claims
 
 
 @pytest.fixture
