@@ -28,6 +28,9 @@ from oauth2_provider.models import (
 from oauth_clients.secrets import hash_client_secret, is_hashed
 
 SID_MAX_LENGTH = 64
+PEM_CERTIFICATE_RE = re.compile(
+    r"-----BEGIN CERTIFICATE-----\s[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----"
+)
 
 # Claim names an app's roles and mapped claims may never take: the standard claims (OIDC Core
 # §5.1), the registered JWT and ID token claims (RFC 7519 §4.1, OIDC Core §2, §3.1.3.6, §3.3.2.11,
@@ -173,6 +176,9 @@ class Client(AbstractApplication):
         SPA = "spa", _("Single-page app (runs in the browser)")
         NATIVE = "native", _("Native app (desktop or mobile)")
         SERVICE = "service", _("Machine-to-machine service")
+        # A SAML 2.0 service provider (its protocol side: SamlServiceProvider); never an OAuth
+        # client, so `is_usable` refuses it everywhere DOT asks.
+        SAML = "saml", _("SAML 2.0 app")
 
     kind = models.CharField(
         _("kind of app"),
@@ -381,8 +387,110 @@ class Client(AbstractApplication):
             )
 
     def is_usable(self, request: object) -> bool:
-        # A disabled client is refused everywhere DOT asks (token, authorize, introspect).
-        return self.is_active and super().is_usable(request)
+        # A disabled client is refused everywhere DOT asks (token, authorize, introspect); a SAML
+        # app is registered here for its assignments and MFA rule only and never speaks OAuth.
+        return self.is_active and self.kind != self.Kind.SAML and super().is_usable(request)
+
+
+class SamlServiceProvider(models.Model):
+    """The SAML 2.0 side of a registered app of kind `saml`: what its SP metadata declares.
+
+    The app itself (name, active flag, assignments, MFA rule, claim mapping) is its `Client`;
+    this row carries the SP's entity ID, Assertion Consumer Service endpoints, logout endpoint,
+    signing certificates and how we answer it (SAML 2.0 Metadata §2.4.4).
+    """
+
+    class NameIdFormat(models.TextChoices):
+        # SAML 2.0 Core §8.3
+        UNSPECIFIED = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified", _("Unspecified")
+        EMAIL = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress", _("Email address")
+        PERSISTENT = (
+            "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
+            _("Persistent (pairwise, stable per app)"),
+        )
+        TRANSIENT = (
+            "urn:oasis:names:tc:SAML:2.0:nameid-format:transient",
+            _("Transient (new each sign-in)"),
+        )
+
+    client = models.OneToOneField(
+        Client, on_delete=models.CASCADE, related_name="saml_sp", verbose_name=_("app")
+    )
+    entity_id = models.CharField(_("entity ID"), max_length=1024, unique=True)
+    # [{"url": str, "binding": SAML binding URN, "index": int, "is_default": bool}, …]
+    acs_urls = models.JSONField(_("assertion consumer service URLs"), default=list)
+    slo_url = models.URLField(_("single logout URL"), blank=True, max_length=1024)
+    slo_binding = models.CharField(_("single logout binding"), max_length=255, blank=True)
+    certificates = models.TextField(
+        _("signing certificates"),
+        blank=True,
+        help_text=_("The app's signing certificates, PEM, one or more."),
+    )
+    want_authn_requests_signed = models.BooleanField(
+        _("requests must be signed"),
+        default=False,
+        help_text=_("The app signs its authentication requests; unsigned ones are refused."),
+    )
+    sign_response = models.BooleanField(
+        _("sign the response"),
+        default=False,
+        help_text=_("Sign the whole response too (the assertion is always signed)."),
+    )
+    nameid_format = models.CharField(
+        _("NameID format"),
+        max_length=128,
+        choices=NameIdFormat.choices,
+        default=NameIdFormat.EMAIL,
+    )
+    attribute_names = models.JSONField(
+        _("attribute names"),
+        default=dict,
+        blank=True,
+        help_text=_("Claim name → SAML attribute name. Empty: the claim names themselves."),
+    )
+    metadata_xml = models.TextField(_("metadata (as last imported)"), blank=True)
+    metadata_url = models.URLField(_("metadata URL"), blank=True, max_length=1024)
+    metadata_fetched_at = models.DateTimeField(_("metadata fetched"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("SAML service provider")
+        verbose_name_plural = _("SAML service providers")
+
+    def __str__(self) -> str:
+        return self.entity_id
+
+    def default_acs(self) -> dict | None:
+        """The endpoint to answer when a request names none (SAML 2.0 Metadata §2.2.3).
+
+        The one marked default, else the one with the lowest index.
+        """
+        endpoints = sorted(self.acs_urls or [], key=lambda acs: acs.get("index", 0))
+        for acs in endpoints:
+            if acs.get("is_default"):
+                return acs
+        return endpoints[0] if endpoints else None
+
+    def acs_for(
+        self, url: str | None = None, index: int | None = None, binding: str | None = None
+    ) -> dict | None:
+        """The registered endpoint matching every given criterion exactly, else None.
+
+        SAML 2.0 Profiles §4.1.4.1: the ACS named in a request must be one the SP registered;
+        URLs are compared as strings, never by prefix.
+        """
+        for acs in self.acs_urls or []:
+            if url is not None and acs.get("url") != url:
+                continue
+            if index is not None and acs.get("index") != index:
+                continue
+            if binding is not None and acs.get("binding") != binding:
+                continue
+            return acs
+        return None
+
+    def certificate_list(self) -> list[str]:
+        """Each PEM certificate in `certificates`, with its BEGIN/END lines."""
+        return PEM_CERTIFICATE_RE.findall(self.certificates or "")
 
 
 class Grant(AbstractGrant):
