@@ -10,7 +10,7 @@ PORT ?= 8000
 # A throwaway production-like environment for `check --deploy`.
 DEPLOY_TMP := $(CURDIR)/var/deploy-check
 
-.PHONY: run install browser gettext messages test check test-sqlite test-postgres lint format migrate clean specs demo bench wrk screenshots
+.PHONY: run install browser gettext xmlsec1 messages test check test-sqlite test-postgres lint format migrate clean specs demo bench wrk screenshots
 
 # Argon2id is most of a sign-in's CPU. argon2-cffi-bindings' PyPI wheels compile it for SSE2
 # only (a portable wheel cannot assume more); built from the same source for x86-64-v3 (AVX2)
@@ -37,13 +37,20 @@ MO_FILES := $(PO_FILES:.po=.mo)
 locale/%/LC_MESSAGES/django.mo: locale/%/LC_MESSAGES/django.po | gettext
 	msgfmt --check --output-file=$@ $<
 
-install: $(STAMP) $(MO_FILES)
+install: $(STAMP) $(MO_FILES) | xmlsec1
 
 ## Debian's gettext: msgfmt for the catalogues, xgettext for `make messages` and `make check`.
 gettext:
 	@if ! command -v msgfmt >/dev/null || ! command -v xgettext >/dev/null; then \
 	  echo "installing Debian's gettext for the translations"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gettext >/dev/null; \
+	fi
+
+## Debian's xmlsec1: pysaml2 signs and verifies SAML messages with it (oauth_clients/saml/).
+xmlsec1:
+	@if ! command -v xmlsec1 >/dev/null; then \
+	  echo "installing Debian's xmlsec1 for SAML signatures"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xmlsec1 >/dev/null; \
 	fi
 
 ## make messages: new and changed strings of the code into locale/*/LC_MESSAGES/django.po, to
