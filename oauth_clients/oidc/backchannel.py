@@ -11,7 +11,8 @@ or failing app delays nobody's sign-out and no other app. Failures are retried w
 backoff for about ten minutes (`IDP_BACKCHANNEL_RETRY_SECONDS`), then marked failed; the row is
 the delivery log admins read.
 
-Outgoing calls are safe (Back-Channel Logout §3 leaves it to the OP): only the
+Outgoing calls are safe (Back-Channel Logout §3 leaves it to the OP; the sender is
+`oauth_clients.outbound`, shared with the registry's SAML metadata fetch): only the
 registered URI, resolved once and checked against private, loopback and link-local addresses
 (unless the client is allowed them) and then connected to that very address (no DNS rebinding
 between check and connect), TLS verified against the registered host name, no redirects, no
@@ -21,11 +22,7 @@ exchange, at most `MAX_RESPONSE_BYTES` read.
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
 import logging
-import socket
-import threading
 import time
 import uuid
 from collections.abc import Iterable
@@ -33,19 +30,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
-from urllib.parse import urlsplit
 
-import requests
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_tasks import task
 from oauth2_provider.settings import oauth2_settings
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from oauth_clients import uri_rules
+from oauth_clients import outbound, uri_rules
 from oauth_clients.keys import ES256, RS256, sign_jwt
 from oauth_clients.models import AccessToken, BackchannelDelivery, Client, Grant, RefreshToken
 
@@ -59,8 +51,6 @@ LOGOUT_TOKEN_TYPE = "logout+jwt"  # noqa: S105 (a media type, not a secret)
 LOGOUT_TOKEN_LIFETIME_SECONDS = 120
 # We read at most this much of an app's answer (only the status matters).
 MAX_RESPONSE_BYTES = 64 * 1024
-# An error text kept in the delivery log is cut to this length.
-MAX_ERROR_LENGTH = 500
 USER_AGENT = "company-idp back-channel logout"
 
 # Reasons recorded on the delivery rows.
@@ -220,106 +210,7 @@ def queue_user_logout(*, user: Any, reason: str = REASON_USER_SIGNED_OUT) -> int
     return len(_queue(_user_targets(user=user), reason=reason))
 
 
-# --- Safe outgoing requests -----------------------------------------------------------------------
-
-_current = threading.local()
-
-
-class _Deadline:
-    """A hard limit on one whole HTTP exchange: when it passes, the sockets are shut down, so no
-    slow handshake, header or body can hold the worker longer (per-read timeouts alone could)."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.expired = False
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
-
-    def __enter__(self) -> _Deadline:
-        _current.deadline = self
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._timer.cancel()
-        _current.deadline = None
-
-    def track(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._sockets.append(sock)
-            if self.expired:
-                _shutdown(sock)
-
-    def _expire(self) -> None:
-        with self._lock:
-            self.expired = True
-            for sock in self._sockets:
-                _shutdown(sock)
-
-
-def _shutdown(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):  # already closed
-        sock.shutdown(socket.SHUT_RDWR)
-
-
-def _track(sock: socket.socket) -> socket.socket:
-    deadline = getattr(_current, "deadline", None)
-    if deadline is not None:
-        deadline.track(sock)
-    return sock
-
-
-class _TrackedHTTPConnection(HTTPConnection):
-    def _new_conn(self) -> socket.socket:
-        return _track(super()._new_conn())
-
-
-class _TrackedHTTPSConnection(HTTPSConnection):
-    def _new_conn(self) -> socket.socket:
-        # The raw socket, before the TLS handshake: the deadline covers the handshake too.
-        return _track(super()._new_conn())
-
-
-class _TrackedHTTPConnectionPool(HTTPConnectionPool):
-    ConnectionCls = _TrackedHTTPConnection
-
-
-class _TrackedHTTPSConnectionPool(HTTPSConnectionPool):
-    ConnectionCls = _TrackedHTTPSConnection
-
-
-class PinnedAddressAdapter(HTTPAdapter):
-    """Connects to one address checked beforehand, whatever DNS says by then.
-
-    The URL's host name stays the Host header, the TLS server name (SNI) and the name the
-    certificate must match; only the TCP connection goes to `address`.
-    """
-
-    def __init__(self, address: str) -> None:
-        self.address = address
-        super().__init__(pool_connections=1, pool_maxsize=1, max_retries=0)
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {
-            "http": _TrackedHTTPConnectionPool,
-            "https": _TrackedHTTPSConnectionPool,
-        }
-
-    def build_connection_pool_key_attributes(
-        self, request: requests.PreparedRequest, verify: Any, cert: Any = None
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
-            request, verify, cert
-        )
-        hostname = host_params["host"]
-        host_params["host"] = self.address
-        if host_params["scheme"] == "https":
-            pool_kwargs["server_hostname"] = hostname
-            pool_kwargs["assert_hostname"] = hostname
-        return host_params, pool_kwargs
+# --- Safe outgoing requests (the sender itself: oauth_clients.outbound) ------------------------
 
 
 @dataclass(frozen=True)
@@ -332,39 +223,20 @@ class SendOutcome:
     retryable: bool = False
 
 
-def _clean(text: str) -> str:
-    printable = "".join(ch if ch.isprintable() else " " for ch in text)
-    return " ".join(printable.split())[:MAX_ERROR_LENGTH]
-
-
 def resolve_destination(
     uri: str, *, allow_private_network: bool, resolver: uri_rules.Resolver | None = None
 ) -> tuple[str | None, str, bool]:
     """(address to connect to, refusal, retryable) for a back-channel logout URI, at send time.
 
-    The registration rules are applied again (the URI may predate them), the host is resolved
-    once, and every address it resolves to must be public unless the client may call private
-    ones (`uri_rules.host_is_internal`, the same check as at registration).
+    The registration rules are applied again (the URI may predate them), then the safe sender's
+    address check (`outbound.check_destination`: resolved once, public unless allowed).
     """
     problem = uri_rules.logout_uri_problem(uri, backchannel=True, allow_private_network=True)
     if problem:
-        return None, _clean(f"{uri}: {problem}"), False
-    host = (urlsplit(uri).hostname or "").strip("[]")
-    try:
-        addresses = [str(ipaddress.ip_address(host))]
-    except ValueError:
-        addresses = (resolver or uri_rules.resolve_host)(host)
-    if not addresses:
-        return None, _clean(f"{host} does not resolve"), True
-    if not allow_private_network:
-        internal, why = uri_rules.host_is_internal(host, resolver=lambda _host: addresses)
-        if internal:
-            return (
-                None,
-                _clean(f"refused: {why} (the client may not call private addresses)"),
-                False,
-            )
-    return addresses[0], "", False
+        return None, outbound.clean_text(f"{uri}: {problem}"), False
+    return outbound.check_destination(
+        uri, allow_private_network=allow_private_network, resolver=resolver
+    )
 
 
 def send_logout_token(
@@ -387,50 +259,23 @@ def send_logout_token(
     )
     if address is None:
         return SendOutcome(delivered=False, error=refusal, retryable=retryable)
-    parts = urlsplit(uri)
-    session = requests.Session()
-    session.trust_env = False  # no proxy, netrc or CA bundle from the environment
-    adapter = PinnedAddressAdapter(address)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    headers = {
-        "Host": parts.netloc,
-        "User-Agent": USER_AGENT,
-        "Accept": "application/json, text/plain, */*",
-        "Cache-Control": "no-store",
-    }
-    deadline = _Deadline(timeout * 2)
-    try:
-        with deadline:
-            response = session.post(
-                uri,
-                data={"logout_token": token},
-                headers=headers,
-                timeout=(timeout, timeout),
-                allow_redirects=False,
-                stream=True,
-                verify=verify,
-            )
-            try:
-                body = b""
-                for chunk in response.iter_content(chunk_size=8192):
-                    body += chunk
-                    if len(body) >= MAX_RESPONSE_BYTES:
-                        break
-            finally:
-                response.close()
-    except requests.RequestException as error:
-        if deadline.expired:
-            return SendOutcome(
-                delivered=False,
-                error=f"no complete answer within {deadline.seconds:g} s",
-                retryable=True,
-            )
-        kind = "timed out" if isinstance(error, requests.Timeout) else "connection failed"
-        return SendOutcome(delivered=False, error=_clean(f"{kind}: {error}"), retryable=True)
-    finally:
-        session.close()
-    status = response.status_code
+    answer = outbound.send_pinned(
+        method="POST",
+        uri=uri,
+        address=address,
+        timeout=timeout,
+        max_bytes=MAX_RESPONSE_BYTES,
+        data={"logout_token": token},
+        headers={
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json, text/plain, */*",
+            "Cache-Control": "no-store",
+        },
+        verify=verify,
+    )
+    status = answer.status_code
+    if status is None:
+        return SendOutcome(delivered=False, error=answer.error, retryable=True)
     if 200 <= status < 300:
         return SendOutcome(delivered=True, status_code=status)
     if 300 <= status < 400:
@@ -439,11 +284,11 @@ def send_logout_token(
             status_code=status,
             error="answered with a redirect, which is never followed",
         )
-    snippet = _clean(body[:300].decode("utf-8", "replace"))
+    snippet = outbound.clean_text(answer.body[:300].decode("utf-8", "replace"))
     return SendOutcome(
         delivered=False,
         status_code=status,
-        error=_clean(f"HTTP {status}: {snippet}") if snippet else f"HTTP {status}",
+        error=outbound.clean_text(f"HTTP {status}: {snippet}") if snippet else f"HTTP {status}",
         retryable=True,
     )
 
