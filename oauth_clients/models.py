@@ -489,8 +489,8 @@ class SamlServiceProvider(models.Model):
         return None
 
     def certificate_list(self) -> list[str]:
-        """Each PEM certificate in `certificates`, with its BEGIN/END lines."""
-        return PEM_CERTIFICATE_RE.findall(self.certificates or "")
+        """Each PEM certificate in `certificates`, with its BEGIN/END lines and final newline."""
+        return [block + "\n" for block in PEM_CERTIFICATE_RE.findall(self.certificates or "")]
 
 
 class Grant(AbstractGrant):

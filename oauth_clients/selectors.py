@@ -20,7 +20,7 @@ from oauth2_provider.models import (
 
 from accounts.models import AuditEvent
 from oauth_clients import services, uri_rules
-from oauth_clients.models import Client, Consent
+from oauth_clients.models import Client, Consent, SamlServiceProvider
 
 RECENT_EVENTS = 10
 # An https origin as browsers serialize it (RFC 6454 §6.2: lower-case host, no default port, no
@@ -102,6 +102,48 @@ def setup_facts(*, client: Client) -> dict[str, Any]:
         "post_logout_redirect_uris": client.post_logout_redirect_uris.split(),
         "scopes": client.allowed_scopes.split(),
         "id_token_algorithm": client.algorithm or None,
+        **({"saml": saml_facts(client)} if client.kind == Client.Kind.SAML else {}),
+    }
+
+
+# The IdP's SAML metadata (issue 28's interface): what a SAML app is configured with.
+SAML_IDP_METADATA_PATH = "/saml/metadata/"
+
+
+def saml_sp(client: Client) -> SamlServiceProvider | None:
+    """A SAML app's service provider (None for other apps, or before it is saved)."""
+    if client.kind != Client.Kind.SAML:
+        return None
+    try:
+        return client.saml_sp
+    except SamlServiceProvider.DoesNotExist:
+        return None
+
+
+def saml_facts(client: Client) -> dict[str, Any]:
+    """What a SAML app's administrator configures on the app's side, and what it declared."""
+    sp = saml_sp(client)
+    return {
+        "idp_metadata_url": issuer() + SAML_IDP_METADATA_PATH,
+        "entity_id": sp.entity_id if sp else None,
+        "acs_urls": [acs["url"] for acs in (sp.acs_urls if sp else [])],
+        "nameid_format": sp.nameid_format if sp else None,
+    }
+
+
+def saml_entry(sp: SamlServiceProvider) -> dict[str, Any]:
+    """A service provider's settings as registry-as-code JSON (its certificates are public)."""
+    return {
+        "entity_id": sp.entity_id,
+        "acs_urls": [dict(acs) for acs in sorted(sp.acs_urls, key=lambda acs: acs["index"])],
+        "slo_url": sp.slo_url,
+        "slo_binding": sp.slo_binding,
+        "certificates": sp.certificate_list(),
+        "want_authn_requests_signed": sp.want_authn_requests_signed,
+        "sign_response": sp.sign_response,
+        "nameid_format": sp.nameid_format,
+        "attribute_names": dict(sorted((sp.attribute_names or {}).items())),
+        "metadata_url": sp.metadata_url,
     }
 
 
@@ -129,6 +171,7 @@ def registry_entry(client: Client) -> dict[str, Any]:
         "allow_private_network": client.allow_private_network,
         "id_token_algorithm": client.algorithm or None,
         **access_entry(client),
+        **({"saml": saml_entry(sp)} if (sp := saml_sp(client)) else {}),
     }
 
 
@@ -165,12 +208,16 @@ def access_entry(client: Client) -> dict[str, Any]:
 
 def registry() -> list[dict[str, Any]]:
     """The whole registry, ordered by client id so exports diff cleanly."""
-    clients = Client.objects.order_by("client_id").prefetch_related(
-        "assignments__group",
-        "assignments__user",
-        "roles__grants__group",
-        "roles__grants__user",
-        "claim_groups",
+    clients = (
+        Client.objects.order_by("client_id")
+        .select_related("saml_sp")
+        .prefetch_related(
+            "assignments__group",
+            "assignments__user",
+            "roles__grants__group",
+            "roles__grants__user",
+            "claim_groups",
+        )
     )
     return [registry_entry(client) for client in clients]
 

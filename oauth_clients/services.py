@@ -25,7 +25,7 @@ from django.utils.translation import gettext as _
 
 from accounts.audit import record_event
 from accounts.models import AuditEvent
-from oauth_clients import access, uri_rules
+from oauth_clients import access, saml_metadata, uri_rules
 from oauth_clients.client_cache import invalidate_clients
 from oauth_clients.keys import ES256, RS256, signing_algorithms
 from oauth_clients.models import (
@@ -35,6 +35,7 @@ from oauth_clients.models import (
     Client,
     Consent,
     RoleGrant,
+    SamlServiceProvider,
     validate_claim_name,
     validate_role_name,
     validate_roles_claim,
@@ -84,6 +85,9 @@ class KindProfile:
     client_type: str
     grant_type: str
     signs_users_in: bool
+    # False for a SAML app: registered here (name, access, MFA rule, claims) but never an OAuth
+    # client (`Client.is_usable` refuses it): no secret, no ID-token algorithm.
+    oauth: bool = True
 
 
 KIND_PROFILES: dict[str, KindProfile] = {
@@ -98,6 +102,13 @@ KIND_PROFILES: dict[str, KindProfile] = {
     ),
     Client.Kind.SERVICE: KindProfile(
         Client.CLIENT_CONFIDENTIAL, Client.GRANT_CLIENT_CREDENTIALS, signs_users_in=False
+    ),
+    # DOT's columns need values; the grant is never reached (is_usable refuses the kind).
+    Client.Kind.SAML: KindProfile(
+        Client.CLIENT_CONFIDENTIAL,
+        Client.GRANT_AUTHORIZATION_CODE,
+        signs_users_in=True,
+        oauth=False,
     ),
 }
 
@@ -126,7 +137,9 @@ def _normalize(field: str, value: Any, *, kind: str) -> Any:
 def default_id_token_algorithm(kind: str) -> str:
     """RS256 for an app that signs users in, no algorithm for a machine-to-machine service."""
     profile = KIND_PROFILES.get(kind)
-    return DEFAULT_ID_TOKEN_ALGORITHM if profile and profile.signs_users_in else ""
+    return (
+        DEFAULT_ID_TOKEN_ALGORITHM if profile and profile.signs_users_in and profile.oauth else ""
+    )
 
 
 def id_token_algorithm_errors(*, kind: str, algorithm: Any) -> dict[str, list[str]]:
@@ -135,6 +148,10 @@ def id_token_algorithm_errors(*, kind: str, algorithm: Any) -> dict[str, list[st
     service."""
     profile = KIND_PROFILES.get(kind)
     if profile is None:
+        return {}
+    if not profile.oauth:
+        if algorithm:
+            return {"algorithm": [_("A SAML app gets no ID tokens: leave the algorithm empty.")]}
         return {}
     if not profile.signs_users_in:
         if algorithm:
@@ -220,7 +237,7 @@ def _apply_derived(client: Client) -> None:
     client.grant_types = [profile.grant_type]
     # The chosen algorithm is kept (validated by id_token_algorithm_errors); a row without one
     # gets its kind's default, and a service never has one.
-    if not profile.signs_users_in:
+    if not profile.signs_users_in or not profile.oauth:
         client.algorithm = Client.NO_ALGORITHM
     elif not client.algorithm:
         client.algorithm = DEFAULT_ID_TOKEN_ALGORITHM
@@ -270,6 +287,10 @@ def register_client(
     The secret is returned once: only its keyed hash is stored. `algorithm` signs the app's ID
     tokens: RS256 (the default) or ES256; a service has none.
     """
+    if kind == Client.Kind.SAML:
+        raise ValidationError(
+            {"kind": [_("A SAML app is registered from its metadata (register_saml_app).")]}
+        )
     if kind not in KIND_PROFILES:
         raise ValidationError(
             {"kind": [_("Choose one of: %(kinds)s.") % {"kinds": ", ".join(KIND_PROFILES)}]}
@@ -307,12 +328,7 @@ def register_client(
     for field, value in values.items():
         setattr(client, field, _normalize(field, value, kind=kind))
     if client_id is not None:
-        client_id = client_id.strip()
-        if not client_id or len(client_id) > 255 or any(c.isspace() for c in client_id):
-            raise ValidationError({"client_id": [_("Enter a client id without spaces.")]})
-        if Client.objects.filter(client_id=client_id).exists():
-            raise ValidationError({"client_id": [_("A client with this id already exists.")]})
-        client.client_id = client_id
+        client.client_id = _chosen_client_id(client_id)
     _validate(client, resolver=resolver, check_algorithm=True)
     _apply_derived(client)
     secret = generate_client_secret() if client.client_type == Client.CLIENT_CONFIDENTIAL else ""
@@ -333,6 +349,15 @@ def register_client(
         algorithm=client.algorithm,
     )
     return client, secret
+
+
+def _chosen_client_id(client_id: str) -> str:
+    client_id = client_id.strip()
+    if not client_id or len(client_id) > 255 or any(c.isspace() for c in client_id):
+        raise ValidationError({"client_id": [_("Enter a client id without spaces.")]})
+    if Client.objects.filter(client_id=client_id).exists():
+        raise ValidationError({"client_id": [_("A client with this id already exists.")]})
+    return client_id
 
 
 def _changes_from(client: Client, changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -577,6 +602,366 @@ def delete_client(*, client: Client, actor: Any, request: HttpRequest | None = N
     )
     stored.delete()
     invalidate_clients()
+
+
+# --- SAML apps: a Client of kind `saml` with its SamlServiceProvider
+#
+# The Client row carries what every app has (name, active flag, access, MFA rule, claim
+# mapping, the scopes whose claims it receives as attributes); the SamlServiceProvider row what
+# its metadata declares (oauth_clients.saml_metadata: parsed, fetched and checked there).
+
+# SAML app fields an administrator may set besides the service provider's own.
+SAML_APP_FIELDS = (
+    *TEXT_FIELDS,
+    "allowed_scopes",
+    "is_trusted",
+    "requires_mfa",
+    "allow_private_network",
+)
+# The service provider's fields an administrator (or an import) may change.
+SAML_SP_FIELDS = (
+    "entity_id",
+    "acs_urls",
+    "slo_url",
+    "slo_binding",
+    "certificates",
+    "want_authn_requests_signed",
+    "sign_response",
+    "nameid_format",
+    "attribute_names",
+    "metadata_url",
+)
+# Taken from the metadata on every refresh; the rest are the administrator's choices.
+SAML_METADATA_FIELDS = (
+    "acs_urls",
+    "slo_url",
+    "slo_binding",
+    "certificates",
+    "want_authn_requests_signed",
+)
+
+
+def _saml_normalize(field: str, value: Any) -> Any:
+    """The stored form of one service-provider field (certificates as normalized PEM text)."""
+    if field in ("want_authn_requests_signed", "sign_response"):
+        return bool(value)
+    if field in ("entity_id", "slo_url", "slo_binding", "metadata_url"):
+        return (value or "").strip() if isinstance(value, str) or value is None else value
+    if field == "certificates":
+        if isinstance(value, list | tuple):
+            value = "\n".join(str(item) for item in value)
+        try:
+            return "".join(saml_metadata.read_certificates(value or ""))
+        except ValidationError:
+            return value  # refused with its message by sp_errors
+    if field == "acs_urls":
+        # Kept in index order, so an export and its re-import compare equal.
+        return sorted(
+            value or [],
+            key=lambda acs: (
+                acs["index"] if isinstance(acs, dict) and isinstance(acs.get("index"), int) else 0
+            ),
+        )
+    if field == "attribute_names":
+        return dict(value or {}) if isinstance(value, dict) else value
+    if field == "nameid_format":
+        return value or SamlServiceProvider.NameIdFormat.EMAIL
+    raise ValidationError({field: [_("This field cannot be changed.")]})
+
+
+def _check_sp(values: Mapping[str, Any], *, exclude_pk: int | None = None) -> None:
+    errors = saml_metadata.sp_errors(values, exclude_pk=exclude_pk)
+    metadata_url = values.get("metadata_url") or ""
+    if metadata_url:
+        problem = uri_rules.saml_endpoint_problem(metadata_url)
+        if problem:
+            errors["metadata_url"] = [f"{metadata_url}: {problem}"]
+    if errors:
+        raise ValidationError(errors)
+
+
+def _default_acs_index(acs_urls: str | list[str]) -> list[dict[str, Any]]:
+    return [
+        {
+            "url": url,
+            "binding": saml_metadata.BINDING_HTTP_POST,
+            "index": index,
+            "is_default": not index,
+        }
+        for index, url in enumerate(uri_rules.split_uris(acs_urls))
+    ]
+
+
+def _acs_from_argument(acs_urls: Any) -> Any:
+    """ACS URLs given by hand: a list of URLs (HTTP-POST, indexed in order, the first the
+    default) or already the model's list of objects."""
+    if isinstance(acs_urls, str) or (
+        isinstance(acs_urls, list | tuple) and all(isinstance(item, str) for item in acs_urls)
+    ):
+        return _default_acs_index(list(acs_urls) if not isinstance(acs_urls, str) else acs_urls)
+    return acs_urls
+
+
+def _sp_values_from_metadata(parsed: saml_metadata.SpMetadata) -> dict[str, Any]:
+    return {
+        "entity_id": parsed.entity_id,
+        "acs_urls": parsed.acs_urls,
+        "slo_url": parsed.slo_url,
+        "slo_binding": parsed.slo_binding,
+        "certificates": "".join(parsed.certificates),
+        "want_authn_requests_signed": parsed.authn_requests_signed,
+    }
+
+
+@transaction.atomic
+def register_saml_app(
+    *,
+    name: str,
+    metadata_xml: bytes | str | None = None,
+    metadata_url: str | None = None,
+    entity_id: str | None = None,
+    acs_urls: Any = None,
+    certificates: str | Iterable[str] | None = None,
+    actor: Any,
+    request: HttpRequest | None = None,
+    slo_url: str = "",
+    slo_binding: str = "",
+    want_authn_requests_signed: bool | None = None,
+    sign_response: bool = False,
+    nameid_format: str | None = None,
+    attribute_names: Mapping[str, str] | None = None,
+    client_id: str | None = None,
+    resolver: uri_rules.Resolver | None = None,
+    **app_fields: Any,
+) -> Client:
+    """Register a SAML 2.0 app from its metadata (a document or a URL, fetched safely) or by
+    hand (entity ID, ACS URLs, certificates). With metadata, `entity_id` chooses one service
+    provider of an EntitiesDescriptor. `app_fields`: SAML_APP_FIELDS (description, requires_mfa,
+    owner_contact, allow_private_network for a metadata URL on the private network, …).
+    """
+    unknown = sorted(set(app_fields) - set(SAML_APP_FIELDS))
+    if unknown:
+        raise ValidationError({field: [_("A SAML app has no such setting.")] for field in unknown})
+    has_xml = metadata_xml not in (None, b"", "")
+    has_url = bool((metadata_url or "").strip())
+    by_hand = acs_urls not in (None, "", [], ()) or bool(certificates)
+    if sum((has_xml, has_url, by_hand)) != 1:
+        raise ValidationError(
+            _(
+                "Give the app's metadata (a file or a URL), or its entity ID, ACS URL and "
+                "certificate by hand: one of them."
+            )
+        )
+    allow_private = bool(app_fields.get("allow_private_network"))
+    if has_url:
+        metadata_xml = saml_metadata.fetch_sp_metadata(
+            str(metadata_url), allow_private_network=allow_private, resolver=resolver
+        )
+    sp_values: dict[str, Any]
+    xml_text = ""
+    if metadata_xml not in (None, b"", ""):
+        assert metadata_xml is not None
+        parsed = saml_metadata.parse_sp_metadata(metadata_xml, entity_id=entity_id or None)
+        sp_values = _sp_values_from_metadata(parsed)
+        if nameid_format is None:
+            nameid_format = parsed.nameid_format
+        if want_authn_requests_signed:
+            sp_values["want_authn_requests_signed"] = True
+        xml_text = (
+            metadata_xml.decode("utf-8", "replace")
+            if isinstance(metadata_xml, bytes)
+            else metadata_xml
+        )
+    else:
+        sp_values = {
+            "entity_id": entity_id or "",
+            "acs_urls": _acs_from_argument(acs_urls),
+            "slo_url": slo_url,
+            "slo_binding": slo_binding,
+            "certificates": certificates or "",
+            "want_authn_requests_signed": bool(want_authn_requests_signed),
+        }
+    sp_values.update(
+        sign_response=sign_response,
+        nameid_format=nameid_format,
+        attribute_names=dict(attribute_names or {}),
+        metadata_url=(metadata_url or "").strip(),
+    )
+    sp_values = {field: _saml_normalize(field, value) for field, value in sp_values.items()}
+    _check_sp(sp_values)
+
+    client = Client(kind=Client.Kind.SAML, user=None, is_active=True)
+    values = {"name": name, **app_fields}
+    values.setdefault("allowed_scopes", ("openid", "profile", "email"))
+    for field, value in values.items():
+        setattr(client, field, _normalize(field, value, kind=client.kind))
+    if client_id is not None:
+        client.client_id = _chosen_client_id(client_id)
+    _validate(client, resolver=resolver, check_algorithm=False)
+    _apply_derived(client)
+    client.client_secret = ""  # never an OAuth client: nothing to authenticate with
+    client.save()
+    sp = SamlServiceProvider.objects.create(
+        client=client,
+        metadata_xml=xml_text,
+        metadata_fetched_at=timezone.now() if has_url else None,
+        **sp_values,
+    )
+    invalidate_clients()
+    record_event(
+        type=AuditEvent.Type.CLIENT_CREATED,
+        request=request,
+        actor=actor,
+        client=client,
+        kind=client.kind,
+        name=client.name,
+        entity_id=sp.entity_id,
+        acs_urls=[acs["url"] for acs in sp.acs_urls],
+        source="metadata_url" if has_url else "metadata" if xml_text else "by_hand",
+        requires_mfa=client.requires_mfa,
+    )
+    return client
+
+
+def saml_weakenings(*, sp: SamlServiceProvider, after: Mapping[str, Any]) -> list[str]:
+    """How changing a service provider to `after` (normalized values) could send assertions
+    elsewhere or accept requests from someone else, in plain words (refused on import unless
+    forced, like wider scopes)."""
+    reasons: list[str] = []
+    if "entity_id" in after and after["entity_id"] != sp.entity_id:
+        reasons.append(f"changes the entity ID from {sp.entity_id} to {after['entity_id']}")
+    if "acs_urls" in after:
+        before_urls = {acs["url"] for acs in sp.acs_urls or []}
+        after_urls = {acs.get("url") for acs in after["acs_urls"] if isinstance(acs, dict)}
+        for url in sorted(str(url) for url in after_urls - before_urls):
+            plain = " plain-http" if url.lower().startswith("http:") else ""
+            reasons.append(f"adds the{plain} ACS URL {url}")
+    if (
+        "want_authn_requests_signed" in after
+        and sp.want_authn_requests_signed
+        and not after["want_authn_requests_signed"]
+    ):
+        reasons.append("stops requiring signed requests")
+    if "certificates" in after and after["certificates"] != sp.certificates:
+        reasons.append("replaces the app's signing certificates")
+    if "slo_url" in after and after["slo_url"] and after["slo_url"] != sp.slo_url:
+        reasons.append(f"sends logout requests to {after['slo_url']}")
+    return reasons
+
+
+def _sp_changes(sp: SamlServiceProvider, changes: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(changes) - set(SAML_SP_FIELDS))
+    if unknown:
+        raise ValidationError(
+            {field: [_("This field cannot be changed after registration.")] for field in unknown}
+        )
+    normalized = {field: _saml_normalize(field, value) for field, value in changes.items()}
+    if "acs_urls" in normalized:
+        normalized["acs_urls"] = _acs_from_argument(normalized["acs_urls"])
+    return {field: value for field, value in normalized.items() if getattr(sp, field) != value}
+
+
+def _saml_sp(client: Client) -> SamlServiceProvider:
+    sp = SamlServiceProvider.objects.select_for_update().filter(client=client).first()
+    if client.kind != Client.Kind.SAML or sp is None:
+        raise ValidationError(_("This app is not a SAML app."))
+    return sp
+
+
+def _save_sp(
+    *,
+    sp: SamlServiceProvider,
+    effective: Mapping[str, Any],
+    actor: Any,
+    request: HttpRequest | None,
+    change: str,
+    extra_fields: Iterable[str] = (),
+) -> list[str]:
+    before = {field: getattr(sp, field) for field in effective}
+    weakened = saml_weakenings(sp=sp, after=effective)
+    for field, value in effective.items():
+        setattr(sp, field, value)
+    sp.save()
+    invalidate_clients()
+    fields = sorted(effective)
+    record_event(
+        type=AuditEvent.Type.CLIENT_CHANGED,
+        request=request,
+        actor=actor,
+        client=sp.client,
+        change=change,
+        fields=[f"saml.{field}" for field in fields] + list(extra_fields),
+        weakened=weakened,
+        entity_id={"before": before.get("entity_id", sp.entity_id), "after": sp.entity_id},
+    )
+    return fields
+
+
+@transaction.atomic
+def update_saml_sp(
+    *,
+    client: Client,
+    actor: Any,
+    changes: Mapping[str, Any],
+    request: HttpRequest | None = None,
+) -> list[str]:
+    """Change a SAML app's service-provider settings (SAML_SP_FIELDS); validates the whole
+    result first. Returns the changed fields."""
+    sp = _saml_sp(client)
+    effective = _sp_changes(sp, changes)
+    if not effective:
+        return []
+    merged = {field: getattr(sp, field) for field in SAML_SP_FIELDS} | effective
+    _check_sp(merged, exclude_pk=sp.pk)
+    return _save_sp(
+        sp=sp, effective=effective, actor=actor, request=request, change="saml_settings"
+    )
+
+
+@transaction.atomic
+def refresh_saml_metadata(
+    *,
+    client: Client,
+    actor: Any,
+    metadata_xml: bytes | str | None = None,
+    request: HttpRequest | None = None,
+    resolver: uri_rules.Resolver | None = None,
+) -> list[str]:
+    """Read the app's metadata again (from its metadata URL, or the document given) and take
+    its endpoints, certificates and signing wish (SAML_METADATA_FIELDS). The entity ID must
+    stay the same: a different one is another app. Returns the changed fields."""
+    sp = _saml_sp(client)
+    fetched = metadata_xml in (None, b"", "")
+    if fetched:
+        if not sp.metadata_url:
+            raise ValidationError(
+                _("This app has no metadata URL: upload its metadata file instead.")
+            )
+        metadata_xml = saml_metadata.fetch_sp_metadata(
+            sp.metadata_url, allow_private_network=client.allow_private_network, resolver=resolver
+        )
+    assert metadata_xml is not None
+    parsed = saml_metadata.parse_sp_metadata(metadata_xml, entity_id=sp.entity_id)
+    values = _sp_values_from_metadata(parsed)
+    values.pop("entity_id")
+    normalized = {field: _saml_normalize(field, value) for field, value in values.items()}
+    merged = {field: getattr(sp, field) for field in SAML_SP_FIELDS} | normalized
+    _check_sp(merged, exclude_pk=sp.pk)
+    effective = {field: v for field, v in normalized.items() if getattr(sp, field) != v}
+    xml_text = (
+        metadata_xml.decode("utf-8", "replace") if isinstance(metadata_xml, bytes) else metadata_xml
+    )
+    sp.metadata_xml = xml_text
+    if fetched:
+        sp.metadata_fetched_at = timezone.now()
+    return _save_sp(
+        sp=sp,
+        effective=effective,
+        actor=actor,
+        request=request,
+        change="saml_metadata_refreshed",
+        extra_fields=["saml.metadata_xml"],
+    )
 
 
 # --- Who may use an app, its roles and claims (the rules: oauth_clients.access)
@@ -987,7 +1372,8 @@ REGISTRY_FIELD_FOR_KEY = {
 # an entry leaves that part of the app as it is.
 ACCESS_KEYS = ("access_policy", "assigned_groups", "assigned_users", "roles", "claim_mapping")
 CLAIM_MAPPING_KEYS = ("roles_claim", "groups_filter", "groups_prefix", "groups", "attributes")
-REGISTRY_KEYS = {"client_id", "kind", "is_active", *REGISTRY_FIELD_FOR_KEY, *ACCESS_KEYS}
+# A SAML app's entry also carries its service provider (selectors.saml_entry) under "saml".
+REGISTRY_KEYS = {"client_id", "kind", "is_active", "saml", *REGISTRY_FIELD_FOR_KEY, *ACCESS_KEYS}
 
 
 class RegistryImportError(Exception):
@@ -1034,7 +1420,62 @@ def _entry_type_problems(entry: Mapping[str, Any]) -> list[str]:
                 f"id_token_algorithm must be {' or '.join(ID_TOKEN_ALGORITHMS)} "
                 f"(null for a service), not {value!r}"
             )
-    return problems + _access_type_problems(entry)
+    return problems + _access_type_problems(entry) + _saml_type_problems(entry)
+
+
+def _saml_type_problems(entry: Mapping[str, Any]) -> list[str]:
+    if entry.get("kind") != Client.Kind.SAML:
+        return ["saml is only for a SAML app"] if "saml" in entry else []
+    saml = entry.get("saml")
+    if not isinstance(saml, dict):
+        return ["a SAML app needs its saml object (entity_id, acs_urls, …)"]
+    problems = []
+    unknown = sorted(set(saml) - set(SAML_SP_FIELDS))
+    if unknown:
+        problems.append(f"saml: unknown keys {', '.join(unknown)}")
+    for key, value in saml.items():
+        if key in ("want_authn_requests_signed", "sign_response") and not isinstance(value, bool):
+            problems.append(f"saml.{key} must be true or false")
+        elif key in ("entity_id", "slo_url", "slo_binding", "nameid_format", "metadata_url") and (
+            not isinstance(value, str)
+        ):
+            problems.append(f"saml.{key} must be a string")
+        elif key == "certificates" and not _is_names(value):
+            problems.append("saml.certificates must be a list of PEM strings")
+        elif key == "acs_urls" and not (
+            isinstance(value, list) and all(isinstance(acs, dict) for acs in value)
+        ):
+            problems.append("saml.acs_urls must be a list of objects")
+        elif key == "attribute_names" and not isinstance(value, dict):
+            problems.append("saml.attribute_names must be an object")
+    if "entity_id" not in saml or "acs_urls" not in saml:
+        problems.append("saml needs entity_id and acs_urls")
+    return problems
+
+
+def _import_new_saml_app(
+    *, entry: Mapping[str, Any], values: Mapping[str, Any], actor: Any
+) -> Client:
+    """A SAML app an import creates: by hand from its saml object, then the rest of the entry
+    through update_client (which refuses OAuth settings on a SAML app)."""
+    saml = dict(entry["saml"])
+    metadata_url = saml.pop("metadata_url", "")
+    app_fields = {field: value for field, value in values.items() if field in SAML_APP_FIELDS}
+    app_fields.pop("name", None)
+    client = register_saml_app(
+        actor=actor,
+        client_id=entry["client_id"],
+        name=entry["name"],
+        entity_id=saml.pop("entity_id"),
+        acs_urls=saml.pop("acs_urls"),
+        certificates=saml.pop("certificates", None),
+        **saml,
+        **app_fields,
+    )
+    if metadata_url:
+        update_saml_sp(client=client, actor=actor, changes={"metadata_url": metadata_url})
+    update_client(client=client, actor=actor, changes=values)
+    return client
 
 
 def _is_names(value: Any) -> bool:
@@ -1341,6 +1782,13 @@ def import_registry(
         try:
             with transaction.atomic():
                 plan = _access_plan(entry)
+                if existing is None and entry["kind"] == Client.Kind.SAML:
+                    client = _import_new_saml_app(entry=entry, values=values, actor=actor)
+                    _apply_access(client=client, plan=plan, actor=actor)
+                    if entry.get("is_active") is False:
+                        disable_client(client=client, actor=actor)
+                    report.created.append((client_id, ""))
+                    continue
                 if existing is None:
                     arguments = dict(values)
                     arguments["scopes"] = arguments.pop("allowed_scopes", None)
@@ -1364,6 +1812,11 @@ def import_registry(
                     continue
                 weakened = weakening_changes(client=existing, changes=values)
                 weakened += access_widenings(client=existing, plan=plan)
+                saml_changes: dict[str, Any] = {}
+                if existing.kind == Client.Kind.SAML:
+                    sp = _saml_sp(existing)
+                    saml_changes = _sp_changes(sp, entry["saml"])
+                    weakened += saml_weakenings(sp=sp, after=saml_changes)
                 reactivate = entry.get("is_active") is True and not existing.is_active
                 if reactivate:
                     weakened.append("re-enables a disabled app")
@@ -1378,6 +1831,13 @@ def import_registry(
                 fields = update_client(
                     client=existing, actor=actor, changes=values, resolver=resolver
                 )
+                if saml_changes:
+                    fields += [
+                        f"saml.{field}"
+                        for field in update_saml_sp(
+                            client=existing, actor=actor, changes=saml_changes
+                        )
+                    ]
                 fields += _apply_access(client=existing, plan=plan, actor=actor)
                 if fields:
                     report.updated.append((client_id, fields))

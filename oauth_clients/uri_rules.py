@@ -1,4 +1,5 @@
-"""Registration rules for client apps, in one place: redirect and logout URIs, scopes, lifetimes.
+"""Registration rules for client apps, in one place: redirect and logout URIs, scopes, lifetimes,
+SAML endpoints and metadata URLs.
 
 Used by the admin forms, the services, the `clients` command and registry import, so an unsafe
 registration is refused the same way everywhere, with one clear message per field.
@@ -185,7 +186,7 @@ def address_is_internal(address: IPAddress) -> bool:
     or reserved network, directly or through an IPv4 address the IPv6 form carries.
 
     The one check for registration (`host_is_internal`) and for the back-channel sender
-    (`oauth_clients.oidc.backchannel.resolve_destination`, through `host_is_internal`).
+    (`oauth_clients.outbound.check_destination`, through `host_is_internal`).
     """
     if isinstance(address, ipaddress.IPv6Address) and address in _LOCAL_USE_NAT64:
         return True
@@ -279,6 +280,41 @@ def logout_uri_problem(
             return _(
                 "the IdP would call an internal network address (%(why)s); tick "
                 "'allow private-network logout URIs' if this is an internal app"
+            ) % {"why": why}
+    return None
+
+
+def saml_endpoint_problem(uri: str) -> str | None:
+    """Why `uri` may not be a SAML app's assertion consumer or logout endpoint, or None.
+
+    The browser carries assertions there (SAML 2.0 Bindings §3.5, Profiles §4.1.4.5): https
+    only, http for 127.0.0.1, [::1] and localhost, exact, no fragment — as for redirect URIs.
+    """
+    problem = _common_uri_problem(uri)
+    if problem:
+        return problem
+    if uri.partition(":")[0].lower() not in {"http", "https"}:
+        return _("must use https (http only for 127.0.0.1, [::1] and localhost)")
+    return _web_uri_problem(uri)
+
+
+def metadata_url_problem(
+    uri: str, *, allow_private_network: bool, resolver: Resolver | None = None
+) -> str | None:
+    """Why the IdP may not fetch a SAML app's metadata from `uri`, or None when it may.
+
+    The IdP itself calls it, so the back-channel rules apply: https (http only on loopback) and
+    no private-network address unless the app is allowed them.
+    """
+    problem = saml_endpoint_problem(uri)
+    if problem:
+        return problem
+    if not allow_private_network:
+        internal, why = host_is_internal(urlsplit(uri).hostname or "", resolver=resolver)
+        if internal:
+            return _(
+                "the IdP would call an internal network address (%(why)s); allow private-network "
+                "addresses if this is an internal app"
             ) % {"why": why}
     return None
 
@@ -414,6 +450,16 @@ def registration_errors(
     if kind not in Client.Kind.values:
         errors["kind"] = [_("Choose one of: %(kinds)s.") % {"kinds": ", ".join(Client.Kind.values)}]
         return errors
+    if kind == Client.Kind.SAML:
+        return _saml_app_errors(
+            redirect_uris=redirect_uris,
+            post_logout_redirect_uris=post_logout_redirect_uris,
+            scopes=scopes,
+            backchannel_logout_uri=backchannel_logout_uri,
+            frontchannel_logout_uri=frontchannel_logout_uri,
+            info_uris=info_uris,
+            lifetimes=lifetimes,
+        )
     native = kind == Client.Kind.NATIVE
     signs_users_in = kind != Client.Kind.SERVICE
 
@@ -474,4 +520,41 @@ def registration_errors(
             _("A machine-to-machine service signs no one in: leave the sign-in start URL empty.")
         )
     errors.update(lifetime_errors(lifetimes or {}))
+    return errors
+
+
+def _saml_app_errors(
+    *,
+    redirect_uris: str | Iterable[str] | None,
+    post_logout_redirect_uris: str | Iterable[str] | None,
+    scopes: str | Iterable[str] | None,
+    backchannel_logout_uri: str,
+    frontchannel_logout_uri: str,
+    info_uris: Mapping[str, str] | None,
+    lifetimes: Mapping[str, int | None] | None,
+) -> dict[str, list[str]]:
+    """A SAML app's OAuth-side fields: its endpoints are its service provider's (the SAML
+    rules: `oauth_clients.saml_metadata`); its scopes say which claims it receives as
+    attributes; no redirect or logout URIs, no token lifetimes."""
+    errors: dict[str, list[str]] = {}
+    oauth_only = _("A SAML app has no OAuth redirect or logout URIs: leave this empty.")
+    for field, value in (
+        ("redirect_uris", redirect_uris),
+        ("post_logout_redirect_uris", post_logout_redirect_uris),
+        ("backchannel_logout_uri", backchannel_logout_uri),
+        ("frontchannel_logout_uri", frontchannel_logout_uri),
+    ):
+        if split_uris(value):
+            errors[field] = [oauth_only]
+    try:
+        validate_scopes(scopes, sign_in=True)
+    except ValidationError as exc:
+        errors["allowed_scopes"] = list(exc.messages)
+    for field, uri in (info_uris or {}).items():
+        problem = info_uri_problem(uri or "")
+        if problem:
+            errors[field] = [f"{uri}: {problem}"]
+    for field, seconds in (lifetimes or {}).items():
+        if seconds is not None:
+            errors[field] = [_("A SAML app gets no OAuth tokens: leave the lifetime empty.")]
     return errors
