@@ -66,6 +66,7 @@ class ClientAdmin(admin.ModelAdmin):
         "overview",
         "backchannel_log",
         "access_summary",
+        "saml_summary",
     )
     fieldsets = (
         (
@@ -206,6 +207,11 @@ class ClientAdmin(admin.ModelAdmin):
                 name="oauth_clients_client_access",
             ),
             path(
+                "<path:object_id>/saml/",
+                wrap(admin_views.saml_view),
+                name="oauth_clients_client_saml",
+            ),
+            path(
                 "<path:object_id>/claims-preview/",
                 wrap(admin_views.claims_preview_view),
                 name="oauth_clients_client_claims_preview",
@@ -239,6 +245,8 @@ class ClientAdmin(admin.ModelAdmin):
 
     def get_fieldsets(self, request: HttpRequest, obj: Client | None = None) -> Any:
         fieldsets = super().get_fieldsets(request, obj)
+        if obj is not None and obj.kind == Client.Kind.SAML:
+            return self._saml_fieldsets(fieldsets)
         if obj is None or services.default_id_token_algorithm(obj.kind):
             return fieldsets
         # A service gets no ID tokens: no signing algorithm to choose (ClientChangeForm drops it).
@@ -246,6 +254,49 @@ class ClientAdmin(admin.ModelAdmin):
             (name, {**options, "fields": [f for f in options["fields"] if f != "algorithm"]})
             for name, options in fieldsets
         ]
+
+    # A SAML app: its service provider instead of the OAuth settings (none of which apply).
+    SAML_HIDDEN_FIELDS = frozenset(
+        {
+            "client_type",
+            "grant_types_display",
+            "secret_status",
+            "redirect_uris",
+            "post_logout_redirect_uris",
+            "algorithm",
+            "require_pkce",
+            "is_resource_server",
+            "backchannel_logout_uri",
+            "backchannel_logout_session_required",
+            "frontchannel_logout_uri",
+            "backchannel_log",
+            *services.LIFETIME_FIELDS,
+        }
+    )
+
+    def _saml_fieldsets(self, fieldsets: Any) -> list[tuple[Any, dict[str, Any]]]:
+        kept: list[tuple[Any, dict[str, Any]]] = []
+        for name, options in fieldsets:
+            fields = [f for f in options["fields"] if f not in self.SAML_HIDDEN_FIELDS]
+            if "allowed_scopes" in fields:
+                kept.append(
+                    (
+                        gettext_lazy("SAML 2.0"),
+                        {
+                            "fields": ["saml_summary", "allowed_scopes"],
+                            "description": gettext_lazy(
+                                "What the app's metadata declared and how it is answered; the "
+                                "scopes say which claims it receives as attributes."
+                            ),
+                        },
+                    )
+                )
+                continue
+            if fields:
+                kept.append((name, {**options, "fields": fields}))
+        # The logout fieldset keeps only its private-network switch: for a SAML app it lets
+        # the IdP fetch metadata from an internal address.
+        return kept
 
     def save_model(self, request: HttpRequest, obj: Client, form: Any, change: bool) -> None:
         # Only reached for changes: adding goes through the register flow.
@@ -283,6 +334,69 @@ class ClientAdmin(admin.ModelAdmin):
                 "when": obj.previous_secret_expires_at.strftime("%Y-%m-%d %H:%M UTC")
             }
         return text
+
+    @admin.display(description=gettext_lazy("SAML service provider"))
+    def saml_summary(self, obj: Client) -> str:
+        sp = selectors.saml_sp(obj)
+        if sp is None:
+            return ""
+        acs_rows = format_html_join(
+            "",
+            "<li>{} <code>{}</code>{}</li>",
+            (
+                (
+                    acs["url"],
+                    acs["binding"].rsplit(":", 1)[-1],
+                    format_html(" ({})", _("default")) if acs.get("is_default") else "",
+                )
+                for acs in sorted(sp.acs_urls, key=lambda acs: acs["index"])
+            ),
+        )
+        attributes = ", ".join(
+            f"{claim} → {name}" for claim, name in sorted(sp.attribute_names.items())
+        )
+        source: str
+        if sp.metadata_url:
+            source = format_html(
+                "{} ({})",
+                sp.metadata_url,
+                sp.metadata_fetched_at.strftime("%Y-%m-%d %H:%M UTC")
+                if sp.metadata_fetched_at
+                else _("never fetched"),
+            )
+        else:
+            source = _("uploaded file") if sp.metadata_xml else _("entered by hand")
+        return format_html(
+            '<dl class="client-overview">'
+            "<dt>{}</dt><dd><code>{}</code></dd>"
+            "<dt>{}</dt><dd><ul>{}</ul></dd>"
+            "<dt>{}</dt><dd>{}</dd>"
+            "<dt>{}</dt><dd>{}</dd>"
+            "<dt>{}</dt><dd>{}</dd>"
+            "<dt>{}</dt><dd>{}</dd>"
+            "<dt>{}</dt><dd>{}</dd>"
+            "<dt>{}</dt><dd>{}</dd>"
+            "</dl>"
+            '<p><a class="button" href="{}">{}</a></p>',
+            _("Entity ID"),
+            sp.entity_id,
+            _("ACS URLs"),
+            acs_rows,
+            _("NameID format"),
+            sp.get_nameid_format_display(),
+            _("Sign the response"),
+            _("yes") if sp.sign_response else _("no (the assertion is signed)"),
+            _("Requests must be signed"),
+            _("yes") if sp.want_authn_requests_signed else _("no"),
+            _("Attribute names"),
+            attributes or _("the claim names themselves"),
+            _("Signing certificates"),
+            len(sp.certificate_list()),
+            _("Metadata"),
+            source,
+            reverse("admin:oauth_clients_client_saml", args=[obj.pk]),
+            _("SAML settings and refresh metadata"),
+        )
 
     @admin.display(description=gettext_lazy("recent back-channel logouts"))
     def backchannel_log(self, obj: Client) -> str:

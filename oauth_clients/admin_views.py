@@ -24,7 +24,7 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from oauth_clients import access, selectors, services
+from oauth_clients import access, saml_metadata, selectors, services
 from oauth_clients.forms import (
     AccessPolicyForm,
     AssignForm,
@@ -34,6 +34,8 @@ from oauth_clients.forms import (
     GrantRoleForm,
     RegisterClientForm,
     RotateSecretForm,
+    SamlMetadataUploadForm,
+    SamlSettingsForm,
     validation_error_to_form,
 )
 from oauth_clients.models import AppRole, Assignment, Client, RoleGrant
@@ -53,6 +55,25 @@ REGISTER_FIELDSETS: list[tuple[Any, dict[str, Any]]] = [
             "description": gettext_lazy(
                 "Not needed for a machine-to-machine service. Register the exact URIs the app "
                 "uses; anything else is refused at sign-in."
+            ),
+        },
+    ),
+    (
+        gettext_lazy("SAML 2.0 app"),
+        {
+            "fields": [
+                "saml_metadata_file",
+                "saml_metadata_url",
+                "saml_entity_id",
+                "saml_acs_url",
+                "saml_certificate",
+                "saml_nameid_format",
+                "saml_sign_response",
+            ],
+            "description": gettext_lazy(
+                "Only for a SAML 2.0 app: its metadata file, or its metadata URL, or its entity "
+                "ID, ACS URL and certificate by hand. Redirect URIs and token settings do not "
+                "apply; the scopes say which claims it receives as attributes."
             ),
         },
     ),
@@ -137,8 +158,22 @@ def _take_secret(request: HttpRequest, client: Client) -> str:
 def register_view(model_admin: ClientAdmin, request: HttpRequest) -> HttpResponse:
     if not model_admin.has_add_permission(request):
         raise PermissionDenied
-    form = RegisterClientForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    form = RegisterClientForm(request.POST or None, request.FILES or None)
+    if (
+        request.method == "POST"
+        and form.is_valid()
+        and form.cleaned_data["kind"] == Client.Kind.SAML
+    ):
+        try:
+            client = services.register_saml_app(
+                actor=request.user, request=request, **form.saml_arguments()
+            )
+        except ValidationError as exc:
+            form.add_saml_error(exc)
+        else:
+            model_admin.log_addition(request, client, [{"added": {}}])
+            return HttpResponseRedirect(_setup_url(client))
+    elif request.method == "POST" and form.is_valid():
         try:
             client, secret = services.register_client(
                 actor=request.user, request=request, **form.service_arguments()
@@ -164,11 +199,15 @@ def register_view(model_admin: ClientAdmin, request: HttpRequest) -> HttpRespons
 
 def _snippets(facts: dict[str, Any], secret: str) -> list[dict[str, str]]:
     context = {**facts, "secret": secret}
-    names = (
-        [("generic", _("Any OpenID Connect library")), ("allauth", _("Django + django-allauth"))]
-        if facts["signs_users_in"]
-        else [("service", _("Client credentials (curl)"))]
-    )
+    if "saml" in facts:
+        names = [("saml", _("Any SAML 2.0 service provider"))]
+    elif facts["signs_users_in"]:
+        names = [
+            ("generic", _("Any OpenID Connect library")),
+            ("allauth", _("Django + django-allauth")),
+        ]
+    else:
+        names = [("service", _("Client credentials (curl)"))]
     return [
         {
             "id": name,
@@ -571,3 +610,78 @@ def claims_preview_view(
         access_url=reverse("admin:oauth_clients_client_access", args=[client.pk]),
     )
     return TemplateResponse(request, "admin/oauth_clients/client/claims_preview.html", context)
+
+
+# --- A SAML app's service provider
+
+
+def saml_view(model_admin: ClientAdmin, request: HttpRequest, object_id: str) -> HttpResponse:
+    """A SAML app's service-provider settings and its metadata refresh; each through a service."""
+    client = _get_client(model_admin, request, object_id)
+    if not model_admin.has_view_or_change_permission(request, client):
+        raise PermissionDenied
+    sp = selectors.saml_sp(client)
+    if sp is None:
+        raise Http404(_("This app is not a SAML app."))
+    action = request.POST.get("action", "") if request.method == "POST" else ""
+    if action and not model_admin.has_change_permission(request, client):
+        raise PermissionDenied
+    here = reverse("admin:oauth_clients_client_saml", args=[client.pk])
+    form = SamlSettingsForm(request.POST if action == "save" else None, sp=sp)
+    refresh_form = SamlMetadataUploadForm(
+        request.POST if action == "refresh" else None,
+        request.FILES if action == "refresh" else None,
+    )
+    if action == "save" and form.is_valid():
+        try:
+            fields = services.update_saml_sp(
+                client=client, actor=request.user, changes=form.changes(), request=request
+            )
+        except ValidationError as exc:
+            validation_error_to_form(form, exc)
+        else:
+            message = (
+                _("SAML settings saved: %(fields)s.") % {"fields": ", ".join(fields)}
+                if fields
+                else _("Nothing changed.")
+            )
+            model_admin.log_change(request, client, message)
+            messages.success(request, message)
+            return HttpResponseRedirect(here)
+    if action == "refresh" and refresh_form.is_valid():
+        upload = refresh_form.cleaned_data.get("metadata_file")
+        try:
+            fields = services.refresh_saml_metadata(
+                client=client,
+                actor=request.user,
+                request=request,
+                metadata_xml=(
+                    upload.read(saml_metadata.MAX_METADATA_BYTES + 1) if upload else None
+                ),
+            )
+        except ValidationError as exc:
+            for error in exc.messages:
+                refresh_form.add_error("metadata_file", error)
+        else:
+            message = (
+                _("Metadata refreshed: %(fields)s.") % {"fields": ", ".join(fields)}
+                if fields
+                else _("Metadata refreshed; nothing changed.")
+            )
+            model_admin.log_change(request, client, message)
+            messages.success(request, message)
+            return HttpResponseRedirect(here)
+    context = _context(
+        model_admin,
+        request,
+        title=_("SAML settings of %(name)s") % {"name": client.name},
+        original=client,
+        client=client,
+        sp=sp,
+        form=form,
+        refresh_form=refresh_form,
+        can_change=model_admin.has_change_permission(request, client),
+        facts=selectors.saml_facts(client),
+        change_url=_change_url(client),
+    )
+    return TemplateResponse(request, "admin/oauth_clients/client/saml.html", context)

@@ -16,8 +16,14 @@ from django.utils.html import format_html
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
-from oauth_clients import services, uri_rules
-from oauth_clients.models import MAPPABLE_USER_ATTRIBUTES, AppRole, Client, validate_role_name
+from oauth_clients import saml_metadata, services, uri_rules
+from oauth_clients.models import (
+    MAPPABLE_USER_ATTRIBUTES,
+    AppRole,
+    Client,
+    SamlServiceProvider,
+    validate_role_name,
+)
 
 KIND_HELP: dict[str, Any] = {
     Client.Kind.WEB: _(
@@ -36,7 +42,13 @@ KIND_HELP: dict[str, Any] = {
         "A program calling APIs on its own behalf, no user. Gets a client secret; "
         "client credentials only; no redirect URIs."
     ),
+    Client.Kind.SAML: _(
+        "An app that offers single sign-on over SAML 2.0 only. Registered from its metadata "
+        "(a file or a URL) or its entity ID, ACS URL and certificate; no secret."
+    ),
 }
+
+NAMEID_CHOICES = SamlServiceProvider.NameIdFormat.choices
 
 URI_LIST_HELP = _(
     "One per line, exact (no wildcards, no #fragment). https only; http only for 127.0.0.1, "
@@ -216,11 +228,90 @@ class RegisterClientForm(forms.Form):
         help_text=_("Only for internal apps: the IdP would otherwise refuse to call them."),
     )
 
+    # A SAML 2.0 app (issue 28): its metadata, or its entity ID, ACS URL and certificate.
+    saml_metadata_file = forms.FileField(
+        label=_("SAML metadata file"),
+        required=False,
+        help_text=_("The app's service-provider metadata (XML, at most 1 MiB)."),
+    )
+    saml_metadata_url = forms.CharField(
+        label=_("or its metadata URL"),
+        required=False,
+        max_length=1024,
+        help_text=_(
+            "Fetched now and on every refresh: https, a public address unless private-network "
+            "addresses are allowed below."
+        ),
+    )
+    saml_entity_id = forms.CharField(
+        label=_("or by hand: entity ID"),
+        required=False,
+        max_length=1024,
+        help_text=_("With a metadata file listing several apps, chooses one of them."),
+    )
+    saml_acs_url = forms.CharField(
+        label=_("Assertion consumer service (ACS) URL"),
+        required=False,
+        max_length=1024,
+        help_text=_("Where the app receives assertions (HTTP-POST). https only."),
+    )
+    saml_certificate = forms.CharField(
+        label=_("The app's signing certificate (PEM)"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 80, "spellcheck": "false"}),
+    )
+    saml_nameid_format = forms.ChoiceField(
+        label=_("NameID format"),
+        required=False,
+        choices=[("", _("As the metadata says (else email address)")), *NAMEID_CHOICES],
+    )
+    saml_sign_response = forms.BooleanField(
+        label=_("Sign the whole response too (the assertion is always signed)"), required=False
+    )
+
+    def _saml_source(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The metadata source the form names, as register_saml_app arguments; field errors."""
+        upload = data.get("saml_metadata_file")
+        url = (data.get("saml_metadata_url") or "").strip()
+        by_hand = bool(data.get("saml_acs_url") or data.get("saml_certificate"))
+        chosen = [
+            name for name, given in (("file", upload), ("url", url), ("hand", by_hand)) if given
+        ]
+        if len(chosen) != 1:
+            self.add_error(
+                "saml_metadata_file",
+                _(
+                    "Give the app's metadata (a file or a URL), or its entity ID, ACS URL and "
+                    "certificate by hand: one of them."
+                ),
+            )
+            return {}
+        if upload:
+            content = upload.read(saml_metadata.MAX_METADATA_BYTES + 1)
+            return {"metadata_xml": content}
+        if url:
+            return {"metadata_url": url}
+        if not data.get("saml_entity_id"):
+            self.add_error("saml_entity_id", _("Enter the app's entity ID (from its metadata)."))
+        if not data.get("saml_acs_url"):
+            self.add_error("saml_acs_url", _("Enter the app's ACS URL."))
+        return {
+            "acs_urls": [data.get("saml_acs_url") or ""],
+            "certificates": data.get("saml_certificate") or None,
+        }
+
     def clean(self) -> dict[str, Any]:
         super().clean()
         data = self.cleaned_data
         if "kind" not in data:
             return data
+        saml_given = [name for name in SAML_REGISTER_FIELDS if data.get(name)]
+        if data["kind"] != Client.Kind.SAML:
+            for name in saml_given:
+                self.add_error(name, _("Only for a SAML 2.0 app."))
+        else:
+            data["algorithm"] = ""
+            self.saml_source = self._saml_source(data)
         errors = uri_rules.registration_errors(
             kind=data["kind"],
             redirect_uris=data.get("redirect_uris", ""),
@@ -232,8 +323,8 @@ class RegisterClientForm(forms.Form):
             info_uris={name: data.get(name, "") for name in uri_rules.INFO_URI_FIELDS},
             lifetimes={name: data.get(name) for name in services.LIFETIME_FIELDS},
         )
-        if data["kind"] == Client.Kind.SERVICE:
-            # Irrelevant for a service (no ID tokens): whatever the radio says is dropped.
+        if data["kind"] in (Client.Kind.SERVICE, Client.Kind.SAML):
+            # Irrelevant for a service or a SAML app (no ID tokens): the radio's value is dropped.
             data["algorithm"] = ""
         elif "algorithm" in data:
             data["algorithm"] = data["algorithm"] or services.default_id_token_algorithm(
@@ -247,7 +338,66 @@ class RegisterClientForm(forms.Form):
 
     def service_arguments(self) -> dict[str, Any]:
         """Cleaned data as keyword arguments for `services.register_client`."""
-        return dict(self.cleaned_data)
+        return {
+            name: value
+            for name, value in self.cleaned_data.items()
+            if name not in SAML_REGISTER_FIELDS
+        }
+
+    def saml_arguments(self) -> dict[str, Any]:
+        """Cleaned data as keyword arguments for `services.register_saml_app`."""
+        data = self.cleaned_data
+        app_fields = {
+            name: data[name]
+            for name in services.SAML_APP_FIELDS
+            if name in data and name != "allowed_scopes"
+        }
+        return {
+            **app_fields,
+            "allowed_scopes": data.get("scopes") or [],
+            "entity_id": data.get("saml_entity_id") or None,
+            "nameid_format": data.get("saml_nameid_format") or None,
+            "sign_response": bool(data.get("saml_sign_response")),
+            **getattr(self, "saml_source", {}),
+        }
+
+    def add_saml_error(self, error: ValidationError) -> None:
+        """A refusal of register_saml_app, on the field of the source it came from."""
+        if hasattr(error, "error_dict"):
+            fields = {
+                "entity_id": "saml_entity_id",
+                "acs_urls": "saml_acs_url",
+                "certificates": "saml_certificate",
+                "nameid_format": "saml_nameid_format",
+                "metadata_url": "saml_metadata_url",
+                "allowed_scopes": "scopes",
+            }
+            for field, messages in error.message_dict.items():
+                name = fields.get(field, field)
+                for message in messages:
+                    self.add_error(name if name in self.fields else None, message)
+            return
+        source = getattr(self, "saml_source", {})
+        target: str | None = (
+            "saml_metadata_url"
+            if "metadata_url" in source
+            else "saml_metadata_file"
+            if "metadata_xml" in source
+            else None
+        )
+        for message in error.messages:
+            self.add_error(target, message)
+
+
+SAML_REGISTER_FIELDS = (
+    "saml_metadata_file",
+    "saml_metadata_url",
+    "saml_entity_id",
+    "saml_acs_url",
+    "saml_certificate",
+    "saml_nameid_format",
+    "saml_sign_response",
+)
 
 
 class RotateSecretForm(forms.Form):
@@ -504,3 +654,151 @@ class ClaimsPreviewForm(forms.Form):
 
     def clean_username(self) -> Any:
         return _user_by_username(self.cleaned_data["username"])
+
+
+# --- A SAML app's service provider (the SAML page: admin_views.saml_view)
+
+_BINDING_NAMES = {
+    saml_metadata.BINDING_HTTP_POST: "POST",
+    saml_metadata.BINDING_HTTP_REDIRECT: "Redirect",
+    saml_metadata.BINDING_HTTP_ARTIFACT: "Artifact",
+    saml_metadata.BINDING_PAOS: "PAOS",
+}
+_BINDING_BY_NAME = {name.lower(): urn for urn, name in _BINDING_NAMES.items()}
+
+
+def format_acs_lines(acs_urls: list[dict[str, Any]]) -> str:
+    """The ACS list as the text the SAML page edits: `index binding URL [default]`."""
+    return "\n".join(
+        " ".join(
+            [
+                str(acs["index"]),
+                _BINDING_NAMES.get(acs["binding"], acs["binding"]),
+                acs["url"],
+                *(["default"] if acs.get("is_default") else []),
+            ]
+        )
+        for acs in sorted(acs_urls, key=lambda acs: acs["index"])
+    )
+
+
+def parse_acs_lines(text: str) -> list[dict[str, Any]]:
+    """`index binding URL [default]` per line (a bare URL: HTTP-POST, the next index)."""
+    endpoints: list[dict[str, Any]] = []
+    for line in text.splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) == 1:
+            index, binding, url, rest = len(endpoints), "POST", parts[0], []
+        elif len(parts) >= 3 and parts[0].isdigit():
+            index, binding, url, rest = int(parts[0]), parts[1], parts[2], parts[3:]
+        else:
+            raise ValidationError(
+                _("Write each ACS as: index binding URL [default], e.g. 0 POST https://app/acs")
+            )
+        urn = _BINDING_BY_NAME.get(binding.lower(), binding)
+        if rest not in ([], ["default"]):
+            raise ValidationError(_("Only the word default may follow an ACS URL."))
+        endpoints.append({"url": url, "binding": urn, "index": index, "is_default": bool(rest)})
+    return endpoints
+
+
+def parse_attribute_names(text: str) -> dict[str, str]:
+    """`claim = SAML attribute name`, one per line (blank lines skipped)."""
+    mapping: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        claim, sep, name = line.partition("=")
+        if not sep:
+            raise ValidationError(
+                _("Write each line as claim = attribute name, e.g. email = mail.")
+            )
+        mapping[claim.strip()] = name.strip()
+    return mapping
+
+
+class SamlSettingsForm(forms.Form):
+    """A SAML app's service-provider settings, for `services.update_saml_sp`."""
+
+    entity_id = forms.CharField(label=_("Entity ID"), max_length=1024)
+    acs_urls = forms.CharField(
+        label=_("Assertion consumer service (ACS) URLs"),
+        widget=_uri_textarea(),
+        help_text=_(
+            "One per line: index binding URL, and default for the default one "
+            "(e.g. 0 POST https://app.example.com/saml/acs default). https only."
+        ),
+    )
+    slo_url = forms.CharField(label=_("Single logout URL"), required=False, max_length=1024)
+    slo_binding = forms.ChoiceField(
+        label=_("Single logout binding"),
+        required=False,
+        choices=[("", "—"), *[(urn, urn) for urn in saml_metadata.SLO_BINDINGS]],
+    )
+    certificates = forms.CharField(
+        label=_("The app's signing certificates (PEM)"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6, "cols": 80, "spellcheck": "false"}),
+    )
+    want_authn_requests_signed = forms.BooleanField(
+        label=_("The app's requests must be signed"), required=False
+    )
+    sign_response = forms.BooleanField(
+        label=_("Sign the whole response too (the assertion is always signed)"), required=False
+    )
+    nameid_format = forms.ChoiceField(label=_("NameID format"), choices=NAMEID_CHOICES)
+    attribute_names = forms.CharField(
+        label=_("Attribute names"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_(
+            "One per line: claim = SAML attribute name (e.g. email = "
+            "urn:oid:0.9.2342.19200300.100.1.3). Empty: the claim names themselves."
+        ),
+    )
+    metadata_url = forms.CharField(
+        label=_("Metadata URL"),
+        required=False,
+        max_length=1024,
+        help_text=_("Read again by Refresh metadata."),
+    )
+
+    def __init__(self, *args: Any, sp: SamlServiceProvider, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "initial",
+            {
+                "entity_id": sp.entity_id,
+                "acs_urls": format_acs_lines(sp.acs_urls or []),
+                "slo_url": sp.slo_url,
+                "slo_binding": sp.slo_binding,
+                "certificates": sp.certificates,
+                "want_authn_requests_signed": sp.want_authn_requests_signed,
+                "sign_response": sp.sign_response,
+                "nameid_format": sp.nameid_format,
+                "attribute_names": "\n".join(
+                    f"{claim} = {name}" for claim, name in sorted(sp.attribute_names.items())
+                ),
+                "metadata_url": sp.metadata_url,
+            },
+        )
+        super().__init__(*args, **kwargs)
+
+    def clean_acs_urls(self) -> list[dict[str, Any]]:
+        return parse_acs_lines(self.cleaned_data.get("acs_urls") or "")
+
+    def clean_attribute_names(self) -> dict[str, str]:
+        return parse_attribute_names(self.cleaned_data.get("attribute_names") or "")
+
+    def changes(self) -> dict[str, Any]:
+        """The changed fields, for `services.update_saml_sp`."""
+        return {name: self.cleaned_data[name] for name in self.changed_data}
+
+
+class SamlMetadataUploadForm(forms.Form):
+    metadata_file = forms.FileField(
+        label=_("Metadata file"),
+        required=False,
+        help_text=_("Leave empty to read the metadata URL again."),
+    )
