@@ -2,6 +2,9 @@
 
     clients create --kind web --name Wiki --redirect-uri https://wiki.example.com/cb [--json]
                    [--id-token-algorithm {RS256,ES256}]
+    clients create --kind saml --name Wiki --saml-metadata FILE_OR_URL [--json]
+                   [--saml-entity-id ID]   # or --saml-entity-id, --saml-acs-url, --saml-certificate
+    clients refresh-metadata CLIENT_ID      # a SAML app: read its metadata URL again
     clients list | show CLIENT_ID | rotate-secret CLIENT_ID [--grace-seconds N]
     clients disable CLIENT_ID | enable CLIENT_ID | revoke-tokens CLIENT_ID
     clients export [--output FILE]          # registry as code: JSON, never a secret
@@ -25,8 +28,8 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from oauth_clients import selectors, services
-from oauth_clients.models import AppRole, Assignment, Client
+from oauth_clients import saml_metadata, selectors, services
+from oauth_clients.models import AppRole, Assignment, Client, SamlServiceProvider
 
 
 def _one_line(error: ValidationError) -> str:
@@ -114,7 +117,41 @@ class Command(BaseCommand):
             help="How the app's ID tokens are signed: RS256 (default; every OIDC library accepts "
             "it) or ES256 (faster, smaller; for libraries that support it). Not for a service.",
         )
+        # A SAML 2.0 app (issue 28): its metadata, or its entity ID, ACS URL and certificate.
+        create.add_argument(
+            "--saml-metadata",
+            metavar="FILE_OR_URL",
+            help="The SAML app's metadata: a file, or an https URL fetched now.",
+        )
+        create.add_argument(
+            "--saml-entity-id",
+            metavar="ID",
+            help="The SAML app's entity ID (by hand, or to choose one in an aggregate).",
+        )
+        create.add_argument(
+            "--saml-acs-url", action="append", default=[], dest="saml_acs_urls", metavar="URL"
+        )
+        create.add_argument(
+            "--saml-certificate", metavar="FILE", help="The SAML app's signing certificate (PEM)."
+        )
+        create.add_argument(
+            "--saml-nameid-format",
+            choices=SamlServiceProvider.NameIdFormat.values,
+            metavar="URN",
+            help="The NameID format (default: the first the metadata lists, else emailAddress).",
+        )
+        create.add_argument(
+            "--saml-sign-response",
+            action="store_true",
+            help="Sign the whole response too (the assertion is always signed).",
+        )
         create.add_argument("--json", action="store_true")
+
+        refresh = sub.add_parser(
+            "refresh-metadata", help="Read a SAML app's metadata URL again and apply it."
+        )
+        refresh.add_argument("client_id")
+        refresh.add_argument("--json", action="store_true")
 
         listing = sub.add_parser("list", help="List registered apps.")
         listing.add_argument("--json", action="store_true")
@@ -219,7 +256,75 @@ class Command(BaseCommand):
 
     # --- actions
 
+    def _saml_create(self, actor: Any, options: dict[str, Any]) -> None:
+        source = options["saml_metadata"] or ""
+        metadata: dict[str, Any] = {}
+        if source.lower().startswith(("https://", "http://")):
+            metadata["metadata_url"] = source
+        elif source:
+            metadata["metadata_xml"] = _read_file(source, binary=True)
+        certificate = options["saml_certificate"]
+        client = services.register_saml_app(
+            actor=actor,
+            name=options["name"],
+            client_id=options["client_id"],
+            entity_id=options["saml_entity_id"],
+            acs_urls=options["saml_acs_urls"] or None,
+            certificates=_read_file(certificate) if certificate else None,
+            nameid_format=options["saml_nameid_format"],
+            sign_response=options["saml_sign_response"],
+            description=options["description"],
+            requires_mfa=options["requires_mfa"],
+            is_trusted=options["is_trusted"],
+            owner_contact=options["owner_contact"],
+            logo_uri=options["logo_uri"],
+            client_uri=options["client_uri"],
+            policy_uri=options["policy_uri"],
+            tos_uri=options["tos_uri"],
+            initiate_login_uri=options["initiate_login_uri"],
+            allow_private_network=options["allow_private_network"],
+            **({"allowed_scopes": options["scopes"]} if options["scopes"] else {}),
+            **metadata,
+        )
+        entry = selectors.registry_entry(client)
+        facts = selectors.saml_facts(client)
+        data = {**entry, "entity_id": facts["entity_id"], **facts}
+        lines = [
+            f"Registered {client.name} ({client.get_kind_display()}).",
+            f"client_id:      {client.client_id}",
+            f"entity ID:      {facts['entity_id']}",
+            *(f"ACS URL:        {url}" for url in facts["acs_urls"]),
+            f"IdP metadata:   {facts['idp_metadata_url']}",
+        ]
+        self._emit(options, data, "\n".join(lines))
+
+    def do_refresh_metadata(self, actor: Any, options: dict[str, Any]) -> None:
+        client = self._client(options["client_id"])
+        fields = services.refresh_saml_metadata(client=client, actor=actor)
+        self._emit(
+            options,
+            {"client_id": client.client_id, "changed": fields},
+            f"Refreshed the metadata of {client.name}: "
+            + (", ".join(fields) if fields else "nothing changed")
+            + ".",
+        )
+
     def do_create(self, actor: Any, options: dict[str, Any]) -> None:
+        if options["kind"] == Client.Kind.SAML:
+            self._saml_create(actor, options)
+            return
+        saml_flags = [
+            flag
+            for flag, key in (
+                ("--saml-metadata", "saml_metadata"),
+                ("--saml-entity-id", "saml_entity_id"),
+                ("--saml-acs-url", "saml_acs_urls"),
+                ("--saml-certificate", "saml_certificate"),
+            )
+            if options[key]
+        ]
+        if saml_flags:
+            raise CommandError(f"{', '.join(saml_flags)}: only for --kind saml.")
         scopes = options["scopes"] or (
             [] if options["kind"] == Client.Kind.SERVICE else ["openid", "profile", "email"]
         )
@@ -280,11 +385,12 @@ class Command(BaseCommand):
             "consents": overview.consents,
             "distinct_users": overview.distinct_users,
         }
-        data = {
-            **selectors.registry_entry(client),
-            **_facts(selectors.setup_facts(client=client)),
-            "usage": usage,
-        }
+        facts = (
+            selectors.saml_facts(client)
+            if client.kind == Client.Kind.SAML
+            else _facts(selectors.setup_facts(client=client))
+        )
+        data = {**selectors.registry_entry(client), **facts, "usage": usage}
         text = "\n".join(f"{key}: {value}" for key, value in data.items())
         self._emit(options, data, text)
 
@@ -484,6 +590,16 @@ class Command(BaseCommand):
 
 
 ONE_LINE_ACTIONS = ("access", "assign", "unassign", "role")
+
+
+def _read_file(path: str, *, binary: bool = False) -> Any:
+    try:
+        with open(path, "rb") as fh:
+            # One byte over the limit is enough to refuse an oversized document.
+            data = fh.read(saml_metadata.MAX_METADATA_BYTES + 1)
+    except OSError as exc:
+        raise CommandError(f"Cannot read {path}: {exc.strerror}") from exc
+    return data if binary else data.decode("utf-8", "replace")
 
 
 def _facts(facts: dict[str, Any]) -> dict[str, Any]:
