@@ -128,6 +128,7 @@ class AuditEvent(models.Model):
         GROUP_MEMBER_ADDED = "group.member_added", _("Added to a group")
         GROUP_MEMBER_REMOVED = "group.member_removed", _("Removed from a group")
         ACCESS_DENIED = "access.denied", _("App access refused")
+        SAML_ASSERTION_ISSUED = "saml.assertion_issued", _("SAML assertion issued")
 
     created_at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
     type = models.CharField(_("event"), max_length=64, choices=Type.choices, db_index=True)
