@@ -1,4 +1,4 @@
-"""URL map: account flows (allauth), the OIDC provider (DOT + our views), admin."""
+"""URL map: account flows (allauth), the OIDC provider (DOT + our views), the SAML IdP, admin."""
 
 from django.contrib import admin
 from django.templatetags.static import static
@@ -34,6 +34,8 @@ urlpatterns = [
     path("account/", include("accounts.urls")),
     # The OIDC provider: DOT's views we keep plus ours, under DOT's namespace.
     path("", include("oauth_clients.oidc.urls", namespace="oauth2_provider")),
+    # The SAML 2.0 IdP (oauth_clients/saml/): metadata, single sign-on, IdP-initiated sign-in.
+    path("saml/", include("oauth_clients.saml.urls", namespace="saml")),
     # The admin signs in through allauth's login (same lock and rate limits).
     path("admin/login/", account_views.admin_login, name="admin_login_redirect"),
     path("admin/", admin.site.urls),

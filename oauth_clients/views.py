@@ -12,6 +12,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 
 from oauth_clients import access, selectors
 from oauth_clients.models import Client
@@ -40,8 +41,11 @@ def launch_url(*, client: Client, issuer: str) -> tuple[str, bool]:
     issuer, added to its query (the app then sends an authorization request to that issuer).
     `login_hint` and `target_link_uri` are optional there and not sent. Without one, the app's
     home page (`client_uri`) as it is, as the connected apps page links it; without either,
-    nothing: the app opens from the app itself.
+    nothing: the app opens from the app itself. A SAML app opens through IdP-initiated sign-in
+    (SAML 2.0 Profiles §4.1.5: `/saml/sso/idp-initiated/<client_id>/`).
     """
+    if client.kind == Client.Kind.SAML:
+        return reverse("saml:idp_initiated", kwargs={"client_id": client.client_id}), True
     if client.initiate_login_uri:
         parts = urlsplit(client.initiate_login_uri)
         query = "&".join(part for part in (parts.query, urlencode({"iss": issuer})) if part)

@@ -1,0 +1,102 @@
+"""What the SAML engine keeps between requests: pending sign-in requests and the session's SPs.
+
+Session keys (the browser session's own storage, nothing in the database):
+
+- `idp_saml_pending` — {key: request}: AuthnRequests checked and waiting for the person to sign
+  in, re-authenticate or pass the second factor. The resume URL carries only the random key;
+  the request itself is never read back from a URL. At most `MAX_PENDING`, each for
+  `PENDING_SECONDS`; removed once answered.
+- `idp_saml_sessions` — [{"entity_id", "client_id", "name_id", "name_id_format",
+  "session_index", "issued_at"}]: every SAML app this session signed in to, one entry per
+  assertion (newest last, at most `MAX_SESSIONS`). Single logout (SAML 2.0 Profiles §4.4) reads
+  it to find the apps to tell and the NameID and SessionIndex each knows.
+
+An HTTP-POST AuthnRequest arrives cross-site, without the session cookie (SameSite=Lax): it is
+parked in the cache under a random key (`park`) for `PARK_SECONDS`, and the same-site GET of
+the resume URL moves it into the session (`claim`).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from django.core.cache import cache
+from django.http import HttpRequest
+
+PENDING_KEY = "idp_saml_pending"
+SESSIONS_KEY = "idp_saml_sessions"
+MAX_PENDING = 8
+PENDING_SECONDS = 30 * 60
+MAX_SESSIONS = 50
+PARK_SECONDS = 5 * 60
+_PARK_PREFIX = "saml:parked:"
+
+
+def new_key() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def _pending(request: HttpRequest) -> dict[str, dict[str, Any]]:
+    found = request.session.get(PENDING_KEY)
+    if not isinstance(found, dict):
+        return {}
+    now = time.time()
+    return {
+        key: value
+        for key, value in found.items()
+        if isinstance(value, dict) and now - value.get("stored_at", 0) < PENDING_SECONDS
+    }
+
+
+def keep(request: HttpRequest, key: str, pending: dict[str, Any]) -> None:
+    """Keep a checked request in this session until it is answered."""
+    entries = _pending(request)
+    entries[key] = {**pending, "stored_at": int(time.time())}
+    while len(entries) > MAX_PENDING:
+        oldest = min(entries, key=lambda k: entries[k]["stored_at"])
+        del entries[oldest]
+    request.session[PENDING_KEY] = entries
+
+
+def find(request: HttpRequest, key: str) -> dict[str, Any] | None:
+    return _pending(request).get(key)
+
+
+def forget(request: HttpRequest, key: str) -> None:
+    entries = _pending(request)
+    if entries.pop(key, None) is not None or PENDING_KEY in request.session:
+        request.session[PENDING_KEY] = entries
+
+
+def park(pending: dict[str, Any]) -> str:
+    """Store a checked request without the session (see above); returns its key."""
+    key = new_key()
+    cache.set(f"{_PARK_PREFIX}{key}", pending, timeout=PARK_SECONDS)
+    return key
+
+
+def claim(request: HttpRequest, key: str) -> dict[str, Any] | None:
+    """The request parked under `key`, moved into this session (once)."""
+    cache_key = f"{_PARK_PREFIX}{key}"
+    pending = cache.get(cache_key)
+    if not isinstance(pending, dict):
+        return None
+    cache.delete(cache_key)
+    keep(request, key, pending)
+    return find(request, key)
+
+
+def record_sign_in(request: HttpRequest, entry: dict[str, Any]) -> None:
+    """Remember that this session signed in to a SAML app (for single logout)."""
+    entries = request.session.get(SESSIONS_KEY)
+    entries = list(entries) if isinstance(entries, list) else []
+    entries.append(entry)
+    request.session[SESSIONS_KEY] = entries[-MAX_SESSIONS:]
+
+
+def signed_in_apps(request: HttpRequest) -> list[dict[str, Any]]:
+    """The SAML apps this session signed in to (oldest first)."""
+    entries = request.session.get(SESSIONS_KEY)
+    return list(entries) if isinstance(entries, list) else []
