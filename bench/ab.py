@@ -32,7 +32,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.run import ALL_OPS, Bench, fmt_rate  # noqa: E402 (the project root goes first)
+from bench.run import ALL_OPS, SIGNIN_OPS, Bench, fmt_rate  # noqa: E402 (the project root goes first)
 from tests.deploy import servers  # noqa: E402
 
 
@@ -138,7 +138,7 @@ def main() -> int:
                 order = ["before", "after"] if round_no % 2 == 0 else ["after", "before"]
                 for name in order:
                     r = sides[name].wrk(op, args.duration)
-                    rates[name].append(r["ops_per_s"] if op == "signin" else r["rps"])
+                    rates[name].append(r["ops_per_s"] if op in SIGNIN_OPS else r["rps"])
                     cpu[name].append(1000 * r["server_cpu_s"] / max(r["requests"], 1))
                     db_cpu[name].append(1000 * r["db_cpu_s"] / max(r["requests"], 1))
             before, after = statistics.median(rates["before"]), statistics.median(rates["after"])

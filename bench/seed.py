@@ -2,7 +2,7 @@
 
 Runs as a Django script against the bench's own database (`DATABASE_URL` in the environment):
 
-    python bench/seed.py setup --users 200 --out DIR      users, clients, one access token
+    python bench/seed.py setup --users 200 --out DIR      users, OIDC and SAML apps, one token
     python bench/seed.py refresh-pool --count N --out F  N live refresh tokens, one body per line
     python bench/seed.py code-pool --count N --out F     N authorization codes, one body per line
     python bench/seed.py fill --rows N [--expired]       N filler access tokens (+ refresh tokens)
@@ -52,6 +52,11 @@ CHALLENGE = (
     base64.urlsafe_b64encode(hashlib.sha256(VERIFIER.encode()).digest()).rstrip(b"=").decode()
 )
 BATCH = 5000
+# The bench SAML app (SP-initiated sign-in, bench/wrk/saml_signin.lua): a registered service
+# provider that sends unsigned AuthnRequests and takes the Response at one HTTP-POST ACS.
+SAML_CLIENT_ID = "bench-saml"
+SAML_ENTITY_ID = "https://sp.bench.example/saml/metadata"
+SAML_ACS_URL = "https://sp.bench.example/saml/acs"
 
 
 # What the grants themselves write, which the load before each pool has grown: the ID-token
@@ -150,6 +155,7 @@ def setup(args: argparse.Namespace) -> None:
         expires=timezone.now() + timedelta(days=1),
         scope="openid profile email",
     )
+    saml = saml_app()
     fixtures = {
         "password": PASSWORD,
         "users": len(users),
@@ -170,8 +176,51 @@ def setup(args: argparse.Namespace) -> None:
             "signin": signin.client_id,
         },
     }
+    if saml is not None:
+        fixtures["saml"] = saml
     Path(args.out).write_text(json.dumps(fixtures, indent=2))
     analyze()
+
+
+def saml_app() -> dict[str, str] | None:
+    """The bench SAML app, written directly (a seed, like the OIDC apps): NameID the email,
+    the profile and email attributes, as the OIDC sign-in app's scopes. None in a tree without
+    the SAML engine (an A/B's "before")."""
+    try:
+        from oauth_clients.models import SamlServiceProvider
+        from oauth_clients.saml.idp import entity_id, sso_endpoints
+    except ImportError:
+        return None
+    from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
+
+    client = Client.objects.create(
+        client_id=SAML_CLIENT_ID,
+        name=SAML_CLIENT_ID,
+        kind=Client.Kind.SAML,
+        client_type=Client.CLIENT_CONFIDENTIAL,
+        authorization_grant_type=Client.GRANT_AUTHORIZATION_CODE,
+        redirect_uris="",
+        client_secret="",
+        allowed_scopes="openid profile email",
+        is_trusted=True,
+    )
+    SamlServiceProvider.objects.create(
+        client=client,
+        entity_id=SAML_ENTITY_ID,
+        acs_urls=[
+            {"url": SAML_ACS_URL, "binding": BINDING_HTTP_POST, "index": 0, "is_default": True}
+        ],
+        nameid_format=SamlServiceProvider.NameIdFormat.EMAIL,
+    )
+    return {
+        "client_id": SAML_CLIENT_ID,
+        "sp_entity_id": SAML_ENTITY_ID,
+        "acs_url": SAML_ACS_URL,
+        "idp_entity_id": entity_id(),
+        # The AuthnRequest's Destination: our endpoint as the issuer names it (not the
+        # loopback port the bench server happens to listen on).
+        "destination": sso_endpoints()[BINDING_HTTP_REDIRECT],
+    }
 
 
 def assign(args: argparse.Namespace) -> None:
@@ -189,7 +238,9 @@ def assign(args: argparse.Namespace) -> None:
     GroupProfile.objects.create(group=company)
     GroupProfile.objects.create(group=team, parent=company)
     team.user_set.add(*_bench_users(args.users))
-    apps = Client.objects.filter(client_id__in=["bench-web", "bench-web-es256", "bench-signin"])
+    apps = Client.objects.filter(
+        client_id__in=["bench-web", "bench-web-es256", "bench-signin", SAML_CLIENT_ID]
+    )
     for client in apps:
         client.access_policy = Client.AccessPolicy.ASSIGNED
         client.save(update_fields=["access_policy"])
