@@ -608,36 +608,23 @@ LOGGING = {
 # --- Signing keys: env PEM or key files; the embedded dev setup generates one on first start.
 # Read here because DOT takes its keys from OAUTH2_PROVIDER; `oauth_clients.checks` fails
 # `check --deploy` when none is configured.
-from oauth_clients.keys import read_signing_keys  # noqa: E402 (needs the values above)
+from oauth_clients.keys import read_key_set  # noqa: E402 (needs the values above)
 
-
-def _env_pem(file_variable: str, pem_variable: str) -> str:
-    """The PEM in the file `file_variable` names, else the value of `pem_variable`."""
-    path = os.environ.get(file_variable, "")
-    if not path:
-        return os.environ.get(pem_variable, "")
-    try:
-        return Path(path).read_text()
-    except OSError as exc:
-        raise ImproperlyConfigured(f"{file_variable} {path}: {exc.strerror}") from None
-
-
-_signing_keys = read_signing_keys(
-    key_dir=IDP_SIGNING_KEY_DIR,
-    env_pem=_env_pem("IDP_OIDC_PRIVATE_KEY_FILE", "IDP_OIDC_PRIVATE_KEY"),
-    generate=DEBUG,
-)
-OAUTH2_PROVIDER["OIDC_RSA_PRIVATE_KEY"] = _signing_keys[0] if _signing_keys else ""
-OAUTH2_PROVIDER["OIDC_RSA_PRIVATE_KEYS_INACTIVE"] = _signing_keys[1:]
+# The signing key, the previous ones (published until retired) and a staged next key (published,
+# not signing yet): IDP_OIDC_PRIVATE_KEY / _PREVIOUS_ / _NEXT_ (each also as _FILE) or the files
+# of IDP_SIGNING_KEY_DIR (oauth_clients.keys; the rollover steps in deploy/README.md).
+_rsa_keys = read_key_set(key_dir=IDP_SIGNING_KEY_DIR, environ=os.environ, generate=DEBUG)
+OAUTH2_PROVIDER["OIDC_RSA_PRIVATE_KEY"] = _rsa_keys.current
+OAUTH2_PROVIDER["OIDC_RSA_PRIVATE_KEYS_INACTIVE"] = list(_rsa_keys.previous)
+IDP_OIDC_NEXT_PRIVATE_KEYS = list(_rsa_keys.next)
 # EC P-256 keys for clients whose algorithm is ES256 (RS256 stays the default; DOT has no ES256,
 # see oauth_clients.keys). Active first; all published in JWKS. Without one, ES256 is not
-# offered.
-IDP_OIDC_EC_PRIVATE_KEYS = read_signing_keys(
-    key_dir=IDP_SIGNING_KEY_DIR,
-    env_pem=_env_pem("IDP_OIDC_EC_PRIVATE_KEY_FILE", "IDP_OIDC_EC_PRIVATE_KEY"),
-    generate=DEBUG,
-    algorithm="ES256",
+# offered. IDP_OIDC_EC_PRIVATE_KEY / _PREVIOUS_ / _NEXT_ or IDP_SIGNING_KEY_DIR/ec.
+_ec_keys = read_key_set(
+    key_dir=IDP_SIGNING_KEY_DIR, environ=os.environ, generate=DEBUG, algorithm="ES256"
 )
+IDP_OIDC_EC_PRIVATE_KEYS = _ec_keys.signing_and_previous
+IDP_OIDC_EC_NEXT_PRIVATE_KEYS = list(_ec_keys.next)
 
 # DOT's W008 flags `http` in ALLOWED_REDIRECT_URI_SCHEMES. We keep http for RFC 8252 §7.3 loopback
 # redirects of native apps only; oauth_clients' registration validation refuses http on any other

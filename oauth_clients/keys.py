@@ -1,4 +1,4 @@
-"""Signing keys for ID tokens: read from env or a key directory; dev generates one on first start.
+"""Signing keys (ID tokens, SAML assertions): read from env or a key directory; dev generates one.
 
 Imported by settings, so it must not touch Django models. Layout of the key directory:
 `<unix-time>.pem` files, RSA private keys (PKCS#8 PEM, file mode 0600). The newest signs; older
@@ -6,6 +6,15 @@ ones stay published in JWKS (so tokens they signed still verify) until removed b
 The `ec/` subdirectory holds EC P-256 keys in the same layout, for clients whose `algorithm` is
 ES256 (RFC 7518 §3.4); RS256 stays the default. Both kinds are published in JWKS, each with its
 own `kid`.
+
+A rollover in two steps publishes the next key before it signs, so an app that caches our JWKS
+or SAML metadata already trusts it when it starts signing: `next-<unix-time>.pem` (beside the
+others, a flat name so a Kubernetes Secret can hold it) is staged, published but never signing;
+activating it renames it to `<unix-time>.pem` of the activation, which makes it the newest key
+and retires the one before (`manage.py rotate_signing_key --stage`, `--activate`, `--retire`).
+From the environment the same three roles are `IDP_OIDC_PRIVATE_KEY`,
+`IDP_OIDC_NEXT_PRIVATE_KEY` and `IDP_OIDC_PREVIOUS_PRIVATE_KEY` (each also as `..._FILE`, and
+with `EC_` after `OIDC_` for the ES256 key).
 """
 
 from __future__ import annotations
@@ -15,6 +24,8 @@ import hashlib
 import itertools
 import os
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +37,7 @@ from jwcrypto import jwk
 RS256 = "RS256"
 ES256 = "ES256"
 EC_KEY_SUBDIR = "ec"
+STAGED_PREFIX = "next-"
 
 
 def generate_rsa_private_key_pem() -> str:
@@ -46,43 +58,163 @@ def generate_ec_private_key_pem() -> str:
     ).decode("ascii")
 
 
-def write_new_key(key_dir: Path, *, algorithm: str = RS256) -> Path:
-    """Write a fresh key that becomes the active (newest) one; returns its path. ES256 keys go
-    to the `ec/` subdirectory of `key_dir`."""
-    if algorithm == ES256:
-        key_dir = key_dir / EC_KEY_SUBDIR
-    key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    stamp = time.time_ns()
-    path = key_dir / f"{stamp}.pem"
+def kind_directory(key_dir: Path, algorithm: str = RS256) -> Path:
+    """Where the keys of `algorithm` live: `key_dir` itself for RSA, its `ec/` for ES256."""
+    return key_dir / EC_KEY_SUBDIR if algorithm == ES256 else key_dir
+
+
+def _write_private_key(path: Path, algorithm: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(
             generate_ec_private_key_pem() if algorithm == ES256 else generate_rsa_private_key_pem()
         )
+
+
+def write_new_key(key_dir: Path, *, algorithm: str = RS256) -> Path:
+    """Write a fresh key that becomes the active (newest) one; returns its path. ES256 keys go
+    to the `ec/` subdirectory of `key_dir`."""
+    key_dir = kind_directory(key_dir, algorithm)
+    key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = key_dir / f"{time.time_ns()}.pem"
+    _write_private_key(path, algorithm)
     return path
 
 
+def write_staged_key(key_dir: Path, *, algorithm: str = RS256) -> Path:
+    """Write a fresh next key: published from the next process start, signing only once
+    activated (`activate_staged_key`). Returns its path."""
+    key_dir = kind_directory(key_dir, algorithm)
+    key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = key_dir / f"{STAGED_PREFIX}{time.time_ns()}.pem"
+    _write_private_key(path, algorithm)
+    return path
+
+
+def activate_staged_key(staged: Path) -> Path:
+    """Make a staged key the newest (signing) one: renamed to `<now>.pem`, so the key before it
+    counts as retired from now (`prune_keys`). The same key, so the same `kid` and certificate
+    the apps already hold. Returns the new path."""
+    active = staged.parent / f"{time.time_ns()}.pem"
+    # A rename within one directory is atomic: a reader sees the key staged or active, never both.
+    os.rename(staged, active)
+    return active
+
+
+def _stamp(path: Path) -> int:
+    stem = path.stem.removeprefix(STAGED_PREFIX)
+    return int(stem) if stem.isdigit() else 0
+
+
 def key_files(key_dir: Path) -> list[Path]:
-    """Key files, newest first."""
+    """Key files that sign or signed (not the staged ones), newest first."""
     if not key_dir.is_dir():
         return []
-    return sorted(
-        key_dir.glob("*.pem"), key=lambda p: int(p.stem) if p.stem.isdigit() else 0, reverse=True
-    )
+    files = [p for p in key_dir.glob("*.pem") if not p.name.startswith(STAGED_PREFIX)]
+    return sorted(files, key=_stamp, reverse=True)
+
+
+def staged_key_files(key_dir: Path) -> list[Path]:
+    """Staged (next) key files, newest first."""
+    if not key_dir.is_dir():
+        return []
+    return sorted(key_dir.glob(f"{STAGED_PREFIX}*.pem"), key=_stamp, reverse=True)
 
 
 def read_signing_keys(
     *, key_dir: Path, env_pem: str = "", generate: bool = False, algorithm: str = RS256
 ) -> list[str]:
-    """PEM strings, active key first. `env_pem` (from the environment) wins as the active key.
-    ES256 keys are read from (and generated in) the `ec/` subdirectory."""
-    files_dir = key_dir / EC_KEY_SUBDIR if algorithm == ES256 else key_dir
+    """PEM strings, active key first (staged keys not included). `env_pem` (from the
+    environment) wins as the active key. ES256 keys are read from (and generated in) the `ec/`
+    subdirectory."""
+    files_dir = kind_directory(key_dir, algorithm)
     if generate and not env_pem and not key_files(files_dir):
         write_new_key(key_dir, algorithm=algorithm)
     pems = [p.read_text() for p in key_files(files_dir)]
     if env_pem:
-        pems = [env_pem.replace("\\n", "\n"), *[p for p in pems if p.strip() != env_pem.strip()]]
+        pems = [_unescape(env_pem), *[p for p in pems if p.strip() != env_pem.strip()]]
     return pems
+
+
+def _unescape(pem: str) -> str:
+    # A PEM in a one-line environment value has its newlines written as `\n`.
+    return pem.replace("\\n", "\n")
+
+
+ENV_VARIABLES = {RS256: "IDP_OIDC_PRIVATE_KEY", ES256: "IDP_OIDC_EC_PRIVATE_KEY"}
+
+
+def env_variable(algorithm: str, role: str = "") -> str:
+    """The environment variable of a key: role "" (signing), "NEXT" or "PREVIOUS";
+    `IDP_OIDC_NEXT_PRIVATE_KEY`, `IDP_OIDC_EC_PREVIOUS_PRIVATE_KEY`, ..."""
+    name = ENV_VARIABLES[algorithm]
+    return name.replace("_PRIVATE_KEY", f"_{role}_PRIVATE_KEY") if role else name
+
+
+def env_pem(environ: Mapping[str, str], variable: str) -> str:
+    """The PEM in the file `<variable>_FILE` names, else the value of `variable` (or "")."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    path = environ.get(f"{variable}_FILE", "")
+    if not path:
+        return environ.get(variable, "")
+    try:
+        return Path(path).read_text()
+    except OSError as exc:
+        raise ImproperlyConfigured(f"{variable}_FILE {path}: {exc.strerror}") from None
+
+
+def keys_from_environment(environ: Mapping[str, str], algorithm: str = RS256) -> bool:
+    """Whether the signing key of `algorithm` is set in the environment (then it wins over the
+    key directory, and rotation is done by changing the environment)."""
+    variable = env_variable(algorithm)
+    return bool(environ.get(f"{variable}_FILE") or environ.get(variable))
+
+
+@dataclass(frozen=True)
+class KeySet:
+    """One kind of key (RS256 or ES256) as a process reads it at start."""
+
+    current: str  # signs ("" when none is configured)
+    previous: tuple[str, ...]  # published, signed before (newest first)
+    next: tuple[str, ...]  # staged: published, signs once activated
+
+    @property
+    def signing_and_previous(self) -> list[str]:
+        return [self.current, *self.previous] if self.current else []
+
+
+def read_key_set(
+    *,
+    key_dir: Path,
+    environ: Mapping[str, str],
+    generate: bool = False,
+    algorithm: str = RS256,
+) -> KeySet:
+    """The keys of `algorithm`: the signing key from the environment or the newest key file;
+    the previous ones (`..._PREVIOUS_PRIVATE_KEY` and older key files); the staged ones
+    (`..._NEXT_PRIVATE_KEY` and `next-*.pem`). A key listed twice counts once, in its most
+    advanced role (signing, then next, then previous)."""
+    pems = read_signing_keys(
+        key_dir=key_dir,
+        env_pem=env_pem(environ, env_variable(algorithm)),
+        generate=generate,
+        algorithm=algorithm,
+    )
+    current = pems[0] if pems else ""
+    files_dir = kind_directory(key_dir, algorithm)
+    staged = [env_pem(environ, env_variable(algorithm, "NEXT"))]
+    staged += [path.read_text() for path in staged_key_files(files_dir)]
+    previous = [env_pem(environ, env_variable(algorithm, "PREVIOUS")), *pems[1:]]
+    seen = {current.strip()}
+    next_keys: list[str] = []
+    previous_keys: list[str] = []
+    for pem, into in [*((p, next_keys) for p in staged), *((p, previous_keys) for p in previous)]:
+        pem = _unescape(pem)
+        if pem.strip() and pem.strip() not in seen:
+            seen.add(pem.strip())
+            into.append(pem)
+    return KeySet(current=current, previous=tuple(previous_keys), next=tuple(next_keys))
 
 
 def key_created_at(path: Path) -> float:
@@ -152,15 +284,21 @@ def verification_key(pems: list[str], kid: str | None) -> jwk.JWK | None:
 
 
 def published_pems() -> list[str]:
-    """The configured keys, RSA signing key first, then the other RSA keys, then the EC keys
-    (what JWKS publishes and id_token_hint may use)."""
+    """The configured keys: the RSA signing key first, then the staged (next) RSA keys, then the
+    previous RSA keys; then the EC keys in the same order (what JWKS and SAML metadata publish
+    and id_token_hint may use). Only the first key of each kind signs."""
     # Imported here: Django settings import this module before DOT's settings exist.
     from django.conf import settings
     from oauth2_provider.settings import oauth2_settings
 
     active = oauth2_settings.OIDC_RSA_PRIVATE_KEY
-    rsa_pems = [active, *oauth2_settings.OIDC_RSA_PRIVATE_KEYS_INACTIVE] if active else []
-    return [*rsa_pems, *getattr(settings, "IDP_OIDC_EC_PRIVATE_KEYS", [])]
+    rsa_next = list(getattr(settings, "IDP_OIDC_NEXT_PRIVATE_KEYS", []))
+    rsa_pems = [*([active] if active else []), *rsa_next]
+    if active:
+        rsa_pems += oauth2_settings.OIDC_RSA_PRIVATE_KEYS_INACTIVE
+    ec_pems = list(getattr(settings, "IDP_OIDC_EC_PRIVATE_KEYS", []))
+    ec_next = list(getattr(settings, "IDP_OIDC_EC_NEXT_PRIVATE_KEYS", []))
+    return [*rsa_pems, *ec_pems[:1], *ec_next, *ec_pems[1:]]
 
 
 def signing_algorithms() -> list[str]:

@@ -12,8 +12,10 @@ and every restart publishes the same bytes for the same key, with nothing stored
   rotation's, `manage.py rotate_signing_key`);
 - signature: RSA PKCS#1 v1.5 with SHA-256 by the key itself, which is deterministic.
 
-The newest RSA key signs assertions; metadata publishes it and every older key still published
-(rollover: an SP that refreshed our metadata trusts both while the old one is still listed).
+The current RSA key alone signs assertions; metadata publishes it, the staged next key and every
+previous key still published (`oauth_clients.keys`, `rotate_signing_key --stage/--activate`):
+an SP that refreshed our metadata while the next key was staged already trusts it when it
+starts signing, and keeps trusting the previous one until it is retired.
 
 xmlsec1 (pysaml2's signing backend) reads the key and certificate from files: they are written
 to a private temporary directory of this process (0700, files 0600), never into the repository
@@ -46,7 +48,7 @@ NOT_AFTER = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
 
 
 def rsa_pems() -> list[str]:
-    """The published RSA keys (PEM), the signing key first."""
+    """The published RSA keys (PEM): the signing key first, then the next, then the previous."""
     return [pem for pem in published_pems() if key_algorithm(pem) == RS256]
 
 
