@@ -19,6 +19,9 @@ GUIDES = [
     "guides/spa.md",
     "guides/machine-to-machine.md",
     "guides/resource-server.md",
+    "guides/saml-generic.md",
+    "guides/saml-django.md",
+    "guides/saml-node.md",
 ]
 
 
