@@ -286,3 +286,51 @@ class GroupProfile(models.Model):
 
     def __str__(self) -> str:
         return str(self.group)
+
+
+class GroupClosure(models.Model):
+    """The nesting of `GroupProfile.parent` flattened: one row per (ancestor-or-self,
+    descendant) pair, `depth` links apart (0: the group itself).
+
+    Why: "is this person in a group assigned to the app" becomes one join, memberships ⋈
+    closure, whatever the depth of the nesting, so it fits inside the query that already reads
+    a token (oauth_clients/access.py). Derived data: written only by the group services in
+    `accounts.services` (create_group, set_group_parent; a deleted group's rows cascade), which
+    rebuild a moved subtree's rows in the same transaction. A group made another way (a seed,
+    a test, a group created before the table) counts as itself anyway: the readers treat a
+    membership's own group as one of its ancestors, so only its place under a parent needs
+    `accounts.services.rebuild_group_closure`.
+    """
+
+    ancestor = models.ForeignKey(
+        Group,
+        verbose_name=_("ancestor"),
+        on_delete=models.CASCADE,
+        related_name="closure_descendants",
+        db_index=False,  # the unique (ancestor, descendant) constraint's index serves it
+    )
+    descendant = models.ForeignKey(
+        Group,
+        verbose_name=_("descendant"),
+        on_delete=models.CASCADE,
+        related_name="closure_ancestors",
+        db_index=False,  # the (descendant, ancestor) index below serves lookups by descendant
+    )
+    depth = models.PositiveSmallIntegerField(_("depth"))
+
+    class Meta:
+        verbose_name = _("group nesting")
+        verbose_name_plural = _("group nesting")
+        constraints = [
+            # Also the index for lookups by ancestor (a group's subgroups).
+            models.UniqueConstraint(
+                fields=["ancestor", "descendant"], name="groupclosure_one_per_pair"
+            ),
+        ]
+        indexes = [
+            # A person's groups and everything above them: memberships ⋈ this, index only.
+            models.Index(fields=["descendant", "ancestor"], name="groupclosure_by_descendant"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.ancestor_id} ⊇ {self.descendant_id} ({self.depth})"

@@ -32,12 +32,13 @@ from accounts.emails import record_trusted_email
 from accounts.groups import (
     Membership,
     ancestor_ids,
+    descendant_ids,
     effective_member_ids,
     parent_map,
     with_ancestors,
     would_nest_in_itself,
 )
-from accounts.models import AuditEvent, GroupProfile, User
+from accounts.models import AuditEvent, GroupClosure, GroupProfile, User
 from accounts.permissions import (
     ensure_may_administer,
     ensure_may_change_members,
@@ -827,6 +828,56 @@ def clean_group_name(*, name: str, group: Group | None = None) -> str:
     return name
 
 
+def _rebuild_closure(*, group_ids: Iterable[int] | None) -> None:
+    """The closure rows (accounts.models.GroupClosure) of `group_ids` and every group below
+    them, rebuilt from `GroupProfile.parent`; every group's when `group_ids` is None. In the
+    caller's transaction: readers see the old rows or the new ones, never a subtree half moved.
+    Nesting changes are rare and small (a moved subtree times its depth), so the rows are
+    rewritten rather than patched.
+
+    Two changes under one another (a group moved while its parent moves, a group created in a
+    group being moved) would each rebuild from a nesting the other is changing: the subtree
+    and the parents of its top groups are locked, in id order, and the nesting read again
+    under the locks, so the second waits for the first and builds on its result."""
+    if group_ids is None:
+        parents = parent_map()
+        subtree = set(Group.objects.values_list("pk", flat=True))
+        GroupClosure.objects.all().delete()
+    else:
+        roots = set(group_ids)
+        parents = parent_map()
+        locked = set(roots) | {parents[pk] for pk in roots if pk in parents}
+        for root in roots:
+            locked |= descendant_ids(root, parents=parents)
+        list(
+            Group.objects.select_for_update()
+            .filter(pk__in=locked)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        parents = parent_map()
+        subtree = set()
+        for root in roots:
+            subtree |= {root, *descendant_ids(root, parents=parents)}
+        GroupClosure.objects.filter(descendant_id__in=subtree).delete()
+    GroupClosure.objects.bulk_create(
+        [
+            GroupClosure(ancestor_id=ancestor, descendant_id=group_id, depth=depth)
+            for group_id in sorted(subtree)
+            for depth, ancestor in enumerate([group_id, *ancestor_ids(group_id, parents=parents)])
+        ],
+        batch_size=_MEMBERSHIP_BATCH,
+    )
+
+
+@transaction.atomic
+def rebuild_group_closure(*, groups: Iterable[Group] | None = None) -> None:
+    """The closure rows of `groups` and their subgroups (all groups when None) made to match
+    `GroupProfile.parent` again: for nesting written without the services (a seed, a test
+    fixture, a data fix). Changes no one's membership as the nesting says it, so not audited."""
+    _rebuild_closure(group_ids=None if groups is None else [group.pk for group in groups])
+
+
 def check_group_parent(*, group: Group, parent: Group | None) -> None:
     """ValidationError when `parent` is the group itself or one of its subgroups: a group
     cannot be its own ancestor."""
@@ -856,6 +907,7 @@ def create_group(
     ensure_may_manage_groups(actor=actor, action="add")
     group = Group.objects.create(name=clean_group_name(name=name))
     GroupProfile.objects.create(group=group, parent=parent, description=description.strip())
+    _rebuild_closure(group_ids=[group.pk])  # itself and the groups above it
     record_event(
         type=AuditEvent.Type.GROUP_CREATED,
         request=request,
@@ -944,6 +996,7 @@ def set_group_parent(
         left -= with_ancestors([parent.pk], parents=parents)
     profile.parent = parent
     profile.save(update_fields=["parent"])
+    _rebuild_closure(group_ids=[group.pk])  # the group's and its subgroups', in this transaction
     if left:
         # The group's members (its subgroups' too) are no longer members of the groups it left.
         end_lost_access(
@@ -1135,5 +1188,5 @@ def delete_group(*, group: Group, actor: Any, request: HttpRequest | None = None
         members_removed=len(removed),
         **_group_fields(group),
     )
-    group.delete()
+    group.delete()  # its closure rows cascade (it has no subgroups)
     return len(removed)

@@ -237,6 +237,12 @@ def assign(args: argparse.Namespace) -> None:
     team = Group.objects.create(name="bench-team")
     GroupProfile.objects.create(group=company)
     GroupProfile.objects.create(group=team, parent=company)
+    try:  # the nesting's closure rows, in a tree that has them (an A/B's "before" may not)
+        from accounts.services import rebuild_group_closure
+    except ImportError:
+        pass
+    else:
+        rebuild_group_closure(groups=[company])
     team.user_set.add(*_bench_users(args.users))
     apps = Client.objects.filter(
         client_id__in=["bench-web", "bench-web-es256", "bench-signin", SAML_CLIENT_ID]

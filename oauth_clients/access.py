@@ -5,29 +5,46 @@ stand for, in one place: the sign-in and token checks, the claims, the employee'
 and the admin's claims preview all ask here. Nothing here writes; the changes are
 `oauth_clients.services` (set_access_policy, assign, unassign, define_role, grant_role…).
 
+Two forms of the same rules:
+- expressions for the query that already reads a token or a code with its user and app
+  (`may_use_expression`, `roles_expression`; the engine's prepared lookups carry their answers
+  on the user as `AppAccess`), so a token use or a grant of an assigned app costs no query of
+  its own, as for an app open to everyone;
+- functions for a user and an app loaded any other way (`may_use`, `roles_for`), which use the
+  carried answer when it is there and ask the database otherwise.
+
 Query budget (pinned in tests/clients/test_access_queries.py): `may_use` costs nothing for an
-app open to everyone (the policy is on the client row) and two queries for an assigned app (the
-user's groups with the small nesting table, `EffectiveGroups`; one indexed EXISTS over the app's
-assignments), whatever the size of the groups or the depth of the nesting; one when the caller
-passes the user's groups (`group_ids=`, read once per request). `roles_for` likewise; `apps_for`
-costs two whatever the number of apps.
+app open to everyone (the policy is on the client row) and one indexed query for an assigned
+app (assignments ⋈ the user's memberships ⋈ the group closure, accounts.groups), whatever the
+size of the groups or the depth of the nesting; `roles_for` likewise; `apps_for` one whatever
+the number of apps; nothing when the answer was carried.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Exists, IntegerField, OuterRef, Q, Value
+from django.contrib.auth.models import Group
+from django.db.models import (
+    Aggregate,
+    BooleanField,
+    Case,
+    Exists,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    TextField,
+    Value,
+    When,
+)
 from django.utils import timezone
 
-from accounts.groups import (
-    Membership,
-    effective_member_ids,
-    with_ancestors,
-)
-from accounts.models import GroupProfile
+from accounts.groups import effective_member_ids, groups_of, in_groups_of
+from idp.db.prepared import row_exists
 from oauth_clients.models import (
     MAPPABLE_USER_ATTRIBUTES,
     AccessToken,
@@ -44,14 +61,12 @@ class EffectiveGroups:
     (accounts.groups), with their names; read on first use, then kept for the request.
 
     One query, whatever the depth of the nesting or the size of the groups: the user's
-    memberships (the membership table's user index, joined to the user row for `is_active`
-    and to the group for its name) and the whole nesting table (small, one row per nested
-    group, with its parent's name) in one UNION ALL. The walk up the tree is
-    `accounts.groups.with_ancestors`, in Python, so the SQL does not grow with the depth.
+    memberships (the membership table's user index, joined to the user row for `is_active`)
+    and the closure's ancestors of them (`accounts.groups.in_groups_of`), with the names.
 
     Iterating gives the ids, so an instance can be passed as `group_ids=` to `may_use` and
-    `roles_for`; nothing is read until then (an open app's check never reads it). An inactive
-    or unknown user is in no group.
+    `roles_for`; nothing is read until then (an open app's check never reads it, nor an
+    access check whose answer came with the token). An inactive or unknown user is in no group.
     """
 
     __slots__ = ("_names", "user_id")
@@ -60,29 +75,17 @@ class EffectiveGroups:
         self.user_id = user_id
         self._names: dict[int, str] | None = None
 
+    @property
+    def loaded(self) -> bool:
+        return self._names is not None
+
     def _load(self) -> dict[int, str]:
         if self._names is None:
-            direct = Membership.objects.filter(
-                user_id=self.user_id, user__is_active=True
-            ).values_list("group_id", "group__name", Value(None, output_field=IntegerField()))
-            nesting = GroupProfile.objects.filter(parent__isnull=False).values_list(
-                "parent_id", "parent__name", "group_id"
+            self._names = dict(
+                Group.objects.filter(
+                    in_groups_of(self.user_id, field="pk", active_only=True)
+                ).values_list("pk", "name")
             )
-            own: dict[int, str] = {}
-            parents: dict[int, int] = {}
-            names: dict[int, str] = {}
-            for group_id, name, child_id in direct.union(nesting, all=True):
-                if child_id is None:
-                    own[group_id] = name
-                else:
-                    parents[child_id] = group_id
-                    names[group_id] = name
-            names.update(own)
-            self._names = {
-                group_id: names[group_id]
-                for group_id in with_ancestors(own, parents=parents)
-                if group_id in names
-            }
         return self._names
 
     @property
@@ -97,23 +100,129 @@ class EffectiveGroups:
         return iter(self.ids)
 
 
+def _loaded_ids(group_ids: Iterable[int] | None) -> frozenset[int] | None:
+    """The caller's group ids when they are already read, else None (not read here)."""
+    if group_ids is None or (isinstance(group_ids, EffectiveGroups) and not group_ids.loaded):
+        return None
+    return frozenset(group_ids)
+
+
 def _granted_to(user: Any, group_ids: Iterable[int] | None = None) -> Q:
     """A row (assignment or role grant) naming the user or a group the user is in, a group
     above one of theirs included (accounts.groups: a member of a group is a member of its
     ancestors).
 
-    The groups are the caller's `group_ids` (the user's effective groups), else read here
-    (`EffectiveGroups`, one query): then the row query is one flat, indexed `IN` whatever the
-    depth of the nesting. (It once found the groups inside the row query itself, one nested
-    subquery per level of the deepest chain: SQLite's parser overflowed at eight levels.)
-    The caller checks `user.is_active` (an inactive account is in no group).
+    With the caller's `group_ids` already read (the user's effective groups), one flat,
+    indexed `IN`; otherwise the groups are found inside the row query itself
+    (`accounts.groups.in_groups_of`: memberships ⋈ closure, flat subqueries whatever the
+    depth, so one query in all). The caller checks `user.is_active` (an inactive account is
+    in no group).
     """
-    if group_ids is None:
-        group_ids = EffectiveGroups(user_id=user.pk)
-    ids = frozenset(group_ids)
+    ids = _loaded_ids(group_ids)
+    if ids is None:
+        return Q(user_id=user.pk) | in_groups_of(user.pk)
     if not ids:
         return Q(user_id=user.pk)
     return Q(user_id=user.pk) | Q(group_id__in=ids)
+
+
+def _any_granted(rows: QuerySet, user: Any) -> Q:
+    """For the query above `rows` (assignments or role grants of one app or role, correlated
+    to it): some row names `user` or a group they are in or above one of theirs.
+
+    `user` is an id or an `OuterRef`, as seen from `rows`. Three scalar subqueries tested for
+    NULL (`idp.db.prepared.row_exists`), each one index probe from the person's side: the row
+    naming them, a row naming one of their groups, a row naming a group above one. Never a
+    scan of the app's rows, however many people it is assigned to one by one."""
+    own, above = groups_of(user)
+    return (
+        Q(row_exists(rows.filter(user_id=user)))
+        | Q(row_exists(rows.filter(group_id__in=own)))
+        | Q(row_exists(rows.filter(group_id__in=above)))
+    )
+
+
+# --- The rules as expressions of the query that reads a token or a code with its user and app
+
+
+class SpaceSeparated(Aggregate):
+    """The values of a group of rows joined by one space: SQLite's GROUP_CONCAT, PostgreSQL's
+    STRING_AGG (Django 5.2 has no portable string aggregate). For names that cannot contain a
+    space (`oauth_clients.models.validate_role_name`); their order is the database's."""
+
+    function = "STRING_AGG"
+    output_field = TextField()
+
+    def __init__(self, expression: Any, **extra: Any) -> None:
+        super().__init__(expression, Value(" "), **extra)
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
+        return self.as_sql(compiler, connection, function="GROUP_CONCAT", **extra_context)
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
+        return self.as_sql(compiler, connection, function="STRING_AGG", **extra_context)
+
+
+def may_use_expression(user_field: str = "user", client_field: str = "application") -> Case:
+    """True when the row's user may use the row's app as far as assignments go (`may_use`
+    without the `is_active` checks, which read columns the row already has): the app is open
+    to everyone (then nothing else is evaluated), or the user is assigned to it directly or
+    through a group they are in or a group above one of them (`_any_granted`)."""
+    assignments = Assignment.objects.filter(client_id=OuterRef(f"{client_field}_id"))
+    return Case(
+        When(Q(**{f"{client_field}__access_policy": Client.AccessPolicy.OPEN}), then=True),
+        When(_any_granted(assignments, OuterRef(f"{user_field}_id")), then=True),
+        default=False,
+        output_field=BooleanField(),
+    )
+
+
+def roles_expression(user_field: str = "user", client_field: str = "application") -> Subquery:
+    """The names of the row's app's roles granted to the row's user (directly or to a group
+    they are in or above one of theirs), as one space-separated value, NULL when none:
+    `parse_roles` makes the claim of it. One correlated subquery over the app's roles (a
+    few), each probed as `_any_granted` does."""
+    grants = RoleGrant.objects.filter(role_id=OuterRef("pk"))
+    names = (
+        AppRole.objects.filter(client_id=OuterRef(f"{client_field}_id"))
+        .filter(_any_granted(grants, OuterRef(OuterRef(f"{user_field}_id"))))
+        .order_by()
+        .values("client_id")
+        .annotate(names=SpaceSeparated("name"))
+        .values("names")
+    )
+    return Subquery(names, output_field=TextField())
+
+
+def parse_roles(value: str | None) -> tuple[str, ...]:
+    """`roles_expression`'s value as the claim has it: sorted, unique."""
+    return tuple(sorted(set((value or "").split())))
+
+
+# Set on a user loaded with a token or a code by a query that also answered the questions
+# above for that token's app (oauth_clients/oidc/app_access.py `annotate_app_access`).
+APP_ACCESS_ATTR = "idp_app_access"
+
+
+@dataclass(frozen=True, slots=True)
+class AppAccess:
+    """What the query that read a user with one app's token or code said about the two:
+    whether the user may use the app as far as assignments go, and (None: not asked) the app's
+    roles granted to them. Lives as long as that loaded user (one request)."""
+
+    client_id: int
+    may_use: bool
+    roles: tuple[str, ...] | None = None
+
+
+def _carried(user: Any, client: Client) -> AppAccess | None:
+    known = getattr(user, APP_ACCESS_ATTR, None)
+    if isinstance(known, AppAccess) and known.client_id == client.pk:
+        return known
+    return None
+
+
+# --- The rules as functions of a loaded user and app
 
 
 def may_use(*, user: Any, client: Client, group_ids: Iterable[int] | None = None) -> bool:
@@ -121,25 +230,39 @@ def may_use(*, user: Any, client: Client, group_ids: Iterable[int] | None = None
 
     An active account may use an active app that is open to everyone; an app whose policy is
     `assigned` only by the accounts assigned to it directly or through one of their groups (or a
-    group above one of them). `group_ids` (the user's effective group ids) saves a query when the
-    caller already has them for `roles_for`. An unknown policy value counts as `assigned`.
+    group above one of them). The answer carried with a token's user (`AppAccess`) costs no
+    query; `group_ids` (the user's effective group ids) is used when already read. An unknown
+    policy value counts as `assigned`.
     """
     if not user.is_active or not client.is_active:
         return False
     if client.access_policy == Client.AccessPolicy.OPEN:
         return True
-    granted = _granted_to(user, group_ids)
-    return Assignment.objects.filter(granted, client_id=client.pk).exists()
+    known = _carried(user, client)
+    if known is not None:
+        return known.may_use
+    ids = _loaded_ids(group_ids)
+    if ids is not None:
+        return Assignment.objects.filter(_granted_to(user, ids), client_id=client.pk).exists()
+    assignments = Assignment.objects.filter(client_id=OuterRef("pk"))
+    return Client.objects.filter(_any_granted(assignments, user.pk), pk=client.pk).exists()
 
 
 def roles_for(*, user: Any, client: Client, group_ids: Iterable[int] | None = None) -> list[str]:
     """The app's roles granted to `user`, directly or through their groups: sorted, unique."""
     if not user.is_active:
         return []
-    granted = RoleGrant.objects.filter(_granted_to(user, group_ids), role_id=OuterRef("pk"))
-    names = AppRole.objects.filter(Exists(granted), client_id=client.pk).values_list(
-        "name", flat=True
+    known = _carried(user, client)
+    if known is not None and known.roles is not None:
+        return list(known.roles)
+    ids = _loaded_ids(group_ids)
+    grants = RoleGrant.objects.filter(role_id=OuterRef("pk"))
+    granted = (
+        Q(Exists(grants.filter(_granted_to(user, ids))))
+        if ids is not None
+        else _any_granted(grants, user.pk)
     )
+    names = AppRole.objects.filter(granted, client_id=client.pk).values_list("name", flat=True)
     return sorted(set(names))
 
 

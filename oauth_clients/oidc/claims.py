@@ -5,7 +5,9 @@ dict; it never sees a request or a token, so the ID token and the userinfo respo
 drift apart. With the app (`client`) it adds what that app was granted
 (`oauth_clients.access`): its roles under the claim it chose, the `groups` claim filtered for
 it, and its mapped claims; `groups` is the person's groups as the caller read them once for
-the request (`oauth_clients.access.EffectiveGroups`), read here when not given.
+the request (`oauth_clients.access.EffectiveGroups`), read here when not given. A user read
+with a token or a code by the engine's lookups brings that app's roles with it
+(`oauth_clients.oidc.app_access.annotate_app_access`): the roles claim then costs no query.
 """
 
 from __future__ import annotations

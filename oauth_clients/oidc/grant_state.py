@@ -83,8 +83,9 @@ class GrantState:
     id_token: IDTokenIssued | None = None
 
     # Both sides. The groups of the person the request is for (`oauth_clients.access.
-    # EffectiveGroups`, read on first use): the access check, the roles and the `groups` claim
-    # of one request share one read. Written and read by `oauth_clients.oidc.app_access`.
+    # EffectiveGroups`, read on first use): the `groups` claim, and the access check and the
+    # roles of a person whose answers did not come with the token or code row, share one read.
+    # Written and read by `oauth_clients.oidc.app_access`.
     groups: EffectiveGroups | None = None
 
 

@@ -39,7 +39,12 @@ from idp.db.prepared import PreparedLookup
 from oauth_clients.client_cache import get_client
 from oauth_clients.models import Client, Grant, RefreshToken
 from oauth_clients.oidc import store
-from oauth_clients.oidc.app_access import audit_request, may_use_app
+from oauth_clients.oidc.app_access import (
+    annotate_app_access,
+    audit_request,
+    carry_app_access,
+    may_use_app,
+)
 from oauth_clients.oidc.authorization_policy import build_id_token
 from oauth_clients.oidc.claims import (
     annotate_app_has_roles,
@@ -70,26 +75,35 @@ GRANT_TYPES_ALLOWING = {
 
 # The hot lookups, compiled once per process (idp/db/prepared.py says why).
 # A token by checksum with its user and client (userinfo, protected resources).
+# Each with what the claims and the access check need of the user and the app, in the same
+# statement: the address verified, whether the app defines roles, whether the user may use the
+# app and the roles granted to them (`annotate_app_access`).
 _ACCESS_TOKEN = PreparedLookup(
-    lambda checksum: annotate_app_has_roles(
-        annotate_email_verified(
-            get_access_token_model()
-            .objects.select_related("user", "application")
-            .filter(token_checksum=checksum)
-        )
+    lambda checksum: annotate_app_access(
+        annotate_app_has_roles(
+            annotate_email_verified(
+                get_access_token_model()
+                .objects.select_related("user", "application")
+                .filter(token_checksum=checksum)
+            )
+        ),
+        roles=True,
     )[:1]
 )
 # A refresh token by checksum, the live row first (rotated rows share the checksum only in
 # theory; DOT's constraint is unique (checksum, revoked)). Unlocked: the store's conditional
 # write settles a race (oauth_clients/oidc/store.py).
 _REFRESH_TOKEN = PreparedLookup(
-    lambda checksum: annotate_app_has_roles(
-        annotate_email_verified(
-            get_refresh_token_model()
-            .objects.filter(token_checksum=checksum)
-            .select_related("access_token", "user", "application")
-            .order_by(F("revoked").desc(nulls_first=True))
-        )
+    lambda checksum: annotate_app_access(
+        annotate_app_has_roles(
+            annotate_email_verified(
+                get_refresh_token_model()
+                .objects.filter(token_checksum=checksum)
+                .select_related("access_token", "user", "application")
+                .order_by(F("revoked").desc(nulls_first=True))
+            )
+        ),
+        roles=True,
     )[:1]
 )
 # An authorization code by its SHA-256. Unlocked: the store's conditional write settles a race
@@ -97,10 +111,15 @@ _REFRESH_TOKEN = PreparedLookup(
 # With its client: the exchange authenticates that client from this row (one statement, no
 # client-cache round trip; `_client_with_presented_row`).
 _GRANT = PreparedLookup(
-    lambda code_hash: annotate_app_has_roles(
-        annotate_email_verified(
-            get_grant_model().objects.select_related("user", "application").filter(code=code_hash)
-        )
+    lambda code_hash: annotate_app_access(
+        annotate_app_has_roles(
+            annotate_email_verified(
+                get_grant_model()
+                .objects.select_related("user", "application")
+                .filter(code=code_hash)
+            )
+        ),
+        roles=True,
     )[:1]
 )
 
@@ -361,6 +380,7 @@ class TokenPolicyMixin(_ValidatorBase):
         grant = cast("Grant | None", _GRANT.first(hashed, get_grant_model()))
         carry_email_verified(grant)
         carry_app_has_roles(grant)
+        carry_app_access(grant)
         state.code_read = CodeRead(hashed, grant)
         return grant
 
@@ -652,6 +672,7 @@ class TokenPolicyMixin(_ValidatorBase):
             rt = cast("RefreshToken | None", _REFRESH_TOKEN.first(checksum, refresh_token_model))
         carry_email_verified(rt)
         carry_app_has_roles(rt)
+        carry_app_access(rt)
         if rt is None or rt.application_id != client.pk:
             return False
         if rt.revoked is not None:
@@ -701,6 +722,7 @@ class TokenPolicyMixin(_ValidatorBase):
             return None
         carry_email_verified(access_token)
         carry_app_has_roles(access_token)
+        carry_app_access(access_token)
         return access_token
 
     def validate_bearer_token(self, token: str, scopes: list[str], request: Request) -> bool:

@@ -28,6 +28,7 @@ from accounts.models import AuditEvent
 from idp.db.prepared import PreparedLookup
 from oauth_clients.access import may_use
 from oauth_clients.models import Client
+from oauth_clients.oidc.app_access import annotate_app_access, carry_app_access
 from oauth_clients.uri_rules import DEFAULT_REFRESH_IDLE_SECONDS
 
 # A client's `last_used_at` is written at most this often (one UPDATE per client per minute,
@@ -209,19 +210,22 @@ def generate_token(request: Any = None) -> str:
 
 # Compiled once per process (idp/db/prepared.py says why): a token by checksum with its
 # user and client in one row (fresher and cheaper than the client cache's round trip).
+# Whether the token's user may still use its app comes in the same row (`annotate_app_access`).
 _INTROSPECT_ACCESS_TOKEN = PreparedLookup(
-    lambda checksum: (
+    lambda checksum: annotate_app_access(
         get_access_token_model()
         .objects.select_related("user", "application")
-        .filter(token_checksum=checksum)[:1]
-    )
+        .filter(token_checksum=checksum),
+        roles=False,
+    )[:1]
 )
 _INTROSPECT_REFRESH_TOKEN = PreparedLookup(
-    lambda checksum: (
+    lambda checksum: annotate_app_access(
         get_refresh_token_model()
         .objects.select_related("access_token", "user", "application")
-        .filter(token_checksum=checksum, revoked__isnull=True)[:1]
-    )
+        .filter(token_checksum=checksum, revoked__isnull=True),
+        roles=False,
+    )[:1]
 )
 
 
@@ -322,6 +326,7 @@ def introspect_token(
             expires = min(candidates) if candidates else None
             scope = found.access_token.scope
             token_type = "refresh_token"  # noqa: S105 (RFC 7662 token type hint value)
+        carry_app_access(found)
         application, user = found.application, found.user
         if (
             (expires is not None and expires <= now)
@@ -329,7 +334,7 @@ def introspect_token(
             or not application.is_active
             or (user is not None and not user.is_active)
             or (application.pk != caller.pk and not caller.is_resource_server)
-            # A person who may no longer use the app (no query for an app open to everyone).
+            # A person who may no longer use the app (answered with the token's row).
             or (user is not None and not may_use(user=user, client=application))
         ):
             return inactive

@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from accounts.models import AuditEvent, GroupProfile
+from accounts.services import rebuild_group_closure
 from oauth_clients import access, services
 from oauth_clients.models import (
     RESERVED_CLAIM_NAMES,
@@ -32,6 +33,7 @@ def make_group(name: str, *, parent: Group | None = None) -> Group:
     group = Group.objects.create(name=name)
     if parent is not None:
         GroupProfile.objects.create(group=group, parent=parent)
+        rebuild_group_closure(groups=[group])  # nesting written without the group services
     return group
 
 

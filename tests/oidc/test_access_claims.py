@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth.models import Group
 
 from accounts.models import GroupProfile
+from accounts.services import rebuild_group_closure
 from oauth_clients import services
 from oauth_clients.access import APP_HAS_ROLES_ATTR, EffectiveGroups
 from oauth_clients.oidc.claims import build_claims
@@ -20,6 +21,7 @@ def groups(db, user):
     Group.objects.create(name="sales")
     GroupProfile.objects.create(group=admins, parent=company)
     GroupProfile.objects.create(group=ops, parent=admins)
+    rebuild_group_closure()  # nesting written without the group services
     user.groups.add(ops)
     return {"company": company, "admins": admins, "ops": ops}
 

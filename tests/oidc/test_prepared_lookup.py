@@ -169,6 +169,7 @@ def test_email_verified_is_one_address_row_found_by_user_id(tokens):
     ):
         # The second subplan is whether the app defines roles (claims.annotate_app_has_roles):
         # a probe of that app's role rows by their client index, likewise.
-        email, roles = plans.subplans(plans.generic_plan(lookup, token_checksum(token)))
+        # The access check's and the roles' subplans follow (tests/oidc/test_access_plans.py).
+        email, roles = plans.subplans(plans.generic_plan(lookup, token_checksum(token)))[:2]
         assert plans.per_row_probe_of(email, "account_emailaddress"), email
         assert plans.per_row_probe_of(roles, "oauth_clients_approle"), roles
