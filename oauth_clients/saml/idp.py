@@ -44,6 +44,7 @@ from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
 from oauth_clients.models import SamlServiceProvider
 from oauth_clients.saml.keys import KeyFiles, certificate_base64, key_files
+from oauth_clients.saml.xmlsec import without_ca_bundle
 
 logger = logging.getLogger(__name__)
 
@@ -84,11 +85,12 @@ def sso_endpoints() -> dict[str, str]:
 
 
 def xmlsec_binary() -> str:
-    """Debian's `xmlsec1` (IDP_SAML_XMLSEC1 names another)."""
+    """Debian's `xmlsec1` (IDP_SAML_XMLSEC1 names another), started without the system's CA
+    bundle, which SAML never uses (`oauth_clients.saml.xmlsec`)."""
     configured = getattr(settings, "IDP_SAML_XMLSEC1", "") or shutil.which("xmlsec1")
     if not configured:
         raise ImproperlyConfigured("SAML needs the xmlsec1 program (apt-get install xmlsec1)")
-    return str(configured)
+    return without_ca_bundle(str(configured))
 
 
 def _idp_settings(files: KeyFiles) -> dict[str, Any]:
