@@ -611,7 +611,8 @@ class Consent(models.Model):
 
 
 class BackchannelDelivery(models.Model):
-    """One logout token for one client (OIDC Back-Channel Logout 1.0 §2.5): the delivery log.
+    """One logout token for one client (OIDC Back-Channel Logout 1.0 §2.5), or one SAML
+    LogoutRequest for a SAML app (`channel`): the delivery log.
 
     Written when a session ends (`oauth_clients.oidc.backchannel`), updated by the background worker
     after each attempt; admins read it on the client's page. Never holds the token itself.
@@ -623,8 +624,20 @@ class BackchannelDelivery(models.Model):
         RETRYING = "retrying", _("retrying")
         FAILED = "failed", _("failed")
 
+    class Channel(models.TextChoices):
+        # How the app is told: OIDC Back-Channel Logout, or a SAML LogoutRequest (SAML 2.0
+        # Profiles §4.4) through the browser, over SOAP, or not at all (no browser and no
+        # SOAP endpoint: recorded as failed, so the log says the app could not be told).
+        BACKCHANNEL = "backchannel", _("OIDC back-channel")
+        SAML_BROWSER = "saml_browser", _("SAML through the browser")
+        SAML_SOAP = "saml_soap", _("SAML over SOAP")
+        SAML_NONE = "saml_none", _("SAML: could not be told")
+
     client = models.ForeignKey(
         Client, on_delete=models.CASCADE, related_name="backchannel_deliveries"
+    )
+    channel = models.CharField(
+        _("channel"), max_length=16, choices=Channel.choices, default=Channel.BACKCHANNEL
     )
     sub = models.CharField(_("subject (sub)"), max_length=255, blank=True)
     sid = models.CharField(_("session id (sid)"), max_length=SID_MAX_LENGTH, blank=True)
