@@ -184,7 +184,7 @@ def send_pinned(
     timeout: float,
     max_bytes: int,
     headers: Mapping[str, str] | None = None,
-    data: Mapping[str, str] | None = None,
+    data: Mapping[str, str] | bytes | None = None,
     verify: bool | str = True,
 ) -> Answer:
     """One request to `uri`, connected to `address` (from `check_destination`), never redirected.
