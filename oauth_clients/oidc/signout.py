@@ -4,7 +4,9 @@ the registry's services import the engine through this module only (tests/test_l
 holds them to that).
 
 - `queue_session_logout` / `queue_user_logout`: the back-channel deliveries to every app the
-  session (or the user) got tokens for (oauth_clients/oidc/backchannel.py);
+  session (or the user) got tokens for (oauth_clients/oidc/backchannel.py); for one session,
+  also a SAML LogoutRequest over SOAP (or a row saying it could not be told) to each SAML app
+  it signed in to that was not told through the browser (oauth_clients/saml/slo_delivery.py);
 - `revoke_tokens` and what it counts: the one revocation path (oauth_clients/oidc/tokens.py);
 - `revoke_consent`: an app's remembered consent, when its access is removed;
 - `logged_out_url`: the signed-out page that frames the apps' front-channel logout URIs;
@@ -37,14 +39,16 @@ from oauth_clients.models import (
     Grant,
     RefreshToken,
 )
+from oauth_clients.oidc import backchannel
 from oauth_clients.oidc.backchannel import (
+    REASON_SESSION_ENDED,
     enqueue_delivery,
-    queue_session_logout,
     queue_user_logout,
 )
 from oauth_clients.oidc.consent import revoke_consent
 from oauth_clients.oidc.frontchannel import logged_out_url
 from oauth_clients.oidc.tokens import RevokedCounts, revoke_tokens
+from oauth_clients.saml import slo_delivery
 
 __all__ = [
     "RevokedCounts",
@@ -61,6 +65,15 @@ __all__ = [
 # app (`access.users_with_access`) instead of asked per person (`access.may_use`, one or two
 # queries each).
 PER_USER_CHECK_LIMIT = 50
+
+
+def queue_session_logout(*, sid: str, user: Any = None, reason: str = REASON_SESSION_ENDED) -> int:
+    """Session `sid` ends: every OIDC app it signed in to gets its back-channel logout, every
+    SAML app of it not told through the browser its LogoutRequest over SOAP or a row saying it
+    could not be told. Call it before the session's tokens are revoked and the session is
+    deleted. Returns how many deliveries were queued."""
+    queued = backchannel.queue_session_logout(sid=sid, user=user, reason=reason)
+    return queued + slo_delivery.queue_session_logout(sid=sid, user=user, reason=reason)
 
 
 def end_app_access(

@@ -13,6 +13,10 @@ public helpers (the one claims function, the access audit) and is imported by no
 - `errors.py`: every refusal, its SAML status and the words the person reads, in one place.
 - `views.py`, `urls.py`: `/saml/metadata/`, `/saml/sso/redirect/`, `/saml/sso/post/`, the resume
   step after sign-in, and IdP-initiated sign-in from the app launcher.
+- Single logout (Profiles §4.4): `logout_request.py` (an app's LogoutRequest checked), `slo.py`
+  (our LogoutRequests and LogoutResponses), `slo_delivery.py` (which apps of an ended session
+  are told, through the browser or over SOAP, and the delivery log), `slo_views.py`
+  (`/saml/slo/redirect/`, `/saml/slo/post/` and the steps after them).
 """
 
 import warnings

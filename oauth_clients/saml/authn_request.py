@@ -227,7 +227,7 @@ class AnswerableError(Exception):
         self.error = error
 
 
-def _raw_query(query_string: str) -> dict[str, str]:
+def raw_query(query_string: str) -> dict[str, str]:
     """The query's parameters as sent (still URL-encoded): the Redirect binding signs these."""
     values: dict[str, str] = {}
     for part in query_string.split("&"):
@@ -236,8 +236,8 @@ def _raw_query(query_string: str) -> dict[str, str]:
     return values
 
 
-def _redirect_signature_valid(sp: SamlServiceProvider, query_string: str) -> bool:
-    raw = _raw_query(query_string)
+def redirect_signature_valid(sp: SamlServiceProvider, query_string: str) -> bool:
+    raw = raw_query(query_string)
     signed = "&".join(
         f"{name}={raw[name]}" for name in ("SAMLRequest", "RelayState", "SigAlg") if name in raw
     ).encode("ascii", "replace")
@@ -258,7 +258,7 @@ def _redirect_signature_valid(sp: SamlServiceProvider, query_string: str) -> boo
     return False
 
 
-def _issue_time_ok(issue_instant: str | None, now: float) -> bool:
+def issue_time_ok(issue_instant: str | None, now: float) -> bool:
     if not issue_instant:
         return False
     try:
@@ -305,9 +305,9 @@ def check_authn_request(
         raise refuse("The request's signature or structure is not valid.")
     signed = False
     if binding == BINDING_HTTP_REDIRECT:
-        raw = _raw_query(query_string)
+        raw = raw_query(query_string)
         if "Signature" in raw or sp.want_authn_requests_signed:
-            if not _redirect_signature_valid(sp, query_string):
+            if not redirect_signature_valid(sp, query_string):
                 raise refuse("The request's signature is missing or not valid.")
             signed = True
     if message.signature is not None:
@@ -320,7 +320,7 @@ def check_authn_request(
     expected_destination = sso_endpoints()[binding]
     if (message.destination is not None or signed) and message.destination != expected_destination:
         raise refuse("The request's Destination is not this endpoint.")
-    if not _issue_time_ok(message.issue_instant, now):
+    if not issue_time_ok(message.issue_instant, now):
         raise refuse("The request's IssueInstant is outside the accepted ±3 minutes.")
     policy = message.name_id_policy
     requested_format = policy.format if policy is not None else None

@@ -20,6 +20,7 @@ REQUEST_DENIED = samlp.STATUS_REQUEST_DENIED
 NO_PASSIVE = samlp.STATUS_NO_PASSIVE
 INVALID_NAMEID_POLICY = samlp.STATUS_INVALID_NAMEID_POLICY
 REQUEST_UNSUPPORTED = samlp.STATUS_REQUEST_UNSUPPORTED
+UNKNOWN_PRINCIPAL = samlp.STATUS_UNKNOWN_PRINCIPAL
 
 # What the person reads on the branded page, by reason.
 USER_MESSAGES = {
@@ -29,6 +30,15 @@ USER_MESSAGES = {
     "acs": _("The app asked to send you back to an address it has not registered."),
     "binding": _("The app asked for an answer this sign-in service cannot send."),
     "expired": _("This sign-in request has expired. Go back to the app and sign in again."),
+}
+
+# The same refusals of a sign-out request (SAML 2.0 Profiles §4.4: single logout).
+LOGOUT_MESSAGES = {
+    "malformed": _("The app sent a sign-out request that cannot be read."),
+    "too_large": _("The app sent a sign-out request that is too large."),
+    "unknown_app": _("This app is not registered here, or it has been disabled."),
+    "no_slo": _("The app sent a sign-out request but registered no address to answer it at."),
+    "expired": _("This sign-out request has expired. Go back to the app and sign out again."),
 }
 
 
@@ -43,6 +53,10 @@ class Refusal(Exception):
     @property
     def user_message(self) -> str:
         return str(USER_MESSAGES.get(self.reason, USER_MESSAGES["malformed"]))
+
+    @property
+    def logout_message(self) -> str:
+        return str(LOGOUT_MESSAGES.get(self.reason, LOGOUT_MESSAGES["malformed"]))
 
 
 class StatusError(Exception):

@@ -2,8 +2,8 @@
 
 Nothing is read from configuration files. The IdP's entity ID is `<issuer>/saml/metadata/`
 (where its metadata is served, the usual convention); its SSO endpoints are
-`/saml/sso/redirect/` (HTTP-Redirect) and `/saml/sso/post/` (HTTP-POST). Single logout is not
-offered yet, so no `SingleLogoutService` is declared.
+`/saml/sso/redirect/` (HTTP-Redirect) and `/saml/sso/post/` (HTTP-POST); its single logout
+endpoints (SAML 2.0 Profiles §4.4) `/saml/slo/redirect/` and `/saml/slo/post/`.
 
 One `Server` per service provider, cached per process under a digest of everything it is built
 from (the SP row's protocol fields, the signing key set, the issuer): a changed row, a rotated
@@ -84,6 +84,14 @@ def sso_endpoints() -> dict[str, str]:
     }
 
 
+def slo_endpoints() -> dict[str, str]:
+    """Binding → our SingleLogoutService location (Metadata §2.4.2; Profiles §4.4.4)."""
+    return {
+        BINDING_HTTP_REDIRECT: absolute_url("slo_redirect"),
+        BINDING_HTTP_POST: absolute_url("slo_post"),
+    }
+
+
 def xmlsec_binary() -> str:
     """Debian's `xmlsec1` (IDP_SAML_XMLSEC1 names another), started without the system's CA
     bundle, which SAML never uses (`oauth_clients.saml.xmlsec`)."""
@@ -104,6 +112,9 @@ def _idp_settings(files: KeyFiles) -> dict[str, Any]:
                 "endpoints": {
                     "single_sign_on_service": [
                         (url, binding) for binding, url in sso_endpoints().items()
+                    ],
+                    "single_logout_service": [
+                        (url, binding) for binding, url in slo_endpoints().items()
                     ],
                 },
                 "name_id_format": NAMEID_FORMATS,

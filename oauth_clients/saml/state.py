@@ -11,19 +11,30 @@ Session keys (the browser session's own storage, nothing in the database):
   assertion (newest last, at most `MAX_SESSIONS`). Single logout (SAML 2.0 Profiles §4.4) reads
   it to find the apps to tell and the NameID and SessionIndex each knows.
 
-An HTTP-POST AuthnRequest arrives cross-site, without the session cookie (SameSite=Lax): it is
-parked in the cache under a random key (`park`) for `PARK_SECONDS`, and the same-site GET of
-the resume URL moves it into the session (`claim`).
+Single logout also needs these entries when the session ends elsewhere (an administrator, a
+password change, another browser): `record_sign_in` indexes the session key under a digest of
+the session's `sid` in the shared cache (as long as a session lives), and `session_entries`
+reads the stored session back by its `sid`, falling back to the user's tracked sessions.
+
+An HTTP-POST AuthnRequest (or LogoutRequest) arrives cross-site, without the session cookie
+(SameSite=Lax): it is parked in the cache under a random key (`park`) for `PARK_SECONDS`, and
+the same-site GET of the resume URL moves it into the session (`claim`, or `take_parked`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
+from importlib import import_module
 from typing import Any
 
+from allauth.usersessions.models import UserSession
+from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest
+
+from accounts.sessions import SID_KEY, get_sid
 
 PENDING_KEY = "idp_saml_pending"
 SESSIONS_KEY = "idp_saml_sessions"
@@ -32,6 +43,7 @@ PENDING_SECONDS = 30 * 60
 MAX_SESSIONS = 50
 PARK_SECONDS = 5 * 60
 _PARK_PREFIX = "saml:parked:"
+_SID_PREFIX = "saml:session-of-sid:"
 
 
 def new_key() -> str:
@@ -70,22 +82,34 @@ def forget(request: HttpRequest, key: str) -> None:
         request.session[PENDING_KEY] = entries
 
 
-def park(pending: dict[str, Any]) -> str:
+def park(pending: dict[str, Any], *, seconds: int = PARK_SECONDS) -> str:
     """Store a checked request without the session (see above); returns its key."""
     key = new_key()
-    cache.set(f"{_PARK_PREFIX}{key}", pending, timeout=PARK_SECONDS)
+    cache.set(f"{_PARK_PREFIX}{key}", pending, timeout=seconds)
     return key
 
 
-def claim(request: HttpRequest, key: str) -> dict[str, Any] | None:
-    """The request parked under `key`, moved into this session (once)."""
+def take_parked(key: str) -> dict[str, Any] | None:
+    """What was parked under `key`, once."""
     cache_key = f"{_PARK_PREFIX}{key}"
     pending = cache.get(cache_key)
     if not isinstance(pending, dict):
         return None
     cache.delete(cache_key)
+    return pending
+
+
+def claim(request: HttpRequest, key: str) -> dict[str, Any] | None:
+    """The request parked under `key`, moved into this session (once)."""
+    pending = take_parked(key)
+    if pending is None:
+        return None
     keep(request, key, pending)
     return find(request, key)
+
+
+def _sid_cache_key(sid: str) -> str:
+    return f"{_SID_PREFIX}{hashlib.sha256(sid.encode()).hexdigest()}"
 
 
 def record_sign_in(request: HttpRequest, entry: dict[str, Any]) -> None:
@@ -94,9 +118,40 @@ def record_sign_in(request: HttpRequest, entry: dict[str, Any]) -> None:
     entries = list(entries) if isinstance(entries, list) else []
     entries.append(entry)
     request.session[SESSIONS_KEY] = entries[-MAX_SESSIONS:]
+    sid, session_key = get_sid(request), request.session.session_key
+    if sid and session_key:
+        cache.set(_sid_cache_key(sid), session_key, timeout=settings.SESSION_COOKIE_AGE)
 
 
 def signed_in_apps(request: HttpRequest) -> list[dict[str, Any]]:
     """The SAML apps this session signed in to (oldest first)."""
     entries = request.session.get(SESSIONS_KEY)
     return list(entries) if isinstance(entries, list) else []
+
+
+def session_entries(*, sid: str, user: Any = None) -> list[dict[str, Any]]:
+    """The SAML apps the stored session `sid` signed in to (see the module docstring); read
+    before the session is deleted. [] when no stored session carries that sid."""
+    if not sid:
+        return []
+    keys: list[str] = []
+    indexed = cache.get(_sid_cache_key(sid))
+    if isinstance(indexed, str):
+        keys.append(indexed)
+    if user is not None and getattr(user, "pk", None) is not None:
+        keys.extend(
+            key
+            for key in UserSession.objects.filter(user=user).values_list("session_key", flat=True)
+            if key not in keys
+        )
+    engine = import_module(settings.SESSION_ENGINE)
+    for session_key in keys:
+        data = engine.SessionStore(session_key).load()
+        if data.get(SID_KEY) == sid:
+            entries = data.get(SESSIONS_KEY)
+            return (
+                [entry for entry in entries if isinstance(entry, dict)]
+                if isinstance(entries, list)
+                else []
+            )
+    return []

@@ -49,7 +49,10 @@ def test_metadata_describes_the_idp(client, db, sp_keys):
     assert {f["text"] for f in descriptor["name_id_format"]} == {f.value for f in NameIdFormat}
     certs = store.certs(entity_id, "idpsso", "signing")
     assert len(certs) == len(rsa_pems())
-    assert "SingleLogoutService" not in response.content.decode()
+    # Profiles §4.4: single logout over both browser bindings (tests/saml/test_slo.py).
+    for binding, path in ((BINDING_HTTP_REDIRECT, "redirect"), (BINDING_HTTP_POST, "post")):
+        (slo,) = store.single_logout_service(entity_id, binding, "idpsso")
+        assert slo["location"] == idp_url(f"/saml/slo/{path}/")
 
 
 @pytest.mark.spec("SAML 2.0 Metadata", "2.3.2")
