@@ -13,9 +13,9 @@ that URL) after:
 3. RelayState at most 80 bytes, no markup (Bindings §3.4.3, §3.5.3);
 4. pysaml2's parse (`Server.parse_logout_request`): schema, version, an enveloped signature
    verified with the app's registered certificates only;
-5. the signature required when the app registered certificates (Profiles §4.4.4.1: a
-   LogoutRequest through the browser is signed): the query for HTTP-Redirect (over the raw
-   values as sent), the XML for HTTP-POST; SHA-1 refused;
+5. the signature always required (Profiles §4.4.4.1: a LogoutRequest through the browser is
+   signed; an app without a registered certificate cannot start a logout): the query for
+   HTTP-Redirect (over the raw values as sent), the XML for HTTP-POST; SHA-1 refused;
 6. `Destination` our endpoint for the binding (required when signed, Bindings §3.4.5.2);
    `IssueInstant` within ±3 minutes, `NotOnOrAfter` not passed; the ID not seen before; a NameID.
 
@@ -175,8 +175,10 @@ def check_logout_request(
         if message.signature.signed_info.signature_method.algorithm not in STRONG_SIGNATURES:
             raise refuse("The request is signed with a weak algorithm.")
         signed = True
-    if sp.certificate_list() and not signed:
-        # Profiles §4.4.4.1: a LogoutRequest through the browser MUST be signed.
+    if not signed:
+        # Profiles §4.4.4.1: a LogoutRequest through the browser MUST be signed. Without that,
+        # anyone who knows a person's NameID (an email address, for most apps) could sign them
+        # out from a link; an app without a registered certificate cannot start a logout here.
         raise refuse("The app must sign its logout requests, and this one is not signed.")
     expected_destination = slo_endpoints()[binding]
     if (message.destination is not None or signed) and message.destination != expected_destination:

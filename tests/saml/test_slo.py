@@ -523,6 +523,18 @@ def test_an_unsigned_logout_request_is_refused_with_a_status(browser, wiki_and_c
 
 
 @pytest.mark.spec(PROFILES, "4.4.4.1")
+def test_an_app_without_a_certificate_cannot_sign_anyone_out(browser, wiki_and_crm):
+    """Without a registered certificate nothing could verify a request, so none is accepted:
+    otherwise a link naming someone's address would sign them out."""
+    wiki, _crm = wiki_and_crm
+    check_passes(wiki)
+    type(wiki.row).objects.filter(pk=wiki.row.pk).update(certificates="")
+    _id, xml = wiki.logout_request(binding=BINDING_HTTP_REDIRECT)
+    response = wiki.send(browser, xml, binding=BINDING_HTTP_REDIRECT, sign=False)
+    assert_refused_with_status(response, wiki, browser)
+
+
+@pytest.mark.spec(PROFILES, "4.4.4.1")
 def test_a_logout_request_for_another_name_id_keeps_the_session(browser, wiki_and_crm):
     wiki, _crm = wiki_and_crm
     check_passes(wiki)
