@@ -39,6 +39,16 @@ def _one_process_cache():
         yield
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Each test starts with an empty cache: allauth's rate limits (30 sign-ins a minute per
+    address) count in it, and the suite signs in from 127.0.0.1 many times a minute, so a test
+    could otherwise be refused (429) for what the tests before it did."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def password() -> str:
     return PASSWORD
