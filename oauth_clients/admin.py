@@ -408,10 +408,11 @@ class ClientAdmin(admin.ModelAdmin):
             return _("None sent yet.")
         rows = format_html_join(
             "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             (
                 (
                     delivery.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                    delivery.get_channel_display(),
                     delivery.get_status_display(),
                     delivery.attempts,
                     delivery.last_status_code or "–",
@@ -424,9 +425,10 @@ class ClientAdmin(admin.ModelAdmin):
         log_url = reverse("admin:oauth_clients_backchanneldelivery_changelist")
         return format_html(
             '<table class="backchannel-log"><thead><tr><th>{}</th><th>{}</th><th>{}</th>'
-            "<th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody></table>"
+            "<th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody></table>"
             '<p><a href="{}?client__id__exact={}">{}</a></p>',
             _("queued"),
+            _("channel"),
             _("status"),
             _("attempts"),
             _("last HTTP status"),
@@ -636,6 +638,7 @@ class BackchannelDeliveryAdmin(admin.ModelAdmin):
     list_display = (
         "created_at",
         "client",
+        "channel",
         "status",
         "attempts",
         "last_status_code",
@@ -643,7 +646,7 @@ class BackchannelDeliveryAdmin(admin.ModelAdmin):
         "reason",
         "next_attempt_at",
     )
-    list_filter = ("status", "reason", "client")
+    list_filter = ("channel", "status", "reason", "client")
     list_select_related = ("client",)
     search_fields = ("client__client_id", "client__name", "sub", "sid", "jti")
     date_hierarchy = "created_at"
