@@ -131,14 +131,16 @@ def _any_granted(rows: QuerySet, user: Any) -> Q:
     to it): some row names `user` or a group they are in or above one of theirs.
 
     `user` is an id or an `OuterRef`, as seen from `rows`. Three scalar subqueries tested for
-    NULL (`idp.db.prepared.row_exists`), each one index probe from the person's side: the row
-    naming them, a row naming one of their groups, a row naming a group above one. Never a
-    scan of the app's rows, however many people it is assigned to one by one."""
+    NULL (`idp.db.prepared.row_exists`), each one index probe from the person's side: a row
+    naming a group of theirs or above one (through the closure, whose rows include each
+    group itself: the usual way in, first, so a member costs one probe), the row naming them,
+    a row naming one of their own groups that has no closure rows. Never a scan of the app's
+    rows, however many people it is assigned to one by one."""
     own, above = groups_of(user)
     return (
-        Q(row_exists(rows.filter(user_id=user)))
+        Q(row_exists(rows.filter(group_id__in=above)))
+        | Q(row_exists(rows.filter(user_id=user)))
         | Q(row_exists(rows.filter(group_id__in=own)))
-        | Q(row_exists(rows.filter(group_id__in=above)))
     )
 
 
