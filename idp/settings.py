@@ -594,6 +594,10 @@ LOGGING = {
         # `django` drops the handlers Django's default config gives it (a second console line
         # for each of its records in dev); they reach the root handler like any library's.
         "django": {"level": "INFO"},
+        # pysaml2 logs the messages it handles (assertions, NameIDs) at INFO and below, and
+        # xmlschema announces each schema it loads: neither belongs in the IdP's log.
+        "saml2": {"level": "WARNING"},
+        "xmlschema": {"level": "WARNING"},
         # runserver's own access line repeats idp.request's (gunicorn's is off, see
         # deploy/gunicorn.conf.py); so do Django's per-request 4xx warnings ("Not Found: /x").
         # Its 5xx errors, with their traceback, stay.

@@ -136,3 +136,13 @@ def test_rollover_publishes_both_certificates_and_signs_with_the_new_key(
         consume(
             stale, posted(send_redirect(client, stale, sent)), outstanding={sent.request_id: "/"}
         )
+
+
+def test_pysaml2_and_xmlschema_keep_their_messages_out_of_the_log(client, caplog):
+    """pysaml2 logs the messages it handles (assertions, NameIDs) at INFO: never in our log."""
+    import logging
+
+    with caplog.at_level(logging.INFO):
+        assert client.get("/saml/metadata/").status_code == 200
+    assert not [r for r in caplog.records if r.name.split(".")[0] in {"saml2", "xmlschema"}]
+    assert logging.getLogger("saml2").getEffectiveLevel() == logging.WARNING
