@@ -10,6 +10,9 @@ trusts only the keys found there. Its pages:
 - `/acs` (POST): the Response, validated by pysaml2 (signature against the IdP's metadata,
   audience, recipient, times, InResponseTo one of the requests this SP sent, or unsolicited
   from IdP-initiated sign-in), then a session here and a redirect to the RelayState;
+- `/logout`: single logout started here (SAML 2.0 Profiles §4.4): pysaml2's signed
+  LogoutRequest over HTTP-Redirect for the session's NameID;
+- `/slo`: the IdP's LogoutResponse, validated by pysaml2; the session here ends on Success;
 - `/metadata`: this SP's own metadata (what the IdP registers).
 
 Every POST to the ACS is kept in `received`, so a test can also prove the SP got nothing.
@@ -53,6 +56,7 @@ class Received:
 
     fields: dict[str, str]
     name_id: str = ""
+    subject: Any = None  # pysaml2's NameID, for single logout
     attributes: dict[str, list[str]] = field(default_factory=dict)
     error: str = ""
 
@@ -94,6 +98,7 @@ class ServiceProvider:
         self.outstanding: dict[str, str] = {}  # request ID -> where to return
         self.received: list[Received] = []
         self.sessions: dict[str, Received] = {}
+        self.logout_statuses: list[str] = []
         self._lock = threading.Lock()
         self.config = self._config()
         # Loads the IdP's metadata over HTTP now, as a deployed SP does when it starts.
@@ -118,7 +123,9 @@ class ServiceProvider:
                     "sp": {
                         "endpoints": {
                             "assertion_consumer_service": [(self.acs_url, BINDING_HTTP_POST)],
+                            "single_logout_service": [(f"{self.url}/slo", BINDING_HTTP_REDIRECT)],
                         },
+                        "logout_requests_signed": True,
                         "name_id_format": [NAMEID_FORMAT_UNSPECIFIED],
                         "authn_requests_signed": True,
                         "want_assertions_signed": True,
@@ -161,14 +168,38 @@ class ServiceProvider:
             length = int(environ.get("CONTENT_LENGTH") or 0)
             form = parse_qs(environ["wsgi.input"].read(length).decode("ascii"))
             return self._acs({name: values[0] for name, values in form.items()})
+        if path == "/logout" and method == "GET":
+            return self._logout(environ)
+        if path == "/slo" and method == "GET":
+            query = parse_qs(environ.get("QUERY_STRING", ""))
+            return self._logout_response(query.get("SAMLResponse", [""])[0])
         if path == "/metadata":
             body = self.metadata_xml().encode()
             return "200 OK", [("Content-Type", "application/samlmetadata+xml")], body
         return _page("Not found", "", HTTPStatus.NOT_FOUND)
 
-    def _protected(self, environ: dict[str, Any]) -> tuple[str, list, bytes]:
+    def _session(self, environ: dict[str, Any]) -> Received | None:
         cookie = SimpleCookie(environ.get("HTTP_COOKIE", ""))
-        session = self.sessions.get(cookie[COOKIE].value) if COOKIE in cookie else None
+        return self.sessions.get(cookie[COOKIE].value) if COOKIE in cookie else None
+
+    def _logout(self, environ: dict[str, Any]) -> tuple[str, list, bytes]:
+        session = self._session(environ)
+        if session is None:
+            return _page("Not signed in at the SP", "", HTTPStatus.BAD_REQUEST)
+        sent = self.client.global_logout(session.subject, sign=True, sign_alg=SIG_RSA_SHA256)
+        ((binding, http_info),) = sent.values()
+        assert binding == BINDING_HTTP_REDIRECT, binding
+        return "302 Found", [("Location", dict(http_info["headers"])["Location"])], b""
+
+    def _logout_response(self, saml_response: str) -> tuple[str, list, bytes]:
+        response = self.client.parse_logout_request_response(saml_response, BINDING_HTTP_REDIRECT)
+        status = str(response.response.status.status_code.value)
+        self.logout_statuses.append(status)
+        self.sessions.clear()
+        return _page("Signed out at the SP", f'<p id="status">{html.escape(status)}</p>')
+
+    def _protected(self, environ: dict[str, Any]) -> tuple[str, list, bytes]:
+        session = self._session(environ)
         if session is not None:
             items = "".join(
                 f'<li data-attribute="{html.escape(name)}">{html.escape(name)}: '
@@ -202,6 +233,7 @@ class ServiceProvider:
             if response is None:
                 raise ValueError("no Response")
             received.name_id = str(response.name_id.text)
+            received.subject = response.name_id
             received.attributes = {
                 name: [str(v) for v in values] for name, values in response.get_identity().items()
             }

@@ -9,22 +9,37 @@ mapping and an access policy ("assigned", to a group alice is in). In the browse
   sign-in page → the Response posted to the SP's ACS → the SP shows the NameID and the mapped
   attributes;
 - IdP-initiated: the employee's launcher (`/account/my-apps/`) → the app → signed in at the SP;
-- a person the app is not assigned to gets the no-access page, and the SP receives nothing.
+- a person the app is not assigned to gets the no-access page, and the SP receives nothing;
+- single logout started at the SP (a signed LogoutRequest over HTTP-Redirect) ends the IdP
+  session, an OIDC app of the same session receives its back-channel logout, and the SP gets
+  a LogoutResponse with Success.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+import requests
 from django.contrib.auth import get_user_model
+from saml2 import samlp
 
 from accounts import services as account_services
 from accounts.models import AuditEvent
 from oauth_clients import services
 from oauth_clients.models import Client
 from tests.browser.saml_sp import ServiceProvider
+from tests.browser.test_oidc_browser import pkce
 from tests.conftest import with_password
+from tests.oidc.backchannel_helpers import (
+    IMMEDIATE_TASKS,
+    Receiver,
+    assert_logout_token_for_session,
+    register_app,
+)
+from tests.oidc.conftest import basic_auth
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -169,3 +184,69 @@ def test_a_person_the_app_is_not_assigned_to_sees_no_access_and_the_sp_receives_
     assert sp.received == []
     assert not AuditEvent.objects.filter(type=AuditEvent.Type.SAML_ASSERTION_ISSUED).exists()
     assert AuditEvent.objects.filter(client=saml_app, subject=people["bob"]).exists()
+
+
+@pytest.fixture
+def mail_app(settings, service_provider) -> Iterator[tuple[Client, Receiver]]:
+    """An OIDC app with a back-channel logout endpoint on loopback; deliveries run at once. Its
+    redirect URI is a page of the SP's server (a loopback address the browser can reach)."""
+    settings.TASKS = IMMEDIATE_TASKS
+    receiver = Receiver()
+    app = register_app("Mail", receiver, redirect_uris=f"{service_provider.url}/mail/callback")
+    yield app, receiver
+    receiver.close()
+
+
+def sign_in_to_oidc_app(page, provider: str, app: Client) -> dict:
+    """The code flow in the browser's IdP session (a trusted app: no consent), then the app's
+    code exchange."""
+    redirect_uri = app.redirect_uris.split()[0]
+    verifier, challenge = pkce()
+    query = {
+        "response_type": "code",
+        "client_id": app.client_id,
+        "redirect_uri": redirect_uri,
+        "scope": "openid profile offline_access",
+        "state": secrets.token_urlsafe(8),
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+    page.goto(f"{provider}/o/authorize/?{urlencode(query)}")
+    page.wait_for_url(f"{redirect_uri}?**")
+    (code,) = parse_qs(urlsplit(page.url).query)["code"]
+    response = requests.post(
+        f"{provider}/o/token/",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "code_verifier": verifier,
+        },
+        headers={"Authorization": basic_auth(app.client_id, app.test_secret)},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+@pytest.mark.spec("SAML 2.0 Profiles", "4.4")
+def test_single_logout_from_the_sp_ends_the_idp_session_and_tells_the_oidc_app(
+    browser_page, provider, service_provider, saml_app, people, password, mail_app
+):
+    page = browser_page
+    sp = service_provider
+    mail, receiver = mail_app
+    page.goto(sp.protected_url)
+    sign_in_on_the_login_page(page, "alice", password)
+    page.wait_for_url(sp.protected_url)
+    tokens = sign_in_to_oidc_app(page, provider, mail)
+
+    page.goto(f"{sp.url}/logout")
+
+    page.wait_for_url(f"{sp.url}/slo?**")
+    assert page.locator("h1").inner_text() == "Signed out at the SP"
+    assert sp.logout_statuses == [samlp.STATUS_SUCCESS]
+    (received,) = receiver.wait_for(1, timeout=10)
+    assert_logout_token_for_session(received, mail, id_token=tokens["id_token"])
+    page.goto(f"{provider}/account/")
+    assert "/accounts/login/" in page.url, "the IdP session ended"
