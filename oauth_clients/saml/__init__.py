@@ -5,6 +5,7 @@ Floors as for `oauth_clients/oidc/`: it reads people (`accounts`) and the regist
 public helpers (the one claims function, the access audit) and is imported by nothing below it.
 
 - `keys.py`: an X.509 certificate for each published RSA signing key; key files for xmlsec1.
+- `xmlsec.py`: xmlsec1 (pysaml2's signer) started without the system's CA bundle it never uses.
 - `idp.py`: pysaml2's configuration built in code, the IdP `Server` per service provider
   (cached per process), the IdP metadata document.
 - `authn_request.py`: an AuthnRequest read and checked (bindings, signature, time, replay).
