@@ -114,8 +114,12 @@ check: lint gettext
 	$(BIN)/python manage.py check --deploy --fail-level WARNING
 	rm -rf $(DEPLOY_TMP)
 
+# Both phases run the suite on two processes (pytest-xdist, one per core): the SQLite phase with
+# the browser tests took 8 minutes on one. Each process has its own test database.
+PYTEST_WORKERS ?= 2
+
 test-sqlite: install browser
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS)
 
 ## The suite again on PostgreSQL (browser tests ran on SQLite): a postgres DATABASE_URL, or
 ## else PG_URL, the local server .ci/run starts. One that does not answer fails the run, never skips it.
@@ -125,7 +129,7 @@ test-postgres: install
 	  psycopg.connect(u._replace(path='/postgres').geturl(), connect_timeout=5).close()" '$(TEST_PG_URL)' \
 	  || { echo "PostgreSQL at $(TEST_PG_URL) does not answer: start it (.ci/run does) or set DATABASE_URL"; exit 1; }
 	@echo "Running the suite on PostgreSQL ($(TEST_PG_URL))"
-	DATABASE_URL=$(TEST_PG_URL) $(BIN)/pytest -m "not browser"
+	DATABASE_URL=$(TEST_PG_URL) $(BIN)/pytest -n $(PYTEST_WORKERS) -m "not browser"
 	@echo "Service tests: gunicorn instances over PostgreSQL and Redis, rate limits in Redis"
 	DATABASE_URL=$(TEST_PG_URL) $(BIN)/pytest -m "scaleout or redis" tests/deploy tests/accounts
 
