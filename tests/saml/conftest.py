@@ -8,7 +8,6 @@ would), so every test that consumes a Response also proves the signature against
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import html
 import re
 import shutil
@@ -19,10 +18,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 with warnings.catch_warnings():
     # pysaml2 imports cryptography's CFB mode, deprecated there (LIBRARY-NOTES.md).
@@ -34,6 +29,7 @@ with warnings.catch_warnings():
     from saml2.xmldsig import DIGEST_SHA1, DIGEST_SHA256, SIG_RSA_SHA1, SIG_RSA_SHA256
 
 from oauth_clients.models import Client, SamlServiceProvider
+from tests.clients.saml_helpers import make_sp_keys
 
 SP_ENTITY_ID = "https://sp.example.com/saml/metadata"
 SP_ACS_URL = "https://sp.example.com/saml/acs"
@@ -59,31 +55,10 @@ class KeyPair:
 
 
 def make_key_pair(directory: Path, name: str) -> KeyPair:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=365))
-        .sign(key, hashes.SHA256())
-    )
-    key_file = directory / f"{name}.key"
-    cert_file = directory / f"{name}.crt"
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
-    cert_file.write_text(cert_pem)
-    return KeyPair(str(key_file), str(cert_file), cert_pem)
+    """An SP's key and self-signed certificate (tests/clients/saml_helpers.py makes them), with
+    the file names as pysaml2's configuration takes them."""
+    keys = make_sp_keys(directory, name)
+    return KeyPair(str(keys.key_file), str(keys.cert_file), keys.cert_pem)
 
 
 @pytest.fixture(scope="session")
