@@ -12,6 +12,10 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.once
+
 ROOT = Path(__file__).resolve().parent.parent
 APPS = ("accounts", "oauth_clients", "idp")
 

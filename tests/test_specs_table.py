@@ -10,6 +10,8 @@ import pytest
 
 from tests import spec_report
 
+pytestmark = pytest.mark.once
+
 ALLOWED_RESULT = r"^(passed|failed|error|skipped|not run)( \(\d+ of \d+ cases\))?$"
 
 

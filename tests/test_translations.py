@@ -15,6 +15,8 @@ from django.conf import settings
 
 from idp import translations
 
+pytestmark = pytest.mark.once
+
 LANGUAGES = ["de", "es", "fr", "ja"]
 HEADER = """msgid ""
 msgstr ""

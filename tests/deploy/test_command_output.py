@@ -15,6 +15,8 @@ import pytest
 
 from tests.deploy import servers
 
+pytestmark = pytest.mark.once
+
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:

@@ -20,6 +20,8 @@ import requests
 
 from tests.deploy.servers import PYTHON, ROOT, Server, free_port, manage, production_env
 
+pytestmark = pytest.mark.once
+
 
 class LoggedServer:
     """A server whose stdout and stderr go to one file, and the lines a request left there."""

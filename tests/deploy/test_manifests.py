@@ -25,6 +25,8 @@ from gunicorn.config import Config
 
 from idp.middleware import ProbeMiddleware
 
+pytestmark = pytest.mark.once
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"

@@ -26,6 +26,8 @@ from tests.accounts.conftest import MFA_AUTHENTICATE_URL, totp_code
 from tests.deploy.servers import Server, manage, production_env
 from tests.deploy.test_scale_out import form_fields, sign_in, signed_in
 
+pytestmark = pytest.mark.once
+
 PASSWORD = "shared cache " + secrets.token_urlsafe(12)
 TOTP_SECRET = generate_totp_secret()
 TOO_MANY = "Too many failed login attempts"

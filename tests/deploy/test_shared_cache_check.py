@@ -17,6 +17,8 @@ from oauth_clients import checks
 from tests.deploy.servers import manage, production_env
 from tests.deploy.test_manifests import DEPLOY
 
+pytestmark = pytest.mark.once
+
 DATABASE = {
     "default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "idp_cache"}
 }

@@ -18,6 +18,8 @@ import requests
 
 from tests.deploy.servers import PYTHON, ROOT, Server, free_port, manage, production_env
 
+pytestmark = pytest.mark.once
+
 COLLECTSTATIC_HINT = "run `manage.py collectstatic --noinput` (see README, Production)"
 
 
