@@ -17,7 +17,8 @@ of a registered app is known, a `StatusError` (a SAML Response to that ACS) afte
    over the raw URL-encoded values as sent), HTTP-POST signs the XML; SHA-1 is refused;
 7. `Destination` is our endpoint for the binding (required when signed, Bindings §3.4.5.2);
    `IssueInstant` within ±3 minutes; the request ID not seen before (kept until it would have
-   expired anyway); the NameID policy one we can meet.
+   expired anyway); the NameID policy one we can meet; the RequestedAuthnContext one some
+   class we assert can meet (`authn_context.py`; else the status NoAuthnContext).
 """
 
 from __future__ import annotations
@@ -47,9 +48,12 @@ from saml2.xmldsig import (
 )
 
 from oauth_clients.models import Client, SamlServiceProvider
+from oauth_clients.saml.authn_context import Unmeetable, requested_from
 from oauth_clients.saml.errors import (
     INVALID_NAMEID_POLICY,
+    NO_AUTHN_CONTEXT,
     REQUEST_UNSUPPORTED,
+    RESPONDER,
     VERSION_MISMATCH,
     Refusal,
     StatusError,
@@ -90,6 +94,8 @@ class CheckedRequest:
     force_authn: bool
     is_passive: bool
     received_at: int
+    # RequestedAuthnContext (`authn_context.Requested.as_pending`), None when not asked.
+    authn_context: dict[str, Any] | None = None
 
     def as_pending(self) -> dict[str, Any]:
         return asdict(self)
@@ -328,6 +334,10 @@ def check_authn_request(
         raise refuse(
             "The app is registered for another NameID format.", status=INVALID_NAMEID_POLICY
         )
+    try:
+        requested = requested_from(message)
+    except Unmeetable as exc:
+        raise refuse(str(exc), status=NO_AUTHN_CONTEXT, top=RESPONDER) from exc
     if not message.id or not _first_use(sp.entity_id, message.id):
         raise refuse("This request ID has been used before.")
     return CheckedRequest(
@@ -339,4 +349,5 @@ def check_authn_request(
         force_authn=str(message.force_authn).lower() in {"true", "1"},
         is_passive=str(message.is_passive).lower() in {"true", "1"},
         received_at=int(now),
+        authn_context=requested.as_pending() if requested is not None else None,
     )

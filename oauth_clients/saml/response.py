@@ -15,7 +15,8 @@ app asks, `sign_response`), with:
   reading as the ID token's `amr`), the REFEDS MFA Profile's `https://refeds.org/profile/mfa`,
   the class SAML apps check for "used a second factor" — the SAML 2.0 classes each name one
   specific mechanism (TimeSyncToken a hardware OTP token), which a passkey or an app's TOTP
-  code is not;
+  code is not; an app's `RequestedAuthnContext` chooses among the classes the session has
+  (`authn_context.py`);
 - attributes from the one claims function (`oauth_clients.oidc.claims.build_claims`, with the
   app: its roles, filtered groups and mapped claims), for the scopes among profile, email and
   groups the app may receive; each claim under the app's `attribute_names` name, else its own;
@@ -47,11 +48,10 @@ from oauth_clients.access import EffectiveGroups
 from oauth_clients.models import SamlServiceProvider
 from oauth_clients.oidc.claims import build_claims
 from oauth_clients.saml import state
+from oauth_clients.saml.authn_context import PASSWORD_PROTECTED_TRANSPORT, REFEDS_MFA
 from oauth_clients.saml.errors import RESPONDER, StatusError
 from oauth_clients.saml.idp import entity_id, server_for
 
-PASSWORD_PROTECTED_TRANSPORT = saml.AUTHN_PASSWORD_PROTECTED
-REFEDS_MFA = "https://refeds.org/profile/mfa"
 # The scopes whose claims a SAML app may receive as attributes (if its registration allows them).
 ATTRIBUTE_SCOPES = ("profile", "email", "groups")
 # OIDC-only claims that say nothing a SAML app needs (the subject is the NameID).
@@ -125,6 +125,8 @@ def attributes_for(*, sp: SamlServiceProvider, user: Any) -> dict[str, list[str]
 
 
 def authn_context_class(amr: list[str]) -> str:
+    """The class of a sign-in nobody asked a class of (IdP-initiated, or no
+    RequestedAuthnContext): the strongest the session has."""
     return REFEDS_MFA if has_second_factor(amr) else PASSWORD_PROTECTED_TRANSPORT
 
 
@@ -157,13 +159,15 @@ def issue_assertion(
     acs_url: str,
     in_response_to: str | None,
     relay_state: str,
+    class_ref: str | None = None,
 ) -> HttpResponse:
-    """Sign the person in to the app: the Response, its audit row, the session's record."""
+    """Sign the person in to the app: the Response, its audit row, the session's record.
+    `class_ref`: the authentication context the request's RequestedAuthnContext chose."""
     user = request.user
     binding = session_binding(request)
     name_id = name_id_for(sp=sp, user=user)
     authn = {
-        "class_ref": authn_context_class(binding.amr),
+        "class_ref": class_ref or authn_context_class(binding.amr),
         "authn_instant": binding.auth_time or int(time.time()),
     }
     server = server_for(sp)

@@ -10,8 +10,10 @@ once the app's ACS is known), then kept in the session under a random key and ha
    authenticated after the request arrived;
 3. a person the app is not open to (`oauth_clients.access.may_use`) gets the OIDC no-access
    page; the app hears RequestDenied only if they go back (`IsPassive`: at once);
-4. the app's `requires_mfa`: the second factor, as at the OIDC authorization endpoint;
-5. the Response, posted to the ACS (`response.issue_assertion`).
+4. the app's `requires_mfa`, or a RequestedAuthnContext only a second factor meets
+   (`authn_context.py`): the second factor, as at the OIDC authorization endpoint;
+5. the Response, posted to the ACS (`response.issue_assertion`), stating the strongest class
+   the session has that the request accepts.
 
 The HTTP-POST binding arrives cross-site without the session cookie (SameSite=Lax): the checked
 request is parked (`state.park`) and the browser sent to the resume URL, whose same-site GET
@@ -40,7 +42,7 @@ from accounts.sessions import has_second_factor, last_authenticated_at, session_
 from oauth_clients.access import may_use
 from oauth_clients.models import Client, SamlServiceProvider
 from oauth_clients.oidc.app_access import record_access_denied
-from oauth_clients.saml import state
+from oauth_clients.saml import authn_context, state
 from oauth_clients.saml.authn_request import AnswerableError, check_authn_request, post_acs
 from oauth_clients.saml.errors import NO_PASSIVE, REQUEST_DENIED, RESPONDER, Refusal, StatusError
 from oauth_clients.saml.idp import metadata_document
@@ -191,7 +193,12 @@ def proceed(request: HttpRequest, key: str, pending: dict[str, Any]) -> HttpResp
         if passive:
             return answer("The person may not use this app.", REQUEST_DENIED)
         return render_no_access(request, client, form_action=continue_url)
-    if client.requires_mfa and not has_second_factor(session_binding(request).amr):
+    second_factor = has_second_factor(session_binding(request).amr)
+    class_ref = authn_context.class_for(
+        requested=authn_context.from_pending(pending.get("authn_context")),
+        second_factor=second_factor,
+    )
+    if (client.requires_mfa or class_ref is None) and not second_factor:
         if passive:
             return answer("The app requires a second factor (IsPassive).", NO_PASSIVE)
         return require_second_factor(request, client, next_url=continue_url)
@@ -203,6 +210,7 @@ def proceed(request: HttpRequest, key: str, pending: dict[str, Any]) -> HttpResp
             acs_url=pending["acs_url"],
             in_response_to=pending["request_id"],
             relay_state=pending.get("relay_state", ""),
+            class_ref=class_ref,
         )
     except StatusError as error:
         return error_response(
