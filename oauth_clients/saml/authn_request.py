@@ -30,7 +30,7 @@ import hashlib
 import re
 import time
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -96,9 +96,12 @@ class CheckedRequest:
     received_at: int
     # RequestedAuthnContext (`authn_context.Requested.as_pending`), None when not asked.
     authn_context: dict[str, Any] | None = None
+    # The app's row as read for the check, so the first step need not read it again; never
+    # kept (a later step reads the app afresh: it may have changed or been disabled).
+    sp: SamlServiceProvider | None = field(default=None, compare=False, repr=False)
 
     def as_pending(self) -> dict[str, Any]:
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "sp"}
 
 
 @dataclass(frozen=True)
@@ -350,4 +353,5 @@ def check_authn_request(
         is_passive=str(message.is_passive).lower() in {"true", "1"},
         received_at=int(now),
         authn_context=requested.as_pending() if requested is not None else None,
+        sp=sp,
     )

@@ -43,7 +43,12 @@ from oauth_clients.access import may_use
 from oauth_clients.models import Client, SamlServiceProvider
 from oauth_clients.oidc.app_access import record_access_denied
 from oauth_clients.saml import authn_context, state
-from oauth_clients.saml.authn_request import AnswerableError, check_authn_request, post_acs
+from oauth_clients.saml.authn_request import (
+    AnswerableError,
+    CheckedRequest,
+    check_authn_request,
+    post_acs,
+)
 from oauth_clients.saml.errors import NO_PASSIVE, REQUEST_DENIED, RESPONDER, Refusal, StatusError
 from oauth_clients.saml.idp import metadata_document
 from oauth_clients.saml.response import error_response, issue_assertion
@@ -81,7 +86,7 @@ def _answer_error(request: HttpRequest, failure: AnswerableError) -> HttpRespons
     )
 
 
-def _receive(request: HttpRequest, binding: str) -> dict[str, Any] | HttpResponse:
+def _receive(request: HttpRequest, binding: str) -> CheckedRequest | HttpResponse:
     params = request.GET if binding == BINDING_HTTP_REDIRECT else request.POST
     if any(len(params.getlist(name)) > 1 for name in SAML_PARAMETERS):
         return refusal_page(request, Refusal("malformed", "A SAML parameter is repeated."))
@@ -96,7 +101,7 @@ def _receive(request: HttpRequest, binding: str) -> dict[str, Any] | HttpRespons
         return refusal_page(request, refusal)
     except AnswerableError as failure:
         return _answer_error(request, failure)
-    return checked.as_pending()
+    return checked
 
 
 @login_not_required
@@ -104,12 +109,13 @@ def _receive(request: HttpRequest, binding: str) -> dict[str, Any] | HttpRespons
 @require_GET
 def sso_redirect(request: HttpRequest) -> HttpResponseBase:
     """GET /saml/sso/redirect/: an AuthnRequest over HTTP-Redirect (Bindings §3.4)."""
-    pending = _receive(request, BINDING_HTTP_REDIRECT)
-    if isinstance(pending, HttpResponse):
-        return pending
+    checked = _receive(request, BINDING_HTTP_REDIRECT)
+    if isinstance(checked, HttpResponse):
+        return checked
     key = state.new_key()
+    pending = checked.as_pending()
     state.keep(request, key, pending)
-    return proceed(request, key, pending)
+    return proceed(request, key, pending, sp=checked.sp)
 
 
 @csrf_exempt  # the app's page posts here (Bindings §3.5); the request is checked instead
@@ -118,10 +124,10 @@ def sso_redirect(request: HttpRequest) -> HttpResponseBase:
 @require_POST
 def sso_post(request: HttpRequest) -> HttpResponseBase:
     """POST /saml/sso/post/: an AuthnRequest over HTTP-POST (Bindings §3.5)."""
-    pending = _receive(request, BINDING_HTTP_POST)
-    if isinstance(pending, HttpResponse):
-        return pending
-    key = state.park(pending)
+    checked = _receive(request, BINDING_HTTP_POST)
+    if isinstance(checked, HttpResponse):
+        return checked
+    key = state.park(checked.as_pending())
     return HttpResponseRedirect(
         reverse("saml:sso_continue", kwargs={"key": key}), status=HTTPStatus.SEE_OTHER
     )
@@ -153,9 +159,16 @@ def _pending_app(pending: dict[str, Any]) -> SamlServiceProvider | None:
     return sp
 
 
-def proceed(request: HttpRequest, key: str, pending: dict[str, Any]) -> HttpResponseBase:
-    """The steps of the module docstring for one pending request."""
-    sp = _pending_app(pending)
+def proceed(
+    request: HttpRequest,
+    key: str,
+    pending: dict[str, Any],
+    *,
+    sp: SamlServiceProvider | None = None,
+) -> HttpResponseBase:
+    """The steps of the module docstring for one pending request; `sp`: the app as the check
+    just read it (the first step of a redirect-binding request), else read afresh here."""
+    sp = sp or _pending_app(pending)
     if sp is None:
         state.forget(request, key)
         return refusal_page(request, Refusal("unknown_app", "The app changed or was disabled."))

@@ -364,3 +364,23 @@ def test_the_post_page_submits_itself_without_inline_script(client, user, sp):
     assert "<script>" not in body
     assert "unsafe-inline" not in response.get("Content-Security-Policy", "")
     assert "no-store" in response["Cache-Control"]
+
+
+QUERIES_PER_SIGN_IN = 10
+
+
+def test_a_signed_in_persons_redirect_sign_in_reads_the_app_once(
+    client, user, sp, django_assert_num_queries
+):
+    """The hot path of SP-initiated sign-in: session, user, the app (once: the check's row is
+    the first step's), the person's groups for the attributes, the audit row."""
+    client.force_login(user)
+    posted(send_redirect(client, sp, authn_request(sp)))  # warm: keys, metadata, server
+    sent = authn_request(sp)
+
+    with django_assert_num_queries(QUERIES_PER_SIGN_IN) as captured:
+        post = posted(send_redirect(client, sp, sent))
+
+    assert consume(sp, post, outstanding={sent.request_id: "/"})
+    app_reads = [q for q in captured.captured_queries if "samlserviceprovider" in q["sql"]]
+    assert len(app_reads) == 1, [q["sql"] for q in app_reads]
