@@ -130,26 +130,45 @@ def authn_context_class(amr: list[str]) -> str:
     return REFEDS_MFA if has_second_factor(amr) else PASSWORD_PROTECTED_TRANSPORT
 
 
-def post_page(
+def auto_post_page(
     request: HttpRequest,
     *,
-    sp: SamlServiceProvider,
-    acs_url: str,
-    xml: str,
+    application: Any,
+    action: str,
+    field: str,
+    value: str,
     relay_state: str,
+    signing_out: bool = False,
     status: int = 200,
 ) -> HttpResponse:
-    """The HTTP-POST binding (Bindings §3.5.4): a form to the ACS, submitted by a script file
-    (the page's CSP allows no inline script), or by the person's click without JavaScript."""
+    """The HTTP-POST binding (Bindings §3.5.4): a form posting `field` (SAMLResponse or
+    SAMLRequest, base64) to the app, submitted by a script file (the page's CSP allows no
+    inline script), or by the person's click without JavaScript."""
     context = {
-        "application": sp.client,
-        "acs_url": acs_url,
-        "saml_response": base64.b64encode(xml.encode("utf-8")).decode("ascii"),
+        "application": application,
+        "action": action,
+        "field": field,
+        "value": value,
         "relay_state": relay_state,
+        "signing_out": signing_out,
     }
     response = render(request, POST_TEMPLATE, context, status=status)
     response["Cache-Control"] = "no-store"
     return response
+
+
+def post_page(
+    request: HttpRequest, *, sp: SamlServiceProvider, acs_url: str, xml: str, relay_state: str
+) -> HttpResponse:
+    """A Response (an assertion or an error status) posted to the app's ACS."""
+    return auto_post_page(
+        request,
+        application=sp.client,
+        action=acs_url,
+        field="SAMLResponse",
+        value=base64.b64encode(xml.encode("utf-8")).decode("ascii"),
+        relay_state=relay_state,
+    )
 
 
 def issue_assertion(

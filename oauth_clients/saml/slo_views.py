@@ -52,11 +52,11 @@ from oauth_clients.saml.logout_request import (
     CheckedLogout,
     check_logout_request,
 )
+from oauth_clients.saml.response import auto_post_page
 from oauth_clients.saml.slo import Outgoing, answers_in_browser, logout_response
 from oauth_clients.saml.slo_delivery import REASON_SP_INITIATED, record_delivery
 
 ERROR_TEMPLATE = "oauth2_provider/authorize_error.html"
-POST_TEMPLATE = "saml/logout_post.html"
 DONE_TEMPLATE = "saml/logout_done.html"
 SAML_PARAMETERS = ("SAMLRequest", "SAMLResponse", "RelayState", "SigAlg", "Signature")
 # The signed-out page is passed at once; the parked answer waits this long.
@@ -75,16 +75,16 @@ def send(
     auto-posting page (§3.5.4; submitted by oauth_clients/static/oauth_clients/saml-post.js)."""
     if outgoing.binding == BINDING_HTTP_REDIRECT:
         return HttpResponseRedirect(outgoing.url)
-    context = {
-        "application": sp.client,
-        "action": outgoing.url,
-        "field": outgoing.field,
-        "value": outgoing.value,
-        "relay_state": outgoing.relay_state,
-    }
-    response = render(request, POST_TEMPLATE, context, status=status)
-    response["Cache-Control"] = "no-store"
-    return response
+    return auto_post_page(
+        request,
+        application=sp.client,
+        action=outgoing.url,
+        field=outgoing.field,
+        value=outgoing.value,
+        relay_state=outgoing.relay_state,
+        signing_out=True,
+        status=status,
+    )
 
 
 def _answer_refusal(request: HttpRequest, failure: AnswerableLogout) -> HttpResponse:
