@@ -8,7 +8,7 @@ from collections.abc import Callable
 from http import HTTPStatus
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import URLPattern, URLResolver, re_path
 from django.views.decorators.csrf import csrf_exempt
 
@@ -42,7 +42,11 @@ def guard(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
                         code="unsupported-media-type",
                     )
                 )
-        response = view(request, *args, **kwargs)
+        try:
+            response = view(request, *args, **kwargs)
+        except Http404:
+            # The framework's root view (`api-root`, which only names the prefix) raises it.
+            return not_found(request)
         if response.status_code == HTTPStatus.METHOD_NOT_ALLOWED and (
             response.get("Content-Type") != PROBLEM_CONTENT_TYPE
         ):
