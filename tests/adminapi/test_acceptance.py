@@ -142,4 +142,5 @@ def test_a_script_registers_an_app_creates_people_assigns_and_reads_the_trail(li
     ]
     assert trail[-3]["extra"]["group"] == "Engineering"
     assert {event["extra"]["actor_client_id"] for event in trail} == {service["client_id"]}
-    assert user["id"] and all(event["actor"] == actor for event in trail)
+    assert user["id"]
+    assert all(event["actor"] == actor for event in trail)
