@@ -51,7 +51,7 @@ def list_events(
     client: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    cursor_: str | None = Query(None, alias="cursor"),  # type: ignore[type-arg]
+    cursor_: str | None = Query(None, alias="cursor"),
     limit: int = cursor.DEFAULT_LIMIT,
 ) -> Any:
     """Newest first. `type` repeats (`type=client.created&type=user.created`); `actor` is a

@@ -86,7 +86,7 @@ def list_clients(
     kind: str | None = None,
     is_active: bool | None = None,
     q: str | None = None,
-    cursor_: str | None = Query(None, alias="cursor"),  # type: ignore[type-arg]
+    cursor_: str | None = Query(None, alias="cursor"),
     limit: int = cursor.DEFAULT_LIMIT,
 ) -> Any:
     clients = _clients()

@@ -29,7 +29,7 @@ API_FIELD_FOR_FORM_FIELD = {"password1": "password", "password2": "password"}
 
 
 class ApiUserChangeForm(AdminUserChangeForm):
-    class Meta(AdminUserChangeForm.Meta):
+    class Meta:
         model = User
         fields = EDITABLE_USER_FIELDS
 

@@ -91,7 +91,7 @@ def list_users(
     is_staff: bool | None = None,
     is_superuser: bool | None = None,
     group: str | None = None,
-    cursor_: str | None = Query(None, alias="cursor"),  # type: ignore[type-arg]
+    cursor_: str | None = Query(None, alias="cursor"),
     limit: int = cursor.DEFAULT_LIMIT,
 ) -> Any:
     """Newest accounts first; `q` searches username, email and name."""
@@ -273,7 +273,7 @@ def _users_named(usernames: list[str]) -> list[User]:
 def list_groups(
     request: HttpRequest,
     q: str | None = None,
-    cursor_: str | None = Query(None, alias="cursor"),  # type: ignore[type-arg]
+    cursor_: str | None = Query(None, alias="cursor"),
     limit: int = cursor.DEFAULT_LIMIT,
 ) -> Any:
     groups = _groups()

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ("accounts", "oauth_clients", "idp")
+APPS = ("accounts", "oauth_clients", "adminapi", "idp")
 
 
 def _modules() -> dict[str, Path]:
