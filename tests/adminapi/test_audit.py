@@ -83,6 +83,14 @@ def test_rows_with_the_same_time_are_paged_by_id(api, log):
     assert ids == sorted((log[i].pk for i in (0, 1, 3, 5, 6)), reverse=True)
 
 
+def test_a_page_of_events_costs_a_fixed_number_of_queries(api, log, django_assert_max_num_queries):
+    cursor = api.get("/audit-events/?limit=3").json()["next_cursor"]
+    # The token with its client (one statement), then the page.
+    with django_assert_max_num_queries(2):
+        response = api.get(f"/audit-events/?limit=3&cursor={cursor}")
+    assert len(response.json()["items"]) == 3
+
+
 def test_a_tampered_cursor_is_a_400_problem(api, log):
     cursor = api.get("/audit-events/?limit=2").json()["next_cursor"]
     assert api.get(f"/audit-events/?limit=2&cursor={cursor}").status_code == HTTPStatus.OK

@@ -14,6 +14,7 @@ from django.utils import timezone
 from oauth_clients import services
 from oauth_clients.client_cache import invalidate_clients
 from oauth_clients.models import AccessToken, Client
+from oauth_clients.oidc.tokens import token_checksum
 from tests.adminapi.conftest import Api, assert_problem, register_service, token_for
 from tests.oidc.conftest import make_client, post_form
 
@@ -110,20 +111,17 @@ def test_admin_scopes_are_for_service_clients_only(db):
 
 
 def test_a_sign_in_apps_token_is_never_an_admin_token(client, api):
-    web = make_client(client_id="wiki", kind=Client.Kind.WEB)
+    """Even a token row of a web app that claimed an admin scope (it cannot be registered with
+    one) is refused: only a service client's client-credentials token counts."""
     assert api.get("/users/").status_code == HTTPStatus.OK
-    token = AccessToken.objects.create(
+    web = make_client(client_id="wiki", kind=Client.Kind.WEB)
+    AccessToken.objects.create(
         application=web,
         user=None,
-        token_checksum="0" * 64,
+        token_checksum=token_checksum("made-up"),
         expires=timezone.now() + timedelta(minutes=5),
         scope="admin:users",
     )
-    assert token.pk
-    # A token whose client is not a service is refused whatever scopes the row claims.
-    from oauth_clients.oidc.tokens import token_checksum
-
-    AccessToken.objects.filter(pk=token.pk).update(token_checksum=token_checksum("made-up"))
     assert_problem(Api(client, "made-up", web).get("/users/"), HTTPStatus.UNAUTHORIZED)
 
 

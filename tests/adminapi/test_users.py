@@ -80,6 +80,19 @@ def test_listing_filters_and_pages_by_signed_cursor(api, user):
     assert api.get("/users/?username=Alice").json()["items"][0]["id"] == user.pk
 
 
+def test_a_page_of_users_costs_a_fixed_number_of_queries(api, django_assert_max_num_queries):
+    for number in range(30):
+        user = User.objects.create_user(f"user{number}", f"u{number}@example.com", None)
+        services.add_members(
+            group=Group.objects.get_or_create(name=f"team{number % 3}")[0], users=[user], actor=None
+        )
+    # The token with its client (one statement), the page, its groups (one prefetch).
+    with django_assert_max_num_queries(3):
+        response = api.get("/users/?limit=25")
+    assert response.status_code == HTTPStatus.OK
+    assert len(response.json()["items"]) == 25
+
+
 def test_a_tampered_cursor_is_a_400_problem(api, user):
     User.objects.create_user("bob", "bob@example.com", None)
     cursor = api.get("/users/?limit=1").json()["next_cursor"]
