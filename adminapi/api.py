@@ -130,7 +130,9 @@ def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
 
 @api.exception_handler(AuthenticationError)
 def _unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
-    return problem_response(unauthorized("Send an access token: Authorization: Bearer <token>."))
+    return problem_response(
+        unauthorized("Send an access token: Authorization: Bearer <token>.", presented=False)
+    )
 
 
 @api.exception_handler(Throttled)

@@ -31,13 +31,16 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 REALM = 'Bearer realm="admin-api"'
 
 
-def unauthorized(detail: str) -> Problem:
+def unauthorized(detail: str, *, presented: bool = True) -> Problem:
+    """401. RFC 6750 §3.1: a request that sent no token gets the challenge without an error
+    code; a token that was refused, `invalid_token`."""
+    challenge = f'{REALM}, error="invalid_token"' if presented else REALM
     return Problem(
         HTTPStatus.UNAUTHORIZED,
         detail,
         code="invalid-token",
         title="A valid access token is required",
-        headers={"WWW-Authenticate": f'{REALM}, error="invalid_token"'},
+        headers={"WWW-Authenticate": challenge},
     )
 
 
@@ -67,7 +70,9 @@ class ServiceClientAuth(HttpBearer):
     def __call__(self, request: HttpRequest) -> ServiceActor | None:
         # Without the header the framework answers its 401 (AuthenticationError): problem too.
         if not request.headers.get("Authorization"):
-            raise unauthorized("Send an access token: Authorization: Bearer <token>.")
+            raise unauthorized(
+                "Send an access token: Authorization: Bearer <token>.", presented=False
+            )
         return self.authenticate(request, "")
 
     def authenticate(self, request: HttpRequest, token: str) -> ServiceActor | None:

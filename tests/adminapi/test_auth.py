@@ -26,7 +26,10 @@ def test_a_request_without_a_token_is_a_401_problem(api, client):
     assert api.get("/users/").status_code == HTTPStatus.OK
     response = client.get("/api/v1/users/")
     assert_problem(response, HTTPStatus.UNAUTHORIZED, "invalid-token")
-    assert response["WWW-Authenticate"].startswith('Bearer realm="admin-api"')
+    assert response["WWW-Authenticate"] == 'Bearer realm="admin-api"'
+    refused = client.get("/api/v1/users/", HTTP_AUTHORIZATION="Bearer forged")
+    assert_problem(refused, HTTPStatus.UNAUTHORIZED, "invalid-token")
+    assert 'error="invalid_token"' in refused["WWW-Authenticate"]
 
 
 def test_a_browser_session_cookie_is_ignored(api, client, admin_user):
