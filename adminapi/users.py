@@ -4,11 +4,13 @@ the service client as actor, and writes the audit row)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http import HTTPStatus
 from typing import Any
 
 from django.contrib.auth.models import Group
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.http import HttpRequest
 from ninja import Query, Router, Status
@@ -64,6 +66,19 @@ def _user(user_id: int) -> User:
     if user is None:
         raise Problem(HTTPStatus.NOT_FOUND, f"No user with id {user_id}.", code="not-found")
     return user
+
+
+@contextmanager
+def _refusal_recorded(request: HttpRequest, user: User, action: str) -> Iterator[None]:
+    """A change the permission rule refuses leaves an `admin.refused` row on the person's
+    history (as the `users` command does), then answers 403 (or 409 for the last superuser)."""
+    try:
+        yield
+    except PermissionDenied:
+        services.record_admin_refusal(
+            users=[user], actor=_actor(request), request=request, action=action
+        )
+        raise
 
 
 def _invalid(errors: dict[str, list[str]]) -> Problem:
@@ -164,12 +179,13 @@ def update_user(request: HttpRequest, user_id: int, payload: UserUpdate) -> Any:
         raise _invalid(form_errors(form))
     changed = list(form.changed_data)
     if changed:
-        services.save_admin_changes(
-            user=form.save(commit=False),
-            changed_fields=changed,
-            actor=_actor(request),
-            request=request,
-        )
+        with _refusal_recorded(request, user, "change"):
+            services.save_admin_changes(
+                user=form.save(commit=False),
+                changed_fields=changed,
+                actor=_actor(request),
+                request=request,
+            )
     return user_out(_user(user_id))
 
 
@@ -180,13 +196,17 @@ def _action(path: str, summary: str) -> Any:
 @_action("/{user_id}/deactivate", "Deactivate a user")
 def deactivate_user(request: HttpRequest, user_id: int) -> Any:
     """The person can no longer sign in; their sessions end and their tokens die now."""
-    services.deactivate_user(user=_user(user_id), actor=_actor(request), request=request)
+    user = _user(user_id)
+    with _refusal_recorded(request, user, "deactivate"):
+        services.deactivate_user(user=user, actor=_actor(request), request=request)
     return user_out(_user(user_id))
 
 
 @_action("/{user_id}/activate", "Activate a user")
 def activate_user(request: HttpRequest, user_id: int) -> Any:
-    services.activate_user(user=_user(user_id), actor=_actor(request), request=request)
+    user = _user(user_id)
+    with _refusal_recorded(request, user, "activate"):
+        services.activate_user(user=user, actor=_actor(request), request=request)
     return user_out(_user(user_id))
 
 
@@ -196,9 +216,9 @@ def activate_user(request: HttpRequest, user_id: int) -> Any:
     summary="Remove every second factor of a user",
 )
 def reset_factors(request: HttpRequest, user_id: int) -> Any:
-    removed = services.reset_user_factors(
-        user=_user(user_id), actor=_actor(request), request=request
-    )
+    user = _user(user_id)
+    with _refusal_recorded(request, user, "reset-factors"):
+        removed = services.reset_user_factors(user=user, actor=_actor(request), request=request)
     return {"count": removed}
 
 
@@ -208,9 +228,9 @@ def reset_factors(request: HttpRequest, user_id: int) -> Any:
     summary="End every browser session of a user",
 )
 def end_sessions(request: HttpRequest, user_id: int) -> Any:
-    ended = services.sign_out_everywhere(
-        user=_user(user_id), actor=_actor(request), request=request
-    )
+    user = _user(user_id)
+    with _refusal_recorded(request, user, "end-sessions"):
+        ended = services.sign_out_everywhere(user=user, actor=_actor(request), request=request)
     return {"count": ended}
 
 
@@ -220,9 +240,9 @@ def end_sessions(request: HttpRequest, user_id: int) -> Any:
     summary="Revoke every token of a user",
 )
 def revoke_tokens(request: HttpRequest, user_id: int) -> Any:
-    revoked = services.revoke_all_user_tokens(
-        user=_user(user_id), actor=_actor(request), request=request
-    )
+    user = _user(user_id)
+    with _refusal_recorded(request, user, "revoke-tokens"):
+        revoked = services.revoke_all_user_tokens(user=user, actor=_actor(request), request=request)
     return {"revoked": revoked}
 
 

@@ -149,6 +149,10 @@ def test_admin_users_acts_only_below_staff_level(api, user):
     assert api.post(f"/users/{user.pk}/reset-factors").status_code == HTTPStatus.OK
     assert_problem(api.post(f"/users/{staff.pk}/deactivate"), HTTPStatus.FORBIDDEN, "forbidden")
     assert User.objects.get(pk=staff.pk).is_active
+    # The attempt is on the staff member's history, as the service client's.
+    [refused] = _events(api, AuditEvent.Type.ADMIN_REFUSED)
+    assert refused.subject == staff
+    assert refused.extra["action"] == "deactivate"
 
 
 def test_making_or_removing_a_superuser_needs_admin_superusers(api, superuser_api, user):
