@@ -98,8 +98,9 @@ class ServiceClientAuth(HttpBearer):
 
 
 class ApiRateThrottle(SimpleRateThrottle):
-    """IDP_API_RATE_LIMIT calls per service client (per address before authentication), in
-    the shared cache like the sign-in limits. The rate is read per call, not at import."""
+    """IDP_API_RATE_LIMIT calls per service client, counted in the shared cache like the
+    sign-in limits. It runs after authentication (the framework's order), so it counts only
+    calls with a valid token. The rate is read per call, not at import."""
 
     scope = "idp_api"
 

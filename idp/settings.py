@@ -396,8 +396,8 @@ IDP_SIGNING_KEY_DIR = Path(os.environ.get("IDP_SIGNING_KEY_DIR", DATA_DIR / "sig
 # REFRESH_TOKEN_EXPIRE_SECONDS below); per-client values on Client override both.
 IDP_REFRESH_TOKEN_IDLE_SECONDS = env_int("IDP_REFRESH_TOKEN_IDLE_SECONDS", 14 * 24 * 3600)
 
-# --- The admin REST API (adminapi/): calls per service client and per address, and the largest
-# request body it reads (a larger one is answered 413 before anything parses it).
+# --- The admin REST API (adminapi/): calls per service client (`N/s`, `N/m`, `N/h`, `N/d`), and
+# the largest request body it reads (a larger one is answered 413 before anything parses it).
 IDP_API_RATE_LIMIT = os.environ.get("IDP_API_RATE_LIMIT", "600/m")
 IDP_API_MAX_BODY_BYTES = env_int("IDP_API_MAX_BODY_BYTES", 1024 * 1024)
 
