@@ -94,3 +94,14 @@ def test_a_wrong_type_is_a_field_problem(api):
     assert body["errors"][0]["field"] == "limit"
     assert_problem(api.get("/users/?limit=0"), HTTPStatus.BAD_REQUEST)
     assert_problem(api.get("/users/?limit=1000"), HTTPStatus.BAD_REQUEST)
+
+
+def test_a_malformed_rate_limit_stops_the_start_up_check(settings):
+    from adminapi.checks import check_api_settings
+
+    assert check_api_settings() == []
+    settings.IDP_API_RATE_LIMIT = "lots"
+    assert [error.id for error in check_api_settings()] == ["adminapi.E001"]
+    settings.IDP_API_RATE_LIMIT = "600/m"
+    settings.IDP_API_MAX_BODY_BYTES = 10
+    assert [error.id for error in check_api_settings()] == ["adminapi.E002"]
