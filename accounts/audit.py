@@ -39,10 +39,18 @@ def build_event(
         if request_user is not None and request_user.is_authenticated:
             actor = request_user
     user_agent = request.META.get("HTTP_USER_AGENT", "")[:512] if request is not None else ""
+    if getattr(actor, "pk", None):
+        actor_repr = str(actor.get_username())
+    else:
+        # A service client acting through the admin API (accounts.actors.ServiceActor) is no
+        # user row: it is recorded by its client id, in the text column and in `extra`.
+        actor_repr = str(getattr(actor, "audit_repr", ""))
+        if actor_repr and getattr(actor, "client_id", None):
+            extra = {**extra, "actor_client_id": actor.client_id}
     return AuditEvent(
         type=type,
         actor=actor if getattr(actor, "pk", None) else None,
-        actor_repr=str(actor.get_username()) if getattr(actor, "pk", None) else "",
+        actor_repr=actor_repr,
         subject=subject if getattr(subject, "pk", None) else None,
         subject_repr=str(subject.get_username()) if getattr(subject, "pk", None) else "",
         client=client if getattr(client, "pk", None) else None,

@@ -19,6 +19,15 @@ permissions (membership of it hands them out).
 `ensure_may_set_privileges`; the admin and the `users` command ask `may_administer` first to
 show a clear message instead of an error. An action without an acting person (`actor=None`: a
 migration, a directory sync run by the operator) is the system's and is allowed.
+
+A service client acting through the admin API (`accounts.actors.ServiceActor`) is held to the
+same two levels by its token's scopes: with `admin:users` it acts like a help-desk staff member
+(people below staff level, groups without administration permissions); with `admin:superusers`
+as well, like a superuser (anyone, staff and superuser status, privileged groups).
+
+Nobody removes the last active superuser (deactivation, deletion, superuser status revoked):
+`ensure_not_last_superuser` refuses it with `LastSuperuserError`, so the administration can
+never be left without anyone who may administer everyone.
 """
 
 from __future__ import annotations
@@ -28,6 +37,12 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.utils.translation import gettext as _
 
+from accounts.actors import SUPERUSERS_SCOPE, USERS_SCOPE, ServiceActor
+
+
+class LastSuperuserError(PermissionDenied):
+    """The change would leave no active superuser."""
+
 
 def _is_person(actor: Any) -> bool:
     return actor is not None and getattr(actor, "is_authenticated", False)
@@ -35,6 +50,10 @@ def _is_person(actor: Any) -> bool:
 
 def may_administer(*, actor: Any, subject: Any) -> bool:
     """Whether `actor` may change, reset, deactivate or otherwise act on `subject`'s account."""
+    if isinstance(actor, ServiceActor):
+        if not actor.has_scope(USERS_SCOPE):
+            return False
+        return actor.has_scope(SUPERUSERS_SCOPE) or not (subject.is_staff or subject.is_superuser)
     if not _is_person(actor):
         return actor is None
     if not actor.is_active or not actor.is_staff:
@@ -48,6 +67,8 @@ def may_administer(*, actor: Any, subject: Any) -> bool:
 
 def may_set_privileges(*, actor: Any) -> bool:
     """Whether `actor` may grant or revoke staff or superuser status (superusers only)."""
+    if isinstance(actor, ServiceActor):
+        return actor.has_scope(USERS_SCOPE) and actor.has_scope(SUPERUSERS_SCOPE)
     if not _is_person(actor):
         return actor is None
     return bool(actor.is_active and actor.is_superuser)
@@ -73,6 +94,8 @@ def may_manage_groups(*, actor: Any, action: str = "change") -> bool:
     or delete ("delete") groups."""
     if action not in GROUP_ACTIONS:
         raise ValueError(f"unknown group action {action!r}")
+    if isinstance(actor, ServiceActor):
+        return actor.has_scope(USERS_SCOPE)
     if not _is_person(actor):
         return actor is None
     if not actor.is_active or not actor.is_staff:
@@ -99,3 +122,23 @@ def ensure_may_change_members(*, actor: Any, group: Any, users: Any) -> None:
         )
     for user in users:
         ensure_may_administer(actor=actor, subject=user)
+
+
+def ensure_not_last_superuser(*, user: Any) -> None:
+    """LastSuperuserError when `user` is an active superuser and no other active one exists.
+    Called inside the caller's transaction; the other superusers' rows are locked so two
+    removals at once cannot each see the other as the one who stays."""
+    if not (user.is_superuser and user.is_active):
+        return
+    others = list(
+        type(user)
+        ._default_manager.select_for_update()
+        .filter(is_superuser=True, is_active=True)
+        .exclude(pk=user.pk)
+        .values_list("pk", flat=True)[:1]
+    )
+    if not others:
+        raise LastSuperuserError(
+            _("%(user)s is the last active superuser: make someone else a superuser first.")
+            % {"user": user.get_username()}
+        )

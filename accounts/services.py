@@ -44,6 +44,7 @@ from accounts.permissions import (
     ensure_may_change_members,
     ensure_may_manage_groups,
     ensure_may_set_privileges,
+    ensure_not_last_superuser,
 )
 from accounts.sessions import SID_KEY, get_sid
 from oauth_clients.oidc.signout import (
@@ -550,6 +551,7 @@ def register_user(
 def deactivate_user(*, user: User, actor: Any, request: HttpRequest | None = None) -> None:
     """The user can no longer sign in; their sessions end and their OAuth tokens die now."""
     ensure_may_administer(actor=actor, subject=user)
+    ensure_not_last_superuser(user=user)
     User.objects.filter(pk=user.pk).update(is_active=False)
     user.is_active = False
     ended = end_user_sessions(user=user, thorough=True)
@@ -600,6 +602,8 @@ def set_superuser(
     ensure_may_administer(actor=actor, subject=user)
     if user.is_superuser == is_superuser:
         return
+    if not is_superuser:
+        ensure_not_last_superuser(user=user)
     User.objects.filter(pk=user.pk).update(is_superuser=is_superuser)
     user.is_superuser = is_superuser
     record_event(
@@ -701,6 +705,7 @@ def record_admin_refusal(
 def delete_user(*, user: User, actor: Any, request: HttpRequest | None = None) -> None:
     """Delete an account; its sessions end first (tokens go with the row)."""
     ensure_may_administer(actor=actor, subject=user)
+    ensure_not_last_superuser(user=user)
     end_user_sessions(user=user, thorough=True)
     record_event(type=AuditEvent.Type.USER_DELETED, request=request, actor=actor, subject=user)
     user.delete()

@@ -121,6 +121,8 @@ CSRF_TRUSTED_ORIGINS = [f"{_issuer.scheme}://{_issuer.netloc}"]
 INSTALLED_APPS = [
     "accounts",
     "oauth_clients",
+    # The admin REST API at /api/v1/ (issue 32), on django-ninja.
+    "adminapi",
     # Django's admin with our site: branded, grouped, a dashboard home page (idp/admin_site.py).
     "idp.apps.IdentityAdminConfig",
     # The wiring's own checks (idp/startup.py: what a production start needs).
@@ -394,6 +396,11 @@ IDP_SIGNING_KEY_DIR = Path(os.environ.get("IDP_SIGNING_KEY_DIR", DATA_DIR / "sig
 # REFRESH_TOKEN_EXPIRE_SECONDS below); per-client values on Client override both.
 IDP_REFRESH_TOKEN_IDLE_SECONDS = env_int("IDP_REFRESH_TOKEN_IDLE_SECONDS", 14 * 24 * 3600)
 
+# --- The admin REST API (adminapi/): calls per service client (`N/s`, `N/m`, `N/h`, `N/d`), and
+# the largest request body it reads (a larger one is answered 413 before anything parses it).
+IDP_API_RATE_LIMIT = os.environ.get("IDP_API_RATE_LIMIT", "600/m")
+IDP_API_MAX_BODY_BYTES = env_int("IDP_API_MAX_BODY_BYTES", 1024 * 1024)
+
 OAUTH2_PROVIDER = {
     # Engine wiring
     "OAUTH2_VALIDATOR_CLASS": "oauth_clients.oidc.validator.IdPOAuth2Validator",
@@ -419,6 +426,14 @@ OAUTH2_PROVIDER = {
         "email": gettext_lazy("See your email address"),
         "groups": gettext_lazy("See the groups you belong to"),
         "offline_access": gettext_lazy("Stay signed in to the app while you are away"),
+        # The admin API (adminapi/): service clients only (oauth_clients.uri_rules.ADMIN_SCOPES).
+        "admin:users": gettext_lazy("Manage people and groups"),
+        "admin:users:read": gettext_lazy("Read people and groups"),
+        "admin:clients": gettext_lazy("Manage client apps"),
+        "admin:clients:read": gettext_lazy("Read client apps"),
+        "admin:audit": gettext_lazy("Read the audit log"),
+        "admin:audit:read": gettext_lazy("Read the audit log"),
+        "admin:superusers": gettext_lazy("Grant and revoke superuser and staff status"),
     },
     "DEFAULT_SCOPES": ["openid"],
     # Lifetimes (seconds): RFC 9700 §2.2 / §4.14 short-lived access, rotating refresh tokens.

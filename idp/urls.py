@@ -34,6 +34,8 @@ urlpatterns = [
     path("account/", include("accounts.urls")),
     # The OIDC provider: DOT's views we keep plus ours, under DOT's namespace.
     path("", include("oauth_clients.oidc.urls", namespace="oauth2_provider")),
+    # The admin REST API (adminapi/): service clients with admin scopes; problem details.
+    path("api/v1/", include("adminapi.urls")),
     # The SAML 2.0 IdP (oauth_clients/saml/): metadata, single sign-on, IdP-initiated sign-in.
     path("saml/", include("oauth_clients.saml.urls", namespace="saml")),
     # The admin signs in through allauth's login (same lock and rate limits).

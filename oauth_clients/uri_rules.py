@@ -40,6 +40,19 @@ DEFAULT_REFRESH_IDLE_SECONDS = 14 * 24 * 3600
 # Scopes that speak about a signed-in person: never registered for nor granted to a machine
 # (the client-credentials grant refuses them too, oauth_clients/oidc/token_policy.py).
 USER_SCOPES = frozenset({"openid", "profile", "email", "groups", "offline_access"})
+# The admin API's scopes (adminapi/): for machine-to-machine services only, never for an app
+# that signs people in (a person's token must never administer the IdP).
+ADMIN_SCOPES = frozenset(
+    {
+        "admin:users",
+        "admin:users:read",
+        "admin:clients",
+        "admin:clients:read",
+        "admin:audit",
+        "admin:audit:read",
+        "admin:superusers",
+    }
+)
 
 Resolver = Callable[[str], list[str]]
 
@@ -374,6 +387,16 @@ def validate_scopes(scopes: str | Iterable[str] | None, *, sign_in: bool) -> lis
                 code="user_scope",
             )
         return sorted(items)
+    admin = sorted(set(items) & ADMIN_SCOPES)
+    if admin:
+        raise ValidationError(
+            _(
+                "The admin API scopes %(scopes)s are for machine-to-machine services only: "
+                "register a service for automation."
+            )
+            % {"scopes": ", ".join(admin)},
+            code="admin_scope",
+        )
     if "openid" not in items:
         raise ValidationError(
             _("An app that signs users in needs the openid scope."), code="openid_required"

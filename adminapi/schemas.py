@@ -1,0 +1,297 @@
+"""The API's request and response bodies (pydantic, through django-ninja): the OpenAPI
+document's schemas come from these. Request bodies refuse unknown fields (400)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from ninja import Schema
+from pydantic import ConfigDict, Field
+
+
+class In(Schema):
+    """A request body: an unknown field is an error, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProblemOut(Schema):
+    """RFC 9457 problem details (application/problem+json)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    errors: list[dict[str, str]] | None = None
+
+
+# --- People
+
+
+class UserOut(Schema):
+    id: int
+    username: str
+    email: str
+    first_name: str
+    last_name: str
+    employee_id: str
+    department: str
+    job_title: str
+    is_active: bool
+    is_staff: bool
+    is_superuser: bool
+    password_reset_required: bool
+    date_joined: datetime
+    last_login: datetime | None
+    groups: list[str]
+
+
+class UserPage(Schema):
+    items: list[UserOut]
+    next_cursor: str | None
+
+
+class UserCreate(In):
+    username: str = Field(max_length=150)
+    email: str = ""
+    first_name: str = ""
+    last_name: str = ""
+    employee_id: str = ""
+    department: str = ""
+    job_title: str = ""
+    # Without a password the person is emailed a link to choose one (an email is then needed).
+    password: str | None = None
+    is_staff: bool = False
+    is_superuser: bool = False
+
+
+class UserUpdate(In):
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    employee_id: str | None = None
+    department: str | None = None
+    job_title: str | None = None
+    is_active: bool | None = None
+    is_staff: bool | None = None
+    is_superuser: bool | None = None
+    password_reset_required: bool | None = None
+
+
+class CountOut(Schema):
+    count: int
+
+
+class RevokedOut(Schema):
+    revoked: dict[str, int]
+
+
+# --- Groups
+
+
+class GroupOut(Schema):
+    id: int
+    name: str
+    description: str
+    parent: str | None
+    member_count: int
+
+
+class GroupPage(Schema):
+    items: list[GroupOut]
+    next_cursor: str | None
+
+
+class GroupCreate(In):
+    name: str
+    parent: str | None = None
+    description: str = ""
+
+
+class GroupUpdate(In):
+    name: str | None = None
+    # null: top-level. Leave out to keep the parent.
+    parent: str | None = None
+    description: str | None = None
+
+
+class MembersIn(In):
+    usernames: list[str] = Field(min_length=1, max_length=1000)
+
+
+class MembersOut(Schema):
+    usernames: list[str]
+
+
+# --- Client apps
+
+
+class ClientOut(Schema):
+    """One app as registry-as-code (`manage.py clients export`): never a secret."""
+
+    client_id: str
+    kind: str
+    name: str
+    description: str
+    is_active: bool
+    redirect_uris: list[str]
+    post_logout_redirect_uris: list[str]
+    scopes: list[str]
+    is_trusted: bool
+    requires_mfa: bool
+    require_pkce: bool
+    is_resource_server: bool
+    logo_uri: str
+    client_uri: str
+    policy_uri: str
+    tos_uri: str
+    initiate_login_uri: str
+    owner_contact: str
+    access_token_lifetime: int | None
+    id_token_lifetime: int | None
+    refresh_token_idle_lifetime: int | None
+    refresh_token_absolute_lifetime: int | None
+    backchannel_logout_uri: str
+    backchannel_logout_session_required: bool
+    frontchannel_logout_uri: str
+    allow_private_network: bool
+    id_token_algorithm: str | None
+    access_policy: str
+    assigned_groups: list[str]
+    assigned_users: list[str]
+    roles: list[dict[str, Any]]
+    claim_mapping: dict[str, Any]
+    saml: dict[str, Any] | None = None
+
+
+class ClientPage(Schema):
+    items: list[ClientOut]
+    next_cursor: str | None
+
+
+class ClientCreated(Schema):
+    client: ClientOut
+    # Shown once: only its keyed hash is stored. "" for a public client (SPA, native).
+    client_secret: str
+
+
+class ClientCreate(In):
+    kind: Literal["web", "spa", "native", "service"]
+    name: str
+    client_id: str | None = None
+    description: str = ""
+    redirect_uris: list[str] = []
+    post_logout_redirect_uris: list[str] = []
+    # Default: openid profile email for an app that signs people in, none for a service.
+    scopes: list[str] | None = None
+    is_trusted: bool = False
+    requires_mfa: bool = False
+    require_pkce: bool = True
+    is_resource_server: bool = False
+    logo_uri: str = ""
+    client_uri: str = ""
+    policy_uri: str = ""
+    tos_uri: str = ""
+    initiate_login_uri: str = ""
+    owner_contact: str = ""
+    access_token_lifetime: int | None = None
+    id_token_lifetime: int | None = None
+    refresh_token_idle_lifetime: int | None = None
+    refresh_token_absolute_lifetime: int | None = None
+    backchannel_logout_uri: str = ""
+    backchannel_logout_session_required: bool = False
+    frontchannel_logout_uri: str = ""
+    allow_private_network: bool = False
+    id_token_algorithm: Literal["RS256", "ES256"] | None = None
+
+
+class ClientUpdate(In):
+    name: str | None = None
+    description: str | None = None
+    redirect_uris: list[str] | None = None
+    post_logout_redirect_uris: list[str] | None = None
+    scopes: list[str] | None = None
+    is_trusted: bool | None = None
+    requires_mfa: bool | None = None
+    require_pkce: bool | None = None
+    is_resource_server: bool | None = None
+    logo_uri: str | None = None
+    client_uri: str | None = None
+    policy_uri: str | None = None
+    tos_uri: str | None = None
+    initiate_login_uri: str | None = None
+    owner_contact: str | None = None
+    access_token_lifetime: int | None = None
+    id_token_lifetime: int | None = None
+    refresh_token_idle_lifetime: int | None = None
+    refresh_token_absolute_lifetime: int | None = None
+    backchannel_logout_uri: str | None = None
+    backchannel_logout_session_required: bool | None = None
+    frontchannel_logout_uri: str | None = None
+    allow_private_network: bool | None = None
+    id_token_algorithm: Literal["RS256", "ES256"] | None = None
+    access_policy: Literal["open", "assigned"] | None = None
+
+
+class RotateIn(In):
+    # How long the old secret keeps working (0: stops at once; at most 30 days).
+    grace_seconds: int = Field(default=0, ge=0, le=30 * 24 * 3600)
+
+
+class RotatedOut(Schema):
+    client_secret: str
+    previous_valid_until: datetime | None
+
+
+class AssignmentIn(In):
+    group: str | None = None
+    username: str | None = None
+
+
+class AssignmentOut(Schema):
+    access_policy: str
+    assigned_groups: list[str]
+    assigned_users: list[str]
+
+
+class RegistryOut(Schema):
+    version: int
+    clients: list[ClientOut]
+
+
+class ImportIn(In):
+    document: dict[str, Any]
+    force: bool = False
+    dry_run: bool = False
+
+
+class ImportOut(Schema):
+    dry_run: bool
+    # Secrets of the clients this import created, shown once ("" in a dry run or public).
+    created: list[dict[str, str]]
+    updated: list[dict[str, Any]]
+    enabled: list[str]
+    disabled: list[str]
+    unchanged: list[str]
+    forced: list[dict[str, Any]]
+
+
+# --- Audit
+
+
+class AuditEventOut(Schema):
+    id: int
+    created_at: datetime
+    type: str
+    actor: str
+    subject: str
+    client: str
+    ip: str | None
+    user_agent: str
+    extra: dict[str, Any]
+
+
+class AuditPage(Schema):
+    items: list[AuditEventOut]
+    next_cursor: str | None
