@@ -103,7 +103,7 @@ def verification_uri_complete(user_code: str) -> str:
 def start_device_authorization(
     *, client: Client, scopes: list[str], device_code: str, request: HttpRequest | None
 ) -> tuple[DeviceAuthorization, str]:
-    """RFC 8628 §3.1–3.2: store a new device authorization (both codes hashed) and audit it.
+    """RFC 8628 §3.1-3.2: store a new device authorization (both codes hashed) and audit it.
 
     `device_code` is the one oauthlib generated for its response; the user code is drawn here
     until one is free (a collision is rare: 2^34 codes). Returns the row and the clear user code.
@@ -158,7 +158,7 @@ def record_poll(*, device: DeviceAuthorization, now: datetime) -> Poll:
     interval = device.interval
     early = False
     stamp = now.timestamp()
-    if isinstance(seen, tuple) and len(seen) == 2:  # noqa: PLR2004 (last poll, interval)
+    if isinstance(seen, tuple) and len(seen) == 2:  # (last poll, interval)
         last, interval = seen
         early = stamp - last < interval
         if early:

@@ -1,7 +1,8 @@
 """oauthlib's device authorization grant (RFC 8628), with what it leaves out filled in.
 
-- `DeviceAuthorizationEndpoint`: oauthlib's endpoint (§3.1–3.2) with an unknown client answered
-  `invalid_client` (RFC 6749 §5.2) and its Content-Type check read as a media type (oauthlib compares the whole header, so a client sending
+- `DeviceAuthorizationEndpoint`: oauthlib's endpoint (§3.1-3.2) with an unknown client
+  answered `invalid_client` (RFC 6749 §5.2) and its Content-Type check read as a media type
+  (oauthlib compares the whole header, so a client sending
   `application/x-www-form-urlencoded;charset=UTF-8`, as Node's fetch does, was refused), the
   client's right to the grant and the requested scopes checked (oauthlib checks neither), and
   the codes stored hashed (`oauth_clients.oidc.device`) instead of DOT's clear `DeviceGrant`.
@@ -85,7 +86,9 @@ class DeviceAuthorizationEndpoint(OAuthlibDeviceAuthorizationEndpoint):
         request.scopes = utils.scope_to_list(request.scope) or validator.get_default_scopes(
             request.client_id, request
         )
-        if not validator.validate_scopes(request.client_id, request.scopes, request.client, request):
+        if not validator.validate_scopes(
+            request.client_id, request.scopes, request.client, request
+        ):
             raise errors.InvalidScopeError(request=request)
 
     @catch_errors_and_unavailability
@@ -131,16 +134,16 @@ class DeviceCodeGrant(OAuthlibDeviceCodeGrant):
                 raise errors.InvalidRequestError(
                     description=f"Duplicate {param} parameter.", request=request
                 )
+        if not self.request_validator.authenticate_client(request):
+            raise errors.InvalidClientError(request=request)
+        self.validate_grant_type(request)
+        request.client_id = request.client_id or request.client.client_id
         # oauthlib's request answers its body parameters as attributes (AttributeError if absent).
         device_code = getattr(request, "device_code", None)
         if not device_code:
             raise errors.InvalidRequestError(
                 description="Missing device_code parameter.", request=request
             )
-        if not self.request_validator.authenticate_client(request):
-            raise errors.InvalidClientError(request=request)
-        self.validate_grant_type(request)
-        request.client_id = request.client_id or request.client.client_id
         # Raises the RFC 8628 §3.5 errors; sets the person and the approved scopes.
         self.request_validator.validate_device_code(device_code, request.client, request)
         for validator in self.custom_validators.post_token:

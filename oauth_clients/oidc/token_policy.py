@@ -431,7 +431,7 @@ class TokenPolicyMixin(_ValidatorBase):
         return row
 
     def validate_device_code(self, device_code: str, client: Client, request: Request) -> None:
-        """RFC 8628 §3.4–3.5: the device code is its client's, used once, and approved; else the
+        """RFC 8628 §3.4-3.5: the device code is its client's, used once, and approved; else the
         error the device acts on (`authorization_pending`, `slow_down`, `expired_token`,
         `access_denied`, or `invalid_grant` for a code it has no business presenting).
 

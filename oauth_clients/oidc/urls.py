@@ -32,9 +32,7 @@ urlpatterns = [
     path("o/token/", views.TokenView.as_view(), name="token"),
     path("o/revoke_token/", views.RevocationView.as_view(), name="revoke-token"),
     # The device authorization grant (RFC 8628): the device's endpoint and the person's pages.
-    path(
-        "o/device-authorization/", device.device_authorization, name="device-authorization"
-    ),
+    path("o/device-authorization/", device.device_authorization, name="device-authorization"),
     path("device", device.enter_code, name="device"),
     path("device/confirm", device.confirm, name="device-confirm"),
     path("device/done", device.done, name="device-done"),

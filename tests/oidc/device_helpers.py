@@ -33,7 +33,9 @@ def register_device_app(**overrides: Any) -> Client:
 def start(http: HttpClient, client: Client, **extra: str) -> Any:
     """RFC 8628 §3.1: the device asks for its codes."""
     return post_form(
-        http, reverse("oauth2_provider:device-authorization"), {"client_id": client.client_id, **extra}
+        http,
+        reverse("oauth2_provider:device-authorization"),
+        {"client_id": client.client_id, **extra},
     )
 
 

@@ -307,8 +307,16 @@ def test_the_confirm_page_without_an_entered_code_says_so(browser):
         ({"client_id": "nobody"}, HTTPStatus.UNAUTHORIZED, "invalid_client"),
         ({}, HTTPStatus.BAD_REQUEST, "invalid_request"),
         ({"client_id": "spa-app"}, HTTPStatus.BAD_REQUEST, "unauthorized_client"),
-        ({"client_id": "{device}", "scope": "openid admin"}, HTTPStatus.BAD_REQUEST, "invalid_scope"),
-        ({"client_id": "{device}", "client_id\x00": "x"}, HTTPStatus.BAD_REQUEST, "invalid_request"),
+        (
+            {"client_id": "{device}", "scope": "openid admin"},
+            HTTPStatus.BAD_REQUEST,
+            "invalid_scope",
+        ),
+        (
+            {"client_id": "{device}", "client_id\x00": "x"},
+            HTTPStatus.BAD_REQUEST,
+            "invalid_request",
+        ),
     ],
     ids=["unknown client", "no client", "not a device app", "scope not allowed", "NUL"],
 )
@@ -363,3 +371,30 @@ def test_a_pending_poll_costs_one_indexed_query_among_a_thousand_devices(
     assert error_of(answer) == "authorization_pending"
     (query,) = captured.captured_queries
     assert "device_code" in query["sql"]
+
+
+@pytest.mark.spec("RFC 8628", "3.4")
+def test_a_poll_without_a_device_code_is_an_invalid_request(device_app):
+    codes = started(device_app)
+    assert error_of(poll(HttpClient(), device_app.client_id, codes["device_code"])) == (
+        "authorization_pending"
+    )
+    assert error_of(poll(HttpClient(), device_app.client_id, "")) == "invalid_request"
+    assert error_of(poll(HttpClient(), device_app.client_id, "not-a-code")) == "invalid_grant"
+
+
+def test_purge_tokens_removes_expired_device_authorizations(device_app):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    live = started(device_app)
+    with time_machine.travel(dt.datetime.now(tz=dt.UTC) + dt.timedelta(hours=1), tick=False):
+        started(device_app)
+        out = StringIO()
+        call_command("purge_tokens", "--margin=0", stdout=out)
+    assert "device_codes: 1" in out.getvalue()
+    assert list(DeviceAuthorization.objects.values_list("device_code", flat=True)) != [
+        hash_code(live["device_code"])
+    ]
+    assert DeviceAuthorization.objects.count() == 1

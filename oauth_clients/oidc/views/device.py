@@ -1,7 +1,7 @@
 """The device authorization grant's two faces (RFC 8628): the device's endpoint and the person's
 `/device` pages.
 
-- `device_authorization`: POST /o/device-authorization/ (§3.1–3.2), a machine endpoint like the
+- `device_authorization`: POST /o/device-authorization/ (§3.1-3.2), a machine endpoint like the
   token endpoint (`form_problem`, no session): oauthlib's endpoint as fixed in
   `oauth_clients.oidc.device_grant`, codes stored by `oauth_clients.oidc.device`.
 - `/device` (§3.3): the person signs in first (the house's sign-in, with its second factor),
