@@ -398,3 +398,26 @@ def test_purge_tokens_removes_expired_device_authorizations(device_app):
         hash_code(live["device_code"])
     ]
     assert DeviceAuthorization.objects.count() == 1
+
+
+def test_an_app_that_requires_a_second_factor_asks_for_it_before_the_decision(browser, user):
+    from tests.accounts.conftest import MFA_REAUTHENTICATE_URL, enable_totp
+
+    strict = register_device_app(name="Payroll CLI", requires_mfa=True)
+    codes = started(strict)
+    entered = enter_code(browser, codes["user_code"])
+    # No second factor yet: told how to set one up; nothing is decided.
+    page = browser.get(entered["Location"])
+    assert page.status_code == HTTPStatus.FORBIDDEN
+    assert "Two-step verification required" in page.content.decode()
+    assert DeviceAuthorization.objects.get().status == DeviceAuthorization.Status.PENDING
+    # With one, this password-only session is sent to prove it, and comes back here.
+    enable_totp(user)
+    step_up = browser.get(entered["Location"])
+    assert step_up.status_code == HTTPStatus.FOUND
+    assert step_up["Location"].startswith(MFA_REAUTHENTICATE_URL)
+    assert "next=%2Fdevice%2Fconfirm" in step_up["Location"]
+    allowed = browser.post(reverse("oauth2_provider:device-confirm"), {"allow": "allow"})
+    assert allowed.status_code == HTTPStatus.FOUND
+    assert allowed["Location"].startswith(MFA_REAUTHENTICATE_URL), "no approval without it"
+    assert DeviceAuthorization.objects.get().status == DeviceAuthorization.Status.PENDING
