@@ -1,5 +1,6 @@
 """Node's openid-client (the certified RP library) completes the device authorization grant
-(RFC 8628) against this IdP while a person approves the code in a real browser (issue 31)."""
+(RFC 8628) against this IdP while a person approves the code in a real browser (Debian chromium
+via Playwright): issue 31's acceptance, and the device flow's one browser test."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from http import HTTPStatus
 import pytest
 import requests
 
+from accounts.models import AuditEvent
 from tests.docs.conftest import ROOT
 from tests.oidc.device_helpers import register_device_app
 
@@ -20,6 +22,7 @@ NODE_DIR = ROOT / "tests" / "docs" / "node"
 NODE = shutil.which("node")
 
 
+@pytest.mark.spec("RFC 8628", "3.3")
 @pytest.mark.spec("RFC 8628", "3.4")
 def test_openid_client_polls_while_a_person_approves_in_a_real_browser(
     provider, settings, browser_page, user, password
@@ -47,10 +50,17 @@ def test_openid_client_polls_while_a_person_approves_in_a_real_browser(
         page.locator("#id_password").fill(password)
         page.locator("#id_password").press("Enter")
         page.wait_for_url("**/device?**")
+        # The code is filled in from the link; the person still confirms it.
+        assert page.get_by_label("Code shown on your device").input_value() == codes["user_code"]
         page.get_by_role("button", name="Continue").click()
         page.wait_for_url("**/device/confirm")
+        assert page.get_by_text("Was this you?").is_visible()
+        assert page.get_by_role(
+            "heading", name="Sign in to Deploy CLI on your device?"
+        ).is_visible()
         page.get_by_role("button", name="Allow").click()
         page.wait_for_url("**/device/done?**")
+        assert page.get_by_role("heading", name="You're signed in on your device").is_visible()
 
         out, err = device.communicate(timeout=60)
     finally:
@@ -68,3 +78,5 @@ def test_openid_client_polls_while_a_person_approves_in_a_real_browser(
         timeout=10,
     )
     assert userinfo.status_code == HTTPStatus.OK
+    assert userinfo.json()["sub"] == str(user.pk)
+    assert AuditEvent.objects.filter(type=AuditEvent.Type.DEVICE_APPROVED, subject=user).exists()

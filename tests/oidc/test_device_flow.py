@@ -371,6 +371,9 @@ def test_a_pending_poll_costs_one_indexed_query_among_a_thousand_devices(
     assert error_of(answer) == "authorization_pending"
     (query,) = captured.captured_queries
     assert "device_code" in query["sql"]
+    # Found through the unique index on the device code's hash, not a scan of the 1,001 rows.
+    plan = DeviceAuthorization.objects.filter(device_code=hash_code(codes["device_code"])).explain()
+    assert "index" in plan.lower(), plan
 
 
 @pytest.mark.spec("RFC 8628", "3.4")
