@@ -33,11 +33,23 @@ $(STAMP): requirements.txt requirements-dev.txt
 # reviewed, and a stale copy would silently show old wording. msgfmt is gettext's (Debian).
 PO_FILES := $(wildcard locale/*/LC_MESSAGES/django.po)
 MO_FILES := $(PO_FILES:.po=.mo)
+NODE_DEPS := tests/docs/node/node_modules/.package-lock.json
 
 locale/%/LC_MESSAGES/django.mo: locale/%/LC_MESSAGES/django.po | gettext
 	msgfmt --check --output-file=$@ $<
 
-install: $(STAMP) $(MO_FILES) | xmlsec1
+install: $(STAMP) $(MO_FILES) $(NODE_DEPS) | xmlsec1
+
+## openid-client, the certified Node RP library the tests run against the IdP (the device flow:
+## tests/docs/test_openid_client_device.py), pinned with its dependencies by
+## tests/docs/node/package-lock.json; Debian's nodejs brings node and npm.
+$(NODE_DEPS): tests/docs/node/package.json tests/docs/node/package-lock.json
+	@if ! command -v npm >/dev/null; then \
+	  echo "installing Debian's nodejs for the Node interoperability tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; \
+	fi
+	npm ci --prefix tests/docs/node --ignore-scripts --no-audit --no-fund --silent
+	touch $@
 
 ## Debian's gettext: msgfmt for the catalogues, xgettext for `make messages` and `make check`.
 gettext:

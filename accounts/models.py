@@ -129,6 +129,10 @@ class AuditEvent(models.Model):
         GROUP_MEMBER_REMOVED = "group.member_removed", _("Removed from a group")
         ACCESS_DENIED = "access.denied", _("App access refused")
         SAML_ASSERTION_ISSUED = "saml.assertion_issued", _("SAML assertion issued")
+        DEVICE_CODE_ISSUED = "device.code_issued", _("Device code issued")
+        DEVICE_APPROVED = "device.approved", _("Device sign-in approved")
+        DEVICE_DENIED = "device.denied", _("Device sign-in denied")
+        DEVICE_CODE_REFUSED = "device.code_refused", _("Device code refused")
 
     created_at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
     type = models.CharField(_("event"), max_length=64, choices=Type.choices, db_index=True)

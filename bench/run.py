@@ -73,6 +73,8 @@ TARGETS = {
     # Issue 28: at least 80 % of the OIDC sign-in's rate on the same machine, in the same run
     # (the ratio is printed and written beside the figures, not an absolute target).
     "saml_signin": None,
+    # Issue 31: a pending device's poll (one indexed read; mostly answered slow_down here).
+    "device_poll": None,
 }
 SIGNIN_OPS = ("signin", "saml_signin")  # rated in completed sign-ins/s, not HTTP requests/s
 SAML_SIGNIN_TARGET_RATIO = 0.8
@@ -87,6 +89,7 @@ ALL_OPS = (
     "introspection",
     "signin",
     "saml_signin",
+    "device_poll",
 )
 RSS_TARGET_MIB = 120
 P99_TARGET_MS = 50
@@ -404,6 +407,17 @@ class Bench:
                 str(st),
             ]
             return self.url, "saml_signin.lua", args, st, st
+        if op == "device_poll":
+            if "device" not in f:
+                raise RuntimeError("device_poll: this tree has no device flow (bench/seed.py)")
+            body = urlencode(
+                {
+                    "grant_type": "urn:ietf:params:oauth:grant-type:device_code",
+                    "device_code": f["device"]["device_code"],
+                    "client_id": f["device"]["client_id"],
+                }
+            )
+            return token_url, "device_poll.lua", [body], t, c
         raise ValueError(op)
 
     def wrk(self, op: str, seconds: float, pace_ms: int = 0) -> dict:

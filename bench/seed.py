@@ -155,6 +155,7 @@ def setup(args: argparse.Namespace) -> None:
         expires=timezone.now() + timedelta(days=1),
         scope="openid profile email",
     )
+    device = device_app()
     saml = saml_app()
     fixtures = {
         "password": PASSWORD,
@@ -178,8 +179,42 @@ def setup(args: argparse.Namespace) -> None:
     }
     if saml is not None:
         fixtures["saml"] = saml
+    if device is not None:
+        fixtures["device"] = device
     Path(args.out).write_text(json.dumps(fixtures, indent=2))
     analyze()
+
+
+def device_app(pending: int = 1000) -> dict[str, str] | None:
+    """A device app (RFC 8628) with `pending` devices waiting for their person: the device_poll
+    op polls one of them (issue 31: one indexed query per poll at 1,000 pending devices)."""
+    try:
+        from oauth_clients.models import DeviceAuthorization
+    except ImportError:
+        return None  # a tree without the device flow (bench/ab.py's "before")
+    client, _secret = make_client(
+        "bench-device",
+        client_type=Client.CLIENT_PUBLIC,
+        authorization_grant_type="urn:ietf:params:oauth:grant-type:device_code",
+        redirect_uris="",
+        kind="device",
+    )
+    expires = timezone.now() + timedelta(days=1)
+    codes = [secrets.token_urlsafe(32) for _ in range(pending)]
+    DeviceAuthorization.objects.bulk_create(
+        [
+            DeviceAuthorization(
+                application=client,
+                device_code=checksum(code),
+                user_code=checksum(f"user-code-{n}"),
+                scope="openid profile",
+                expires=expires,
+            )
+            for n, code in enumerate(codes)
+        ],
+        batch_size=BATCH,
+    )
+    return {"client_id": client.client_id, "device_code": codes[0]}
 
 
 def saml_app() -> dict[str, str] | None:

@@ -94,8 +94,9 @@ class MachineEndpointMiddleware:
 
     Why: CPU profiles under load (py-spy) put ~35% of a client-credentials
     request's CPU outside the view, in middleware that does nothing for these requests. The
-    token, revocation, introspection, userinfo, JWKS and discovery endpoints are called by
-    programs with client credentials or a bearer token, never with a browser session, so for
+    token, device authorization, revocation, introspection, userinfo, JWKS and discovery
+    endpoints are called by programs with client credentials or a bearer token, never with a
+    browser session, so for
     exactly their paths (resolved from their URL names, see `URL_NAMES`) this middleware calls
     the view itself and skips:
 
@@ -135,6 +136,7 @@ class MachineEndpointMiddleware:
 
     URL_NAMES = (
         "oauth2_provider:token",
+        "oauth2_provider:device-authorization",
         "oauth2_provider:revoke-token",
         "oauth2_provider:introspect",
         "oauth2_provider:user-info",

@@ -339,6 +339,8 @@ ACCOUNT_RATE_LIMITS = {
     "change_password": "5/m/user",
     "signup": "20/m/ip",
     "reauthenticate": "10/m/user",
+    # Wrong user codes typed on /device (RFC 8628 §5.1), per address: then a clear refusal.
+    "device_user_code": "20/15m/ip",
 }
 # Self sign-up is closed unless explicitly opened; when open, email verification is mandatory.
 IDP_SIGNUP_OPEN = env_bool("IDP_SIGNUP_OPEN", False)
@@ -401,9 +403,18 @@ IDP_REFRESH_TOKEN_IDLE_SECONDS = env_int("IDP_REFRESH_TOKEN_IDLE_SECONDS", 14 * 
 IDP_API_RATE_LIMIT = os.environ.get("IDP_API_RATE_LIMIT", "600/m")
 IDP_API_MAX_BODY_BYTES = env_int("IDP_API_MAX_BODY_BYTES", 1024 * 1024)
 
+# The device authorization grant (RFC 8628, oauth_clients/oidc/device.py): how long a device's
+# codes live and the least seconds between its polls.
+IDP_DEVICE_CODE_SECONDS = env_int("IDP_DEVICE_CODE_SECONDS", 600)
+IDP_DEVICE_POLL_INTERVAL = env_int("IDP_DEVICE_POLL_INTERVAL", 5)
+
 OAUTH2_PROVIDER = {
     # Engine wiring
     "OAUTH2_VALIDATOR_CLASS": "oauth_clients.oidc.validator.IdPOAuth2Validator",
+    # oauthlib's OpenID server with our device code grant (oauth_clients/oidc/device_grant.py);
+    # DOT's pre-token hook reads its own clear-text device codes, which we never store.
+    "OAUTH2_SERVER_CLASS": "oauth_clients.oidc.device_grant.Server",
+    "OAUTH_PRE_TOKEN_VALIDATION": [],
     # 256-bit tokens from `secrets` in one call (oauthlib's default draws 30 characters one
     # SystemRandom call at a time: ~5 % of a refresh grant's CPU in the profile).
     "ACCESS_TOKEN_GENERATOR": "oauth_clients.oidc.tokens.generate_token",

@@ -201,6 +201,8 @@ def _snippets(facts: dict[str, Any], secret: str) -> list[dict[str, str]]:
     context = {**facts, "secret": secret}
     if "saml" in facts:
         names = [("saml", _("Any SAML 2.0 service provider"))]
+    elif facts["kind"] == Client.Kind.DEVICE:
+        names = [("device", _("Device authorization grant (curl)"))]
     elif facts["signs_users_in"]:
         names = [
             ("generic", _("Any OpenID Connect library")),

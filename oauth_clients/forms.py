@@ -42,6 +42,11 @@ KIND_HELP: dict[str, Any] = {
         "A program calling APIs on its own behalf, no user. Gets a client secret; "
         "client credentials only; no redirect URIs."
     ),
+    Client.Kind.DEVICE: _(
+        "A command-line tool, TV or kiosk that cannot show a sign-in page. The person types a "
+        "short code at /device on their phone or computer; the device polls for its tokens "
+        "(device authorization grant). No secret, no redirect URIs."
+    ),
     Client.Kind.SAML: _(
         "An app that offers single sign-on over SAML 2.0 only. Registered from its metadata "
         "(a file or a URL) or its entity ID, ACS URL and certificate; no secret."

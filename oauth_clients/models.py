@@ -8,6 +8,7 @@ a token was issued in, and consumed authorization codes (so a replay can revoke 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -176,6 +177,9 @@ class Client(AbstractApplication):
         SPA = "spa", _("Single-page app (runs in the browser)")
         NATIVE = "native", _("Native app (desktop or mobile)")
         SERVICE = "service", _("Machine-to-machine service")
+        # RFC 8628: a command-line tool, TV or kiosk that signs a person in through another
+        # device's browser (the device authorization grant); public, no redirect URIs.
+        DEVICE = "device", _("Device or command-line app")
         # A SAML 2.0 service provider (its protocol side: SamlServiceProvider); never an OAuth
         # client, so `is_usable` refuses it everywhere DOT asks.
         SAML = "saml", _("SAML 2.0 app")
@@ -506,6 +510,68 @@ class Grant(AbstractGrant):
     class Meta(AbstractGrant.Meta):
         swappable = "OAUTH2_PROVIDER_GRANT_MODEL"
         indexes = [models.Index(fields=["expires"], name="grant_expires")]
+
+
+class DeviceAuthorization(models.Model):
+    """One device authorization request (RFC 8628 §3.1) and what the person decided.
+
+    Both codes are kept as SHA-256 only (`oauth_clients.oidc.device`): the device code the
+    device polls with and the user code the person types. Once approved it carries the
+    approving sign-in's `auth_time`, `amr` and `acr` to the tokens; it is not bound to that
+    browser session (`sid` stays empty: the device is not the phone that approved it). Kept,
+    marked consumed, after its one token exchange so a replay can be traced to what it issued.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting for the person")
+        APPROVED = "approved", _("Approved")
+        DENIED = "denied", _("Denied")
+
+    application = models.ForeignKey(
+        Client,
+        on_delete=models.CASCADE,
+        related_name="device_authorizations",
+        verbose_name=_("app"),
+    )
+    device_code = models.CharField(_("device code (hashed)"), max_length=64, unique=True)
+    user_code = models.CharField(_("user code (hashed)"), max_length=64, unique=True)
+    scope = models.TextField(_("scope"), blank=True)
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.PENDING
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="device_authorizations",
+        verbose_name=_("user"),
+    )
+    created_at = models.DateTimeField(_("requested"), default=timezone.now)
+    expires = models.DateTimeField(_("expires"))
+    # RFC 8628 §3.2: the minimum seconds between two polls, as told to the device.
+    interval = models.PositiveSmallIntegerField(_("polling interval (s)"), default=5)
+    # How often the user code was entered correctly (RFC 8628 §5.1): past a few, it dies.
+    entries = models.PositiveSmallIntegerField(_("times entered"), default=0)
+    decided_at = models.DateTimeField(_("decided"), null=True, blank=True)
+    sid = models.CharField(_("session id"), max_length=SID_MAX_LENGTH, blank=True)
+    auth_time = models.DateTimeField(_("authenticated at"), null=True, blank=True)
+    amr = models.JSONField(_("authentication methods"), default=list, blank=True)
+    acr = models.CharField(_("authentication context"), max_length=64, blank=True)
+    consumed_at = models.DateTimeField(_("exchanged at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("device authorization")
+        verbose_name_plural = _("device authorizations")
+        # purge_tokens finds expired rows through it.
+        indexes = [models.Index(fields=["expires"], name="deviceauth_expires")]
+
+    def __str__(self) -> str:
+        # Never render a code.
+        return f"Device authorization #{self.pk}"
+
+    def is_expired(self, now: datetime | None = None) -> bool:
+        return (now or timezone.now()) >= self.expires
 
 
 class AccessToken(AbstractAccessToken):

@@ -92,6 +92,7 @@ def setup_facts(*, client: Client) -> dict[str, Any]:
         "discovery_url": f"{base}/.well-known/openid-configuration",
         "authorization_endpoint": base + reverse("oauth2_provider:authorize"),
         "token_endpoint": base + reverse("oauth2_provider:token"),
+        "device_authorization_endpoint": base + reverse("oauth2_provider:device-authorization"),
         "userinfo_endpoint": base + reverse("oauth2_provider:user-info"),
         "client_id": client.client_id,
         "kind": client.kind,

@@ -103,6 +103,11 @@ KIND_PROFILES: dict[str, KindProfile] = {
     Client.Kind.SERVICE: KindProfile(
         Client.CLIENT_CONFIDENTIAL, Client.GRANT_CLIENT_CREDENTIALS, signs_users_in=False
     ),
+    # RFC 8628: a public client (a device cannot keep a secret) on the device code grant; its
+    # refresh tokens follow that grant (token_policy.GRANT_TYPES_ALLOWING).
+    Client.Kind.DEVICE: KindProfile(
+        Client.CLIENT_PUBLIC, Client.GRANT_DEVICE_CODE, signs_users_in=True
+    ),
     # DOT's columns need values; the grant is never reached (is_usable refuses the kind).
     Client.Kind.SAML: KindProfile(
         Client.CLIENT_CONFIDENTIAL,

@@ -485,6 +485,9 @@ def registration_errors(
         )
     native = kind == Client.Kind.NATIVE
     signs_users_in = kind != Client.Kind.SERVICE
+    # RFC 8628: a device app signs people in through another browser and polls for its tokens:
+    # nothing is ever redirected to it and it has no browser session to end.
+    device = kind == Client.Kind.DEVICE
 
     def collect(field: str, check: Callable[[], object]) -> None:
         try:
@@ -492,7 +495,16 @@ def registration_errors(
         except ValidationError as exc:
             errors[field] = list(exc.messages)
 
-    if signs_users_in:
+    if device:
+        for field, value in (
+            ("redirect_uris", redirect_uris),
+            ("post_logout_redirect_uris", post_logout_redirect_uris),
+        ):
+            if split_uris(value):
+                errors[field] = [
+                    _("A device app gets its tokens by polling: leave redirect URIs empty.")
+                ]
+    elif signs_users_in:
         collect(
             "redirect_uris",
             lambda: validate_redirect_uris(redirect_uris, native=native, required=True),
@@ -538,6 +550,14 @@ def registration_errors(
         problem = info_uri_problem(value or "")
         if problem:
             errors[field] = [f"{value}: {problem}"]
+    if device and frontchannel_logout_uri and "frontchannel_logout_uri" not in errors:
+        errors["frontchannel_logout_uri"] = [
+            _("A device app has no browser page to sign out in: leave this empty.")
+        ]
+    if device and (info_uris or {}).get("initiate_login_uri"):
+        errors.setdefault("initiate_login_uri", []).append(
+            _("A device app is started on the device, not from a browser: leave this empty.")
+        )
     if not signs_users_in and (info_uris or {}).get("initiate_login_uri"):
         errors.setdefault("initiate_login_uri", []).append(
             _("A machine-to-machine service signs no one in: leave the sign-in start URL empty.")

@@ -37,6 +37,7 @@ from oauth_clients.oidc.app_access import (
 from oauth_clients.oidc.backend import max_age_exceeded, parse_max_age, requested_acr_values
 from oauth_clients.oidc.claims import build_claims, supported_claims
 from oauth_clients.oidc.consent import consent_covers
+from oauth_clients.oidc.device import DEVICE_CODE_GRANT
 from oauth_clients.oidc.grant_state import IDTokenIssued, grant_state
 
 # Per-client choice (Client.algorithm): RS256 by default, ES256 for clients that take it.
@@ -274,7 +275,7 @@ class AuthorizationPolicyMixin:
         algorithm = ES256 if request.client.algorithm == ES256 else RS256
         signed = sign_jwt(payload, algorithm=algorithm)
         issued = IDTokenIssued(jti=payload["jti"], expires=expiration_time)
-        if request.grant_type in ("refresh_token", "authorization_code"):
+        if request.grant_type in ("refresh_token", "authorization_code", DEVICE_CODE_GRANT):
             # Its row is written with the rest of the exchange or rotation by the token store
             # (or not at all when it loses a race): oauth_clients/oidc/store.py.
             grant_state(request).id_token = issued
@@ -302,9 +303,10 @@ class AuthorizationPolicyMixin:
 
 def id_token_session(request: Any) -> tuple[str, int | None, list[str]]:
     """(sid, auth_time, amr) of the sign-in an ID token descends from: the Grant at a code
-    exchange, the refresh token on a refresh (OIDC Core §12.2), else this browser session."""
+    exchange, the refresh token on a refresh (OIDC Core §12.2), the approved device
+    authorization on a device code exchange (RFC 8628), else this browser session."""
     state = grant_state(request)
-    source: Any = state.grant
+    source: Any = state.grant or state.device
     if source is None and request.grant_type == "refresh_token":
         source = getattr(request, "refresh_token_instance", None)
     if source is not None:

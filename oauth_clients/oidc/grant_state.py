@@ -20,7 +20,7 @@ from accounts.sessions import SessionBinding
 
 if TYPE_CHECKING:
     from oauth_clients.access import EffectiveGroups
-    from oauth_clients.models import Grant, RefreshToken
+    from oauth_clients.models import DeviceAuthorization, Grant, RefreshToken
 
 # The one attribute of oauthlib's request we set (oauthlib's `Request` keeps its own parameters
 # in `_params`, so this name cannot shadow one of them).
@@ -42,6 +42,15 @@ class RefreshTokenRead:
 
     checksum: str
     refresh_token: RefreshToken | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRead:
+    """A device authorization's row as read by its device code's SHA-256, with its client
+    (None: no such code)."""
+
+    code_hash: str
+    device: DeviceAuthorization | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +87,16 @@ class GrantState:
     # then hands the row to DOT's `request.refresh_token_instance` as DOT's validator does.
     refresh_token_read: RefreshTokenRead | None = None
 
-    # Token side, both grants. The ID token `finalize_id_token` signed: written there; read by
+    # Token side, device code (RFC 8628). The row the device code names, read with its client:
+    # written by `TokenPolicyMixin._device_authorization` (client authentication reads it
+    # first); read by `validate_device_code`.
+    device_read: DeviceRead | None = None
+    # The same row once `validate_device_code` accepted it as approved for the authenticated
+    # client: read by the new tokens (auth_time, amr, the code checksum), `_save_device_exchange`
+    # and the ID token, as `grant` is for a code exchange.
+    device: DeviceAuthorization | None = None
+
+    # Token side, every grant. The ID token `finalize_id_token` signed: written there; read by
     # `save_bearer_token`, which builds its row and writes it with the other tokens.
     id_token: IDTokenIssued | None = None
 

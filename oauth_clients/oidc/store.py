@@ -5,6 +5,8 @@ Both writes are conditional and atomic, the same on every database:
 - `exchange_code` consumes the authorization code (RFC 6749 §4.1.2: used once) and writes the
   ID, access and refresh token and the exchange's audit row; False, with nothing written, when
   the code was consumed first (a concurrent or repeated exchange);
+- `exchange_device_code` does the same for an approved device code (RFC 8628 §3.5: used
+  once), with its `DeviceAuthorization` row in the code's place;
 - `rotate_refresh` retires the refresh token and deletes its access token (RFC 9700 §4.14.2),
   then writes the new ID, access and refresh token; False, with nothing written, when the token
   was rotated first.
@@ -57,6 +59,7 @@ from oauth2_provider.models import (
 
 from accounts.models import AuditEvent
 from idp.db.prepared import statement_cursor
+from oauth_clients.models import DeviceAuthorization
 
 
 def _write_new_tokens(
@@ -86,9 +89,51 @@ class OrmStore:
         id_token: models.Model | None,
         audit_event: models.Model,
     ) -> bool:
-        grant_model = get_grant_model()
-        with transaction.atomic(using=router.db_for_write(grant_model)):
-            consumed = grant_model.objects.filter(pk=grant.pk, consumed_at__isnull=True).update(
+        return self._consume_and_write(
+            get_grant_model(),
+            grant,
+            now=now,
+            access_token=access_token,
+            refresh_token=refresh_token,
+            id_token=id_token,
+            audit_event=audit_event,
+        )
+
+    def exchange_device_code(
+        self,
+        *,
+        device: models.Model,
+        now: Any,
+        access_token: models.Model,
+        refresh_token: models.Model | None,
+        id_token: models.Model | None,
+        audit_event: models.Model,
+    ) -> bool:
+        return self._consume_and_write(
+            DeviceAuthorization,
+            device,
+            now=now,
+            access_token=access_token,
+            refresh_token=refresh_token,
+            id_token=id_token,
+            audit_event=audit_event,
+        )
+
+    @staticmethod
+    def _consume_and_write(
+        model: type[models.Model],
+        row: models.Model,
+        *,
+        now: Any,
+        access_token: models.Model,
+        refresh_token: models.Model | None,
+        id_token: models.Model | None,
+        audit_event: models.Model,
+    ) -> bool:
+        """`row` (a code or a device code, both with `consumed_at`) consumed if unused, then
+        the new rows, in one transaction."""
+        with transaction.atomic(using=router.db_for_write(model)):
+            consumed = model._default_manager.filter(pk=row.pk, consumed_at__isnull=True).update(
                 consumed_at=now
             )
             if not consumed:
@@ -125,8 +170,11 @@ class PostgresStore:
     """PostgreSQL: each write set is one statement (below), atomic in autocommit: no BEGIN, no
     COMMIT, no row lock."""
 
-    def exchange_code(self, **rows: Any) -> bool:
-        return _exchange(**rows)
+    def exchange_code(self, *, grant: models.Model, **rows: Any) -> bool:
+        return _exchange(get_grant_model(), grant, **rows)
+
+    def exchange_device_code(self, *, device: models.Model, **rows: Any) -> bool:
+        return _exchange(DeviceAuthorization, device, **rows)
 
     def rotate_refresh(self, **rows: Any) -> bool:
         return _rotate(**rows)
@@ -279,11 +327,11 @@ def _rotate(
 
 @functools.cache
 def _exchange_statement(
-    alias: str, with_id_token: bool, with_refresh_token: bool
+    alias: str, grant_model: type[models.Model], with_id_token: bool, with_refresh_token: bool
 ) -> tuple[str, tuple[list, list, list], list]:
-    """The SQL for one code exchange, the token rows' fields and the audit row's fields."""
+    """The SQL for one code (or device code: `grant_model`) exchange, the token rows' fields
+    and the audit row's fields."""
     sql = _SQL(connections[alias])
-    grant_model = get_grant_model()
     # Parameters: now, the code's id; then the new rows' values; then the audit row's.
     consumed = (
         f"UPDATE {sql.table(grant_model)} SET "
@@ -299,15 +347,17 @@ def _exchange_statement(
 
 
 def _exchange(
-    *,
+    grant_model: type[models.Model],
     grant: models.Model,
+    *,
     now: Any,
     access_token: models.Model,
     refresh_token: models.Model | None,
     id_token: models.Model | None,
     audit_event: models.Model,
 ) -> bool:
-    """Mark the authorization code `grant` consumed and insert the unsaved tokens and audit row
+    """Mark the authorization code `grant` (a row of `grant_model`: a Grant, or an approved
+    DeviceAuthorization) consumed and insert the unsaved tokens and audit row
     it issues, atomically, in one statement (RFC 6749 §4.1.2: a code is used once).
 
     The code exchange's counterpart of `_rotate`: BEGIN, a locking SELECT, three INSERTs, the
@@ -316,9 +366,9 @@ def _exchange(
     first by a concurrent exchange (PostgreSQL re-checks `consumed_at IS NULL` after waiting on
     the winner's row): nothing written. On success every instance carries its primary key.
     """
-    alias = router.db_for_write(get_grant_model())
+    alias = router.db_for_write(grant_model)
     sql, fields, audit_fields = _exchange_statement(
-        alias, id_token is not None, refresh_token is not None
+        alias, grant_model, id_token is not None, refresh_token is not None
     )
     row = _run(
         alias,

@@ -32,12 +32,13 @@ from oauth2_provider.oauth2_validators import is_valid_resource_uri
 from oauth2_provider.settings import oauth2_settings
 from oauthlib.common import Request
 from oauthlib.oauth2.rfc6749 import errors, utils
+from oauthlib.oauth2.rfc8628 import errors as device_errors
 
 from accounts.audit import build_event, publish_event, record_event
 from accounts.models import AuditEvent
 from idp.db.prepared import PreparedLookup
 from oauth_clients.client_cache import get_client
-from oauth_clients.models import Client, Grant, RefreshToken
+from oauth_clients.models import Client, DeviceAuthorization, Grant, RefreshToken
 from oauth_clients.oidc import store
 from oauth_clients.oidc.app_access import (
     annotate_app_access,
@@ -52,7 +53,8 @@ from oauth_clients.oidc.claims import (
     carry_app_has_roles,
     carry_email_verified,
 )
-from oauth_clients.oidc.grant_state import CodeRead, RefreshTokenRead, grant_state
+from oauth_clients.oidc.device import DEVICE_CODE_GRANT, record_poll
+from oauth_clients.oidc.grant_state import CodeRead, DeviceRead, RefreshTokenRead, grant_state
 from oauth_clients.oidc.tokens import (
     hash_code,
     mark_client_used,
@@ -65,11 +67,17 @@ from oauth_clients.secrets import check_client_secret
 from oauth_clients.uri_rules import USER_SCOPES
 
 # RFC 6749 grant_type value → the Client grant types that allow it. Refresh tokens are only ever
-# issued from the code flow, so the refresh grant follows the code grant.
+# issued from the code flow and the device flow, so the refresh grant follows those grants.
 GRANT_TYPES_ALLOWING = {
     "authorization_code": {Client.GRANT_AUTHORIZATION_CODE, "authorization_code"},
-    "refresh_token": {Client.GRANT_AUTHORIZATION_CODE, "authorization_code", "refresh_token"},
+    "refresh_token": {
+        Client.GRANT_AUTHORIZATION_CODE,
+        "authorization_code",
+        "refresh_token",
+        Client.GRANT_DEVICE_CODE,
+    },
     "client_credentials": {Client.GRANT_CLIENT_CREDENTIALS, "client_credentials"},
+    DEVICE_CODE_GRANT: {Client.GRANT_DEVICE_CODE},
 }
 
 
@@ -117,6 +125,22 @@ _GRANT = PreparedLookup(
                 get_grant_model()
                 .objects.select_related("user", "application")
                 .filter(code=code_hash)
+            )
+        ),
+        roles=True,
+    )[:1]
+)
+
+# A device authorization by its device code's SHA-256 (RFC 8628 §3.4), with its client (the
+# poll authenticates that client from this row, as a code exchange does) and, once approved,
+# what the tokens need of the person: one indexed read per poll (unique index on the hash).
+_DEVICE = PreparedLookup(
+    lambda code_hash: annotate_app_access(
+        annotate_app_has_roles(
+            annotate_email_verified(
+                DeviceAuthorization.objects.select_related("user", "application").filter(
+                    device_code=code_hash
+                )
             )
         ),
         roles=True,
@@ -182,6 +206,10 @@ class TokenPolicyMixin(_ValidatorBase):
             grant = self._code_grant(code, request)
             if grant is not None and grant.application.client_id == client_id:
                 return grant.application
+        if request.grant_type == DEVICE_CODE_GRANT:
+            row = self._device_authorization(getattr(request, "device_code", None), request)
+            if row is not None and row.application.client_id == client_id:
+                return row.application
         return ...
 
     @staticmethod
@@ -275,8 +303,9 @@ class TokenPolicyMixin(_ValidatorBase):
     def validate_grant_type(
         self, client_id: str, grant_type: str, client: Client, request: Request, *a: Any, **kw: Any
     ) -> bool:
-        """Several grant types per client (`Client.allowed_grant_types`); never password,
-        implicit or device code (RFC 9700 §2.4, §2.1.2; not offered here)."""
+        """Several grant types per client (`Client.allowed_grant_types`); never password or
+        implicit (RFC 9700 §2.4, §2.1.2). The device code grant (RFC 8628) only for the apps
+        registered for it (kind `device`)."""
         allowing = GRANT_TYPES_ALLOWING.get(grant_type)
         if not allowing:
             return False
@@ -383,6 +412,62 @@ class TokenPolicyMixin(_ValidatorBase):
         carry_app_access(grant)
         state.code_read = CodeRead(hashed, grant)
         return grant
+
+    # ------------------------------------------------------------------ device codes (RFC 8628)
+    def _device_authorization(self, device_code: Any, request: Request) -> Any:
+        """The device authorization a device code names (any client), read once per request
+        with its client and person. Unlocked: the exchange's conditional write settles a race."""
+        if not isinstance(device_code, str) or "\x00" in device_code or len(device_code) > 512:
+            return None
+        hashed = hash_code(device_code)
+        state = grant_state(request)
+        if state.device_read is not None and state.device_read.code_hash == hashed:
+            return state.device_read.device
+        row = cast("DeviceAuthorization | None", _DEVICE.first(hashed, DeviceAuthorization))
+        carry_email_verified(row)
+        carry_app_has_roles(row)
+        carry_app_access(row)
+        state.device_read = DeviceRead(hashed, row)
+        return row
+
+    def validate_device_code(self, device_code: str, client: Client, request: Request) -> None:
+        """RFC 8628 §3.4-3.5: the device code is its client's, used once, and approved; else the
+        error the device acts on (`authorization_pending`, `slow_down`, `expired_token`,
+        `access_denied`, or `invalid_grant` for a code it has no business presenting).
+
+        Asked by `oauth_clients.oidc.device_grant.DeviceCodeGrant` (oauthlib has no such
+        question). On success the person and the approved scopes are on the request and the row
+        in its `grant_state`, for the tokens and `_save_device_exchange`."""
+        row = self._device_authorization(device_code, request)
+        if row is None or row.application_id != client.pk:
+            # RFC 6749 §5.2: not issued to this client (or never issued).
+            raise errors.InvalidGrantError(request=request)
+        if row.consumed_at is not None:
+            # Used once already: what it issued is revoked, as for a replayed code.
+            revoke_tokens_issued_from_code(
+                code_checksum=row.device_code,
+                client=client,
+                request=audit_request(request),
+                reason="device code replayed",
+            )
+            raise errors.InvalidGrantError(request=request)
+        now = timezone.now()
+        if row.is_expired(now):
+            raise device_errors.ExpiredTokenError(request=request)
+        if row.status == DeviceAuthorization.Status.DENIED:
+            raise device_errors.AccessDenied(request=request)
+        if row.status == DeviceAuthorization.Status.PENDING:
+            if record_poll(device=row, now=now).slow_down:
+                raise device_errors.SlowDownError(request=request)
+            raise device_errors.AuthorizationPendingError(request=request)
+        user = row.user
+        if user is None or not user.is_active:
+            raise errors.InvalidGrantError(request=request)
+        if not may_use_app(request=request, user=user, client=client):
+            raise errors.InvalidGrantError(request=request)  # unassigned since approving
+        grant_state(request).device = row
+        request.user = user
+        request.scopes = utils.scope_to_list(row.scope) if row.scope else []
 
     def validate_code(
         self, client_id: str, code: str, client: Client, request: Request, *a: Any, **kw: Any
@@ -502,10 +587,13 @@ class TokenPolicyMixin(_ValidatorBase):
         id_token: Any,
         source_refresh_token: Any = None,
     ) -> Any:
-        grant = grant_state(request).grant
+        state = grant_state(request)
+        grant, device = state.grant, state.device
         previous = source_refresh_token
         if grant is not None:
             sid, code_checksum = grant.sid, grant.code
+        elif device is not None:
+            sid, code_checksum = device.sid, device.device_code
         elif previous is not None:
             # The code the family descends from, through the access token the refresh token
             # was issued with (read with it: `_REFRESH_TOKEN`; `validate_refresh_token`
@@ -530,7 +618,8 @@ class TokenPolicyMixin(_ValidatorBase):
     def _build_refresh_token(
         self, request: Request, refresh_token_code: str, access_token: Any, previous: Any
     ) -> Any:
-        grant = grant_state(request).grant
+        state = grant_state(request)
+        grant: Any = state.grant or state.device
         if previous is not None:
             family = previous.token_family
             sid, auth_time, amr = previous.sid, previous.auth_time, previous.amr
@@ -569,6 +658,8 @@ class TokenPolicyMixin(_ValidatorBase):
             return self._save_exchange(token, request)
         if request.grant_type == "refresh_token":
             return self._save_rotation(token, request)
+        if request.grant_type == DEVICE_CODE_GRANT:
+            return self._save_device_exchange(token, request)
         return self._save_machine_token(token, request)
 
     def _save_machine_token(self, token: dict, request: Request) -> None:
@@ -633,6 +724,40 @@ class TokenPolicyMixin(_ValidatorBase):
                 client=request.client,
                 request=audit_http_request,
                 reason="authorization code replayed",
+            )
+            raise errors.InvalidGrantError(request=request)
+        publish_event(event)
+
+    def _save_device_exchange(self, token: dict, request: Request) -> None:
+        """RFC 8628 §3.5: the approved device code consumed and the tokens it issues written, or
+        nothing (a concurrent poll consumed it first: answered as a replay)."""
+        device = grant_state(request).device
+        if device is None:
+            # oauthlib saves a device exchange's tokens only after `validate_device_code`.
+            raise errors.InvalidGrantError(request=request)
+        now, access_token, id_token, refresh_token = self._new_rows(token, request, granted=[])
+        audit_http_request = audit_request(request)
+        event = build_event(
+            type=AuditEvent.Type.TOKENS_ISSUED,
+            request=audit_http_request,
+            subject=request.user,
+            client=request.client,
+            grant="device_code",
+            scope=" ".join(request.scopes or []),
+        )
+        if not store.implementation().exchange_device_code(
+            device=device,
+            now=now,
+            access_token=access_token,
+            refresh_token=refresh_token,
+            id_token=id_token,
+            audit_event=event,
+        ):
+            revoke_tokens_issued_from_code(
+                code_checksum=device.device_code,
+                client=request.client,
+                request=audit_http_request,
+                reason="device code replayed",
             )
             raise errors.InvalidGrantError(request=request)
         publish_event(event)

@@ -4,8 +4,10 @@ Mounted at the site root by `idp/urls.py` under DOT's namespace ("oauth2_provide
 `reverse("oauth2_provider:...")` calls (issuer, discovery, metadata) keep resolving. Endpoints live
 under `o/`; the discovery documents live at `<issuer>/.well-known/...` (OIDC Discovery §4,
 RFC 8414 §3). Not mounted on purpose: DOT's self-service application management and
-authorized-token pages (clients are managed in the admin), dynamic client registration and the
-device flow (not supported).
+authorized-token pages (clients are managed in the admin) and dynamic client registration.
+DOT's device views are replaced by ours (oauth_clients/oidc/views/device.py: codes stored
+hashed, brute-force limits, `slow_down`), under DOT's path and names; the person's page is the
+short `/device` RFC 8628 §3.2 asks for.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from django.urls import path
 
 from oauth_clients.oidc import views
+from oauth_clients.oidc.views import device
 from oauth_clients.oidc.views.authorize import AuthorizeView
 from oauth_clients.oidc.views.logged_out import logged_out
 from oauth_clients.oidc.views.logout import LogoutView
@@ -28,6 +31,11 @@ urlpatterns = [
     # Token side.
     path("o/token/", views.TokenView.as_view(), name="token"),
     path("o/revoke_token/", views.RevocationView.as_view(), name="revoke-token"),
+    # The device authorization grant (RFC 8628): the device's endpoint and the person's pages.
+    path("o/device-authorization/", device.device_authorization, name="device-authorization"),
+    path("device", device.enter_code, name="device"),
+    path("device/confirm", device.confirm, name="device-confirm"),
+    path("device/done", device.done, name="device-done"),
     path("o/introspect/", views.IntrospectionView.as_view(), name="introspect"),
     path("o/userinfo/", views.UserInfoView.as_view(), name="user-info"),
     path(".well-known/jwks.json", views.JwksView.as_view(), name="jwks-info"),

@@ -94,6 +94,7 @@ PAGES: list[Page] = [
     Page("security-key-add", "/accounts/2fa/webauthn/add/", State.SIGNED_IN),
     Page("reauthenticate", "/accounts/reauthenticate/", State.SIGNED_IN),
     Page("consent", "{app}", State.SIGNED_IN),
+    Page("device-code", "/device", State.SIGNED_IN),
     # --- Two-step verification -------------------------------------------------------------------
     Page("code-step", MFA_AUTHENTICATE_URL, State.CODE_STEP),
     Page("two-step-on", "/accounts/2fa/", State.TOTP),

@@ -166,6 +166,7 @@ def test_the_paths_are_the_endpoints_named_in_the_urlconf():
     middleware = MachineEndpointMiddleware(lambda request: HttpResponse())
     assert middleware.paths() == {
         "/o/token/",
+        "/o/device-authorization/",
         "/o/revoke_token/",
         "/o/introspect/",
         "/o/userinfo/",

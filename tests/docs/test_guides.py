@@ -18,6 +18,7 @@ GUIDES = [
     "guides/oidc-libraries.md",
     "guides/spa.md",
     "guides/machine-to-machine.md",
+    "guides/device-flow.md",
     "guides/resource-server.md",
     "guides/saml-generic.md",
     "guides/saml-django.md",

@@ -69,6 +69,7 @@ def test_discovery_advertises_only_what_is_supported(metadata, settings):
         "authorization_code",
         "refresh_token",
         "client_credentials",
+        "urn:ietf:params:oauth:grant-type:device_code",
     }
     assert metadata["authorization_response_iss_parameter_supported"] is True
     # RS256 by default; ES256 for the clients that take it (an EC key is configured).
@@ -195,6 +196,8 @@ def test_dot_url_names_still_resolve_under_its_namespace():
         "introspect": "/o/introspect/",
         "user-info": "/o/userinfo/",
         "rp-initiated-logout": "/o/logout/",
+        "device-authorization": "/o/device-authorization/",
+        "device": "/device",
         "jwks-info": "/.well-known/jwks.json",
         "oidc-connect-discovery-info": OIDC,
         "oauth-server-metadata": RFC8414,
@@ -211,11 +214,10 @@ def test_dot_url_names_still_resolve_under_its_namespace():
         "/o/authorized_tokens/",
         "/o/register/",
         "/o/device/",
-        "/o/device-authorization/",
         "/o/.well-known/openid-configuration",
     ],
 )
 def test_dot_pages_we_do_not_serve_are_not_mounted(admin_client, path):
-    """Self-service app registration, DCR and the device flow are not offered (clients are
-    managed in the admin)."""
+    """Self-service app registration and DCR are not offered (clients are managed in the
+    admin); DOT's device pages are replaced by ours (/device, tests/oidc/test_device_flow.py)."""
     assert admin_client.get(path).status_code == HTTPStatus.NOT_FOUND

@@ -103,7 +103,8 @@ def test_query_parameters_on_a_token_post(client, cc_ok, auth):
         ("password", "unsupported_grant_type"),
         ("implicit", "unsupported_grant_type"),
         ("token", "unsupported_grant_type"),
-        ("urn:ietf:params:oauth:grant-type:device_code", "unsupported_grant_type"),
+        # Served for device apps (RFC 8628, tests/oidc/test_device_flow.py), not this client.
+        ("urn:ietf:params:oauth:grant-type:device_code", "unauthorized_client"),
         ("urn:ietf:params:oauth:grant-type:jwt-bearer", "unsupported_grant_type"),
         ("made_up", "unsupported_grant_type"),
         ("", "unsupported_grant_type"),

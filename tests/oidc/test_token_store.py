@@ -152,3 +152,49 @@ def test_the_store_is_chosen_by_the_database_once():
     expected = store.PostgresStore if connection.vendor == "postgresql" else store.OrmStore
     assert isinstance(chosen, expected)
     assert store.implementation() is chosen
+
+
+@pytest.mark.parametrize("implementation", STORES)
+@pytest.mark.spec("RFC 8628", "3.5")
+def test_a_device_exchange_consumes_the_device_code_and_writes_linked_rows_once(
+    implementation, user
+):
+    from oauth_clients.models import DeviceAuthorization
+    from tests.oidc.device_helpers import register_device_app
+
+    device_app = register_device_app()
+    device = DeviceAuthorization.objects.create(
+        application=device_app,
+        device_code=hash_code("device-code"),
+        user_code=hash_code("BCDFGHJK"),
+        status=DeviceAuthorization.Status.APPROVED,
+        user=user,
+        expires=timezone.now() + timedelta(minutes=10),
+    )
+    now, access_token, refresh_token, id_token = new_rows(device_app, user)
+    event = AuditEvent(type=AuditEvent.Type.TOKENS_ISSUED, subject=user, client=device_app)
+    assert implementation.exchange_device_code(
+        device=device,
+        now=now,
+        access_token=access_token,
+        refresh_token=refresh_token,
+        id_token=id_token,
+        audit_event=event,
+    )
+    device.refresh_from_db()
+    assert device.consumed_at is not None
+    assert RefreshToken.objects.get(pk=refresh_token.pk).access_token_id == access_token.pk
+    assert AccessToken.objects.get(pk=access_token.pk).id_token_id == id_token.pk
+    assert AuditEvent.objects.filter(pk=event.pk).exists()
+    assert issued(user) == (1, 1, 1)
+
+    again = new_rows(device_app, user)
+    assert not implementation.exchange_device_code(
+        device=device,
+        now=again[0],
+        access_token=again[1],
+        refresh_token=again[2],
+        id_token=again[3],
+        audit_event=AuditEvent(type=AuditEvent.Type.TOKENS_ISSUED, subject=user),
+    )
+    assert issued(user) == (1, 1, 1)

@@ -34,6 +34,8 @@ from oauth2_provider.models import (
     get_refresh_token_model,
 )
 
+from oauth_clients.models import DeviceAuthorization
+
 
 def purge_in_batches(
     queryset: QuerySet,
@@ -144,6 +146,12 @@ class Command(BaseCommand):
             ),
             "codes": purge_in_batches(
                 get_grant_model().objects.filter(expires__lt=cutoff),
+                order_field="expires",
+                **batch,
+            ),
+            # RFC 8628: device authorizations past their codes' lifetime (index on `expires`).
+            "device_codes": purge_in_batches(
+                DeviceAuthorization.objects.filter(expires__lt=cutoff),
                 order_field="expires",
                 **batch,
             ),

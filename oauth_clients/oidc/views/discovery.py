@@ -1,6 +1,7 @@
 """Provider metadata: OIDC Discovery 1.0 §4 and RFC 8414 §3, one document at both addresses.
 
-Lists only what is really supported (authorization code + PKCE S256, RS256 and, with an EC key,
+Lists only what is really supported (authorization code + PKCE S256, the device authorization
+grant (RFC 8628), RS256 and, with an EC key,
 ES256 ID tokens, the client authentication methods the token endpoint implements). The issuer is
 `IDP_ISSUER`, identical here, in ID tokens and in the `iss` authorization-response parameter
 (RFC 9207). Cacheable by clients; encoded once per process (`oauth_clients.oidc.published`).
@@ -23,6 +24,7 @@ from oauth2_provider.settings import oauth2_settings
 from oauth_clients.keys import signing_algorithms
 from oauth_clients.oidc.backend import ACR_VALUES_SUPPORTED, PROMPT_VALUES_SUPPORTED
 from oauth_clients.oidc.claims import supported_claims
+from oauth_clients.oidc.device import DEVICE_CODE_GRANT
 from oauth_clients.oidc.published import json_body
 
 MAX_AGE_SECONDS = 3600
@@ -48,7 +50,14 @@ def provider_metadata() -> dict[str, Any]:
         "scopes_supported": list(oauth2_settings.SCOPES),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "grant_types_supported": [
+            "authorization_code",
+            "refresh_token",
+            "client_credentials",
+            DEVICE_CODE_GRANT,
+        ],
+        # RFC 8628 §4: where a device asks for its codes.
+        "device_authorization_endpoint": endpoint_url("device-authorization"),
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": signing_algorithms(),
         "token_endpoint_auth_methods_supported": [*CLIENT_AUTH_METHODS, "none"],

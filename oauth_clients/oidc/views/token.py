@@ -24,6 +24,7 @@ from oauth2_provider.compat import login_not_required
 from oauth2_provider.settings import oauth2_settings
 
 from idp.metrics import observe_token_issued
+from oauth_clients.oidc.device import DEVICE_CODE_GRANT
 from oauth_clients.oidc.tokens import access_token_lifetime
 from oauth_clients.selectors import spa_origin_registered
 
@@ -31,8 +32,10 @@ from oauth_clients.selectors import spa_origin_registered
 # < 100 characters, a PKCE verifier ≤ 128 (RFC 7636 §4.1), a redirect URI a few hundred.
 MAX_PARAMETER_LENGTH = 4096
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
-# RFC 9700 §2.1.2, §2.4: no implicit, no password; no device flow here either.
-SUPPORTED_GRANT_TYPES = frozenset({"authorization_code", "refresh_token", "client_credentials"})
+# RFC 9700 §2.1.2, §2.4: no implicit, no password. RFC 8628: the device code grant.
+SUPPORTED_GRANT_TYPES = frozenset(
+    {"authorization_code", "refresh_token", "client_credentials", DEVICE_CODE_GRANT}
+)
 # What a single-page app's fetch sends (client authentication or a bearer token, a form body).
 CORS_ALLOW_HEADERS = "Authorization, Content-Type"
 # Seconds a browser may reuse a preflight: short, so a disabled app loses access soon.
@@ -209,7 +212,8 @@ def _access_token_expires_in(request: Any) -> int:
 
 
 class TokenView(dot_views.TokenView):
-    """POST /o/token/: authorization code, refresh token and client credentials grants."""
+    """POST /o/token/: authorization code, refresh token, client credentials and device code
+    (RFC 8628 §3.4, oauth_clients/oidc/device_grant.py) grants."""
 
     @classmethod
     def as_view(cls, **initkwargs: Any) -> Any:
@@ -238,7 +242,7 @@ class TokenView(dot_views.TokenView):
             return problem
         if request.POST.get("grant_type") not in SUPPORTED_GRANT_TYPES:
             # Refused before oauthlib: its password grant would check a user's password (an
-            # oracle outside the sign-in rate limits) and DOT's device-code hook crashes.
+            # oracle outside the sign-in rate limits).
             return oauth_error(
                 "unsupported_grant_type",
                 "Supported grant types: " + ", ".join(sorted(SUPPORTED_GRANT_TYPES)) + ".",
