@@ -17,7 +17,7 @@ from allauth.account.models import EmailAddress
 from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from allauth.socialaccount.models import SocialApp, SocialLogin
-from allauth.socialaccount.providers.base import AuthProcess
+from allauth.socialaccount.providers.base import AuthError, AuthProcess
 from django.conf import settings
 from django.http import HttpRequest
 from django.shortcuts import render
@@ -252,10 +252,15 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
         exception: Any = None,
         extra_context: Any = None,
     ) -> None:
+        # Every failed upstream sign-in (a state that is not this browser's, an ID token
+        # refused, a provider that did not answer) is audited and answered with our page.
         slug = ""
         app = getattr(provider, "app", None)
         if app is not None:
             slug = str(app.provider_id or app.provider)
         reason = str(exception) if exception is not None else str(error or "unknown")
-        services.record_refusal(request=request, slug=slug, reason=reason)
-        super().on_authentication_error(request, provider, error, exception, extra_context)
+        if error == AuthError.CANCELLED:
+            message = _("The sign-in was cancelled at the provider.")
+        else:
+            message = _("The sign-in could not be completed. Try again or sign in another way.")
+        raise refuse(request, slug=slug, reason=reason, message=message)

@@ -2,7 +2,7 @@
 
 Run as `python -m tests.federation.upstream_server PORT REDIRECT_URI...` with IDP_DATA_DIR,
 IDP_ISSUER and DJANGO_SETTINGS_MODULE=tests.federation.upstream_settings set: makes its SQLite
-tables, two people (one with TOTP), a trusted web client for the brokering IdP, prints the
+tables, three people (two with TOTP), a trusted web client for the brokering IdP, prints the
 client's credentials as one JSON line, then serves HTTP on 127.0.0.1:PORT until killed.
 One process does it all: Django starts once.
 """
@@ -31,14 +31,22 @@ def main() -> None:
 
     call_command("migrate", run_syncdb=True, interactive=False, verbosity=0)
     call_command("createcachetable", verbosity=0)
+    from accounts import services
+
     users = get_user_model().objects
-    users.create_user(
+    carol = users.create_user(
         "carol", "carol@corp.example", UPSTREAM_PASSWORD, first_name="Carol", last_name="Upstream"
     )
     dave = users.create_user(
         "dave", "dave@corp.example", UPSTREAM_PASSWORD, first_name="Dave", last_name="Twofactor"
     )
     TOTP.activate(dave, TOTP_SECRET)
+    # A second person with a second factor: a one-time code is accepted once per person, and two
+    # tests may sign in within the same 30 seconds.
+    frank = users.create_user("frank", "frank@corp.example", UPSTREAM_PASSWORD)
+    TOTP.activate(frank, TOTP_SECRET)
+    engineering = services.create_group(name="engineering", actor=None)
+    services.add_members(group=engineering, users=[carol], actor=None)
     out = io.StringIO()
     args = ["create", "--kind", "web", "--name", "Broker", "--client-id", "broker", "--trusted"]
     for uri in redirect_uris:
