@@ -19,6 +19,7 @@ from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from allauth.socialaccount.models import SocialApp, SocialLogin
 from allauth.socialaccount.providers.base import AuthError, AuthProcess
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.http import HttpRequest
 from django.shortcuts import render
 from django.urls import reverse
@@ -167,7 +168,7 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
             if len(owners) == 1:
                 # Verified here and at the provider: the same person (the link is audited by
                 # federation.receivers, from allauth's signal).
-                user = EmailAddress.objects.filter(user_id__in=owners).first().user  # type: ignore[union-attr]
+                user = get_user_model().objects.get(pk=next(iter(owners)))
                 if not user.is_active:
                     raise refuse(request, slug=slug, reason="account inactive", message=NOT_LINKED)
                 sociallogin.connect(request, user)
@@ -200,8 +201,6 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
 
     @staticmethod
     def _address_taken(addresses: set[str]) -> bool:
-        from django.contrib.auth import get_user_model
-
         for email in addresses:
             if EmailAddress.objects.filter(email__iexact=email).exists():
                 return True

@@ -103,3 +103,37 @@ def test_a_provider_that_does_not_answer_gets_a_page_not_a_500(client, fake, pro
     response = client.post(reverse("federation_discover"), {"email": "erin@corp.example"})
     assert response.status_code == HTTPStatus.BAD_GATEWAY
     assert b"not available" in response.content
+
+
+def test_a_get_of_a_providers_sign_in_url_asks_to_confirm_and_starts_nothing(
+    client, fake, provider
+):
+    response = client.get(reverse("upstream_login", args=["corp"]))
+    assert response.status_code == HTTPStatus.OK
+    assert b"<form" in response.content
+    assert "socialaccount_states" not in client.session
+
+
+def test_an_unknown_provider_gets_the_not_available_page(client, provider):
+    response = client.post(reverse("upstream_login", args=["nobody"]))
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert b"not available" in response.content
+
+
+def test_the_github_preset_starts_githubs_authorization_with_pkce(client, db):
+    UpstreamProvider.objects.create(
+        name="GitHub",
+        slug="github-contractors",
+        kind=UpstreamProvider.Kind.GITHUB,
+        client_id="Iv1.github-client",
+        client_secret_encrypted=encrypt_secret("github-secret"),
+    )
+    page = client.get(LOGIN).content.decode()
+    assert f'action="{reverse("github_login")}"' in page
+    response = client.post(reverse("github_login"), {"process": "login"})
+    assert response.status_code == HTTPStatus.FOUND
+    assert response["Location"].startswith("https://github.com/login/oauth/authorize?")
+    params = query(response["Location"])
+    assert params["client_id"] == "Iv1.github-client"
+    assert params["code_challenge_method"] == "S256"
+    assert set(params["scope"].split()) == {"read:user", "user:email"}

@@ -271,3 +271,47 @@ def test_an_address_outside_the_providers_domains_creates_no_account(client, fak
     assert response.status_code == HTTPStatus.FORBIDDEN
     assert not User.objects.filter(email="erin@elsewhere.example").exists()
     refusal("outside the provider's domains")
+
+
+# --- Linking from the security centre (allauth's connect flow) -----------------------------
+
+
+def connect(client, fake: FakeProvider) -> object:
+    response = client.post("/accounts/upstream/fake/login/", {"process": "connect"})
+    assert response.status_code == HTTPStatus.FOUND, response.content[:500]
+    params = query(response["Location"])
+    fake.id_token = fake.sign(fake.claims(params["nonce"]))
+    return client.get(
+        "/accounts/upstream/fake/login/callback/", {"code": "c", "state": params["state"]}
+    )
+
+
+def test_a_person_links_an_identity_whose_verified_address_is_theirs(client, fake, provider):
+    erin = get_user_model().objects.create_user("erin.local", "erin@corp.example", None)
+    client.force_login(erin)
+    response = connect(client, fake)
+    assert response.status_code == HTTPStatus.FOUND
+    assert response["Location"] == "/account/identities/"
+    assert SocialAccount.objects.get(provider="fake").user == erin
+    linked = AuditEvent.objects.get(type=AuditEvent.Type.IDENTITY_LINKED)
+    assert linked.extra["how"] == "linked_by_user"
+
+
+def test_an_identity_whose_address_is_not_the_persons_is_not_linked(client, fake, provider, user):
+    client.force_login(user)  # alice@example.com; the provider says erin@corp.example
+    response = connect(client, fake)
+    assert response.status_code == HTTPStatus.FORBIDDEN
+    assert not SocialAccount.objects.exists()
+    refusal("no address verified on both sides")
+
+
+def test_an_identity_whose_address_the_provider_has_not_verified_is_not_linked(
+    client, fake, provider
+):
+    erin = get_user_model().objects.create_user("erin.local", "erin@corp.example", None)
+    client.force_login(erin)
+    fake.reset(verified=False)
+    response = connect(client, fake)
+    assert response.status_code == HTTPStatus.FORBIDDEN
+    assert not SocialAccount.objects.exists()
+    refusal("no address verified on both sides")
