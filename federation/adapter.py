@@ -13,6 +13,7 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
+from allauth.account.adapter import get_adapter as get_account_adapter
 from allauth.account.models import EmailAddress
 from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
@@ -20,6 +21,7 @@ from allauth.socialaccount.models import SocialApp, SocialLogin
 from allauth.socialaccount.providers.base import AuthError, AuthProcess
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from django.shortcuts import render
 from django.urls import reverse
@@ -224,13 +226,30 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
             return user
         claims = services.upstream_claims(sociallogin.account)
         for field, claim in (
-            ("username", provider.username_claim),
             ("first_name", provider.first_name_claim),
             ("last_name", provider.last_name_claim),
         ):
             value = claims.get(claim) if claim else None
             if isinstance(value, str) and value.strip():
                 setattr(user, field, value.strip()[:150])
+        wanted = claims.get(provider.username_claim) if provider.username_claim else None
+        # allauth takes a username it finds set as valid and unique: the claim's value only
+        # when it is both, else allauth's unique name made from it (or the address, "user").
+        user.username = ""
+        if isinstance(wanted, str) and wanted.strip():
+            wanted = wanted.strip()
+            user_model = get_user_model()
+            try:
+                user_model.username_validator(wanted)  # type: ignore[attr-defined]
+                valid = len(wanted) <= 150
+            except ValidationError:
+                valid = False
+            if valid and not user_model.objects.filter(username__iexact=wanted).exists():
+                user.username = wanted
+            else:
+                user.username = get_account_adapter(request).generate_unique_username(
+                    [wanted, user.email, "user"]
+                )
         return user
 
     def save_user(self, request: HttpRequest, sociallogin: SocialLogin, form: Any = None) -> Any:

@@ -315,3 +315,20 @@ def test_an_identity_whose_address_the_provider_has_not_verified_is_not_linked(
     assert response.status_code == HTTPStatus.FORBIDDEN
     assert not SocialAccount.objects.exists()
     refusal("no address verified on both sides")
+
+
+def test_a_taken_username_gets_a_unique_one_not_an_error(client, fake, provider):
+    get_user_model().objects.create_user("erin", "someone.else@example.com", None)
+    response = sign_in(client, fake, lambda nonce: fake.sign(fake.claims(nonce)))
+    assert response.status_code == HTTPStatus.FOUND, response.content[:500]
+    created = User.objects.get(email="erin@corp.example")
+    assert created.username != "erin"
+    assert created.username.startswith("erin")
+
+
+def test_an_invalid_username_claim_gets_a_valid_one(client, fake, provider):
+    fake.userinfo["preferred_username"] = "erin <script>"
+    response = sign_in(client, fake, lambda nonce: fake.sign(fake.claims(nonce)))
+    assert response.status_code == HTTPStatus.FOUND, response.content[:500]
+    created = User.objects.get(email="erin@corp.example")
+    get_user_model().username_validator(created.username)
