@@ -67,7 +67,7 @@ class FakeProvider:
             "iat": now,
             "exp": now + 300,
             "nonce": nonce,
-            **{key: self.userinfo[key] for key in ("email", "email_verified")},
+            **{key: self.userinfo.get(key) for key in ("email", "email_verified")},
         }
         claims.update(overrides)
         return {key: value for key, value in claims.items() if value is not None}

@@ -332,3 +332,24 @@ def test_an_invalid_username_claim_gets_a_valid_one(client, fake, provider):
     assert response.status_code == HTTPStatus.FOUND, response.content[:500]
     created = User.objects.get(email="erin@corp.example")
     get_user_model().username_validator(created.username)
+
+
+def test_an_email_verified_sent_as_the_string_false_is_not_verified(client, fake, provider):
+    fake.userinfo["email_verified"] = "false"
+    response = sign_in(
+        client, fake, lambda nonce: fake.sign(fake.claims(nonce, email_verified="false"))
+    )
+    assert response.status_code == HTTPStatus.FORBIDDEN
+    assert not User.objects.filter(email="erin@corp.example").exists()
+    refusal("not verified by the provider")
+
+
+def test_entra_ids_domain_owner_verified_claim_counts_as_verified(client, fake, provider):
+    del fake.userinfo["email_verified"]
+    response = sign_in(
+        client,
+        fake,
+        lambda nonce: fake.sign(fake.claims(nonce, email_verified=None, xms_edov=True)),
+    )
+    assert response.status_code == HTTPStatus.FOUND, response.content[:500]
+    assert EmailAddress.objects.get(email="erin@corp.example").verified
