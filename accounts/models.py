@@ -133,6 +133,11 @@ class AuditEvent(models.Model):
         DEVICE_APPROVED = "device.approved", _("Device sign-in approved")
         DEVICE_DENIED = "device.denied", _("Device sign-in denied")
         DEVICE_CODE_REFUSED = "device.code_refused", _("Device code refused")
+        UPSTREAM_SIGNED_IN = "upstream.signed_in", _("Signed in through an upstream provider")
+        UPSTREAM_REFUSED = "upstream.refused", _("Upstream sign-in refused")
+        IDENTITY_LINKED = "identity.linked", _("Upstream identity linked")
+        IDENTITY_UNLINKED = "identity.unlinked", _("Upstream identity removed")
+        UPSTREAM_PROVIDER_CHANGED = "upstream.provider_changed", _("Upstream provider changed")
 
     created_at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
     type = models.CharField(_("event"), max_length=64, choices=Type.choices, db_index=True)

@@ -94,6 +94,8 @@ def sign_out_choice(request: HttpRequest | None, *, default: bool) -> bool:
 _FACTOR_PASSWORD = "pwd"  # noqa: S105 (RFC 8176 method name, not a secret)
 _FACTOR_OTP = "otp"
 _FACTOR_HARDWARE_KEY = "hwk"
+# RFC 8176 §2 "fed": signed in through an upstream identity provider (allauth's "socialaccount").
+FACTOR_FEDERATED = "fed"
 _MFA_TYPE_AMR = {
     "totp": _FACTOR_OTP,
     "recovery_codes": _FACTOR_OTP,
@@ -115,14 +117,31 @@ class SessionBinding:
     acr: str = ""
 
 
-def authentication_methods(records: list[dict[str, Any]]) -> list[str]:
+# The upstream sign-in of this session whose provider's second factor counts as ours: [provider,
+# uid] of allauth's record of it (written by the federation app when the provider is trusted for
+# it and its ID token said a second factor was used; removed by any other upstream sign-in).
+UPSTREAM_MFA_KEY = "idp_upstream_mfa"
+
+
+def record_upstream_mfa(request: HttpRequest, *, provider: str, uid: str, trusted: bool) -> None:
+    """Whether the upstream sign-in just recorded (provider, uid) counts as multi-factor."""
+    if trusted:
+        request.session[UPSTREAM_MFA_KEY] = [provider, uid]
+    else:
+        request.session.pop(UPSTREAM_MFA_KEY, None)
+
+
+def authentication_methods(records: list[dict[str, Any]], *, upstream_mfa: Any = None) -> list[str]:
     """RFC 8176 `amr` values from allauth's records of this session's authentication steps.
 
     A session whose sign-in allauth did not record (Django's admin login, test logins) signed in
-    with a password: every other way in (passkey, emailed code) leaves a record.
+    with a password: every other way in (passkey, emailed code, an upstream provider) leaves a
+    record. An upstream sign-in is "fed", and "mfa" too when `upstream_mfa` names it
+    (`record_upstream_mfa`).
     """
     amr: set[str] = set()
     signed_in_by_record = False
+    trusted_upstream_mfa = False
     for record in records:
         method = record.get("method")
         if method in {"password", "password_reset"}:
@@ -134,10 +153,15 @@ def authentication_methods(records: list[dict[str, Any]]) -> list[str]:
         elif method == "mfa":
             amr.add(_MFA_TYPE_AMR.get(str(record.get("type")), _FACTOR_OTP))
             signed_in_by_record = signed_in_by_record or bool(record.get("passwordless"))
+        elif method == "socialaccount":
+            amr.add(FACTOR_FEDERATED)
+            signed_in_by_record = True
+            if upstream_mfa == [record.get("provider"), record.get("uid")]:
+                trusted_upstream_mfa = True
     if not signed_in_by_record:
         amr.add(_FACTOR_PASSWORD)
     # RFC 8176 §2 "mfa": more than one kind of factor in this session.
-    if len(amr) > 1:
+    if len(amr) > 1 or trusted_upstream_mfa:
         amr.add("mfa")
     return sorted(amr)
 
@@ -182,7 +206,10 @@ def session_binding(request: HttpRequest) -> SessionBinding:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return SessionBinding()
-    amr = authentication_methods(get_authentication_records(request, user))
+    amr = authentication_methods(
+        get_authentication_records(request, user),
+        upstream_mfa=request.session.get(UPSTREAM_MFA_KEY),
+    )
     return SessionBinding(
         sid=get_sid(request),
         auth_time=last_authenticated_at(request),

@@ -137,6 +137,12 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.mfa",
+    # Upstream identity providers (identity brokering, federation/): allauth's social accounts,
+    # its GitHub provider, and our OpenID Connect provider (federation/upstream/) for any
+    # issuer, Entra ID, Google Workspace and Okta.
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.github",
+    "federation",
     # allauth.usersessions with our sign-in receiver in place of allauth's (accounts/apps.py).
     "accounts.apps.UserSessionsConfig",
     "oauth2_provider",
@@ -176,6 +182,9 @@ MIDDLEWARE = [
     "accounts.middleware.StaffMFAMiddleware",
     # The account pages (allauth's and the security centre) are never stored by a cache.
     "accounts.middleware.AccountPagesNoStoreMiddleware",
+    # An address of an upstream provider's domain typed on the sign-in form goes to that
+    # provider (federation/; after the CSRF check).
+    "federation.middleware.HomeRealmDiscoveryMiddleware",
 ]
 
 ROOT_URLCONF = "idp.urls"
@@ -368,6 +377,22 @@ MFA_FORMS = {
     "authenticate": "accounts.forms.AuthenticateForm",
     "reauthenticate": "accounts.forms.ReauthenticateForm",
 }
+# --- django-allauth: upstream identity providers (federation/)
+# Our rules (federation.adapter): apps built from the admin's `UpstreamProvider` rows, every
+# upstream call through the SSRF-safe sender, linking only through an address verified on both
+# sides, accounts created just in time only where the provider allows it.
+SOCIALACCOUNT_ADAPTER = "federation.adapter.SocialAccountAdapter"
+# Never link or sign in by a matching address on allauth's own terms (federation.adapter does,
+# verified on both sides only).
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = False
+SOCIALACCOUNT_AUTO_SIGNUP = True
+# The upstream's tokens are used once, at sign-in, and never stored.
+SOCIALACCOUNT_STORE_TOKENS = False
+# A GET of a provider's sign-in URL asks to confirm with a POST (no sign-in started by a link).
+SOCIALACCOUNT_LOGIN_ON_GET = False
+# Connect/read timeout of each call to an upstream (the whole call: twice this at most).
+IDP_UPSTREAM_TIMEOUT_SECONDS = env_int("IDP_UPSTREAM_TIMEOUT_SECONDS", 5)
 USERSESSIONS_TRACK_ACTIVITY = True
 # Ending a session revokes the tokens it obtained, audited (accounts.adapter).
 USERSESSIONS_ADAPTER = "accounts.adapter.UserSessionsAdapter"

@@ -26,7 +26,17 @@ urlpatterns = [
     # allauth's two-step set-up pages, carrying `next` on to the recovery codes page.
     path("accounts/2fa/totp/activate/", account_views.activate_totp, name="mfa_activate_totp"),
     path("accounts/2fa/webauthn/add/", account_views.add_webauthn, name="mfa_add_webauthn"),
+    # allauth's connections page is the security centre's linked identities (federation/).
+    path(
+        "accounts/3rdparty/",
+        RedirectView.as_view(pattern_name="federation_identities"),
+        name="socialaccount_connections",
+    ),
     path("accounts/", include("allauth.urls")),
+    # Upstream sign-in (federation/): home-realm discovery from the sign-in page, the linked
+    # identities in the security centre; the providers' own sign-in URLs are allauth's, under
+    # /accounts/.
+    path("", include("federation.urls")),
     # The employee's app launcher: an account page built on the registry's access rules
     # (oauth_clients.access), so its view lives with the registry. /account/apps/ is taken by
     # the connected apps page.

@@ -7,16 +7,19 @@ loopback and link-local networks (unless the app is allowed them, `Client.allow_
 with `uri_rules.host_is_internal`, the same check as at registration; the connection then goes to
 that very address (no DNS rebinding between check and connect), TLS verified against the
 registered host name, no redirects, no proxies from the environment, a connect/read timeout and a
-hard deadline for the whole exchange, and at most `max_bytes` of the answer read.
+hard deadline for the whole exchange, and at most `max_bytes` of the answer read. Libraries that
+send through a `requests.Session` (allauth's upstream sign-in, `federation`) get one whose every
+request takes the same path: `safe_session`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import ipaddress
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +28,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.response import HTTPResponse
 
 from oauth_clients import uri_rules
 
@@ -230,3 +234,95 @@ def send_pinned(
     finally:
         session.close()
     return Answer(status_code=response.status_code, body=body, truncated=truncated)
+
+
+class SafeAdapter(HTTPAdapter):
+    """A requests transport for libraries that send through a `requests.Session` of their own
+    making (allauth's `get_requests_session`): each request is checked (`check_destination`)
+    and sent to the checked address (`PinnedAddressAdapter`), bounded by a hard deadline and
+    `max_bytes`, like `send_pinned`.
+
+    `allow_private_network(url)` says whether this URL may be on a private or loopback address
+    (the caller's per-destination rule). The answer handed back holds the body already read.
+    """
+
+    def __init__(
+        self, *, allow_private_network: Callable[[str], bool], timeout: float, max_bytes: int
+    ) -> None:
+        self.allow_private_network = allow_private_network
+        self.timeout = timeout
+        self.max_bytes = max_bytes
+        super().__init__(max_retries=0)
+
+    def send(  # type: ignore[override]
+        self, request: requests.PreparedRequest, **kwargs: Any
+    ) -> requests.Response:
+        uri = request.url or ""
+        address, refusal, _retryable = check_destination(
+            uri, allow_private_network=self.allow_private_network(uri)
+        )
+        if address is None:
+            raise requests.ConnectionError(refusal, request=request)
+        request.headers["Host"] = urlsplit(uri).netloc
+        pinned = PinnedAddressAdapter(address)
+        deadline = _Deadline(self.timeout * 2)
+        try:
+            with deadline:
+                response = pinned.send(
+                    request,
+                    stream=True,
+                    timeout=(self.timeout, self.timeout),
+                    verify=kwargs.get("verify", True),
+                    proxies={},
+                )
+                try:
+                    body = b""
+                    for chunk in response.iter_content(chunk_size=8192):
+                        body += chunk
+                        if len(body) > self.max_bytes:
+                            raise requests.ConnectionError(
+                                f"answer larger than {self.max_bytes} bytes", request=request
+                            )
+                finally:
+                    response.close()
+        except requests.RequestException:
+            if deadline.expired:
+                raise requests.Timeout(
+                    f"no complete answer within {deadline.seconds:g} s", request=request
+                ) from None
+            raise
+        finally:
+            pinned.close()
+        # The body was decoded while it was read: the answer handed on says so.
+        headers = {
+            name: value
+            for name, value in response.headers.items()
+            if name.lower() not in {"content-encoding", "transfer-encoding", "content-length"}
+        }
+        raw = HTTPResponse(
+            body=io.BytesIO(body),
+            headers=headers,
+            status=response.status_code,
+            reason=response.reason,
+            preload_content=False,
+            decode_content=False,
+        )
+        answer = self.build_response(request, raw)
+        answer.content  # noqa: B018 (read now, while the body is in memory)
+        return answer
+
+
+def safe_session(
+    *, allow_private_network: Callable[[str], bool], timeout: float, max_bytes: int
+) -> requests.Session:
+    """A `requests.Session` whose every request goes through `SafeAdapter`: no proxy or CA
+    bundle from the environment, and no redirect followed (a redirect is an error)."""
+    session = requests.Session()
+    session.trust_env = False
+    session.max_redirects = 0
+    adapter = SafeAdapter(
+        allow_private_network=allow_private_network, timeout=timeout, max_bytes=max_bytes
+    )
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session

@@ -17,7 +17,7 @@ import pytest
 pytestmark = pytest.mark.once
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ("accounts", "oauth_clients", "adminapi", "idp")
+APPS = ("accounts", "oauth_clients", "adminapi", "idp", "federation")
 
 
 def _modules() -> dict[str, Path]:
@@ -204,3 +204,17 @@ def test_no_module_imports_a_private_name_of_the_libraries():
         if (private := private_library_imports(path.read_text()))
     }
     assert found == {}
+
+
+def test_people_and_the_registry_never_import_the_federation_app():
+    """`federation` (upstream sign-in) sits above `accounts` and the registry: they reach it only
+    through allauth's adapter setting (SOCIALACCOUNT_ADAPTER), never by import."""
+    graph = import_graph()
+    assert "accounts.sessions" in graph["federation.services"]  # the graph sees federation
+    reaching = {
+        name: sorted(target for target in targets if target.startswith("federation"))
+        for name, targets in graph.items()
+        if name.startswith(("accounts", "oauth_clients"))
+        and any(target.startswith("federation") for target in targets)
+    }
+    assert reaching == {}

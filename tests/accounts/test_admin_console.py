@@ -251,7 +251,7 @@ def test_identity_section_comes_first_with_users_groups_client_apps_and_audit_ev
         "oauth_clients.client",
         "accounts.auditevent",
     ]
-    assert sections["Settings"] == ["accounts.branding"]
+    assert sections["Settings"] == ["accounts.branding", "federation.upstreamprovider"]
     # The sidebar of every other admin page shows the same grouping.
     sidebar = admin_client.get(reverse("admin:accounts_user_changelist")).context["available_apps"]
     assert section_models(sidebar) == sections

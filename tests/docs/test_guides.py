@@ -24,6 +24,7 @@ GUIDES = [
     "guides/saml-django.md",
     "guides/saml-node.md",
     "guides/admin-api.md",
+    "guides/upstream-providers.md",
 ]
 
 

@@ -1,0 +1,1 @@
+"""Upstream identity providers (identity brokering) on allauth's `socialaccount`."""
