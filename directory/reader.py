@@ -144,8 +144,7 @@ class GroupGraph:
         self.names[key] = _text(by_name.get(config.group_name_attr.lower()))
         self.dns[key] = dn
         self.members[key] = {
-            dn_key(_str(value))
-            for value in by_name.get(config.group_member_attr.lower(), [])
+            dn_key(_str(value)) for value in by_name.get(config.group_member_attr.lower(), [])
         }
         return key
 
