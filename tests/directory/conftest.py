@@ -87,10 +87,10 @@ def directory(slapd, settings) -> Slapd:
     return slapd
 
 
-def add_person(server: Slapd, uid: str, password: str, *groups: str) -> str:
+def add_person(server: Slapd, uid: str, password: str, *groups: str, **extra: str) -> str:
     """A new entry (and memberships of existing groups), as the directory's administrator."""
     connection = server.connect()
-    ldif = person(uid, uid.capitalize(), "Tester", password)
+    ldif = person(uid, uid.capitalize(), "Tester", password, **extra)
     attrs = [
         (line.split(": ", 1)[0], [line.split(": ", 1)[1].encode()])
         for line in ldif.strip().splitlines()[1:]

@@ -91,7 +91,8 @@ def test_a_local_account_of_a_directory_name_is_reported_never_linked(directory,
     assert any("a local account is named admin" in error for error in run.errors)
     assert not DirectoryAccount.objects.filter(user=local).exists()
     local.refresh_from_db()
-    assert local.is_active and local.has_usable_password()
+    assert local.is_active
+    assert local.has_usable_password()
 
 
 def test_disabled_and_removed_people_are_deactivated_with_their_sessions(client, directory):
