@@ -9,6 +9,8 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
+from django.utils.formats import date_format
+from django.utils.timezone import localtime
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -35,18 +37,6 @@ class SourceFilter(admin.SimpleListFilter):
         return queryset
 
 
-class DirectoryAccountInline(admin.StackedInline):
-    model = DirectoryAccount
-    can_delete = False
-    extra = 0
-    max_num = 0
-    fields = readonly_fields = ("dn", "source", "last_seen_at", "deactivated_by_directory")
-    verbose_name_plural = gettext_lazy("Company directory")
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
 admin.site.unregister(User)
 
 
@@ -54,9 +44,34 @@ admin.site.unregister(User)
 class DirectoryUserAdmin(UserAdmin):
     """accounts' user admin with the source of each user."""
 
-    list_display = (*UserAdmin.list_display, "source")
-    list_filter = (*UserAdmin.list_filter, SourceFilter)
-    inlines = (*UserAdmin.inlines, DirectoryAccountInline)
+    list_display = (*UserAdmin.list_display, "source")  # type: ignore[assignment]
+    list_filter = (*UserAdmin.list_filter, SourceFilter)  # type: ignore[assignment]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return (*super().get_readonly_fields(request, obj), "directory_entry")
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = list(super().get_fieldsets(request, obj))
+        if obj is None:
+            return fieldsets
+        # Read-only, so the change form posts nothing more than accounts' own form.
+        return [*fieldsets, (_("Source"), {"fields": ("directory_entry",)})]
+
+    @admin.display(description=gettext_lazy("company directory entry"))
+    def directory_entry(self, user: User) -> str:
+        account = DirectoryAccount.objects.filter(user=user).first()
+        if account is None:
+            return _("None: a local account (its password is kept here).")
+        seen = (
+            date_format(localtime(account.last_seen_at), "DATETIME_FORMAT")
+            if account.last_seen_at
+            else _("never")
+        )
+        return _("%(dn)s at %(source)s, last seen %(seen)s") % {
+            "dn": account.dn,
+            "source": account.source,
+            "seen": seen,
+        } + (_(" (deactivated by the directory)") if account.deactivated_by_directory else "")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).select_related("directory_account")

@@ -53,7 +53,7 @@ class SyncCounts:
 
 
 def _capped(name: str, value: str) -> str:
-    max_length = User._meta.get_field(name).max_length or len(value)
+    max_length = getattr(User._meta.get_field(name), "max_length", None) or len(value)
     return value[:max_length]
 
 

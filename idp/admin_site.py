@@ -27,7 +27,7 @@ IDENTITY_MODELS = (
     "oauth_clients.backchanneldelivery",
 )
 # This deployment's own settings: the second section.
-SETTINGS_MODELS = ("accounts.branding", "directory.directorysync")
+SETTINGS_MODELS = ("accounts.branding",)
 # Every other registered model (the libraries' tables: tokens, grants, task results, e-mail
 # addresses, authenticators, browser sessions, ...) is listed under "Advanced", last.
 

@@ -44,7 +44,7 @@ def test_the_user_list_shows_each_users_source(admin_client, directory, admin_us
 
     alice = User.objects.get(username="alice")
     change = admin_client.get(f"/admin/accounts/user/{alice.pk}/change/").content.decode()
-    assert "uid=alice,ou=people,dc=example,dc=com" in change
+    assert "uid=alice,ou=people,dc=example,dc=com at ldap://127.0.0.1" in change
 
 
 def test_the_last_sync_is_listed_with_its_counts_and_errors(admin_client, directory):
