@@ -117,8 +117,11 @@ def upsert_directory_user(
             fields=changed,
             source="directory",
         )
-    account.source, account.last_seen_at = source, now
-    account.save()
+    if account.pk is None or account.dn != key:
+        account.source, account.last_seen_at = source, now
+        account.save()
+    else:
+        DirectoryAccount.objects.filter(pk=account.pk).update(source=source, last_seen_at=now)
     return user, "updated" if changed else "unchanged"
 
 
@@ -164,9 +167,10 @@ def _depth(graph: GroupGraph, key: str) -> int:
 
 
 @transaction.atomic
-def mirror_groups(*, graph: GroupGraph, counts: SyncCounts) -> dict[str, Group]:
+def mirror_groups(*, graph: GroupGraph, counts: SyncCounts, touch: bool = True) -> dict[str, Group]:
     """Each directory group as a group here (created or renamed through the group services),
-    nested under its directory parent (`GroupGraph.parent`). Returns them by DN key."""
+    nested under its directory parent (`GroupGraph.parent`). Returns them by DN key. `touch`:
+    record that the directory still lists them (the sync; a sign-in sees only some groups)."""
     now = timezone.now()
     linked = {
         link.dn: link
@@ -187,7 +191,8 @@ def mirror_groups(*, graph: GroupGraph, counts: SyncCounts) -> dict[str, Group]:
                     group=group, name=name, actor=None
                 ):
                     counts.groups_updated += 1
-                DirectoryGroup.objects.filter(pk=link.pk).update(last_seen_at=now)
+                if touch:
+                    DirectoryGroup.objects.filter(pk=link.pk).update(last_seen_at=now)
         except ValidationError as error:
             counts.errors.append(f"{graph.dns[key]}: {'; '.join(error.messages)}")
             continue
@@ -259,7 +264,7 @@ def record_directory_sign_in(
     directory says now (apps get the fresh claims in this very sign-in)."""
     user, _status = upsert_directory_user(entry=entry, source=source, request=request)
     counts = SyncCounts()
-    groups = mirror_groups(graph=graph, counts=counts)
+    groups = mirror_groups(graph=graph, counts=counts, touch=False)
     wanted = {user.pk: {groups[key].pk for key in graph.direct_groups(entry.key) if key in groups}}
     _apply_memberships(
         wanted=wanted,

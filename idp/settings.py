@@ -419,9 +419,10 @@ IDP_LDAP_ATTR_MAP = {
     "job_title": os.environ.get("IDP_LDAP_ATTR_JOB_TITLE", "title"),
 }
 if IDP_LDAP_URL:
-    # One more backend after the local one: local accounts (break-glass administrators) never
-    # depend on the directory.
-    AUTHENTICATION_BACKENDS.append("directory.backend.DirectoryBackend")
+    # One more backend, asked first: it passes local accounts (break-glass administrators) to
+    # the local backend without asking the directory, so they never depend on it; a directory
+    # person's sign-in then costs no Argon2id run (directory/backend.py).
+    AUTHENTICATION_BACKENDS.insert(0, "directory.backend.DirectoryBackend")
 
 # --- Branding (admin-editable branding comes later; these are the defaults)
 IDP_COMPANY_NAME = os.environ.get("IDP_COMPANY_NAME", "Company")

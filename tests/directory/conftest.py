@@ -70,7 +70,8 @@ def configure(settings, server: Slapd, **overrides) -> None:
     for name, value in overrides.items():
         setattr(settings, name, value)
     if DIRECTORY_BACKEND not in settings.AUTHENTICATION_BACKENDS:
-        settings.AUTHENTICATION_BACKENDS = [*settings.AUTHENTICATION_BACKENDS, DIRECTORY_BACKEND]
+        # First, as idp/settings.py puts it.
+        settings.AUTHENTICATION_BACKENDS = [DIRECTORY_BACKEND, *settings.AUTHENTICATION_BACKENDS]
 
 
 @pytest.fixture(scope="session")

@@ -192,8 +192,10 @@ def test_a_stopped_directory_is_a_clear_message_and_local_accounts_still_sign_in
     assert failed.extra["reason"] == "directory_unavailable"
     # Someone the directory never heard of learns no more than the same message.
     assert UNAVAILABLE in sign_in(client, "nobody", "whatever").content.decode()
-    # The break-glass administrator does not need the directory.
+    # The break-glass administrator does not need the directory, by name or by address.
     assert sign_in(client, "breakglass", password).status_code == HTTPStatus.FOUND
+    client.logout()
+    assert sign_in(client, "bg@example.com", password).status_code == HTTPStatus.FOUND
 
 
 def test_a_directory_that_never_answers_is_given_up_after_the_timeout(
