@@ -297,7 +297,9 @@ def _sync_users(
     """Create, update, deactivate and activate again, one transaction per batch. Returns the
     ids of the users the directory still lists."""
     seen: set[int] = set()
-    directory_group_ids = [group.pk for group in groups.values()]
+    # Every group that came from the directory, those it no longer lists too: their members
+    # leave them.
+    directory_group_ids = list(DirectoryGroup.objects.values_list("group_id", flat=True))
     for batch in _batches(entries, config.page_size):
         with transaction.atomic():
             users: list[User] = []

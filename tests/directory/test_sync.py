@@ -168,6 +168,29 @@ def test_leaving_a_directory_group_ends_the_membership_here(directory):
     ).exists()
 
 
+def test_a_group_deleted_in_the_directory_loses_its_members_here(directory):
+    add_person(directory, "jack", "jack directory password")
+    connection = directory.connect()
+    connection.add_s(
+        group_dn("pilot-team"),
+        [
+            ("objectClass", [b"groupOfNames"]),
+            ("cn", [b"pilot-team"]),
+            ("member", [user_dn("jack").encode()]),
+        ],
+    )
+    sync_directory(trigger="test")
+    jack = User.objects.get(username="jack")
+    assert names(effective_group_ids(user_id=jack.pk)) == {"pilot-team"}
+    connection.delete_s(group_dn("pilot-team"))
+    connection.unbind_s()
+
+    run = sync_directory(trigger="test")
+
+    assert run.memberships_removed == 1
+    assert names(effective_group_ids(user_id=jack.pk)) == set()
+
+
 def test_a_directory_that_cannot_be_read_changes_nothing(directory, settings, slapd):
     sync_directory(trigger="test")
     active = set(User.objects.filter(is_active=True).values_list("pk", flat=True))
