@@ -171,6 +171,8 @@ class Slapd:
     directory: Path
     port: int
     tls: TLSFiles | None = None
+    # With TLS, slapd also listens for LDAPS (TLS from the first byte) on this port.
+    tls_port: int | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -178,8 +180,16 @@ class Slapd:
         return f"ldap://127.0.0.1:{self.port}/"
 
     @property
+    def ldaps_url(self) -> str:
+        return f"ldaps://127.0.0.1:{self.tls_port}/"
+
+    @property
     def conf(self) -> Path:
         return self.directory / "slapd.conf"
+
+    @property
+    def listeners(self) -> str:
+        return f"{self.url} {self.ldaps_url}" if self.tls_port else self.url
 
     def write_config(self) -> None:
         schemas = ["core", "cosine", "inetorgperson", "nis"]
@@ -217,7 +227,7 @@ class Slapd:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [SLAPD, "-f", str(self.conf), "-h", self.url, "-d", "0"],
+            [SLAPD, "-f", str(self.conf), "-h", self.listeners, "-d", "0"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
@@ -252,6 +262,7 @@ def start_slapd(ldif: str, *, tls: bool = False) -> Slapd:
     server = Slapd(directory=directory, port=free_port())
     if tls:
         server.tls = make_tls_files(directory)
+        server.tls_port = free_port()
     server.write_config()
     server.seed(BASE_LDIF + "\n" + ldif)
     server.start()
