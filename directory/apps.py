@@ -6,3 +6,6 @@ class DirectoryConfig(AppConfig):
     name = "directory"
     verbose_name = _("Company directory")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from directory import checks  # noqa: F401 (registers the deploy checks)
