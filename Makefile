@@ -10,7 +10,7 @@ PORT ?= 8000
 # A throwaway production-like environment for `check --deploy`.
 DEPLOY_TMP := $(CURDIR)/var/deploy-check
 
-.PHONY: run install browser gettext xmlsec1 messages test check test-sqlite test-postgres lint format migrate clean specs demo bench wrk screenshots
+.PHONY: run install browser gettext xmlsec1 ldap-dev slapd messages test check test-sqlite test-postgres lint format migrate clean specs demo bench wrk screenshots
 
 # Argon2id is most of a sign-in's CPU. argon2-cffi-bindings' PyPI wheels compile it for SSE2
 # only (a portable wheel cannot assume more); built from the same source for x86-64-v3 (AVX2)
@@ -19,7 +19,7 @@ DEPLOY_TMP := $(CURDIR)/var/deploy-check
 # ARGON2_MARCH= keeps PyPI's wheel. deploy/Dockerfile does the same for the image.
 ARGON2_MARCH ?= $(if $(shell command -v cc && grep -qw avx2 /proc/cpuinfo 2>/dev/null && echo y),x86-64-v3)
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt | ldap-dev
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
@@ -38,7 +38,7 @@ NODE_DEPS := tests/docs/node/node_modules/.package-lock.json
 locale/%/LC_MESSAGES/django.mo: locale/%/LC_MESSAGES/django.po | gettext
 	msgfmt --check --output-file=$@ $<
 
-install: $(STAMP) $(MO_FILES) $(NODE_DEPS) | xmlsec1
+install: $(STAMP) $(MO_FILES) $(NODE_DEPS) | xmlsec1 ldap-dev
 
 ## openid-client, the certified Node RP library the tests run against the IdP (the device flow:
 ## tests/docs/test_openid_client_device.py), pinned with its dependencies by
@@ -63,6 +63,20 @@ xmlsec1:
 	@if ! command -v xmlsec1 >/dev/null; then \
 	  echo "installing Debian's xmlsec1 for SAML signatures"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xmlsec1 >/dev/null; \
+	fi
+
+## Debian's OpenLDAP and SASL headers: pip compiles python-ldap (directory/) against them.
+ldap-dev:
+	@if [ ! -f /usr/include/ldap.h ] || [ ! -f /usr/include/sasl/sasl.h ]; then \
+	  echo "installing Debian's libldap2-dev and libsasl2-dev for python-ldap"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libldap2-dev libsasl2-dev >/dev/null; \
+	fi
+
+## Debian's slapd and ldap-utils: the tests start a real OpenLDAP server (tests/directory/).
+slapd:
+	@if [ ! -x /usr/sbin/slapd ] || [ ! -x /usr/sbin/slapadd ]; then \
+	  echo "installing Debian's slapd for the directory tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slapd ldap-utils >/dev/null; \
 	fi
 
 ## make messages: new and changed strings of the code into locale/*/LC_MESSAGES/django.po, to
@@ -130,7 +144,7 @@ check: lint gettext
 # the browser tests took 8 minutes on one. Each process has its own test database.
 PYTEST_WORKERS ?= 2
 
-test-sqlite: install browser
+test-sqlite: install browser slapd
 	$(BIN)/pytest -n $(PYTEST_WORKERS)
 
 ## The suite again on PostgreSQL: a postgres DATABASE_URL, or else PG_URL, the local server
@@ -138,7 +152,7 @@ test-sqlite: install browser
 ## tests, and the tests marked `once`, whose outcome the suite's database cannot change (they
 ## read only the source, or start instances on databases of their own).
 TEST_PG_URL := $(if $(filter postgres%,$(DATABASE_URL)),$(DATABASE_URL),$(PG_URL))
-test-postgres: install
+test-postgres: install slapd
 	@$(BIN)/python -c "import sys, psycopg; from urllib.parse import urlsplit; u = urlsplit(sys.argv[1]); \
 	  psycopg.connect(u._replace(path='/postgres').geturl(), connect_timeout=5).close()" '$(TEST_PG_URL)' \
 	  || { echo "PostgreSQL at $(TEST_PG_URL) does not answer: start it (.ci/run does) or set DATABASE_URL"; exit 1; }

@@ -12,12 +12,14 @@ from allauth.core import context
 from allauth.usersessions.adapter import DefaultUserSessionsAdapter
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from accounts import mfa_policy, services
+from accounts.backends import SignInSourceUnavailable
 from accounts.branding import get_branding
 from accounts.models import User
 from accounts.selectors import users_for_credentials
@@ -102,7 +104,12 @@ class AccountAdapter(DefaultAccountAdapter):
     # --- Password sign-in: the per-account lock on top of allauth's rate limits ---------------
 
     def authenticate(self, request: HttpRequest, **credentials: Any) -> AbstractBaseUser | None:
-        user = super().authenticate(request, **credentials)
+        try:
+            user = super().authenticate(request, **credentials)
+        except SignInSourceUnavailable as unavailable:
+            # The sign-in form (a form-wide error) and the password re-authentication (the
+            # password field's) both call this: the person is told, nothing is counted.
+            raise ValidationError(unavailable.message, code="source_unavailable") from None
         if user is not None and getattr(user, "is_locked", lambda: False)():
             # allauth hands back a user whose password matched but whom the backend refused
             # (to show the "inactive" page). A locked account gets the wrong-password answer

@@ -40,6 +40,17 @@ _USER_BY_USERNAME = PreparedLookup(
 )
 
 
+class SignInSourceUnavailable(Exception):
+    """Raised by a backend whose source of passwords (the company directory: directory/) does
+    not answer. The sign-in shows `message` as a form error: not a wrong password, so no
+    strike towards the lock, and not a server error. Defined here, below the backends that
+    raise it, so accounts never imports them."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
 class LockoutAwareBackend(AuthenticationBackend):
     """allauth's backend (sign-in by username or email) that refuses locked accounts.
 

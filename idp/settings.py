@@ -123,6 +123,8 @@ INSTALLED_APPS = [
     "oauth_clients",
     # The admin REST API at /api/v1/ (issue 32), on django-ninja.
     "adminapi",
+    # The company directory (LDAP / Active Directory) as a user source.
+    "directory",
     # Django's admin with our site: branded, grouped, a dashboard home page (idp/admin_site.py).
     "idp.apps.IdentityAdminConfig",
     # The wiring's own checks (idp/startup.py: what a production start needs).
@@ -406,6 +408,50 @@ TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 IDP_BACKCHANNEL_TIMEOUT_SECONDS = env_int("IDP_BACKCHANNEL_TIMEOUT_SECONDS", 5)
 # Seconds before each retry: 7 retries over ~10 minutes (5 + 10 + ... + 300 = 615 s).
 IDP_BACKCHANNEL_RETRY_SECONDS = [5, 10, 20, 40, 80, 160, 300]
+
+# --- The company directory as a user source (directory/; docs/guides/ldap.md). Off unless
+# IDP_LDAP_URL is set: then people sign in with their directory password (checked by a bind,
+# never stored here) and `manage.py ldap_sync` mirrors users and groups.
+IDP_LDAP_URL = os.environ.get("IDP_LDAP_URL", "")
+# The service account that searches the directory (read-only is enough).
+IDP_LDAP_BIND_DN = os.environ.get("IDP_LDAP_BIND_DN", "")
+IDP_LDAP_BIND_PASSWORD = os.environ.get("IDP_LDAP_BIND_PASSWORD", "")
+IDP_LDAP_USER_BASE = os.environ.get("IDP_LDAP_USER_BASE", "")
+# One person by sign-in name (`%(user)s`, escaped); with `*` in its place, every person.
+# Active Directory: (&(objectClass=user)(objectCategory=person)(sAMAccountName=%(user)s)).
+IDP_LDAP_USER_FILTER = os.environ.get("IDP_LDAP_USER_FILTER", "(uid=%(user)s)")
+# Entries matching this are disabled: refused at sign-in, deactivated by the sync. OpenLDAP's
+# ppolicy lock by default; Active Directory: (userAccountControl:1.2.840.113556.1.4.803:=2).
+IDP_LDAP_DISABLED_FILTER = os.environ.get("IDP_LDAP_DISABLED_FILTER", "(pwdAccountLockedTime=*)")
+IDP_LDAP_GROUP_BASE = os.environ.get("IDP_LDAP_GROUP_BASE", "")
+# Active Directory: (objectClass=group).
+IDP_LDAP_GROUP_FILTER = os.environ.get("IDP_LDAP_GROUP_FILTER", "(objectClass=groupOfNames)")
+IDP_LDAP_GROUP_NAME_ATTR = os.environ.get("IDP_LDAP_GROUP_NAME_ATTR", "cn")
+IDP_LDAP_GROUP_MEMBER_ATTR = os.environ.get("IDP_LDAP_GROUP_MEMBER_ATTR", "member")
+# StartTLS on an ldap:// URL (ldaps:// is TLS from the start); the CA bundle that signed the
+# directory's certificate (without it, the system's trust store).
+IDP_LDAP_START_TLS = env_bool("IDP_LDAP_START_TLS", False)
+IDP_LDAP_CA_FILE = os.environ.get("IDP_LDAP_CA_FILE", "")
+# Bounds every connect and every answer: a directory that hangs costs a sign-in this long.
+IDP_LDAP_TIMEOUT_SECONDS = env_int("IDP_LDAP_TIMEOUT_SECONDS", 5)
+# How many entries the sync reads per page and writes per transaction.
+IDP_LDAP_PAGE_SIZE = env_int("IDP_LDAP_PAGE_SIZE", 500)
+# Directory attribute of each user field (the defaults are OpenLDAP's inetOrgPerson; Active
+# Directory: sAMAccountName, employeeID, department).
+IDP_LDAP_ATTR_MAP = {
+    "username": os.environ.get("IDP_LDAP_ATTR_USERNAME", "uid"),
+    "first_name": os.environ.get("IDP_LDAP_ATTR_FIRST_NAME", "givenName"),
+    "last_name": os.environ.get("IDP_LDAP_ATTR_LAST_NAME", "sn"),
+    "email": os.environ.get("IDP_LDAP_ATTR_EMAIL", "mail"),
+    "employee_id": os.environ.get("IDP_LDAP_ATTR_EMPLOYEE_ID", "employeeNumber"),
+    "department": os.environ.get("IDP_LDAP_ATTR_DEPARTMENT", "departmentNumber"),
+    "job_title": os.environ.get("IDP_LDAP_ATTR_JOB_TITLE", "title"),
+}
+if IDP_LDAP_URL:
+    # One more backend, asked first: it passes local accounts (break-glass administrators) to
+    # the local backend without asking the directory, so they never depend on it; a directory
+    # person's sign-in then costs no Argon2id run (directory/backend.py).
+    AUTHENTICATION_BACKENDS.insert(0, "directory.backend.DirectoryBackend")
 
 # --- Branding (admin-editable branding comes later; these are the defaults)
 IDP_COMPANY_NAME = os.environ.get("IDP_COMPANY_NAME", "Company")

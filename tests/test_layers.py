@@ -17,7 +17,7 @@ import pytest
 pytestmark = pytest.mark.once
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ("accounts", "oauth_clients", "adminapi", "idp", "federation")
+APPS = ("accounts", "oauth_clients", "adminapi", "idp", "federation", "directory")
 
 
 def _modules() -> dict[str, Path]:
