@@ -121,6 +121,8 @@ CSRF_TRUSTED_ORIGINS = [f"{_issuer.scheme}://{_issuer.netloc}"]
 INSTALLED_APPS = [
     "accounts",
     "oauth_clients",
+    # SCIM 2.0 provisioning (above accounts and the registry; nothing below imports it).
+    "scim",
     # Django's admin with our site: branded, grouped, a dashboard home page (idp/admin_site.py).
     "idp.apps.IdentityAdminConfig",
     # The wiring's own checks (idp/startup.py: what a production start needs).
@@ -379,6 +381,12 @@ IDP_BACKCHANNEL_TIMEOUT_SECONDS = env_int("IDP_BACKCHANNEL_TIMEOUT_SECONDS", 5)
 IDP_BACKCHANNEL_RETRY_SECONDS = [5, 10, 20, 40, 80, 160, 300]
 
 # --- Branding (admin-editable branding comes later; these are the defaults)
+# SCIM (scim/): a DELETE from a SCIM client deactivates the account (it answers 404 to SCIM
+# from then on); with IDP_SCIM_HARD_DELETE the account is deleted. A request body is at most
+# IDP_SCIM_MAX_BODY_BYTES (413 beyond).
+IDP_SCIM_HARD_DELETE = env_bool("IDP_SCIM_HARD_DELETE", False)
+IDP_SCIM_MAX_BODY_BYTES = env_int("IDP_SCIM_MAX_BODY_BYTES", 1024 * 1024)
+
 IDP_COMPANY_NAME = os.environ.get("IDP_COMPANY_NAME", "Company")
 IDP_LOGO_URL = os.environ.get("IDP_LOGO_URL", "")
 IDP_SUPPORT_URL = os.environ.get("IDP_SUPPORT_URL", "")
