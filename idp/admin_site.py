@@ -23,6 +23,7 @@ IDENTITY_MODELS = (
     "accounts.user",
     "auth.group",
     "oauth_clients.client",
+    "scim.scimtoken",
     "accounts.auditevent",
     "oauth_clients.backchanneldelivery",
 )

@@ -8,6 +8,7 @@ steps; one instance per request, holding the request for the audit rows.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 from django.contrib.auth.models import Group
@@ -79,6 +80,10 @@ class DirectoryStorage(ScimStorage):
         self.request = request
 
     def operation(self) -> Any:
+        """A write in one transaction (the services' rows, the audit rows, the re-read);
+        a read in none."""
+        if self.request.method in ("GET", "HEAD"):
+            return nullcontext()
         return transaction.atomic()
 
     # --- Reads ----------------------------------------------------------------------------------

@@ -20,9 +20,10 @@ ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 class ScimClient:
     """Django's test client speaking SCIM with one bearer token."""
 
-    def __init__(self, client: Any, token: str) -> None:
+    def __init__(self, client: Any, token: str, token_row: Any = None) -> None:
         self.client = client
         self.token = token
+        self.token_row = token_row
 
     def _headers(self, headers: dict[str, str] | None) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}", **(headers or {})}
@@ -62,7 +63,7 @@ def scim_token(db):
 
 @pytest.fixture
 def scim(client, scim_token) -> ScimClient:
-    return ScimClient(client, scim_token[1])
+    return ScimClient(client, scim_token[1], scim_token[0])
 
 
 def new_user(username: str = "bjensen", **extra: Any) -> dict[str, Any]:
