@@ -12,69 +12,98 @@ in `scim.models.ScimGroup`.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import Group
-from scim2_models import Context, Meta
 
 from accounts.models import User
-from scim.schemas import Email, EnterpriseUser, GroupMember, GroupMembership, Manager, Name
+from scim.schemas import EnterpriseUser
 from scim.schemas import Group as ScimGroupResource
 from scim.schemas import User as ScimUserResource
 
 UserResource = ScimUserResource[EnterpriseUser]
 GroupResource = ScimGroupResource
+USER_SCHEMA = str(ScimUserResource.__schema__)
+GROUP_SCHEMA = str(ScimGroupResource.__schema__)
+ENTERPRISE_SCHEMA = str(EnterpriseUser.__schema__)
 
 
-def resource_version(resource: Any) -> str:
-    """A weak ETag (RFC 7644 §3.14) of everything the resource says but its `meta`: any change
-    of it, through SCIM or not (the admin, a group's membership), gives a new version."""
-    body = resource.model_dump_json(scim_ctx=Context.RESOURCE_QUERY_RESPONSE, exclude={"meta"})
-    return 'W/"' + hashlib.sha256(body.encode()).hexdigest()[:32] + '"'
+def _time(moment: datetime) -> str:
+    """RFC 7643 §2.3.5 dateTime, as scim2-models writes it."""
+    return moment.isoformat().replace("+00:00", "Z")
 
 
-def _finish(resource: Any, *, kind: str, created: datetime, modified: datetime) -> Any:
-    resource.meta = Meta(
-        resource_type=kind,
-        created=created,
-        last_modified=modified,
-        version=resource_version(resource),
+def _finish(document: dict[str, Any], *, kind: str, created: datetime, modified: datetime) -> dict:
+    """The document with its `meta`: a weak ETag (RFC 7644 §3.14) of everything it says but
+    its `meta`, so any change, through SCIM or not (the admin, a group's membership), gives a
+    new version."""
+    body = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    document["meta"] = {
+        "resourceType": kind,
+        "created": _time(created),
+        "lastModified": _time(modified),
+        "version": 'W/"' + hashlib.sha256(body.encode()).hexdigest()[:32] + '"',
+    }
+    return document
+
+
+def _prune(document: dict[str, Any]) -> dict[str, Any]:
+    """Without the attributes that have no value (RFC 7643 §2.5: unassigned, not sent)."""
+    return {key: value for key, value in document.items() if value not in (None, "", [], {})}
+
+
+def user_document(user: User) -> dict[str, Any]:
+    """A user as SCIM JSON (references relative to the SCIM root, no `meta.location`: the
+    service adds them). The one mapping of a user: `user_resource` validates this document
+    into scim2-models' resource, and a list of users is sent from these documents directly
+    (`scim.handler`). Reads `user.scim` and the user's groups: fetch users with
+    `scim.storage.users_for_scim()` so a page of them costs two queries."""
+    record = user.scim if _has_record(user) else None  # type: ignore[attr-defined]
+    email_type = (record.email_type if record else "") or None
+    enterprise = _prune(
+        {
+            "employeeNumber": user.employee_id,
+            "department": user.department,
+            "manager": {"value": record.manager_ref} if record and record.manager_ref else None,
+        }
     )
-    return resource
+    document = _prune(
+        {
+            "schemas": [USER_SCHEMA, ENTERPRISE_SCHEMA] if enterprise else [USER_SCHEMA],
+            "id": str(user.pk),
+            "externalId": record.external_id if record else None,
+            "userName": user.username,
+            "name": _prune({"familyName": user.last_name, "givenName": user.first_name}),
+            "displayName": user.get_full_name() or user.username,
+            "title": user.job_title,
+            "active": user.is_active,
+            "emails": [_prune({"value": user.email, "type": email_type})] if user.email else None,
+            "groups": [
+                {"value": str(group.pk), "$ref": f"Groups/{group.pk}", "display": group.name}
+                for group in _groups(user)
+            ],
+            ENTERPRISE_SCHEMA: enterprise,
+        }
+    )
+    return _finish(document, kind="User", created=user.date_joined, modified=user.updated_at)
+
+
+# Where `scim.storage.users_for_scim()` puts each user's groups (a list, not a related manager:
+# building one per user was a fifth of a page of users).
+GROUPS_ATTRIBUTE = "scim_groups"
+
+
+def _groups(user: User) -> list[Group]:
+    prefetched = getattr(user, GROUPS_ATTRIBUTE, None)
+    return prefetched if prefetched is not None else list(user.groups.order_by("pk"))
 
 
 def user_resource(user: User) -> UserResource:
-    """A user as SCIM shows them. Reads `user.scim` and `user.groups.all()`: fetch users with
-    `scim.storage.users_for_scim()` so a page of them costs two queries."""
-    record = user.scim if _has_record(user) else None  # type: ignore[attr-defined]
-    resource = UserResource(
-        id=str(user.pk),
-        external_id=(record.external_id or None) if record else None,
-        user_name=user.username,
-        name=Name(given_name=user.first_name or None, family_name=user.last_name or None),
-        display_name=user.get_full_name() or user.username,
-        emails=[Email(value=user.email, type=(record.email_type or None) if record else None)]
-        if user.email
-        else None,
-        active=user.is_active,
-        title=user.job_title or None,
-        groups=[
-            GroupMembership(value=str(group.pk), display=group.name, ref=f"Groups/{group.pk}")
-            for group in user.groups.all()
-        ]
-        or None,
-    )
-    manager = record.manager_ref if record is not None else ""
-    enterprise = EnterpriseUser(
-        employee_number=user.employee_id or None,
-        department=user.department or None,
-        manager=Manager(value=manager) if manager else None,
-    )
-    if enterprise.employee_number or enterprise.department or enterprise.manager:
-        resource[EnterpriseUser] = enterprise
-    return _finish(resource, kind="User", created=user.date_joined, modified=user.updated_at)
+    """A user as scim2-models' resource (reads, and the stored side of a PATCH or a PUT)."""
+    return UserResource.model_validate(user_document(user))
 
 
 def _has_record(user: User) -> bool:
@@ -85,24 +114,25 @@ def _has_record(user: User) -> bool:
     return True
 
 
-def group_resource(group: Group) -> GroupResource:
-    """A group as SCIM shows it, its direct members (`group.user_set`, prefetched by
-    `groups_for_scim()`) in id order."""
+def group_document(group: Group) -> dict[str, Any]:
+    """A group as SCIM JSON, its direct members (`group.user_set`, prefetched by
+    `scim.storage.groups_for_scim()`) in id order."""
     record = group.scim  # type: ignore[attr-defined]
-    members = sorted(group.user_set.all(), key=lambda member: member.pk)
-    resource = GroupResource(
-        id=str(group.pk),
-        external_id=record.external_id or None,
-        display_name=group.name,
-        members=[
-            GroupMember(
-                value=str(member.pk), ref=f"Users/{member.pk}", type="User", display=member.username
-            )
-            for member in members
-        ]
-        or None,
+    members = sorted(member.pk for member in group.user_set.all())
+    document = _prune(
+        {
+            "schemas": [GROUP_SCHEMA],
+            "id": str(group.pk),
+            "externalId": record.external_id,
+            "displayName": group.name,
+            "members": [{"value": str(pk), "$ref": f"Users/{pk}"} for pk in members],
+        }
     )
-    return _finish(resource, kind="Group", created=record.created_at, modified=record.updated_at)
+    return _finish(document, kind="Group", created=record.created_at, modified=record.updated_at)
+
+
+def group_resource(group: Group) -> GroupResource:
+    return GroupResource.model_validate(group_document(group))
 
 
 @dataclass(frozen=True)

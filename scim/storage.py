@@ -30,7 +30,15 @@ from accounts.models import User
 from scim import services
 from scim.filters import GROUP_COLUMNS, USER_COLUMNS, filter_q
 from scim.models import ScimGroup
-from scim.resources import group_resource, group_values, user_resource, user_values
+from scim.resources import (
+    GROUPS_ATTRIBUTE,
+    group_document,
+    group_resource,
+    group_values,
+    user_document,
+    user_resource,
+    user_values,
+)
 
 
 def users_for_scim() -> QuerySet[User]:
@@ -40,7 +48,11 @@ def users_for_scim() -> QuerySet[User]:
         User.objects.filter(services.visible_users())
         .select_related("scim")
         .prefetch_related(
-            Prefetch("groups", queryset=Group.objects.only("pk", "name").order_by("pk"))
+            Prefetch(
+                "groups",
+                queryset=Group.objects.only("pk", "name").order_by("pk"),
+                to_attr=GROUPS_ATTRIBUTE,
+            )
         )
     )
 
@@ -112,13 +124,10 @@ class DirectoryStorage(ScimStorage):
             return user_resource(self._user(resource_id))
         return group_resource(self._group(resource_id))
 
-    def search(
-        self,
-        resource_types: list[ResourceType],
-        search_request: SearchRequest[Any],
-        *,
-        position: Any = None,
-    ) -> SearchPage:
+    def _rows(
+        self, resource_types: list[ResourceType], search_request: SearchRequest[Any]
+    ) -> tuple[bool, int, list[Any]]:
+        """Whether Users are searched, how many match, and the rows of the page asked for."""
         if len(resource_types) != 1:
             raise NotImplementedException(detail="Search at the root is not supported")
         is_user = resource_types[0].name == "User"
@@ -135,10 +144,28 @@ class DirectoryStorage(ScimStorage):
         rows = list(queryset[start : start + count]) if count else []
         # The total without a second query when this one page holds every match.
         total = len(rows) if start == 0 and len(rows) < count else queryset.count()
-        if is_user:
-            return SearchPage(total, [user_resource(user) for user in rows])
-        _ensure_group_records(rows)
-        return SearchPage(total, [group_resource(group) for group in rows])
+        if not is_user:
+            _ensure_group_records(rows)
+        return is_user, total, rows
+
+    def search_documents(
+        self, resource_types: list[ResourceType], search_request: SearchRequest[Any]
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """How many match, and the page as SCIM JSON (`scim.handler`'s list)."""
+        is_user, total, rows = self._rows(resource_types, search_request)
+        document = user_document if is_user else group_document
+        return total, [document(row) for row in rows]
+
+    def search(
+        self,
+        resource_types: list[ResourceType],
+        search_request: SearchRequest[Any],
+        *,
+        position: Any = None,
+    ) -> SearchPage:
+        is_user, total, rows = self._rows(resource_types, search_request)
+        resource = user_resource if is_user else group_resource
+        return SearchPage(total, [resource(row) for row in rows])
 
     # --- Writes ---------------------------------------------------------------------------------
 

@@ -17,11 +17,11 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from scim2_models import PayloadTooLargeException, SCIMException, UnauthorizedException
-from scim2_server.handler import ScimHandler
 from scim2_server.requests import ScimRequest
 from scim2_server.responses import ScimResponse
 
 from accounts.audit import acting_client
+from scim.handler import DirectoryHandler
 from scim.models import ScimToken
 from scim.provider import service
 from scim.storage import DirectoryStorage
@@ -88,7 +88,7 @@ def scim_endpoint(request: HttpRequest, path: str = "") -> HttpResponse:
     try:
         scim_request.subject = token = _token(request)
         scim_request.body = _body(request)
-        handler = ScimHandler(service(), DirectoryStorage(request=request))
+        handler = DirectoryHandler(service(), DirectoryStorage(request=request))
         with acting_client(label=f"scim:{token.name}", scim_token_id=token.pk):
             scim_response = handler.handle(scim_request)
     except Exception as exception:  # every failure is answered as a SCIM error body

@@ -153,3 +153,38 @@ def test_the_user_name_filter_probes_the_sign_in_index_however_many_users(db):
 def test_a_bad_filter_answers_400_invalid_filter(scim, directory, expression):
     assert names(scim.get("Users", filter='userName eq "bjensen"')) == ["bjensen"]
     assert_scim_error(scim.get("Users", filter=expression), HTTPStatus.BAD_REQUEST, "invalidFilter")
+
+
+@pytest.mark.spec("RFC 7644", "3.4.2")
+def test_a_listed_user_or_group_is_exactly_what_reading_it_answers(scim, directory):
+    """Lists are sent from the mapped JSON directly (scim.handler), reads through scim2-models:
+    both say the same, to the ETag."""
+    group = scim.post(
+        "Groups",
+        {
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": "Sales",
+            "externalId": "G-1",
+            "members": [{"value": str(directory["bjensen"].pk)}],
+        },
+    ).json()
+    scim.patch(
+        f"Users/{directory['bjensen'].pk}",
+        [
+            {"op": "add", "path": "externalId", "value": "E-1"},
+            {
+                "op": "add",
+                "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager",
+                "value": {"value": str(directory["jsmith"].pk)},
+            },
+        ],
+    )
+    listed = scim.get("Users", filter='userName eq "bjensen"').json()["Resources"][0]
+    read = scim.get(f"Users/{directory['bjensen'].pk}")
+    assert listed == read.json()
+    assert listed["meta"]["version"] == read["ETag"]
+    assert listed["groups"][0]["$ref"].endswith(f"/scim/v2/Groups/{group['id']}")
+    projected = scim.get("Users", filter='userName eq "bjensen"', excludedAttributes="groups")
+    assert "groups" not in projected.json()["Resources"][0]  # scim2-server's own path
+    listed_group = scim.get("Groups").json()["Resources"][0]
+    assert listed_group == scim.get(f"Groups/{group['id']}").json()
