@@ -17,6 +17,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import EmailStr, Field
 from scim2_models import (
+    AnyExtension,
     CaseExact,
     ComplexAttribute,
     Extension,
@@ -53,7 +54,7 @@ class GroupMembership(ComplexAttribute):
     display: Annotated[str | None, Mutability.read_only] = None
 
 
-class User(Resource[Any]):
+class User(Resource[AnyExtension]):
     __schema__ = StandardUser.__schema__
 
     user_name: Annotated[str | None, Uniqueness.server, Required.true] = None
