@@ -22,6 +22,7 @@ GUIDES = [
     "guides/saml-generic.md",
     "guides/saml-django.md",
     "guides/saml-node.md",
+    "guides/scim.md",
 ]
 
 
