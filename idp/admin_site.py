@@ -23,9 +23,9 @@ IDENTITY_MODELS = (
     "accounts.user",
     "auth.group",
     "oauth_clients.client",
-    "scim.scimtoken",
     "accounts.auditevent",
     "oauth_clients.backchanneldelivery",
+    "scim.scimtoken",
 )
 # This deployment's own settings: the second section.
 SETTINGS_MODELS = ("accounts.branding",)
