@@ -155,10 +155,12 @@ class UserValues:
 
 def user_values(resource: Any) -> UserValues:
     """The directory's values of a validated SCIM user (a creation, a replacement, or a stored
-    user with a PATCH applied). The first email; missing values are empty."""
+    user with a PATCH applied). One email; missing values are empty."""
     name = resource.name
     emails = resource.emails or []
-    email = emails[0] if emails else None
+    # The work address when there is one: Entra ID writes `emails[type eq "work"].value`, which
+    # adds a work entry beside an address that has no type yet (an account made in the admin).
+    email = next((item for item in emails if item.type == "work"), emails[0] if emails else None)
     enterprise = resource[EnterpriseUser]
     manager = enterprise.manager if enterprise is not None else None
     return UserValues(

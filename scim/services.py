@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
-from scim2_models import InvalidValueException, UniquenessException
+from scim2_models import ForbiddenException, InvalidValueException, UniquenessException
 
 from accounts import services as accounts_services
 from accounts.audit import record_event
@@ -122,6 +122,23 @@ def _ensure_not_last_superuser(*, user: User) -> None:
         )
 
 
+# What signs an account in, or receives its reset link: a SCIM client may not change these on
+# an account with administration access (a leaked SCIM token would otherwise point a
+# superuser's email at its holder and reset the password). Deactivating one stays allowed.
+_SIGN_IN_FIELDS = ("username", "email")
+
+
+def _ensure_no_takeover(*, user: User, values: UserValues) -> None:
+    if not (user.is_staff or user.is_superuser):
+        return
+    changed = [field for field in _SIGN_IN_FIELDS if getattr(user, field) != getattr(values, field)]
+    if changed or values.password is not None:
+        raise ForbiddenException(
+            detail="The sign-in name, email and password of an account with administration "
+            "access are changed in the admin, not through SCIM"
+        )
+
+
 def _check_password(password: str | None, user: User) -> None:
     if password is None:
         return
@@ -191,6 +208,7 @@ def update_user(*, user: User, values: UserValues, request: HttpRequest) -> None
         _ensure_username_free(username=values.username, user=user)
     if not values.is_active:
         _ensure_not_last_superuser(user=user)
+    _ensure_no_takeover(user=user, values=values)
     _check_password(values.password, user)
     changed = [
         field for field in _DIRECTORY_FIELDS if getattr(user, field) != getattr(values, field)

@@ -235,3 +235,35 @@ def test_a_duplicate_user_name_or_a_rename_onto_one_answers_409_uniqueness(scim)
     )
     assert_scim_error(rename, HTTPStatus.CONFLICT, "uniqueness")
     assert User.objects.get(pk=other).username == "jsmith"
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        {"op": "replace", "path": 'emails[type eq "work"].value', "value": "evil@example.net"},
+        {"op": "replace", "path": "userName", "value": "someone"},
+        {"op": "replace", "path": "password", "value": "a new long passphrase 42"},
+    ],
+)
+def test_an_administrator_s_sign_in_name_email_and_password_are_not_changed_by_scim(
+    scim, admin_user, operation
+):
+    # Positive path: their other attributes may change.
+    title = scim.patch(f"Users/{admin_user.pk}", [{"op": "add", "path": "title", "value": "CTO"}])
+    assert title.status_code in (HTTPStatus.OK, HTTPStatus.NO_CONTENT), title.content
+    assert_scim_error(scim.patch(f"Users/{admin_user.pk}", [operation]), HTTPStatus.FORBIDDEN)
+    admin_user.refresh_from_db()
+    assert (admin_user.username, admin_user.email) == ("root", "root@example.com")
+
+
+def test_entra_s_work_email_path_changes_the_address_of_an_account_made_in_the_admin(scim, user):
+    response = scim.patch(
+        f"Users/{user.pk}",
+        [{"op": "Replace", "path": 'emails[type eq "work"].value', "value": "alice@example.org"}],
+    )
+    assert response.status_code in (HTTPStatus.OK, HTTPStatus.NO_CONTENT), response.content
+    user.refresh_from_db()
+    assert user.email == "alice@example.org"
+    assert scim.get(f"Users/{user.pk}").json()["emails"] == [
+        {"value": "alice@example.org", "type": "work"}
+    ]
