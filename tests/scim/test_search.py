@@ -188,3 +188,12 @@ def test_a_listed_user_or_group_is_exactly_what_reading_it_answers(scim, directo
     assert "groups" not in projected.json()["Resources"][0]  # scim2-server's own path
     listed_group = scim.get("Groups").json()["Resources"][0]
     assert listed_group == scim.get(f"Groups/{group['id']}").json()
+
+
+@pytest.mark.spec("RFC 7644", "3.4.2.4")
+def test_a_page_of_100_users_costs_four_queries(scim, db, django_assert_max_num_queries):
+    User.objects.bulk_create([User(username=f"u{i:03}") for i in range(150)])
+    scim.get("Users", count=1)  # the token's last use is written once a minute
+    with django_assert_max_num_queries(4):  # the token, the page, its groups, the count
+        page = scim.get("Users", startIndex=1, count=100).json()
+    assert (page["totalResults"], page["itemsPerPage"]) == (150, 100)
