@@ -159,8 +159,18 @@ def _check_username(username: str) -> None:
 @transaction.atomic
 def create_user(*, values: UserValues, request: HttpRequest) -> User:
     """A person a SCIM client provisions. Without a password they are emailed a link to choose
-    one (accounts.services.register_user)."""
+    one (accounts.services.register_user). An account the client deleted (`delete_user`) is
+    restored instead of refused."""
     _check_username(values.username)
+    deleted = User.objects.filter(
+        username__iexact=values.username, scim__deleted_at__isnull=False
+    ).first()
+    if deleted is not None:
+        # A client creating again someone it deleted (Entra ID when a leaver is assigned again):
+        # the deactivated account comes back, as the admin's "activate" brings it back.
+        ScimUser.objects.filter(user=deleted).update(deleted_at=None)
+        update_user(user=deleted, values=values, request=request)
+        return deleted
     _ensure_username_free(username=values.username)
     user = User(
         username=values.username,

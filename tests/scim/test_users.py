@@ -267,3 +267,16 @@ def test_entra_s_work_email_path_changes_the_address_of_an_account_made_in_the_a
     assert scim.get(f"Users/{user.pk}").json()["emails"] == [
         {"value": "alice@example.org", "type": "work"}
     ]
+
+
+@pytest.mark.spec("RFC 7644", "3.6")
+def test_creating_again_a_user_the_client_deleted_restores_the_account(scim):
+    user_id = created(scim).json()["id"]
+    assert scim.delete(f"Users/{user_id}").status_code == HTTPStatus.NO_CONTENT
+    again = scim.post("Users", new_user("BJensen", title="Returning"))
+    assert again.status_code == HTTPStatus.CREATED, again.content
+    assert again.json()["id"] == user_id
+    user = User.objects.get(pk=user_id)
+    assert (user.is_active, user.username, user.job_title) == (True, "BJensen", "Returning")
+    assert AuditEvent.objects.get(type=AuditEvent.Type.USER_ACTIVATED).actor_repr == "scim:Okta"
+    assert scim.get(f"Users/{user_id}").status_code == HTTPStatus.OK
