@@ -25,6 +25,7 @@ IDENTITY_MODELS = (
     "oauth_clients.client",
     "accounts.auditevent",
     "oauth_clients.backchanneldelivery",
+    "scim.scimtoken",
 )
 # This deployment's own settings: the second section.
 SETTINGS_MODELS = ("accounts.branding", "federation.upstreamprovider")

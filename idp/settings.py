@@ -125,6 +125,8 @@ INSTALLED_APPS = [
     "adminapi",
     # The company directory (LDAP / Active Directory) as a user source.
     "directory",
+    # SCIM 2.0 provisioning (above accounts and the registry; nothing below imports it).
+    "scim",
     # Django's admin with our site: branded, grouped, a dashboard home page (idp/admin_site.py).
     "idp.apps.IdentityAdminConfig",
     # The wiring's own checks (idp/startup.py: what a production start needs).
@@ -454,6 +456,12 @@ if IDP_LDAP_URL:
     AUTHENTICATION_BACKENDS.insert(0, "directory.backend.DirectoryBackend")
 
 # --- Branding (admin-editable branding comes later; these are the defaults)
+# SCIM (scim/): a DELETE from a SCIM client deactivates the account (it answers 404 to SCIM
+# from then on); with IDP_SCIM_HARD_DELETE the account is deleted. A request body is at most
+# IDP_SCIM_MAX_BODY_BYTES (413 beyond).
+IDP_SCIM_HARD_DELETE = env_bool("IDP_SCIM_HARD_DELETE", False)
+IDP_SCIM_MAX_BODY_BYTES = env_int("IDP_SCIM_MAX_BODY_BYTES", 1024 * 1024)
+
 IDP_COMPANY_NAME = os.environ.get("IDP_COMPANY_NAME", "Company")
 IDP_LOGO_URL = os.environ.get("IDP_LOGO_URL", "")
 IDP_SUPPORT_URL = os.environ.get("IDP_SUPPORT_URL", "")

@@ -9,6 +9,7 @@ from django.views.generic import RedirectView
 from accounts import views as account_views
 from idp import branding, health, metrics
 from oauth_clients import views as client_views
+from scim import views as scim_views
 
 urlpatterns = [
     path("", account_views.home, name="home"),
@@ -48,6 +49,9 @@ urlpatterns = [
     path("api/v1/", include("adminapi.urls")),
     # The SAML 2.0 IdP (oauth_clients/saml/): metadata, single sign-on, IdP-initiated sign-in.
     path("saml/", include("oauth_clients.saml.urls", namespace="saml")),
+    # SCIM 2.0 service provider (scim/): Users, Groups and discovery, for bearer tokens only.
+    path("scim/v2", scim_views.scim_endpoint, name="scim_root"),
+    path("scim/v2/<path:path>", scim_views.scim_endpoint, name="scim"),
     # The admin signs in through allauth's login (same lock and rate limits).
     path("admin/login/", account_views.admin_login, name="admin_login_redirect"),
     path("admin/", admin.site.urls),

@@ -17,7 +17,7 @@ import pytest
 pytestmark = pytest.mark.once
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ("accounts", "oauth_clients", "adminapi", "idp", "federation", "directory")
+APPS = ("accounts", "oauth_clients", "adminapi", "idp", "federation", "directory", "scim")
 
 
 def _modules() -> dict[str, Path]:
@@ -148,6 +148,16 @@ def test_accounts_and_the_registry_reach_the_engine_through_its_one_door():
         if graph[name] & (engine - {door})
     }
     assert reaching == {}
+
+
+def test_scim_sits_above_people_and_the_registry():
+    """SCIM (scim/) uses accounts and the registry; nothing below it imports it (only the
+    wiring, idp/, mounts it)."""
+    graph = import_graph()
+    assert "accounts.services" in graph["scim.services"]  # the graph sees scim's imports
+    below = {name for name in graph if name.startswith(("accounts", "oauth_clients"))}
+    reaching = {name: sorted(t for t in graph[name] if t.startswith("scim")) for name in below}
+    assert {name: targets for name, targets in reaching.items() if targets} == {}
 
 
 LIBRARIES = ("django", "oauth2_provider", "oauthlib", "allauth")

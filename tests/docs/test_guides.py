@@ -25,6 +25,7 @@ GUIDES = [
     "guides/saml-node.md",
     "guides/admin-api.md",
     "guides/upstream-providers.md",
+    "guides/scim.md",
 ]
 
 
