@@ -129,6 +129,10 @@ class AuditEvent(models.Model):
         GROUP_MEMBER_REMOVED = "group.member_removed", _("Removed from a group")
         ACCESS_DENIED = "access.denied", _("App access refused")
         SAML_ASSERTION_ISSUED = "saml.assertion_issued", _("SAML assertion issued")
+        USERS_IMPORTED = "users.imported", _("Users imported")
+        WEBHOOK_CREATED = "webhook.created", _("Webhook subscriber created")
+        WEBHOOK_CHANGED = "webhook.changed", _("Webhook subscriber changed")
+        WEBHOOK_REPLAYED = "webhook.replayed", _("Webhook delivery replayed")
 
     created_at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
     type = models.CharField(_("event"), max_length=64, choices=Type.choices, db_index=True)

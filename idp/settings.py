@@ -289,6 +289,12 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
     "django.contrib.auth.hashers.ScryptPasswordHasher",
+    # Hashes imported from other systems (manage.py import_users; accounts/hash_formats.py):
+    # verified as they are, re-hashed with Argon2id at the first successful sign-in.
+    "accounts.foreign_hashers.BCryptPasswordHasher",
+    "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+    "accounts.foreign_hashers.PBKDF2BytesPasswordHasher",
+    "accounts.foreign_hashers.ScryptBytesPasswordHasher",
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
