@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.dispatch import Signal
 from django.http import HttpRequest
 
 from accounts.models import AuditEvent
 from idp.client_ip import client_ip
 from idp.metrics import observe_audit_event
 from idp.request_log import log_audit_event
+
+# Sent after each audit row is written, with `event` (the saved AuditEvent), in the writer's
+# transaction: how apps above this floor hear of events without `accounts` importing them (the
+# webhooks app queues its deliveries from it). A receiver must be cheap (it runs on the sign-in
+# and token paths) and must not write outside the transaction.
+event_published = Signal()
 
 
 def record_event(**fields: Any) -> AuditEvent:
@@ -54,7 +61,8 @@ def build_event(
 
 
 def publish_event(event: AuditEvent) -> None:
-    """What follows a written audit row: one JSON log line and the login/token
-    counters."""
+    """What follows a written audit row: one JSON log line, the login/token counters and the
+    `event_published` signal."""
     log_audit_event(event)
     observe_audit_event(event)
+    event_published.send(sender=AuditEvent, event=event)
