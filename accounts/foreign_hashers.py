@@ -31,7 +31,6 @@ import bcrypt
 from django.contrib.auth.hashers import BasePasswordHasher, mask_hash
 from django.contrib.auth.hashers import BCryptPasswordHasher as DjangoBCryptPasswordHasher
 from django.utils.crypto import constant_time_compare
-from django.utils.translation import gettext_noop as _
 
 PBKDF2_DIGESTS = ("sha1", "sha256", "sha512")
 # Bounds on what an imported hash may ask of a sign-in: a hash outside them is refused at import
@@ -113,12 +112,13 @@ class PBKDF2BytesPasswordHasher(BasePasswordHasher):
         return constant_time_compare(derived, decoded["hash"])
 
     def safe_summary(self, encoded: str) -> dict[Any, Any]:
+        # The keys are Django's own (its admin translates them with Django's catalogue).
         decoded = self.decode(encoded)
         return {
-            _("algorithm"): f"{self.algorithm} ({decoded['digest']})",
-            _("iterations"): decoded["iterations"],
-            _("salt"): mask_hash(b64encode(decoded["salt"])),
-            _("hash"): mask_hash(b64encode(decoded["hash"])),
+            "algorithm": f"{self.algorithm} ({decoded['digest']})",
+            "iterations": decoded["iterations"],
+            "salt": mask_hash(b64encode(decoded["salt"])),
+            "hash": mask_hash(b64encode(decoded["hash"])),
         }
 
     def harden_runtime(self, password: str, encoded: str) -> None:
@@ -178,12 +178,12 @@ class ScryptBytesPasswordHasher(BasePasswordHasher):
     def safe_summary(self, encoded: str) -> dict[Any, Any]:
         decoded = self.decode(encoded)
         return {
-            _("algorithm"): self.algorithm,
-            _("work factor"): int(math.log2(decoded["n"])) if decoded["n"] > 0 else 0,
-            _("block size"): decoded["r"],
-            _("parallelism"): decoded["p"],
-            _("salt"): mask_hash(b64encode(decoded["salt"])),
-            _("hash"): mask_hash(b64encode(decoded["hash"])),
+            "algorithm": self.algorithm,
+            "work factor": int(math.log2(decoded["n"])) if decoded["n"] > 0 else 0,
+            "block size": decoded["r"],
+            "parallelism": decoded["p"],
+            "salt": mask_hash(b64encode(decoded["salt"])),
+            "hash": mask_hash(b64encode(decoded["hash"])),
         }
 
     def harden_runtime(self, password: str, encoded: str) -> None:
