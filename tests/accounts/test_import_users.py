@@ -145,6 +145,25 @@ def test_a_changed_row_updates_the_user_but_never_overwrites_a_usable_password(
 
 
 @pytest.mark.django_db
+def test_a_row_that_sets_an_existing_person_inactive_deactivates_them_through_the_service(
+    tmp_path, user, password
+):
+    browser = Client()
+    assert sign_in(browser, "alice", password).status_code == HTTPStatus.FOUND
+    path = tmp_path / "leavers.csv"
+    path.write_text("username,is_active\nalice,false\n")
+
+    _summary, rows = run(path)
+
+    assert rows[0]["fields"] == ["is_active"]
+    user.refresh_from_db()
+    assert user.is_active is False
+    # deactivate_user ended the browser session and audited it.
+    assert "_auth_user_id" not in browser.session
+    assert AuditEvent.objects.filter(type=AuditEvent.Type.USER_DEACTIVATED, subject=user).exists()
+
+
+@pytest.mark.django_db
 def test_a_dry_run_reports_what_a_real_run_would_and_writes_nothing(people_csv):
     summary, rows = run(people_csv, "--dry-run")
 
