@@ -52,13 +52,35 @@ _KEYCLOAK_ARGON2_TYPES = {"id": "argon2id", "i": "argon2i", "d": "argon2d"}
 _KEYCLOAK_ARGON2_VERSIONS = {"1.3": 19, "1.0": 16}
 
 
+# `User.password` holds at most 128 characters (Django's AbstractBaseUser).
+MAX_ENCODED_LENGTH = 128
+# PBKDF2 and scrypt are stored with the first 32 bytes of their derived key: both end in PBKDF2,
+# whose output is a concatenation of independent blocks, so a prefix of it is exactly the
+# output for that shorter length (RFC 8018 §5.2; RFC 7914 §6). 256 bits lose nothing, and
+# Keycloak's 512-bit keys would not fit in the column otherwise.
+STORED_KEY_BYTES = 32
+MAX_SALT_BYTES = 48
+
+
 class HashFormatError(ValueError):
     """The reason a hash cannot be imported (shown in the import's report, which is for the
     operator at the command line: English, like the other commands' output)."""
 
 
+def _fits(encoded: str) -> str:
+    if len(encoded) > MAX_ENCODED_LENGTH:
+        raise HashFormatError(
+            f"hash too long to store ({len(encoded)} characters, at most {MAX_ENCODED_LENGTH})"
+        )
+    return encoded
+
+
 def to_django_hash(text: str) -> str:
     """The Django-encoded hash for a hash in one of the formats above, or HashFormatError."""
+    return _fits(_to_django_hash(text))
+
+
+def _to_django_hash(text: str) -> str:
     value = text.strip()
     if not value:
         raise HashFormatError("empty password hash")
@@ -116,10 +138,10 @@ def _argon2(value: str) -> str:
 def _checked_pbkdf2(*, digest: str, iterations: int, salt: bytes, hash: bytes) -> str:
     if not 1 <= iterations <= MAX_PBKDF2_ITERATIONS:
         raise HashFormatError(f"PBKDF2 iterations outside 1-{MAX_PBKDF2_ITERATIONS}")
-    if not salt or not 16 <= len(hash) <= 128:
+    if not 1 <= len(salt) <= MAX_SALT_BYTES or not 16 <= len(hash) <= 128:
         raise HashFormatError("malformed PBKDF2 hash")
     return PBKDF2BytesPasswordHasher().compose(
-        digest=digest, iterations=iterations, salt=salt, hash=hash
+        digest=digest, iterations=iterations, salt=salt, hash=hash[:STORED_KEY_BYTES]
     )
 
 
@@ -144,11 +166,15 @@ def _pbkdf2_phc(value: str) -> str:
 
 
 def _checked_scrypt(*, n: int, r: int, p: int, salt: bytes, hash: bytes) -> str:
-    if n < 2 or n & (n - 1) or r < 1 or p < 1 or not salt or len(hash) < 16:
+    if n < 2 or n & (n - 1) or r < 1 or p < 1 or len(hash) < 16:
+        raise HashFormatError("malformed scrypt hash")
+    if not 1 <= len(salt) <= MAX_SALT_BYTES:
         raise HashFormatError("malformed scrypt hash")
     if scrypt_memory(n=n, r=r, p=p) > MAX_SCRYPT_MEMORY:
         raise HashFormatError("scrypt parameters too costly for a sign-in")
-    return ScryptBytesPasswordHasher().compose(n=n, r=r, p=p, salt=salt, hash=hash)
+    return ScryptBytesPasswordHasher().compose(
+        n=n, r=r, p=p, salt=salt, hash=hash[:STORED_KEY_BYTES]
+    )
 
 
 def _scrypt_phc(value: str) -> str:
@@ -255,6 +281,13 @@ def _parameter(parameters: dict[str, Any], key: str, default: str) -> str:
 
 
 def keycloak_to_django_hash(
+    *, secret_data: str | dict[str, Any] | None, credential_data: str | dict[str, Any] | None
+) -> str:
+    """A Keycloak password credential as a Django-encoded hash (see `_keycloak_hash`)."""
+    return _fits(_keycloak_hash(secret_data=secret_data, credential_data=credential_data))
+
+
+def _keycloak_hash(
     *, secret_data: str | dict[str, Any] | None, credential_data: str | dict[str, Any] | None
 ) -> str:
     """A Keycloak password credential (realm export `users[].credentials[]`, type "password")

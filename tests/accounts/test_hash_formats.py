@@ -140,6 +140,7 @@ def test_a_keycloak_credential_becomes_a_django_hash_that_checks_the_old_passwor
 
     assert check_password(PASSWORD, encoded)
     assert not check_password("wrong", encoded)
+    assert len(encoded) <= 128  # fits User.password (PostgreSQL enforces it)
 
 
 def test_a_bcrypt_hash_answers_a_password_longer_than_72_bytes_as_bcrypt_did():
@@ -170,6 +171,9 @@ MALFORMED = {
     "scrypt asking 16 GiB": f"$scrypt$ln=24,r=8,p=1${ab64(SALT)}${ab64(SALT * 2)}",
     "Django pbkdf2 without hash": "pbkdf2_sha256$1000$salt$",
     "Django pbkdf2 iterations text": "pbkdf2_sha256$many$salt$" + b64(bytes(32)),
+    "argon2 with a 128-byte tag (too long for the column)": (
+        "$argon2id$v=19$m=1024,t=1,p=1$" + b64(SALT, pad=False) + "$" + b64(bytes(128), pad=False)
+    ),
 }
 
 
