@@ -370,3 +370,56 @@ def test_every_audit_event_type_has_a_public_name_documented_in_the_guide(settin
     guide = (Path(settings.BASE_DIR) / "docs" / "guides" / "webhooks.md").read_text()
     missing = [name for name in PUBLIC_TYPES if f"`{name}`" not in guide]
     assert not missing, missing
+
+
+@pytest.mark.django_db
+def test_an_administrator_changes_a_subscribers_event_types_through_the_service(
+    admin_user, receivers
+):
+    subscriber, secret = subscribe(receivers(), ["user.locked"])
+    admin = HttpClient()
+    admin.force_login(admin_user)
+    url = reverse("admin:webhooks_subscriber_change", args=[subscriber.pk])
+
+    page = admin.get(url)
+    assert page.status_code == HTTPStatus.OK
+    assert secret not in page.content.decode()
+    assert subscriber.secret_encrypted not in page.content.decode()
+    response = admin.post(
+        url,
+        {"name": "SIEM", "event_types": ["user.locked", "user.signed_in"], "is_active": "on"},
+    )
+
+    assert response.status_code == HTTPStatus.FOUND
+    subscriber.refresh_from_db()
+    assert subscriber.event_types == ["user.locked", "user.signed_in"]
+    event = AuditEvent.objects.get(type=AuditEvent.Type.WEBHOOK_CHANGED)
+    assert (event.actor, event.extra["fields"]) == (admin_user, ["event_types"])
+    # Subscribers are made on the command line (the secret shown once) and never deleted.
+    assert admin.get(reverse("admin:webhooks_subscriber_add")).status_code == HTTPStatus.FORBIDDEN
+
+
+@pytest.mark.django_db
+def test_staff_without_the_webhook_permission_cannot_replay(user, receivers, settings):
+    from django.contrib.auth.models import Permission
+
+    settings.TASKS = IMMEDIATE_TASKS
+    subscriber, _ = subscribe(receivers(), ["user.locked"])
+    delivery = Delivery.objects.create(
+        subscriber=subscriber, message_id="msg_1", event_type="user.locked", payload="{}"
+    )
+    user.is_staff = True
+    user.save()
+    user.user_permissions.add(Permission.objects.get(codename="view_delivery"))
+    staff = HttpClient()
+    staff.force_login(user)
+
+    assert staff.get(reverse("admin:webhooks_delivery_changelist")).status_code == HTTPStatus.OK
+    response = staff.post(
+        reverse("admin:webhooks_delivery_changelist"),
+        {"action": "replay", "_selected_action": [delivery.pk]},
+    )
+
+    assert response.status_code in (HTTPStatus.OK, HTTPStatus.FOUND)
+    assert not Delivery.objects.filter(replay_of=delivery).exists()
+    assert not AuditEvent.objects.filter(type=AuditEvent.Type.WEBHOOK_REPLAYED).exists()
