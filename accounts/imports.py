@@ -38,6 +38,7 @@ from __future__ import annotations
 import csv
 import functools
 import json
+import re
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -146,7 +147,8 @@ def detect_format(path: Path) -> str:
         head = fh.read(4096).lstrip()
     if path.suffix.lower() in (".jsonl", ".ndjson") or head.startswith(b"["):
         return "json"
-    if head.startswith(b"{") and (b'"users"' in head or b'"realm"' in head):
+    # A realm export names its members `realm` and `users`; a JSON Lines row has neither key.
+    if head.startswith(b"{") and re.search(rb'"(users|realm)"\s*:', head):
         return "keycloak"
     return "json"
 
