@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
+from django.dispatch import Signal
 from django.http import HttpRequest
 
 from accounts.models import AuditEvent
@@ -30,6 +31,11 @@ def acting_client(*, label: str, **extra: Any) -> Iterator[None]:
         yield
     finally:
         _ACTING_CLIENT.reset(token)
+# Sent after each audit row is written, with `event` (the saved AuditEvent), in the writer's
+# transaction: how apps above this floor hear of events without `accounts` importing them (the
+# webhooks app queues its deliveries from it). A receiver must be cheap (it runs on the sign-in
+# and token paths) and must not write outside the transaction.
+event_published = Signal()
 
 
 def record_event(**fields: Any) -> AuditEvent:
@@ -87,7 +93,8 @@ def build_event(
 
 
 def publish_event(event: AuditEvent) -> None:
-    """What follows a written audit row: one JSON log line and the login/token
-    counters."""
+    """What follows a written audit row: one JSON log line, the login/token counters and the
+    `event_published` signal."""
     log_audit_event(event)
     observe_audit_event(event)
+    event_published.send(sender=AuditEvent, event=event)

@@ -138,6 +138,10 @@ class AuditEvent(models.Model):
         IDENTITY_LINKED = "identity.linked", _("Upstream identity linked")
         IDENTITY_UNLINKED = "identity.unlinked", _("Upstream identity removed")
         UPSTREAM_PROVIDER_CHANGED = "upstream.provider_changed", _("Upstream provider changed")
+        USERS_IMPORTED = "users.imported", _("Users imported")
+        WEBHOOK_CREATED = "webhook.created", _("Webhook subscriber created")
+        WEBHOOK_CHANGED = "webhook.changed", _("Webhook subscriber changed")
+        WEBHOOK_REPLAYED = "webhook.replayed", _("Webhook delivery replayed")
 
     created_at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
     type = models.CharField(_("event"), max_length=64, choices=Type.choices, db_index=True)

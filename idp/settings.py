@@ -127,6 +127,9 @@ INSTALLED_APPS = [
     "directory",
     # SCIM 2.0 provisioning (above accounts and the registry; nothing below imports it).
     "scim",
+    # Events out to other systems (Standard Webhooks), above accounts: it hears of audit events
+    # through accounts.audit's `event_published` signal.
+    "webhooks",
     # Django's admin with our site: branded, grouped, a dashboard home page (idp/admin_site.py).
     "idp.apps.IdentityAdminConfig",
     # The wiring's own checks (idp/startup.py: what a production start needs).
@@ -304,6 +307,12 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
     "django.contrib.auth.hashers.ScryptPasswordHasher",
+    # Hashes imported from other systems (manage.py import_users; accounts/hash_formats.py):
+    # verified as they are, re-hashed with Argon2id at the first successful sign-in.
+    "accounts.foreign_hashers.BCryptPasswordHasher",
+    "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+    "accounts.foreign_hashers.PBKDF2BytesPasswordHasher",
+    "accounts.foreign_hashers.ScryptBytesPasswordHasher",
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -410,6 +419,16 @@ TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 IDP_BACKCHANNEL_TIMEOUT_SECONDS = env_int("IDP_BACKCHANNEL_TIMEOUT_SECONDS", 5)
 # Seconds before each retry: 7 retries over ~10 minutes (5 + 10 + ... + 300 = 615 s).
 IDP_BACKCHANNEL_RETRY_SECONDS = [5, 10, 20, 40, 80, 160, 300]
+# Webhooks (webhooks/, docs/guides/webhooks.md). Subscriber secrets are encrypted under a key
+# derived (HKDF) from IDP_WEBHOOK_KEY, or from DJANGO_SECRET_KEY (and its fallbacks) when unset:
+# set it in production so a secret-key rotation leaves the webhooks alone.
+IDP_WEBHOOK_KEY = os.environ.get("IDP_WEBHOOK_KEY", "")
+IDP_WEBHOOK_TIMEOUT_SECONDS = env_int("IDP_WEBHOOK_TIMEOUT_SECONDS", 5)
+# Seconds before each retry, doubling: 9 retries over ~8.5 hours.
+IDP_WEBHOOK_RETRY_SECONDS = [60, 120, 240, 480, 960, 1920, 3840, 7680, 15360]
+# How stale a process's list of subscribers may be (a subscriber made elsewhere is heard of
+# within this many seconds; webhooks/subscriptions.py).
+IDP_WEBHOOK_SUBSCRIPTIONS_SECONDS = env_int("IDP_WEBHOOK_SUBSCRIPTIONS_SECONDS", 30)
 
 # --- The company directory as a user source (directory/; docs/guides/ldap.md). Off unless
 # IDP_LDAP_URL is set: then people sign in with their directory password (checked by a bind,

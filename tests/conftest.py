@@ -49,6 +49,18 @@ def _fresh_cache():
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _no_webhook_subscribers_yet():
+    """Each test starts with no webhook subscriber, as its database does. Each process keeps
+    the list in memory and reads the table again by the first audit event after it expires
+    (webhooks/subscriptions.py): without this, that query would land in whichever test came
+    next, inside its pinned query count. Tests that make subscribers go through the services,
+    which make the process read the table again."""
+    from webhooks import subscriptions
+
+    subscriptions.set_loaded({})
+
+
 @pytest.fixture
 def password() -> str:
     return PASSWORD

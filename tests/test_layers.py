@@ -17,7 +17,16 @@ import pytest
 pytestmark = pytest.mark.once
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ("accounts", "oauth_clients", "adminapi", "idp", "federation", "directory", "scim")
+APPS = (
+    "accounts",
+    "oauth_clients",
+    "adminapi",
+    "idp",
+    "federation",
+    "directory",
+    "scim",
+    "webhooks",
+)
 
 
 def _modules() -> dict[str, Path]:
