@@ -31,6 +31,8 @@ def acting_client(*, label: str, **extra: Any) -> Iterator[None]:
         yield
     finally:
         _ACTING_CLIENT.reset(token)
+
+
 # Sent after each audit row is written, with `event` (the saved AuditEvent), in the writer's
 # transaction: how apps above this floor hear of events without `accounts` importing them (the
 # webhooks app queues its deliveries from it). A receiver must be cheap (it runs on the sign-in
