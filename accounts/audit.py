@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.dispatch import Signal
 from django.http import HttpRequest
 
 from accounts.models import AuditEvent
 from idp.client_ip import client_ip
 from idp.metrics import observe_audit_event
 from idp.request_log import log_audit_event
+
+# Sent once per written audit row (keyword `event`), after the JSON line and the counters. The
+# audit rows are the change feed of apps above the people's floor that must hear about changes
+# they may not be imported by (outbound provisioning: provisioning/receivers.py); a receiver
+# only notes what to do after commit and never writes in the sender's transaction.
+audit_event_published = Signal()
 
 
 def record_event(**fields: Any) -> AuditEvent:
@@ -58,3 +65,4 @@ def publish_event(event: AuditEvent) -> None:
     counters."""
     log_audit_event(event)
     observe_audit_event(event)
+    audit_event_published.send(sender=AuditEvent, event=event)

@@ -129,6 +129,9 @@ class AuditEvent(models.Model):
         GROUP_MEMBER_REMOVED = "group.member_removed", _("Removed from a group")
         ACCESS_DENIED = "access.denied", _("App access refused")
         SAML_ASSERTION_ISSUED = "saml.assertion_issued", _("SAML assertion issued")
+        PROVISIONING_CONFIGURED = "provisioning.configured", _("App provisioning configured")
+        PROVISIONING_SENT = "provisioning.sent", _("Provisioned to an app")
+        PROVISIONING_FAILED = "provisioning.failed", _("Provisioning to an app failed")
 
     created_at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
     type = models.CharField(_("event"), max_length=64, choices=Type.choices, db_index=True)

@@ -25,6 +25,8 @@ IDENTITY_MODELS = (
     "oauth_clients.client",
     "accounts.auditevent",
     "oauth_clients.backchanneldelivery",
+    "provisioning.scimtarget",
+    "provisioning.provisioningdelivery",
 )
 # This deployment's own settings: the second section.
 SETTINGS_MODELS = ("accounts.branding",)

@@ -142,6 +142,8 @@ INSTALLED_APPS = [
     # Django's tasks API (backport) and its database queue, run by `manage.py db_worker`.
     "django_tasks",
     "django_tasks_db",
+    # Outbound SCIM 2.0 provisioning to apps (above accounts and the registry).
+    "provisioning",
 ]
 
 MIDDLEWARE = [
@@ -377,6 +379,14 @@ TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 IDP_BACKCHANNEL_TIMEOUT_SECONDS = env_int("IDP_BACKCHANNEL_TIMEOUT_SECONDS", 5)
 # Seconds before each retry: 7 retries over ~10 minutes (5 + 10 + ... + 300 = 615 s).
 IDP_BACKCHANNEL_RETRY_SECONDS = [5, 10, 20, 40, 80, 160, 300]
+# Outbound SCIM provisioning (provisioning/): the apps' bearer tokens are encrypted (Fernet) with
+# the first of these keys and read with any of them; without them, with a key derived (HKDF)
+# from DJANGO_SECRET_KEY and its fallbacks. Generate one with
+# `python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`.
+IDP_PROVISIONING_KEYS = env_list("IDP_PROVISIONING_KEYS", [])
+IDP_PROVISIONING_TIMEOUT_SECONDS = env_int("IDP_PROVISIONING_TIMEOUT_SECONDS", 10)
+# Seconds before each retry of a failed SCIM request: 7 retries over ~10 minutes.
+IDP_PROVISIONING_RETRY_SECONDS = [5, 10, 20, 40, 80, 160, 300]
 
 # --- Branding (admin-editable branding comes later; these are the defaults)
 IDP_COMPANY_NAME = os.environ.get("IDP_COMPANY_NAME", "Company")
