@@ -1,8 +1,9 @@
 """Fixtures for outbound provisioning: a real SCIM server playing the app, and a bad one.
 
 The app's SCIM server is the python-scim project's reference server (`scim2-server`, in
-requirements-dev.txt), started once per test session on 127.0.0.1 with a bearer token and a tenant per
-test (`/<tenant>/v2`), so each test starts with an empty server. Tests read back what it stores.
+requirements-dev.txt), started once per test session on 127.0.0.1 with a bearer token, and a
+tenant per test (`/<tenant>/v2`), so each test starts with an empty server. Tests read back
+what it stores.
 """
 
 from __future__ import annotations

@@ -192,7 +192,8 @@ def test_a_private_address_is_refused_unless_the_app_may_call_private_networks(
     join(admin_user, user, allowed, immediate)
     delivery = ProvisioningDelivery.objects.get(user=user)
     assert delivery.status == Status.FAILED
-    assert "refused" in delivery.last_error and "private" in delivery.last_error
+    assert "refused" in delivery.last_error
+    assert "private" in delivery.last_error
     assert delivery.last_status_code is None
     assert scim_server.users() == {}
     assert AuditEvent.objects.filter(
