@@ -6,7 +6,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -89,6 +89,7 @@ class ScimTargetAdmin(admin.ModelAdmin):
                 % {"count": len(queued)},
                 messages.SUCCESS,
             )
+            return HttpResponseRedirect(request.path)
         changes = plan_target(target=target)
         context = {
             **self.admin_site.each_context(request),

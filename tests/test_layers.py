@@ -17,7 +17,7 @@ import pytest
 pytestmark = pytest.mark.once
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ("accounts", "oauth_clients", "idp")
+APPS = ("accounts", "oauth_clients", "idp", "provisioning")
 
 
 def _modules() -> dict[str, Path]:
@@ -146,6 +146,20 @@ def test_accounts_and_the_registry_reach_the_engine_through_its_one_door():
         name: sorted(graph[name] & (engine - {door}))
         for name in sorted(below)
         if graph[name] & (engine - {door})
+    }
+    assert reaching == {}
+
+
+def test_people_and_the_registry_never_import_outbound_provisioning():
+    """provisioning/ sits above accounts and the registry: it hears of their changes through
+    the audit feed (accounts/audit.py `audit_event_published`), never by being imported."""
+    graph = import_graph()
+    assert "accounts.audit" in graph["provisioning.receivers"]  # the graph sees the app
+    reaching = {
+        name: sorted(target for target in graph[name] if target.startswith("provisioning"))
+        for name in sorted(graph)
+        if not name.startswith("provisioning")
+        and any(target.startswith("provisioning") for target in graph[name])
     }
     assert reaching == {}
 

@@ -253,3 +253,12 @@ def run_worker_once() -> None:
         worker_id="test-worker",
         excluded_queue_names=[],
     ).run()
+
+
+@pytest.fixture
+def public_dns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This machine has no DNS: names resolve to a public address (loopback literals are
+    not looked up)."""
+    from oauth_clients import uri_rules
+
+    monkeypatch.setattr(uri_rules, "resolve_host", lambda host: ["93.184.216.34"])
