@@ -133,9 +133,7 @@ def test_the_dry_run_shows_what_would_change_and_sends_nothing_until_sync_now(
     assert listing.status_code == HTTPStatus.FOUND
 
 
-def test_a_target_configured_to_delete_deletes_leavers(
-    admin_user, user, scim_server, committed
-):
+def test_a_target_configured_to_delete_deletes_leavers(admin_user, user, scim_server, committed):
     app = register_app(admin_user)
     with committed():
         group = assigned_group(admin_user, app)

@@ -15,7 +15,8 @@ GUIDE = Path(__file__).resolve().parents[2] / "docs" / "guides" / "scim-outbound
 
 
 def json_blocks() -> list[dict]:
-    return [json.loads(block) for block in re.findall(r"```json\n(.*?)```", GUIDE.read_text(), re.S)]
+    blocks = re.findall(r"```json\n(.*?)```", GUIDE.read_text(), re.S)
+    return [json.loads(block) for block in blocks]
 
 
 def test_the_guides_example_user_is_what_the_idp_sends(admin_user, user):
