@@ -15,8 +15,9 @@ from django.test import RequestFactory
 
 from accounts import services as account_services
 from accounts.models import AuditEvent
+from oauth_clients import services as client_services
 from provisioning.models import ProvisionedUser, ProvisioningDelivery
-from tests.oidc.backchannel_helpers import DATABASE_TASKS
+from tests.oidc.backchannel_helpers import DATABASE_TASKS, IMMEDIATE_TASKS
 from tests.provisioning.conftest import (
     assigned_group,
     make_target,
@@ -106,3 +107,31 @@ def test_joiner_mover_and_leavers_reach_the_apps_scim_server_within_one_worker_r
         (who, action) for who, action, _status in actions
     )
     assert not AuditEvent.objects.filter(type=AuditEvent.Type.PROVISIONING_FAILED).exists()
+
+
+def test_a_direct_assignment_and_unassignment_and_a_reactivation_reach_the_app(
+    settings, django_capture_on_commit_callbacks, admin_user, user, scim_server
+):
+    """The app-wide path: an assignment change reconciles the whole app (who may use it)."""
+    settings.TASKS = IMMEDIATE_TASKS
+    app = register_app(admin_user)
+    with django_capture_on_commit_callbacks(execute=True):
+        make_target(admin_user, app, scim_server.base_url)
+    with django_capture_on_commit_callbacks(execute=True):
+        client_services.assign(client=app, user=user, actor=admin_user)
+    assert scim_server.users()["alice"]["active"] is True
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client_services.unassign(client=app, user=user, actor=admin_user)
+    assert scim_server.users()["alice"]["active"] is False
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client_services.assign(client=app, user=user, actor=admin_user)
+    with django_capture_on_commit_callbacks(execute=True):
+        account_services.deactivate_user(user=user, actor=admin_user)
+    assert scim_server.users()["alice"]["active"] is False
+    with django_capture_on_commit_callbacks(execute=True):
+        account_services.activate_user(user=user, actor=admin_user)
+    stored = scim_server.users()
+    assert list(stored) == ["alice"]  # one account throughout, re-activated in place
+    assert stored["alice"]["active"] is True
