@@ -60,10 +60,12 @@ class ScimTargetForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned: dict[str, Any] = super().clean() or {}
-        if self.errors or not cleaned.get("client"):
+        # Editing, the app is fixed (not a field of the form): the instance's.
+        client = cleaned.get("client") or (self.instance.client if self.instance.pk else None)
+        if self.errors or client is None:
             return cleaned
         probe = ScimTarget(
-            client=cleaned["client"],
+            client=client,
             base_url=cleaned.get("base_url") or "",
             user_attributes=cleaned.get("user_attributes") or [],
             token_encrypted=self.instance.token_encrypted if self.instance.pk else "",

@@ -98,6 +98,15 @@ def test_a_target_without_a_token_or_with_a_private_url_is_a_form_error(
         assert response.context["adminform"].form.errors
     assert not ScimTarget.objects.filter(client=other).exists()
 
+    # Editing a saved target: the same rules, a form error (never a 500), nothing changed.
+    target = ScimTarget.objects.get(client=app)
+    edit = {k: v for k, v in form(app, "https://10.0.0.7/scim/v2").items() if k != "client"}
+    response = browser.post(f"/admin/provisioning/scimtarget/{target.pk}/change/", edit)
+    assert response.status_code == HTTPStatus.OK
+    assert "base_url" in response.context["adminform"].form.errors
+    target.refresh_from_db()
+    assert target.base_url == "https://scim.example.com/v2"
+
 
 def test_the_dry_run_shows_what_would_change_and_sends_nothing_until_sync_now(
     admin_user, user, browser, scim_server, committed
