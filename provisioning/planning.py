@@ -41,10 +41,17 @@ def target_is_live(target: ScimTarget) -> bool:
 
 
 def plan_user(
-    *, target: ScimTarget, user: Any, provisioned: ProvisionedUser | None
+    *,
+    target: ScimTarget,
+    user: Any,
+    provisioned: ProvisionedUser | None,
+    may_use: bool | None = None,
 ) -> Change | None:
-    """What `user` needs at the app now, or None when the app is up to date."""
-    if access.may_use(user=user, client=target.client):
+    """What `user` needs at the app now, or None when the app is up to date. `may_use`, when
+    already known, spares asking the rules (`access.may_use`) for this one person."""
+    if may_use is None:
+        may_use = access.may_use(user=user, client=target.client)
+    if may_use:
         resource = user_resource(target=target, user=user)
         if provisioned is None:
             return Change(user=user, action=Action.CREATE, resource=resource)
@@ -83,11 +90,16 @@ def plan_target(*, target: ScimTarget, user_ids: frozenset[int] | None = None) -
     """Every change the app needs (the dry run shows it; the sync queues it)."""
     if not target_is_live(target):
         return []
+    # Who may use the app, read once for everyone (as signout does for many token holders).
+    allowed = access.users_with_access(client=target.client)
     ids = candidate_ids(target=target, user_ids=user_ids)
     provisioned = {row.user_id: row for row in ProvisionedUser.objects.filter(target=target)}
     changes = []
     for user in get_user_model().objects.filter(pk__in=ids).order_by("username", "pk"):
-        change = plan_user(target=target, user=user, provisioned=provisioned.get(user.pk))
+        may_use = user.is_active and (allowed is None or user.pk in allowed)
+        change = plan_user(
+            target=target, user=user, provisioned=provisioned.get(user.pk), may_use=may_use
+        )
         if change is not None:
             changes.append(change)
     return changes

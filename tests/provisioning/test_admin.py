@@ -8,6 +8,7 @@ from http import HTTPStatus
 from io import StringIO
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client as HttpClient
 
@@ -15,6 +16,7 @@ from accounts import services as account_services
 from accounts.models import AuditEvent
 from provisioning import crypto
 from provisioning.models import ProvisioningDelivery, ScimTarget
+from provisioning.planning import plan_target
 from tests.oidc.backchannel_helpers import IMMEDIATE_TASKS
 from tests.provisioning.conftest import (
     SERVER_TOKEN,
@@ -187,3 +189,20 @@ def test_an_unreadable_token_fails_the_delivery_and_nothing_is_sent(
     assert delivery.status == "failed"
     assert "cannot be read" in delivery.last_error
     assert scim_server.users() == {}
+
+
+def test_the_dry_run_reads_who_may_use_the_app_once_whatever_their_number(
+    admin_user, scim_server, django_assert_max_num_queries
+):
+    app = register_app(admin_user)
+    group = assigned_group(admin_user, app)
+    people = get_user_model().objects.bulk_create(
+        get_user_model()(username=f"person{i:03}", email=f"p{i}@example.com") for i in range(60)
+    )
+    account_services.add_members(group=group, users=people, actor=admin_user)
+    target = make_target(admin_user, app, scim_server.base_url)
+
+    with django_assert_max_num_queries(10):
+        changes = plan_target(target=target)
+
+    assert [change.action for change in changes] == ["create"] * 60
