@@ -135,3 +135,27 @@ def test_a_direct_assignment_and_unassignment_and_a_reactivation_reach_the_app(
     stored = scim_server.users()
     assert list(stored) == ["alice"]  # one account throughout, re-activated in place
     assert stored["alice"]["active"] is True
+
+
+def test_leaving_one_of_two_assigned_groups_keeps_the_account_and_leaving_the_last_ends_it(
+    settings, django_capture_on_commit_callbacks, admin_user, user, scim_server
+):
+    settings.TASKS = IMMEDIATE_TASKS
+    app = register_app(admin_user)
+    with django_capture_on_commit_callbacks(execute=True):
+        first = assigned_group(admin_user, app, "wiki-editors")
+        second = assigned_group(admin_user, app, "wiki-readers")
+        make_target(admin_user, app, scim_server.base_url)
+    with django_capture_on_commit_callbacks(execute=True):
+        account_services.add_members(group=first, users=[user], actor=admin_user)
+        account_services.add_members(group=second, users=[user], actor=admin_user)
+    assert scim_server.users()["alice"]["active"] is True
+
+    with django_capture_on_commit_callbacks(execute=True):
+        account_services.remove_members(group=first, users=[user], actor=admin_user)
+    assert scim_server.users()["alice"]["active"] is True  # still assigned through the other
+    assert not ProvisioningDelivery.objects.filter(action="deactivate").exists()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        account_services.remove_members(group=second, users=[user], actor=admin_user)
+    assert scim_server.users()["alice"]["active"] is False
