@@ -35,7 +35,8 @@ def acting_client(*, label: str, **extra: Any) -> Iterator[None]:
 
 # Sent after each audit row is written, with `event` (the saved AuditEvent), in the writer's
 # transaction: how apps above this floor hear of events without `accounts` importing them (the
-# webhooks app queues its deliveries from it). A receiver must be cheap (it runs on the sign-in
+# webhooks app queues its deliveries from it; outbound provisioning notes whom to provision,
+# provisioning/receivers.py). A receiver must be cheap (it runs on the sign-in
 # and token paths) and must not write outside the transaction.
 event_published = Signal()
 

@@ -142,6 +142,9 @@ class AuditEvent(models.Model):
         WEBHOOK_CREATED = "webhook.created", _("Webhook subscriber created")
         WEBHOOK_CHANGED = "webhook.changed", _("Webhook subscriber changed")
         WEBHOOK_REPLAYED = "webhook.replayed", _("Webhook delivery replayed")
+        PROVISIONING_CONFIGURED = "provisioning.configured", _("App provisioning configured")
+        PROVISIONING_SENT = "provisioning.sent", _("Provisioned to an app")
+        PROVISIONING_FAILED = "provisioning.failed", _("Provisioning to an app failed")
 
     created_at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
     type = models.CharField(_("event"), max_length=64, choices=Type.choices, db_index=True)

@@ -26,6 +26,8 @@ IDENTITY_MODELS = (
     "accounts.auditevent",
     "oauth_clients.backchanneldelivery",
     "scim.scimtoken",
+    "provisioning.scimtarget",
+    "provisioning.provisioningdelivery",
 )
 # This deployment's own settings: the second section.
 SETTINGS_MODELS = ("accounts.branding", "federation.upstreamprovider")

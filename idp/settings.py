@@ -157,6 +157,8 @@ INSTALLED_APPS = [
     # Django's tasks API (backport) and its database queue, run by `manage.py db_worker`.
     "django_tasks",
     "django_tasks_db",
+    # Outbound SCIM 2.0 provisioning to apps (above accounts and the registry).
+    "provisioning",
 ]
 
 MIDDLEWARE = [
@@ -473,6 +475,14 @@ if IDP_LDAP_URL:
     # the local backend without asking the directory, so they never depend on it; a directory
     # person's sign-in then costs no Argon2id run (directory/backend.py).
     AUTHENTICATION_BACKENDS.insert(0, "directory.backend.DirectoryBackend")
+# Outbound SCIM provisioning (provisioning/): the apps' bearer tokens are encrypted (Fernet) with
+# the first of these keys and read with any of them; without them, with a key derived (HKDF)
+# from DJANGO_SECRET_KEY and its fallbacks. Generate one with
+# `python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`.
+IDP_PROVISIONING_KEYS = env_list("IDP_PROVISIONING_KEYS", [])
+IDP_PROVISIONING_TIMEOUT_SECONDS = env_int("IDP_PROVISIONING_TIMEOUT_SECONDS", 10)
+# Seconds before each retry of a failed SCIM request: 7 retries over ~10 minutes.
+IDP_PROVISIONING_RETRY_SECONDS = [5, 10, 20, 40, 80, 160, 300]
 
 # --- Branding (admin-editable branding comes later; these are the defaults)
 # SCIM (scim/): a DELETE from a SCIM client deactivates the account (it answers 404 to SCIM

@@ -26,6 +26,7 @@ APPS = (
     "directory",
     "scim",
     "webhooks",
+    "provisioning",
 )
 
 
@@ -167,6 +168,20 @@ def test_scim_sits_above_people_and_the_registry():
     below = {name for name in graph if name.startswith(("accounts", "oauth_clients"))}
     reaching = {name: sorted(t for t in graph[name] if t.startswith("scim")) for name in below}
     assert {name: targets for name, targets in reaching.items() if targets} == {}
+
+
+def test_people_and_the_registry_never_import_outbound_provisioning():
+    """provisioning/ sits above accounts and the registry: it hears of their changes through
+    the audit feed (accounts/audit.py `event_published`), never by being imported."""
+    graph = import_graph()
+    assert "accounts.audit" in graph["provisioning.receivers"]  # the graph sees the app
+    reaching = {
+        name: sorted(target for target in graph[name] if target.startswith("provisioning"))
+        for name in sorted(graph)
+        if not name.startswith("provisioning")
+        and any(target.startswith("provisioning") for target in graph[name])
+    }
+    assert reaching == {}
 
 
 LIBRARIES = ("django", "oauth2_provider", "oauthlib", "allauth")

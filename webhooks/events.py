@@ -74,6 +74,9 @@ EVENT_TYPES: dict[str, str] = {
     T.IDENTITY_LINKED: "identity.linked",
     T.IDENTITY_UNLINKED: "identity.unlinked",
     T.UPSTREAM_PROVIDER_CHANGED: "upstream.provider_changed",
+    T.PROVISIONING_CONFIGURED: "provisioning.configured",
+    T.PROVISIONING_SENT: "provisioning.sent",
+    T.PROVISIONING_FAILED: "provisioning.failed",
 }
 PUBLIC_TYPES = tuple(sorted(set(EVENT_TYPES.values())))
 
