@@ -42,6 +42,10 @@ KIND_HELP: dict[str, Any] = {
         "A program calling APIs on its own behalf, no user. Gets a client secret; "
         "client credentials only; no redirect URIs."
     ),
+    Client.Kind.API: _(
+        "An API that checks the access tokens clients bring. Declares its audience; tokens "
+        "asked for it are JWTs it can verify itself (RFC 9068). No users sign in to it."
+    ),
     Client.Kind.SAML: _(
         "An app that offers single sign-on over SAML 2.0 only. Registered from its metadata "
         "(a file or a URL) or its entity ID, ACS URL and certificate; no secret."
@@ -228,6 +232,25 @@ class RegisterClientForm(forms.Form):
         help_text=_("Only for internal apps: the IdP would otherwise refuse to call them."),
     )
 
+    # RFC 9068: an API's audience. RFC 7523 §2.2: the client's keys (private_key_jwt).
+    audience = forms.CharField(
+        label=_("API audience (URI)"),
+        required=False,
+        max_length=500,
+        help_text=_("Only for an API: the URI clients name as `resource` to get its tokens."),
+    )
+    jwks = forms.CharField(
+        label=_("Public keys (JWK Set, JSON)"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 80, "spellcheck": "false"}),
+        help_text=_("The app then signs in with private_key_jwt and gets no secret."),
+    )
+    jwks_uri = _url_field(
+        _("or the URL of its public keys (jwks_uri)"),
+        _("Fetched by the IdP: https, a public address unless private-network addresses are "
+          "allowed below."),
+    )
+
     # A SAML 2.0 app (issue 28): its metadata, or its entity ID, ACS URL and certificate.
     saml_metadata_file = forms.FileField(
         label=_("SAML metadata file"),
@@ -323,7 +346,7 @@ class RegisterClientForm(forms.Form):
             info_uris={name: data.get(name, "") for name in uri_rules.INFO_URI_FIELDS},
             lifetimes={name: data.get(name) for name in services.LIFETIME_FIELDS},
         )
-        if data["kind"] in (Client.Kind.SERVICE, Client.Kind.SAML):
+        if data["kind"] in (Client.Kind.SERVICE, Client.Kind.API, Client.Kind.SAML):
             # Irrelevant for a service or a SAML app (no ID tokens): the radio's value is dropped.
             data["algorithm"] = ""
         elif "algorithm" in data:

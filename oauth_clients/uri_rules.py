@@ -461,7 +461,7 @@ def registration_errors(
             lifetimes=lifetimes,
         )
     native = kind == Client.Kind.NATIVE
-    signs_users_in = kind != Client.Kind.SERVICE
+    signs_users_in = kind not in (Client.Kind.SERVICE, Client.Kind.API)
 
     def collect(field: str, check: Callable[[], object]) -> None:
         try:
