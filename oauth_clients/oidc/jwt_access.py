@@ -36,7 +36,7 @@ from oauth_clients.oidc.grant_state import grant_state
 from oauth_clients.oidc.tokens import generate_token
 
 # RFC 9068 §2.1: the `typ` header of a JWT access token.
-ACCESS_TOKEN_TYP = "at+jwt"
+ACCESS_TOKEN_TYP = "at+jwt"  # noqa: S105 (a JOSE type name, not a secret)
 # What the IdP signs an API's tokens with: RS256, which RFC 9068 §4 makes mandatory for every
 # resource server to accept.
 SIGNING_ALGORITHM = RS256
@@ -195,7 +195,7 @@ def introspect_jwt(*, token: str, caller: Client) -> dict[str, Any]:
         "active": True,
         "scope": claims.get("scope", ""),
         "client_id": client.client_id,
-        "token_type": "Bearer",  # noqa: S105 (RFC 6750 token type name)
+        "token_type": "Bearer",
         "iat": claims["iat"],
         "exp": claims["exp"],
         "iss": claims["iss"],

@@ -46,16 +46,16 @@ from oauth_clients.oidc.app_access import (
     may_use_app,
 )
 from oauth_clients.oidc.authorization_policy import build_id_token
-from oauth_clients.oidc.client_assertion import (
-    ASSERTION_TYPE,
-    assertion_client_id,
-    verify_client_assertion,
-)
 from oauth_clients.oidc.claims import (
     annotate_app_has_roles,
     annotate_email_verified,
     carry_app_has_roles,
     carry_email_verified,
+)
+from oauth_clients.oidc.client_assertion import (
+    ASSERTION_TYPE,
+    assertion_client_id,
+    verify_client_assertion,
 )
 from oauth_clients.oidc.grant_state import CodeRead, RefreshTokenRead, grant_state
 from oauth_clients.oidc.jwt_access import (
@@ -892,7 +892,7 @@ class TokenPolicyMixin(_ValidatorBase):
                 type=AuditEvent.Type.TOKEN_REVOKED,
                 request=audit_request(request),
                 client=client,
-                token_type="access_token",
+                token_type="access_token",  # noqa: S106 (a token kind, not a secret)
                 via="revocation endpoint",
                 jti=revoked_jwt["jti"],
             )

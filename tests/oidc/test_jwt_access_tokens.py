@@ -106,7 +106,8 @@ def test_a_client_credentials_token_for_an_api_is_a_jwt_the_api_verifies(client,
     assert claims["scope"] == ""
     assert claims["exp"] - claims["iat"] == 300
     assert len(claims["jti"]) == 32
-    assert "auth_time" not in claims and "roles" not in claims
+    assert "auth_time" not in claims
+    assert "roles" not in claims
     assert not AccessToken.objects.exists()
 
 
@@ -120,9 +121,7 @@ def test_an_api_sets_its_own_token_lifetime(client, api, reader):
 
 
 @pytest.mark.spec("RFC 9068", "2.2")
-def test_without_a_resource_or_for_an_unregistered_one_the_token_stays_opaque(
-    client, api, reader
-):
+def test_without_a_resource_or_for_an_unregistered_one_the_token_stays_opaque(client, api, reader):
     for response in (
         machine_token(client, reader, resource="https://elsewhere.example.com"),
         post_form(
@@ -183,7 +182,8 @@ def test_a_code_flow_for_an_api_gives_a_jwt_with_the_person_and_their_roles(
     )
     assert refreshed.status_code == HTTPStatus.OK, refreshed.content
     again = verify(client, refreshed.json()["access_token"])
-    assert again["sub"] == str(user.pk) and again["jti"] != claims["jti"]
+    assert again["sub"] == str(user.pk)
+    assert again["jti"] != claims["jti"]
 
 
 @pytest.mark.spec("RFC 7662", "2.2")
@@ -193,7 +193,8 @@ def test_introspection_answers_a_jwt_for_its_client_and_its_api_only(client, api
     for caller in (reader, api):
         data = introspect(client, caller, token).json()
         assert data["active"] is True
-        assert data["aud"] == AUDIENCE and data["client_id"] == "order-reader"
+        assert data["aud"] == AUDIENCE
+        assert data["client_id"] == "order-reader"
     other = make_client(
         name="Other",
         client_id="other",
@@ -205,9 +206,7 @@ def test_introspection_answers_a_jwt_for_its_client_and_its_api_only(client, api
 
 @pytest.mark.spec("RFC 7009", "2.1")
 @pytest.mark.spec("RFC 9068", "4")
-def test_a_revoked_jwt_is_inactive_at_introspection_until_purged_after_expiry(
-    client, api, reader
-):
+def test_a_revoked_jwt_is_inactive_at_introspection_until_purged_after_expiry(client, api, reader):
     token = machine_token(client, reader).json()["access_token"]
     assert introspect(client, api, token).json()["active"] is True
     response = post_form(
