@@ -28,8 +28,10 @@ from oauth_clients.models import Client
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 # An assertion is made for one request: one that claims to live longer is refused (RFC 7523
-# §3 item 4 lets the server bound it), which also bounds how long its jti must be kept.
-MAX_ASSERTION_SECONDS = 600
+# §3 item 4 lets the server bound it), which also bounds how long its jti must be kept. One
+# hour is the default lifetime of Authlib's assertions (and single use makes a longer-lived one
+# no more replayable); clients should make theirs much shorter.
+MAX_ASSERTION_SECONDS = 3600
 # Clock skew tolerated on exp, nbf and iat.
 LEEWAY_SECONDS = 30
 _JTI_PREFIX = "oauth:assertion-jti:v1:"
