@@ -272,9 +272,7 @@ def _audience_errors(client: Client) -> dict[str, list[str]]:
     return {}
 
 
-def _key_errors(
-    client: Client, *, resolver: uri_rules.Resolver | None
-) -> dict[str, list[str]]:
+def _key_errors(client: Client, *, resolver: uri_rules.Resolver | None) -> dict[str, list[str]]:
     """RFC 7523 §2.2 keys: inline or by URL (not both), for a confidential client, public
     signing keys only; a URL the IdP may fetch (`client_keys.jwks_uri_problem`)."""
     if not client.jwks and not client.jwks_uri:
@@ -551,6 +549,9 @@ def rotate_client_secret(
     `grace_seconds` (kept as a hash in `previous_client_secret`) so apps can roll over."""
     if client.client_type != Client.CLIENT_CONFIDENTIAL:
         raise ValidationError(_("A public client has no secret to rotate."))
+    if client.uses_private_key_jwt:
+        # RFC 7523 §2.2: it authenticates with its keys; a secret would never be accepted.
+        raise ValidationError(_("This app signs in with its keys: it has no secret to rotate."))
     if isinstance(grace_seconds, bool) or not isinstance(grace_seconds, int):
         raise ValidationError({"grace_seconds": [_("Enter a whole number of seconds.")]})
     if grace_seconds < 0 or grace_seconds > MAX_GRACE_SECONDS:

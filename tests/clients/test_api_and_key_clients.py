@@ -148,3 +148,15 @@ def test_the_admin_refuses_bad_audiences_and_keys(admin_client, overrides, field
     assert field in errors, errors
     assert message.lower() in " ".join(errors[field]).lower()
     assert not Client.objects.exists()
+
+
+def test_a_key_client_has_no_secret_to_rotate(admin_user):
+    from oauth_clients import services
+
+    client, _ = services.register_client(
+        actor=admin_user, kind=Client.Kind.SERVICE, name="Keyed", client_id="keyed", jwks=KEYS
+    )
+    with pytest.raises(CommandError, match="no secret to rotate"):
+        run("rotate-secret", "keyed")
+    with pytest.raises(services.ValidationError):
+        services.rotate_client_secret(client=client, actor=admin_user)

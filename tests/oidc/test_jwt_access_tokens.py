@@ -230,12 +230,17 @@ def test_a_revoked_jwt_is_inactive_at_introspection_until_purged_after_expiry(cl
 
 
 @pytest.mark.spec("RFC 9068", "4")
-def test_a_jwt_of_a_deactivated_person_or_a_disabled_client_is_inactive(
+def test_a_jwt_of_a_deactivated_or_unassigned_person_or_a_disabled_client_is_inactive(
     client, api, user, web_client, run_code_flow, exchange_code, reader
 ):
     flow = run_code_flow(web_client, scope="openid", extra={"resource": AUDIENCE})
     person_token = exchange_code(web_client, flow).json()["access_token"]
     machine = machine_token(client, reader).json()["access_token"]
+    assert introspect(client, api, person_token).json()["active"] is True
+    # The client closed to assigned people only, and this person not assigned: inactive.
+    Client.objects.filter(pk=web_client.pk).update(access_policy=Client.AccessPolicy.ASSIGNED)
+    assert introspect(client, api, person_token).json() == {"active": False}
+    Client.objects.filter(pk=web_client.pk).update(access_policy=Client.AccessPolicy.OPEN)
     assert introspect(client, api, person_token).json()["active"] is True
     type(user).objects.filter(pk=user.pk).update(is_active=False)
     assert introspect(client, api, person_token).json() == {"active": False}
