@@ -247,8 +247,10 @@ class RegisterClientForm(forms.Form):
     )
     jwks_uri = _url_field(
         _("or the URL of its public keys (jwks_uri)"),
-        _("Fetched by the IdP: https, a public address unless private-network addresses are "
-          "allowed below."),
+        _(
+            "Fetched by the IdP: https, a public address unless private-network addresses are "
+            "allowed below."
+        ),
     )
 
     # A SAML 2.0 app (issue 28): its metadata, or its entity ID, ACS URL and certificate.
