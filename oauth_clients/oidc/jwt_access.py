@@ -12,7 +12,8 @@ signing key, which the API verifies against JWKS alone. Everything else keeps op
 
 A client-credentials token for an API is written nowhere: nothing but the signature and the
 deny list says whether it is valid. Code and refresh grants still store their access token's row
-(the refresh token hangs off it), but its validity is judged from the JWT the same way.
+(the refresh token hangs off it); introspection also asks that the row still exists, so ending a
+person's tokens (sign-out, deactivation, lost access) reaches their JWTs at introspection too.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 import jwt as pyjwt
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from oauth2_provider.models import get_access_token_model
 from oauthlib.common import Request
 
 from accounts.sessions import authentication_context
@@ -33,7 +35,7 @@ from oauth_clients.client_cache import get_api, get_client
 from oauth_clients.keys import RS256, published_public_key, sign_jwt
 from oauth_clients.models import Client, RevokedJwt
 from oauth_clients.oidc.grant_state import grant_state
-from oauth_clients.oidc.tokens import generate_token
+from oauth_clients.oidc.tokens import generate_token, token_checksum
 
 # RFC 9068 §2.1: the `typ` header of a JWT access token.
 ACCESS_TOKEN_TYP = "at+jwt"  # noqa: S105 (a JOSE type name, not a secret)
@@ -179,8 +181,9 @@ def _user(claims: dict[str, Any]) -> Any:
 def introspect_jwt(*, token: str, caller: Client) -> dict[str, Any]:
     """RFC 7662 §2.2 for an RFC 9068 token: active only when its signature verifies, it is
     unexpired, its jti is not revoked, its client and API are active, its person (if any) is
-    active and may still use the client — and `caller` is the client, the API it was issued
-    for, or a resource server allowed to introspect any token."""
+    active, may still use the client and still holds the token (its row, deleted whenever the
+    IdP ends their tokens) — and `caller` is the client, the API it was issued for, or a
+    resource server allowed to introspect any token."""
     inactive: dict[str, Any] = {"active": False}
     claims = read_access_token(token)
     if claims is None or RevokedJwt.objects.filter(jti=claims["jti"]).exists():
@@ -206,6 +209,14 @@ def introspect_jwt(*, token: str, caller: Client) -> dict[str, Any]:
     if not is_machine_token(claims):
         user = _user(claims)
         if user is None or not user.is_active or not may_use(user=user, client=client):
+            return inactive
+        # A person's token keeps its row (the refresh token hangs off it): every way the IdP
+        # ends a person's tokens (sign-out, deactivation, lost access, revoke all) deletes it.
+        if (
+            not get_access_token_model()
+            .objects.filter(token_checksum=token_checksum(token))
+            .exists()
+        ):
             return inactive
         data["username"] = user.get_username()
     return data

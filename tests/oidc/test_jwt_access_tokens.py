@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import AuditEvent
+from oauth_clients import services
 from oauth_clients.models import AccessToken, AppRole, Client, RevokedJwt, RoleGrant
 from oauth_clients.oidc.jwt_access import build_access_token
 from tests.oidc.conftest import (
@@ -231,22 +232,55 @@ def test_a_revoked_jwt_is_inactive_at_introspection_until_purged_after_expiry(cl
 
 @pytest.mark.spec("RFC 9068", "4")
 def test_a_jwt_of_a_deactivated_or_unassigned_person_or_a_disabled_client_is_inactive(
-    client, api, user, web_client, run_code_flow, exchange_code, reader
+    client,
+    api,
+    user,
+    admin_user,
+    web_client,
+    run_code_flow,
+    exchange_code,
+    reader,
+    django_capture_on_commit_callbacks,
 ):
     flow = run_code_flow(web_client, scope="openid", extra={"resource": AUDIENCE})
     person_token = exchange_code(web_client, flow).json()["access_token"]
     machine = machine_token(client, reader).json()["access_token"]
     assert introspect(client, api, person_token).json()["active"] is True
     # The client closed to assigned people only, and this person not assigned: inactive.
-    Client.objects.filter(pk=web_client.pk).update(access_policy=Client.AccessPolicy.ASSIGNED)
+    with django_capture_on_commit_callbacks(execute=True):  # the lost tokens end on commit
+        services.set_access_policy(
+            client=web_client, policy=Client.AccessPolicy.ASSIGNED, actor=admin_user
+        )
     assert introspect(client, api, person_token).json() == {"active": False}
-    Client.objects.filter(pk=web_client.pk).update(access_policy=Client.AccessPolicy.OPEN)
+    # Reopened: the person lost their tokens with their access (their row is gone), so this
+    # JWT stays inactive; a new sign-in's JWT is active until the person is deactivated.
+    with django_capture_on_commit_callbacks(execute=True):
+        services.set_access_policy(
+            client=web_client, policy=Client.AccessPolicy.OPEN, actor=admin_user
+        )
+    assert introspect(client, api, person_token).json() == {"active": False}
+    flow = run_code_flow(web_client, scope="openid", extra={"resource": AUDIENCE})
+    person_token = exchange_code(web_client, flow).json()["access_token"]
     assert introspect(client, api, person_token).json()["active"] is True
     type(user).objects.filter(pk=user.pk).update(is_active=False)
     assert introspect(client, api, person_token).json() == {"active": False}
     assert introspect(client, api, machine).json()["active"] is True
-    Client.objects.filter(pk=reader.pk).update(is_active=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.disable_client(client=reader, actor=admin_user)
     assert introspect(client, api, machine).json() == {"active": False}
+
+
+@pytest.mark.spec("RFC 9068", "4")
+def test_a_persons_jwt_is_inactive_once_their_session_ends(
+    client, api, user, web_client, run_code_flow, exchange_code
+):
+    from accounts.services import revoke_user_tokens
+
+    flow = run_code_flow(web_client, scope="openid", extra={"resource": AUDIENCE})
+    token = exchange_code(web_client, flow).json()["access_token"]
+    assert introspect(client, api, token).json()["active"] is True
+    revoke_user_tokens(user=user)
+    assert introspect(client, api, token).json() == {"active": False}
 
 
 @pytest.mark.spec("RFC 9068", "4")
