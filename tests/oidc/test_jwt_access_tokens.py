@@ -312,3 +312,19 @@ def test_userinfo_refuses_a_jwt_issued_for_an_api(
     response = client.get(userinfo, HTTP_AUTHORIZATION=f"Bearer {token}")
     assert response.status_code == HTTPStatus.UNAUTHORIZED
     assert 'error="invalid_token"' in response["WWW-Authenticate"]
+
+
+@pytest.mark.spec("RFC 7662", "2.2")
+def test_introspecting_a_jwt_costs_a_few_queries(
+    client, api, reader, web_client, run_code_flow, exchange_code, django_assert_max_num_queries
+):
+    machine = machine_token(client, reader).json()["access_token"]
+    flow = run_code_flow(web_client, scope="openid", extra={"resource": AUDIENCE})
+    person = exchange_code(web_client, flow).json()["access_token"]
+    introspect(client, api, machine)  # the caller's `last_used_at`, stamped once a minute
+    # The caller, the deny list, the token's client and API; a person's token adds the person
+    # and their token's row (an app open to everyone needs no access query).
+    with django_assert_max_num_queries(4):
+        assert introspect(client, api, machine).json()["active"] is True
+    with django_assert_max_num_queries(6):
+        assert introspect(client, api, person).json()["active"] is True

@@ -315,3 +315,46 @@ def test_discovery_offers_private_key_jwt_and_its_algorithms(client):
         "ES256",
     ]
     assert "private_key_jwt" in metadata["introspection_endpoint_auth_methods_supported"]
+
+
+@pytest.mark.spec("OIDC Core", "9")
+def test_a_web_app_with_keys_exchanges_its_code_and_refreshes_with_assertions(
+    client, admin_user, run_code_flow
+):
+    web, _ = services.register_client(
+        actor=admin_user,
+        kind=Client.Kind.WEB,
+        name="Keyed web",
+        client_id="keyed-web",
+        redirect_uris=["https://keyed.example.com/cb"],
+        scopes=["openid", "offline_access"],
+        is_trusted=True,
+        jwks=jwks_of(KEY),
+    )
+    flow = run_code_flow(web, scope="openid offline_access")
+    auth = {"client_assertion_type": ASSERTION_TYPE}
+    token = reverse("oauth2_provider:token")
+    without = post_form(client, token, {**flow.token_data(), "client_id": "keyed-web"})
+    assert_invalid_client(without)  # a confidential client, no assertion: refused
+    flow = run_code_flow(web, scope="openid offline_access")
+    exchanged = post_form(
+        client,
+        token,
+        {
+            **flow.token_data(),
+            **auth,
+            "client_assertion": KEY.assertion("keyed-web", token_endpoint_url()),
+        },
+    )
+    assert exchanged.status_code == HTTPStatus.OK, exchanged.content
+    refreshed = post_form(
+        client,
+        token,
+        {
+            "grant_type": "refresh_token",
+            "refresh_token": exchanged.json()["refresh_token"],
+            **auth,
+            "client_assertion": KEY.assertion("keyed-web", settings.IDP_ISSUER),
+        },
+    )
+    assert refreshed.status_code == HTTPStatus.OK, refreshed.content
