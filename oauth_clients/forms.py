@@ -478,6 +478,7 @@ class ClientChangeForm(forms.ModelForm):
         _("Front-channel logout URI"),
         _("Loaded in a hidden frame of the user's browser at sign-out."),
     )
+    jwks_uri = _url_field(_("or the URL of its public keys (jwks_uri)"))
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

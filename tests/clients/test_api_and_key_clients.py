@@ -160,3 +160,35 @@ def test_a_key_client_has_no_secret_to_rotate(admin_user):
         run("rotate-secret", "keyed")
     with pytest.raises(services.ValidationError):
         services.rotate_client_secret(client=client, actor=admin_user)
+
+
+def test_the_admin_changes_an_apis_audience_and_a_clients_keys(admin_client):
+    api, _ = register(
+        admin_client,
+        kind="api",
+        name="Orders API",
+        redirect_uris="",
+        post_logout_redirect_uris="",
+        scopes=[],
+        audience=AUDIENCE,
+    )
+    page = admin_client.get(url("change", api))
+    assert page.status_code == HTTPStatus.OK
+    form = page.context["adminform"].form
+    data = {name: value for name, value in form.initial.items() if value is not None}
+    data.update(
+        {
+            "name": "Orders API",
+            "audience": f"{AUDIENCE}/v2",
+            "jwks": json.dumps(KEYS),
+            "allowed_scopes": [],
+        }
+    )
+    data = {k: v for k, v in data.items() if k in form.fields}
+    response = admin_client.post(url("change", api), data)
+    assert response.status_code == HTTPStatus.FOUND, response.context["adminform"].form.errors
+    api.refresh_from_db()
+    assert api.audience == f"{AUDIENCE}/v2"
+    assert api.jwks == KEYS
+    event = AuditEvent.objects.filter(type=AuditEvent.Type.CLIENT_CHANGED, client=api).latest("pk")
+    assert {"audience", "jwks"} <= set(event.extra["fields"])
