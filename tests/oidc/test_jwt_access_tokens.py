@@ -95,6 +95,7 @@ def introspect(client, caller: Client, token: str):
 
 
 @pytest.mark.spec("RFC 9068", "2.2")
+@pytest.mark.spec("RFC 8707", "2")
 def test_a_client_credentials_token_for_an_api_is_a_jwt_the_api_verifies(client, api, reader):
     response = machine_token(client, reader)
     assert response.status_code == HTTPStatus.OK, response.content
@@ -122,6 +123,7 @@ def test_an_api_sets_its_own_token_lifetime(client, api, reader):
 
 
 @pytest.mark.spec("RFC 9068", "2.2")
+@pytest.mark.spec("RFC 8707", "2")
 def test_without_a_resource_or_for_an_unregistered_one_the_token_stays_opaque(client, api, reader):
     for response in (
         machine_token(client, reader, resource="https://elsewhere.example.com"),
