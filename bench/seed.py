@@ -145,6 +145,7 @@ def setup(args: argparse.Namespace) -> None:
         kind=Client.Kind.SERVICE,
     )
     signin, signin_secret = make_client("bench-signin", grant_types=grants)
+    jwt_api = jwt_api_client()
     # One long-lived access token with openid for userinfo and introspection.
     access = secrets.token_urlsafe(32)
     AccessToken.objects.create(
@@ -181,6 +182,8 @@ def setup(args: argparse.Namespace) -> None:
         fixtures["saml"] = saml
     if device is not None:
         fixtures["device"] = device
+    if jwt_api is not None:
+        fixtures["jwt_api_audience"] = jwt_api
     Path(args.out).write_text(json.dumps(fixtures, indent=2))
     analyze()
 
@@ -215,6 +218,25 @@ def device_app(pending: int = 1000) -> dict[str, str] | None:
         batch_size=BATCH,
     )
     return {"client_id": client.client_id, "device_code": codes[0]}
+
+
+def jwt_api_client() -> str | None:
+    """An API (resource server) whose tokens are RFC 9068 JWTs; its audience, which the
+    client_credentials_jwt op asks for. None in a tree without JWT APIs (an A/B's "before")."""
+    kinds = dict(Client.Kind.choices)
+    if "api" not in kinds or not hasattr(Client, "audience"):
+        return None
+    audience = "https://bench-api.example/orders"
+    make_client(
+        "bench-orders-api",
+        kind="api",
+        audience=audience,
+        authorization_grant_type=Client.GRANT_CLIENT_CREDENTIALS,
+        redirect_uris="",
+        allowed_scopes="",
+        algorithm="",
+    )
+    return audience
 
 
 def saml_app() -> dict[str, str] | None:

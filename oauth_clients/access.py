@@ -355,7 +355,7 @@ def apps_for(*, user: Any) -> list[Client]:
     assigned = Assignment.objects.filter(_granted_to(user), client_id=OuterRef("pk"))
     return list(
         Client.objects.filter(is_active=True)
-        .exclude(kind=Client.Kind.SERVICE)
+        .exclude(kind__in=(Client.Kind.SERVICE, Client.Kind.API))
         .filter(Q(access_policy=Client.AccessPolicy.OPEN) | Q(Exists(assigned)))
         .order_by("name", "pk")
     )

@@ -125,6 +125,14 @@ class ClientAdmin(admin.ModelAdmin):
             },
         ),
         (
+            gettext_lazy("API and keys"),
+            {
+                # RFC 9068: an API's audience; RFC 7523 §2.2: the keys a client signs in with.
+                "fields": ("audience", "jwks", "jwks_uri"),
+                "classes": ("collapse",),
+            },
+        ),
+        (
             gettext_lazy("Shown to users"),
             {
                 "fields": (

@@ -77,6 +77,18 @@ REGISTER_FIELDSETS: list[tuple[Any, dict[str, Any]]] = [
             ),
         },
     ),
+    (
+        gettext_lazy("API and keys"),
+        {
+            "fields": ["audience", "jwks", "jwks_uri"],
+            "description": gettext_lazy(
+                "An API (resource server) names its audience: clients asking for it get JWT "
+                "access tokens (RFC 9068). A server-side app, a service or an API may instead "
+                "of a secret authenticate with its own keys (private_key_jwt): its public JWK "
+                "Set, or the https URL where it publishes it."
+            ),
+        },
+    ),
     (gettext_lazy("Trust"), {"fields": ["is_trusted", "requires_mfa"]}),
     (
         gettext_lazy("Shown to users"),

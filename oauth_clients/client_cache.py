@@ -74,6 +74,40 @@ def get_client(client_id: str) -> Client | None:
     return client
 
 
+def _api_key(audience: str) -> str:
+    digest = hashlib.sha256(str(audience).encode("utf-8", "surrogatepass")).hexdigest()[:40]
+    return f"{PREFIX}aud:{digest}"
+
+
+def get_api(audience: str) -> Client | None:
+    """The API (resource server, `Client.Kind.API`) registered with this `audience`, or None:
+    the same generation rules as `get_client`; a miss is never cached."""
+    seconds = cache_seconds()
+
+    def load() -> Client | None:
+        return Client.objects.filter(audience=audience, kind=Client.Kind.API).first()
+
+    if seconds <= 0:
+        return load()
+    key = _api_key(audience)
+    try:
+        found = cache.get_many([GENERATION_KEY, key])
+    except Exception:  # any cache failure: answer from the database
+        logger.warning("client cache unavailable; reading the database", exc_info=True)
+        return load()
+    generation = found.get(GENERATION_KEY)
+    entry = found.get(key)
+    if entry is not None and entry[0] == generation:
+        return entry[1]
+    api = load()
+    if api is not None:
+        try:
+            cache.set(key, (generation, api), timeout=seconds)
+        except Exception:  # a failed store only costs the next lookup
+            logger.warning("client cache unavailable; entry not stored", exc_info=True)
+    return api
+
+
 def _bump_generation() -> None:
     try:
         cache.set(GENERATION_KEY, time.time_ns(), timeout=GENERATION_TIMEOUT)

@@ -47,6 +47,10 @@ KIND_HELP: dict[str, Any] = {
         "short code at /device on their phone or computer; the device polls for its tokens "
         "(device authorization grant). No secret, no redirect URIs."
     ),
+    Client.Kind.API: _(
+        "An API that checks the access tokens clients bring. Declares its audience; tokens "
+        "asked for it are JWTs it can verify itself (RFC 9068). No users sign in to it."
+    ),
     Client.Kind.SAML: _(
         "An app that offers single sign-on over SAML 2.0 only. Registered from its metadata "
         "(a file or a URL) or its entity ID, ACS URL and certificate; no secret."
@@ -233,6 +237,27 @@ class RegisterClientForm(forms.Form):
         help_text=_("Only for internal apps: the IdP would otherwise refuse to call them."),
     )
 
+    # RFC 9068: an API's audience. RFC 7523 §2.2: the client's keys (private_key_jwt).
+    audience = forms.CharField(
+        label=_("API audience (URI)"),
+        required=False,
+        max_length=500,
+        help_text=_("Only for an API: the URI clients name as `resource` to get its tokens."),
+    )
+    jwks = forms.CharField(
+        label=_("Public keys (JWK Set, JSON)"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 80, "spellcheck": "false"}),
+        help_text=_("The app then signs in with private_key_jwt and gets no secret."),
+    )
+    jwks_uri = _url_field(
+        _("or the URL of its public keys (jwks_uri)"),
+        _(
+            "Fetched by the IdP: https, a public address unless private-network addresses are "
+            "allowed below."
+        ),
+    )
+
     # A SAML 2.0 app (issue 28): its metadata, or its entity ID, ACS URL and certificate.
     saml_metadata_file = forms.FileField(
         label=_("SAML metadata file"),
@@ -328,7 +353,7 @@ class RegisterClientForm(forms.Form):
             info_uris={name: data.get(name, "") for name in uri_rules.INFO_URI_FIELDS},
             lifetimes={name: data.get(name) for name in services.LIFETIME_FIELDS},
         )
-        if data["kind"] in (Client.Kind.SERVICE, Client.Kind.SAML):
+        if data["kind"] in (Client.Kind.SERVICE, Client.Kind.API, Client.Kind.SAML):
             # Irrelevant for a service or a SAML app (no ID tokens): the radio's value is dropped.
             data["algorithm"] = ""
         elif "algorithm" in data:
@@ -458,6 +483,7 @@ class ClientChangeForm(forms.ModelForm):
         _("Front-channel logout URI"),
         _("Loaded in a hidden frame of the user's browser at sign-out."),
     )
+    jwks_uri = _url_field(_("or the URL of its public keys (jwks_uri)"))
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -283,6 +283,15 @@ def verification_key(pems: list[str], kid: str | None) -> jwk.JWK | None:
     return None
 
 
+def published_public_key(kid: str) -> tuple[Any, str] | None:
+    """(public key, algorithm) of the published key with this `kid` — signing, staged or
+    previous — for verifying a JWT we signed (RFC 9068 access tokens), or None."""
+    for pem in published_pems():
+        if key_id(pem) == kid:
+            return _private_key(pem).public_key(), key_algorithm(pem)
+    return None
+
+
 def published_pems() -> list[str]:
     """The configured keys: the RSA signing key first, then the staged (next) RSA keys, then the
     previous RSA keys; then the EC keys in the same order (what JWKS and SAML metadata publish

@@ -183,6 +183,9 @@ class Client(AbstractApplication):
         # A SAML 2.0 service provider (its protocol side: SamlServiceProvider); never an OAuth
         # client, so `is_usable` refuses it everywhere DOT asks.
         SAML = "saml", _("SAML 2.0 app")
+        # A resource server (RFC 9068): clients asking for its `audience` (RFC 8707 `resource`)
+        # get JWT access tokens it verifies itself; it authenticates only to introspect.
+        API = "api", _("API (resource server)")
 
     kind = models.CharField(
         _("kind of app"),
@@ -286,6 +289,16 @@ class Client(AbstractApplication):
         help_text=_("Allow back-channel calls to private or loopback addresses (internal apps)."),
     )
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True, editable=False)
+    # RFC 9068 §3, RFC 8707 §2: an API's audience, the `resource` value clients ask for and the
+    # `aud` of the JWT access tokens issued for it. Unique among APIs; NULL for other kinds.
+    audience = models.CharField(
+        _("API audience (URI)"), max_length=500, null=True, blank=True, unique=True
+    )
+    # RFC 7523 §2.2, OIDC Core §9 `private_key_jwt`: the client's public keys, inline (a JWK
+    # Set) or at `jwks_uri` (fetched through oauth_clients/outbound.py). A client with either
+    # authenticates with a signed assertion only and has no shared secret.
+    jwks = models.JSONField(_("public keys (JWK Set)"), null=True, blank=True)
+    jwks_uri = models.URLField(_("public keys URL (jwks_uri)"), blank=True, max_length=500)
 
     # Who may use the app (oauth_clients.access.may_use): everyone, or the assigned groups and
     # users only. On the row itself so an open app's check costs no query.
@@ -359,6 +372,11 @@ class Client(AbstractApplication):
 
     def natural_key(self) -> tuple[str]:
         return (self.client_id,)
+
+    @property
+    def uses_private_key_jwt(self) -> bool:
+        """RFC 7523 §2.2: the client authenticates with a JWT signed by one of its keys."""
+        return bool(self.jwks or self.jwks_uri)
 
     def __str__(self) -> str:
         return self.name or self.client_id
@@ -861,3 +879,19 @@ class RoleGrant(models.Model):
 
     def __str__(self) -> str:
         return f"Role grant #{self.pk}"
+
+
+class RevokedJwt(models.Model):
+    """A JWT access token (RFC 9068) revoked before its expiry: no row holds the token itself,
+    so revocation (RFC 7009) keeps its `jti` until the token would have expired anyway;
+    introspection refuses it. `manage.py purge_tokens` removes rows past `expires`."""
+
+    jti = models.CharField(_("token id (jti)"), max_length=64, unique=True)
+    expires = models.DateTimeField(_("expires"), db_index=True)
+
+    class Meta:
+        verbose_name = _("revoked JWT access token")
+        verbose_name_plural = _("revoked JWT access tokens")
+
+    def __str__(self) -> str:
+        return self.jti

@@ -171,6 +171,10 @@ def registry_entry(client: Client) -> dict[str, Any]:
         "frontchannel_logout_uri": client.frontchannel_logout_uri,
         "allow_private_network": client.allow_private_network,
         "id_token_algorithm": client.algorithm or None,
+        # RFC 9068: an API's audience; RFC 7523 §2.2: the keys a client authenticates with.
+        "audience": client.audience,
+        "jwks": client.jwks,
+        "jwks_uri": client.jwks_uri,
         **access_entry(client),
         **({"saml": saml_entry(sp)} if (sp := saml_sp(client)) else {}),
     }

@@ -8,12 +8,14 @@ Plaintext secrets are returned to the caller once and never stored, logged or au
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
@@ -22,10 +24,11 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from oauth2_provider.oauth2_validators import is_valid_resource_uri
 
 from accounts.audit import record_event
 from accounts.models import AuditEvent
-from oauth_clients import access, saml_metadata, uri_rules
+from oauth_clients import access, client_keys, saml_metadata, uri_rules
 from oauth_clients.client_cache import invalidate_clients
 from oauth_clients.keys import ES256, RS256, signing_algorithms
 from oauth_clients.models import (
@@ -59,6 +62,8 @@ FLAG_FIELDS = (
     "allow_private_network",
 )
 LOGOUT_FIELDS = ("backchannel_logout_uri", "frontchannel_logout_uri")
+# RFC 9068 / RFC 8707: an API's audience. RFC 7523 §2.2: a client's public keys (private_key_jwt).
+KEY_FIELDS = ("jwks", "jwks_uri")
 EDITABLE_FIELDS = (
     *TEXT_FIELDS,
     *URI_LIST_FIELDS,
@@ -67,6 +72,8 @@ EDITABLE_FIELDS = (
     *LOGOUT_FIELDS,
     *LIFETIME_FIELDS,
     "algorithm",
+    "audience",
+    *KEY_FIELDS,
 )
 
 # ID-token signing algorithms an app that signs users in may choose. RS256 is the
@@ -108,6 +115,10 @@ KIND_PROFILES: dict[str, KindProfile] = {
     Client.Kind.DEVICE: KindProfile(
         Client.CLIENT_PUBLIC, Client.GRANT_DEVICE_CODE, signs_users_in=True
     ),
+    # A resource server: it signs no one in; it authenticates to introspect its tokens.
+    Client.Kind.API: KindProfile(
+        Client.CLIENT_CONFIDENTIAL, Client.GRANT_CLIENT_CREDENTIALS, signs_users_in=False
+    ),
     # DOT's columns need values; the grant is never reached (is_usable refuses the kind).
     Client.Kind.SAML: KindProfile(
         Client.CLIENT_CONFIDENTIAL,
@@ -134,8 +145,17 @@ def _normalize(field: str, value: Any, *, kind: str) -> Any:
         return bool(value)
     if field in LIFETIME_FIELDS:
         return None if value in (None, "") else value
-    if field in TEXT_FIELDS or field in LOGOUT_FIELDS:
+    if field in TEXT_FIELDS or field in LOGOUT_FIELDS or field == "jwks_uri":
         return (value or "").strip()
+    if field == "audience":
+        return (value or "").strip() or None
+    if field == "jwks":
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else None
+            except ValueError as exc:
+                raise ValidationError({"jwks": [_("The JWK Set is not valid JSON.")]}) from exc
+        return value or None
     raise ValidationError({field: [_("This field cannot be changed.")]})
 
 
@@ -230,8 +250,51 @@ def _validate(
             errors["owner_contact"] = [_("Enter the owner's email address.")]
     if check_algorithm:
         errors.update(id_token_algorithm_errors(kind=client.kind, algorithm=client.algorithm))
+    errors.update(_audience_errors(client))
+    errors.update(_key_errors(client, resolver=resolver))
     if errors:
         raise ValidationError(errors)
+
+
+def _audience_errors(client: Client) -> dict[str, list[str]]:
+    """RFC 9068 §3 / RFC 8707 §2: an API names its audience, an absolute URI without a fragment
+    that no other API uses and that is not this provider; other kinds have none."""
+    audience = client.audience
+    if client.kind != Client.Kind.API:
+        if audience:
+            return {"audience": [_("Only an API (resource server) has an audience.")]}
+        return {}
+    if not audience:
+        return {"audience": [_("An API needs its audience: the URI clients ask tokens for.")]}
+    if len(audience) > 500 or not is_valid_resource_uri(audience):
+        return {"audience": [_("The audience must be an absolute URI without a fragment.")]}
+    if audience.rstrip("/") == settings.IDP_ISSUER or audience.startswith(
+        f"{settings.IDP_ISSUER}/o/"
+    ):
+        return {"audience": [_("The audience must be the API's, not this provider's.")]}
+    if Client.objects.filter(audience=audience).exclude(pk=client.pk).exists():
+        return {"audience": [_("Another API already uses this audience.")]}
+    return {}
+
+
+def _key_errors(client: Client, *, resolver: uri_rules.Resolver | None) -> dict[str, list[str]]:
+    """RFC 7523 §2.2 keys: inline or by URL (not both), for a confidential client, public
+    signing keys only; a URL the IdP may fetch (`client_keys.jwks_uri_problem`)."""
+    if not client.jwks and not client.jwks_uri:
+        return {}
+    if KIND_PROFILES[client.kind].client_type != Client.CLIENT_CONFIDENTIAL or (
+        client.kind == Client.Kind.SAML
+    ):
+        return {"jwks": [_("Only a server-side app, a service or an API can sign in with keys.")]}
+    if client.jwks and client.jwks_uri:
+        return {"jwks": [_("Register the keys inline or by URL, not both.")]}
+    if client.jwks:
+        problem = client_keys.jwks_problem(client.jwks)
+        return {"jwks": [str(problem)]} if problem else {}
+    problem = client_keys.jwks_uri_problem(
+        client.jwks_uri, allow_private_network=client.allow_private_network, resolver=resolver
+    )
+    return {"jwks_uri": [f"{client.jwks_uri}: {problem}"]} if problem else {}
 
 
 def _apply_derived(client: Client) -> None:
@@ -283,14 +346,19 @@ def register_client(
     is_resource_server: bool = False,
     require_pkce: bool = True,
     algorithm: str | None = None,
+    audience: str | None = None,
+    jwks: dict | str | None = None,
+    jwks_uri: str = "",
     client_id: str | None = None,
     request: HttpRequest | None = None,
     resolver: uri_rules.Resolver | None = None,
 ) -> tuple[Client, str]:
-    """Register an app. Returns the client and its plaintext secret ("" for public clients).
+    """Register an app. Returns the client and its plaintext secret ("" for public clients and
+    for a client that authenticates with its keys: `jwks` or `jwks_uri`, RFC 7523 §2.2).
 
     The secret is returned once: only its keyed hash is stored. `algorithm` signs the app's ID
-    tokens: RS256 (the default) or ES256; a service has none.
+    tokens: RS256 (the default) or ES256; a service has none. An API (`kind="api"`) declares
+    its `audience` (RFC 9068).
     """
     if kind == Client.Kind.SAML:
         raise ValidationError(
@@ -329,6 +397,9 @@ def register_client(
         "frontchannel_logout_uri": frontchannel_logout_uri,
         "allow_private_network": allow_private_network,
         "algorithm": algorithm,
+        "audience": audience,
+        "jwks": jwks,
+        "jwks_uri": jwks_uri,
     }
     for field, value in values.items():
         setattr(client, field, _normalize(field, value, kind=kind))
@@ -336,7 +407,11 @@ def register_client(
         client.client_id = _chosen_client_id(client_id)
     _validate(client, resolver=resolver, check_algorithm=True)
     _apply_derived(client)
-    secret = generate_client_secret() if client.client_type == Client.CLIENT_CONFIDENTIAL else ""
+    secret = (
+        generate_client_secret()
+        if client.client_type == Client.CLIENT_CONFIDENTIAL and not client.uses_private_key_jwt
+        else ""
+    )
     # HashedClientSecretField stores only the keyed hash of this value.
     client.client_secret = secret
     client.save()
@@ -352,6 +427,8 @@ def register_client(
         is_trusted=client.is_trusted,
         scopes=client.allowed_scopes,
         algorithm=client.algorithm,
+        audience=client.audience,
+        client_authentication="private_key_jwt" if client.uses_private_key_jwt else "",
     )
     return client, secret
 
@@ -477,6 +554,9 @@ def rotate_client_secret(
     `grace_seconds` (kept as a hash in `previous_client_secret`) so apps can roll over."""
     if client.client_type != Client.CLIENT_CONFIDENTIAL:
         raise ValidationError(_("A public client has no secret to rotate."))
+    if client.uses_private_key_jwt:
+        # RFC 7523 §2.2: it authenticates with its keys; a secret would never be accepted.
+        raise ValidationError(_("This app signs in with its keys: it has no secret to rotate."))
     if isinstance(grace_seconds, bool) or not isinstance(grace_seconds, int):
         raise ValidationError({"grace_seconds": [_("Enter a whole number of seconds.")]})
     if grace_seconds < 0 or grace_seconds > MAX_GRACE_SECONDS:

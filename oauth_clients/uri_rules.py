@@ -484,7 +484,7 @@ def registration_errors(
             lifetimes=lifetimes,
         )
     native = kind == Client.Kind.NATIVE
-    signs_users_in = kind != Client.Kind.SERVICE
+    signs_users_in = kind not in (Client.Kind.SERVICE, Client.Kind.API)
     # RFC 8628: a device app signs people in through another browser and polls for its tokens:
     # nothing is ever redirected to it and it has no browser session to end.
     device = kind == Client.Kind.DEVICE

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('oauth_clients', '0011_backchanneldelivery_channel'),
+        ('oauth_clients', '0012_api_audience_private_key_jwt'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -20,7 +20,7 @@ from accounts.sessions import SessionBinding
 
 if TYPE_CHECKING:
     from oauth_clients.access import EffectiveGroups
-    from oauth_clients.models import DeviceAuthorization, Grant, RefreshToken
+    from oauth_clients.models import Client, DeviceAuthorization, Grant, RefreshToken
 
 # The one attribute of oauthlib's request we set (oauthlib's `Request` keeps its own parameters
 # in `_params`, so this name cannot shadow one of them).
@@ -95,6 +95,13 @@ class GrantState:
     # client: read by the new tokens (auth_time, amr, the code checksum), `_save_device_exchange`
     # and the ID token, as `grant` is for a code exchange.
     device: DeviceAuthorization | None = None
+
+    # Token side, every grant. The RFC 8707 resources of the token request, resolved once
+    # against what the authorization allows (`resolve_token_target`, which the token view's
+    # lifetime callback calls first), and the API (RFC 9068) they name, if any: read by the
+    # access-token generator (`jwt_access.generate_access_token`) and the rows' `resource`.
+    resources: list[str] | None = None
+    jwt_api: Client | None = None
 
     # Token side, every grant. The ID token `finalize_id_token` signed: written there; read by
     # `save_bearer_token`, which builds its row and writes it with the other tokens.

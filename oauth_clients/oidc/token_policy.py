@@ -53,8 +53,20 @@ from oauth_clients.oidc.claims import (
     carry_app_has_roles,
     carry_email_verified,
 )
+from oauth_clients.oidc.client_assertion import (
+    ASSERTION_TYPE,
+    assertion_client_id,
+    verify_client_assertion,
+)
 from oauth_clients.oidc.device import DEVICE_CODE_GRANT, record_poll
 from oauth_clients.oidc.grant_state import CodeRead, DeviceRead, RefreshTokenRead, grant_state
+from oauth_clients.oidc.jwt_access import (
+    api_for,
+    looks_like_jwt,
+    read_access_token,
+    revoke_jwt,
+    userinfo_audience_ok,
+)
 from oauth_clients.oidc.tokens import (
     hash_code,
     mark_client_used,
@@ -146,6 +158,54 @@ _DEVICE = PreparedLookup(
         roles=True,
     )[:1]
 )
+
+
+def _resolved_resources(request: Request, *, granted: list[str]) -> list[str]:
+    """RFC 8707 resource indicators of a token request: each an absolute URI; never beyond
+    what the authorization (the code or the refresh token's family) granted (§2.2); what it
+    granted when the request names none. (The token endpoint refuses a repeated parameter
+    before this: one resource at most.)"""
+    resource = getattr(request, "resource", None)
+    requested = [resource] if isinstance(resource, str) and resource.strip() else []
+    for value in [*requested, *granted]:
+        if not is_valid_resource_uri(value):
+            raise errors.CustomOAuth2Error(
+                error="invalid_target",
+                description=f"The resource '{value}' is not a valid resource indicator.",
+                request=request,
+            )
+    beyond = [value for value in requested if granted and value not in granted]
+    if beyond:
+        raise errors.CustomOAuth2Error(
+            error="invalid_target",
+            description=(
+                f"The requested resource '{beyond[0]}' is not allowed. Token request cannot "
+                "escalate resource permissions beyond the original authorization grant"
+            ),
+            request=request,
+        )
+    return requested or list(granted)
+
+
+def resolve_token_target(request: Request) -> Client | None:
+    """The request's resources resolved once (set on `request.resource`, a list, for the
+    rows) and the API (RFC 9068) they name, or None for an opaque token.
+
+    Called first by the token view's lifetime callback (an API's tokens have its lifetime),
+    before oauthlib generates the access token (`jwt_access.generate_access_token`), so the
+    ID token's `at_hash` is over the token the client receives."""
+    state = grant_state(request)
+    if state.resources is None:
+        granted: list[str] = []
+        if request.grant_type == "authorization_code" and state.grant is not None:
+            granted = state.grant.resource or []
+        elif request.grant_type == "refresh_token":
+            previous = getattr(request, "refresh_token_instance", None)
+            granted = (previous.resource or []) if previous is not None else []
+        state.resources = _resolved_resources(request, granted=granted)
+        state.jwt_api = api_for(state.resources)
+    request.resource = state.resources
+    return state.jwt_api
 
 
 if TYPE_CHECKING:
@@ -256,6 +316,8 @@ class TokenPolicyMixin(_ValidatorBase):
         A disabled client is not found (`Client.is_usable`), so it gets `invalid_client`. A public
         client presenting only its id (empty secret) is identified, as with `none`.
         """
+        if self._assertion_presented(request):
+            return self._authenticate_with_assertion(request)
         basic = self._basic_credentials(request)
         body_secret = getattr(request, "client_secret", None)
         if basic is not None:
@@ -271,8 +333,8 @@ class TokenPolicyMixin(_ValidatorBase):
         if not client_id:
             return False
         client = self._load_application(client_id, request)
-        if client is None:
-            return False
+        if client is None or client.uses_private_key_jwt:
+            return False  # a private_key_jwt client has no shared secret (RFC 7523 §2.2)
         if client.client_type == Client.CLIENT_PUBLIC:
             authenticated = not secret
         else:
@@ -282,6 +344,48 @@ class TokenPolicyMixin(_ValidatorBase):
         request.client_id = client.client_id
         mark_client_used(client)
         return True
+
+    @staticmethod
+    def _assertion_presented(request: Request) -> bool:
+        return bool(
+            getattr(request, "client_assertion", None)
+            or getattr(request, "client_assertion_type", None)
+        )
+
+    def _authenticate_with_assertion(self, request: Request) -> bool:
+        """RFC 7523 §2.2 / OIDC Core §9 `private_key_jwt`: the client named by the assertion,
+        registered with keys, and the assertion verified against them
+        (`oauth_clients.oidc.client_assertion`). Never combined with another method (RFC 6749
+        §2.3); a `client_id` parameter, if sent, must name the same client (RFC 7523 §3.1)."""
+        assertion = getattr(request, "client_assertion", None)
+        if (
+            getattr(request, "client_assertion_type", None) != ASSERTION_TYPE
+            or not isinstance(assertion, str)
+            or getattr(request, "client_secret", None)
+            or self._basic_auth_string(request)
+        ):
+            return False
+        client_id = assertion_client_id(assertion)
+        if client_id is None or (request.client_id and request.client_id != client_id):
+            return False
+        client = self._load_application(client_id, request)
+        if client is None or not client.uses_private_key_jwt:
+            return False
+        if not verify_client_assertion(
+            client=client, assertion=assertion, request=audit_request(request)
+        ):
+            return False
+        request.client_id = client.client_id
+        mark_client_used(client)
+        return True
+
+    def client_authentication_required(self, request: Request, *args: Any, **kwargs: Any) -> bool:
+        """DOT's answer, and always when the request carries a client assertion (DOT looks only
+        for a secret or a confidential client named by `client_id`, which RFC 7523 makes
+        optional)."""
+        if self._assertion_presented(request):
+            return True
+        return bool(super().client_authentication_required(request, *args, **kwargs))
 
     def authenticate_client_id(
         self, client_id: str, request: Request, *args: Any, **kw: Any
@@ -551,33 +655,6 @@ class TokenPolicyMixin(_ValidatorBase):
         tokens it issued (`_save_exchange`), so oauthlib's order of the two calls is no
         contract of ours. The code is kept (consumed), so a replay can be traced to them."""
 
-    @staticmethod
-    def _resolve_resources(request: Request, *, granted: list[str]) -> None:
-        """RFC 8707 resource indicators of a token request, set on `request.resource` (a list)
-        for the tokens: each an absolute URI; never beyond what the authorization (the code or
-        the refresh token's family) granted (§2.2); what it granted when the request names none.
-        (The token endpoint refuses a repeated parameter before this: one resource at most.)"""
-        resource = getattr(request, "resource", None)
-        requested = [resource] if isinstance(resource, str) and resource.strip() else []
-        for value in [*requested, *granted]:
-            if not is_valid_resource_uri(value):
-                raise errors.CustomOAuth2Error(
-                    error="invalid_target",
-                    description=f"The resource '{value}' is not a valid resource indicator.",
-                    request=request,
-                )
-        beyond = [value for value in requested if granted and value not in granted]
-        if beyond:
-            raise errors.CustomOAuth2Error(
-                error="invalid_target",
-                description=(
-                    f"The requested resource '{beyond[0]}' is not allowed. Token request cannot "
-                    "escalate resource permissions beyond the original authorization grant"
-                ),
-                request=request,
-            )
-        request.resource = requested or list(granted)
-
     # ------------------------------------------------------------------ issuing tokens
     def _build_access_token(
         self,
@@ -665,16 +742,20 @@ class TokenPolicyMixin(_ValidatorBase):
     def _save_machine_token(self, token: dict, request: Request) -> None:
         """RFC 6749 §4.4.3: the client-credentials token, for no person."""
         request.user = None
-        access_token = self._new_rows(token, request, granted=[])[1]
+        if resolve_token_target(request) is not None:
+            # RFC 9068: a JWT for an API is self-contained; nothing is written (no row to
+            # introspect: `jwt_access.introspect_jwt` reads the token itself).
+            return
+        access_token = self._new_rows(token, request)[1]
         access_token.save(force_insert=True)
 
     def _new_rows(
-        self, token: dict, request: Request, previous: Any = None, *, granted: list[str]
+        self, token: dict, request: Request, previous: Any = None
     ) -> tuple[Any, Any, Any, Any]:
         """The grant's unsaved rows: now, the access token, its ID token (the one
         `finalize_id_token` signed; None without `openid`) and the refresh token (None when
-        oauthlib issues none). `granted`: the resources the authorization allows (RFC 8707)."""
-        self._resolve_resources(request, granted=granted)
+        oauthlib issues none). Their resources: `resolve_token_target` (RFC 8707)."""
+        resolve_token_target(request)
         now = timezone.now()
         expires = now + timedelta(
             seconds=token.get("expires_in", oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS)
@@ -699,9 +780,7 @@ class TokenPolicyMixin(_ValidatorBase):
         if grant is None:
             # oauthlib saves a code exchange's tokens only after `validate_code` accepted it.
             raise errors.InvalidGrantError(request=request)
-        now, access_token, id_token, refresh_token = self._new_rows(
-            token, request, granted=grant.resource or []
-        )
+        now, access_token, id_token, refresh_token = self._new_rows(token, request)
         audit_http_request = audit_request(request)
         event = build_event(
             type=AuditEvent.Type.TOKENS_ISSUED,
@@ -769,9 +848,7 @@ class TokenPolicyMixin(_ValidatorBase):
         if previous is None:
             # oauthlib saves a refresh's tokens only after `validate_refresh_token` accepted it.
             raise errors.InvalidGrantError(request=request)
-        now, access_token, id_token, refresh_token = self._new_rows(
-            token, request, previous, granted=previous.resource or []
-        )
+        now, access_token, id_token, refresh_token = self._new_rows(token, request, previous)
         if not store.implementation().rotate_refresh(
             previous=previous,
             now=now,
@@ -854,7 +931,22 @@ class TokenPolicyMixin(_ValidatorBase):
         """DOT's check plus: a deactivated user's tokens, and those of a person who may no
         longer use the app (`oauth_clients.access.may_use`), are invalid at once (DOT checks the
         client via `is_usable`), and a token without a person never passes where `openid` is
-        required (a client-credentials token at userinfo)."""
+        required (a client-credentials token at userinfo). An RFC 9068 token is for its API:
+        refused unless its audience includes this provider (`jwt_access.userinfo_audience_ok`;
+        the API tokens issued here never do)."""
+        if looks_like_jwt(token):
+            claims = read_access_token(token)
+            if claims is None or not userinfo_audience_ok(claims):
+                request.oauth2_error = OrderedDict(
+                    [
+                        ("error", "invalid_token"),
+                        (
+                            "error_description",
+                            _("This access token is for an API, not for this provider."),
+                        ),
+                    ]
+                )
+                return False
         if not super().validate_bearer_token(token, scopes, request):
             return False
         access_token = request.access_token
@@ -888,6 +980,9 @@ class TokenPolicyMixin(_ValidatorBase):
         client = request.client
         if getattr(client, "pk", None) is None:
             return
+        # RFC 9068: a JWT of this client is denied by its jti until it expires (a
+        # client-credentials one has no row; a user-backed one's row goes below too).
+        revoked_jwt = revoke_jwt(token=token, client=client) if looks_like_jwt(token) else None
         lookup = {"token_checksum": token_checksum(token), "application_id": client.pk}
         access_token_model = get_access_token_model()
         refresh_token_model = get_refresh_token_model()
@@ -917,3 +1012,12 @@ class TokenPolicyMixin(_ValidatorBase):
                     via="revocation endpoint",
                 )
             return
+        if revoked_jwt is not None:
+            record_event(
+                type=AuditEvent.Type.TOKEN_REVOKED,
+                request=audit_request(request),
+                client=client,
+                token_type="access_token",  # noqa: S106 (a token kind, not a secret)
+                via="revocation endpoint",
+                jti=revoked_jwt["jti"],
+            )

@@ -78,6 +78,7 @@ def test_discovery_advertises_only_what_is_supported(metadata, settings):
     assert metadata["token_endpoint_auth_methods_supported"] == [
         "client_secret_basic",
         "client_secret_post",
+        "private_key_jwt",  # RFC 7523 §2.2 (tests/oidc/test_private_key_jwt.py)
         "none",
     ]
     assert "none" not in metadata["introspection_endpoint_auth_methods_supported"]

@@ -3,6 +3,8 @@
     clients create --kind web --name Wiki --redirect-uri https://wiki.example.com/cb [--json]
                    [--id-token-algorithm {RS256,ES256}]
     clients create --kind saml --name Wiki --saml-metadata FILE_OR_URL [--json]
+    clients create --kind api --name Orders --audience https://api.example.com/orders
+    clients create --kind service --name Batch --jwks FILE_OR_URL   (private_key_jwt)
                    [--saml-entity-id ID]   # or --saml-entity-id, --saml-acs-url, --saml-certificate
     clients refresh-metadata CLIENT_ID      # a SAML app: read its metadata URL again
     clients list | show CLIENT_ID | rotate-secret CLIENT_ID [--grace-seconds N]
@@ -29,6 +31,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from oauth_clients import saml_metadata, selectors, services
+from oauth_clients.client_keys import read_jwks_source
 from oauth_clients.models import AppRole, Assignment, Client, SamlServiceProvider
 
 
@@ -144,6 +147,19 @@ class Command(BaseCommand):
             "--saml-sign-response",
             action="store_true",
             help="Sign the whole response too (the assertion is always signed).",
+        )
+        # RFC 9068: an API (resource server) whose tokens are JWTs for this audience.
+        create.add_argument(
+            "--audience",
+            metavar="URI",
+            help="--kind api: the API's audience, the `resource` clients ask tokens for.",
+        )
+        # RFC 7523 §2.2: the client authenticates with private_key_jwt, no shared secret.
+        create.add_argument(
+            "--jwks",
+            metavar="FILE_OR_URL",
+            help="The client's public keys (a JWK Set file, or its https jwks_uri): it "
+            "authenticates with private_key_jwt and gets no secret.",
         )
         create.add_argument("--json", action="store_true")
 
@@ -326,8 +342,16 @@ class Command(BaseCommand):
         if saml_flags:
             raise CommandError(f"{', '.join(saml_flags)}: only for --kind saml.")
         scopes = options["scopes"] or (
-            [] if options["kind"] == Client.Kind.SERVICE else ["openid", "profile", "email"]
+            []
+            if options["kind"] in (Client.Kind.SERVICE, Client.Kind.API)
+            else ["openid", "profile", "email"]
         )
+        keys: dict[str, Any] = {}
+        if options["jwks"]:
+            try:
+                keys = read_jwks_source(options["jwks"])
+            except (OSError, ValueError) as exc:
+                raise CommandError(f"--jwks: cannot read {options['jwks']}: {exc}") from exc
         client, secret = services.register_client(
             actor=actor,
             kind=options["kind"],
@@ -350,6 +374,8 @@ class Command(BaseCommand):
             frontchannel_logout_uri=options["frontchannel_logout_uri"],
             allow_private_network=options["allow_private_network"],
             algorithm=options["algorithm"],
+            audience=options["audience"],
+            **keys,
             **{name: options[name] for name in services.LIFETIME_FIELDS},
         )
         facts = selectors.setup_facts(client=client)
@@ -363,6 +389,10 @@ class Command(BaseCommand):
             lines.append("The secret is shown only now: store it in the app's secret store.")
         if client.algorithm:
             lines.append(f"ID tokens:      signed with {client.algorithm}")
+        if client.audience:
+            lines.append(f"audience:       {client.audience} (RFC 9068 JWT access tokens)")
+        if client.uses_private_key_jwt:
+            lines.append("authentication: private_key_jwt (no secret)")
         lines += [f"issuer:         {facts['issuer']}", f"discovery URL:  {facts['discovery_url']}"]
         self._emit(options, data, "\n".join(lines))
 

@@ -34,7 +34,7 @@ from oauth2_provider.models import (
     get_refresh_token_model,
 )
 
-from oauth_clients.models import DeviceAuthorization
+from oauth_clients.models import DeviceAuthorization, RevokedJwt
 
 
 def purge_in_batches(
@@ -154,6 +154,10 @@ class Command(BaseCommand):
                 DeviceAuthorization.objects.filter(expires__lt=cutoff),
                 order_field="expires",
                 **batch,
+            ),
+            # RFC 9068: a revoked JWT's jti is kept only until the token expires.
+            "revoked_jwts": purge_in_batches(
+                RevokedJwt.objects.filter(expires__lt=cutoff), order_field="expires", **batch
             ),
         }
         self.stdout.write(", ".join(f"{name}: {count}" for name, count in counts.items()))

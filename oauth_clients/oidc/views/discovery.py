@@ -21,6 +21,7 @@ from django.views.generic import View
 from oauth2_provider.compat import login_not_required
 from oauth2_provider.settings import oauth2_settings
 
+from oauth_clients.client_keys import ASSERTION_ALGORITHMS
 from oauth_clients.keys import signing_algorithms
 from oauth_clients.oidc.backend import ACR_VALUES_SUPPORTED, PROMPT_VALUES_SUPPORTED
 from oauth_clients.oidc.claims import supported_claims
@@ -28,7 +29,9 @@ from oauth_clients.oidc.device import DEVICE_CODE_GRANT
 from oauth_clients.oidc.published import json_body
 
 MAX_AGE_SECONDS = 3600
-CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+# RFC 7523 §2.2 / OIDC Core §9: `private_key_jwt` too (client_secret_jwt is not offered: a
+# hashed secret cannot be an HMAC key).
+CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 
 
 def endpoint_url(name: str) -> str:
@@ -64,6 +67,10 @@ def provider_metadata() -> dict[str, Any]:
         "revocation_endpoint_auth_methods_supported": [*CLIENT_AUTH_METHODS, "none"],
         # RFC 7662 §2.1: introspection requires client authentication.
         "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        # RFC 8414 §2: what a `private_key_jwt` assertion may be signed with, per endpoint.
+        "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
+        "revocation_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
+        "introspection_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
         "code_challenge_methods_supported": ["S256"],
         # OIDC Discovery 1.0 §3: the `acr` values `acr_values` may ask for (and ID tokens carry).
         "acr_values_supported": list(ACR_VALUES_SUPPORTED),

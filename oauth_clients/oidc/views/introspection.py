@@ -18,15 +18,19 @@ from oauthlib.common import urlencode
 
 from oauth_clients.client_cache import get_client
 from oauth_clients.models import Client
+from oauth_clients.oidc.client_assertion import assertion_client_id
+from oauth_clients.oidc.jwt_access import introspect_jwt, looks_like_jwt
 from oauth_clients.oidc.tokens import introspect_token, load_caller_with_token, plausible_client_id
 from oauth_clients.oidc.views.token import back_channel_view, form_problem, oauth_error
 
-BODY_CREDENTIALS = ("client_id", "client_secret")
+# RFC 6749 §2.3.1 (a secret) and RFC 7523 §2.2 (`private_key_jwt`: a signed assertion).
+BODY_CREDENTIALS = ("client_id", "client_secret", "client_assertion_type", "client_assertion")
 
 
 def client_auth_request(request: HttpRequest) -> OAuthlibRequest:
     """An oauthlib request carrying only what client authentication reads (RFC 6749 §2.3.1):
-    the Authorization header and the body's `client_id` and `client_secret`.
+    the Authorization header and the body's `client_id` and `client_secret` (or client
+    assertion).
 
     DOT's full request copies every header and parameter (~7 % of an introspection's CPU);
     `authenticate_client` reads these three, so it decides exactly as it would there. No
@@ -46,6 +50,8 @@ def claimed_client_id(validator: Any, oauth_request: OAuthlibRequest) -> str | N
     """The client id the request claims (Basic first, then the body), before any check."""
     basic = validator._basic_credentials(oauth_request)
     client_id = basic[0] if basic is not None else oauth_request.client_id
+    if not client_id:
+        client_id = assertion_client_id(getattr(oauth_request, "client_assertion", None))
     # Never looked up (`_load_application` refuses them too): not a client id.
     return client_id if client_id and plausible_client_id(client_id) else None
 
@@ -80,7 +86,7 @@ class IntrospectionView(OAuthLibMixin, View):
         token = request.POST.get("token", "")
         hint = request.POST.get("token_type_hint")
         lookup = None
-        if client_id is not None and token:
+        if client_id is not None and token and not looks_like_jwt(token):
             # The caller and the token in one query, the caller as fresh as the database.
             lookup = load_caller_with_token(client_id=client_id, token=token, token_type_hint=hint)
             caller = lookup.client if lookup is not None else None
@@ -96,6 +102,9 @@ class IntrospectionView(OAuthLibMixin, View):
             )
         if not token:
             return oauth_error("invalid_request", "The token parameter is missing.")
+        if looks_like_jwt(token):
+            # RFC 9068: judged from the token itself (`jwt_access.introspect_jwt`).
+            return JsonResponse(introspect_jwt(token=token, caller=caller))
         data = introspect_token(
             token=token,
             token_type_hint=hint,

@@ -25,6 +25,8 @@ from oauth2_provider.settings import oauth2_settings
 
 from idp.metrics import observe_token_issued
 from oauth_clients.oidc.device import DEVICE_CODE_GRANT
+from oauth_clients.oidc.jwt_access import generate_access_token, lifetime_seconds
+from oauth_clients.oidc.token_policy import resolve_token_target
 from oauth_clients.oidc.tokens import access_token_lifetime
 from oauth_clients.selectors import spa_origin_registered
 
@@ -207,7 +209,12 @@ def oauthlib_response(headers: dict[str, str], body: str | None, status: int) ->
 
 
 def _access_token_expires_in(request: Any) -> int:
-    # oauthlib asks per request; the client (already authenticated) may have its own lifetime.
+    # oauthlib asks per request, first thing when it builds the token: the resources resolve
+    # here (an API's JWT has the API's lifetime, RFC 9068); otherwise the client (already
+    # authenticated) may have its own lifetime.
+    api = resolve_token_target(request)
+    if api is not None:
+        return lifetime_seconds(api)
     return access_token_lifetime(getattr(request, "client", None))
 
 
@@ -225,7 +232,12 @@ class TokenView(dot_views.TokenView):
 
     @classmethod
     def get_server(cls) -> Any:
-        kwargs = {**oauth2_settings.server_kwargs, "token_expires_in": _access_token_expires_in}
+        kwargs = {
+            **oauth2_settings.server_kwargs,
+            "token_expires_in": _access_token_expires_in,
+            # An opaque token, or an RFC 9068 JWT when the request names an API.
+            "token_generator": generate_access_token,
+        }
         return cls.get_server_class()(cls.get_validator_class()(), **kwargs)
 
     @classmethod
