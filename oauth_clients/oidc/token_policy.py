@@ -814,7 +814,7 @@ class TokenPolicyMixin(_ValidatorBase):
         if device is None:
             # oauthlib saves a device exchange's tokens only after `validate_device_code`.
             raise errors.InvalidGrantError(request=request)
-        now, access_token, id_token, refresh_token = self._new_rows(token, request, granted=[])
+        now, access_token, id_token, refresh_token = self._new_rows(token, request)
         audit_http_request = audit_request(request)
         event = build_event(
             type=AuditEvent.Type.TOKENS_ISSUED,
