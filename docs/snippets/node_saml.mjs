@@ -50,7 +50,9 @@ export function companySaml({ idpBaseUrl, appBaseUrl, privateKey, certificate })
     privateKey, // signs the AuthnRequest (the IdP refuses unsigned ones if told to)
     publicCert: certificate,
     signatureAlgorithm: "sha256",
-    // The IdP sends the authentication class it used (password, or REFEDS MFA): ask for none.
+    // Asking for none, the IdP states the strongest class the session used (password, or
+    // REFEDS MFA); `authnContext: ["https://refeds.org/profile/mfa"]` would require a second
+    // factor instead (node-saml asks for exactly PasswordProtectedTransport by default).
     disableRequestedAuthnContext: true,
     // SP-initiated responses must answer a request of ours; IdP-initiated ones (from the
     // company's app launcher) carry no InResponseTo.
