@@ -35,6 +35,7 @@ from adminapi.schemas import (
     RegistryOut,
     RotatedOut,
     RotateIn,
+    SamlClientCreate,
 )
 from oauth_clients import selectors, services
 from oauth_clients.models import Client
@@ -112,14 +113,29 @@ def list_clients(
     "/", response={201: ClientCreated, **ERRORS}, exclude_unset=True, summary="Register an app"
 )
 def create_client(request: HttpRequest, payload: ClientCreate) -> Any:
-    """By kind: `web`, `spa`, `native` or `service` (a SAML app is registered from its
-    metadata in the admin or with `manage.py clients create --kind saml`). The secret is in
-    this answer only."""
+    """By kind: `web`, `spa`, `native`, `service`, `device` or `api` (a SAML app:
+    `POST /clients/saml`). The secret is in this answer only ("" for a public client or one
+    that authenticates with its keys)."""
     values = payload.model_dump()
     _check_admin_scopes(request, values["scopes"])
     values["algorithm"] = values.pop("id_token_algorithm")
     client, secret = services.register_client(actor=_actor(request), request=request, **values)
     return Status(HTTPStatus.CREATED, {"client": _out(client.client_id), "client_secret": secret})
+
+
+@router.post(
+    "/saml",
+    response={201: ClientCreated, **ERRORS},
+    exclude_unset=True,
+    summary="Register a SAML app",
+)
+def create_saml_client(request: HttpRequest, payload: SamlClientCreate) -> Any:
+    """From its metadata (`metadata_xml`, or `metadata_url`, fetched through the SSRF-safe
+    sender) or by hand (`entity_id`, `acs_urls`, `certificates`), as the admin and `manage.py
+    clients create --kind saml` register one. A SAML app has no secret."""
+    values = payload.model_dump()
+    client = services.register_saml_app(actor=_actor(request), request=request, **values)
+    return Status(HTTPStatus.CREATED, {"client": _out(client.client_id), "client_secret": ""})
 
 
 @router.get(

@@ -162,6 +162,11 @@ class ClientOut(Schema):
     assigned_users: list[str]
     roles: list[dict[str, Any]]
     claim_mapping: dict[str, Any]
+    # An API's audience (RFC 9068); the public keys of a client that authenticates with
+    # private_key_jwt (RFC 7523), inline or by URL.
+    audience: str | None = None
+    jwks: dict[str, Any] | None = None
+    jwks_uri: str = ""
     saml: dict[str, Any] | None = None
 
 
@@ -177,7 +182,7 @@ class ClientCreated(Schema):
 
 
 class ClientCreate(In):
-    kind: Literal["web", "spa", "native", "service"]
+    kind: Literal["web", "spa", "native", "service", "device", "api"]
     name: str
     client_id: str | None = None
     description: str = ""
@@ -204,6 +209,33 @@ class ClientCreate(In):
     frontchannel_logout_uri: str = ""
     allow_private_network: bool = False
     id_token_algorithm: Literal["RS256", "ES256"] | None = None
+    # kind `api`: the audience clients ask tokens for (`resource`); its tokens are JWTs.
+    audience: str | None = None
+    # A client without a shared secret: its public keys (a JWK Set), or the URL serving them.
+    jwks: dict[str, Any] | None = None
+    jwks_uri: str = ""
+
+
+class SamlClientCreate(In):
+    """A SAML 2.0 app: from its metadata (the XML, or a URL fetched safely) or by hand (entity
+    ID, ACS URLs and certificates)."""
+
+    name: str
+    client_id: str | None = None
+    metadata_xml: str | None = None
+    metadata_url: str | None = None
+    entity_id: str | None = None
+    acs_urls: list[str] | None = None
+    certificates: list[str] | None = None
+    slo_url: str = ""
+    want_authn_requests_signed: bool | None = None
+    sign_response: bool = False
+    nameid_format: str | None = None
+    attribute_names: dict[str, str] | None = None
+    description: str = ""
+    requires_mfa: bool = False
+    owner_contact: str = ""
+    allow_private_network: bool = False
 
 
 class ClientUpdate(In):

@@ -159,3 +159,85 @@ def test_no_service_client_grants_admin_scopes_it_does_not_hold(api, superuser_a
     assert Client.objects.get(client_id=client_id).allowed_scopes == "admin:audit"
     granted = superuser_api.patch(f"/clients/{client_id}", {"scopes": ["admin:superusers"]})
     assert granted.status_code == HTTPStatus.OK, granted.content
+
+
+def test_device_api_and_key_clients_are_registered_by_kind(api):
+    from jwcrypto import jwk
+
+    device = api.post("/clients/", {"kind": "device", "name": "CLI", "client_id": "cli"})
+    assert device.status_code == HTTPStatus.CREATED, device.content
+    assert device.json()["client_secret"] == ""
+    orders = api.post(
+        "/clients/",
+        {
+            "kind": "api",
+            "name": "Orders API",
+            "client_id": "orders",
+            "audience": "https://api.example.com/orders",
+        },
+    )
+    assert orders.status_code == HTTPStatus.CREATED, orders.content
+    assert orders.json()["client"]["audience"] == "https://api.example.com/orders"
+    public = jwk.JWK.generate(kty="RSA", size=2048, kid="batch-1").export_public(as_dict=True)
+    batch = api.post(
+        "/clients/",
+        {"kind": "service", "name": "Batch", "client_id": "batch", "jwks": {"keys": [public]}},
+    )
+    assert batch.status_code == HTTPStatus.CREATED, batch.content
+    assert batch.json()["client_secret"] == ""
+    assert batch.json()["client"]["jwks"]["keys"][0]["kid"] == "batch-1"
+    assert Client.objects.get(client_id="cli").kind == Client.Kind.DEVICE
+
+    # An API without its audience, and keys with a private part, are field problems.
+    assert_problem(
+        api.post("/clients/", {"kind": "api", "name": "No audience"}), HTTPStatus.BAD_REQUEST
+    )
+    private = jwk.JWK.generate(kty="RSA", size=2048).export_private(as_dict=True)
+    assert_problem(
+        api.post("/clients/", {"kind": "service", "name": "Leaky", "jwks": {"keys": [private]}}),
+        HTTPStatus.BAD_REQUEST,
+    )
+
+
+def test_a_saml_app_is_registered_from_its_metadata_or_by_hand(api, tmp_path):
+    from tests.clients.saml_helpers import SP_ACS_URL, SP_ENTITY_ID, make_sp_keys, sp_metadata
+
+    keys = make_sp_keys(tmp_path)
+    from_metadata = api.post(
+        "/clients/saml",
+        {"name": "Wiki", "client_id": "wiki", "metadata_xml": sp_metadata(keys).decode()},
+    )
+    assert from_metadata.status_code == HTTPStatus.CREATED, from_metadata.content
+    body = from_metadata.json()
+    assert body["client_secret"] == ""
+    assert body["client"]["kind"] == "saml"
+    assert body["client"]["saml"]["entity_id"] == SP_ENTITY_ID
+    assert _types(api) == [AuditEvent.Type.CLIENT_CREATED]
+    by_hand = api.post(
+        "/clients/saml",
+        {
+            "name": "Tickets",
+            "entity_id": "https://tickets.example.com/saml",
+            "acs_urls": ["https://tickets.example.com/saml/acs"],
+            "certificates": [keys.cert_pem],
+        },
+    )
+    assert by_hand.status_code == HTTPStatus.CREATED, by_hand.content
+    assert by_hand.json()["client"]["saml"]["entity_id"] == "https://tickets.example.com/saml"
+
+    # The same entity ID again, metadata that is not XML, an ACS that is not https, and a
+    # metadata URL on a private address: each a problem, nothing registered.
+    for payload in (
+        {"name": "Again", "metadata_xml": sp_metadata(keys).decode()},
+        {"name": "Broken", "metadata_xml": "<not-metadata"},
+        {
+            "name": "Plain",
+            "entity_id": "https://plain.example.com/saml",
+            "acs_urls": ["http://plain.example.com/acs"],
+            "certificates": [keys.cert_pem],
+        },
+        {"name": "Inside", "metadata_url": "https://10.0.0.7/metadata"},
+    ):
+        assert_problem(api.post("/clients/saml", payload), HTTPStatus.BAD_REQUEST)
+    assert Client.objects.filter(kind=Client.Kind.SAML).count() == 2
+    assert SP_ACS_URL in str(api.get("/clients/wiki").json()["saml"])
