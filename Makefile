@@ -172,7 +172,7 @@ demo: migrate
 
 ## make specs: run the suite and regenerate docs/specs.md (each spec clause, its tests, results).
 specs: install browser
-	$(BIN)/python -m pytest -p tests.spec_report --spec-report=docs/specs.md -q; \
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -p tests.spec_report --spec-report=docs/specs.md -q; \
 	  status=$$?; echo "docs/specs.md regenerated"; exit $$status
 
 ## make screenshots: every reachable page (tests/browser/pages.py) at 1280 and 390 px, in English

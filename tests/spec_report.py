@@ -16,6 +16,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -135,9 +136,21 @@ class _Recorder:
     @pytest.hookimpl(tryfirst=True)  # before any deselection: every marked test has a row
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         self.rows = rows_of(items)
+        worker_output = getattr(self.config, "workeroutput", None)
+        if worker_output is not None:
+            # A pytest-xdist worker: every worker collects the whole suite; the controller,
+            # which collects nothing itself, takes the rows from the first that finishes.
+            worker_output["spec_rows"] = sorted(self.rows)
+            return
         path = self.config.getoption("spec_rows")
         if path:
             Path(path).write_text(json.dumps(sorted(self.rows)))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """pytest-xdist's controller: a worker's collected rows."""
+        rows = getattr(node, "workeroutput", {}).get("spec_rows", [])
+        self.rows |= {tuple(row) for row in rows}
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         test = test_id(report.nodeid)
@@ -165,6 +178,8 @@ class _Recorder:
         path = self.config.getoption("spec_report")
         if not path or self.config.getoption("collectonly"):
             return
+        if hasattr(self.config, "workeroutput"):
+            return  # a pytest-xdist worker: its controller writes the table
         when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         Path(path).write_text(render(self.rows, self.results(), when=when))
 
