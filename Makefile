@@ -149,15 +149,19 @@ test-sqlite: install browser slapd
 
 ## The suite again on PostgreSQL: a postgres DATABASE_URL, or else PG_URL, the local server
 ## .ci/run starts. One that does not answer fails the run, never skips it. Left out: the browser
-## tests, and the tests marked `once`, whose outcome the suite's database cannot change (they
-## read only the source, or start instances on databases of their own).
+## tests; the tests marked `once`, whose outcome the suite's database cannot change (they read
+## only the source, or start instances on databases of their own); and the suites whose time
+## goes to a peer (library snippets, xmlsec1, a second IdP, slapd, a SCIM server) and whose
+## database use is the services' ORM, which the rest of this phase runs on PostgreSQL.
+PG_PEER_SUITES := tests/docs tests/saml tests/federation tests/directory tests/provisioning
 TEST_PG_URL := $(if $(filter postgres%,$(DATABASE_URL)),$(DATABASE_URL),$(PG_URL))
 test-postgres: install slapd
 	@$(BIN)/python -c "import sys, psycopg; from urllib.parse import urlsplit; u = urlsplit(sys.argv[1]); \
 	  psycopg.connect(u._replace(path='/postgres').geturl(), connect_timeout=5).close()" '$(TEST_PG_URL)' \
 	  || { echo "PostgreSQL at $(TEST_PG_URL) does not answer: start it (.ci/run does) or set DATABASE_URL"; exit 1; }
 	@echo "Running the suite on PostgreSQL ($(TEST_PG_URL))"
-	DATABASE_URL=$(TEST_PG_URL) $(BIN)/pytest -n $(PYTEST_WORKERS) -m "not browser and not once"
+	DATABASE_URL=$(TEST_PG_URL) $(BIN)/pytest -n $(PYTEST_WORKERS) -m "not browser and not once" \
+	  $(addprefix --ignore=,$(PG_PEER_SUITES))
 	@echo "Service tests: gunicorn instances over PostgreSQL and Redis, rate limits in Redis"
 	DATABASE_URL=$(TEST_PG_URL) $(BIN)/pytest -m "scaleout or redis" tests/deploy tests/accounts
 
