@@ -13,6 +13,7 @@ import binascii
 import json
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote_plus
@@ -780,32 +781,13 @@ class TokenPolicyMixin(_ValidatorBase):
         if grant is None:
             # oauthlib saves a code exchange's tokens only after `validate_code` accepted it.
             raise errors.InvalidGrantError(request=request)
-        now, access_token, id_token, refresh_token = self._new_rows(token, request)
-        audit_http_request = audit_request(request)
-        event = build_event(
-            type=AuditEvent.Type.TOKENS_ISSUED,
-            request=audit_http_request,
-            subject=request.user,
-            client=request.client,
-            grant="authorization_code",
-            scope=" ".join(request.scopes or []),
+        self._save_single_use(
+            token,
+            request,
+            grant_type="authorization_code",
+            code_checksum=grant.code,
+            write=lambda **rows: store.implementation().exchange_code(grant=grant, **rows),
         )
-        if not store.implementation().exchange_code(
-            grant=grant,
-            now=now,
-            access_token=access_token,
-            refresh_token=refresh_token,
-            id_token=id_token,
-            audit_event=event,
-        ):
-            revoke_tokens_issued_from_code(
-                code_checksum=grant.code,
-                client=request.client,
-                request=audit_http_request,
-                reason="authorization code replayed",
-            )
-            raise errors.InvalidGrantError(request=request)
-        publish_event(event)
 
     def _save_device_exchange(self, token: dict, request: Request) -> None:
         """RFC 8628 §3.5: the approved device code consumed and the tokens it issues written, or
@@ -814,6 +796,26 @@ class TokenPolicyMixin(_ValidatorBase):
         if device is None:
             # oauthlib saves a device exchange's tokens only after `validate_device_code`.
             raise errors.InvalidGrantError(request=request)
+        self._save_single_use(
+            token,
+            request,
+            grant_type="device_code",
+            code_checksum=device.device_code,
+            write=lambda **rows: store.implementation().exchange_device_code(device=device, **rows),
+        )
+
+    def _save_single_use(
+        self,
+        token: dict,
+        request: Request,
+        *,
+        grant_type: str,
+        code_checksum: str,
+        write: Callable[..., bool],
+    ) -> None:
+        """A single-use code (authorization or device code) exchanged: the new rows and the
+        audit row handed to the store's `write`, which consumes the code and writes them, or
+        nothing when another request consumed it first (a replay: what it issued is revoked)."""
         now, access_token, id_token, refresh_token = self._new_rows(token, request)
         audit_http_request = audit_request(request)
         event = build_event(
@@ -821,11 +823,10 @@ class TokenPolicyMixin(_ValidatorBase):
             request=audit_http_request,
             subject=request.user,
             client=request.client,
-            grant="device_code",
+            grant=grant_type,
             scope=" ".join(request.scopes or []),
         )
-        if not store.implementation().exchange_device_code(
-            device=device,
+        if not write(
             now=now,
             access_token=access_token,
             refresh_token=refresh_token,
@@ -833,10 +834,10 @@ class TokenPolicyMixin(_ValidatorBase):
             audit_event=event,
         ):
             revoke_tokens_issued_from_code(
-                code_checksum=device.device_code,
+                code_checksum=code_checksum,
                 client=request.client,
                 request=audit_http_request,
-                reason="device code replayed",
+                reason=f"{grant_type.replace('_', ' ')} replayed",
             )
             raise errors.InvalidGrantError(request=request)
         publish_event(event)
