@@ -141,11 +141,13 @@ check: lint gettext
 	rm -rf $(DEPLOY_TMP)
 
 # Both phases run the suite on two processes (pytest-xdist, one per core): the SQLite phase with
-# the browser tests took 8 minutes on one. Each process has its own test database.
+# the browser tests took 8 minutes on one. Each process has its own test database (and Redis
+# database: tests/deploy/servers.py).
 PYTEST_WORKERS ?= 2
+PYTEST_PARALLEL = -n $(PYTEST_WORKERS)
 
 test-sqlite: install browser slapd
-	$(BIN)/pytest -n $(PYTEST_WORKERS)
+	$(BIN)/pytest $(PYTEST_PARALLEL)
 
 ## The suite again on PostgreSQL: a postgres DATABASE_URL, or else PG_URL, the local server
 ## .ci/run starts. One that does not answer fails the run, never skips it. Left out: the browser
@@ -153,17 +155,17 @@ test-sqlite: install browser slapd
 ## only the source, or start instances on databases of their own); and the suites whose time
 ## goes to a peer (library snippets, xmlsec1, a second IdP, slapd, a SCIM server) and whose
 ## database use is the services' ORM, which the rest of this phase runs on PostgreSQL.
+## With them, the service tests (`scaleout`, `redis`: gunicorn instances over PostgreSQL and
+## Redis, sessions and rate limits in Redis), which only this phase collects.
 PG_PEER_SUITES := tests/docs tests/saml tests/federation tests/directory tests/provisioning
 TEST_PG_URL := $(if $(filter postgres%,$(DATABASE_URL)),$(DATABASE_URL),$(PG_URL))
 test-postgres: install slapd
 	@$(BIN)/python -c "import sys, psycopg; from urllib.parse import urlsplit; u = urlsplit(sys.argv[1]); \
 	  psycopg.connect(u._replace(path='/postgres').geturl(), connect_timeout=5).close()" '$(TEST_PG_URL)' \
 	  || { echo "PostgreSQL at $(TEST_PG_URL) does not answer: start it (.ci/run does) or set DATABASE_URL"; exit 1; }
-	@echo "Running the suite on PostgreSQL ($(TEST_PG_URL))"
-	DATABASE_URL=$(TEST_PG_URL) $(BIN)/pytest -n $(PYTEST_WORKERS) -m "not browser and not once" \
-	  $(addprefix --ignore=,$(PG_PEER_SUITES))
-	@echo "Service tests: gunicorn instances over PostgreSQL and Redis, rate limits in Redis"
-	DATABASE_URL=$(TEST_PG_URL) $(BIN)/pytest -m "scaleout or redis" tests/deploy tests/accounts
+	@echo "Running the suite and the service tests on PostgreSQL ($(TEST_PG_URL)) and Redis"
+	DATABASE_URL=$(TEST_PG_URL) $(BIN)/pytest $(PYTEST_PARALLEL) \
+	  -m "not browser and not once or scaleout or redis" $(addprefix --ignore=,$(PG_PEER_SUITES))
 
 ## make test: the whole suite (SQLite, then PostgreSQL) and the quality gates.
 test: check test-sqlite test-postgres
@@ -176,7 +178,7 @@ demo: migrate
 
 ## make specs: run the suite and regenerate docs/specs.md (each spec clause, its tests, results).
 specs: install browser
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -p tests.spec_report --spec-report=docs/specs.md -q; \
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) -p tests.spec_report --spec-report=docs/specs.md -q; \
 	  status=$$?; echo "docs/specs.md regenerated"; exit $$status
 
 ## make screenshots: every reachable page (tests/browser/pages.py) at 1280 and 390 px, in English

@@ -7,9 +7,9 @@ from django.contrib.auth import get_user_model
 
 PASSWORD = "correct horse battery staple"
 
-# Tests that need the machine's services (PostgreSQL and Redis) run in the Makefile's service
-# phase only (`pytest -m "scaleout or redis"`), where they fail loudly when a service does not
-# answer; an ordinary run does not collect them.
+# Tests that need the machine's services (PostgreSQL and Redis) run only where the marker
+# expression names them (the Makefile's PostgreSQL phase, `-m "... or scaleout or redis"`), and
+# there they fail loudly when a service does not answer; an ordinary run does not collect them.
 SERVICE_MARKERS = ("scaleout", "redis")
 
 

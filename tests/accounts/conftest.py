@@ -11,9 +11,9 @@ from django.core import mail
 from django.core.cache import cache
 from django.test import Client
 
-from tests.deploy.servers import REDIS_HOST, REDIS_PORT, require_services
+from tests.deploy.servers import REDIS_HOST, REDIS_PORT, redis_db, require_services
 
-REDIS_DB = 15  # the `redis` tests' own database on the machine's Redis
+REDIS_DB = redis_db("redis")  # the `redis` tests' own database on the machine's Redis
 LOGIN_URL = "/accounts/login/"
 LOGOUT_URL = "/accounts/logout/"
 RESET_URL = "/accounts/password/reset/"
@@ -35,7 +35,7 @@ def _fresh_rate_limits():
 @pytest.fixture
 def redis_cache(settings):
     """The default cache (allauth's rate limits, the session store) on a Redis database of the
-    `redis` tests' own; they run in the Makefile's service phase and fail, never skip, when
+    `redis` tests' own; they run in the Makefile's PostgreSQL phase and fail, never skip, when
     Redis does not answer."""
     require_services(redis=True)
     server = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB)

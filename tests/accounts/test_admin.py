@@ -18,6 +18,7 @@ from django.test import Client
 
 from accounts.models import AuditEvent
 from tests.accounts.conftest import OVERVIEW_URL, is_signed_in, last_link, sign_in
+from tests.deploy.servers import migrated_sqlite
 
 pytestmark = pytest.mark.django_db
 
@@ -419,6 +420,7 @@ def test_createsuperuser_noinput_with_environment(monkeypatch):
     assert client.get("/admin/").status_code == HTTPStatus.OK
 
 
+@pytest.mark.once  # a fresh process on a SQLite file of its own
 def test_createsuperuser_noinput_from_the_shell_as_in_the_readme(tmp_path: Path):
     """The README's exact command, in a fresh process on a fresh SQLite file."""
     root = Path(django_settings.BASE_DIR)
@@ -431,7 +433,7 @@ def test_createsuperuser_noinput_from_the_shell_as_in_the_readme(tmp_path: Path)
         "DJANGO_SUPERUSER_PASSWORD": STRONG,
     }
     manage = [sys.executable, str(root / "manage.py")]
-    subprocess.run([*manage, "migrate", "--noinput"], env=env, check=True, capture_output=True)
+    migrated_sqlite(tmp_path / "db.sqlite3")  # as `migrate` leaves it (tests/deploy/servers.py)
     result = subprocess.run(
         [*manage, "createsuperuser", "--noinput"], env=env, capture_output=True, text=True
     )

@@ -1,7 +1,7 @@
 """allauth's rate limits kept in Redis (the shared cache when REDIS_URL is set).
 
 These tests talk to the machine's Redis (a database number of their own), so like the scale-out
-tests they run in the Makefile's service phase (`pytest -m redis`) and fail, never skip, when
+tests they run in the Makefile's PostgreSQL phase (`pytest -m redis`) and fail, never skip, when
 Redis does not answer. Across real processes: tests/deploy/test_shared_cache.py.
 """
 

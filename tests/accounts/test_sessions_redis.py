@@ -1,7 +1,7 @@
 """Browser sessions in Redis through Django's cache session backend (SESSION_ENGINE when
 REDIS_URL is set): a session ended elsewhere stays ended, a taken key is never written over.
 
-Run against the machine's Redis in the Makefile's service phase (`pytest -m redis`).
+Run against the machine's Redis in the Makefile's PostgreSQL phase (`pytest -m redis`).
 """
 
 from __future__ import annotations

@@ -25,6 +25,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.deploy.servers import migrated_sqlite
+
 pytestmark = [pytest.mark.browser]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,6 +86,8 @@ def demo_setup(tmp_path_factory) -> Iterator[DemoSetup]:
             "IDP_LOG_FORMAT": "text",
         }
     )
+    # The script's `migrate` finds the database migrated (tests/deploy/servers.py).
+    migrated_sqlite(tmp / "idp" / "idp.sqlite3")
     log = tmp / "run-demo.log"
     with log.open("wb") as out:
         process = subprocess.Popen(

@@ -1,7 +1,7 @@
 """Fixtures for the deployment tests: captured JSON log lines.
 
 Tests marked `scaleout` start real gunicorn processes over PostgreSQL and Redis; they run in the
-Makefile's service phase (tests/conftest.py collects them only there).
+Makefile's PostgreSQL phase (tests/conftest.py collects them only there).
 """
 
 from __future__ import annotations

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import hashlib
 import os
 import secrets
+import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -29,6 +33,16 @@ PG_ADMIN_URL = os.environ.get(
     "IDP_TEST_PG_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+
+
+def redis_db(purpose: str) -> int:
+    """A Redis database number of this test process's own for `purpose`: the suite runs in up
+    to three processes (pytest-xdist's gw0..gw2), and tests that empty their database must not
+    empty another process's. `redis` tests 15 down to 13, the scale-out cluster 9 down to 7;
+    10 and 12 are the benchmarks' (bench/run.py, bench/ab.py), 0 people's own."""
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    assert worker < 3, "more than three test processes would share Redis databases"
+    return {"redis": 15, "scaleout": 9}[purpose] - worker
 
 
 def require_services(*, redis: bool) -> None:
@@ -53,11 +67,13 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def temporary_database(prefix: str) -> Iterator[str]:
-    """A database of our own on the shared server, dropped afterwards; yields its name."""
+def temporary_database(prefix: str, *, template: str = "") -> Iterator[str]:
+    """A database of our own on the shared server (empty, or a copy of `template`), dropped
+    afterwards; yields its name."""
     name = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
+    copy_of = f' TEMPLATE "{template}"' if template else ""
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"{copy_of}')
     try:
         yield name
     finally:
@@ -109,6 +125,117 @@ def production_env(tmp: Path, **overrides: str) -> dict[str, str]:
     }
     env.update(overrides)
     return env
+
+
+# --- A migrated database and collected static files, made once -------------------------------
+# `manage.py migrate` from nothing takes 10-15 s here and collectstatic about 5 s, each in a new
+# process. Most tests that start an instance need a migrated database and collected files, not
+# to watch them being made (tests/deploy/test_startup.py and test_manifests.py do that, and the
+# readiness check proves an instance's migrations are applied): each is made once for the
+# content it comes from (the migrations, static/ and the pinned requirements) under var/, and
+# copied or shared. A change to any of those makes a new one. Copies of the database share one
+# Installation row (idp/migrations/0001_initial.py); no test compares two instances' identities.
+MADE_ONCE = ROOT / "var" / "test-made-once"
+MIGRATIONS = ("*/migrations/*.py", "requirements.txt")
+STATIC = ("static/**/*", "requirements.txt", "idp/settings.py")
+
+
+def _digest(patterns: tuple[str, ...]) -> str:
+    digest = hashlib.sha256()
+    for pattern in patterns:
+        for path in sorted(ROOT.glob(pattern)):
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _made_once(
+    name: str, make: Callable[[Path], None], *, still_there: Callable[[], bool] = lambda: True
+) -> Path:
+    """The directory `name` under MADE_ONCE, made by `make` the first time (or again when
+    `still_there` says what it stands for is gone); a file lock makes the suite's processes
+    (pytest-xdist) wait for one another instead of making it twice."""
+    MADE_ONCE.mkdir(parents=True, exist_ok=True)
+    target = MADE_ONCE / name
+    with (MADE_ONCE / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if target.exists() and not still_there():
+            shutil.rmtree(target)
+        if not target.exists():
+            partial = MADE_ONCE / f"{name}.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            partial.mkdir()
+            make(partial)
+            partial.rename(target)
+    return target
+
+
+def _migrate_sqlite(directory: Path) -> None:
+    url = f"sqlite:///{directory / 'idp.sqlite3'}"
+    manage("migrate", "--noinput", env=production_env(directory, DATABASE_URL=url))
+
+
+def migrated_sqlite(path: Path) -> Path:
+    """A migrated SQLite database at `path`, copied with SQLite's backup API (which reads what
+    the write-ahead log still holds); returns `path`."""
+    template = _made_once(f"sqlite-{_digest(MIGRATIONS)}", _migrate_sqlite) / "idp.sqlite3"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    source, copy = sqlite3.connect(template), sqlite3.connect(path)
+    try:
+        source.backup(copy)
+    finally:
+        source.close()
+        copy.close()
+    return path
+
+
+def collected_static() -> str:
+    """A directory of collected static files (read-only: instances only serve from it)."""
+
+    def collect(directory: Path) -> None:
+        manage(
+            "collectstatic",
+            "--noinput",
+            env=production_env(directory, IDP_STATIC_ROOT=str(directory / "static")),
+        )
+
+    return str(_made_once(f"static-{_digest(STATIC)}", collect) / "static")
+
+
+def _template_databases() -> list[str]:
+    with psycopg.connect(PG_ADMIN_URL) as conn:
+        rows = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'idp\\_made\\_once\\_%'"
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+def _migrate_postgresql(name: str) -> Callable[[Path], None]:
+    def make(directory: Path) -> None:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            for (
+                stale
+            ) in _template_databases():  # earlier migrations' templates, and a half-made one
+                conn.execute(f'DROP DATABASE IF EXISTS "{stale}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        url = database_url(name)
+        manage("migrate", "--noinput", env=production_env(directory, DATABASE_URL=url))
+
+    return make
+
+
+@contextlib.contextmanager
+def migrated_database(prefix: str) -> Iterator[str]:
+    """A migrated PostgreSQL database of our own, a copy of a template database made once
+    (CREATE DATABASE ... TEMPLATE), dropped afterwards; yields its name."""
+    template = f"idp_made_once_{_digest(MIGRATIONS)}"
+    _made_once(
+        f"postgresql-{template}",
+        _migrate_postgresql(template),
+        still_there=lambda: template in _template_databases(),
+    )
+    with temporary_database(prefix, template=template) as name:
+        yield name
 
 
 class Server:

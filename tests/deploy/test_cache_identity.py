@@ -43,8 +43,13 @@ def service_client(secret: str) -> Client:
 
 @pytest.fixture
 def fresh_process(settings):
-    """The client cache on, as with REDIS_URL, and this process's identity read anew."""
+    """The client cache on, as with REDIS_URL, and this process's identity read anew.
+
+    The database's Installation row as its migration writes it: an earlier `transaction=True`
+    test of the same process may have emptied every table when it ended."""
     settings.IDP_CLIENT_CACHE_SECONDS = 300
+    if not Installation.objects.exists():
+        Installation.objects.create()
     forget_database_identity()
     yield
     forget_database_identity()

@@ -15,15 +15,14 @@ import pytest
 
 from tests.deploy import servers
 
-pytestmark = pytest.mark.once
+pytestmark = [pytest.mark.once]
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     tmp = tmp_path_factory.mktemp("command-output")
-    env = servers.production_env(tmp, DATABASE_URL=f"sqlite:///{Path(tmp) / 'idp.sqlite3'}")
-    servers.manage("migrate", "--noinput", env=env, timeout=600)
-    return env
+    database = servers.migrated_sqlite(Path(tmp) / "idp.sqlite3")
+    return servers.production_env(tmp, DATABASE_URL=f"sqlite:///{database}")
 
 
 def test_a_commands_json_answer_is_alone_on_stdout_and_its_audit_line_on_stderr(env):

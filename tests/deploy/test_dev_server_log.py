@@ -18,9 +18,17 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.deploy.servers import PYTHON, ROOT, Server, free_port, manage, production_env
+from tests.deploy.servers import (
+    PYTHON,
+    ROOT,
+    Server,
+    collected_static,
+    free_port,
+    migrated_sqlite,
+    production_env,
+)
 
-pytestmark = pytest.mark.once
+pytestmark = [pytest.mark.once]
 
 
 class LoggedServer:
@@ -51,9 +59,7 @@ class LoggedServer:
 @pytest.fixture(scope="module")
 def database(tmp_path_factory: pytest.TempPathFactory) -> str:
     tmp = tmp_path_factory.mktemp("db")
-    url = f"sqlite:///{tmp / 'idp.sqlite3'}"
-    manage("migrate", "--noinput", env=production_env(tmp, DATABASE_URL=url))
-    return url
+    return f"sqlite:///{migrated_sqlite(tmp / 'idp.sqlite3')}"
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +111,9 @@ def production_server(
 ) -> Iterator[LoggedServer]:
     """gunicorn with the image's configuration: one worker, one thread."""
     tmp = tmp_path_factory.mktemp("production")
-    env = production_env(tmp, DATABASE_URL=database, GUNICORN_THREADS="1")
-    manage("collectstatic", "--noinput", env=env)
+    env = production_env(
+        tmp, DATABASE_URL=database, GUNICORN_THREADS="1", IDP_STATIC_ROOT=collected_static()
+    )
     server = Server("production", env, tmp, workers=1).start()
     try:
         yield LoggedServer(server.url, server.log_path)

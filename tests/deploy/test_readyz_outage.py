@@ -15,14 +15,14 @@ import requests
 from tests.deploy.servers import (
     Server,
     TcpProxy,
+    collected_static,
     database_url,
-    manage,
+    migrated_database,
     production_env,
     require_services,
-    temporary_database,
 )
 
-pytestmark = pytest.mark.scaleout
+pytestmark = [pytest.mark.scaleout]
 
 
 def wait_for_status(url: str, status: int, *, within: float) -> float:
@@ -45,10 +45,12 @@ def test_readyz_turns_unready_without_postgresql_and_ready_when_it_returns(tmp_p
     proxy = TcpProxy()
     proxy.start()
     try:
-        with temporary_database("idp_e_readyz") as name:
-            env = production_env(tmp_path, DATABASE_URL=database_url(name, port=proxy.port))
-            manage("migrate", "--noinput", env=env)
-            manage("collectstatic", "--noinput", env=env)
+        with migrated_database("idp_e_readyz") as name:
+            env = production_env(
+                tmp_path,
+                DATABASE_URL=database_url(name, port=proxy.port),
+                IDP_STATIC_ROOT=collected_static(),
+            )
             server = Server("readyz", env, tmp_path).start()
             try:
                 ready_url, live_url = f"{server.url}/readyz", f"{server.url}/healthz"

@@ -29,17 +29,19 @@ from tests.deploy.servers import (
     REDIS_HOST,
     REDIS_PORT,
     Server,
+    collected_static,
     database_url,
     manage,
+    migrated_database,
     production_env,
+    redis_db,
     require_services,
-    temporary_database,
 )
 
-pytestmark = pytest.mark.scaleout
+pytestmark = [pytest.mark.scaleout]
 
-# A Redis database number of its own, so the shared Redis of other test runs is left alone.
-REDIS_DB = 13
+# A Redis database of its own, so the shared Redis of other tests is left alone.
+REDIS_DB = redis_db("scaleout")
 PASSWORD = "scale-out " + secrets.token_urlsafe(12)
 CLIENT_ID = "scale-app"
 CLIENT_SECRET = "scale-secret-" + secrets.token_urlsafe(24)
@@ -200,15 +202,14 @@ def cluster(tmp_path_factory) -> Cluster:
     tmp: Path = tmp_path_factory.mktemp("scaleout")
     store = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB)
     store.flushdb()
-    with temporary_database("idp_e_scaleout") as name:
+    with migrated_database("idp_e_scaleout") as name:
         env = production_env(
             tmp,
             DATABASE_URL=database_url(name),
             REDIS_URL=f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}",
             IDP_LOCKOUT_THRESHOLD="3",
+            IDP_STATIC_ROOT=collected_static(),
         )
-        manage("migrate", "--noinput", env=env)
-        manage("collectstatic", "--noinput", env=env)
         manage("shell", "-c", SETUP_SCRIPT, env=env)
         a = Server("A", env, tmp).start()
         b = Server("B", env, tmp).start()

@@ -23,10 +23,10 @@ from allauth.mfa.totp.internal.auth import generate_totp_secret
 from django.conf import settings
 
 from tests.accounts.conftest import MFA_AUTHENTICATE_URL, totp_code
-from tests.deploy.servers import Server, manage, production_env
+from tests.deploy.servers import Server, collected_static, manage, migrated_sqlite, production_env
 from tests.deploy.test_scale_out import form_fields, sign_in, signed_in
 
-pytestmark = pytest.mark.once
+pytestmark = [pytest.mark.once]
 
 PASSWORD = "shared cache " + secrets.token_urlsafe(12)
 TOTP_SECRET = generate_totp_secret()
@@ -50,12 +50,11 @@ def pair(tmp_path_factory) -> Iterator[Pair]:
     tmp: Path = tmp_path_factory.mktemp("shared-cache")
     # One proxy in front (as Caddy in deploy/compose.yaml): each test names its own client
     # address in X-Forwarded-For, so the tests' rate-limit counts stay apart.
-    env = production_env(tmp, IDP_TRUSTED_PROXY_COUNT="1")
+    env = production_env(tmp, IDP_TRUSTED_PROXY_COUNT="1", IDP_STATIC_ROOT=collected_static())
     # The embedded default: no Redis, the SQLite file in the data directory.
     assert "REDIS_URL" not in env
     assert "DATABASE_URL" not in env
-    manage("migrate", "--noinput", env=env)
-    manage("collectstatic", "--noinput", env=env)
+    migrated_sqlite(Path(env["IDP_DATA_DIR"]) / "idp.sqlite3")
     manage("shell", "-c", SETUP_SCRIPT, env=env)
     a = Server("A", env, tmp, workers=1)
     b = Server("B", env, tmp, workers=1)

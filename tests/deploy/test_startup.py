@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 from http import HTTPStatus
 from pathlib import Path
@@ -16,9 +17,18 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.deploy.servers import PYTHON, ROOT, Server, free_port, manage, production_env
+from tests.deploy.servers import (
+    PYTHON,
+    ROOT,
+    Server,
+    collected_static,
+    free_port,
+    manage,
+    migrated_sqlite,
+    production_env,
+)
 
-pytestmark = pytest.mark.once
+pytestmark = [pytest.mark.once]
 
 COLLECTSTATIC_HINT = "run `manage.py collectstatic --noinput` (see README, Production)"
 
@@ -70,7 +80,7 @@ def test_without_collectstatic_the_instance_stops_with_one_line(tmp_path):
 def test_a_manifest_from_another_release_stops_the_instance(collected, tmp_path):
     """Code upgraded, static files kept: a file the templates name is missing from it."""
     env = production_env(collected, IDP_STATIC_ROOT=str(tmp_path / "static"))
-    manage("collectstatic", "--noinput", env=env)
+    shutil.copytree(collected_static(), tmp_path / "static")
     manifest = tmp_path / "static" / "staticfiles.json"
     data = json.loads(manifest.read_text())
     del data["paths"]["idp/favicon.svg"]
@@ -150,7 +160,7 @@ def test_check_deploy_reports_a_missing_manifest(collected, tmp_path):
 
 def test_gunicorn_serves_a_collected_instance(collected, tmp_path):
     env = production_env(collected, IDP_DATA_DIR=str(tmp_path / "data"))
-    manage("migrate", "--noinput", env=env)
+    migrated_sqlite(tmp_path / "data" / "idp.sqlite3")
     server = Server("collected", env, tmp_path, workers=1).start()
     try:
         page = requests.get(f"{server.url}/accounts/login/", timeout=10)
