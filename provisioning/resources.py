@@ -93,10 +93,28 @@ class Unreadable(Exception):
     """The app's answer is not the SCIM message it should be."""
 
 
+USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
+
+
+def _core_user(resource: Any) -> Any:
+    """A User as the app answered it, without its extensions (RFC 7643 §3.3: each an attribute
+    named by its schema URN). Only the core's `id` and `userName` are read here, and an app
+    may echo the enterprise extension it was sent or add one of its own, which the strict
+    model would refuse as an unknown attribute (the reference server echoes the former)."""
+    if not isinstance(resource, dict):
+        return resource
+    core = {key: value for key, value in resource.items() if not key.startswith("urn:")}
+    if isinstance(core.get("schemas"), list):
+        core["schemas"] = [schema for schema in core["schemas"] if schema == USER_SCHEMA]
+    return core
+
+
 def created_id(body: Any) -> str:
     """The `id` of the User an app answered a create or replace with (RFC 7644 §3.3)."""
     try:
-        resource: User[Any] = User.model_validate(body, scim_ctx=Context.RESOURCE_CREATION_RESPONSE)
+        resource: User[Any] = User.model_validate(
+            _core_user(body), scim_ctx=Context.RESOURCE_CREATION_RESPONSE
+        )
     except (ValidationError, TypeError, ValueError) as error:
         raise Unreadable(f"not a SCIM User: {_first_error(error)}") from error
     if not resource.id:
@@ -106,6 +124,8 @@ def created_id(body: Any) -> str:
 
 def found_id(body: Any, *, user_name: str) -> str | None:
     """The id of the User named `user_name` in a search answer (RFC 7644 §3.4.2), or None."""
+    if isinstance(body, dict) and isinstance(body.get("Resources"), list):
+        body = {**body, "Resources": [_core_user(resource) for resource in body["Resources"]]}
     try:
         answer = ListResponse[User].model_validate(body, scim_ctx=Context.SEARCH_RESPONSE)
     except (ValidationError, TypeError, ValueError) as error:

@@ -8,25 +8,35 @@ back what the app's server stores.
 from __future__ import annotations
 
 from http import HTTPStatus
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.test import Client as HttpClient
 from django.test import RequestFactory
+from django.urls import reverse
 
 from accounts import services as account_services
 from accounts.models import AuditEvent
 from oauth_clients import services as client_services
+from oauth_clients.models import Client
 from provisioning.models import ProvisionedUser, ProvisioningDelivery
+from scim.services import issue_token
+from tests.accounts.conftest import OVERVIEW_URL, sign_in
 from tests.oidc.backchannel_helpers import DATABASE_TASKS, IMMEDIATE_TASKS
+from tests.oidc.conftest import basic_auth, pkce_pair, post_form
 from tests.provisioning.conftest import (
     assigned_group,
     make_target,
     register_app,
     run_worker_once,
 )
+from tests.scim.conftest import ScimClient, new_user
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 Status = ProvisioningDelivery.Status
+REDIRECT_URI = "https://wiki.example.com/oidc/callback"
+FIRST_PASSWORD = "first day " + "tulip lantern orbit"
 
 
 def admin_request(admin_user):
@@ -159,3 +169,104 @@ def test_leaving_one_of_two_assigned_groups_keeps_the_account_and_leaving_the_la
     with django_capture_on_commit_callbacks(execute=True):
         account_services.remove_members(group=second, users=[user], actor=admin_user)
     assert scim_server.users()["alice"]["active"] is False
+
+
+@pytest.mark.spec("RFC 7644", "3.3")
+@pytest.mark.spec("RFC 7644", "3.5.2")
+@pytest.mark.django_db(transaction=True)
+def test_a_person_the_directory_onboards_signs_in_to_the_app_and_offboarding_reaches_everywhere(
+    settings, admin_user, scim_server
+):
+    """Issue 30's story end to end: the company directory (a SCIM client of the IdP) creates a
+    person and puts them in the group assigned to an app; they sign in to the app with the
+    code flow; the directory deactivates them; their session and tokens end at once and the
+    app's own SCIM server (the reference server) holds the deactivation."""
+    settings.TASKS = DATABASE_TASKS
+    app, secret = client_services.register_client(
+        actor=admin_user,
+        kind=Client.Kind.WEB,
+        name="Wiki",
+        redirect_uris=[REDIRECT_URI],
+        scopes=["openid", "profile", "email"],
+        allow_private_network=True,  # its SCIM server is on 127.0.0.1
+    )
+    client_services.set_access_policy(client=app, policy="assigned", actor=admin_user)
+    group = assigned_group(admin_user, app)
+    make_target(admin_user, app, scim_server.base_url)
+    _token, plain = issue_token(name="Okta")
+    directory = ScimClient(HttpClient(), plain)
+
+    # Joiner: the directory creates the person, with a first password, and adds them to the group.
+    created = directory.post("Users", new_user("bjensen", password=FIRST_PASSWORD))
+    assert created.status_code == HTTPStatus.CREATED, created.content
+    person_id = created.json()["id"]
+    added = directory.patch(
+        f"Groups/{group.pk}", [{"op": "add", "path": "members", "value": [{"value": person_id}]}]
+    )
+    assert added.status_code in (HTTPStatus.OK, HTTPStatus.NO_CONTENT), added.content
+    run_worker_once()
+    assert scim_server.users()["bjensen"]["active"] is True
+
+    # They sign in and the app gets its tokens (code flow with PKCE, consent given).
+    browser = HttpClient()
+    assert sign_in(browser, "bjensen", FIRST_PASSWORD).status_code == HTTPStatus.FOUND
+    verifier, challenge = pkce_pair()
+    params = {
+        "response_type": "code",
+        "client_id": app.client_id,
+        "redirect_uri": REDIRECT_URI,
+        "scope": "openid profile email",
+        "state": "s-1",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+    authorize = reverse("oauth2_provider:authorize")
+    answer = browser.get(authorize, params)
+    if answer.status_code == HTTPStatus.OK:  # the consent screen
+        answer = browser.post(authorize, {**params, "allow": "Allow"})
+    assert answer.status_code == HTTPStatus.FOUND, answer.content[:300]
+    code = parse_qs(urlsplit(answer["Location"]).query)["code"][0]
+    app_side = HttpClient()
+    issued = post_form(
+        app_side,
+        reverse("oauth2_provider:token"),
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT_URI,
+            "code_verifier": verifier,
+        },
+        HTTP_AUTHORIZATION=basic_auth(app.client_id, secret),
+    )
+    assert issued.status_code == HTTPStatus.OK, issued.content
+    tokens = issued.json()
+    userinfo = reverse("oauth2_provider:user-info")
+    bearer = {"HTTP_AUTHORIZATION": f"Bearer {tokens['access_token']}"}
+    assert app_side.get(userinfo, **bearer).json()["preferred_username"] == "bjensen"
+    assert browser.get(OVERVIEW_URL).status_code == HTTPStatus.OK
+
+    # Leaver: the directory deactivates them.
+    ended = directory.patch(f"Users/{person_id}", [{"op": "replace", "value": {"active": False}}])
+    assert ended.status_code in (HTTPStatus.OK, HTTPStatus.NO_CONTENT), ended.content
+
+    assert browser.get(OVERVIEW_URL).status_code == HTTPStatus.FOUND  # the session ended
+    assert app_side.get(userinfo, **bearer).status_code == HTTPStatus.UNAUTHORIZED
+    refreshed = post_form(
+        app_side,
+        reverse("oauth2_provider:token"),
+        {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        HTTP_AUTHORIZATION=basic_auth(app.client_id, secret),
+    )
+    assert refreshed.status_code == HTTPStatus.BAD_REQUEST
+    assert refreshed.json()["error"] == "invalid_grant"
+    run_worker_once()
+    assert scim_server.users()["bjensen"]["active"] is False
+    person = get_user_model().objects.get(pk=person_id)
+    assert AuditEvent.objects.get(
+        type=AuditEvent.Type.USER_DEACTIVATED, subject=person
+    ).actor_repr == ("scim:Okta")
+    assert list(
+        ProvisioningDelivery.objects.filter(user_repr="bjensen")
+        .order_by("pk")
+        .values_list("action", "status")
+    ) == [("create", Status.SENT), ("deactivate", Status.SENT)]

@@ -15,6 +15,7 @@ from django.test import Client as HttpClient
 from accounts import services as account_services
 from accounts.models import AuditEvent
 from oauth_clients.models import Client
+from provisioning import resources
 from provisioning.models import ProvisionedUser, ProvisioningDelivery, ScimTarget
 from provisioning.services import save_target
 from tests.oidc.backchannel_helpers import DATABASE_TASKS, IMMEDIATE_TASKS, run_worker_until
@@ -199,3 +200,29 @@ def test_a_private_address_is_refused_unless_the_app_may_call_private_networks(
     assert AuditEvent.objects.filter(
         type=AuditEvent.Type.PROVISIONING_FAILED, subject=user, client=allowed
     ).exists()
+
+
+@pytest.mark.spec("RFC 7643", "3.3")
+def test_an_answer_carrying_extensions_is_read_for_its_id_and_garbage_still_refused():
+    """Apps echo the enterprise extension they were sent or add one of their own; only the
+    core's id and userName are read from an answer, so neither fails the delivery."""
+    enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+    own = "urn:example:params:scim:schemas:extension:wiki:2.0:User"
+    answer = {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", enterprise, own],
+        "id": "remote-7",
+        "userName": "bjensen",
+        enterprise: {"department": "Tour Operations"},
+        own: {"editor": True},
+    }
+    assert resources.created_id(answer) == "remote-7"
+    listing = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+        "totalResults": 1,
+        "Resources": [answer],
+    }
+    assert resources.found_id(listing, user_name="BJensen") == "remote-7"
+
+    for garbage in ({**answer, "id": None}, {"userName": 7}, ["not", "a", "user"], "<html>"):
+        with pytest.raises(resources.Unreadable):
+            resources.created_id(garbage)
