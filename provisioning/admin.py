@@ -123,6 +123,7 @@ class ProvisioningDeliveryAdmin(admin.ModelAdmin):
         "created_at",
         "target",
         "user_repr",
+        "remote_id",
         "action",
         "status",
         "attempts",

@@ -64,6 +64,32 @@ def queue_delivery(*, target: ScimTarget, user: Any, reason: str) -> Provisionin
     return delivery
 
 
+def queue_departures(*, user: Any, reason: str) -> list[ProvisioningDelivery]:
+    """`user` is being deleted here: each app holding an account of theirs is told to
+    deactivate it (or delete it, as its target says). Queued inside the deleting transaction,
+    because afterwards neither the person nor their ProvisionedUser links are left to plan
+    from: each row carries the app's account id instead."""
+    departures = []
+    for provisioned in ProvisionedUser.objects.filter(user=user).select_related("target"):
+        if provisioned.target.deprovision == ScimTarget.Deprovision.DELETE:
+            action = Action.DELETE
+        elif provisioned.active:
+            action = Action.DEACTIVATE
+        else:
+            continue  # already deactivated there
+        delivery = ProvisioningDelivery.objects.create(
+            target=provisioned.target,
+            user=user,
+            user_repr=user.get_username(),
+            remote_id=provisioned.remote_id,
+            action=action,
+            reason=reason[:64],
+        )
+        transaction.on_commit(partial(enqueue_delivery, delivery_id=delivery.pk), robust=True)
+        departures.append(delivery)
+    return departures
+
+
 def enqueue_delivery(*, delivery_id: int, run_after: datetime | None = None) -> None:
     """Hand one delivery to the background worker (now, or not before `run_after`)."""
     job = deliver_provisioning
@@ -212,21 +238,40 @@ def _execute(send: _Sender, change: Change) -> Outcome:
     return _failed(Action.DELETE, answer)
 
 
+def _depart(send: _Sender, delivery: ProvisioningDelivery) -> Outcome:
+    """A deleted person's account at the app (`queue_departures`): PATCH active=false, or
+    DELETE; a 404 means nothing is left to end."""
+    if delivery.action == Action.DELETE:
+        answer = send("DELETE", delivery.remote_id)
+    else:
+        answer = send("PATCH", delivery.remote_id, body=resources.deactivation())
+    if answer.ok or answer.status_code == 404:
+        return Outcome(done=True, action=delivery.action, status_code=answer.status_code)
+    return _failed(delivery.action, answer)
+
+
 def _attempt(delivery: ProvisioningDelivery) -> Outcome | None:
     """One try; None when there is nothing to send."""
     target = delivery.target
-    user = delivery.user
-    if user is None or not target_is_live(target):
+    if not target_is_live(target):
         return None
-    provisioned = ProvisionedUser.objects.filter(target=target, user=user).first()
-    change = plan_user(target=target, user=user, provisioned=provisioned)
-    if change is None:
-        return None
+    change = None
+    if not delivery.remote_id:
+        user = delivery.user
+        if user is None:
+            return None
+        provisioned = ProvisionedUser.objects.filter(target=target, user=user).first()
+        change = plan_user(target=target, user=user, provisioned=provisioned)
+        if change is None:
+            return None
     try:
         token = crypto.decrypt_token(target.token_encrypted)
     except crypto.TokenUnreadable as error:
-        return Outcome(done=False, action=change.action, error=str(error))
-    return _execute(_Sender(target, token), change)
+        return Outcome(
+            done=False, action=change.action if change else delivery.action, error=str(error)
+        )
+    send = _Sender(target, token)
+    return _execute(send, change) if change is not None else _depart(send, delivery)
 
 
 def attempt_delivery(*, delivery_id: int) -> str:

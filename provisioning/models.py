@@ -126,6 +126,9 @@ class ProvisioningDelivery(models.Model):
         related_name="+",
     )
     user_repr = models.CharField(_("user (as recorded)"), max_length=255, blank=True)
+    # Set for a person deleted here (provisioning/delivery.py `queue_departures`): the app's
+    # account to deactivate or delete, which outlives their row and its links.
+    remote_id = models.CharField(_("account at the app"), max_length=255, blank=True)
     reason = models.CharField(_("why"), max_length=64, blank=True)
     action = models.CharField(_("action"), max_length=16, choices=Action.choices, blank=True)
     status = models.CharField(

@@ -4,7 +4,8 @@ accounts and the registry may not import this app (it sits above them), so it li
 ground floor's `event_published` (accounts/audit.py), sent for every audit row. The
 receiver only notes who or which app changed; after the transaction commits, one call queues
 the work (provisioning/services.py), decided against what the transaction left. A rolled-back
-change queues a check that then finds nothing to send.
+change queues a check that then finds nothing to send. A deletion is the exception: its
+departures are queued at once, in the deleting transaction.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from django.db import transaction
 from accounts.audit import event_published
 from accounts.models import AuditEvent
 from provisioning import services
+from provisioning.delivery import queue_departures
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +62,11 @@ def _pending() -> _Pending:
 
 def on_audit_event(sender: Any, event: AuditEvent, **kwargs: Any) -> None:
     kind = event.type
+    if kind == Type.USER_DELETED and event.subject is not None:
+        # Now, inside the deletion (accounts/services.py `delete_user`): afterwards the links
+        # to the person's accounts at the apps are gone with them.
+        queue_departures(user=event.subject, reason="user_deleted")
+        return
     if kind in PERSON_EVENTS and event.subject_id is not None:
         _pending().users.add(event.subject_id)
     elif kind in APP_EVENTS and event.client_id is not None:

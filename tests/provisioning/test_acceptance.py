@@ -270,3 +270,35 @@ def test_a_person_the_directory_onboards_signs_in_to_the_app_and_offboarding_rea
         .order_by("pk")
         .values_list("action", "status")
     ) == [("create", Status.SENT), ("deactivate", Status.SENT)]
+
+
+@pytest.mark.parametrize("deprovision", ["deactivate", "delete"])
+def test_a_person_deleted_here_is_deactivated_or_deleted_at_the_app(
+    settings, django_capture_on_commit_callbacks, admin_user, user, scim_server, deprovision
+):
+    """Deleting a person takes their links to the apps' accounts with them: the departure is
+    queued inside the deletion, carrying the app's account id."""
+    settings.TASKS = IMMEDIATE_TASKS
+    app = register_app(admin_user)
+    with django_capture_on_commit_callbacks(execute=True):
+        group = assigned_group(admin_user, app)
+        make_target(admin_user, app, scim_server.base_url, deprovision=deprovision)
+    with django_capture_on_commit_callbacks(execute=True):
+        account_services.add_members(group=group, users=[user], actor=admin_user)
+    remote_id = scim_server.users()["alice"]["id"]  # positive path: provisioned first
+
+    with django_capture_on_commit_callbacks(execute=True):
+        account_services.delete_user(user=user, actor=admin_user)
+
+    stored = scim_server.users()
+    if deprovision == "delete":
+        assert "alice" not in stored
+    else:
+        assert stored["alice"]["active"] is False
+        assert stored["alice"]["id"] == remote_id
+    departure = ProvisioningDelivery.objects.get(reason="user_deleted")
+    assert (departure.user, departure.user_repr, departure.remote_id) == (None, "alice", remote_id)
+    assert (departure.action, departure.status) == (deprovision, Status.SENT)
+    assert AuditEvent.objects.filter(
+        type=AuditEvent.Type.PROVISIONING_SENT, extra__action=deprovision, client=app
+    ).exists()
