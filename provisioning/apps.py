@@ -12,6 +12,6 @@ class ProvisioningConfig(AppConfig):
     def ready(self) -> None:
         # The audit rows of people, groups and apps are the change feed (accounts/audit.py's
         # `event_published`): accounts and the registry never import this app.
-        from provisioning import receivers
+        from provisioning import checks, receivers  # noqa: F401 (checks register themselves)
 
         receivers.connect()
