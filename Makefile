@@ -173,8 +173,13 @@ test-postgres: install slapd
 	DATABASE_URL=$(TEST_PG_URL) $(BIN)/pytest $(PYTEST_PARALLEL) \
 	  -m "not browser and not once or scaleout or redis" $(addprefix --ignore=,$(PG_PEER_SUITES))
 
-## make test: the whole suite (SQLite, then PostgreSQL) and the quality gates.
-test: check test-sqlite test-postgres
+## make test: the quality gates and the whole suite on SQLite and on PostgreSQL, the three at
+## once: the SQLite phase alone leaves the cores a quarter idle (its browsers and servers wait on
+## one another), which the others fill. Each one's output is printed whole when it ends (-O).
+## The Debian packages come first (one apt at a time); `make check`, `make test-sqlite` and
+## `make test-postgres` run one alone.
+test: install browser slapd gettext
+	@$(MAKE) --no-print-directory -j3 -O check test-sqlite test-postgres
 
 ## make demo: the IdP (:8000) and the demo relying party (:8001) on loopback, demo client
 ## registered and a demo user created (its password is printed on the first run).
