@@ -13,7 +13,13 @@ row's `dpop_jkt`, a JWT's `cnf.jkt`) and which every later use of the token must
 Used by the token endpoint (`TokenPolicyMixin.validate_dpop`, run after each grant's own
 checks), userinfo (`oauth_clients.oidc.views.userinfo`) and every bearer check
 (`TokenPolicyMixin.validate_bearer_token` refuses a bound token without its key's proof).
-Server-provided nonces (RFC 9449 §8) are not issued.
+
+Server nonces (RFC 9449 §8) at the token endpoint: every answer to a request with a proof
+carries a `DPoP-Nonce`, and a client that must use DPoP (`Client.require_dpop`) must put a
+current one in its proofs (else 400 `use_dpop_nonce` with a fresh one), so a proof cannot be
+made ahead of time. A nonce is an HMAC of the current five-minute window under the secret key:
+every process makes and accepts the same ones without storing any; one stays valid for the
+window it was made in and the next.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from urllib.parse import urlsplit
 import jwt as pyjwt
 from django.conf import settings
 from django.core.cache import cache
+from django.utils.crypto import constant_time_compare, salted_hmac
+from oauthlib.oauth2.rfc6749 import errors
 
 from accounts.audit import record_event
 from accounts.models import AuditEvent
@@ -37,6 +45,8 @@ from accounts.models import AuditEvent
 PROOF_TYP = "dpop+jwt"
 TOKEN_TYPE = "DPoP"  # noqa: S105 (a token type name, not a secret)
 HEADER = "DPoP"
+NONCE_HEADER = "DPoP-Nonce"
+NONCE_WINDOW_SECONDS = 300
 # RFC 9449 §4.3 item 5: asymmetric algorithms only, never `none` or HMAC. The key type (and
 # curve) each algorithm needs: an ES256 signature with a P-384 key is refused too.
 ALGORITHMS = {
@@ -68,6 +78,38 @@ class InvalidProof(Exception):
     def __init__(self, description: str, *, replayed: bool = False) -> None:
         super().__init__(description)
         self.replayed = replayed
+
+
+class NonceRequired(InvalidProof):
+    """A proof without a current server nonce from a client that must use one (§8)."""
+
+
+class UseDPoPNonceError(errors.OAuth2Error):
+    """RFC 9449 §8: 400 `use_dpop_nonce`, with a nonce to use in the `DPoP-Nonce` header."""
+
+    error = "use_dpop_nonce"
+    status_code = 400
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {NONCE_HEADER: current_nonce()}
+
+
+def _nonce_for(window: int) -> str:
+    return salted_hmac("oauth_clients.oidc.dpop.nonce", str(window), algorithm="sha256").hexdigest()
+
+
+def current_nonce() -> str:
+    """The nonce of this window (RFC 9449 §8), the same in every process."""
+    return _nonce_for(int(time.time()) // NONCE_WINDOW_SECONDS)
+
+
+def nonce_valid(nonce: Any) -> bool:
+    """Whether `nonce` is this window's or the previous one's."""
+    if not isinstance(nonce, str):
+        return False
+    window = int(time.time()) // NONCE_WINDOW_SECONDS
+    return any(constant_time_compare(nonce, _nonce_for(w)) for w in (window, window - 1))
 
 
 def _b64url(data: bytes) -> str:
@@ -125,10 +167,18 @@ def _public_jwk(header: dict[str, Any], algorithm: str) -> dict[str, Any]:
     return jwk
 
 
-def verify_proof(*, proof: Any, method: str, uri: str, access_token: str | None = None) -> str:
+def verify_proof(
+    *,
+    proof: Any,
+    method: str,
+    uri: str,
+    access_token: str | None = None,
+    require_nonce: bool = False,
+) -> str:
     """The thumbprint of the key that signed `proof` for `method` on `uri` (and, at a resource,
-    for `access_token`); raises `InvalidProof` for anything RFC 9449 §4.3 refuses. A valid
-    proof is spent: the same jti is refused for the rest of the window (`replayed`)."""
+    for `access_token`); raises `InvalidProof` for anything RFC 9449 §4.3 refuses, and
+    `NonceRequired` when `require_nonce` and the proof has no current nonce. A valid proof is
+    spent: the same jti is refused for the rest of the window (`replayed`)."""
     if not isinstance(proof, str) or len(proof) > MAX_PROOF_LENGTH or proof.count(".") != 2:
         # Also two DPoP headers, which the server joins with a comma (§4.3 item 1).
         raise InvalidProof("The DPoP header must be one JWT.")
@@ -171,6 +221,8 @@ def verify_proof(*, proof: Any, method: str, uri: str, access_token: str | None 
             ath.encode("ascii", "replace"), access_token_hash(access_token).encode("ascii")
         ):
             raise InvalidProof("The DPoP proof is for another access token (ath).")
+    if require_nonce and not nonce_valid(claims.get("nonce")):
+        raise NonceRequired("The DPoP proof must carry the server's current nonce.")
     jkt = jwk_thumbprint(jwk)
     digest = hashlib.sha256(f"{jkt}:{jti}".encode("utf-8", "surrogatepass")).hexdigest()
     # A proof accepted now could still be accepted until its iat plus the window.

@@ -476,7 +476,11 @@ class TokenPolicyMixin(_ValidatorBase):
                     proof=proof,
                     method=request.http_method,
                     uri=dpop.endpoint_uri(urlsplit(request.uri).path),
+                    # RFC 9449 §8: a client that must use DPoP must use the server's nonce.
+                    require_nonce=client.require_dpop,
                 )
+            except dpop.NonceRequired as missing:
+                raise dpop.UseDPoPNonceError(description=str(missing), request=request) from None
             except dpop.InvalidProof as refused:
                 if refused.replayed:
                     dpop.record_refusal(

@@ -12,6 +12,7 @@ import time
 import uuid
 from http import HTTPStatus
 from typing import Any
+from unittest import mock
 
 import jwt
 import pytest
@@ -486,14 +487,44 @@ def test_a_bearer_token_presented_with_the_dpop_scheme_is_refused(
 # --------------------------------------------------------------------------- clients requiring it
 
 
+@pytest.mark.spec("RFC 9449", "8")
+def test_every_answer_to_a_proof_carries_a_server_nonce(web_client, exchange, key):
+    response = exchange(web_client, **dpop_header(key.proof()))
+    assert response.status_code == HTTPStatus.OK, response.content
+    assert response["DPoP-Nonce"] == dpop.current_nonce()
+    assert not exchange(web_client).has_header("DPoP-Nonce")
+
+
 @pytest.mark.spec("RFC 9449", "5")
-def test_a_client_that_requires_dpop_gets_no_token_without_a_proof(web_client, exchange, key):
+@pytest.mark.spec("RFC 9449", "8")
+def test_a_client_that_requires_dpop_must_send_a_proof_with_the_servers_nonce(
+    web_client, exchange, key
+):
     web_client.require_dpop = True
     web_client.save()
-    assert exchange(web_client, **dpop_header(key.proof())).status_code == HTTPStatus.OK
-    response = exchange(web_client)
-    assert_invalid_proof(response)
+    # RFC 9449 §8: the first proof has no nonce; the answer gives one, the retry uses it.
+    first = exchange(web_client, **dpop_header(key.proof()))
+    assert first.status_code == HTTPStatus.BAD_REQUEST, first.content
+    assert first.json()["error"] == "use_dpop_nonce"
+    nonce = first["DPoP-Nonce"]
+    response = exchange(web_client, **dpop_header(key.proof(claims={"nonce": nonce})))
+    assert response.status_code == HTTPStatus.OK, response.content
+    assert response.json()["token_type"] == "DPoP"
+
+    assert_invalid_proof(exchange(web_client))  # no proof at all
+    stale = key.proof(claims={"nonce": "a-nonce-this-server-never-made"})
+    assert exchange(web_client, **dpop_header(stale)).json()["error"] == "use_dpop_nonce"
     assert AccessToken.objects.count() == 1
+
+
+def test_a_nonce_lasts_its_window_and_the_next():
+    with mock.patch("oauth_clients.oidc.dpop.time.time", return_value=1_000_000.0):
+        nonce = dpop.current_nonce()
+        assert dpop.nonce_valid(nonce)
+    with mock.patch("oauth_clients.oidc.dpop.time.time", return_value=1_000_000.0 + 300):
+        assert dpop.nonce_valid(nonce)
+    with mock.patch("oauth_clients.oidc.dpop.time.time", return_value=1_000_000.0 + 600):
+        assert not dpop.nonce_valid(nonce)
 
 
 def test_the_clients_command_registers_a_client_that_requires_dpop(db, capsys):
