@@ -18,13 +18,16 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from django.core.management import call_command
+from django.test import Client as HttpClient
 from django.urls import reverse
 
 from accounts.models import AuditEvent
 from oauth_clients.models import AccessToken, Client, RefreshToken
 from oauth_clients.oidc import dpop
+from oauth_clients.oidc.device import DEVICE_CODE_GRANT
 from oauth_clients.oidc.tokens import token_checksum
 from tests.oidc.conftest import basic_auth, make_client, post_form
+from tests.oidc.device_helpers import approve, register_device_app, start
 
 TOKEN_PATH = "/o/token/"
 USERINFO_PATH = "/o/userinfo/"
@@ -195,6 +198,33 @@ def test_every_advertised_algorithm_makes_a_valid_proof(client, web_client, exch
 
 
 @pytest.mark.spec("RFC 9449", "5")
+@pytest.mark.spec("RFC 8628", "3.5")
+def test_a_device_binds_its_tokens_when_it_polls_with_a_proof(client, user, key):
+    device_app = register_device_app()
+    codes = start(client, device_app).json()
+    browser = HttpClient()
+    browser.force_login(user)
+    approve(browser, codes["user_code"])
+    response = post_form(
+        client,
+        reverse("oauth2_provider:token"),
+        {
+            "grant_type": DEVICE_CODE_GRANT,
+            "device_code": codes["device_code"],
+            "client_id": device_app.client_id,
+        },
+        **dpop_header(key.proof()),
+    )
+    assert response.status_code == HTTPStatus.OK, response.content
+    tokens = response.json()
+    assert tokens["token_type"] == "DPoP"
+    row = AccessToken.objects.get(token_checksum=token_checksum(tokens["access_token"]))
+    assert row.dpop_jkt == key.jkt
+    # A device app is a public client: its refresh token is bound to the key too.
+    assert RefreshToken.objects.get(access_token=row).dpop_jkt == key.jkt
+
+
+@pytest.mark.spec("RFC 9449", "5")
 def test_a_request_without_a_proof_still_gets_a_bearer_token(client, web_client, exchange):
     response = exchange(web_client)
     assert response.status_code == HTTPStatus.OK, response.content
@@ -277,6 +307,7 @@ def test_a_jwt_access_token_carries_the_thumbprint_in_cnf(db, client, key):
     assert introspected["cnf"] == {"jkt": key.jkt}
 
 
+@pytest.mark.spec("RFC 7638", "3.1")
 def test_the_thumbprint_is_rfc_7638s():
     # RFC 7638 §3.1's example key and thumbprint.
     jwk = {
