@@ -22,6 +22,7 @@ from django.test import Client as HttpClient
 from django.urls import reverse
 
 from accounts.models import AuditEvent
+from oauth_clients import selectors, services
 from oauth_clients.models import AccessToken, Client, RefreshToken
 from oauth_clients.oidc import dpop
 from oauth_clients.oidc.device import DEVICE_CODE_GRANT
@@ -593,3 +594,20 @@ def test_the_thumbprint_hash_helpers_match_the_rfc_encoding():
     assert dpop.access_token_hash(token) == digest.decode()
     # RFC 9449 §7.1's example: this token's ath.
     assert dpop.access_token_hash(token) == "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo"
+
+
+def test_require_dpop_travels_in_the_registry_and_dropping_it_is_a_weakening(db, web_client):
+    services.update_client(client=web_client, actor=None, changes={"require_dpop": True})
+    web_client.refresh_from_db()
+    assert web_client.require_dpop is True
+    entry = selectors.registry_entry(web_client)
+    assert entry["require_dpop"] is True
+    # An import that turns it off is refused unless forced (it weakens the client).
+    document = {"clients": [{**entry, "require_dpop": False}]}
+    with pytest.raises(services.RegistryImportError) as refused:
+        services.import_registry(document=document, actor=None)
+    assert "stops requiring DPoP-bound tokens" in str(refused.value)
+    report = services.import_registry(document=document, actor=None, force=True)
+    assert report.updated
+    web_client.refresh_from_db()
+    assert web_client.require_dpop is False
