@@ -118,7 +118,13 @@ class ClientAdmin(admin.ModelAdmin):
         (
             gettext_lazy("Trust and security"),
             {
-                "fields": ("is_trusted", "requires_mfa", "require_pkce", "is_resource_server"),
+                "fields": (
+                    "is_trusted",
+                    "requires_mfa",
+                    "require_pkce",
+                    "require_dpop",
+                    "is_resource_server",
+                ),
                 "description": gettext_lazy(
                     "Turning PKCE off or marking an app trusted weakens it; the change is audited."
                 ),
@@ -273,6 +279,7 @@ class ClientAdmin(admin.ModelAdmin):
             "post_logout_redirect_uris",
             "algorithm",
             "require_pkce",
+            "require_dpop",
             "is_resource_server",
             "backchannel_logout_uri",
             "backchannel_logout_session_required",

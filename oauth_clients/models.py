@@ -228,6 +228,13 @@ class Client(AbstractApplication):
             "that cannot send it."
         ),
     )
+    # RFC 9449 §5: every token request must carry a DPoP proof (oauth_clients/oidc/dpop.py), so
+    # all of the app's tokens are bound to its key.
+    require_dpop = models.BooleanField(
+        _("require DPoP"),
+        default=False,
+        help_text=_("Token requests must carry a DPoP proof (RFC 9449): sender-bound tokens."),
+    )
     is_resource_server = models.BooleanField(
         _("resource server"),
         default=False,
@@ -613,6 +620,9 @@ class AccessToken(AbstractAccessToken):
     sid = models.CharField(_("session id"), max_length=SID_MAX_LENGTH, blank=True)
     # SHA-256 of the authorization code this token was issued from (RFC 6749 §4.1.2 replay).
     code_checksum = models.CharField(_("code checksum"), max_length=64, blank=True)
+    # RFC 9449 §6: the RFC 7638 thumbprint of the DPoP key the token is bound to ("": a bearer
+    # token); every use must come with a proof signed by that key (oauth_clients/oidc/dpop.py).
+    dpop_jkt = models.CharField(_("DPoP key thumbprint"), max_length=43, blank=True)
 
     class Meta(AbstractAccessToken.Meta):
         swappable = "OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL"
@@ -648,6 +658,9 @@ class RefreshToken(AbstractRefreshToken):
     # (OIDC Core §12.2).
     auth_time = models.DateTimeField(_("authenticated at"), null=True, blank=True)
     amr = models.JSONField(_("authentication methods"), default=list, blank=True)
+    # RFC 9449 §5: a public client's refresh token is bound to its DPoP key (its thumbprint;
+    # "" unbound), kept through rotation; a refresh must come with that key's proof.
+    dpop_jkt = models.CharField(_("DPoP key thumbprint"), max_length=43, blank=True)
 
     class Meta(AbstractRefreshToken.Meta):
         swappable = "OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL"

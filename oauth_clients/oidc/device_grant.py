@@ -173,9 +173,21 @@ class OpenIDDeviceCodeGrant(OpenIDGrantTypeBase):
 
 
 class Server(OAuthlibOpenIDServer):
-    """oauthlib's OpenID Connect server with our device code grant (OAUTH2_SERVER_CLASS)."""
+    """oauthlib's OpenID Connect server with our device code grant (OAUTH2_SERVER_CLASS), and
+    the DPoP check (RFC 9449, `TokenPolicyMixin.validate_dpop`) after every token grant's own."""
 
     def __init__(self, request_validator: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(request_validator, *args, **kwargs)
         self.device_code_grant = OpenIDDeviceCodeGrant(request_validator, **kwargs)
         self.grant_types[device.DEVICE_CODE_GRANT] = self.device_code_grant
+        # oauthlib's hook for checks of our own: `post_token` validators run at the end of a
+        # grant's `validate_token_request`, their OAuth2Error answered as the grant's error.
+        # This server's own grant objects (the OpenID ones pass to the OAuth 2 grant inside).
+        for grant in (
+            self.auth_grant,
+            self.openid_connect_auth,
+            self.refresh_grant,
+            self.credentials_grant,
+            self.device_code_grant,
+        ):
+            grant.custom_validators.post_token.append(request_validator.validate_dpop)

@@ -103,6 +103,13 @@ class GrantState:
     resources: list[str] | None = None
     jwt_api: Client | None = None
 
+    # Token side and bearer checks. The RFC 7638 thumbprint of the key whose DPoP proof this
+    # request carried (RFC 9449), verified: written by `TokenPolicyMixin.validate_dpop` (token
+    # endpoint) or by the resource that checked the proof (userinfo); read by the new tokens'
+    # rows and JWT (`cnf.jkt`), the response's `token_type`, and `validate_bearer_token`, which
+    # refuses a bound token without its key's proof.
+    dpop_jkt: str | None = None
+
     # Token side, every grant. The ID token `finalize_id_token` signed: written there; read by
     # `save_bearer_token`, which builds its row and writes it with the other tokens.
     id_token: IDTokenIssued | None = None

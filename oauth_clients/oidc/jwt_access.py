@@ -92,10 +92,17 @@ def _request_subject(request: Request) -> Subject | None:
 
 
 def build_access_token(
-    *, api: Client, client: Client, subject: Subject | None, scopes: list[str], now: int
+    *,
+    api: Client,
+    client: Client,
+    subject: Subject | None,
+    scopes: list[str],
+    now: int,
+    dpop_jkt: str | None = None,
 ) -> str:
     """RFC 9068 §2.2: the signed token for `client` to call `api`, for `subject` or for the
-    client itself (client credentials: `sub` is the client id, §2.2)."""
+    client itself (client credentials: `sub` is the client id, §2.2); bound to a DPoP key by
+    its thumbprint in `cnf.jkt` (RFC 9449 §6.1) when the request carried a proof."""
     claims: dict[str, Any] = {
         "iss": settings.IDP_ISSUER,
         "aud": api.audience,
@@ -106,6 +113,8 @@ def build_access_token(
         "iat": now,
         "exp": now + lifetime_seconds(api),
     }
+    if dpop_jkt:
+        claims["cnf"] = {"jkt": dpop_jkt}
     if subject is not None:
         if subject.auth_time is not None:
             claims["auth_time"] = int(subject.auth_time.timestamp())
@@ -132,6 +141,7 @@ def generate_access_token(request: Request) -> str:
         subject=_request_subject(request),
         scopes=list(request.scopes or []),
         now=now,
+        dpop_jkt=grant_state(request).dpop_jkt,
     )
 
 
@@ -194,11 +204,14 @@ def introspect_jwt(*, token: str, caller: Client) -> dict[str, Any]:
         return inactive
     if caller.pk not in (client.pk, api.pk) and not caller.is_resource_server:
         return inactive
+    cnf = claims.get("cnf")
+    bound = isinstance(cnf, dict) and isinstance(cnf.get("jkt"), str)
     data: dict[str, Any] = {
         "active": True,
         "scope": claims.get("scope", ""),
         "client_id": client.client_id,
-        "token_type": "Bearer",
+        # RFC 9449 §6.2: a bound token's type and key.
+        "token_type": "DPoP" if bound else "Bearer",
         "iat": claims["iat"],
         "exp": claims["exp"],
         "iss": claims["iss"],
@@ -206,6 +219,8 @@ def introspect_jwt(*, token: str, caller: Client) -> dict[str, Any]:
         "sub": claims["sub"],
         "jti": claims["jti"],
     }
+    if bound:
+        data["cnf"] = {"jkt": cnf["jkt"]}  # type: ignore[index]
     if not is_machine_token(claims):
         user = _user(claims)
         if user is None or not user.is_active or not may_use(user=user, client=client):

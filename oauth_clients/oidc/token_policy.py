@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_plus, urlsplit
 
 from django.db.models import F
 from django.utils import timezone
@@ -40,7 +40,7 @@ from accounts.models import AuditEvent
 from idp.db.prepared import PreparedLookup
 from oauth_clients.client_cache import get_client
 from oauth_clients.models import Client, DeviceAuthorization, Grant, RefreshToken
-from oauth_clients.oidc import store
+from oauth_clients.oidc import dpop, store
 from oauth_clients.oidc.app_access import (
     annotate_app_access,
     audit_request,
@@ -453,6 +453,61 @@ class TokenPolicyMixin(_ValidatorBase):
             return True
         return client.require_pkce or client.client_type == Client.CLIENT_PUBLIC
 
+    # ------------------------------------------------------------------ DPoP (RFC 9449)
+    def validate_dpop(self, request: Request) -> None:
+        """RFC 9449 §5: the token request's DPoP proof, if any, checked (§4.3) and its key's
+        thumbprint kept for the new tokens; none from a client that must send one
+        (`Client.require_dpop`); a public client's bound refresh token only with its key's
+        proof. Run by every token grant after its own checks (oauthlib's `post_token`
+        validators, registered by `oauth_clients.oidc.device_grant.Server`), so the client is
+        authenticated and the code or refresh token read."""
+        client = request.client
+        proof = (request.headers or {}).get("HTTP_DPOP")
+        if proof is None:
+            if client.require_dpop:
+                raise errors.CustomOAuth2Error(
+                    error="invalid_dpop_proof",
+                    description="This client must send a DPoP proof.",
+                    request=request,
+                )
+        else:
+            try:
+                jkt = dpop.verify_proof(
+                    proof=proof,
+                    method=request.http_method,
+                    uri=dpop.endpoint_uri(urlsplit(request.uri).path),
+                    # RFC 9449 §8: a client that must use DPoP must use the server's nonce.
+                    require_nonce=client.require_dpop,
+                )
+            except dpop.NonceRequired as missing:
+                raise dpop.UseDPoPNonceError(description=str(missing), request=request) from None
+            except dpop.InvalidProof as refused:
+                if refused.replayed:
+                    dpop.record_refusal(
+                        request=audit_request(request), client=client, reason=str(refused)
+                    )
+                raise errors.CustomOAuth2Error(
+                    error="invalid_dpop_proof", description=str(refused), request=request
+                ) from None
+            grant_state(request).dpop_jkt = jkt
+        previous = getattr(request, "refresh_token_instance", None)
+        if (
+            request.grant_type == "refresh_token"
+            and previous is not None
+            and previous.dpop_jkt
+            and previous.dpop_jkt != grant_state(request).dpop_jkt
+        ):
+            dpop.record_refusal(
+                request=audit_request(request),
+                client=client,
+                subject=previous.user,
+                reason="DPoP-bound refresh token without its key's proof",
+            )
+            raise errors.InvalidGrantError(
+                description="This refresh token is bound to a DPoP key: send its proof.",
+                request=request,
+            )
+
     # ------------------------------------------------------------------ authorization codes
     def save_authorization_code(
         self, client_id: str, code: dict, request: Request, *args: Any, **kwargs: Any
@@ -689,6 +744,7 @@ class TokenPolicyMixin(_ValidatorBase):
             resource=getattr(request, "resource", []),
             sid=sid,
             code_checksum=code_checksum,
+            dpop_jkt=state.dpop_jkt or "",
         )
         set_token_value(access_token, token["access_token"])
         return access_token
@@ -702,12 +758,19 @@ class TokenPolicyMixin(_ValidatorBase):
             family = previous.token_family
             sid, auth_time, amr = previous.sid, previous.auth_time, previous.amr
             family_expires = previous.family_expires
+            dpop_jkt = previous.dpop_jkt
         else:
             family = uuid.uuid4()
             sid = grant.sid if grant else ""
             auth_time = grant.auth_time if grant else None
             amr = grant.amr if grant else []
             family_expires = None
+            # RFC 9449 §5: a public client's refresh token is bound to the key of the request
+            # that obtained it; a confidential client's is not (its authentication already
+            # constrains it to the client, and it may change its DPoP key).
+            dpop_jkt = (
+                state.dpop_jkt or "" if request.client.client_type == Client.CLIENT_PUBLIC else ""
+            )
         expires, family_expires = refresh_expiries(
             client=request.client, family_expires=family_expires
         )
@@ -722,6 +785,7 @@ class TokenPolicyMixin(_ValidatorBase):
             amr=amr,
             expires=expires,
             family_expires=family_expires,
+            dpop_jkt=dpop_jkt,
         )
         set_token_value(refresh_token, refresh_token_code)
         return refresh_token
@@ -732,6 +796,9 @@ class TokenPolicyMixin(_ValidatorBase):
         the client-credentials token is one INSERT, atomic on its own (no transaction)."""
         if "scope" not in token:  # oauthlib always sets it; DOT refuses the same way
             raise FatalClientError("Failed to issue the token: missing scope")
+        if grant_state(request).dpop_jkt is not None:
+            # RFC 9449 §5: a bound access token is of type DPoP (this dict is the response).
+            token["token_type"] = dpop.TOKEN_TYPE
         if request.grant_type == "authorization_code":
             return self._save_exchange(token, request)
         if request.grant_type == "refresh_token":
@@ -934,7 +1001,8 @@ class TokenPolicyMixin(_ValidatorBase):
         client via `is_usable`), and a token without a person never passes where `openid` is
         required (a client-credentials token at userinfo). An RFC 9068 token is for its API:
         refused unless its audience includes this provider (`jwt_access.userinfo_audience_ok`;
-        the API tokens issued here never do)."""
+        the API tokens issued here never do). A DPoP-bound token (RFC 9449) passes only when
+        the resource verified a proof of its key first (`grant_state(request).dpop_jkt`)."""
         if looks_like_jwt(token):
             claims = read_access_token(token)
             if claims is None or not userinfo_audience_ok(claims):
@@ -951,6 +1019,22 @@ class TokenPolicyMixin(_ValidatorBase):
         if not super().validate_bearer_token(token, scopes, request):
             return False
         access_token = request.access_token
+        if access_token.dpop_jkt and access_token.dpop_jkt != grant_state(request).dpop_jkt:
+            # RFC 9449 §7.1: a DPoP-bound token only with a proof of its key, which the
+            # resource checked first (userinfo); everywhere else it is refused.
+            dpop.record_refusal(
+                request=audit_request(request),
+                client=access_token.application,
+                subject=access_token.user,
+                reason="DPoP-bound access token without its key's proof",
+            )
+            request.oauth2_error = OrderedDict(
+                [
+                    ("error", "invalid_token"),
+                    ("error_description", _("This access token is bound to a DPoP key.")),
+                ]
+            )
+            return False
         person = access_token.user
         if person is not None and (
             not person.is_active

@@ -351,5 +351,9 @@ def introspect_token(
         if user is not None:
             data["sub"] = str(user.pk)
             data["username"] = user.get_username()
+        if kind == "access_token" and found.dpop_jkt:
+            # RFC 9449 §6.2: a bound token's type and the thumbprint of its key.
+            data["token_type"] = "DPoP"  # noqa: S105 (RFC 9449 token type name)
+            data["cnf"] = {"jkt": found.dpop_jkt}
         return data
     return inactive

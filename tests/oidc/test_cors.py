@@ -130,7 +130,8 @@ def test_spa_redeems_its_code_from_the_browser(client, spa, run_code_flow):
     assert_cors_for(answer, SPA_ORIGIN)
     assert answer["Access-Control-Allow-Methods"] == "POST"
     allowed = {h.strip().lower() for h in answer["Access-Control-Allow-Headers"].split(",")}
-    assert allowed == {"authorization", "content-type"}
+    # A DPoP proof (RFC 9449 §4.1) is a header of its own.
+    assert allowed == {"authorization", "content-type", "dpop"}
     assert int(answer["Access-Control-Max-Age"]) > 0
 
     flow = run_code_flow(spa, scope="openid profile")

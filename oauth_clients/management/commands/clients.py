@@ -93,6 +93,11 @@ class Command(BaseCommand):
         )
         create.add_argument("--trusted", action="store_true", dest="is_trusted")
         create.add_argument("--requires-mfa", action="store_true")
+        create.add_argument(
+            "--require-dpop",
+            action="store_true",
+            help="Token requests must carry a DPoP proof (RFC 9449): every token is key-bound.",
+        )
         create.add_argument("--owner", default="", dest="owner_contact", metavar="EMAIL")
         for flag in ("logo-uri", "client-uri", "policy-uri", "tos-uri"):
             create.add_argument(f"--{flag}", default="")
@@ -375,6 +380,7 @@ class Command(BaseCommand):
             allow_private_network=options["allow_private_network"],
             algorithm=options["algorithm"],
             audience=options["audience"],
+            require_dpop=options["require_dpop"],
             **keys,
             **{name: options[name] for name in services.LIFETIME_FIELDS},
         )
@@ -393,6 +399,8 @@ class Command(BaseCommand):
             lines.append(f"audience:       {client.audience} (RFC 9068 JWT access tokens)")
         if client.uses_private_key_jwt:
             lines.append("authentication: private_key_jwt (no secret)")
+        if client.require_dpop:
+            lines.append("tokens:         DPoP-bound only (RFC 9449)")
         lines += [f"issuer:         {facts['issuer']}", f"discovery URL:  {facts['discovery_url']}"]
         self._emit(options, data, "\n".join(lines))
 

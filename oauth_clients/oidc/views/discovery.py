@@ -26,6 +26,7 @@ from oauth_clients.keys import signing_algorithms
 from oauth_clients.oidc.backend import ACR_VALUES_SUPPORTED, PROMPT_VALUES_SUPPORTED
 from oauth_clients.oidc.claims import supported_claims
 from oauth_clients.oidc.device import DEVICE_CODE_GRANT
+from oauth_clients.oidc.dpop import ALGORITHMS as DPOP_ALGORITHMS
 from oauth_clients.oidc.published import json_body
 
 MAX_AGE_SECONDS = 3600
@@ -72,6 +73,8 @@ def provider_metadata() -> dict[str, Any]:
         "revocation_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
         "introspection_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
         "code_challenge_methods_supported": ["S256"],
+        # RFC 9449 §5.1: DPoP-bound tokens, and what a proof may be signed with.
+        "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),
         # OIDC Discovery 1.0 §3: the `acr` values `acr_values` may ask for (and ID tokens carry).
         "acr_values_supported": list(ACR_VALUES_SUPPORTED),
         "claims_supported": supported_claims(),

@@ -25,6 +25,8 @@ from oauth2_provider.settings import oauth2_settings
 
 from idp.metrics import observe_token_issued
 from oauth_clients.oidc.device import DEVICE_CODE_GRANT
+from oauth_clients.oidc.dpop import NONCE_HEADER as DPOP_NONCE_HEADER
+from oauth_clients.oidc.dpop import current_nonce
 from oauth_clients.oidc.jwt_access import generate_access_token, lifetime_seconds
 from oauth_clients.oidc.token_policy import resolve_token_target
 from oauth_clients.oidc.tokens import access_token_lifetime
@@ -38,8 +40,10 @@ FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 SUPPORTED_GRANT_TYPES = frozenset(
     {"authorization_code", "refresh_token", "client_credentials", DEVICE_CODE_GRANT}
 )
-# What a single-page app's fetch sends (client authentication or a bearer token, a form body).
-CORS_ALLOW_HEADERS = "Authorization, Content-Type"
+# What a single-page app's fetch sends (client authentication or a bearer token, a form body,
+# a DPoP proof: RFC 9449), and what it may read of the answer (a DPoP server nonce, §8).
+CORS_ALLOW_HEADERS = "Authorization, Content-Type, DPoP"
+CORS_EXPOSE_HEADERS = "DPoP-Nonce"
 # Seconds a browser may reuse a preflight: short, so a disabled app loses access soon.
 CORS_MAX_AGE = "600"
 
@@ -141,6 +145,8 @@ def spa_cors(view: Any, *, methods: tuple[str, ...]) -> Any:
             del response["Access-Control-Allow-Origin"]
             return response
         response["Access-Control-Allow-Origin"] = origin
+        if response.has_header(DPOP_NONCE_HEADER):
+            response["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
         if request.method == "OPTIONS":
             response["Access-Control-Allow-Methods"] = allowed_methods
             response["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
@@ -270,4 +276,9 @@ class TokenView(dot_views.TokenView):
         _url, headers, body, status = self.create_token_response(request)
         if status == HTTPStatus.OK:
             observe_token_issued(grant_type)
-        return oauthlib_response(headers, body, status)
+        response = oauthlib_response(headers, body, status)
+        if "HTTP_DPOP" in request.META:
+            # RFC 9449 §8: the nonce for the client's next proof (required from clients that
+            # must use DPoP: `TokenPolicyMixin.validate_dpop`).
+            response[DPOP_NONCE_HEADER] = current_nonce()
+        return response
