@@ -137,6 +137,7 @@ class MachineEndpointMiddleware:
     URL_NAMES = (
         "oauth2_provider:token",
         "oauth2_provider:device-authorization",
+        "oauth2_provider:pushed-authorization-request",
         "oauth2_provider:revoke-token",
         "oauth2_provider:introspect",
         "oauth2_provider:user-info",

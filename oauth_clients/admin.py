@@ -118,7 +118,13 @@ class ClientAdmin(admin.ModelAdmin):
         (
             gettext_lazy("Trust and security"),
             {
-                "fields": ("is_trusted", "requires_mfa", "require_pkce", "is_resource_server"),
+                "fields": (
+                    "is_trusted",
+                    "requires_mfa",
+                    "require_pkce",
+                    "require_pushed_authorization_requests",
+                    "is_resource_server",
+                ),
                 "description": gettext_lazy(
                     "Turning PKCE off or marking an app trusted weakens it; the change is audited."
                 ),

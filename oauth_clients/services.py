@@ -57,6 +57,7 @@ FLAG_FIELDS = (
     "is_trusted",
     "requires_mfa",
     "require_pkce",
+    "require_pushed_authorization_requests",
     "is_resource_server",
     "backchannel_logout_session_required",
     "allow_private_network",
@@ -345,6 +346,7 @@ def register_client(
     allow_private_network: bool = False,
     is_resource_server: bool = False,
     require_pkce: bool = True,
+    require_pushed_authorization_requests: bool = False,
     algorithm: str | None = None,
     audience: str | None = None,
     jwks: dict | str | None = None,
@@ -382,6 +384,7 @@ def register_client(
         "requires_mfa": requires_mfa,
         "is_resource_server": is_resource_server,
         "require_pkce": require_pkce,
+        "require_pushed_authorization_requests": require_pushed_authorization_requests,
         "logo_uri": logo_uri,
         "client_uri": client_uri,
         "policy_uri": policy_uri,
@@ -520,6 +523,7 @@ def _weakenings(*, before: Mapping[str, Any], after: Mapping[str, Any]) -> list[
             reasons.append(f"widens scopes with {' '.join(sorted(widened))}")
     for field, weaker, label in (
         ("require_pkce", False, "turns PKCE off"),
+        ("require_pushed_authorization_requests", False, "stops requiring pushed requests"),
         ("is_trusted", True, "marks the app trusted (skips consent)"),
         ("requires_mfa", False, "stops requiring MFA"),
         ("is_resource_server", True, "lets the app introspect other apps' tokens"),

@@ -5,6 +5,7 @@
     clients create --kind saml --name Wiki --saml-metadata FILE_OR_URL [--json]
     clients create --kind api --name Orders --audience https://api.example.com/orders
     clients create --kind service --name Batch --jwks FILE_OR_URL   (private_key_jwt)
+    clients create --kind web ... --require-par   (pushed authorization requests only, RFC 9126)
                    [--saml-entity-id ID]   # or --saml-entity-id, --saml-acs-url, --saml-certificate
     clients refresh-metadata CLIENT_ID      # a SAML app: read its metadata URL again
     clients list | show CLIENT_ID | rotate-secret CLIENT_ID [--grace-seconds N]
@@ -93,6 +94,10 @@ class Command(BaseCommand):
         )
         create.add_argument("--trusted", action="store_true", dest="is_trusted")
         create.add_argument("--requires-mfa", action="store_true")
+        # RFC 9126 §6: the app must push its authorization requests (PAR) first.
+        create.add_argument(
+            "--require-par", action="store_true", dest="require_pushed_authorization_requests"
+        )
         create.add_argument("--owner", default="", dest="owner_contact", metavar="EMAIL")
         for flag in ("logo-uri", "client-uri", "policy-uri", "tos-uri"):
             create.add_argument(f"--{flag}", default="")
@@ -375,6 +380,7 @@ class Command(BaseCommand):
             allow_private_network=options["allow_private_network"],
             algorithm=options["algorithm"],
             audience=options["audience"],
+            require_pushed_authorization_requests=options["require_pushed_authorization_requests"],
             **keys,
             **{name: options[name] for name in services.LIFETIME_FIELDS},
         )
