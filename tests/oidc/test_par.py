@@ -211,6 +211,39 @@ def test_private_key_jwt_client_pushes_with_an_assertion_for_the_par_endpoint(ad
     assert replay.json()["error"] == "invalid_client"
 
 
+@pytest.mark.spec("RFC 9126", "4")
+def test_prompt_login_reauthenticates_then_continues_the_pushed_request(web_client, user):
+    request_uri, params, _verifier = pushed_request(web_client, prompt="login")
+    browser = signed_in(user)
+    to_reauth = browser.get(authorize_url(web_client.client_id, request_uri))
+    assert to_reauth.status_code == HTTPStatus.FOUND
+    assert urlsplit(to_reauth["Location"]).path == reverse("account_reauthenticate")
+    next_url = parse_qs(urlsplit(to_reauth["Location"]).query)["next"][0]
+    assert parse_qs(urlsplit(next_url).query)["request_uri"] == [request_uri]
+    # Back from re-authentication: the request goes on without asking again.
+    query = redirect_query(browser.get(next_url), params["redirect_uri"])
+    assert "code" in query
+
+
+def test_single_page_app_may_push_from_its_origin(admin_user):
+    spa, _secret = services.register_client(
+        actor=admin_user,
+        kind=Client.Kind.SPA,
+        name="Browser App",
+        redirect_uris=["https://browser-app.example.com/cb"],
+    )
+    spa.test_secret = ""
+    origin = "https://browser-app.example.com"
+    preflight = HttpClient().options(PAR_URL, HTTP_ORIGIN=origin)
+    assert preflight.status_code == HTTPStatus.NO_CONTENT
+    assert preflight["Access-Control-Allow-Origin"] == origin
+    response = push(HttpClient(), spa, authorization_params(spa), HTTP_ORIGIN=origin)
+    assert response.status_code == HTTPStatus.CREATED, response.content
+    assert response["Access-Control-Allow-Origin"] == origin
+    other = push(HttpClient(), spa, authorization_params(spa), HTTP_ORIGIN="https://evil.example")
+    assert "Access-Control-Allow-Origin" not in other
+
+
 # ----------------------------------------------------------------------------- the request_uri
 
 

@@ -1,7 +1,8 @@
 """The pushed authorization request endpoint (RFC 9126): POST /o/par/.
 
 A machine endpoint like the token endpoint (no session, no CSRF: `back_channel_view`; answered
-by `idp.middleware.MachineEndpointMiddleware`). Order of work:
+by `idp.middleware.MachineEndpointMiddleware`; CORS for registered single-page apps' origins).
+Order of work:
 1. the request's form: POST, form-urlencoded UTF-8, at most `MAX_BODY_BYTES` (RFC 9126 §2.1
    lets the server bound it); anything else is an OAuth error (RFC 6749 §5.2), never a 500;
 2. client authentication exactly as at the token endpoint (the validator's
@@ -37,6 +38,7 @@ from oauth_clients.oidc.views.token import (
     foreign_charset,
     oauth_error,
     oauthlib_response,
+    spa_cors,
 )
 
 # RFC 9126 §2.1 leaves the bound to the server: a real request (a PKCE challenge, a redirect
@@ -144,5 +146,8 @@ def _pushed_authorization_request(request: HttpRequest) -> HttpResponse:
     return response
 
 
-# CSRF-exempt, no sign-in, never cached (RFC 9126 §2.2).
-pushed_authorization_request = back_channel_view(_pushed_authorization_request)
+# CSRF-exempt, no sign-in, never cached (RFC 9126 §2.2); a single-page app (a public client)
+# may push from the browser, as it redeems its code (`spa_cors`).
+pushed_authorization_request = back_channel_view(
+    spa_cors(_pushed_authorization_request, methods=("POST",))
+)
