@@ -13,7 +13,8 @@ Order of work for every request, GET or POST (OIDC Core §3.1.2.1 requires both)
 5. consent: trusted clients and remembered consent go straight through; otherwise the consent
    screen, whose Allow / Deny posts back to this endpoint with the same request.
 
-A pushed authorization request (RFC 9126 §4) arrives as `client_id` + `request_uri`: before
+A pushed authorization request (RFC 9126 §4) arrives as `client_id` + `request_uri` (RFC 9126
+§2.2's URN; another `request_uri` is a request object by reference, refused): before
 step 2 its parameters are taken from the PAR store once, for that client only, and kept in
 this browser's session (`oauth_clients.oidc.pushed`); every step then works on them, the
 browser's URLs carry only the reference, and the answer to the app ends its use. A reference
@@ -64,7 +65,11 @@ from oauth_clients.oidc.consent import (
     mark_consent_used,
     record_consent_denied,
 )
-from oauth_clients.oidc.pushed import PushedRequestRefused, SessionPushedRequest
+from oauth_clients.oidc.pushed import (
+    PushedRequestRefused,
+    SessionPushedRequest,
+    looks_like_request_uri,
+)
 from oauth_clients.oidc.views.token import foreign_charset
 
 # Parameters of a pushed request the sign-in page may read from its `next` URL
@@ -155,7 +160,9 @@ class AuthorizeView(AuthorizationView):
                 "A request parameter is too long.",
                 status=HTTPStatus.BAD_REQUEST,
             )
-        if any(key == "request_uri" for key, _value in params):
+        # RFC 9126 §2.2's URN: a pushed request. Any other `request_uri` (a request object by
+        # reference, OIDC Core §6.2) is validated as a plain request and refused by the backend.
+        if any(key == "request_uri" and looks_like_request_uri(value) for key, value in params):
             refused = self.take_pushed_request(request, params)
             if refused is not None:
                 return refused
