@@ -19,7 +19,6 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 import time_machine
 from django.conf import settings
-from django.core.cache import cache
 from django.core.management import call_command
 from django.test import Client as HttpClient
 from django.urls import reverse
@@ -162,6 +161,7 @@ def test_public_client_pushes_then_the_browser_signs_in_and_consents(spa_client,
     action, fields = consent_form(consent)
     assert "request_uri" in action
     assert "redirect_uri" not in action
+    assert "login_hint" not in action
     query = redirect_query(
         browser.post(action, {**fields, "allow": "allow"}), params["redirect_uri"]
     )
@@ -457,8 +457,16 @@ def test_clients_create_require_par_flag(admin_user):
     assert Client.objects.get(client_id=data["client_id"]).require_pushed_authorization_requests
 
 
+def test_admin_change_form_offers_the_setting(admin_client, web_client):
+    page = admin_client.get(reverse("admin:oauth_clients_client_change", args=[web_client.pk]))
+    assert page.status_code == HTTPStatus.OK
+    form = page.context["adminform"].form
+    assert "require_pushed_authorization_requests" in form.fields
+    assert 'name="require_pushed_authorization_requests"' in page.content.decode()
+
+
+@pytest.mark.spec("RFC 9126", "5")
 def test_discovery_names_the_par_endpoint(client):
     metadata = client.get("/.well-known/openid-configuration").json()
     assert metadata["pushed_authorization_request_endpoint"] == f"{settings.IDP_ISSUER}/o/par/"
     assert metadata["require_pushed_authorization_requests"] is False
-    cache.clear()

@@ -283,12 +283,13 @@ class AuthorizeView(AuthorizationView):
     def prompt_values(params: list[tuple[str, str]]) -> set[str]:
         return {value for key, raw in params if key == "prompt" for value in raw.split()}
 
-    def request_url(self, params: list[tuple[str, str]]) -> str:
-        """This request's URL at this endpoint; a pushed request's carries only its reference
-        (and the hints the sign-in page shows), its parameters staying in the session."""
+    def request_url(self, params: list[tuple[str, str]], *, sign_in: bool = False) -> str:
+        """This request's URL at this endpoint; a pushed request's carries only its reference,
+        its parameters staying in the session (on the way to a sign-in page, with the hints
+        that page shows)."""
         if self.pushed is None:
             return f"{reverse('oauth2_provider:authorize')}?{urlencode(params)}"
-        hints = [(key, value) for key, value in params if key in PUSHED_DISPLAY_HINTS]
+        hints = [(k, v) for k, v in params if sign_in and k in PUSHED_DISPLAY_HINTS]
         query = urlencode([*self.pushed.url_parameters, *hints])
         return f"{reverse('oauth2_provider:authorize')}?{query}"
 
@@ -305,7 +306,7 @@ class AuthorizeView(AuthorizationView):
             kept.append((key, value))
         if self.pushed is not None:
             self.pushed.keep(kept)
-        return self.request_url(kept)
+        return self.request_url(kept, sign_in=True)
 
     def sign_in(self, params: list[tuple[str, str]]) -> HttpResponse:
         return redirect_to_login(self.continue_url(params), resolve_url(settings.LOGIN_URL), "next")
