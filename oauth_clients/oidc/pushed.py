@@ -117,7 +117,9 @@ class SessionPushedRequest:
         return [("client_id", self.client_id), ("request_uri", self.request_uri)]
 
     @classmethod
-    def resume_or_take(cls, *, session: Any, request_uri: str, client_id: str) -> Any:
+    def resume_or_take(
+        cls, *, session: Any, request_uri: str, client_id: str
+    ) -> SessionPushedRequest:
         """The request this session already took, else the store's (taken now and kept in the
         session); `PushedRequestRefused` when neither has it for this client."""
         digest = _digest(request_uri) if isinstance(request_uri, str) else ""

@@ -24,7 +24,7 @@ from django.test import Client as HttpClient
 from django.urls import reverse
 
 from accounts.models import AuditEvent
-from oauth_clients import services
+from oauth_clients import selectors, services
 from oauth_clients.models import Client
 from tests.oidc.authorize_helpers import (
     AUTHORIZE_URL,
@@ -437,6 +437,29 @@ def test_requiring_par_is_a_client_setting_changed_with_an_audit_row(web_client,
     )
     event = AuditEvent.objects.filter(type=AuditEvent.Type.CLIENT_CHANGED).latest("pk")
     assert event.extra["weakened"] == ["stops requiring pushed requests"]
+
+
+def test_the_setting_travels_with_the_registry_export_and_import(admin_user):
+    wiki, _secret = services.register_client(
+        actor=admin_user,
+        kind=Client.Kind.WEB,
+        name="Wiki",
+        redirect_uris=["https://wiki.example.com/cb"],
+        require_pushed_authorization_requests=True,
+    )
+    entry = selectors.registry_entry(wiki)
+    assert entry["require_pushed_authorization_requests"] is True
+
+    # Turning it off weakens the app: refused without --force, nothing changes.
+    entry["require_pushed_authorization_requests"] = False
+    document = {"version": 1, "clients": [entry]}
+    with pytest.raises(services.RegistryImportError, match="stops requiring pushed requests"):
+        services.import_registry(document=document, actor=admin_user)
+    wiki.refresh_from_db()
+    assert wiki.require_pushed_authorization_requests
+    services.import_registry(document=document, actor=admin_user, force=True)
+    wiki.refresh_from_db()
+    assert not wiki.require_pushed_authorization_requests
 
 
 def test_clients_create_require_par_flag(admin_user):
