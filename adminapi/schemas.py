@@ -141,6 +141,8 @@ class ClientOut(Schema):
     is_trusted: bool
     requires_mfa: bool
     require_pkce: bool
+    require_pushed_authorization_requests: bool = False
+    require_dpop: bool = False
     is_resource_server: bool
     logo_uri: str
     client_uri: str
@@ -193,6 +195,8 @@ class ClientCreate(In):
     is_trusted: bool = False
     requires_mfa: bool = False
     require_pkce: bool = True
+    require_pushed_authorization_requests: bool = False
+    require_dpop: bool = False
     is_resource_server: bool = False
     logo_uri: str = ""
     client_uri: str = ""
@@ -247,6 +251,8 @@ class ClientUpdate(In):
     is_trusted: bool | None = None
     requires_mfa: bool | None = None
     require_pkce: bool | None = None
+    require_pushed_authorization_requests: bool | None = None
+    require_dpop: bool | None = None
     is_resource_server: bool | None = None
     logo_uri: str | None = None
     client_uri: str | None = None

@@ -113,7 +113,7 @@ class MachineEndpointMiddleware:
     - CommonMiddleware: its host check is kept (`request.get_host()`: DisallowedHost is answered
       400, as there); APPEND_SLASH acts on 404s only, and these paths exist as written;
       PREPEND_WWW and DISALLOWED_USER_AGENTS are not set in this project.
-    - CsrfViewMiddleware: the four POST endpoints are csrf_exempt, and JWKS and discovery are
+    - CsrfViewMiddleware: the POST endpoints are csrf_exempt, and JWKS and discovery are
       GET/HEAD/OPTIONS only, which CSRF never checks (another method gets the view's 405 where
       CSRF answered 403 first). Nothing here asks for a CSRF token, so no cookie to set. A CORS
       preflight (OPTIONS) reaches the view like any other method: token, revocation and
@@ -137,6 +137,7 @@ class MachineEndpointMiddleware:
     URL_NAMES = (
         "oauth2_provider:token",
         "oauth2_provider:device-authorization",
+        "oauth2_provider:pushed-authorization-request",
         "oauth2_provider:revoke-token",
         "oauth2_provider:introspect",
         "oauth2_provider:user-info",

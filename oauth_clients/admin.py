@@ -123,6 +123,7 @@ class ClientAdmin(admin.ModelAdmin):
                     "requires_mfa",
                     "require_pkce",
                     "require_dpop",
+                    "require_pushed_authorization_requests",
                     "is_resource_server",
                 ),
                 "description": gettext_lazy(

@@ -235,6 +235,15 @@ class Client(AbstractApplication):
         default=False,
         help_text=_("Token requests must carry a DPoP proof (RFC 9449): sender-bound tokens."),
     )
+    # RFC 9126 §6: the client's authorization requests must arrive by PAR (`request_uri`).
+    require_pushed_authorization_requests = models.BooleanField(
+        _("require pushed authorization requests"),
+        default=False,
+        help_text=_(
+            "RFC 9126: the app must push each sign-in request to the PAR endpoint first; a "
+            "plain authorization request is refused."
+        ),
+    )
     is_resource_server = models.BooleanField(
         _("resource server"),
         default=False,

@@ -163,6 +163,8 @@ def registry_entry(client: Client) -> dict[str, Any]:
         "requires_mfa": client.requires_mfa,
         "require_pkce": client.require_pkce,
         "require_dpop": client.require_dpop,
+        # RFC 9126 §6: plain authorization requests refused; only pushed ones (PAR).
+        "require_pushed_authorization_requests": client.require_pushed_authorization_requests,
         "is_resource_server": client.is_resource_server,
         **{name: getattr(client, name) for name in uri_rules.INFO_URI_FIELDS},
         "owner_contact": client.owner_contact,

@@ -15,8 +15,10 @@ import re
 from collections import Counter
 from functools import cached_property
 from typing import Any
+from urllib.parse import urlencode
 
 from django.http import HttpRequest
+from django.urls import reverse
 from oauth2_provider.exceptions import FatalClientError, OAuthToolkitError
 from oauth2_provider.oauth2_backends import OAuthLibCore
 from oauth2_provider.oauth2_validators import is_valid_resource_uri
@@ -168,11 +170,26 @@ class _ParsedOnceRequest(OauthlibRequest):
 class IdPOAuthLibCore(OAuthLibCore):
     """OAuthLibCore that knows the signed-in session (OAUTH2_BACKEND_CLASS)."""
 
-    def validate_authorization_request(self, request: HttpRequest) -> tuple[list[str], dict]:
+    def _extract_authorization(
+        self, request: HttpRequest, pushed: list[tuple[str, str]] | None
+    ) -> tuple[str, str, str, dict]:
+        # DOT's private extraction, as DOT's own methods use it: its validation hands oauthlib
+        # no signed-in user, so it is replaced whole (pinned: tests/oidc/test_grant_state.py).
+        uri, http_method, body, headers = self._extract_params(request)
+        if pushed is not None:
+            # RFC 9126 §4: a pushed request's parameters are the request; the browser's URL
+            # carries only `client_id` and `request_uri` (oauth_clients/oidc/pushed.py).
+            uri = f"{reverse('oauth2_provider:authorize')}?{urlencode(pushed)}"
+            http_method, body = "GET", ""
+        return uri, http_method, body, headers
+
+    def validate_authorization_request(
+        self, request: HttpRequest, pushed: list[tuple[str, str]] | None = None
+    ) -> tuple[list[str], dict]:
+        """oauthlib's validation of the request (or of `pushed`, the parameters of a pushed
+        authorization request, RFC 9126) with the signed-in session and our policy."""
         try:
-            # DOT's private extraction, as DOT's own method uses it: that method hands oauthlib
-            # no signed-in user, so it is replaced whole (pinned: tests/oidc/test_grant_state.py).
-            uri, http_method, body, headers = self._extract_params(request)
+            uri, http_method, body, headers = self._extract_authorization(request, pushed)
             orequest = _ParsedOnceRequest(uri, http_method=http_method, body=body, headers=headers)
         except ValueError as exc:
             # oauthlib cannot parse the query (bad percent-encoding): nothing is trustworthy.
@@ -189,6 +206,12 @@ class IdPOAuthLibCore(OAuthLibCore):
         try:
             scopes, credentials = handler.validate_authorization_request(orequest)
             _check_policy(orequest)
+            if pushed is None and orequest.client.require_pushed_authorization_requests:
+                # RFC 9126 §6: this client's requests must be pushed first.
+                raise oauth2.InvalidRequestError(
+                    description="This client must use pushed authorization requests.",
+                    request=orequest,
+                )
         except oauth2.FatalClientError as error:
             raise FatalClientError(error=error) from error
         except oauth2.OAuth2Error as error:
@@ -210,9 +233,33 @@ class IdPOAuthLibCore(OAuthLibCore):
         return scopes, credentials
 
     def create_authorization_response(
-        self, request: HttpRequest, scopes: list[str], credentials: dict, allow: bool
+        self,
+        request: HttpRequest,
+        scopes: list[str],
+        credentials: dict,
+        allow: bool,
+        pushed: list[tuple[str, str]] | None = None,
     ) -> tuple[Any, ...]:
         # The Grant records which session, when and how (Grant.sid/auth_time/amr/acr); oauthlib
         # sets each credential on the request it builds to issue the code.
         bound = {**credentials, **authorization_credentials(session_binding(request))}
-        return super().create_authorization_response(request, scopes, bound, allow)
+        if pushed is None:
+            return super().create_authorization_response(request, scopes, bound, allow)
+        # DOT's method builds oauthlib's request from the browser's URL; a pushed request's
+        # parameters (PKCE challenge, nonce, resources...) are in `pushed`, so oauthlib is
+        # called here as DOT calls it (the view's `redirect` adds RFC 9207's `iss`).
+        try:
+            if not allow:
+                raise oauth2.AccessDeniedError(state=credentials.get("state"))
+            bound["user"] = request.user
+            uri, http_method, _body, headers = self._extract_authorization(request, pushed)
+            headers, body, status = self.server.create_authorization_response(
+                uri=uri, http_method=http_method, headers=headers, scopes=scopes, credentials=bound
+            )
+            return headers.get("Location", None), headers, body, status
+        except oauth2.FatalClientError as error:
+            raise FatalClientError(error=error, redirect_uri=credentials["redirect_uri"]) from error
+        except oauth2.OAuth2Error as error:
+            raise OAuthToolkitError(
+                error=error, redirect_uri=credentials["redirect_uri"]
+            ) from error

@@ -39,9 +39,16 @@ _JTI_PREFIX = "oauth:assertion-jti:v1:"
 
 def audiences() -> list[str]:
     """What `aud` may name: the issuer identifier (RFC 7523bis), and the endpoints that accept
-    an assertion (OIDC Core §9 and RFC 7523 §3 name the token endpoint)."""
+    an assertion (OIDC Core §9 and RFC 7523 §3 name the token endpoint; RFC 9126 §2 the
+    pushed authorization request endpoint)."""
     issuer = settings.IDP_ISSUER
-    return [issuer, f"{issuer}/o/token/", f"{issuer}/o/introspect/", f"{issuer}/o/revoke_token/"]
+    return [
+        issuer,
+        f"{issuer}/o/token/",
+        f"{issuer}/o/introspect/",
+        f"{issuer}/o/revoke_token/",
+        f"{issuer}/o/par/",
+    ]
 
 
 def assertion_client_id(assertion: Any) -> str | None:

@@ -19,6 +19,7 @@ from oauth_clients.oidc.views import device
 from oauth_clients.oidc.views.authorize import AuthorizeView
 from oauth_clients.oidc.views.logged_out import logged_out
 from oauth_clients.oidc.views.logout import LogoutView
+from oauth_clients.oidc.views.par import pushed_authorization_request
 
 app_name = "oauth2_provider"
 
@@ -26,6 +27,8 @@ urlpatterns = [
     # Authorization side.
     path("o/authorize/", AuthorizeView.as_view(), name="authorize"),
     path("o/logout/", LogoutView.as_view(), name="rp-initiated-logout"),
+    # Pushed authorization requests (RFC 9126): the request first, then the browser to authorize.
+    path("o/par/", pushed_authorization_request, name="pushed-authorization-request"),
     # Front-channel logout's signed-out page (OIDC Front-Channel Logout 1.0 §3).
     path("o/logged-out/", logged_out, name="logged-out"),
     # Token side.

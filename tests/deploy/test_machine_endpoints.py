@@ -167,6 +167,7 @@ def test_the_paths_are_the_endpoints_named_in_the_urlconf():
     assert middleware.paths() == {
         "/o/token/",
         "/o/device-authorization/",
+        "/o/par/",
         "/o/revoke_token/",
         "/o/introspect/",
         "/o/userinfo/",

@@ -83,7 +83,10 @@ def test_discovery_advertises_only_what_is_supported(metadata, settings):
     ]
     assert "none" not in metadata["introspection_endpoint_auth_methods_supported"]
     assert metadata["request_parameter_supported"] is False
+    # Request objects by reference: no. PAR's `request_uri` is RFC 9126's (tests/oidc/test_par.py).
     assert metadata["request_uri_parameter_supported"] is False
+    assert metadata["pushed_authorization_request_endpoint"].endswith("/o/par/")
+    assert metadata["require_pushed_authorization_requests"] is False
     assert metadata["claims_parameter_supported"] is False
     # What the authorization endpoint implements (tests/oidc/test_prompt.py); no select_account.
     assert metadata["prompt_values_supported"] == ["none", "login", "consent"]
@@ -198,6 +201,7 @@ def test_dot_url_names_still_resolve_under_its_namespace():
         "user-info": "/o/userinfo/",
         "rp-initiated-logout": "/o/logout/",
         "device-authorization": "/o/device-authorization/",
+        "pushed-authorization-request": "/o/par/",
         "device": "/device",
         "jwks-info": "/.well-known/jwks.json",
         "oidc-connect-discovery-info": OIDC,

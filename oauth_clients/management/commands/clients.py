@@ -5,6 +5,7 @@
     clients create --kind saml --name Wiki --saml-metadata FILE_OR_URL [--json]
     clients create --kind api --name Orders --audience https://api.example.com/orders
     clients create --kind service --name Batch --jwks FILE_OR_URL   (private_key_jwt)
+    clients create --kind web ... --require-par   (pushed authorization requests only, RFC 9126)
                    [--saml-entity-id ID]   # or --saml-entity-id, --saml-acs-url, --saml-certificate
     clients refresh-metadata CLIENT_ID      # a SAML app: read its metadata URL again
     clients list | show CLIENT_ID | rotate-secret CLIENT_ID [--grace-seconds N]
@@ -97,6 +98,10 @@ class Command(BaseCommand):
             "--require-dpop",
             action="store_true",
             help="Token requests must carry a DPoP proof (RFC 9449): every token is key-bound.",
+        )
+        # RFC 9126 §6: the app must push its authorization requests (PAR) first.
+        create.add_argument(
+            "--require-par", action="store_true", dest="require_pushed_authorization_requests"
         )
         create.add_argument("--owner", default="", dest="owner_contact", metavar="EMAIL")
         for flag in ("logo-uri", "client-uri", "policy-uri", "tos-uri"):
@@ -381,6 +386,7 @@ class Command(BaseCommand):
             algorithm=options["algorithm"],
             audience=options["audience"],
             require_dpop=options["require_dpop"],
+            require_pushed_authorization_requests=options["require_pushed_authorization_requests"],
             **keys,
             **{name: options[name] for name in services.LIFETIME_FIELDS},
         )

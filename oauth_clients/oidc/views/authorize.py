@@ -12,6 +12,14 @@ Order of work for every request, GET or POST (OIDC Core §3.1.2.1 requires both)
    `access_denied` (no code, no consent);
 5. consent: trusted clients and remembered consent go straight through; otherwise the consent
    screen, whose Allow / Deny posts back to this endpoint with the same request.
+
+A pushed authorization request (RFC 9126 §4) arrives as `client_id` + `request_uri` (RFC 9126
+§2.2's URN; another `request_uri` is a request object by reference, refused): before
+step 2 its parameters are taken from the PAR store once, for that client only, and kept in
+this browser's session (`oauth_clients.oidc.pushed`); every step then works on them, the
+browser's URLs carry only the reference, and the answer to the app ends its use. A reference
+that is unknown, expired, used or another client's gets the error page: the redirect URI is in
+the pushed request, so there is none to trust (RFC 9126 §4, RFC 6749 §4.1.2.1).
 """
 
 from __future__ import annotations
@@ -57,8 +65,16 @@ from oauth_clients.oidc.consent import (
     mark_consent_used,
     record_consent_denied,
 )
+from oauth_clients.oidc.pushed import (
+    PushedRequestRefused,
+    SessionPushedRequest,
+    looks_like_request_uri,
+)
 from oauth_clients.oidc.views.token import foreign_charset
 
+# Parameters of a pushed request the sign-in page may read from its `next` URL
+# (accounts/signin_request.py, idp/locale.py): shown as hints, never used as the request.
+PUSHED_DISPLAY_HINTS = ("login_hint", "ui_locales")
 # Longest value we accept for one parameter: ID token hints and `claims` fit easily; a 200 kB
 # `state` is an attack on the redirect, the login round trip and our logs.
 MAX_PARAMETER_LENGTH = 8192
@@ -117,6 +133,7 @@ class AuthorizeView(AuthorizationView):
         # Not DOT's LoginRequiredMixin first: the client and redirect URI are checked before
         # anyone is sent anywhere, the sign-in page included.
         self.oauth2_data: dict[str, Any] = {}
+        self.pushed: SessionPushedRequest | None = None
         return View.dispatch(self, request, *args, **kwargs)
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
@@ -143,6 +160,14 @@ class AuthorizeView(AuthorizationView):
                 "A request parameter is too long.",
                 status=HTTPStatus.BAD_REQUEST,
             )
+        # RFC 9126 §2.2's URN: a pushed request. Any other `request_uri` (a request object by
+        # reference, OIDC Core §6.2) is validated as a plain request and refused by the backend.
+        if any(key == "request_uri" and looks_like_request_uri(value) for key, value in params):
+            refused = self.take_pushed_request(request, params)
+            if refused is not None:
+                return refused
+            assert self.pushed is not None  # for the type checker: taken when not refused
+            params = self.pushed.parameters
         decision = self.consent_decision(request)
         if decision is not None:
             # Only our own consent form carries a decision: it must carry our CSRF token too.
@@ -194,6 +219,41 @@ class AuthorizeView(AuthorizationView):
         # prompt=none never gets here: the validator answered consent_required already.
         return self.render_consent(request, client, scopes, params)
 
+    def take_pushed_request(
+        self, request: HttpRequest, params: list[tuple[str, str]]
+    ) -> HttpResponse | None:
+        """RFC 9126 §4: the pushed request `request_uri` names, for `client_id` (both once);
+        the error page when there is none. Any other parameter of the URL is ignored."""
+        client_ids = [value for key, value in params if key == "client_id"]
+        request_uris = [value for key, value in params if key == "request_uri"]
+        if len(client_ids) != 1 or len(request_uris) != 1:
+            return self.render_error(
+                str(ERROR_MESSAGES["request"]),
+                "A pushed request needs exactly one client_id and one request_uri.",
+                status=HTTPStatus.BAD_REQUEST,
+            )
+        try:
+            self.pushed = SessionPushedRequest.resume_or_take(
+                session=request.session, request_uri=request_uris[0], client_id=client_ids[0]
+            )
+        except PushedRequestRefused as refused:
+            return self.render_error(
+                str(ERROR_MESSAGES["request"]), refused.reason, status=HTTPStatus.BAD_REQUEST
+            )
+        return None
+
+    def validate_authorization_request(self, request: HttpRequest) -> tuple[list[str], dict]:
+        pushed = self.pushed.parameters if self.pushed is not None else None
+        return self.get_oauthlib_core().validate_authorization_request(request, pushed=pushed)
+
+    def create_authorization_response(
+        self, request: HttpRequest, scopes: str, credentials: dict, allow: bool
+    ) -> tuple[Any, ...]:
+        pushed = self.pushed.parameters if self.pushed is not None else None
+        return self.get_oauthlib_core().create_authorization_response(
+            request, scopes.split(" ") if scopes else [], credentials, allow, pushed=pushed
+        )
+
     def issue_code(
         self, request: HttpRequest, client: Client, scopes: list[str], credentials: dict
     ) -> HttpResponse:
@@ -223,8 +283,17 @@ class AuthorizeView(AuthorizationView):
     def prompt_values(params: list[tuple[str, str]]) -> set[str]:
         return {value for key, raw in params if key == "prompt" for value in raw.split()}
 
-    @staticmethod
-    def continue_url(params: list[tuple[str, str]]) -> str:
+    def request_url(self, params: list[tuple[str, str]], *, sign_in: bool = False) -> str:
+        """This request's URL at this endpoint; a pushed request's carries only its reference,
+        its parameters staying in the session (on the way to a sign-in page, with the hints
+        that page shows)."""
+        if self.pushed is None:
+            return f"{reverse('oauth2_provider:authorize')}?{urlencode(params)}"
+        hints = [(k, v) for k, v in params if sign_in and k in PUSHED_DISPLAY_HINTS]
+        query = urlencode([*self.pushed.url_parameters, *hints])
+        return f"{reverse('oauth2_provider:authorize')}?{query}"
+
+    def continue_url(self, params: list[tuple[str, str]]) -> str:
         """This request without what a fresh authentication satisfies (prompt=login, max_age)."""
         kept: list[tuple[str, str]] = []
         for key, value in params:
@@ -235,7 +304,9 @@ class AuthorizeView(AuthorizationView):
                 if not value:
                     continue
             kept.append((key, value))
-        return f"{reverse('oauth2_provider:authorize')}?{urlencode(kept)}"
+        if self.pushed is not None:
+            self.pushed.keep(kept)
+        return self.request_url(kept, sign_in=True)
 
     def sign_in(self, params: list[tuple[str, str]]) -> HttpResponse:
         return redirect_to_login(self.continue_url(params), resolve_url(settings.LOGIN_URL), "next")
@@ -284,7 +355,7 @@ class AuthorizeView(AuthorizationView):
         context = {
             "application": client,
             "owner_contact": client.owner_contact,
-            "form_action": f"{reverse('oauth2_provider:authorize')}?{urlencode(params)}",
+            "form_action": self.request_url(params),
         }
         return render(request, self.no_access_template_name, context, status=HTTPStatus.FORBIDDEN)
 
@@ -301,7 +372,7 @@ class AuthorizeView(AuthorizationView):
             "scopes": [
                 {"name": scope, "description": descriptions.get(scope, scope)} for scope in scopes
             ],
-            "form_action": f"{reverse('oauth2_provider:authorize')}?{urlencode(params)}",
+            "form_action": self.request_url(params),
         }
         return render(request, self.template_name, context)
 
@@ -322,6 +393,9 @@ class AuthorizeView(AuthorizationView):
         )
 
     def redirect(self, redirect_to: str, application: Client | None) -> HttpResponse:
+        if self.pushed is not None:
+            # The app has its answer: the pushed request is spent (RFC 9126 §4).
+            self.pushed.finish()
         # RFC 9207: `iss` on every authorization response, errors included.
         issuer = oauth2_settings.oauth2_authorization_server_issuer(self.request)
         return super().redirect(with_issuer(redirect_to, issuer), application)

@@ -60,6 +60,10 @@ def provider_metadata() -> dict[str, Any]:
             "client_credentials",
             DEVICE_CODE_GRANT,
         ],
+        # RFC 9126 §5: where a client pushes its authorization requests; per client only
+        # (`Client.require_pushed_authorization_requests`), not for every client.
+        "pushed_authorization_request_endpoint": endpoint_url("pushed-authorization-request"),
+        "require_pushed_authorization_requests": False,
         # RFC 8628 §4: where a device asks for its codes.
         "device_authorization_endpoint": endpoint_url("device-authorization"),
         "subject_types_supported": ["public"],
@@ -81,6 +85,8 @@ def provider_metadata() -> dict[str, Any]:
         "claim_types_supported": ["normal"],
         "claims_parameter_supported": False,
         "request_parameter_supported": False,
+        # Request objects by reference (OIDC Core §6.2) are not fetched; the PAR endpoint's
+        # `request_uri` (RFC 9126 §4) is advertised by its own metadata above.
         "request_uri_parameter_supported": False,
         "prompt_values_supported": list(PROMPT_VALUES_SUPPORTED),
         # OIDC Discovery 1.0 §3: the languages `ui_locales` can choose (idp/locale.py).

@@ -1,0 +1,81 @@
+"""Node's openid-client (the certified RP library) runs the code flow with a pushed
+authorization request (RFC 9126) and private_key_jwt client authentication (RFC 7523) against
+this IdP: issue 31's "PAR + private_key_jwt code flow" acceptance, before DPoP joins it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from urllib.parse import parse_qs, urlsplit
+
+import jwt
+import pytest
+
+from oauth_clients import services
+from oauth_clients.models import Client
+from tests.docs.conftest import ROOT, browser_sign_in
+from tests.oidc.pkjwt_helpers import ClientKey, jwks_of
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+NODE_DIR = ROOT / "tests" / "docs" / "node"
+NODE = shutil.which("node")
+REDIRECT_URI = "https://par-app.example.com/callback"
+
+
+@pytest.mark.spec("RFC 9126", "2.1")
+@pytest.mark.spec("RFC 9126", "4")
+def test_openid_client_pushes_with_private_key_jwt_and_gets_tokens(
+    provider, admin_user, user, password
+):
+    assert NODE, "node (20+) is needed"
+    assert (NODE_DIR / "node_modules" / "openid-client").is_dir(), (
+        "openid-client is not installed: make install (npm ci in tests/docs/node)"
+    )
+    key = ClientKey.rsa(kid="par-app-1")
+    app, secret = services.register_client(
+        actor=admin_user,
+        kind=Client.Kind.WEB,
+        name="PAR App",
+        redirect_uris=[REDIRECT_URI],
+        is_trusted=True,
+        jwks=jwks_of(key),
+        require_pushed_authorization_requests=True,
+    )
+    assert secret == ""
+    private_jwk = {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.private)), "kid": key.kid}
+    rp = subprocess.Popen(
+        [
+            NODE,
+            str(NODE_DIR / "par_flow.mjs"),
+            provider,
+            app.client_id,
+            REDIRECT_URI,
+            json.dumps(private_jwk),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        started = json.loads(rp.stdout.readline() or "{}")
+        assert started.get("url"), rp.stderr.read()[-2000:]
+        query = parse_qs(urlsplit(started["url"]).query)
+        # The browser carries the reference only: the request itself was pushed.
+        assert set(query) == {"client_id", "request_uri"}
+        assert query["request_uri"][0].startswith("urn:ietf:params:oauth:request_uri:")
+
+        callback = browser_sign_in(started["url"], provider, user.username, password)
+        assert callback.startswith(REDIRECT_URI), callback
+        out, err = rp.communicate(callback + "\n", timeout=60)
+    finally:
+        if rp.poll() is None:
+            rp.kill()
+    assert rp.returncode == 0, err[-2000:]
+    result = json.loads(out.strip().splitlines()[-1])
+    # openid-client checked the ID token (issuer, audience, signature from JWKS, nonce).
+    assert result["claims"]["sub"] == str(user.pk)
+    assert result["claims"]["aud"] == app.client_id
+    assert result["access_token"]
