@@ -31,8 +31,8 @@ from django.test.utils import override_settings
 # Directories that hold no page text of this project: virtualenv and data, tests, benchmarks,
 # deployment files and the demo app, the developer guides, the catalogues themselves, and the
 # static files, served as they are. makemessages writes a `NAME.html.py` beside every template it
-# reads, in the real tree (the stand-in below links to it): in static/ that file would appear to
-# a collectstatic or the start-up check running at the same moment (tests run in parallel).
+# reads: run by `update` in the real tree, in static/ that file would appear to a collectstatic
+# or the start-up check running at the same moment (`check` scans a copy: below).
 IGNORED = [
     "var",
     "static",
@@ -50,8 +50,6 @@ MAKEMESSAGES_OPTIONS = {
     "extensions": ["html", "txt", "py"],
     "ignore_patterns": IGNORED,
     "add_location": "file",
-    # The stand-in project of `check` links to the project's directories.
-    "symlinks": True,
     "no_obsolete": True,
     "verbosity": 0,
 }
@@ -212,9 +210,11 @@ def update(locale_dir: Path | None = None, *, root: Path | None = None) -> None:
 def check(locale_dir: Path | None = None) -> list[str]:
     """Every problem of the catalogues as the code stands now (none: an empty list).
 
-    makemessages always writes into the scanned tree's own locale/, so it scans a stand-in
-    project: a temporary directory whose entries link to the project's, but whose locale/ is a
-    copy of the catalogues.
+    makemessages always writes into the scanned tree's own locale/, and a `NAME.html.py`
+    beside every template it reads (deleting it afterwards), so it scans a stand-in project: a
+    temporary copy of the code it reads and of the catalogues. Linked instead of copied, two
+    checks at once (`make check` beside the suite's tests/test_translations.py) would delete
+    each other's files mid-scan.
     """
     locale_dir = locale_dir or Path(settings.LOCALE_PATHS[0])
     po_files = catalogues(locale_dir)
@@ -222,9 +222,14 @@ def check(locale_dir: Path | None = None) -> list[str]:
         return [f"{locale_dir}: no catalogues"]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        skipped = shutil.ignore_patterns("__pycache__", "*.pyc", "*.mo", "node_modules")
         for entry in Path(settings.BASE_DIR).iterdir():
-            if entry.name != "locale" and not entry.name.startswith("."):
-                (root / entry.name).symlink_to(entry)
+            if entry.name in IGNORED or entry.name.startswith("."):
+                continue  # makemessages would not read it (MAKEMESSAGES_OPTIONS)
+            if entry.is_dir():
+                shutil.copytree(entry, root / entry.name, ignore=skipped)
+            else:
+                shutil.copy2(entry, root / entry.name)
         copy = root / "locale"
         shutil.copytree(locale_dir, copy, ignore=shutil.ignore_patterns("*.mo"))
         update(copy, root=root)
