@@ -14,10 +14,10 @@ target sends people's profiles to an app, so setting one also needs `admin:users
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from http import HTTPStatus
-from typing import Any, TypeVar
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
@@ -59,8 +59,6 @@ scim_tokens_router = Router(auth=ServiceClientAuth("integrations"), tags=["scim-
 targets_router = Router(auth=ServiceClientAuth("integrations"), tags=["provisioning"])
 
 ERRORS: dict[int, Any] = dict.fromkeys((400, 401, 403, 404, 405, 409, 413, 415, 429), ProblemOut)
-
-T = TypeVar("T")
 
 
 def _actor(request: HttpRequest) -> Any:
@@ -355,19 +353,13 @@ def _target(client_id: str) -> ScimTarget:
     return target
 
 
-def _save(request: HttpRequest, target: ScimTarget, *, token: str | None) -> ScimTarget:
+def _save(request: HttpRequest, target: ScimTarget, *, token: str | None) -> None:
     """provisioning.services.save_target (the admin's save: URL rules, audit row, a sync of an
     enabled target after commit); its field errors as a 400 problem naming each."""
-    return _checked(
-        lambda: provisioning_services.save_target(
+    try:
+        provisioning_services.save_target(
             target=target, token=token, actor=_actor(request), request=request
         )
-    )
-
-
-def _checked(call: Callable[[], T]) -> T:
-    try:
-        return call()
     except ValidationError as exc:
         raise from_validation_error(exc) from exc
 

@@ -340,17 +340,22 @@ def test_a_scim_token_that_acts_on_people_needs_the_users_scope(api_with):
 # --- Provisioning targets
 
 
+def web_app(client_id: str, *, actor=None) -> Client:
+    client, _secret = client_services.register_client(
+        actor=actor,
+        kind=Client.Kind.WEB,
+        name=client_id.capitalize(),
+        client_id=client_id,
+        redirect_uris=[f"https://{client_id}.example.com/callback"],
+        scopes=["openid", "profile", "email"],
+    )
+    return client
+
+
 @pytest.fixture
 def wiki(admin_user, user) -> Client:
     """An app open to the people assigned to it; alice is."""
-    client, _secret = client_services.register_client(
-        actor=admin_user,
-        kind=Client.Kind.WEB,
-        name="Wiki",
-        client_id="wiki",
-        redirect_uris=["https://wiki.example.com/callback"],
-        scopes=["openid", "profile", "email"],
-    )
+    client = web_app("wiki", actor=admin_user)
     client_services.set_access_policy(client=client, policy="assigned", actor=admin_user)
     client_services.assign(client=client, user=user, actor=admin_user)
     return client
@@ -438,13 +443,7 @@ def test_the_dry_run_shows_what_a_sync_now_queues(api, wiki, user):
     ],
 )
 def test_a_target_the_rules_refuse_is_a_400_problem_naming_the_field(api, wiki, fields, field):
-    other, _secret = client_services.register_client(
-        actor=None,
-        kind=Client.Kind.WEB,
-        name="Tickets",
-        client_id="tickets",
-        redirect_uris=["https://tickets.example.com/callback"],
-    )
+    web_app("tickets")
     assert api.call("PUT", "/provisioning-targets/tickets", TARGET).status_code == 201
     body = assert_problem(
         api.call("PUT", "/provisioning-targets/wiki", {**TARGET, **fields}),
@@ -466,13 +465,7 @@ def test_unknown_apps_service_clients_and_apps_without_a_target(api, wiki):
     ):
         body = assert_problem(call(), HTTPStatus.NOT_FOUND, "not-found")
         assert "nope" in body["detail"]
-    bare, _secret = client_services.register_client(
-        actor=None,
-        kind=Client.Kind.WEB,
-        name="Bare",
-        client_id="bare",
-        redirect_uris=["https://bare.example.com/callback"],
-    )
+    web_app("bare")
     body = assert_problem(api.get("/provisioning-targets/bare"), HTTPStatus.NOT_FOUND)
     assert "no provisioning target" in body["detail"]
     assert_problem(api.post("/provisioning-targets/bare/enable"), HTTPStatus.NOT_FOUND)
