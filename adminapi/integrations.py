@@ -20,6 +20,7 @@ from http import HTTPStatus
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db import IntegrityError
 from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Query, Router, Status
@@ -287,15 +288,18 @@ def issue_scim_token(request: HttpRequest, payload: ScimTokenCreate) -> Any:
         raise _field_problem("name", f"A SCIM token named {name} already exists.")
     if not payload.users and not payload.groups:
         raise _field_problem("", "A SCIM token must cover users, groups or both.")
-    token, plain = scim_services.issue_token(
-        name=name,
-        read_only=payload.read_only,
-        users=payload.users,
-        groups=payload.groups,
-        expires_in_days=payload.expires_in_days,
-        actor=_actor(request),
-        request=request,
-    )
+    try:
+        token, plain = scim_services.issue_token(
+            name=name,
+            read_only=payload.read_only,
+            users=payload.users,
+            groups=payload.groups,
+            expires_in_days=payload.expires_in_days,
+            actor=_actor(request),
+            request=request,
+        )
+    except IntegrityError:  # the same name issued meanwhile by another call
+        raise _field_problem("name", f"A SCIM token named {name} already exists.") from None
     return Status(HTTPStatus.CREATED, {"scim_token": scim_token_out(token), "token": plain})
 
 

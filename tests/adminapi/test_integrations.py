@@ -7,6 +7,7 @@ from __future__ import annotations
 from http import HTTPStatus
 
 import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from accounts.models import AuditEvent
 from oauth_clients import services as client_services
@@ -16,6 +17,7 @@ from provisioning.models import ProvisioningDelivery, ScimTarget
 from scim.models import ScimToken
 from scim.tokens import find_token
 from tests.adminapi.conftest import assert_problem
+from tests.oidc.backchannel_helpers import IMMEDIATE_TASKS, Receiver
 from webhooks.models import Delivery, Subscriber
 from webhooks.secrets import decrypt_secret
 
@@ -116,6 +118,62 @@ def test_changing_rotating_and_deleting_a_webhook(api):
     assert rows[4].extra["change"] == "deleted"
     assert rows[4].extra["url"] == "https://siem.example.com/v2/hooks"
     assert new_secret not in str([row.extra for row in rows])
+
+
+@pytest.fixture
+def receiver():
+    receiver = Receiver(path="/hooks")
+    yield receiver
+    receiver.close()
+
+
+@pytest.mark.spec("Standard Webhooks", "Signature scheme")
+def test_the_secret_shown_once_signs_what_the_receiver_gets_until_it_is_rotated(
+    api, receiver, settings, django_capture_on_commit_callbacks
+):
+    settings.TASKS = IMMEDIATE_TASKS  # each delivery sent as it is queued, after commit
+    made = api.post(
+        "/webhooks/",
+        {"url": receiver.url, "event_types": ["group.created"], "allow_private_network": True},
+    )
+    assert made.status_code == HTTPStatus.CREATED, made.content
+    secret = made.json()["secret"]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert api.post("/groups/", {"name": "Sales"}).status_code == HTTPStatus.CREATED
+    [first] = receiver.wait_for(1)
+    payload = Webhook(secret).verify(first.body, first.headers)
+    assert payload["type"] == "group.created"
+    assert payload["data"]["actor"]["username"] == api.actor
+
+    new_secret = api.post(f"/webhooks/{made.json()['webhook']['id']}/rotate-secret").json()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert api.post("/groups/", {"name": "Ops"}).status_code == HTTPStatus.CREATED
+    second = receiver.wait_for(2)[1]
+    assert Webhook(new_secret["secret"]).verify(second.body, second.headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(secret).verify(second.body, second.headers)
+
+
+def test_a_receiver_that_redirects_is_not_followed(
+    api, settings, django_capture_on_commit_callbacks
+):
+    settings.TASKS = IMMEDIATE_TASKS
+    moved = Receiver(path="/hooks", status=HTTPStatus.FOUND, location="https://10.0.0.8/steal")
+    try:
+        made = api.post(
+            "/webhooks/",
+            {"url": moved.url, "event_types": ["group.created"], "allow_private_network": True},
+        )
+        assert made.status_code == HTTPStatus.CREATED, made.content
+        with django_capture_on_commit_callbacks(execute=True):
+            assert api.post("/groups/", {"name": "Sales"}).status_code == HTTPStatus.CREATED
+        assert len(moved.wait_for(1)) == 1
+        delivery = Delivery.objects.get()
+        assert delivery.status == Delivery.Status.FAILED
+        assert delivery.last_status_code == HTTPStatus.FOUND
+        assert "redirect" in delivery.last_error
+    finally:
+        moved.close()
 
 
 @pytest.mark.parametrize(
@@ -500,3 +558,29 @@ def test_provisioning_targets_need_their_scopes(api_with, wiki):
         api_with("admin:clients", name="Clients").get("/provisioning-targets/"),
         HTTPStatus.FORBIDDEN,
     )
+
+
+# --- Paging
+
+
+def test_each_listing_pages_by_its_own_signed_cursor(api, wiki):
+    for number in range(3):
+        assert api.post("/webhooks/", {**HOOK, "name": f"Hook {number}"}).status_code == 201
+        assert api.post("/scim-tokens/", {"name": f"Token {number}"}).status_code == 201
+    seen = []
+    page = api.get("/webhooks/?limit=2").json()
+    seen += [item["name"] for item in page["items"]]
+    page = api.get(f"/webhooks/?limit=2&cursor={page['next_cursor']}").json()
+    seen += [item["name"] for item in page["items"]]
+    assert seen == ["Hook 2", "Hook 1", "Hook 0"]
+    assert page["next_cursor"] is None
+    first = api.get("/scim-tokens/?limit=1").json()
+    assert [item["name"] for item in first["items"]] == ["Token 2"]
+    # A cursor of one listing is no position in another, and an edited one is none at all.
+    for path in (
+        f"/webhooks/?cursor={first['next_cursor']}",
+        f"/provisioning-targets/?cursor={first['next_cursor']}",
+        f"/scim-tokens/?cursor={first['next_cursor']}x",
+    ):
+        assert_problem(api.get(path), HTTPStatus.BAD_REQUEST, "invalid-cursor")
+    assert_problem(api.get("/scim-tokens/?limit=0"), HTTPStatus.BAD_REQUEST)
