@@ -19,7 +19,7 @@ from ninja.errors import AuthenticationError, HttpError, Throttled
 from ninja.errors import ValidationError as NinjaValidationError
 
 from accounts.permissions import LastSuperuserError
-from adminapi import audit, clients, users
+from adminapi import audit, clients, integrations, users
 from adminapi.auth import ApiRateThrottle, unauthorized
 from adminapi.problems import (
     PROBLEM_CONTENT_TYPE,
@@ -47,7 +47,8 @@ api = AdminApi(
     title="Identity provider admin API",
     version="1",
     description=(
-        "Administer people, groups, client apps and read the audit log. Authenticate with an "
+        "Administer people, groups, client apps and integrations (webhooks, SCIM tokens, "
+        "provisioning targets) and read the audit log. Authenticate with an "
         "access token from the client-credentials grant of a service client that holds the "
         "admin scopes. Errors are RFC 9457 problem details. Guide: docs/guides/admin-api.md."
     ),
@@ -60,6 +61,9 @@ api.add_router("/users/", users.router)
 api.add_router("/groups/", users.groups_router)
 api.add_router("/clients/", clients.router)
 api.add_router("/audit-events/", audit.router)
+api.add_router("/webhooks/", integrations.webhooks_router)
+api.add_router("/scim-tokens/", integrations.scim_tokens_router)
+api.add_router("/provisioning-targets/", integrations.targets_router)
 
 
 @api.exception_handler(Problem)

@@ -333,3 +333,148 @@ class AuditEventOut(Schema):
 class AuditPage(Schema):
     items: list[AuditEventOut]
     next_cursor: str | None
+
+
+# --- Integrations: webhooks, SCIM tokens, provisioning targets
+
+
+class WebhookOut(Schema):
+    """A webhook subscriber: never its signing secret."""
+
+    id: int
+    name: str
+    url: str
+    event_types: list[str]
+    allow_private_network: bool
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class WebhookPage(Schema):
+    items: list[WebhookOut]
+    next_cursor: str | None
+
+
+class WebhookCreate(In):
+    url: str = Field(max_length=2000)
+    # Public event names (`manage.py webhooks events`; docs/guides/webhooks.md).
+    event_types: list[str] = Field(max_length=200)
+    name: str = Field(default="", max_length=100)
+    # Only for a receiver inside the company network (or on this machine).
+    allow_private_network: bool = False
+
+
+class WebhookCreated(Schema):
+    webhook: WebhookOut
+    # Shown once (`whsec_...`, Standard Webhooks): stored encrypted, never returned again.
+    secret: str
+
+
+class WebhookUpdate(In):
+    name: str | None = Field(default=None, max_length=100)
+    url: str | None = Field(default=None, max_length=2000)
+    event_types: list[str] | None = Field(default=None, max_length=200)
+    is_active: bool | None = None
+
+
+class SecretOut(Schema):
+    # Shown once: the old secret stopped working when this one was made.
+    secret: str
+
+
+class ScimTokenOut(Schema):
+    """A SCIM client's token: its name, reach and use, never the token (only a hash is kept;
+    `prefix` is its first characters, to tell tokens apart)."""
+
+    id: int
+    name: str
+    prefix: str
+    read_only: bool
+    users: bool
+    groups: bool
+    state: Literal["active", "expired", "revoked"]
+    created_at: datetime
+    created_by: str | None
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ScimTokenPage(Schema):
+    items: list[ScimTokenOut]
+    next_cursor: str | None
+
+
+class ScimTokenCreate(In):
+    name: str = Field(max_length=100)
+    read_only: bool = False
+    # What the token may reach: users, groups or both (at least one).
+    users: bool = True
+    groups: bool = True
+    # Empty: never expires (revoke it when the client goes).
+    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class ScimTokenIssued(Schema):
+    scim_token: ScimTokenOut
+    # Shown once: only its keyed hash is stored.
+    token: str
+
+
+class ProvisioningTargetOut(Schema):
+    """An app's SCIM provisioning target: `token_set` says whether a bearer token is stored,
+    never the token."""
+
+    client_id: str
+    base_url: str
+    token_set: bool
+    enabled: bool
+    user_attributes: list[str]
+    enterprise_extension: bool
+    deprovision: Literal["deactivate", "delete"]
+    created_at: datetime
+    updated_at: datetime
+    last_sync_at: datetime | None
+
+
+class ProvisioningTargetPage(Schema):
+    items: list[ProvisioningTargetOut]
+    next_cursor: str | None
+
+
+class ProvisioningTargetIn(In):
+    """The whole target (PUT): what is left out takes its default, except `token`, which is
+    write-only and kept when left out (required the first time)."""
+
+    base_url: str = Field(max_length=500)
+    token: str | None = Field(default=None, max_length=4096)
+    enabled: bool = True
+    # Besides userName, externalId and active (always sent): name, displayName, emails, title,
+    # roles.
+    user_attributes: list[str] = Field(default=["name", "displayName", "emails"], max_length=20)
+    enterprise_extension: bool = False
+    deprovision: Literal["deactivate", "delete"] = "deactivate"
+
+
+class ProvisioningChangeOut(Schema):
+    """One person a sync would bring up to date at the app."""
+
+    user_id: int
+    username: str
+    action: Literal["create", "update", "deactivate", "delete"]
+    # The app's id for the person, when it has one.
+    remote_id: str | None
+    # The SCIM User resource that would be sent (create and update).
+    resource: dict[str, Any] | None
+
+
+class DryRunOut(Schema):
+    # False: the target or the app is disabled, and a sync would send nothing.
+    live: bool
+    changes: list[ProvisioningChangeOut]
+
+
+class SyncOut(Schema):
+    # Deliveries queued for the background worker.
+    queued: int

@@ -552,6 +552,8 @@ OAUTH2_PROVIDER = {
         "admin:clients:read": gettext_lazy("Read client apps"),
         "admin:audit": gettext_lazy("Read the audit log"),
         "admin:audit:read": gettext_lazy("Read the audit log"),
+        "admin:integrations": gettext_lazy("Manage webhooks, SCIM tokens and app provisioning"),
+        "admin:integrations:read": gettext_lazy("Read webhooks, SCIM tokens and app provisioning"),
         "admin:superusers": gettext_lazy("Grant and revoke superuser and staff status"),
     },
     "DEFAULT_SCOPES": ["openid"],

@@ -50,6 +50,8 @@ ADMIN_SCOPES = frozenset(
         "admin:clients:read",
         "admin:audit",
         "admin:audit:read",
+        "admin:integrations",
+        "admin:integrations:read",
         "admin:superusers",
     }
 )

@@ -1,8 +1,10 @@
 """Changes to webhook subscribers and replays, each audited (accounts.audit.record_event).
 
 Keyword-only, one transaction each; the process's subscription memo is told after commit
-(webhooks/subscriptions.py). Subscribers are disabled, never deleted: a message already queued
-for one finds it and is marked failed, and its delivery log stays.
+(webhooks/subscriptions.py). The admin and `manage.py webhooks` disable subscribers rather than
+delete them, so the delivery log stays; the admin API can delete one (`delete_subscriber`: its
+log goes with it, the audit rows stay, and a message still queued for it finds no row and is
+dropped, webhooks/delivery.py `attempt_delivery`).
 """
 
 from __future__ import annotations
@@ -91,14 +93,21 @@ def update_subscriber(
     actor: Any,
     request: HttpRequest | None = None,
     name: str | None = None,
+    url: str | None = None,
     event_types: Iterable[str] | None = None,
     is_active: bool | None = None,
 ) -> list[str]:
-    """Change the name, event types or active flag; returns the fields that changed."""
+    """Change the name, URL, event types or active flag; returns the fields that changed. A new
+    URL passes the rules a new subscriber's does (`clean_url`)."""
     changed = []
     if name is not None and name.strip() and name.strip() != subscriber.name:
         subscriber.name = name.strip()
         changed.append("name")
+    if url is not None:
+        cleaned_url = clean_url(url, allow_private_network=subscriber.allow_private_network)
+        if cleaned_url != subscriber.url:
+            subscriber.url = cleaned_url
+            changed.append("url")
     if event_types is not None:
         cleaned = clean_event_types(event_types)
         if cleaned != sorted(subscriber.event_types):
@@ -119,6 +128,44 @@ def update_subscriber(
         transaction.on_commit(subscriptions.forget)
         subscriptions.forget()
     return changed
+
+
+@transaction.atomic
+def rotate_subscriber_secret(
+    *, subscriber: Subscriber, actor: Any, request: HttpRequest | None = None
+) -> str:
+    """A new signing secret, replacing the old at once; returned this once (show it once).
+    Audited as a change of the field `secret` (the secret itself is never in the row)."""
+    secret = generate_secret()
+    subscriber.secret_encrypted = encrypt_secret(secret)
+    subscriber.save(update_fields=["secret_encrypted", "updated_at"])
+    record_event(
+        type=AuditEvent.Type.WEBHOOK_CHANGED,
+        request=request,
+        actor=actor,
+        fields=["secret"],
+        **_fields(subscriber),
+    )
+    return secret
+
+
+@transaction.atomic
+def delete_subscriber(
+    *, subscriber: Subscriber, actor: Any, request: HttpRequest | None = None
+) -> None:
+    """Remove a subscriber and its delivery log (audited as a change `deleted`: the audit log
+    keeps what it was)."""
+    fields = _fields(subscriber)
+    subscriber.delete()
+    record_event(
+        type=AuditEvent.Type.WEBHOOK_CHANGED,
+        request=request,
+        actor=actor,
+        change="deleted",
+        **fields,
+    )
+    transaction.on_commit(subscriptions.forget)
+    subscriptions.forget()
 
 
 @transaction.atomic

@@ -15,7 +15,7 @@ from oauth_clients import services
 from oauth_clients.models import Client
 from tests.oidc.conftest import basic_auth, post_form
 
-ALL_SCOPES = ("admin:users", "admin:clients", "admin:audit")
+ALL_SCOPES = ("admin:users", "admin:clients", "admin:audit", "admin:integrations")
 
 
 def register_service(*scopes: str, name: str = "Terraform") -> tuple[Client, str]:

@@ -56,7 +56,7 @@ def test_the_document_lists_exactly_the_routes_and_methods_served(document, api)
     assert served == set(document["paths"])
     for path in served:
         # A concrete URL for the template; the 405 answer's Allow header says what is served.
-        url = re.sub(r"\{user_id\}|\{group_id\}", "1", path)
+        url = re.sub(r"\{(user|group|webhook|token)_id\}", "1", path)
         url = url.replace("{client_id}", "x").replace("{username}", "x")
         response = api.http.generic("TRACE", url, HTTP_AUTHORIZATION=f"Bearer {api.token}")
         assert_problem(response, HTTPStatus.METHOD_NOT_ALLOWED)
@@ -78,7 +78,7 @@ def test_every_operation_declares_its_problems_as_problem_json(document):
                 assert list(content) == ["application/problem+json"], (path, method, status)
 
 
-def test_answers_fit_the_document(document, api, user):
+def test_answers_fit_the_document(document, api, user, monkeypatch):
     def check(method: str, path: str, template: str, body=None, status=HTTPStatus.OK):
         response = api.call(method, path, body)
         assert response.status_code == status, response.content
@@ -99,4 +99,34 @@ def test_answers_fit_the_document(document, api, user):
     check("GET", "/clients/export", "/clients/export")
     check("GET", "/audit-events/", "/audit-events/")
     check("GET", "/users/0", "/users/{user_id}", status=HTTPStatus.NOT_FOUND)
+    check_integrations(check, monkeypatch)
     check("POST", "/groups/", "/groups/", {"nom": "x"}, HTTPStatus.BAD_REQUEST)
+
+
+def check_integrations(check, monkeypatch) -> None:
+    """The integrations' answers, secrets shown once included."""
+    from oauth_clients import uri_rules
+    from oauth_clients.services import register_client
+
+    monkeypatch.setattr(uri_rules, "resolve_host", lambda host: ["93.184.216.34"])
+    hook = {"url": "https://siem.example.com/hooks", "event_types": ["user.locked"]}
+    check("POST", "/webhooks/", "/webhooks/", hook, HTTPStatus.CREATED)
+    check("GET", "/webhooks/", "/webhooks/")
+    check("POST", "/webhooks/", "/webhooks/", {**hook, "url": "x"}, HTTPStatus.BAD_REQUEST)
+    check("GET", "/webhooks/0", "/webhooks/{webhook_id}", status=HTTPStatus.NOT_FOUND)
+    check("POST", "/scim-tokens/", "/scim-tokens/", {"name": "Okta"}, HTTPStatus.CREATED)
+    check("GET", "/scim-tokens/", "/scim-tokens/")
+    register_client(
+        actor=None,
+        kind="web",
+        name="Wiki",
+        client_id="wiki",
+        redirect_uris=["https://wiki.example.com/callback"],
+    )
+    target = {"base_url": "https://wiki.example.com/scim/v2", "token": "t" * 30}
+    path = "/provisioning-targets/{client_id}"
+    check("PUT", "/provisioning-targets/wiki", path, target, HTTPStatus.CREATED)
+    check("PUT", "/provisioning-targets/wiki", path, {**target, "token": None})
+    check("GET", "/provisioning-targets/", "/provisioning-targets/")
+    check("GET", "/provisioning-targets/wiki/dry-run", f"{path}/dry-run")
+    check("POST", "/provisioning-targets/wiki/sync", f"{path}/sync", {})
