@@ -61,6 +61,17 @@ def _no_webhook_subscribers_yet():
     subscriptions.set_loaded({})
 
 
+@pytest.fixture(autouse=True)
+def _default_language():
+    """Each test starts in the default language. A request through the locale middleware (or
+    a test that activates a language) leaves that language active in the thread, where a later
+    test calling a service directly would get its messages in Japanese."""
+    yield
+    from django.utils import translation
+
+    translation.deactivate()
+
+
 @pytest.fixture
 def password() -> str:
     return PASSWORD

@@ -66,6 +66,9 @@ def first_request() -> Iterator[int]:
     """A first request has opened the persistent connection; yields its backend's pid."""
     wrapper = connections[DEFAULT_DB_ALIAS]
     assert isinstance(wrapper, DatabaseWrapper), "settings did not pick idp.db.postgresql"
+    # A new connection: one the process opened earlier may reach CONN_MAX_AGE during the test,
+    # and the next request would then open another (a new backend, the test's pid gone).
+    wrapper.close()
     User.objects.exists()
     assert connection.health_check_enabled, "settings must keep conn_health_checks=True"
     assert connection.settings_dict["CONN_MAX_AGE"] != 0, "the connection must persist"

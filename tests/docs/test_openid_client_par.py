@@ -1,6 +1,7 @@
 """Node's openid-client (the certified RP library) runs the code flow with a pushed
-authorization request (RFC 9126) and private_key_jwt client authentication (RFC 7523) against
-this IdP: issue 31's "PAR + private_key_jwt code flow" acceptance, before DPoP joins it."""
+authorization request (RFC 9126), private_key_jwt client authentication (RFC 7523) and
+DPoP-bound tokens (RFC 9449), then userinfo and a refresh with DPoP, against this IdP: issue
+31's "PAR + DPoP + private_key_jwt code flow; refresh with DPoP" acceptance."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import jwt
 import pytest
 
 from oauth_clients import services
-from oauth_clients.models import Client
+from oauth_clients.models import AccessToken, Client
+from oauth_clients.oidc.tokens import token_checksum
 from tests.docs.conftest import ROOT, browser_sign_in
 from tests.oidc.pkjwt_helpers import ClientKey, jwks_of
 
@@ -26,7 +28,9 @@ REDIRECT_URI = "https://par-app.example.com/callback"
 
 @pytest.mark.spec("RFC 9126", "2.1")
 @pytest.mark.spec("RFC 9126", "4")
-def test_openid_client_pushes_with_private_key_jwt_and_gets_tokens(
+@pytest.mark.spec("RFC 9449", "5")
+@pytest.mark.spec("RFC 9449", "7.1")
+def test_openid_client_pushes_with_private_key_jwt_and_dpop_and_gets_bound_tokens(
     provider, admin_user, user, password
 ):
     assert NODE, "node (20+) is needed"
@@ -78,4 +82,13 @@ def test_openid_client_pushes_with_private_key_jwt_and_gets_tokens(
     # openid-client checked the ID token (issuer, audience, signature from JWKS, nonce).
     assert result["claims"]["sub"] == str(user.pk)
     assert result["claims"]["aud"] == app.client_id
-    assert result["access_token"]
+    # Bound to the RP's key at the code exchange and at the refresh (RFC 9449 §5), and spent
+    # with a proof at userinfo (§7.1). openid-client lower-cases the token type (RFC 6749 §5.1:
+    # case-insensitive).
+    assert result["token_type"] == "dpop"
+    assert result["refreshed_token_type"] == "dpop"
+    assert result["refreshed_access_token"] != result["access_token"]
+    assert result["userinfo"]["sub"] == str(user.pk)
+    current = token_checksum(result["refreshed_access_token"])
+    bound = AccessToken.objects.get(token_checksum=current)
+    assert bound.dpop_jkt

@@ -1,7 +1,10 @@
-// Pushed authorization requests (RFC 9126) with private_key_jwt (RFC 7523) in openid-client, for
-// tests/docs/test_openid_client_par.py: node par_flow.mjs ISSUER CLIENT_ID REDIRECT_URI JWK.
+// Pushed authorization requests (RFC 9126) with private_key_jwt (RFC 7523) and DPoP (RFC 9449) in
+// openid-client, for tests/docs/test_openid_client_par.py:
+//   node par_flow.mjs ISSUER CLIENT_ID REDIRECT_URI JWK
 // Prints one JSON line with the authorization URL built from the pushed request; reads the
-// callback URL the browser reached from standard input; prints one JSON line with the tokens.
+// callback URL the browser reached from standard input; redeems the code, calls userinfo and
+// refreshes, every request with a DPoP proof of one key pair; prints one JSON line with what
+// came back.
 import * as client from 'openid-client';
 import { createInterface } from 'node:readline';
 
@@ -19,6 +22,10 @@ const config = await client.discovery(
   { execute: [client.allowInsecureRequests] },
 );
 
+// One key pair for the whole session: each request carries a proof signed with it (openid-client
+// answers a use_dpop_nonce challenge by itself).
+const DPoP = client.getDPoPHandle(config, await client.randomDPoPKeyPair('ES256'));
+
 const verifier = client.randomPKCECodeVerifier();
 const state = client.randomState();
 const nonce = client.randomNonce();
@@ -31,7 +38,7 @@ const url = await client.buildAuthorizationUrlWithPAR(config, {
   code_challenge_method: 'S256',
   state,
   nonce,
-});
+}, { DPoP });
 console.log(JSON.stringify({ url: url.href }));
 
 const lines = createInterface({ input: process.stdin });
@@ -40,7 +47,17 @@ for await (const callback of lines) {
     pkceCodeVerifier: verifier,
     expectedState: state,
     expectedNonce: nonce,
-  });
-  console.log(JSON.stringify({ claims: tokens.claims(), access_token: tokens.access_token }));
+  }, undefined, { DPoP });
+  const claims = tokens.claims();
+  const userinfo = await client.fetchUserInfo(config, tokens.access_token, claims.sub, { DPoP });
+  const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token, undefined, { DPoP });
+  console.log(JSON.stringify({
+    claims,
+    access_token: tokens.access_token,
+    token_type: tokens.token_type,
+    userinfo,
+    refreshed_access_token: refreshed.access_token,
+    refreshed_token_type: refreshed.token_type,
+  }));
   break;
 }
