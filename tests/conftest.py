@@ -13,6 +13,12 @@ PASSWORD = "correct horse battery staple"
 SERVICE_MARKERS = ("scaleout", "redis")
 
 
+# The suites whose tests take seconds each (real browsers, servers in subprocesses, peers from
+# other libraries): run first, so pytest-xdist spreads them over its processes with its first
+# batch and the run ends on quick tests instead of one process finishing a slow one alone.
+SLOW_FIRST = ("tests/browser/", "tests/deploy/", "tests/docs/", "tests/saml/", "tests/federation/")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     named = config.option.markexpr or ""
     selected, deselected = [], []
@@ -21,7 +27,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         (deselected if needs and not any(m in named for m in needs) else selected).append(item)
     if deselected:
         config.hook.pytest_deselected(items=deselected)
-        items[:] = selected
+    # A stable sort: each module's tests stay together and in order.
+    items[:] = sorted(selected, key=lambda item: not item.nodeid.startswith(SLOW_FIRST))
 
 
 # The suite runs in one process, so its cache is that process's memory: the stand-in for
