@@ -150,27 +150,28 @@ check: lint gettext
 # the browser tests took 8 minutes on one. Each process has its own test database (and Redis
 # database: tests/deploy/servers.py).
 PYTEST_WORKERS ?= 2
-PYTEST_PARALLEL = -n $(PYTEST_WORKERS)
 
 test-sqlite: install browser slapd
-	$(BIN)/pytest $(PYTEST_PARALLEL)
+	$(BIN)/pytest -n $(PYTEST_WORKERS)
 
 ## The suite again on PostgreSQL: a postgres DATABASE_URL, or else PG_URL, the local server
 ## .ci/run starts. One that does not answer fails the run, never skips it. Left out: the browser
 ## tests; the tests marked `once`, whose outcome the suite's database cannot change (they read
 ## only the source, or start instances on databases of their own); and the suites whose time
-## goes to a peer (library snippets, xmlsec1, a second IdP, slapd, a SCIM server) and whose
-## database use is the services' ORM, which the rest of this phase runs on PostgreSQL.
+## goes to a peer (library snippets, xmlsec1, a second IdP, slapd, a SCIM server, the SCIM
+## conformance checker) and whose database use is the services' ORM, which the rest of this
+## phase runs on PostgreSQL (tests/scim's own tests run SCIM's filters there).
 ## With them, the service tests (`scaleout`, `redis`: gunicorn instances over PostgreSQL and
 ## Redis, sessions and rate limits in Redis), which only this phase collects.
-PG_PEER_SUITES := tests/docs tests/saml tests/federation tests/directory tests/provisioning
+PG_PEER_SUITES := tests/docs tests/saml tests/federation tests/directory tests/provisioning \
+  tests/scim/test_conformance.py
 TEST_PG_URL := $(if $(filter postgres%,$(DATABASE_URL)),$(DATABASE_URL),$(PG_URL))
 test-postgres: install slapd
 	@$(BIN)/python -c "import sys, psycopg; from urllib.parse import urlsplit; u = urlsplit(sys.argv[1]); \
 	  psycopg.connect(u._replace(path='/postgres').geturl(), connect_timeout=5).close()" '$(TEST_PG_URL)' \
 	  || { echo "PostgreSQL at $(TEST_PG_URL) does not answer: start it (.ci/run does) or set DATABASE_URL"; exit 1; }
 	@echo "Running the suite and the service tests on PostgreSQL ($(TEST_PG_URL)) and Redis"
-	DATABASE_URL=$(TEST_PG_URL) $(BIN)/pytest $(PYTEST_PARALLEL) \
+	DATABASE_URL=$(TEST_PG_URL) $(BIN)/pytest -n $(PYTEST_WORKERS) \
 	  -m "not browser and not once or scaleout or redis" $(addprefix --ignore=,$(PG_PEER_SUITES))
 
 ## make test: the quality gates and the whole suite on SQLite and on PostgreSQL, the three at
@@ -189,7 +190,7 @@ demo: migrate
 
 ## make specs: run the suite and regenerate docs/specs.md (each spec clause, its tests, results).
 specs: install browser
-	$(BIN)/python -m pytest $(PYTEST_PARALLEL) -p tests.spec_report --spec-report=docs/specs.md -q; \
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -p tests.spec_report --spec-report=docs/specs.md -q; \
 	  status=$$?; echo "docs/specs.md regenerated"; exit $$status
 
 ## make screenshots: every reachable page (tests/browser/pages.py) at 1280 and 390 px, in English

@@ -14,13 +14,9 @@ import argparse
 import hashlib
 import io
 import os
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from embedded import django_on_throwaway_database
 
 
 def main() -> None:
@@ -28,14 +24,10 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--database-url", default="")
     options = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="idp-bench-import-"))
-    os.environ["DATABASE_URL"] = options.database_url or f"sqlite:///{workdir / 'bench.sqlite3'}"
-    os.environ["IDP_DATA_DIR"] = str(workdir)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "idp.settings")
+    workdir = django_on_throwaway_database(
+        prefix="idp-bench-import-", database_url=options.database_url
+    )
     import bcrypt
-    import django
-
-    django.setup()
     from django.core.management import call_command
     from django.test import Client
 
@@ -44,9 +36,6 @@ def main() -> None:
     from tests.accounts.test_hash_formats import ab64
     from tests.accounts.test_import_users import OLD_PASSWORD, SALT, scale_rows, write_csv
 
-    call_command("migrate", verbosity=0)
-    if options.database_url:
-        call_command("flush", "--noinput", verbosity=0)
     bcrypt_hash = "$2y$" + bcrypt.hashpw(OLD_PASSWORD.encode(), bcrypt.gensalt(4)).decode()[4:]
     derived = hashlib.pbkdf2_hmac("sha256", OLD_PASSWORD.encode(), SALT, 1000)
     pbkdf2_hash = f"$pbkdf2-sha256$1000${ab64(SALT)}${ab64(derived)}"

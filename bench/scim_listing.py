@@ -14,13 +14,10 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from embedded import django_on_throwaway_database
+
 PAGE = 100
 
 
@@ -30,22 +27,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--database-url", default="")
     options = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="idp-bench-scim-"))
-    os.environ["DATABASE_URL"] = options.database_url or f"sqlite:///{workdir / 'bench.sqlite3'}"
-    os.environ["IDP_DATA_DIR"] = str(workdir)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "idp.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    django_on_throwaway_database(prefix="idp-bench-scim-", database_url=options.database_url)
     from django.test import Client
 
     from accounts.models import User
     from scim.services import issue_token
 
-    call_command("migrate", verbosity=0)
-    if options.database_url:
-        call_command("flush", "--noinput", verbosity=0)
     User.objects.bulk_create(
         User(
             username=f"employee{i:05d}",
