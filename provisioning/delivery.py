@@ -71,18 +71,18 @@ def queue_departures(*, user: Any, reason: str) -> list[ProvisioningDelivery]:
     from: each row carries the app's account id instead."""
     departures = []
     for provisioned in ProvisionedUser.objects.filter(user=user).select_related("target"):
-        if provisioned.target.deprovision == ScimTarget.Deprovision.DELETE:
-            action = Action.DELETE
-        elif provisioned.active:
-            action = Action.DEACTIVATE
-        else:
-            continue  # already deactivated there
+        # What a leaver needs there (deactivate, delete, or nothing if already deactivated).
+        change = plan_user(
+            target=provisioned.target, user=user, provisioned=provisioned, may_use=False
+        )
+        if change is None:
+            continue
         delivery = ProvisioningDelivery.objects.create(
             target=provisioned.target,
             user=user,
             user_repr=user.get_username(),
             remote_id=provisioned.remote_id,
-            action=action,
+            action=change.action,
             reason=reason[:64],
         )
         transaction.on_commit(partial(enqueue_delivery, delivery_id=delivery.pk), robust=True)
@@ -223,31 +223,27 @@ def _execute(send: _Sender, change: Change) -> Outcome:
             provisioned.delete()
             return _create(send, change)
         return outcome
-    if change.action == Action.DEACTIVATE:
-        answer = send("PATCH", provisioned.remote_id, body=resources.deactivation())
-        if answer.ok or answer.status_code == 404:  # 404: nothing left to deactivate
-            provisioned.active = False
-            provisioned.sent_hash = ""
-            provisioned.save(update_fields=["active", "sent_hash", "updated_at"])
-            return Outcome(done=True, action=Action.DEACTIVATE, status_code=answer.status_code)
-        return _failed(Action.DEACTIVATE, answer)
-    answer = send("DELETE", provisioned.remote_id)
-    if answer.ok or answer.status_code == 404:
+    outcome = _end_account(send, provisioned.remote_id, change.action)
+    if outcome.done and change.action == Action.DEACTIVATE:
+        provisioned.active = False
+        provisioned.sent_hash = ""
+        provisioned.save(update_fields=["active", "sent_hash", "updated_at"])
+    elif outcome.done:
         provisioned.delete()
-        return Outcome(done=True, action=Action.DELETE, status_code=answer.status_code)
-    return _failed(Action.DELETE, answer)
+    return outcome
 
 
-def _depart(send: _Sender, delivery: ProvisioningDelivery) -> Outcome:
-    """A deleted person's account at the app (`queue_departures`): PATCH active=false, or
-    DELETE; a 404 means nothing is left to end."""
-    if delivery.action == Action.DELETE:
-        answer = send("DELETE", delivery.remote_id)
+def _end_account(send: _Sender, remote_id: str, action: str) -> Outcome:
+    """A leaver's account at the app: PATCH active=false (`Action.DEACTIVATE`) or DELETE; a
+    404 means nothing is left to end. For a provisioned person (`_execute`) and for one
+    deleted here, whose delivery carries the account id (`queue_departures`)."""
+    if action == Action.DEACTIVATE:
+        answer = send("PATCH", remote_id, body=resources.deactivation())
     else:
-        answer = send("PATCH", delivery.remote_id, body=resources.deactivation())
+        answer = send("DELETE", remote_id)
     if answer.ok or answer.status_code == 404:
-        return Outcome(done=True, action=delivery.action, status_code=answer.status_code)
-    return _failed(delivery.action, answer)
+        return Outcome(done=True, action=action, status_code=answer.status_code)
+    return _failed(action, answer)
 
 
 def _attempt(delivery: ProvisioningDelivery) -> Outcome | None:
@@ -271,7 +267,9 @@ def _attempt(delivery: ProvisioningDelivery) -> Outcome | None:
             done=False, action=change.action if change else delivery.action, error=str(error)
         )
     send = _Sender(target, token)
-    return _execute(send, change) if change is not None else _depart(send, delivery)
+    if change is None:
+        return _end_account(send, delivery.remote_id, delivery.action)
+    return _execute(send, change)
 
 
 def attempt_delivery(*, delivery_id: int) -> str:
