@@ -5,19 +5,17 @@ binding at introspection; the bound token is refused without its proof."""
 
 from __future__ import annotations
 
-import json
 from http import HTTPStatus
-from io import StringIO
 
 import jwt
 import pytest
 import requests
 from django.core.cache import cache
-from django.core.management import call_command
 
 from oauth_clients.oidc import published
 from oauth_clients.oidc.dpop import jwk_thumbprint
 from tests.docs.conftest import load_snippet
+from tests.oidc.test_jwt_acceptance import cli  # `clients create --json`, as an operator runs it
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -33,12 +31,6 @@ def provider(live_server, settings):
     yield live_server.url
     cache.clear()
     published.forget()
-
-
-def cli(*args: str) -> dict:
-    out = StringIO()
-    call_command("clients", "create", *args, "--json", stdout=out, stderr=StringIO())
-    return json.loads(out.getvalue())
 
 
 @pytest.mark.spec("RFC 9449", "5")
