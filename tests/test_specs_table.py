@@ -15,8 +15,12 @@ pytestmark = pytest.mark.once
 ALLOWED_RESULT = r"^(passed|failed|error|skipped|not run)( \(\d+ of \d+ cases\))?$"
 
 
-def current_rows(tmp_path) -> set[spec_report.Row]:
-    """What `pytest --collect-only` finds now, through the same plugin `make specs` uses."""
+def current_rows(request, tmp_path) -> set[spec_report.Row]:
+    """The suite's spec rows, through the same function `make specs` uses: from this run's own
+    collection when it is the whole suite (`pytest` or `make test-sqlite`: every xdist worker
+    collects every test), otherwise from a `pytest --collect-only` of the whole suite."""
+    if _collected_the_whole_suite(request.config):
+        return spec_report.rows_of(request.session.items)
     rows_file = tmp_path / "rows.json"
     result = subprocess.run(
         [
@@ -37,6 +41,20 @@ def current_rows(tmp_path) -> set[spec_report.Row]:
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     return {tuple(row) for row in json.loads(rows_file.read_text())}
+
+
+def _collected_the_whole_suite(config: pytest.Config) -> bool:
+    """Run from the root on the configured test paths, nothing deselected or left out."""
+    option = config.option
+    return (
+        config.args == config.getini("testpaths")
+        and config.invocation_params.dir == spec_report.ROOT
+        and not option.keyword
+        and not option.markexpr
+        and not option.ignore
+        and not option.deselect
+        and not getattr(option, "lf", False)
+    )
 
 
 def test_the_table_round_trips_through_render_and_parse():
@@ -62,8 +80,8 @@ def test_document_spellings_share_one_section():
     assert spec_report.test_id("tests/a.py::test_x[case-1]") == "tests/a.py::test_x"
 
 
-def test_docs_specs_md_lists_exactly_the_spec_markers_of_the_suite(tmp_path):
-    current = current_rows(tmp_path)
+def test_docs_specs_md_lists_exactly_the_spec_markers_of_the_suite(request, tmp_path):
+    current = current_rows(request, tmp_path)
     assert len(current) > 100, "the suite's spec markers were collected"
     recorded = spec_report.parse(spec_report.SPECS_FILE.read_text())
 
