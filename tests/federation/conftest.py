@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from django.conf import settings
 from django.test import Client
 
 from federation.models import UpstreamProvider
@@ -33,9 +34,23 @@ def callback_uri(slug: str) -> str:
     return f"{BROKER}/accounts/upstream/{slug}/login/callback/"
 
 
+# The upstream IdP registered here as a SAML identity provider (federation/saml/).
+SAML_SLUG = "corp-saml"
+
+
+def saml_sp_entity_id(slug: str) -> str:
+    # federation.saml.auth.sp_entity_id: on the issuer, whatever the Host header.
+    return f"{settings.IDP_ISSUER}/accounts/saml/{slug}/metadata/"
+
+
+def saml_acs_uri(slug: str) -> str:
+    return f"{BROKER}/accounts/saml/{slug}/acs/"
+
+
 @dataclass(frozen=True)
 class Upstream:
     url: str
+    data_dir: Path
     client_id: str
     client_secret: str
 
@@ -56,6 +71,8 @@ def upstream_idp(tmp_path_factory) -> Iterator[Upstream]:
         "IDP_LOG_STREAM": "stderr",
         "IDP_LOG_LEVEL": "WARNING",
         "IDP_STAFF_MFA_REQUIRED": "0",
+        "UPSTREAM_SAML_SP_ENTITY_ID": saml_sp_entity_id(SAML_SLUG),
+        "UPSTREAM_SAML_ACS": saml_acs_uri(SAML_SLUG),
     }
     log = (tmp / "upstream.log").open("wb")
     process = subprocess.Popen(
@@ -78,7 +95,7 @@ def upstream_idp(tmp_path_factory) -> Iterator[Upstream]:
                     break
             assert time.monotonic() < deadline, "the upstream IdP did not start"
             time.sleep(0.1)
-        yield Upstream(url=url, **credentials)
+        yield Upstream(url=url, data_dir=tmp, **credentials)
     finally:
         process.terminate()
         try:

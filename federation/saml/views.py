@@ -1,0 +1,154 @@
+"""The SAML sign-in's steps, around allauth's SAML views (python3-saml):
+
+- `login`: the AuthnRequest (HTTP-Redirect), its ID stashed as this browser's state;
+- `acs`: allauth's, unchanged: the IdP's cross-site POST is kept in a short-lived cookie and the
+  browser sent on to `finish_acs` with its own session cookie (SameSite=Lax);
+- `finish_acs`: ours: python3-saml's checks (signature of the response or assertion by the
+  provider's certificate, audience, destination and recipient, validity window, no DTD), then
+  ours: an assertion is accepted once (replay), the response answers a request this browser
+  made (InResponseTo, unless the provider accepts IdP-initiated sign-in), a transient NameID is
+  no identity. Every refusal is audited with the provider as source and answered with the
+  branded page, never a 500.
+"""
+
+from __future__ import annotations
+
+import binascii
+import time
+from http import HTTPStatus
+from typing import Any
+
+from allauth.core.internal import httpkit
+from allauth.socialaccount.helpers import complete_social_login
+from allauth.socialaccount.providers.base.constants import AuthProcess
+from allauth.socialaccount.providers.saml import views as allauth_views
+from allauth.socialaccount.providers.saml.utils import decode_relay_state, get_app_or_404
+from allauth.socialaccount.sessions import LoginSession
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods
+from lxml.etree import LxmlError
+from onelogin.saml2.constants import OneLogin_Saml2_Constants
+from onelogin.saml2.errors import OneLogin_Saml2_Error, OneLogin_Saml2_ValidationError
+
+from federation.adapter import refuse
+from federation.models import UpstreamProvider
+from federation.saml.auth import build_auth
+from federation.services import record_refusal
+from federation.views import unavailable
+
+# How long an accepted assertion's ID is remembered when it states no NotOnOrAfter (python3-saml
+# refuses an expired one, so remembering it until then is enough).
+REPLAY_WINDOW_SECONDS = 15 * 60
+REPLAY_KEY = "federation:saml:assertion:{slug}:{assertion_id}"
+
+
+def _disabled(request: HttpRequest, slug: str) -> HttpResponse:
+    record_refusal(request=request, slug=slug, reason="provider unknown or disabled")
+    return unavailable(request)
+
+
+@require_http_methods(["GET", "POST"])
+def login(request: HttpRequest, organization_slug: str) -> HttpResponse:
+    try:
+        return allauth_views.login(request, organization_slug=organization_slug)  # type: ignore[no-any-return]
+    except Http404:
+        return unavailable(request)
+
+
+def metadata(request: HttpRequest, organization_slug: str) -> HttpResponse:
+    """Our service-provider metadata for the provider's administrator."""
+    try:
+        return allauth_views.metadata(request, organization_slug=organization_slug)  # type: ignore[no-any-return]
+    except Http404:
+        return unavailable(request, status=HTTPStatus.NOT_FOUND)
+
+
+def sls(request: HttpRequest, organization_slug: str) -> HttpResponse:
+    """Single logout from the provider (allauth's: the LogoutRequest's signature checked)."""
+    try:
+        return allauth_views.sls(request, organization_slug=organization_slug)  # type: ignore[no-any-return]
+    except Http404:
+        return unavailable(request)
+
+
+acs = allauth_views.acs
+
+
+def _refused(request: HttpRequest, slug: str, reason: str, message: Any = None) -> HttpResponse:
+    return refuse(
+        request,
+        slug=slug,
+        reason=reason,
+        message=message or _("The sign-in could not be completed. Try again or sign in another way."),
+    ).response
+
+
+def _first_use(slug: str, auth: Any) -> bool:
+    """Whether this assertion (by its ID) is seen here for the first time: remembered until it
+    expires, in the shared cache (every process sees it; `add` is atomic)."""
+    assertion_id = auth.get_last_assertion_id() or auth.get_last_message_id()
+    if not assertion_id:
+        return False
+    not_on_or_after = auth.get_last_assertion_not_on_or_after()
+    seconds = REPLAY_WINDOW_SECONDS
+    if not_on_or_after:
+        seconds = max(60, int(not_on_or_after - time.time()) + 120)
+    return bool(
+        cache.add(REPLAY_KEY.format(slug=slug, assertion_id=assertion_id), True, seconds)
+    )
+
+
+@require_http_methods(["GET"])
+def finish_acs(request: HttpRequest, organization_slug: str) -> HttpResponse:
+    slug = organization_slug
+    acs_session = LoginSession(request, "saml_acs_session", "saml-acs-session")
+    stored = acs_session.store.get("request")
+    acs_session.delete()
+    try:
+        provider = get_app_or_404(request, slug).get_provider(request)
+    except Http404:
+        # Unknown, or disabled while the person was at the provider.
+        return _disabled(request, slug)
+    if not stored:
+        return _refused(request, slug, "no SAML response")
+    acs_request = httpkit.deserialize_request(stored, HttpRequest())
+    auth = build_auth(acs_request, provider)
+    try:
+        # InResponseTo is checked below against this browser's stashed requests.
+        auth.process_response(request_id=None)
+    except (binascii.Error, ValueError, LxmlError) as error:
+        return _refused(request, slug, f"unreadable SAML response: {error}")
+    except (OneLogin_Saml2_Error, OneLogin_Saml2_ValidationError) as error:
+        return _refused(request, slug, f"SAML response refused: {error}")
+    errors = auth.get_errors()
+    if errors:
+        why = auth.get_last_error_reason() or ", ".join(errors)
+        return _refused(request, slug, f"SAML response refused: {why}")
+    if not auth.is_authenticated():
+        return _refused(request, slug, "no authenticated assertion")
+    if not _first_use(slug, auth):
+        return _refused(request, slug, "assertion replayed")
+    if auth.get_nameid_format() == OneLogin_Saml2_Constants.NAMEID_TRANSIENT:
+        return _refused(request, slug, "transient NameID: no lasting identity")
+    try:
+        sociallogin = provider.sociallogin_from_response(request, auth)
+    except ValueError as error:
+        return _refused(request, slug, f"no identity in the assertion: {error}")
+    in_response_to = auth.get_last_response_in_response_to()
+    if in_response_to:
+        try:
+            sociallogin.state = provider.unstash_redirect_state(request, in_response_to)
+        except PermissionDenied:
+            return _refused(request, slug, "response to a request this browser did not make")
+    else:
+        row = UpstreamProvider.objects.filter(slug=slug, enabled=True).first()
+        if row is None or not row.allow_unsolicited:
+            return _refused(request, slug, "unsolicited response (IdP-initiated) not accepted")
+        sociallogin.state = {"process": AuthProcess.LOGIN}
+        next_url = decode_relay_state(acs_request.POST.get("RelayState"))
+        if next_url:
+            sociallogin.state["next"] = next_url
+    return complete_social_login(request, sociallogin)  # type: ignore[no-any-return]
