@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import base64
 import binascii
 import time
 from http import HTTPStatus
@@ -32,6 +33,7 @@ from django.views.decorators.http import require_http_methods
 from lxml.etree import LxmlError
 from onelogin.saml2.constants import OneLogin_Saml2_Constants
 from onelogin.saml2.errors import OneLogin_Saml2_Error, OneLogin_Saml2_ValidationError
+from onelogin.saml2.xml_utils import OneLogin_Saml2_XML
 
 from federation.adapter import refuse
 from federation.models import UpstreamProvider
@@ -82,7 +84,8 @@ def _refused(request: HttpRequest, slug: str, reason: str, message: Any = None) 
         request,
         slug=slug,
         reason=reason,
-        message=message or _("The sign-in could not be completed. Try again or sign in another way."),
+        message=message
+        or _("The sign-in could not be completed. Try again or sign in another way."),
     ).response
 
 
@@ -96,9 +99,13 @@ def _first_use(slug: str, auth: Any) -> bool:
     seconds = REPLAY_WINDOW_SECONDS
     if not_on_or_after:
         seconds = max(60, int(not_on_or_after - time.time()) + 120)
-    return bool(
-        cache.add(REPLAY_KEY.format(slug=slug, assertion_id=assertion_id), True, seconds)
-    )
+    return bool(cache.add(REPLAY_KEY.format(slug=slug, assertion_id=assertion_id), True, seconds))
+
+
+def _in_response_to(encoded: str) -> str | None:
+    """The Response's InResponseTo, read with python3-saml's parser (no DTD, no entities)."""
+    document = OneLogin_Saml2_XML.to_etree(base64.b64decode(encoded, validate=False))
+    return document.get("InResponseTo") or None
 
 
 @require_http_methods(["GET"])
@@ -117,8 +124,11 @@ def finish_acs(request: HttpRequest, organization_slug: str) -> HttpResponse:
     acs_request = httpkit.deserialize_request(stored, HttpRequest())
     auth = build_auth(acs_request, provider)
     try:
-        # InResponseTo is checked below against this browser's stashed requests.
-        auth.process_response(request_id=None)
+        # The request this answers, as the Response says (unsigned when only the assertion is
+        # signed): python3-saml then requires the signed SubjectConfirmationData to say the
+        # same, and this browser's session must hold that request (below).
+        in_response_to = _in_response_to(acs_request.POST.get("SAMLResponse", ""))
+        auth.process_response(request_id=in_response_to)
     except (binascii.Error, ValueError, LxmlError) as error:
         return _refused(request, slug, f"unreadable SAML response: {error}")
     except (OneLogin_Saml2_Error, OneLogin_Saml2_ValidationError) as error:
@@ -137,7 +147,6 @@ def finish_acs(request: HttpRequest, organization_slug: str) -> HttpResponse:
         sociallogin = provider.sociallogin_from_response(request, auth)
     except ValueError as error:
         return _refused(request, slug, f"no identity in the assertion: {error}")
-    in_response_to = auth.get_last_response_in_response_to()
     if in_response_to:
         try:
             sociallogin.state = provider.unstash_redirect_state(request, in_response_to)

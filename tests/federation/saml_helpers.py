@@ -6,12 +6,16 @@ its data directory) or by another one, with python-xmlsec."""
 from __future__ import annotations
 
 import base64
+import datetime
 import html
 import re
+import secrets
+from collections.abc import Callable
 from http import HTTPStatus
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
+import pyotp
 import requests
 import xmlsec
 from cryptography import x509
@@ -19,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from lxml import etree
 
-from tests.federation.upstream_server import UPSTREAM_PASSWORD
+from tests.federation.upstream_server import TOTP_SECRET, UPSTREAM_PASSWORD
 
 NS = {
     "samlp": "urn:oasis:names:tc:SAML:2.0:protocol",
@@ -39,7 +43,9 @@ def _hidden(text: str, name: str) -> str:
     return html.unescape(found.group(1)) if found else ""
 
 
-def sign_in_upstream_saml(sso_url: str, username: str) -> tuple[str, dict[str, str]]:
+def sign_in_upstream_saml(
+    sso_url: str, username: str, *, totp: bool = False
+) -> tuple[str, dict[str, str]]:
     """The upstream's auto-post form after signing in: (ACS URL, {SAMLResponse, RelayState})."""
     browser = requests.Session()
     url = sso_url
@@ -48,14 +54,14 @@ def sign_in_upstream_saml(sso_url: str, username: str) -> tuple[str, dict[str, s
         if response.status_code == HTTPStatus.OK and "SAMLResponse" in response.text:
             break
         if response.status_code == HTTPStatus.OK:
-            assert 'name="password"' in response.text, response.text[:800]
+            if 'name="password"' in response.text:
+                data = {"login": username, "password": UPSTREAM_PASSWORD}
+            else:
+                assert 'name="code"' in response.text and totp, response.text[:800]
+                data = {"code": pyotp.TOTP(TOTP_SECRET).now()}
             response = browser.post(
                 url,
-                data={
-                    "csrfmiddlewaretoken": _csrf(response.text),
-                    "login": username,
-                    "password": UPSTREAM_PASSWORD,
-                },
+                data={"csrfmiddlewaretoken": _csrf(response.text), **data},
                 headers={"Referer": url},
                 allow_redirects=False,
                 timeout=10,
@@ -143,8 +149,6 @@ def sign_assertion(root: etree._Element, key_pem: bytes) -> etree._Element:
 
 def certificate_for(key_pem: bytes) -> str:
     """A self-signed certificate of `key_pem` (PEM), as a provider would publish."""
-    import datetime
-
     key = serialization.load_pem_private_key(key_pem, password=None)
     name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "other")])
     now = datetime.datetime.now(datetime.UTC)
@@ -159,3 +163,43 @@ def certificate_for(key_pem: bytes) -> str:
         .sign(key, hashes.SHA256())  # type: ignore[arg-type]
     )
     return certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+def _instant(moment: datetime.datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def forge(
+    genuine: bytes,
+    *,
+    request_id: str | None,
+    key: bytes,
+    change: Callable[[etree._Element], None] | None = None,
+) -> dict[str, str]:
+    """A response made from one the upstream really issued: new IDs and times, answering
+    `request_id` (none: unsolicited), changed by `change`, its assertion signed with `key`."""
+    root = etree.fromstring(genuine)
+    now = datetime.datetime.now(datetime.UTC)
+    later = _instant(now + datetime.timedelta(minutes=5))
+    root.set("ID", "_" + secrets.token_hex(16))
+    root.set("IssueInstant", _instant(now))
+    assertion = root.find("saml:Assertion", NS)
+    assert assertion is not None
+    assertion.set("ID", "_" + secrets.token_hex(16))
+    assertion.set("IssueInstant", _instant(now))
+    conditions = assertion.find("saml:Conditions", NS)
+    assert conditions is not None
+    conditions.set("NotBefore", _instant(now - datetime.timedelta(minutes=1)))
+    conditions.set("NotOnOrAfter", later)
+    data = assertion.find(".//saml:SubjectConfirmationData", NS)
+    assert data is not None
+    data.set("NotOnOrAfter", later)
+    for element in (root, data):
+        if request_id:
+            element.set("InResponseTo", request_id)
+        elif "InResponseTo" in element.attrib:
+            del element.attrib["InResponseTo"]
+    if change is not None:
+        change(root)
+    sign_assertion(root, key)
+    return {"SAMLResponse": encode(root)}

@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import base64
+import copy
+import zlib
+from collections.abc import Callable
 from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
 
@@ -11,12 +15,23 @@ import requests
 from allauth.account.models import EmailAddress
 from allauth.socialaccount.models import SocialAccount
 from django.contrib.auth.models import Group
+from lxml import etree
 
 from accounts.models import AuditEvent, User
 from federation.models import UpstreamProvider
 from federation.saml.metadata import read_idp_metadata
 from tests.federation.conftest import SAML_SLUG, saml_acs_uri
-from tests.federation.saml_helpers import path_of, sign_in_upstream_saml
+from tests.federation.saml_helpers import (
+    NS,
+    decode,
+    encode,
+    forge,
+    other_key,
+    path_of,
+    sign_in_upstream_saml,
+    strip_signatures,
+    upstream_key,
+)
 from tests.federation.test_upstream_sign_in import session_amr
 
 pytestmark = pytest.mark.spec("SAML 2.0 Profiles", "4.1.4.3")
@@ -47,6 +62,22 @@ def refusals() -> list[str]:
             "extra", flat=True
         )
     ]
+
+
+def assert_refused(response, reason: str, status: int = HTTPStatus.FORBIDDEN) -> None:
+    """The branded page (no 500, no redirect) and the audited reason."""
+    assert response.status_code == status, response.content[:500]
+    assert b'<main id="main"' in response.content
+    assert any(reason in got for got in refusals()), refusals()
+
+
+def request_id_of(sso_url: str) -> str:
+    raw = zlib.decompress(
+        base64.b64decode(parse_qs(urlsplit(sso_url).query)["SAMLRequest"][0]), -15
+    )
+    request_id = etree.fromstring(raw).get("ID")
+    assert request_id
+    return str(request_id)
 
 
 def start_saml(broker, slug=SAML_SLUG, **data) -> str:
@@ -84,3 +115,264 @@ def test_a_person_signs_in_through_the_saml_upstream_and_is_created_just_in_time
     signed_in = AuditEvent.objects.get(type=AuditEvent.Type.UPSTREAM_SIGNED_IN, subject=user)
     assert signed_in.extra["provider"] == SAML_SLUG
     assert session_amr(broker) == ["fed"]
+
+
+def test_mapped_groups_and_a_trusted_second_factor_reach_the_session(
+    broker, corp_saml, upstream_idp
+):
+    engineers = Group.objects.create(name="Engineers")
+    corp_saml.group_mapping = {"engineering": "Engineers"}
+    corp_saml.trust_mfa = True
+    corp_saml.save()
+    # carol: in "engineering" upstream, password only.
+    acs, fields = sign_in_upstream_saml(start_saml(broker), "carol")
+    assert deliver(broker, acs, fields).status_code == HTTPStatus.FOUND, refusals()
+    carol = User.objects.get(email="carol@corp.example")
+    assert list(carol.groups.all()) == [engineers]
+    assert session_amr(broker) == ["fed"]
+    # dave: a second factor upstream, stated as the REFEDS MFA class; trusted here.
+    other = type(broker)(HTTP_HOST=broker.defaults["HTTP_HOST"])
+    acs, fields = sign_in_upstream_saml(start_saml(other), "dave", totp=True)
+    assert b"https://refeds.org/profile/mfa" in base64.b64decode(fields["SAMLResponse"])
+    assert deliver(other, acs, fields).status_code == HTTPStatus.FOUND, refusals()
+    assert session_amr(other) == ["fed", "mfa"]
+    dave = User.objects.get(email="dave@corp.example")
+    assert not dave.groups.exists()
+
+
+@pytest.mark.spec("SAML 2.0 Profiles", "4.1.4.5")
+def test_a_replayed_response_is_refused(broker, corp_saml, upstream_idp):
+    acs, fields = sign_in_upstream_saml(start_saml(broker), "carol")
+    assert deliver(broker, acs, fields).status_code == HTTPStatus.FOUND, refusals()
+    attacker = type(broker)(HTTP_HOST=broker.defaults["HTTP_HOST"])
+    start_saml(attacker)  # a request of its own pending, so only the replay check stands
+
+    response = deliver(attacker, acs, fields)
+
+    assert_refused(response, "assertion replayed")
+    assert "_auth_user_id" not in attacker.session
+
+
+def test_a_response_to_another_browsers_request_is_refused(broker, corp_saml, upstream_idp):
+    victim_sso = start_saml(broker)
+    other = type(broker)(HTTP_HOST=broker.defaults["HTTP_HOST"])
+    acs, fields = sign_in_upstream_saml(start_saml(other), "carol")
+    sign_in_upstream_saml(victim_sso, "carol")  # the browser's own request, answered elsewhere
+
+    response = deliver(broker, acs, fields)
+
+    assert_refused(response, "response to a request this browser did not make")
+    assert not User.objects.filter(email="carol@corp.example").exists()
+
+
+def test_a_response_claiming_this_browsers_request_over_a_signed_other_one_is_refused(
+    broker, corp_saml, upstream_idp
+):
+    mine = start_saml(broker)
+    my_request_id = request_id_of(mine)
+    other = type(broker)(HTTP_HOST=broker.defaults["HTTP_HOST"])
+    acs, fields = sign_in_upstream_saml(start_saml(other), "carol")
+    root = decode(fields)
+    # The Response's own InResponseTo is outside the assertion's signature: changed to ours.
+    root.set("InResponseTo", my_request_id)
+
+    response = deliver(broker, acs, {"SAMLResponse": encode(root)})
+
+    assert_refused(response, "SAML response refused")
+    assert not User.objects.filter(email="carol@corp.example").exists()
+
+
+# --- Bad input: each a response made from a genuine one, changed in one way ---------------------
+
+
+@pytest.fixture
+def upstream_key_pem(upstream_idp) -> bytes:
+    return upstream_key(upstream_idp.data_dir)
+
+
+def acs_path() -> str:
+    return path_of(saml_acs_uri(SAML_SLUG))
+
+
+def test_a_forged_copy_signed_by_the_upstreams_key_signs_in(
+    broker, corp_saml, genuine_saml_response, upstream_key_pem
+):
+    """The positive path of the tests below: only their one change makes the difference."""
+    fields = forge(
+        genuine_saml_response, request_id=request_id_of(start_saml(broker)), key=upstream_key_pem
+    )
+    response = deliver(broker, acs_path(), fields)
+    assert response.status_code == HTTPStatus.FOUND, refusals()
+    assert User.objects.filter(email="carol@corp.example").exists()
+
+
+def _set(path: str, attribute: str | None, value: str) -> Callable[[etree._Element], None]:
+    def change(root: etree._Element) -> None:
+        element = root.find(path, NS)
+        assert element is not None
+        if attribute:
+            element.set(attribute, value)
+        else:
+            element.text = value
+
+    return change
+
+
+def _past(root: etree._Element) -> None:
+    for path in ("saml:Assertion/saml:Conditions", ".//saml:SubjectConfirmationData"):
+        element = root.find(path, NS)
+        assert element is not None
+        element.set("NotOnOrAfter", "2020-01-01T00:00:00Z")
+
+
+def _wrap(root: etree._Element) -> None:
+    """XML signature wrapping: the signed assertion kept (inside an Extensions-like element of
+    an evil copy) while an unsigned assertion about someone else comes first."""
+    signed = root.find("saml:Assertion", NS)
+    assert signed is not None
+    evil = copy.deepcopy(signed)
+    evil.set("ID", "_evil")
+    for signature in evil.findall("ds:Signature", NS):
+        evil.remove(signature)
+    for attribute in evil.iter(f"{{{NS['saml']}}}AttributeValue"):
+        if attribute.text == "carol@corp.example":
+            attribute.text = "ceo@corp.example"
+    name_id = evil.find(".//saml:NameID", NS)
+    assert name_id is not None
+    name_id.text = "ceo"
+    # The signed original hidden inside the evil one's Subject, which the verifier finds by ID.
+    subject = evil.find("saml:Subject", NS)
+    assert subject is not None
+    root.replace(signed, evil)
+    subject.append(signed)
+
+
+@pytest.mark.parametrize(
+    ("name", "key", "change", "reason"),
+    [
+        (
+            "wrong audience",
+            "upstream",
+            _set(".//saml:Audience", None, "https://other.example/sp"),
+            "audience",
+        ),
+        ("expired", "upstream", _past, "expired"),
+        (
+            "wrong recipient",
+            "upstream",
+            _set(".//saml:SubjectConfirmationData", "Recipient", "https://other.example/acs"),
+            "A valid SubjectConfirmation was not found",
+        ),
+        (
+            "wrong destination",
+            "upstream",
+            _set(".", "Destination", "https://other.example/acs"),
+            "instead of",
+        ),
+        ("signed by another key", "other", None, "Signature validation failed"),
+    ],
+)
+def test_a_signed_response_that_is_wrong_in_one_way_is_refused(
+    broker, corp_saml, genuine_saml_response, upstream_key_pem, name, key, change, reason
+):
+    fields = forge(
+        genuine_saml_response,
+        request_id=request_id_of(start_saml(broker)),
+        key=upstream_key_pem if key == "upstream" else other_key(),
+        change=change,
+    )
+    response = deliver(broker, acs_path(), fields)
+    assert_refused(response, reason)
+    assert not User.objects.filter(email="carol@corp.example").exists()
+    assert "_auth_user_id" not in broker.session
+
+
+def test_an_unsigned_response_is_refused(
+    broker, corp_saml, genuine_saml_response, upstream_key_pem
+):
+    fields = forge(
+        genuine_saml_response, request_id=request_id_of(start_saml(broker)), key=upstream_key_pem
+    )
+    root = decode(fields)
+    strip_signatures(root)
+    response = deliver(broker, acs_path(), {"SAMLResponse": encode(root)})
+    assert_refused(response, "No Signature found")
+    assert not User.objects.filter(email="carol@corp.example").exists()
+
+
+@pytest.mark.spec("SAML 2.0 Core", "5.4.2")
+def test_xml_signature_wrapping_is_refused(
+    broker, corp_saml, genuine_saml_response, upstream_key_pem
+):
+    fields = forge(
+        genuine_saml_response,
+        request_id=request_id_of(start_saml(broker)),
+        key=upstream_key_pem,
+    )
+    root = decode(fields)
+    _wrap(root)
+    response = deliver(broker, acs_path(), {"SAMLResponse": encode(root)})
+    assert_refused(response, "SAML response refused")
+    assert not User.objects.filter(email__in=["ceo@corp.example", "carol@corp.example"]).exists()
+
+
+def test_an_xml_external_entity_is_refused(broker, corp_saml, genuine_saml_response, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("s3cret")
+    start_saml(broker)
+    body = genuine_saml_response.decode().split("?>", 1)[-1]
+    document = (
+        f'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file://{secret}">]>'
+        + body.replace("carol@corp.example", "&x;", 1)
+    )
+    response = deliver(broker, acs_path(), {"SAMLResponse": encode(document.encode())})
+    assert_refused(response, "unreadable SAML response")
+    assert b"s3cret" not in response.content
+
+
+def test_an_unsolicited_response_is_refused_unless_the_provider_accepts_them(
+    broker, corp_saml, genuine_saml_response, upstream_key_pem
+):
+    fields = forge(genuine_saml_response, request_id=None, key=upstream_key_pem)
+    assert_refused(deliver(broker, acs_path(), fields), "unsolicited response")
+    assert not User.objects.filter(email="carol@corp.example").exists()
+    corp_saml.allow_unsolicited = True
+    corp_saml.save()
+    fields = forge(genuine_saml_response, request_id=None, key=upstream_key_pem)
+    assert deliver(broker, acs_path(), fields).status_code == HTTPStatus.FOUND, refusals()
+
+
+def test_a_provider_disabled_mid_flow_is_refused(
+    broker, corp_saml, genuine_saml_response, upstream_key_pem
+):
+    fields = forge(
+        genuine_saml_response, request_id=request_id_of(start_saml(broker)), key=upstream_key_pem
+    )
+    corp_saml.enabled = False
+    corp_saml.save()
+    response = deliver(broker, acs_path(), fields)
+    assert_refused(response, "provider unknown or disabled", status=HTTPStatus.BAD_REQUEST)
+    assert not User.objects.filter(email="carol@corp.example").exists()
+
+
+def test_an_address_is_linked_only_when_the_provider_asserts_verified_addresses(
+    broker, corp_saml, genuine_saml_response, upstream_key_pem
+):
+    local = User.objects.create_user("carol.local", "carol@corp.example", "a long password 1")
+    assert EmailAddress.objects.get(user=local, email="carol@corp.example").verified
+    corp_saml.asserts_verified_email = False
+    corp_saml.save()
+    fields = forge(
+        genuine_saml_response, request_id=request_id_of(start_saml(broker)), key=upstream_key_pem
+    )
+    assert_refused(deliver(broker, acs_path(), fields), "address not verified on both sides")
+    assert not SocialAccount.objects.exists()
+    assert User.objects.count() == 1
+    # The same address from a provider marked as asserting verified addresses: linked.
+    corp_saml.asserts_verified_email = True
+    corp_saml.save()
+    fields = forge(
+        genuine_saml_response, request_id=request_id_of(start_saml(broker)), key=upstream_key_pem
+    )
+    assert deliver(broker, acs_path(), fields).status_code == HTTPStatus.FOUND, refusals()
+    assert SocialAccount.objects.get().user == local
