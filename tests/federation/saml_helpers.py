@@ -57,7 +57,8 @@ def sign_in_upstream_saml(
             if 'name="password"' in response.text:
                 data = {"login": username, "password": UPSTREAM_PASSWORD}
             else:
-                assert 'name="code"' in response.text and totp, response.text[:800]
+                assert 'name="code"' in response.text, response.text[:800]
+                assert totp, "the upstream asks for a one-time code"
                 data = {"code": pyotp.TOTP(TOTP_SECRET).now()}
             response = browser.post(
                 url,

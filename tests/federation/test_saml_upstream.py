@@ -117,6 +117,23 @@ def test_a_person_signs_in_through_the_saml_upstream_and_is_created_just_in_time
     assert session_amr(broker) == ["fed"]
 
 
+def test_the_sign_in_page_offers_the_saml_provider_and_its_domain_goes_there(
+    broker, corp_saml, upstream_idp
+):
+    page = broker.get("/accounts/login/").content.decode()
+    assert f"/accounts/saml/{SAML_SLUG}/login/" in page
+    assert "Corp SAML" in page
+    response = broker.post("/sign-in/organisation/", {"email": "carol@corp.example"})
+    assert response.status_code == HTTPStatus.FOUND
+    assert response["Location"].startswith(f"{upstream_idp.url}/saml/sso/redirect/")
+    # The main form too: the password typed is never checked here.
+    response = broker.post(
+        "/accounts/login/", {"login": "carol@corp.example", "password": "anything"}
+    )
+    assert response.status_code == HTTPStatus.FOUND
+    assert response["Location"].startswith(f"{upstream_idp.url}/saml/sso/redirect/")
+
+
 def test_mapped_groups_and_a_trusted_second_factor_reach_the_session(
     broker, corp_saml, upstream_idp
 ):
