@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import time
 import zlib
 from collections.abc import Callable
 from http import HTTPStatus
@@ -15,6 +16,7 @@ import requests
 from allauth.account.models import EmailAddress
 from allauth.socialaccount.models import SocialAccount
 from django.contrib.auth.models import Group
+from django.urls import reverse
 from lxml import etree
 
 from accounts.models import AuditEvent, User
@@ -417,3 +419,43 @@ def test_a_transient_name_id_is_no_identity(
     )
     assert_refused(deliver(broker, acs_path(), fields), "transient NameID")
     assert not User.objects.exists()
+
+
+def test_a_person_links_a_saml_identity_from_the_security_centre_only_by_a_verified_address(
+    broker, corp_saml, genuine_saml_response, upstream_key_pem
+):
+    local = User.objects.create_user("carol.local", "carol@corp.example", "a long password 1")
+    broker.force_login(local)
+    session = broker.session
+    session["account_authentication_methods"] = [{"method": "password", "at": time.time()}]
+    session.save()
+    page = broker.get(reverse("federation_identities")).content.decode()
+    assert f"/accounts/saml/{SAML_SLUG}/login/" in page  # the "Link Corp SAML" button
+
+    # The provider does not assert verified addresses: no link, even to the same address.
+    corp_saml.asserts_verified_email = False
+    corp_saml.save()
+    fields = forge(
+        genuine_saml_response,
+        request_id=request_id_of(start_saml(broker, process="connect")),
+        key=upstream_key_pem,
+    )
+    assert_refused(deliver(broker, acs_path(), fields), "link refused")
+    assert not SocialAccount.objects.exists()
+
+    corp_saml.asserts_verified_email = True
+    corp_saml.save()
+    fields = forge(
+        genuine_saml_response,
+        request_id=request_id_of(start_saml(broker, process="connect")),
+        key=upstream_key_pem,
+    )
+    response = deliver(broker, acs_path(), fields)
+    assert response.status_code == HTTPStatus.FOUND, refusals()
+    assert SocialAccount.objects.get().user == local
+    linked = AuditEvent.objects.get(type=AuditEvent.Type.IDENTITY_LINKED)
+    assert linked.extra["how"] == "linked_by_user"
+    assert linked.extra["provider"] == SAML_SLUG
+    page = broker.get(reverse("federation_identities")).content.decode()
+    assert "Corp SAML" in page
+    assert "carol@corp.example" in page
