@@ -45,5 +45,19 @@ def saml_settings(request: HttpRequest, provider: Any) -> dict[str, Any]:
     return config
 
 
-def build_auth(request: HttpRequest, provider: Any) -> OneLogin_Saml2_Auth:
-    return OneLogin_Saml2_Auth(prepare_django_request(request), saml_settings(request, provider))
+def build_auth(
+    request: HttpRequest, provider: Any, *, received: dict[str, Any] | None = None
+) -> OneLogin_Saml2_Auth:
+    """python3-saml for `provider`; `received`: the ACS request kept by
+    `federation.saml.views.acs` (python3-saml checks the Destination against its URL)."""
+    request_data = prepare_django_request(request)
+    if received is not None:
+        request_data.update(
+            https="on" if received.get("https") else "off",
+            http_host=str(received.get("host", "")),
+            script_name="",
+            path_info=str(received.get("path", "")),
+            get_data={},
+            post_data=dict(received.get("post") or {}),
+        )
+    return OneLogin_Saml2_Auth(request_data, saml_settings(request, provider))

@@ -1,8 +1,9 @@
 """The SAML sign-in's steps, around allauth's SAML views (python3-saml):
 
 - `login`: the AuthnRequest (HTTP-Redirect), its ID stashed as this browser's state;
-- `acs`: allauth's, unchanged: the IdP's cross-site POST is kept in a short-lived cookie and the
-  browser sent on to `finish_acs` with its own session cookie (SameSite=Lax);
+- `acs`: the IdP's cross-site POST kept in a short-lived store behind its own cookie (as
+  allauth's ACS does) and the browser sent on to `finish_acs` with its session cookie
+  (SameSite=Lax);
 - `finish_acs`: ours: python3-saml's checks (signature of the response or assertion by the
   provider's certificate, audience, destination and recipient, validity window, no DTD), then
   ours: an assertion is accepted once (replay), the response answers a request this browser
@@ -19,7 +20,6 @@ import time
 from http import HTTPStatus
 from typing import Any
 
-from allauth.core.internal import httpkit
 from allauth.socialaccount.helpers import complete_social_login
 from allauth.socialaccount.providers.base.constants import AuthProcess
 from allauth.socialaccount.providers.saml import views as allauth_views
@@ -27,8 +27,10 @@ from allauth.socialaccount.providers.saml.utils import decode_relay_state, get_a
 from allauth.socialaccount.sessions import LoginSession
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 from lxml.etree import LxmlError
 from onelogin.saml2.constants import OneLogin_Saml2_Constants
@@ -76,7 +78,32 @@ def sls(request: HttpRequest, organization_slug: str) -> HttpResponse:
         return unavailable(request)
 
 
-acs = allauth_views.acs
+# Where the ACS keeps the received response for `finish_acs` (allauth's LoginSession: a
+# separate, short-lived session store behind its own cookie, set on the ACS's answer).
+ACS_SESSION = ("federation_saml_acs", "saml-acs-session")
+
+
+@csrf_exempt
+@require_http_methods(["POST"])
+def acs(request: HttpRequest, organization_slug: str) -> HttpResponse:
+    """The identity provider's cross-site POST carries no session cookie (SameSite=Lax): the
+    response is kept aside and the browser sent on to `finish_acs`, which has its session."""
+    response = HttpResponseRedirect(
+        reverse("saml_finish_acs", kwargs={"organization_slug": organization_slug})
+    )
+    kept = LoginSession(request, *ACS_SESSION)
+    kept.store["received"] = {
+        "https": request.is_secure(),
+        "host": request.get_host(),
+        "path": request.path_info,
+        "post": {
+            name: request.POST[name]
+            for name in ("SAMLResponse", "RelayState")
+            if name in request.POST
+        },
+    }
+    kept.save(response)
+    return response
 
 
 def _refused(request: HttpRequest, slug: str, reason: str, message: Any = None) -> HttpResponse:
@@ -111,23 +138,23 @@ def _in_response_to(encoded: str) -> str | None:
 @require_http_methods(["GET"])
 def finish_acs(request: HttpRequest, organization_slug: str) -> HttpResponse:
     slug = organization_slug
-    acs_session = LoginSession(request, "saml_acs_session", "saml-acs-session")
-    stored = acs_session.store.get("request")
-    acs_session.delete()
+    kept = LoginSession(request, *ACS_SESSION)
+    received = kept.store.get("received")
+    kept.delete()
     try:
         provider = get_app_or_404(request, slug).get_provider(request)
     except Http404:
         # Unknown, or disabled while the person was at the provider.
         return _disabled(request, slug)
-    if not stored:
+    if not isinstance(received, dict) or not (received.get("post") or {}).get("SAMLResponse"):
         return _refused(request, slug, "no SAML response")
-    acs_request = httpkit.deserialize_request(stored, HttpRequest())
-    auth = build_auth(acs_request, provider)
+    posted = received["post"]
+    auth = build_auth(request, provider, received=received)
     try:
         # The request this answers, as the Response says (unsigned when only the assertion is
         # signed): python3-saml then requires the signed SubjectConfirmationData to say the
         # same, and this browser's session must hold that request (below).
-        in_response_to = _in_response_to(acs_request.POST.get("SAMLResponse", ""))
+        in_response_to = _in_response_to(str(posted["SAMLResponse"]))
         auth.process_response(request_id=in_response_to)
     except (binascii.Error, ValueError, LxmlError) as error:
         return _refused(request, slug, f"unreadable SAML response: {error}")
@@ -157,7 +184,7 @@ def finish_acs(request: HttpRequest, organization_slug: str) -> HttpResponse:
         if row is None or not row.allow_unsolicited:
             return _refused(request, slug, "unsolicited response (IdP-initiated) not accepted")
         sociallogin.state = {"process": AuthProcess.LOGIN}
-        next_url = decode_relay_state(acs_request.POST.get("RelayState"))
+        next_url = decode_relay_state(posted.get("RelayState"))
         if next_url:
             sociallogin.state["next"] = next_url
     return complete_social_login(request, sociallogin)  # type: ignore[no-any-return]

@@ -22,7 +22,7 @@ from lxml import etree
 from accounts.models import AuditEvent, User
 from federation.models import UpstreamProvider
 from federation.saml.metadata import read_idp_metadata
-from tests.federation.conftest import SAML_SLUG, saml_acs_uri
+from tests.federation.conftest import SAML_SLUG, saml_acs_uri, saml_sp_entity_id
 from tests.federation.saml_helpers import (
     NS,
     decode,
@@ -459,3 +459,28 @@ def test_a_person_links_a_saml_identity_from_the_security_centre_only_by_a_verif
     page = broker.get(reverse("federation_identities")).content.decode()
     assert "Corp SAML" in page
     assert "carol@corp.example" in page
+
+
+def test_our_service_provider_metadata_names_the_entity_id_and_acs_to_register(broker, corp_saml):
+    response = broker.get(f"/accounts/saml/{SAML_SLUG}/metadata/")
+    assert response.status_code == HTTPStatus.OK
+    document = etree.fromstring(response.content)
+    assert document.get("entityID") == saml_sp_entity_id(SAML_SLUG)
+    acs = document.find(".//{urn:oasis:names:tc:SAML:2.0:metadata}AssertionConsumerService")
+    assert acs is not None
+    assert acs.get("Location") == saml_acs_uri(SAML_SLUG)
+    assert broker.get("/accounts/saml/nobody/metadata/").status_code == HTTPStatus.NOT_FOUND
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({}, "no SAML response"),
+        ({"SAMLResponse": "not base64 at all!"}, "unreadable SAML response"),
+        ({"SAMLResponse": encode(b"<not-saml/>")}, "SAML response refused"),
+    ],
+)
+def test_garbage_at_the_acs_gets_the_branded_page(broker, corp_saml, fields, reason):
+    start_saml(broker)
+    assert_refused(deliver(broker, acs_path(), fields), reason)
+    assert not User.objects.exists()
