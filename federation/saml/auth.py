@@ -42,6 +42,8 @@ def saml_settings(request: HttpRequest, provider: Any) -> dict[str, Any]:
     # Every published signing certificate (a provider rolling its key publishes two).
     config["idp"].pop("x509cert", None)
     config["idp"]["x509certMulti"] = {"signing": bodies}
+    # No single logout from the upstream (federation/saml/views.py `sls`): not advertised.
+    config["sp"].pop("singleLogoutService", None)
     return config
 
 

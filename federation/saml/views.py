@@ -35,11 +35,12 @@ from django.views.decorators.http import require_http_methods
 from lxml.etree import LxmlError
 from onelogin.saml2.constants import OneLogin_Saml2_Constants
 from onelogin.saml2.errors import OneLogin_Saml2_Error, OneLogin_Saml2_ValidationError
+from onelogin.saml2.settings import OneLogin_Saml2_Settings
 from onelogin.saml2.xml_utils import OneLogin_Saml2_XML
 
 from federation.adapter import refuse
 from federation.models import UpstreamProvider
-from federation.saml.auth import build_auth
+from federation.saml.auth import build_auth, saml_settings
 from federation.services import record_refusal
 from federation.views import unavailable
 
@@ -65,17 +66,20 @@ def login(request: HttpRequest, organization_slug: str) -> HttpResponse:
 def metadata(request: HttpRequest, organization_slug: str) -> HttpResponse:
     """Our service-provider metadata for the provider's administrator."""
     try:
-        return allauth_views.metadata(request, organization_slug=organization_slug)  # type: ignore[no-any-return]
+        provider = get_app_or_404(request, organization_slug).get_provider(request)
     except Http404:
         return unavailable(request, status=HTTPStatus.NOT_FOUND)
+    config = OneLogin_Saml2_Settings(
+        settings=saml_settings(request, provider), sp_validation_only=True
+    )
+    return HttpResponse(config.get_sp_metadata(), content_type="application/samlmetadata+xml")
 
 
 def sls(request: HttpRequest, organization_slug: str) -> HttpResponse:
-    """Single logout from the provider (allauth's: the LogoutRequest's signature checked)."""
-    try:
-        return allauth_views.sls(request, organization_slug=organization_slug)  # type: ignore[no-any-return]
-    except Http404:
-        return unavailable(request)
+    """Single logout from an upstream SAML provider is not offered (our SP metadata names no
+    SingleLogoutService, `federation.saml.auth.saml_settings`): allauth's SAML code reverses
+    this URL's name, and a request to it is refused with the branded page."""
+    return unavailable(request, status=HTTPStatus.NOT_FOUND)
 
 
 # Where the ACS keeps the received response for `finish_acs` (allauth's LoginSession: a

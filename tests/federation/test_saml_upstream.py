@@ -469,6 +469,7 @@ def test_our_service_provider_metadata_names_the_entity_id_and_acs_to_register(b
     acs = document.find(".//{urn:oasis:names:tc:SAML:2.0:metadata}AssertionConsumerService")
     assert acs is not None
     assert acs.get("Location") == saml_acs_uri(SAML_SLUG)
+    assert document.find(".//{urn:oasis:names:tc:SAML:2.0:metadata}SingleLogoutService") is None
     assert broker.get("/accounts/saml/nobody/metadata/").status_code == HTTPStatus.NOT_FOUND
 
 
