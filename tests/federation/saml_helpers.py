@@ -126,19 +126,20 @@ def strip_signatures(root: etree._Element) -> None:
         signature.getparent().remove(signature)
 
 
-def sign_assertion(root: etree._Element, key_pem: bytes) -> etree._Element:
+def sign_assertion(root: etree._Element, key_pem: bytes, *, sha1: bool = False) -> etree._Element:
     """The response's assertion (re-)signed with `key_pem`: enveloped, exclusive C14N,
     RSA-SHA256, its signature after the Issuer (SAML 2.0 Core §5.4.1)."""
     strip_signatures(root)
     assertion = root.find("saml:Assertion", NS)
     assert assertion is not None
     xmlsec.tree.add_ids(assertion, ["ID"])
-    signature = xmlsec.template.create(
-        assertion, xmlsec.constants.TransformExclC14N, xmlsec.constants.TransformRsaSha256
-    )
+    method = xmlsec.constants.TransformRsaSha1 if sha1 else xmlsec.constants.TransformRsaSha256
+    signature = xmlsec.template.create(assertion, xmlsec.constants.TransformExclC14N, method)
     assertion.insert(1, signature)
     reference = xmlsec.template.add_reference(
-        signature, xmlsec.constants.TransformSha256, uri="#" + assertion.get("ID")
+        signature,
+        xmlsec.constants.TransformSha1 if sha1 else xmlsec.constants.TransformSha256,
+        uri="#" + assertion.get("ID"),
     )
     xmlsec.template.add_transform(reference, xmlsec.constants.TransformEnveloped)
     xmlsec.template.add_transform(reference, xmlsec.constants.TransformExclC14N)
@@ -176,6 +177,7 @@ def forge(
     request_id: str | None,
     key: bytes,
     change: Callable[[etree._Element], None] | None = None,
+    sha1: bool = False,
 ) -> dict[str, str]:
     """A response made from one the upstream really issued: new IDs and times, answering
     `request_id` (none: unsolicited), changed by `change`, its assertion signed with `key`."""
@@ -202,5 +204,5 @@ def forge(
             del element.attrib["InResponseTo"]
     if change is not None:
         change(root)
-    sign_assertion(root, key)
+    sign_assertion(root, key, sha1=sha1)
     return {"SAMLResponse": encode(root)}

@@ -485,3 +485,33 @@ def test_garbage_at_the_acs_gets_the_branded_page(broker, corp_saml, fields, rea
     start_saml(broker)
     assert_refused(deliver(broker, acs_path(), fields), reason)
     assert not User.objects.exists()
+
+
+def test_a_response_signed_with_rsa_sha1_or_issued_by_another_entity_is_refused(
+    broker, corp_saml, genuine_saml_response, upstream_key_pem
+):
+    # What this IdP's own SAML IdP signs with (oauth_clients/saml/idp.py): RSA-SHA256.
+    genuine = etree.fromstring(genuine_saml_response)
+    method = genuine.find(".//ds:SignatureMethod", NS)
+    assert method is not None
+    assert method.get("Algorithm") == "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+    fields = forge(
+        genuine_saml_response,
+        request_id=request_id_of(start_saml(broker)),
+        key=upstream_key_pem,
+        sha1=True,
+    )
+    assert_refused(deliver(broker, acs_path(), fields), "Deprecated signature algorithm")
+
+    def other_issuer(root: etree._Element) -> None:
+        for issuer in root.iter(f"{{{NS['saml']}}}Issuer"):
+            issuer.text = "https://other-idp.example/saml"
+
+    fields = forge(
+        genuine_saml_response,
+        request_id=request_id_of(start_saml(broker)),
+        key=upstream_key_pem,
+        change=other_issuer,
+    )
+    assert_refused(deliver(broker, acs_path(), fields), "Invalid issuer")
+    assert not User.objects.exists()
