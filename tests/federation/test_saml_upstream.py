@@ -515,3 +515,15 @@ def test_a_response_signed_with_rsa_sha1_or_issued_by_another_entity_is_refused(
     )
     assert_refused(deliver(broker, acs_path(), fields), "Invalid issuer")
     assert not User.objects.exists()
+
+
+def test_without_just_in_time_creation_an_unknown_person_is_refused(
+    broker, corp_saml, genuine_saml_response, upstream_key_pem
+):
+    corp_saml.create_accounts = False
+    corp_saml.save()
+    fields = forge(
+        genuine_saml_response, request_id=request_id_of(start_saml(broker)), key=upstream_key_pem
+    )
+    assert_refused(deliver(broker, acs_path(), fields), "no linked account")
+    assert not User.objects.exists()
