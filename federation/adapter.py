@@ -95,7 +95,8 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
         unavailable = _("This sign-in method is not available. Sign in another way.")
         if provider is None:
             raise refuse(request, slug=slug, reason="provider disabled", message=unavailable)
-        if provider.kind != UpstreamProvider.Kind.GITHUB:
+        # GitHub has no ID token; a SAML assertion was checked by federation/saml/views.py.
+        if provider.kind not in (UpstreamProvider.Kind.GITHUB, UpstreamProvider.Kind.SAML):
             self._check_id_token(request, provider=provider, sociallogin=sociallogin)
         if sociallogin.is_existing:
             return

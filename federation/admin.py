@@ -22,6 +22,7 @@ from federation.connection import check_connection
 from federation.forms import UpstreamProviderForm
 from federation.models import UpstreamProvider
 from federation.providers import GITHUB_PROVIDER_ID
+from federation.saml.auth import acs_url, sp_entity_id
 
 import_module("allauth.socialaccount.admin")
 for _model in (SocialApp, SocialToken, SocialAccount):
@@ -30,7 +31,10 @@ for _model in (SocialApp, SocialToken, SocialAccount):
 
 
 def redirect_uri(provider: UpstreamProvider) -> str:
-    """The redirect URI to register at the provider (on the issuer's origin)."""
+    """The redirect URI to register at the provider (on the issuer's origin); for SAML, the
+    ACS URL and our entity ID (the SP metadata URL)."""
+    if provider.kind == UpstreamProvider.Kind.SAML:
+        return f"{acs_url(provider.slug)} (entity ID {sp_entity_id(provider.slug)})"
     if provider.kind == UpstreamProvider.Kind.GITHUB:
         path = reverse(f"{GITHUB_PROVIDER_ID}_callback")
     else:
@@ -64,13 +68,35 @@ class UpstreamProviderAdmin(admin.ModelAdmin):
             },
         ),
         (
+            gettext_lazy("SAML 2.0"),
+            {
+                "fields": (
+                    "saml_metadata_url",
+                    "saml_metadata_file",
+                    "saml_entity_id",
+                    "saml_sso_url",
+                    "saml_certificate",
+                    "allow_unsolicited",
+                )
+            },
+        ),
+        (
             gettext_lazy("Who signs in here"),
-            {"fields": ("email_domains", "create_accounts", "trust_mfa")},
+            {
+                "fields": (
+                    "email_domains",
+                    "create_accounts",
+                    "trust_mfa",
+                    "mfa_authn_contexts",
+                    "asserts_verified_email",
+                )
+            },
         ),
         (
             gettext_lazy("Attributes and groups"),
             {
                 "fields": (
+                    "email_attribute",
                     "username_claim",
                     "first_name_claim",
                     "last_name_claim",
@@ -92,7 +118,9 @@ class UpstreamProviderAdmin(admin.ModelAdmin):
     def domain_list(self, obj: UpstreamProvider) -> str:
         return ", ".join(obj.domains)
 
-    @admin.display(description=gettext_lazy("redirect URI to register at the provider"))
+    @admin.display(
+        description=gettext_lazy("redirect URI (SAML: ACS URL) to register at the provider")
+    )
     def callback_url(self, obj: UpstreamProvider) -> str:
         if obj.pk is None:
             return _("Shown once the provider is saved.")
@@ -118,7 +146,11 @@ class UpstreamProviderAdmin(admin.ModelAdmin):
         for provider in queryset:
             services.delete_provider(provider=provider, actor=request.user, request=request)
 
-    @admin.action(description=gettext_lazy("Test the connection (read the discovery document)"))
+    @admin.action(
+        description=gettext_lazy(
+            "Test the connection (read the discovery document or SAML metadata)"
+        )
+    )
     def test_connection(self, request: HttpRequest, queryset: QuerySet) -> None:
         for provider in queryset:
             report = check_connection(provider)

@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from federation.models import UpstreamProvider
+from federation.saml import metadata as saml_metadata
 from oauth_clients import uri_rules
 
 TENANT_ID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
@@ -37,6 +38,31 @@ class UpstreamProviderForm(forms.ModelForm):
         help_text=UpstreamProvider._meta.get_field("issuer").help_text,
     )
 
+    saml_metadata_url = forms.URLField(
+        label=gettext_lazy("SAML metadata URL"),
+        required=False,
+        assume_scheme="https",
+        max_length=1024,
+        help_text=gettext_lazy(
+            "SAML: the identity provider's metadata, fetched through the safe sender each time "
+            "the provider is saved."
+        ),
+    )
+    saml_metadata_file = forms.FileField(
+        label=gettext_lazy("SAML metadata file"),
+        required=False,
+        help_text=gettext_lazy("SAML: or upload the identity provider's metadata document."),
+    )
+    saml_sso_url = forms.URLField(
+        label=gettext_lazy("SAML single sign-on URL"),
+        required=False,
+        assume_scheme="https",
+        max_length=1024,
+        help_text=gettext_lazy(
+            "SAML by hand: the HTTP-Redirect sign-on URL, with the entity ID and certificate."
+        ),
+    )
+
     class Meta:
         model = UpstreamProvider
         fields = [
@@ -58,6 +84,14 @@ class UpstreamProviderForm(forms.ModelForm):
             "last_name_claim",
             "groups_claim",
             "group_mapping",
+            "saml_metadata_url",
+            "saml_entity_id",
+            "saml_sso_url",
+            "saml_certificate",
+            "email_attribute",
+            "asserts_verified_email",
+            "mfa_authn_contexts",
+            "allow_unsolicited",
         ]
 
     def clean_email_domains(self) -> str:
@@ -121,9 +155,78 @@ class UpstreamProviderForm(forms.ModelForm):
             str(data.get("tenant") or "").lower()
         ):
             self.add_error("tenant", _("Give the company's Google Workspace domain."))
+        if kind == UpstreamProvider.Kind.SAML:
+            self._clean_saml(data, allow_private=allow_private)
+            return data
+        if not data.get("client_id"):
+            self.add_error("client_id", _("The client ID registered at the provider is needed."))
         if not self.instance.client_secret_encrypted and not data.get("client_secret"):
             self.add_error("client_secret", _("The provider's client secret is needed."))
         return data
+
+    def _clean_saml(self, data: dict[str, Any], *, allow_private: bool) -> None:
+        """The identity provider's entity ID, sign-on URL and certificates: from the uploaded
+        metadata, else from the metadata URL (fetched through the safe sender), else by hand."""
+        upload = data.get("saml_metadata_file")
+        url = str(data.get("saml_metadata_url") or "")
+        values: saml_metadata.IdPValues | None
+        try:
+            if upload:
+                if upload.size > saml_metadata.MAX_METADATA_BYTES:
+                    raise forms.ValidationError(_("The metadata is larger than 1 MiB."))
+                document = upload.read()
+                values = saml_metadata.read_idp_metadata(document)
+                self.instance.saml_metadata_xml = document.decode("utf-8", "replace")
+            elif url:
+                document = saml_metadata.fetch_idp_metadata(
+                    url, allow_private_network=allow_private
+                )
+                values = saml_metadata.read_idp_metadata(document)
+                self.instance.saml_metadata_xml = document.decode("utf-8", "replace")
+            else:
+                values = self._saml_by_hand(data, allow_private=allow_private)
+                self.instance.saml_metadata_xml = ""
+        except forms.ValidationError as error:
+            field = (
+                "saml_metadata_file"
+                if upload
+                else "saml_metadata_url"
+                if url
+                else "saml_certificate"
+            )
+            self.add_error(field, error)
+            return
+        if values is None:
+            return
+        data["saml_entity_id"] = values.entity_id
+        data["saml_sso_url"] = values.sso_url
+        data["saml_certificate"] = values.certificate
+
+    def _saml_by_hand(
+        self, data: dict[str, Any], *, allow_private: bool
+    ) -> saml_metadata.IdPValues | None:
+        entity_id = str(data.get("saml_entity_id") or "").strip()
+        sso_url = str(data.get("saml_sso_url") or "")
+        if not entity_id or not sso_url or not data.get("saml_certificate"):
+            self.add_error(
+                "saml_entity_id",
+                _(
+                    "Give the identity provider's metadata (a URL or a file), or its entity ID, "
+                    "single sign-on URL and signing certificate."
+                ),
+            )
+            return None
+        parts = urlsplit(sso_url)
+        if parts.scheme != "https" and not (allow_private and parts.scheme == "http"):
+            self.add_error(
+                "saml_sso_url",
+                _("The sign-on URL must use https (http only on a private network)."),
+            )
+            return None
+        certificate = saml_metadata.normalize_certificates(str(data["saml_certificate"]))
+        return saml_metadata.IdPValues(
+            entity_id=entity_id, sso_url=sso_url, certificate=certificate
+        )
 
     def _check_issuer(self, issuer: str, *, allow_private: bool) -> None:
         parts = urlsplit(issuer)

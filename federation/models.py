@@ -18,6 +18,7 @@ class UpstreamProvider(models.Model):
         GOOGLE = "google", _("Google Workspace")
         OKTA = "okta", _("Okta")
         GITHUB = "github", _("GitHub")
+        SAML = "saml", _("SAML 2.0 identity provider")
 
     name = models.CharField(_("name"), max_length=100, help_text=_("Shown on the sign-in button."))
     slug = models.SlugField(
@@ -45,7 +46,7 @@ class UpstreamProvider(models.Model):
             "required in the ID token's hd claim."
         ),
     )
-    client_id = models.CharField(_("client ID"), max_length=255)
+    client_id = models.CharField(_("client ID"), max_length=255, blank=True)
     client_secret_encrypted = models.TextField(_("client secret (encrypted)"), blank=True)
     enabled = models.BooleanField(_("enabled"), default=True)
     show_on_sign_in = models.BooleanField(_("button on the sign-in page"), default=True)
@@ -104,6 +105,56 @@ class UpstreamProvider(models.Model):
             "others of this mapping."
         ),
     )
+    # SAML 2.0 (federation/saml/): the identity provider as read from its metadata (a URL fetched
+    # through the safe sender, or an uploaded document) or given by hand. The three values a
+    # sign-in uses are always stored: a sign-in never fetches anything.
+    saml_metadata_url = models.URLField(
+        _("SAML metadata URL"),
+        blank=True,
+        max_length=1024,
+        help_text=_("SAML: the identity provider's metadata, read when saved."),
+    )
+    saml_metadata_xml = models.TextField(_("SAML metadata"), blank=True)
+    saml_entity_id = models.CharField(_("SAML entity ID"), max_length=1024, blank=True)
+    saml_sso_url = models.URLField(_("SAML single sign-on URL"), max_length=1024, blank=True)
+    saml_certificate = models.TextField(
+        _("SAML signing certificate"),
+        blank=True,
+        help_text=_("PEM; the identity provider's responses or assertions must be signed by it."),
+    )
+    email_attribute = models.CharField(
+        _("email attribute"),
+        max_length=255,
+        default="email",
+        blank=True,
+        help_text=_("SAML: the attribute that carries the address (else an email NameID)."),
+    )
+    asserts_verified_email = models.BooleanField(
+        _("the provider asserts verified addresses"),
+        default=False,
+        help_text=_(
+            "SAML has no standard way to say an address was verified. Tick only when this "
+            "provider releases only addresses it verified (its own directory's): only then can "
+            "its address link an existing account or create one."
+        ),
+    )
+    mfa_authn_contexts = models.TextField(
+        _("authentication contexts that mean two-step verification"),
+        blank=True,
+        default="https://refeds.org/profile/mfa",
+        help_text=_(
+            "SAML: one AuthnContextClassRef a line; with trust two-step verification on, an "
+            "assertion stating one of them satisfies apps that require two-step verification."
+        ),
+    )
+    allow_unsolicited = models.BooleanField(
+        _("accept sign-ins started at the provider"),
+        default=False,
+        help_text=_(
+            "SAML: accept responses this IdP did not ask for (IdP-initiated sign-in). Off: "
+            "every response must answer a request of the same browser."
+        ),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("changed"), auto_now=True)
 
@@ -127,6 +178,10 @@ class UpstreamProvider(models.Model):
     def scope_list(self) -> list[str]:
         scopes = self.scopes.split()
         return scopes if "openid" in scopes else ["openid", *scopes]
+
+    @property
+    def mfa_context_list(self) -> set[str]:
+        return {line.strip() for line in self.mfa_authn_contexts.splitlines() if line.strip()}
 
     def serves_address(self, email: str) -> bool:
         _local, at, domain = email.strip().lower().rpartition("@")

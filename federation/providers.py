@@ -19,6 +19,7 @@ from federation.secrets import decrypt_secret
 # allauth's provider ids (the `provider` of a SocialApp).
 OIDC_PROVIDER_ID = "upstream"
 GITHUB_PROVIDER_ID = "github"
+SAML_PROVIDER_ID = "saml"
 
 GOOGLE_ISSUER = "https://accounts.google.com"
 ENTRA_ISSUER = "https://login.microsoftonline.com/{tenant}/v2.0"
@@ -31,7 +32,7 @@ def issuer_of(provider: UpstreamProvider) -> str:
         return ENTRA_ISSUER.format(tenant=provider.tenant.strip())
     if provider.kind == kind.GOOGLE:
         return GOOGLE_ISSUER
-    if provider.kind == kind.GITHUB:
+    if provider.kind in (kind.GITHUB, kind.SAML):
         return ""
     return provider.issuer.rstrip("/")
 
@@ -44,6 +45,8 @@ def discovery_url(issuer: str) -> str:
 def social_app(provider: UpstreamProvider) -> SocialApp:
     """allauth's app for `provider` (unsaved: allauth reads it, nothing stores it)."""
     kind = UpstreamProvider.Kind
+    if provider.kind == kind.SAML:
+        return saml_app(provider)
     if provider.kind == kind.GITHUB:
         settings: dict = {"scope": ["read:user", "user:email"], "oauth_pkce_enabled": True}
         allauth_provider = GITHUB_PROVIDER_ID
@@ -66,6 +69,49 @@ def social_app(provider: UpstreamProvider) -> SocialApp:
         name=provider.name,
         client_id=provider.client_id,
         secret=decrypt_secret(provider.client_secret_encrypted),
+        settings=settings,
+    )
+
+
+def saml_app(provider: UpstreamProvider) -> SocialApp:
+    """allauth's SAML app: its `client_id` is the identifier in allauth's SAML URLs."""
+    from federation.saml.auth import sp_entity_id
+    from federation.saml.metadata import certificate_bodies
+
+    bodies = certificate_bodies(provider.saml_certificate)
+
+    def names(attribute: str) -> list[str]:
+        return [attribute] if attribute else []
+
+    settings = {
+        "idp": {
+            "entity_id": provider.saml_entity_id,
+            "sso_url": provider.saml_sso_url,
+            "x509cert": bodies[0] if bodies else "",
+        },
+        "sp": {"entity_id": sp_entity_id(provider.slug)},
+        "certificates": provider.saml_certificate,
+        "asserts_verified_email": provider.asserts_verified_email,
+        "attribute_mapping": {
+            "email": names(provider.email_attribute),
+            "email_verified": ["email_verified"],
+            "first_name": names(provider.first_name_claim),
+            "last_name": names(provider.last_name_claim),
+            "username": names(provider.username_claim),
+        },
+        "advanced": {
+            "strict": True,
+            "reject_idp_initiated_sso": not provider.allow_unsolicited,
+            "want_attribute_statement": False,
+            "reject_deprecated_algorithm": True,
+        },
+    }
+    return SocialApp(
+        provider=SAML_PROVIDER_ID,
+        provider_id=provider.slug,
+        name=provider.name,
+        client_id=provider.slug,
+        secret="",
         settings=settings,
     )
 

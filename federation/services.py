@@ -32,11 +32,27 @@ def upstream_claims(account: SocialAccount | Any) -> dict[str, Any]:
     """What the provider said of the person: the ID token's claims over userinfo's (OIDC), or
     the provider's user document (GitHub)."""
     data = account.extra_data if isinstance(account.extra_data, dict) else {}
+    if "saml_attributes" in data:
+        return saml_claims(data)
     if "id_token" in data or "userinfo" in data:
         userinfo = data.get("userinfo") or {}
         id_token = data.get("id_token") or {}
         return {**userinfo, **id_token}
     return dict(data)
+
+
+def saml_claims(data: dict[str, Any]) -> dict[str, Any]:
+    """A SAML assertion's attributes as claims: a one-valued attribute as its value, a
+    multi-valued one (groups) as a list; `email` is the mapped address (federation.saml)."""
+    attributes = data.get("saml_attributes")
+    claims: dict[str, Any] = {}
+    if isinstance(attributes, dict):
+        for name, values in attributes.items():
+            if isinstance(values, list):
+                claims[str(name)] = values[0] if len(values) == 1 else values
+    if data.get("email"):
+        claims["email"] = data["email"]
+    return claims
 
 
 def id_token_claims(account: SocialAccount | Any) -> dict[str, Any]:
@@ -45,8 +61,15 @@ def id_token_claims(account: SocialAccount | Any) -> dict[str, Any]:
     return claims if isinstance(claims, dict) else {}
 
 
-def asserted_mfa(account: SocialAccount | Any) -> bool:
-    """The provider's ID token says a second factor was used (RFC 8176 `amr`)."""
+def asserted_mfa(account: SocialAccount | Any, provider: UpstreamProvider | None = None) -> bool:
+    """The provider says a second factor was used: the ID token's RFC 8176 `amr`, or a SAML
+    assertion's AuthnContextClassRef among those the administrator listed for the provider."""
+    data = account.extra_data if isinstance(account.extra_data, dict) else {}
+    if "saml_attributes" in data:
+        contexts = data.get("saml_authn_contexts")
+        if provider is None or not isinstance(contexts, list):
+            return False
+        return bool(provider.mfa_context_list & {str(value) for value in contexts})
     amr = id_token_claims(account).get("amr")
     return isinstance(amr, list) and bool(MULTI_FACTOR_AMR & {str(value) for value in amr})
 
@@ -113,7 +136,7 @@ def record_upstream_sign_in(*, request: HttpRequest, user: User, sociallogin: So
     the provider is trusted for it and said so), the group mapping, one audit row."""
     account = sociallogin.account
     provider = UpstreamProvider.objects.filter(slug=account.provider).first()
-    trusted = bool(provider and provider.trust_mfa and asserted_mfa(account))
+    trusted = bool(provider and provider.trust_mfa and asserted_mfa(account, provider))
     record_upstream_mfa(request, provider=account.provider, uid=account.uid, trusted=trusted)
     changes: dict[str, list[str]] = {}
     if provider is not None:

@@ -17,6 +17,8 @@ def login_url(*, slug: str, kind: str) -> str:
     """Where a provider's sign-in starts (allauth's login view of its provider)."""
     if kind == UpstreamProvider.Kind.GITHUB:
         return reverse("github_login")
+    if kind == UpstreamProvider.Kind.SAML:
+        return reverse("saml_login", kwargs={"organization_slug": slug})
     return reverse("upstream_login", kwargs={"provider_id": slug})
 
 

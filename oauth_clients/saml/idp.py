@@ -123,6 +123,11 @@ def _idp_settings(files: KeyFiles) -> dict[str, Any]:
                 "want_authn_requests_signed": False,
                 "sign_assertion": True,
                 "sign_response": False,
+                # pysaml2 reads these per service ("idp"), not from the top level below: without
+                # them it signs with RSA-SHA1, which python3-saml refuses as deprecated
+                # (tests/federation/test_saml_upstream.py signs in through this IdP).
+                "signing_algorithm": SIG_RSA_SHA256,
+                "digest_algorithm": DIGEST_SHA256,
                 "policy": {
                     "default": {"lifetime": ASSERTION_LIFETIME, "name_form": NAME_FORMAT_URI}
                 },

@@ -3,6 +3,7 @@ IdP, tests/federation/upstream_server.py) and the IdP under test talking to it."
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from django.conf import settings
 from django.test import Client
 
 from federation.models import UpstreamProvider
@@ -33,9 +35,23 @@ def callback_uri(slug: str) -> str:
     return f"{BROKER}/accounts/upstream/{slug}/login/callback/"
 
 
+# The upstream IdP registered here as a SAML identity provider (federation/saml/).
+SAML_SLUG = "corp-saml"
+
+
+def saml_sp_entity_id(slug: str) -> str:
+    # federation.saml.auth.sp_entity_id: on the issuer, whatever the Host header.
+    return f"{settings.IDP_ISSUER}/accounts/saml/{slug}/metadata/"
+
+
+def saml_acs_uri(slug: str) -> str:
+    return f"{BROKER}/accounts/saml/{slug}/acs/"
+
+
 @dataclass(frozen=True)
 class Upstream:
     url: str
+    data_dir: Path
     client_id: str
     client_secret: str
 
@@ -56,6 +72,8 @@ def upstream_idp(tmp_path_factory) -> Iterator[Upstream]:
         "IDP_LOG_STREAM": "stderr",
         "IDP_LOG_LEVEL": "WARNING",
         "IDP_STAFF_MFA_REQUIRED": "0",
+        "UPSTREAM_SAML_SP_ENTITY_ID": saml_sp_entity_id(SAML_SLUG),
+        "UPSTREAM_SAML_ACS": saml_acs_uri(SAML_SLUG),
     }
     log = (tmp / "upstream.log").open("wb")
     process = subprocess.Popen(
@@ -78,7 +96,7 @@ def upstream_idp(tmp_path_factory) -> Iterator[Upstream]:
                     break
             assert time.monotonic() < deadline, "the upstream IdP did not start"
             time.sleep(0.1)
-        yield Upstream(url=url, **credentials)
+        yield Upstream(url=url, data_dir=tmp, **credentials)
     finally:
         process.terminate()
         try:
@@ -109,3 +127,31 @@ def corp(db, upstream_idp) -> UpstreamProvider:
 def broker() -> Client:
     """A browser at the brokering IdP (the IdP under test)."""
     return Client(HTTP_HOST=BROKER_HOST)
+
+
+@pytest.fixture(scope="session")
+def genuine_saml_response(upstream_idp) -> bytes:
+    """One response the upstream SAML IdP really issued (carol's), to an AuthnRequest made with
+    python3-saml as the brokering IdP makes it; the bad-input tests change copies of it."""
+    from onelogin.saml2.auth import OneLogin_Saml2_Auth
+
+    from federation.saml.metadata import certificate_bodies, read_idp_metadata
+    from tests.federation.saml_helpers import sign_in_upstream_saml
+
+    idp = read_idp_metadata(requests.get(f"{upstream_idp.url}/saml/metadata/", timeout=10).content)
+    config = {
+        "strict": True,
+        "sp": {
+            "entityId": saml_sp_entity_id(SAML_SLUG),
+            "assertionConsumerService": {"url": saml_acs_uri(SAML_SLUG)},
+        },
+        "idp": {
+            "entityId": idp.entity_id,
+            "singleSignOnService": {"url": idp.sso_url},
+            "x509cert": certificate_bodies(idp.certificate)[0],
+        },
+    }
+    request = {"https": "off", "http_host": BROKER_HOST, "path_info": "/", "get_data": {}}
+    sso = OneLogin_Saml2_Auth({**request, "post_data": {}}, config).login(return_to="")
+    _acs, fields = sign_in_upstream_saml(sso, "carol")
+    return base64.b64decode(fields["SAMLResponse"])

@@ -2,7 +2,8 @@
 
 Run as `python -m tests.federation.upstream_server PORT REDIRECT_URI...` with IDP_DATA_DIR,
 IDP_ISSUER and DJANGO_SETTINGS_MODULE=tests.federation.upstream_settings set: makes its SQLite
-tables, three people (two with TOTP), a trusted web client for the brokering IdP, prints the
+tables, three people (two with TOTP), a trusted web client for the brokering IdP (and, with
+UPSTREAM_SAML_SP_ENTITY_ID and UPSTREAM_SAML_ACS set, a SAML app for it), prints the
 client's credentials as one JSON line, then serves HTTP on 127.0.0.1:PORT until killed.
 One process does it all: Django starts once.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 
 import django
@@ -55,6 +57,19 @@ def main() -> None:
         args += ["--scope", scope]
     call_command("clients", *args, "--json", stdout=out)
     created = json.loads(out.getvalue())
+    saml_sp = os.environ.get("UPSTREAM_SAML_SP_ENTITY_ID")
+    if saml_sp:
+        # The brokering IdP as a SAML service provider of this one (federation/saml/).
+        from oauth_clients.services import register_saml_app
+
+        register_saml_app(
+            name="Broker (SAML)",
+            entity_id=saml_sp,
+            acs_urls=[os.environ["UPSTREAM_SAML_ACS"]],
+            nameid_format="urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
+            allowed_scopes=("openid", "profile", "email", "groups"),
+            actor=None,
+        )
     print(json.dumps({"client_id": "broker", "client_secret": created["client_secret"]}))
     sys.stdout.flush()
     run("127.0.0.1", port, get_wsgi_application(), threading=True, server_cls=WSGIServer)
