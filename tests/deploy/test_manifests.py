@@ -107,6 +107,27 @@ def test_no_secret_reaches_the_image():
     assert {"**/.env", "**/*.pem", "var", ".git"} <= set(ignored)
 
 
+def test_every_app_of_the_project_is_in_the_image():
+    """Each of the project's own packages in INSTALLED_APPS is copied into the stage that runs
+    Django to collect the static files and into the runtime image: a missing one stops the
+    container at start-up (ModuleNotFoundError), which no test outside a Docker build shows."""
+    from django.conf import settings
+
+    ours = {
+        name.split(".")[0]
+        for name in settings.INSTALLED_APPS
+        if (ROOT / name.split(".")[0] / "__init__.py").exists()
+    }
+    assert {"accounts", "oauth_clients", "idp"} <= ours
+    for stage in (STAGES[1], FINAL):
+        copied = {
+            shlex.split(arg)[-1].removeprefix("./")
+            for keyword, arg in stage
+            if keyword == "COPY" and "--from" not in arg
+        }
+        assert ours - copied == set(), stage[0]
+
+
 def test_static_files_are_collected_in_a_discarded_stage():
     collect = [
         (index, arg)
