@@ -895,13 +895,14 @@ def write_markdown(label: str, record: dict, previous: dict | None) -> str:
     cpu_lines = ", ".join(
         f"{op} {x['server_cpu_per_request_ms']:.2f}" for op, x in r.items() if op not in SIGNIN_OPS
     )
-    block.append(f"Server CPU per request (ms): {cpu_lines}.")
+    if cpu_lines:
+        block.append(f"Server CPU per request (ms): {cpu_lines}.")
     db_lines = ", ".join(
         f"{op} {x['db_cpu_per_request_ms']:.2f}"
         for op, x in r.items()
         if op not in SIGNIN_OPS and "db_cpu_per_request_ms" in x
     )
-    if any(x.get("db_cpu_per_request_ms", 0) > 0 for x in r.values()):  # not on SQLite
+    if db_lines and any(x.get("db_cpu_per_request_ms", 0) > 0 for x in r.values()):  # not SQLite
         block.append(f"PostgreSQL's CPU per request (ms, its server processes): {db_lines}.")
     with_empty = {op: x for op, x in r.items() if "empty_rate" in x}
     if with_empty:
