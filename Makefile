@@ -117,7 +117,7 @@ wrk:
 ## BENCH_REDIS=1 (cache, sessions and limits in Redis), BENCH_ARGS="--ops refresh --runs 5".
 BENCH_DB ?= postgres
 BENCH_ROWS ?= 0
-bench: install wrk
+bench: install wrk slapd
 	$(BIN)/python bench/run.py --db $(BENCH_DB) --rows $(BENCH_ROWS) $(if $(BENCH_REDIS),--redis) $(BENCH_ARGS)
 
 ## Static checks: ruff (lint, format) and mypy on the apps (make check runs them first).

@@ -35,6 +35,24 @@ class TrustedAccountEmailVerificationStage(EmailVerificationStage):
 
     def handle(self) -> tuple[Any, bool]:
         user = self.login.user
+        typed = self.login.email
+        if typed and user is not None:
+            # allauth's own question for a sign-in by address (`has_verified_email(user,
+            # email)`), asked here once, read for two answers.
+            verified = list(
+                EmailAddress.objects.filter(user_id=user.pk, email__iexact=typed).values_list(
+                    "verified", flat=True
+                )[:1]
+            )
+            if verified and verified[0]:
+                return None, True  # a verified address: allauth's stage lets it through
+            if not verified:
+                # allauth takes any typed value with an @ for an address
+                # (`derive_login_method`), but this one named the account without being one of
+                # its addresses (a directory's userPrincipalName, directory/backend.py, or a
+                # user name with an @): a sign-in by name, whose question is any verified
+                # address, never a code sent to that value.
+                self.login.email = None
         # A verified address lets allauth's stage through whatever the verification setting
         # (it only acts on `not has_verified_email`). The annotation answers allauth's question
         # for a sign-in without an address (`login.email` unset: any verified address); a

@@ -6,8 +6,10 @@ Starts Debian's slapd on loopback (tests/directory/slapd.py), migrates a throwaw
 database, and times, alternating, `rounds` sign-ins (POST /accounts/login/ to the redirect)
 of a local user (Argon2id verification) and of a directory user (the service account's bind and
 search, the disabled check, the person's bind, their groups' search, the user's rows
-compared). Each sign-in is followed by a sign-out, outside the timing. Prints the medians;
-docs/guides/ldap.md quotes them. Not part of `make bench` (wrk drives gunicorn there)."""
+compared). Each sign-in is followed by a sign-out, outside the timing. Prints the medians.
+
+A quick look without gunicorn; `make bench`'s `directory_signin` (bench/ldap_directory.py) is
+the figure docs/guides/ldap.md and docs/performance.md quote."""
 
 from __future__ import annotations
 

@@ -40,12 +40,14 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.deploy.servers import (  # noqa: E402 (the project root goes on the path first)
+from bench import ldap_directory  # noqa: E402 (the project root goes on the path first)
+from tests.deploy.servers import (  # noqa: E402
     Server,
     database_url,
     manage,
@@ -73,13 +75,18 @@ TARGETS = {
     "userinfo": 1200,
     "introspection": 1200,
     "signin": 40,
+    # Issue 29: a person of the company directory (slapd on loopback): at most the directory's
+    # bind round trip more per sign-in than the local password's, measured in the same run,
+    # runs alternated (`directory_signin_line`).
+    "directory_signin": None,
     # Issue 28: at least 80 % of the OIDC sign-in's rate on the same machine, in the same run
     # (the ratio is printed and written beside the figures, not an absolute target).
     "saml_signin": None,
     # Issue 31: a pending device's poll (one indexed read; mostly answered slow_down here).
     "device_poll": None,
 }
-SIGNIN_OPS = ("signin", "saml_signin")  # rated in completed sign-ins/s, not HTTP requests/s
+# Rated in completed sign-ins/s, not HTTP requests/s.
+SIGNIN_OPS = ("signin", "directory_signin", "saml_signin")
 SAML_SIGNIN_TARGET_RATIO = 0.8
 CC_JWT_TARGET_RATIO = 2.0
 TOKEN_OPS = ("client_credentials", "client_credentials_jwt", "refresh", "code_exchange")
@@ -93,9 +100,13 @@ ALL_OPS = (
     "userinfo",
     "introspection",
     "signin",
+    "directory_signin",
     "saml_signin",
     "device_poll",
 )
+# Measured run by run in turn (A, B, A, B, …) when both are asked for: on a shared machine a
+# burst of load elsewhere then falls on both alike.
+ALTERNATED = ("signin", "directory_signin")
 RSS_TARGET_MIB = 120
 P99_TARGET_MS = 50
 
@@ -329,6 +340,8 @@ class Bench:
         self.root = root  # the source tree served (bench/ab.py serves two)
         self.server: Server | None = None
         self.fixtures: dict = {}
+        self.slapd: Any = None  # bench/directory.py's slapd, for `directory_signin`
+        self.directory_users = 0
 
     def seed(self, *argv: str) -> str:
         command = [PYTHON, str(self.root / "bench" / "seed.py"), *argv]
@@ -382,7 +395,7 @@ class Bench:
         if op == "introspection":
             body = urlencode({"token": f["access_token"]})
             return f"{self.url}/o/introspect/", "plain.lua", ["POST", body, f["auth"]["api"]], t, c
-        if op == "signin":
+        if op in ("signin", "directory_signin"):
             query = urlencode(
                 {
                     "response_type": "code",
@@ -404,6 +417,11 @@ class Bench:
                 f["redirect_uri"],
                 str(st),
             ]
+            if op == "directory_signin":
+                if self.slapd is None:
+                    raise RuntimeError("directory_signin: no directory was started")
+                args[1], args[2] = ldap_directory.PASSWORD, str(self.directory_users)
+                args.append(ldap_directory.USER_PREFIX)
             return self.url, "signin.lua", args, st, st
         if op == "saml_signin":
             if "saml" not in f:
@@ -448,6 +466,8 @@ class Bench:
         database_cpu.start()
         cpu_before = cpu_seconds(pids)
         faults_before = minor_faults(pids)
+        slapd_pids = [self.slapd.process.pid] if self.slapd is not None else []
+        slapd_before = cpu_seconds(slapd_pids)
         try:
             result = run_wrk(
                 url, script, args, threads=threads, connections=connections, seconds=seconds
@@ -455,6 +475,8 @@ class Bench:
         finally:
             db_cpu = database_cpu.stop()
         result["server_cpu_s"] = cpu_seconds(pids) - cpu_before
+        # The directory's CPU (slapd on this machine): a directory sign-in's work too.
+        result["slapd_cpu_s"] = cpu_seconds(slapd_pids) - slapd_before
         result["db_cpu_s"] = db_cpu
         result["server_minor_faults"] = minor_faults(pids) - faults_before
         result["rss_mib"] = max(rss_mib(p) for p in worker_pids(self.server.process.pid))
@@ -533,9 +555,20 @@ class Bench:
         }
 
     def measure(self, op: str) -> dict:
-        seconds = self.args.duration
         self.wrk(op, self.args.warmup)
-        runs = [self.wrk(op, seconds) for _ in range(self.args.runs)]
+        return self.summarize(op, [self.wrk(op, self.args.duration) for _ in range(self.args.runs)])
+
+    def measure_alternated(self, ops: tuple[str, ...]) -> dict[str, dict]:
+        """`ops` measured in turn, run by run, after a warm-up of each."""
+        for op in ops:
+            self.wrk(op, self.args.warmup)
+        runs: dict[str, list[dict]] = {op: [] for op in ops}
+        for _ in range(self.args.runs):
+            for op in ops:
+                runs[op].append(self.wrk(op, self.args.duration))
+        return {op: self.summarize(op, runs[op]) for op in ops}
+
+    def summarize(self, op: str, runs: list[dict]) -> dict:
         per_second = [r["ops_per_s"] if op in SIGNIN_OPS else r["rps"] for r in runs]
         result = {
             "rate": statistics.median(per_second),
@@ -563,6 +596,12 @@ class Bench:
             result["server_cpu_per_signin_ms"] = statistics.median(
                 1000 * r["server_cpu_s"] / max(r["completed"], 1) for r in runs
             )
+            result["slapd_cpu_per_signin_ms"] = statistics.median(
+                1000 * r["slapd_cpu_s"] / max(r["completed"], 1) for r in runs
+            )
+            result["db_cpu_per_signin_ms"] = statistics.median(
+                1000 * r["db_cpu_s"] / max(r["completed"], 1) for r in runs
+            )
         result["per_core"] = result["rate"] / (os.cpu_count() or 1)
         if op in TOKEN_OPS and self.args.paced:
             result["paced"] = self.paced(op, result["rate"])
@@ -588,6 +627,25 @@ class Bench:
             "p99_ms": statistics.median(r["p99_us"] for r in runs) / 1000,
             "errors": sum(r["non2xx"] + r["socket_errors"] + r["timeouts"] for r in runs),
         }
+
+
+def print_result(op: str, r: dict) -> None:
+    paced = r.get("paced")
+    print(
+        f"[bench] {op}: {fmt_rate(r['rate'])}/s {r['rates']} p50 "
+        f"{r['p50_ms']:.1f} ms p99 {r['p99_ms']:.1f} ms errors {r['errors']} "
+        f"rss {r['rss_mib']:.0f} MiB "
+        f"cpu/req {r['server_cpu_per_request_ms']:.2f} ms "
+        f"db cpu/req {r['db_cpu_per_request_ms']:.2f} ms "
+        f"faults/req {r['server_minor_faults_per_request']:.0f}"
+        + (
+            f" cpu/sign-in {r['server_cpu_per_signin_ms']:.1f} ms"
+            if "server_cpu_per_signin_ms" in r
+            else ""
+        )
+        + (f" | at 70 %: {paced['rate']:.0f}/s p99 {paced['p99_ms']:.1f} ms" if paced else ""),
+        flush=True,
+    )
 
 
 def worker_connections(args: argparse.Namespace) -> int:
@@ -727,6 +785,51 @@ def saml_signin_line(results: dict[str, dict]) -> str:
     return line + "."
 
 
+def directory_signin_line(results: dict[str, dict], bind_ms: dict[str, float] | None) -> str:
+    """The directory sign-in against the local-password sign-in of the same run (issue 29: at
+    most the directory's bind round trip more per sign-in). The runs alternate, so each pair
+    of neighbouring runs met the same load from elsewhere: the rate ratio is given per pair.
+    The verdict is on the work one sign-in costs this machine (CPU of the workers, of slapd
+    and of PostgreSQL's backends per completed sign-in), which a busy machine disturbs far
+    less than the rate; it is set against the bind measured from this process (a new
+    connection and one simple bind on loopback)."""
+    d = results["directory_signin"]
+    line = (
+        f"Directory sign-in (slapd on loopback, {{SSHA}} passwords): {fmt_rate(d['rate'])} "
+        f"sign-ins/s (runs {d['rates']}), CPU per sign-in: workers "
+        f"{d['server_cpu_per_signin_ms']:.1f} ms, slapd {d['slapd_cpu_per_signin_ms']:.1f} ms, "
+        f"PostgreSQL {d['db_cpu_per_signin_ms']:.1f} ms"
+    )
+    local = results.get("signin")
+    if not (local and local["rate"] and d["rate"]):
+        return line + "."
+    pairs = sorted(x / y for x, y in zip(d["rates"], local["rates"], strict=True) if y)
+    line += (
+        f"; the local-password sign-in, runs alternated with it: {fmt_rate(local['rate'])} "
+        f"sign-ins/s (runs {local['rates']}), CPU per sign-in: workers "
+        f"{local['server_cpu_per_signin_ms']:.1f} ms, PostgreSQL "
+        f"{local['db_cpu_per_signin_ms']:.1f} ms. Directory / local rate, run pair by run pair: "
+        f"median ×{statistics.median(pairs):.2f} (×{pairs[0]:.2f}–×{pairs[-1]:.2f})"
+    )
+
+    def work(r: dict) -> float:
+        return float(
+            r["server_cpu_per_signin_ms"]
+            + r.get("slapd_cpu_per_signin_ms", 0.0)
+            + r.get("db_cpu_per_signin_ms", 0.0)
+        )
+
+    extra_ms = work(d) - work(local)
+    line += f"; the directory adds {extra_ms:+.1f} ms of CPU per sign-in"
+    if bind_ms:
+        verdict = "met" if extra_ms <= bind_ms["median"] else "MISSED"
+        line += (
+            f" against a bind round trip of {bind_ms['median']:.2f} ms (median; p90 "
+            f"{bind_ms['p90']:.2f} ms; target: at most one bind more: {verdict})"
+        )
+    return line + "."
+
+
 def cc_jwt_line(results: dict[str, dict]) -> str:
     """The JWT client-credentials grant's rate against the opaque one's of the same run."""
     jwt_rate = results["client_credentials_jwt"]["rate"]
@@ -783,19 +886,23 @@ def write_markdown(label: str, record: dict, previous: dict | None) -> str:
     if "saml_signin" in r:
         block.append(saml_signin_line(r))
         block.append("")
+    if "directory_signin" in r:
+        block.append(directory_signin_line(r, record.get("directory_bind_ms")))
+        block.append("")
     if "client_credentials_jwt" in r:
         block.append(cc_jwt_line(r))
         block.append("")
     cpu_lines = ", ".join(
         f"{op} {x['server_cpu_per_request_ms']:.2f}" for op, x in r.items() if op not in SIGNIN_OPS
     )
-    block.append(f"Server CPU per request (ms): {cpu_lines}.")
+    if cpu_lines:
+        block.append(f"Server CPU per request (ms): {cpu_lines}.")
     db_lines = ", ".join(
         f"{op} {x['db_cpu_per_request_ms']:.2f}"
         for op, x in r.items()
         if op not in SIGNIN_OPS and "db_cpu_per_request_ms" in x
     )
-    if any(x.get("db_cpu_per_request_ms", 0) > 0 for x in r.values()):  # not on SQLite
+    if db_lines and any(x.get("db_cpu_per_request_ms", 0) > 0 for x in r.values()):  # not SQLite
         block.append(f"PostgreSQL's CPU per request (ms, its server processes): {db_lines}.")
     with_empty = {op: x for op, x in r.items() if "empty_rate" in x}
     if with_empty:
@@ -857,6 +964,9 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--gunicorn-threads", type=int, default=1)
     parser.add_argument("--signin-threads", type=int, default=8)
+    parser.add_argument(
+        "--directory-users", type=int, default=200, help="people in the directory_signin slapd"
+    )
     parser.add_argument("--paced-connections", type=int, default=8)
     parser.add_argument("--no-paced", dest="paced", action="store_false")
     parser.add_argument("--pool-rate", type=float, default=1200, help="credentials per second")
@@ -898,6 +1008,8 @@ def main() -> int:
         f"[bench] machine speed: Argon2id verification {calibration['argon2id_verify_ms']:.1f} ms",
         flush=True,
     )
+    slapd = None
+    bind_rtt: dict[str, float] | None = None
     try:
         with database(args.db, tmp) as db_url:
             overrides = {
@@ -908,6 +1020,12 @@ def main() -> int:
             }
             if args.redis:
                 overrides["REDIS_URL"] = REDIS_URL
+            if "directory_signin" in ops:
+                # The directory is configured for the whole server: the local sign-in of the
+                # same run then pays what it pays in a deployment with a directory (one indexed
+                # query of accounts/backends' neighbour, directory/backend.py, for its name).
+                slapd = ldap_directory.start(args.directory_users)
+                overrides.update(ldap_directory.environment(slapd))
             env = production_env(tmp, **overrides)
             print(f"[bench] {label}: migrating and seeding", flush=True)
             manage("migrate", "--noinput", env=env, timeout=600)
@@ -918,6 +1036,17 @@ def main() -> int:
             bench.fixtures = json.loads(fixtures_path.read_text())
             if args.assigned:
                 bench.seed("assign")
+            if slapd is not None:
+                # The directory's people mirrored here first, as the scheduled sync would have:
+                # the runs then measure sign-ins, not first sign-ins creating accounts.
+                manage("ldap_sync", env=env, timeout=600)
+                bench.slapd, bench.directory_users = slapd, args.directory_users
+                bind_rtt = ldap_directory.bind_round_trip_ms(slapd)
+                print(
+                    f"[bench] directory bind round trip: median {bind_rtt['median']:.2f} ms, "
+                    f"p90 {bind_rtt['p90']:.2f} ms",
+                    flush=True,
+                )
             explain = ""
             if args.redis:
                 import redis
@@ -954,32 +1083,21 @@ def main() -> int:
                     plan_path = tmp / "explain.txt"
                     bench.seed("explain", "--out", str(plan_path))
                     explain = plan_path.read_text()
+                alternated = tuple(op for op in ALTERNATED if op in ops)
                 for op in () if args.profile else ops:
+                    if op in results:
+                        continue  # measured with its alternate
                     print(f"[bench] {op} …", flush=True)
-                    results[op] = bench.measure(op)
-                    if op in empty:
-                        results[op]["empty_rate"] = empty[op]["rate"]
-                    r = results[op]
-                    paced = r.get("paced")
-                    print(
-                        f"[bench] {op}: {fmt_rate(r['rate'])}/s {r['rates']} p50 "
-                        f"{r['p50_ms']:.1f} ms p99 {r['p99_ms']:.1f} ms errors {r['errors']} "
-                        f"rss {r['rss_mib']:.0f} MiB "
-                        f"cpu/req {r['server_cpu_per_request_ms']:.2f} ms "
-                        f"db cpu/req {r['db_cpu_per_request_ms']:.2f} ms "
-                        f"faults/req {r['server_minor_faults_per_request']:.0f}"
-                        + (
-                            f" cpu/sign-in {r['server_cpu_per_signin_ms']:.1f} ms"
-                            if "server_cpu_per_signin_ms" in r
-                            else ""
-                        )
-                        + (
-                            f" | at 70 %: {paced['rate']:.0f}/s p99 {paced['p99_ms']:.1f} ms"
-                            if paced
-                            else ""
-                        ),
-                        flush=True,
-                    )
+                    if len(alternated) > 1 and op in alternated:
+                        print(f"[bench] alternating {', '.join(alternated)}", flush=True)
+                        measured = bench.measure_alternated(alternated)
+                    else:
+                        measured = {op: bench.measure(op)}
+                    for name, r in measured.items():
+                        if name in empty:
+                            r["empty_rate"] = empty[name]["rate"]
+                        results[name] = r
+                        print_result(name, r)
                 purge = bench.purge_under_load() if args.purge_rows else None
                 if purge:
                     print(f"[bench] purge under load: {json.dumps(purge)}", flush=True)
@@ -987,6 +1105,8 @@ def main() -> int:
             finally:
                 bench.server.stop()
     finally:
+        if slapd is not None:
+            ldap_directory.stop(slapd)
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
     if args.profile:
@@ -1009,6 +1129,7 @@ def main() -> int:
             "duration": args.duration,
         },
         "results": results,
+        "directory_bind_ms": bind_rtt,
         "purge": purge,
         "explain": explain,
     }
@@ -1018,6 +1139,8 @@ def main() -> int:
     print(text)
     if "saml_signin" in results:
         print(saml_signin_line(results))
+    if "directory_signin" in results:
+        print(directory_signin_line(results, bind_rtt))
     if args.record:
         write_markdown(label, record, previous)
         history[label] = record

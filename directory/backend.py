@@ -72,7 +72,7 @@ class DirectoryBackend(LDAPBackend):  # type: ignore[misc]  # django-auth-ldap h
             "USER_SEARCH": LDAPSearch(
                 config.user_base,
                 ldap.SCOPE_SUBTREE,
-                config.user_filter,
+                config.sign_in_filter,
                 config.user_attributes,
             ),
             # The user is written by directory.services (get_or_build_user), not the library.
@@ -106,11 +106,19 @@ class DirectoryBackend(LDAPBackend):  # type: ignore[misc]  # django-auth-ldap h
                 return None
             if local.is_locked():
                 return None  # the lock holds: the directory is not even asked
-        elif (
-            "@" in username
-            and User.objects.filter(email__iexact=username, directory_account__isnull=True).exists()
-        ):
-            return None  # a local account's address: the local backend signs it in
+        elif "@" in username:
+            # An address: a local account's goes to the local backend; a directory person's
+            # (IDP_LDAP_LOGIN_ATTRIBUTES with `mail`) keeps their lock here as their name does.
+            owners = list(
+                User.objects.filter(email__iexact=username).annotate(
+                    directory_dn=F("directory_account__dn")
+                )[:2]
+            )
+            if any(owner.directory_dn is None for owner in owners):
+                return None  # a local account's address: the local backend signs it in
+            if any(owner.is_locked() for owner in owners):
+                return None
+            local = owners[0] if len(owners) == 1 else None
         # This instance serves this one call (Django's authenticate loads backends afresh).
         self.sign_in_request = request
         try:

@@ -29,6 +29,7 @@ class DirectorySettings:
     bind_password: str
     user_base: str
     user_filter: str
+    login_attributes: tuple[str, ...]
     disabled_filter: str
     group_base: str
     group_filter: str
@@ -50,6 +51,18 @@ class DirectorySettings:
     def all_users_filter(self) -> str:
         # The sign-in filter with every name in place of one: "(uid=%(user)s)" -> "(uid=*)".
         return self.user_filter % {"user": "*"}
+
+    @property
+    def sign_in_filter(self) -> str:
+        """The sign-in search: the user filter alone, or, with login attributes, the people it
+        selects whose name or any login attribute is the typed value, e.g.
+        `(&(uid=*)(|(uid=%(user)s)(mail=%(user)s)))`. `%(user)s` is filled in by
+        django-auth-ldap's LDAPSearch, which escapes the value (RFC 4515 §3,
+        `ldap.filter.escape_filter_chars`): the typed value is never filter syntax."""
+        if not self.login_attributes:
+            return self.user_filter
+        named = "".join(f"({attr}=%(user)s)" for attr in self.login_attributes)
+        return f"(&{self.all_users_filter}(|{self.user_filter}{named}))"
 
     @property
     def user_attributes(self) -> list[str]:
@@ -79,6 +92,9 @@ def directory_settings() -> DirectorySettings:
         bind_password=settings.IDP_LDAP_BIND_PASSWORD,
         user_base=settings.IDP_LDAP_USER_BASE,
         user_filter=settings.IDP_LDAP_USER_FILTER,
+        login_attributes=tuple(
+            attr.strip() for attr in settings.IDP_LDAP_LOGIN_ATTRIBUTES if attr.strip()
+        ),
         disabled_filter=settings.IDP_LDAP_DISABLED_FILTER,
         group_base=settings.IDP_LDAP_GROUP_BASE,
         group_filter=settings.IDP_LDAP_GROUP_FILTER,

@@ -52,6 +52,25 @@ def option_for_address(email: str) -> SignInOption | None:
     return None
 
 
+def option_for_slug(slug: str) -> SignInOption | None:
+    """The enabled provider named `slug`, if any."""
+    return next((option for option in sign_in_options() if option.slug == slug), None)
+
+
+def option_for_hints(*, idp_hint: str, login_hint: str) -> SignInOption | None:
+    """The provider an app's authorization request points at: the one its `kc_idp_hint` names
+    (Keycloak's parameter, which admins of apps moving from Keycloak already send), else the one
+    serving its `login_hint`'s domain (OIDC Core §3.1.2.1). A hint naming no enabled provider
+    points at none: the sign-in page is shown as without it."""
+    if idp_hint:
+        option = option_for_slug(idp_hint)
+        if option is not None:
+            return option
+    if "@" in login_hint:
+        return option_for_address(login_hint)
+    return None
+
+
 def forget_sign_in_options() -> None:
     """After the current transaction commits (at once outside one)."""
     transaction.on_commit(lambda: cache.delete(CACHE_KEY))

@@ -443,6 +443,11 @@ IDP_LDAP_USER_BASE = os.environ.get("IDP_LDAP_USER_BASE", "")
 # One person by sign-in name (`%(user)s`, escaped); with `*` in its place, every person.
 # Active Directory: (&(objectClass=user)(objectCategory=person)(sAMAccountName=%(user)s)).
 IDP_LDAP_USER_FILTER = os.environ.get("IDP_LDAP_USER_FILTER", "(uid=%(user)s)")
+# More attributes a person may type at sign-in instead of the name of the filter above, e.g.
+# `mail` (their address) or Active Directory's `userPrincipalName` (alice@corp.example): the
+# search then matches any of them, within the people IDP_LDAP_USER_FILTER selects, and signs in
+# only when exactly one entry matches. Empty: the filter's name only.
+IDP_LDAP_LOGIN_ATTRIBUTES = env_list("IDP_LDAP_LOGIN_ATTRIBUTES", [])
 # Entries matching this are disabled: refused at sign-in, deactivated by the sync. OpenLDAP's
 # ppolicy lock by default; Active Directory: (userAccountControl:1.2.840.113556.1.4.803:=2).
 IDP_LDAP_DISABLED_FILTER = os.environ.get("IDP_LDAP_DISABLED_FILTER", "(pwdAccountLockedTime=*)")

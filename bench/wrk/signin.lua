@@ -9,10 +9,11 @@
 -- and the browser starts again. Each sign-in comes from its own address (X-Forwarded-For, the
 -- bench trusts one proxy) so allauth's per-IP limit (30/min) applies as it would to real users.
 -- Arguments: authorize query, password, number of users, token Authorization header, verifier,
--- redirect URI, number of threads.
+-- redirect URI, number of threads, and optionally the prefix of the user names ("user": the
+-- local users of bench/seed.py; "dir": the directory's people of bench/directory.py).
 dofile(os.getenv("BENCH_LUA_DIR") .. "/report.lua")
 
-local authorize_query, password, users, token_auth, verifier, redirect_uri, nthreads
+local authorize_query, password, users, token_auth, verifier, redirect_uri, nthreads, prefix
 local step, iteration = 1, 0
 local location, csrf_cookie, csrf_token, session_cookie, code, address, username
 
@@ -23,6 +24,7 @@ end
 function init(args)
   authorize_query, password, users = args[1], args[2], tonumber(args[3])
   token_auth, verifier, redirect_uri, nthreads = args[4], args[5], args[6], tonumber(args[7])
+  prefix = args[8] or "user"
 end
 
 local function begin()
@@ -30,7 +32,7 @@ local function begin()
   iteration = iteration + 1
   local n = iteration * nthreads + thread_id
   address = string.format("10.%d.%d.%d", thread_id % 250, math.floor(n / 250) % 250, n % 250)
-  username = "user" .. (n % users)
+  username = prefix .. (n % users)
   csrf_cookie, session_cookie = nil, nil
 end
 

@@ -41,6 +41,8 @@ SEED = "\n".join(
             employeeNumber="E-1001",
             departmentNumber="Finance",
             title="Analyst",
+            objectClass="idpTestPrincipal",
+            userPrincipalName="alice@corp.example",
         ),
         person(
             "bob", "Bob", "Brown", "bob directory password", pwdAccountLockedTime=LOCKED_FOR_GOOD

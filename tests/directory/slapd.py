@@ -27,6 +27,16 @@ SERVICE_DN = f"cn=idp-service,ou=services,{SUFFIX}"
 SERVICE_PASSWORD = "service-secret"
 USER_BASE = f"ou=people,{SUFFIX}"
 GROUP_BASE = f"ou=groups,{SUFFIX}"
+# Active Directory's userPrincipalName (its own OID, 1.2.840.113556.1.4.656), which OpenLDAP's
+# schemas lack, and an auxiliary class that carries it (an OID of OpenLDAP's experimental arc):
+# the tests sign in by `alice@corp.example` as a person of Active Directory would.
+AD_UPN_SCHEMA = """\
+attributetype ( 1.2.840.113556.1.4.656 NAME 'userPrincipalName'
+  EQUALITY caseIgnoreMatch SUBSTR caseIgnoreSubstringsMatch
+  SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
+objectclass ( 1.3.6.1.4.1.4203.666.11.29.1 NAME 'idpTestPrincipal' AUXILIARY
+  MAY userPrincipalName )
+"""
 # ppolicy: a value of pwdAccountLockedTime of 000001010000Z locks the account for good.
 LOCKED_FOR_GOOD = "000001010000Z"
 
@@ -201,8 +211,11 @@ class Slapd:
             else ""
         )
         (self.directory / "db").mkdir(exist_ok=True)
+        upn_schema = self.directory / "ad-upn.schema"
+        upn_schema.write_text(AD_UPN_SCHEMA)
         self.conf.write_text(
             "".join(f"include {SCHEMA_DIR}/{name}.schema\n" for name in schemas)
+            + f"include {upn_schema}\n"
             + f"modulepath {MODULE_DIR}\nmoduleload back_mdb\nmoduleload ppolicy\n"
             + f"pidfile {self.directory}/slapd.pid\n"
             + tls

@@ -56,10 +56,10 @@ class Upstream:
     client_secret: str
 
 
-@pytest.fixture(scope="session")
-def upstream_idp(tmp_path_factory) -> Iterator[Upstream]:
-    """This project once more, on its own SQLite database, signing key and loopback port."""
-    tmp = tmp_path_factory.mktemp("upstream-idp")
+@contextlib.contextmanager
+def running_upstream(tmp: Path, *redirect_uris: str) -> Iterator[Upstream]:
+    """This project once more, on its own SQLite database, signing key and loopback port, its
+    client for the brokering IdP registered with `redirect_uris`."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
@@ -77,7 +77,7 @@ def upstream_idp(tmp_path_factory) -> Iterator[Upstream]:
     }
     log = (tmp / "upstream.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.federation.upstream_server", str(port), callback_uri("corp")],
+        [sys.executable, "-m", "tests.federation.upstream_server", str(port), *redirect_uris],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -104,6 +104,12 @@ def upstream_idp(tmp_path_factory) -> Iterator[Upstream]:
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def upstream_idp(tmp_path_factory) -> Iterator[Upstream]:
+    with running_upstream(tmp_path_factory.mktemp("upstream-idp"), callback_uri("corp")) as up:
+        yield up
 
 
 @pytest.fixture

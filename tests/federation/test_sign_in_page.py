@@ -13,6 +13,8 @@ from federation.models import UpstreamProvider
 from federation.secrets import encrypt_secret
 from tests.federation.fake_provider import CLIENT_ID, CLIENT_SECRET, FakeProvider
 from tests.federation.helpers import query
+from tests.oidc.authorize_helpers import AUTHORIZE_URL, authorization_params
+from tests.oidc.conftest import web_client  # noqa: F401 (a fixture)
 
 LOGIN = "/accounts/login/"
 
@@ -137,3 +139,121 @@ def test_the_github_preset_starts_githubs_authorization_with_pkce(client, db):
     assert params["client_id"] == "Iv1.github-client"
     assert params["code_challenge_method"] == "S256"
     assert set(params["scope"].split()) == {"read:user", "user:email"}
+
+
+def app_sign_in_page(client, web_client, **params) -> str:  # noqa: F811 (the fixture)
+    """The sign-in page an app's authorization request leads to."""
+    response = client.get(AUTHORIZE_URL, authorization_params(web_client, **params))
+    assert response.status_code == HTTPStatus.FOUND
+    return response["Location"]
+
+
+@pytest.mark.spec("OpenID Connect Core 1.0", "3.1.2.1")
+@pytest.mark.parametrize(
+    "hint",
+    [
+        {"login_hint": "erin@corp.example"},
+        {"login_hint": "Erin@SUBSIDIARY.example"},
+        {"kc_idp_hint": "corp"},
+        {"kc_idp_hint": "corp", "login_hint": "erin@elsewhere.example"},
+    ],
+)
+def test_an_apps_hint_naming_a_provider_goes_straight_to_it(
+    client,
+    fake,
+    provider,
+    web_client,  # noqa: F811 (the fixture)
+    hint,
+):
+    response = client.get(app_sign_in_page(client, web_client, **hint))
+
+    assert response.status_code == HTTPStatus.FOUND
+    assert response["Location"].startswith(f"{fake.url}/authorize?")
+    # Back to the app's authorization request once the provider answers.
+    (state,) = client.session["socialaccount_states"].values()
+    assert AUTHORIZE_URL in str(state)
+
+
+@pytest.mark.parametrize(
+    "hint",
+    [
+        {"login_hint": "erin@elsewhere.example"},
+        {"login_hint": "erin"},
+        {"kc_idp_hint": "nobody"},
+        {"login_hint": "erin@corp.example.evil"},
+        {},
+    ],
+)
+def test_a_hint_naming_no_provider_shows_the_sign_in_page(
+    client,
+    provider,
+    web_client,  # noqa: F811 (the fixture)
+    hint,
+):
+    assert (
+        client.get(app_sign_in_page(client, web_client, login_hint="erin@corp.example")).status_code
+        == HTTPStatus.FOUND
+    )
+
+    response = client.get(app_sign_in_page(client, web_client, **hint))
+
+    assert response.status_code == HTTPStatus.OK
+    assert b'name="login"' in response.content
+
+
+def test_a_hint_of_a_disabled_provider_shows_the_sign_in_page(
+    client,
+    provider,
+    web_client,  # noqa: F811 (the fixture)
+    django_capture_on_commit_callbacks,
+):
+    login_page = app_sign_in_page(client, web_client, login_hint="erin@corp.example")
+    assert client.get(login_page).status_code == HTTPStatus.FOUND
+    from federation.selectors import forget_sign_in_options
+
+    provider.enabled = False
+    provider.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        forget_sign_in_options()  # as the admin's change does once committed
+    for hint in ({"login_hint": "erin@corp.example"}, {"kc_idp_hint": "corp"}):
+        response = client.get(app_sign_in_page(client, web_client, **hint))
+        assert response.status_code == HTTPStatus.OK, hint
+        assert "Corp Okta" not in response.content.decode()
+
+
+def test_a_hint_of_a_provider_without_just_in_time_accounts_still_goes_there(
+    client,
+    fake,
+    provider,
+    web_client,  # noqa: F811 (the fixture)
+):
+    # As a typed address does: people it already knows sign in there; a stranger is refused
+    # on the way back (tests/federation/test_upstream_refusals.py), never made an account.
+    provider.create_accounts = False
+    provider.save()
+
+    response = client.get(app_sign_in_page(client, web_client, login_hint="erin@corp.example"))
+
+    assert response.status_code == HTTPStatus.FOUND
+    assert response["Location"].startswith(f"{fake.url}/authorize?")
+
+
+def test_a_hint_in_a_next_that_is_no_registered_apps_request_starts_nothing(
+    client,
+    provider,
+    web_client,  # noqa: F811 (the fixture)
+):
+    assert client.get(app_sign_in_page(client, web_client, kc_idp_hint="corp")).status_code == 302
+    started = dict(client.session["socialaccount_states"])
+
+    for client_id in ("unknown-app", ""):
+        next_url = f"{AUTHORIZE_URL}?client_id={client_id}&kc_idp_hint=corp"
+        response = client.get(LOGIN, {"next": next_url})
+        assert response.status_code == HTTPStatus.OK
+    web_client.is_active = False  # a disabled app's request neither
+    web_client.save()
+    response = client.get(LOGIN, {"next": f"{AUTHORIZE_URL}?client_id=web-app&kc_idp_hint=corp"})
+    assert response.status_code == HTTPStatus.OK
+    response = client.get(LOGIN, {"next": "/account/?kc_idp_hint=corp"})
+    assert response.status_code == HTTPStatus.OK
+    assert client.session["socialaccount_states"] == started, "no upstream sign-in started"

@@ -155,3 +155,30 @@ def test_a_trusted_provider_that_used_no_second_factor_still_steps_up(
     response = broker.get(AUTHORIZE_URL, authorization_params(payroll))
     assert response.status_code == HTTPStatus.FORBIDDEN
     assert not Grant.objects.exists()
+
+
+@pytest.mark.spec("OpenID Connect Core 1.0", "3.1.2.1")
+def test_an_apps_login_hint_of_a_providers_domain_goes_straight_there_and_back_to_the_app(
+    broker, corp, upstream_idp, payroll
+):
+    payroll.requires_mfa = False
+    payroll.save()
+    params = authorization_params(payroll, login_hint="carol@corp.example")
+    login_page = broker.get(AUTHORIZE_URL, params)["Location"]
+
+    # The sign-in page is never shown: the hint's domain names the provider.
+    authorize = broker.get(login_page)["Location"]
+
+    assert authorize.startswith(f"{upstream_idp.url}/o/authorize/")
+    callback = sign_in_upstream(authorize, upstream_idp.url, "carol")
+    back = broker.get(path_and_query(callback))
+    assert back.status_code == HTTPStatus.FOUND, back.content[:800]
+    assert back["Location"].startswith(AUTHORIZE_URL)
+    answer = redirect_query(broker.get(back["Location"]), PAYROLL_REDIRECT_URI)
+    assert answer["code"]
+    assert answer["state"] == params["state"]
+    carol = User.objects.get(email="carol@corp.example")
+    assert Grant.objects.get().user == carol
+    assert Grant.objects.get().amr == ["fed"]
+    created = AuditEvent.objects.get(type=AuditEvent.Type.USER_CREATED, subject=carol)
+    assert created.extra["just_in_time"] is True
