@@ -195,6 +195,25 @@ class RegisterClientForm(forms.Form):
     requires_mfa = forms.BooleanField(
         label=_("Users must have used a second factor"), required=False
     )
+    # RFC 9449, RFC 9126 and FAPI 2.0's Security Profile (the high-security profile).
+    require_dpop = forms.BooleanField(
+        label=_("Require DPoP (sender-bound tokens)"),
+        required=False,
+        help_text=_("Every token request must carry a DPoP proof of the app's key (RFC 9449)."),
+    )
+    require_pushed_authorization_requests = forms.BooleanField(
+        label=_("Require pushed authorization requests (PAR)"),
+        required=False,
+        help_text=_("The app must push each sign-in request to the PAR endpoint (RFC 9126)."),
+    )
+    high_security = forms.BooleanField(
+        label=_("High security (FAPI 2.0)"),
+        required=False,
+        help_text=_(
+            "Requires PAR, PKCE, private_key_jwt and DPoP, with the code bound to the DPoP key. "
+            "Only for a server-side app or service with its public keys."
+        ),
+    )
     algorithm = _algorithm_field(format_lazy("{} {}", ALGORITHM_HELP, SERVICE_IGNORES_ALGORITHM))
     logo_uri = forms.CharField(label=_("Logo URL"), required=False, max_length=500)
     client_uri = forms.CharField(label=_("Home page URL"), required=False, max_length=500)
