@@ -171,16 +171,12 @@ def check_high_security_request(
     orequest: OauthlibRequest, *, pushed: list[tuple[str, str]] | None
 ) -> None:
     """FAPI 2.0 Security Profile §5.3.2.2 for a high-security client (`Client.high_security`),
-    beyond what its flags already require (PAR above, PKCE S256 through `is_pkce_required`):
-    the pushed request names its `redirect_uri`, and the code is bound to the client's DPoP
-    key (RFC 9449 §10: `dpop_jkt`, which the PAR endpoint adds from the push's own DPoP proof,
-    §10.1), so a stolen code is worthless without the key."""
+    beyond what its flags already require (PAR above, PKCE S256 through `is_pkce_required`;
+    `redirect_uri` every client must send, `authorization_policy.get_default_redirect_uri`):
+    the code is bound to the client's DPoP key (RFC 9449 §10: `dpop_jkt`, which the PAR
+    endpoint adds from the push's own DPoP proof, §10.1), so a stolen code is worthless
+    without the key."""
     names = {key for key, _value in pushed or []}
-    if "redirect_uri" not in names:
-        raise oauth2.InvalidRequestError(
-            description="A high-security client must send redirect_uri in its pushed request.",
-            request=orequest,
-        )
     if "dpop_jkt" not in names:
         raise oauth2.InvalidRequestError(
             description=(
