@@ -382,6 +382,14 @@ class RegisterClientForm(forms.Form):
             errors.update(
                 services.id_token_algorithm_errors(kind=data["kind"], algorithm=data["algorithm"])
             )
+        errors.update(
+            services.high_security_errors(
+                kind=data["kind"],
+                high_security=bool(data.get("high_security")),
+                jwks=(data.get("jwks") or "").strip(),
+                jwks_uri=(data.get("jwks_uri") or "").strip(),
+            )
+        )
         add_rule_errors(self, {k: v for k, v in errors.items() if k not in self.errors})
         return data
 
@@ -546,6 +554,14 @@ class ClientChangeForm(forms.ModelForm):
             errors.update(
                 services.id_token_algorithm_errors(kind=kind, algorithm=data["algorithm"])
             )
+        errors.update(
+            services.high_security_errors(
+                kind=kind,
+                high_security=bool(value("high_security")),
+                jwks=value("jwks"),
+                jwks_uri=(value("jwks_uri") or "").strip(),
+            )
+        )
         add_rule_errors(self, {k: v for k, v in errors.items() if k not in self.errors})
         return data
 

@@ -281,14 +281,16 @@ def _audience_errors(client: Client) -> dict[str, list[str]]:
     return {}
 
 
-def _high_security_errors(client: Client) -> dict[str, list[str]]:
+def high_security_errors(
+    *, kind: str, high_security: bool, jwks: Any, jwks_uri: str
+) -> dict[str, list[str]]:
     """FAPI 2.0 Security Profile §5.3.2.1: confidential clients only, authenticated with
     private_key_jwt (the app's registered public keys); a public app or one without keys
-    cannot take the profile."""
-    if not client.high_security:
+    cannot take the profile. Asked by the service and, for their field errors, the forms."""
+    if not high_security:
         return {}
-    profile = KIND_PROFILES[client.kind]
-    if profile.client_type != Client.CLIENT_CONFIDENTIAL or not profile.oauth:
+    profile = KIND_PROFILES.get(kind)
+    if profile is None or profile.client_type != Client.CLIENT_CONFIDENTIAL or not profile.oauth:
         return {
             "high_security": [
                 _(
@@ -297,7 +299,7 @@ def _high_security_errors(client: Client) -> dict[str, list[str]]:
                 )
             ]
         }
-    if not client.uses_private_key_jwt:
+    if not jwks and not jwks_uri:
         return {
             "high_security": [
                 _(
@@ -307,6 +309,15 @@ def _high_security_errors(client: Client) -> dict[str, list[str]]:
             ]
         }
     return {}
+
+
+def _high_security_errors(client: Client) -> dict[str, list[str]]:
+    return high_security_errors(
+        kind=client.kind,
+        high_security=client.high_security,
+        jwks=client.jwks,
+        jwks_uri=client.jwks_uri,
+    )
 
 
 def _key_errors(client: Client, *, resolver: uri_rules.Resolver | None) -> dict[str, list[str]]:
