@@ -244,8 +244,9 @@ class Client(AbstractApplication):
             "plain authorization request is refused."
         ),
     )
-    # FAPI 2.0 Security Profile (oauth_clients/oidc/high_security.py): PAR, PKCE (S256),
-    # private_key_jwt and DPoP all required, the code bound to the DPoP key (RFC 9449 §10).
+    # FAPI 2.0 Security Profile: PAR, PKCE (S256), private_key_jwt and DPoP all required, the
+    # code bound to the DPoP key (RFC 9449 §10); enforced by oauth_clients/oidc/backend.py,
+    # token_policy.py, client_assertion.py and tokens.py (docs/guides/api-jwt-tokens.md).
     high_security = models.BooleanField(
         _("high security (FAPI 2.0)"),
         default=False,
