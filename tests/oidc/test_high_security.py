@@ -332,3 +332,36 @@ def test_unbound_tokens_of_an_app_switched_to_high_security_are_refused(admin_us
         client, INTROSPECT_PATH, {"token": access_token, **ledger.credentials()}
     )
     assert introspection.json() == {"active": False}
+
+
+@pytest.mark.spec("FAPI 2.0 Security Profile", "5.3.2.1")
+def test_an_unbound_jwt_of_an_app_switched_to_high_security_is_inactive_at_introspection(
+    admin_user, client, django_capture_on_commit_callbacks
+):
+    api, api_secret = services.register_client(
+        actor=admin_user,
+        kind=Client.Kind.API,
+        name="Payments API",
+        audience="https://payments.example.com/api",
+    )
+    signing_key = ClientKey.ec()
+    service, _secret = services.register_client(
+        actor=admin_user, kind=Client.Kind.SERVICE, name="Payer", jwks=jwks_of(signing_key)
+    )
+    payer = HighSecurityApp(service, signing_key)
+    response = payer.token({"grant_type": "client_credentials", "resource": api.audience})
+    assert response.status_code == HTTPStatus.OK, response.content
+    token = response.json()["access_token"]
+    assert response.json()["token_type"] == "Bearer"
+
+    def introspect() -> dict[str, Any]:
+        auth = basic_auth(api.client_id, api_secret)
+        return post_form(client, INTROSPECT_PATH, {"token": token}, HTTP_AUTHORIZATION=auth).json()
+
+    assert introspect()["active"] is True
+    with django_capture_on_commit_callbacks(execute=True):
+        services.update_client(client=service, actor=admin_user, changes={"high_security": True})
+    assert introspect() == {"active": False}
+    # From now on the service gets bound tokens only: a request without a proof is refused.
+    refused = payer.token({"grant_type": "client_credentials", "resource": api.audience})
+    assert refused.json()["error"] == "invalid_dpop_proof"
