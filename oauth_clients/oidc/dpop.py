@@ -14,6 +14,10 @@ Used by the token endpoint (`TokenPolicyMixin.validate_dpop`, run after each gra
 checks), userinfo (`oauth_clients.oidc.views.userinfo`) and every bearer check
 (`TokenPolicyMixin.validate_bearer_token` refuses a bound token without its key's proof).
 
+Authorization codes bound to a key (§10): a `dpop_jkt` in the authorization request, or the
+proof sent with a pushed request (§10.1, `oauth_clients.oidc.views.par`), is kept on the Grant
+and the exchange's proof must be made with that key (`TokenPolicyMixin.validate_dpop`).
+
 Server nonces (RFC 9449 §8) at the token endpoint: every answer to a request with a proof
 carries a `DPoP-Nonce`, and a client that must use DPoP (`Client.require_dpop`) must put a
 current one in its proofs (else 400 `use_dpop_nonce` with a fresh one), so a proof cannot be
