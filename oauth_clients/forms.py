@@ -554,6 +554,16 @@ class ClientChangeForm(forms.ModelForm):
             errors.update(
                 services.id_token_algorithm_errors(kind=kind, algorithm=data["algorithm"])
             )
+        if {"jwks", "jwks_uri", "allow_private_network"} & set(self.changed_data):
+            # The keys' rules as the service applies them, on an unsaved copy, so a bad key
+            # set is a field error here rather than a refusal after the form was accepted.
+            candidate = Client(
+                kind=kind,
+                jwks=value("jwks") or None,
+                jwks_uri=(value("jwks_uri") or "").strip(),
+                allow_private_network=bool(value("allow_private_network")),
+            )
+            errors.update(services.key_errors(candidate))
         errors.update(
             services.high_security_errors(
                 kind=kind,

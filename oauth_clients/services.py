@@ -254,7 +254,7 @@ def _validate(
     if check_algorithm:
         errors.update(id_token_algorithm_errors(kind=client.kind, algorithm=client.algorithm))
     errors.update(_audience_errors(client))
-    errors.update(_key_errors(client, resolver=resolver))
+    errors.update(key_errors(client, resolver=resolver))
     errors.update(_high_security_errors(client))
     if errors:
         raise ValidationError(errors)
@@ -320,9 +320,12 @@ def _high_security_errors(client: Client) -> dict[str, list[str]]:
     )
 
 
-def _key_errors(client: Client, *, resolver: uri_rules.Resolver | None) -> dict[str, list[str]]:
+def key_errors(
+    client: Client, *, resolver: uri_rules.Resolver | None = None
+) -> dict[str, list[str]]:
     """RFC 7523 §2.2 keys: inline or by URL (not both), for a confidential client, public
-    signing keys only; a URL the IdP may fetch (`client_keys.jwks_uri_problem`)."""
+    signing keys only; a URL the IdP may fetch (`client_keys.jwks_uri_problem`). Asked by the
+    service and, for its field errors, the admin change form (on an unsaved copy)."""
     if not client.jwks and not client.jwks_uri:
         return {}
     if KIND_PROFILES[client.kind].client_type != Client.CLIENT_CONFIDENTIAL or (
