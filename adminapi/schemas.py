@@ -143,6 +143,8 @@ class ClientOut(Schema):
     require_pkce: bool
     require_pushed_authorization_requests: bool = False
     require_dpop: bool = False
+    # FAPI 2.0 Security Profile: PAR + PKCE + private_key_jwt + DPoP (needs jwks or jwks_uri).
+    high_security: bool = False
     is_resource_server: bool
     logo_uri: str
     client_uri: str
@@ -197,6 +199,8 @@ class ClientCreate(In):
     require_pkce: bool = True
     require_pushed_authorization_requests: bool = False
     require_dpop: bool = False
+    # FAPI 2.0 Security Profile: PAR + PKCE + private_key_jwt + DPoP (needs jwks or jwks_uri).
+    high_security: bool = False
     is_resource_server: bool = False
     logo_uri: str = ""
     client_uri: str = ""
@@ -253,6 +257,7 @@ class ClientUpdate(In):
     require_pkce: bool | None = None
     require_pushed_authorization_requests: bool | None = None
     require_dpop: bool | None = None
+    high_security: bool | None = None
     is_resource_server: bool | None = None
     logo_uri: str | None = None
     client_uri: str | None = None

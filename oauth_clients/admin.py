@@ -124,10 +124,12 @@ class ClientAdmin(admin.ModelAdmin):
                     "require_pkce",
                     "require_dpop",
                     "require_pushed_authorization_requests",
+                    "high_security",
                     "is_resource_server",
                 ),
                 "description": gettext_lazy(
-                    "Turning PKCE off or marking an app trusted weakens it; the change is audited."
+                    "Turning PKCE off or marking an app trusted weakens it; the change is audited. "
+                    "High security (FAPI 2.0) needs the app's public keys (API and keys below)."
                 ),
             },
         ),
@@ -281,6 +283,8 @@ class ClientAdmin(admin.ModelAdmin):
             "algorithm",
             "require_pkce",
             "require_dpop",
+            "require_pushed_authorization_requests",
+            "high_security",
             "is_resource_server",
             "backchannel_logout_uri",
             "backchannel_logout_session_required",

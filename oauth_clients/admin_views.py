@@ -89,7 +89,22 @@ REGISTER_FIELDSETS: list[tuple[Any, dict[str, Any]]] = [
             ),
         },
     ),
-    (gettext_lazy("Trust"), {"fields": ["is_trusted", "requires_mfa"]}),
+    (
+        gettext_lazy("Trust and security"),
+        {
+            "fields": [
+                "is_trusted",
+                "requires_mfa",
+                "require_dpop",
+                "require_pushed_authorization_requests",
+                "high_security",
+            ],
+            "description": gettext_lazy(
+                "High security (FAPI 2.0) requires pushed requests, PKCE, DPoP and the app's "
+                "own keys (private_key_jwt): register its public keys above."
+            ),
+        },
+    ),
     (
         gettext_lazy("Shown to users"),
         {

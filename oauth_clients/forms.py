@@ -195,6 +195,25 @@ class RegisterClientForm(forms.Form):
     requires_mfa = forms.BooleanField(
         label=_("Users must have used a second factor"), required=False
     )
+    # RFC 9449, RFC 9126 and FAPI 2.0's Security Profile (the high-security profile).
+    require_dpop = forms.BooleanField(
+        label=_("Require DPoP (sender-bound tokens)"),
+        required=False,
+        help_text=_("Every token request must carry a DPoP proof of the app's key (RFC 9449)."),
+    )
+    require_pushed_authorization_requests = forms.BooleanField(
+        label=_("Require pushed authorization requests (PAR)"),
+        required=False,
+        help_text=_("The app must push each sign-in request to the PAR endpoint (RFC 9126)."),
+    )
+    high_security = forms.BooleanField(
+        label=_("High security (FAPI 2.0)"),
+        required=False,
+        help_text=_(
+            "Requires PAR, PKCE, private_key_jwt and DPoP, with the code bound to the DPoP key. "
+            "Only for a server-side app or service with its public keys."
+        ),
+    )
     algorithm = _algorithm_field(format_lazy("{} {}", ALGORITHM_HELP, SERVICE_IGNORES_ALGORITHM))
     logo_uri = forms.CharField(label=_("Logo URL"), required=False, max_length=500)
     client_uri = forms.CharField(label=_("Home page URL"), required=False, max_length=500)
@@ -363,6 +382,14 @@ class RegisterClientForm(forms.Form):
             errors.update(
                 services.id_token_algorithm_errors(kind=data["kind"], algorithm=data["algorithm"])
             )
+        errors.update(
+            services.high_security_errors(
+                kind=data["kind"],
+                high_security=bool(data.get("high_security")),
+                jwks=(data.get("jwks") or "").strip(),
+                jwks_uri=(data.get("jwks_uri") or "").strip(),
+            )
+        )
         add_rule_errors(self, {k: v for k, v in errors.items() if k not in self.errors})
         return data
 
@@ -527,6 +554,24 @@ class ClientChangeForm(forms.ModelForm):
             errors.update(
                 services.id_token_algorithm_errors(kind=kind, algorithm=data["algorithm"])
             )
+        if {"jwks", "jwks_uri", "allow_private_network"} & set(self.changed_data):
+            # The keys' rules as the service applies them, on an unsaved copy, so a bad key
+            # set is a field error here rather than a refusal after the form was accepted.
+            candidate = Client(
+                kind=kind,
+                jwks=value("jwks") or None,
+                jwks_uri=(value("jwks_uri") or "").strip(),
+                allow_private_network=bool(value("allow_private_network")),
+            )
+            errors.update(services.key_errors(candidate))
+        errors.update(
+            services.high_security_errors(
+                kind=kind,
+                high_security=bool(value("high_security")),
+                jwks=value("jwks"),
+                jwks_uri=(value("jwks_uri") or "").strip(),
+            )
+        )
         add_rule_errors(self, {k: v for k, v in errors.items() if k not in self.errors})
         return data
 

@@ -244,6 +244,17 @@ class Client(AbstractApplication):
             "plain authorization request is refused."
         ),
     )
+    # FAPI 2.0 Security Profile: PAR, PKCE (S256), private_key_jwt and DPoP all required, the
+    # code bound to the DPoP key (RFC 9449 §10); enforced by oauth_clients/oidc/backend.py,
+    # token_policy.py, client_assertion.py and tokens.py (docs/guides/api-jwt-tokens.md).
+    high_security = models.BooleanField(
+        _("high security (FAPI 2.0)"),
+        default=False,
+        help_text=_(
+            "Requires pushed authorization requests, PKCE, private_key_jwt and DPoP-bound tokens, "
+            "as FAPI 2.0's Security Profile does. Needs the app's public keys (a confidential app)."
+        ),
+    )
     is_resource_server = models.BooleanField(
         _("resource server"),
         default=False,
@@ -388,6 +399,16 @@ class Client(AbstractApplication):
 
     def natural_key(self) -> tuple[str]:
         return (self.client_id,)
+
+    @property
+    def must_push_requests(self) -> bool:
+        """RFC 9126 §6: plain authorization requests refused (by itself or the FAPI profile)."""
+        return self.require_pushed_authorization_requests or self.high_security
+
+    @property
+    def must_use_dpop(self) -> bool:
+        """RFC 9449 §5: every token request carries a proof (by itself or the FAPI profile)."""
+        return self.require_dpop or self.high_security
 
     @property
     def uses_private_key_jwt(self) -> bool:
@@ -540,6 +561,9 @@ class Grant(AbstractGrant):
     amr = models.JSONField(_("authentication methods"), default=list, blank=True)
     acr = models.CharField(_("authentication context"), max_length=64, blank=True)
     consumed_at = models.DateTimeField(_("exchanged at"), null=True, blank=True)
+    # RFC 9449 §10: the thumbprint of the DPoP key the code is bound to (`dpop_jkt`, or the PAR
+    # request's proof, §10.1); the code exchange's proof must be made with that key.
+    dpop_jkt = models.CharField(_("DPoP key thumbprint"), max_length=43, blank=True)
 
     class Meta(AbstractGrant.Meta):
         swappable = "OAUTH2_PROVIDER_GRANT_MODEL"

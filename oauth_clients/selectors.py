@@ -165,6 +165,8 @@ def registry_entry(client: Client) -> dict[str, Any]:
         "require_dpop": client.require_dpop,
         # RFC 9126 §6: plain authorization requests refused; only pushed ones (PAR).
         "require_pushed_authorization_requests": client.require_pushed_authorization_requests,
+        # FAPI 2.0 Security Profile: PAR + PKCE + private_key_jwt + DPoP, codes bound to the key.
+        "high_security": client.high_security,
         "is_resource_server": client.is_resource_server,
         **{name: getattr(client, name) for name in uri_rules.INFO_URI_FIELDS},
         "owner_contact": client.owner_contact,

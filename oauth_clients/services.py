@@ -59,6 +59,7 @@ FLAG_FIELDS = (
     "require_pkce",
     "require_dpop",
     "require_pushed_authorization_requests",
+    "high_security",
     "is_resource_server",
     "backchannel_logout_session_required",
     "allow_private_network",
@@ -253,7 +254,8 @@ def _validate(
     if check_algorithm:
         errors.update(id_token_algorithm_errors(kind=client.kind, algorithm=client.algorithm))
     errors.update(_audience_errors(client))
-    errors.update(_key_errors(client, resolver=resolver))
+    errors.update(key_errors(client, resolver=resolver))
+    errors.update(_high_security_errors(client))
     if errors:
         raise ValidationError(errors)
 
@@ -279,9 +281,51 @@ def _audience_errors(client: Client) -> dict[str, list[str]]:
     return {}
 
 
-def _key_errors(client: Client, *, resolver: uri_rules.Resolver | None) -> dict[str, list[str]]:
+def high_security_errors(
+    *, kind: str, high_security: bool, jwks: Any, jwks_uri: str
+) -> dict[str, list[str]]:
+    """FAPI 2.0 Security Profile §5.3.2.1: confidential clients only, authenticated with
+    private_key_jwt (the app's registered public keys); a public app or one without keys
+    cannot take the profile. Asked by the service and, for their field errors, the forms."""
+    if not high_security:
+        return {}
+    profile = KIND_PROFILES.get(kind)
+    if profile is None or profile.client_type != Client.CLIENT_CONFIDENTIAL or not profile.oauth:
+        return {
+            "high_security": [
+                _(
+                    "The high-security profile is for confidential apps (a server-side app or "
+                    "a service): a public app cannot sign in with keys."
+                )
+            ]
+        }
+    if not jwks and not jwks_uri:
+        return {
+            "high_security": [
+                _(
+                    "The high-security profile needs the app's public keys (a JWK Set or its "
+                    "URL): the app authenticates with private_key_jwt."
+                )
+            ]
+        }
+    return {}
+
+
+def _high_security_errors(client: Client) -> dict[str, list[str]]:
+    return high_security_errors(
+        kind=client.kind,
+        high_security=client.high_security,
+        jwks=client.jwks,
+        jwks_uri=client.jwks_uri,
+    )
+
+
+def key_errors(
+    client: Client, *, resolver: uri_rules.Resolver | None = None
+) -> dict[str, list[str]]:
     """RFC 7523 §2.2 keys: inline or by URL (not both), for a confidential client, public
-    signing keys only; a URL the IdP may fetch (`client_keys.jwks_uri_problem`)."""
+    signing keys only; a URL the IdP may fetch (`client_keys.jwks_uri_problem`). Asked by the
+    service and, for its field errors, the admin change form (on an unsaved copy)."""
     if not client.jwks and not client.jwks_uri:
         return {}
     if KIND_PROFILES[client.kind].client_type != Client.CLIENT_CONFIDENTIAL or (
@@ -349,6 +393,7 @@ def register_client(
     require_pkce: bool = True,
     require_dpop: bool = False,
     require_pushed_authorization_requests: bool = False,
+    high_security: bool = False,
     algorithm: str | None = None,
     audience: str | None = None,
     jwks: dict | str | None = None,
@@ -388,6 +433,7 @@ def register_client(
         "require_pkce": require_pkce,
         "require_dpop": require_dpop,
         "require_pushed_authorization_requests": require_pushed_authorization_requests,
+        "high_security": high_security,
         "logo_uri": logo_uri,
         "client_uri": client_uri,
         "policy_uri": policy_uri,
@@ -435,6 +481,7 @@ def register_client(
         algorithm=client.algorithm,
         audience=client.audience,
         client_authentication="private_key_jwt" if client.uses_private_key_jwt else "",
+        high_security=client.high_security,
     )
     return client, secret
 
@@ -528,6 +575,7 @@ def _weakenings(*, before: Mapping[str, Any], after: Mapping[str, Any]) -> list[
         ("require_pkce", False, "turns PKCE off"),
         ("require_dpop", False, "stops requiring DPoP-bound tokens"),
         ("require_pushed_authorization_requests", False, "stops requiring pushed requests"),
+        ("high_security", False, "leaves the high-security profile (FAPI 2.0)"),
         ("is_trusted", True, "marks the app trusted (skips consent)"),
         ("requires_mfa", False, "stops requiring MFA"),
         ("is_resource_server", True, "lets the app introspect other apps' tokens"),

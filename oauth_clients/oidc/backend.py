@@ -37,6 +37,8 @@ CONSENT_FORM_FIELDS = frozenset({"allow", "deny", "csrfmiddlewaretoken"})
 # RFC 7636 §4.2: an S256 challenge is BASE64URL(SHA256(verifier)) without padding, 32 bytes in
 # 43 characters of the base64url alphabet.
 S256_CODE_CHALLENGE_RE = re.compile(r"[A-Za-z0-9_-]{43}")
+# RFC 9449 §10: `dpop_jkt` is a JWK SHA-256 thumbprint (RFC 7638), 43 base64url characters.
+DPOP_JKT_RE = re.compile(r"[A-Za-z0-9_-]{43}")
 # The `prompt` values discovery advertises (`prompt_values_supported`, views/discovery.py).
 PROMPT_VALUES_SUPPORTED = ("none", "login", "consent")
 # What `acr_values` may ask for (OIDC Core §3.1.2.1), weakest first; both need a second factor.
@@ -134,6 +136,13 @@ def _check_policy(orequest: OauthlibRequest) -> None:
             description="code_challenge must be 43 base64url characters (S256).",
             request=orequest,
         )
+    dpop_jkt = getattr(orequest, "dpop_jkt", None)
+    if dpop_jkt is not None and not DPOP_JKT_RE.fullmatch(dpop_jkt):
+        # RFC 9449 §10: the base64url SHA-256 thumbprint of the client's DPoP key.
+        raise oauth2.InvalidRequestError(
+            description="dpop_jkt must be a JWK SHA-256 thumbprint (43 base64url characters).",
+            request=orequest,
+        )
     prompt = set((orequest.prompt or "").split())
     unsupported = sorted(prompt.difference(PROMPT_VALUES_SUPPORTED))
     if unsupported:
@@ -156,6 +165,26 @@ def _check_policy(orequest: OauthlibRequest) -> None:
         raise oauth2.InvalidRequestError(
             description="max_age must be a non-negative integer.", request=orequest
         ) from exc
+
+
+def check_high_security_request(
+    orequest: OauthlibRequest, *, pushed: list[tuple[str, str]] | None
+) -> None:
+    """FAPI 2.0 Security Profile §5.3.2.2 for a high-security client (`Client.high_security`),
+    beyond what its flags already require (PAR above, PKCE S256 through `is_pkce_required`;
+    `redirect_uri` every client must send, `authorization_policy.get_default_redirect_uri`):
+    the code is bound to the client's DPoP key (RFC 9449 §10: `dpop_jkt`, which the PAR
+    endpoint adds from the push's own DPoP proof, §10.1), so a stolen code is worthless
+    without the key."""
+    names = {key for key, _value in pushed or []}
+    if "dpop_jkt" not in names:
+        raise oauth2.InvalidRequestError(
+            description=(
+                "A high-security client must bind the code to its DPoP key: send dpop_jkt or "
+                "a DPoP proof with the pushed request."
+            ),
+            request=orequest,
+        )
 
 
 class _ParsedOnceRequest(OauthlibRequest):
@@ -206,12 +235,14 @@ class IdPOAuthLibCore(OAuthLibCore):
         try:
             scopes, credentials = handler.validate_authorization_request(orequest)
             _check_policy(orequest)
-            if pushed is None and orequest.client.require_pushed_authorization_requests:
+            if pushed is None and orequest.client.must_push_requests:
                 # RFC 9126 §6: this client's requests must be pushed first.
                 raise oauth2.InvalidRequestError(
                     description="This client must use pushed authorization requests.",
                     request=orequest,
                 )
+            if orequest.client.high_security:
+                check_high_security_request(orequest, pushed=pushed)
         except oauth2.FatalClientError as error:
             raise FatalClientError(error=error) from error
         except oauth2.OAuth2Error as error:

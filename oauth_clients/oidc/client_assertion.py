@@ -35,6 +35,9 @@ MAX_ASSERTION_SECONDS = 3600
 # Clock skew tolerated on exp, nbf and iat.
 LEEWAY_SECONDS = 30
 _JTI_PREFIX = "oauth:assertion-jti:v1:"
+# FAPI 2.0 Security Profile §5.4.1: a high-security client signs with PS256 or ES256 (the
+# profile's EdDSA is not among the assertion algorithms here), never RS256.
+HIGH_SECURITY_ALGORITHMS = ("PS256", "ES256")
 
 
 def audiences() -> list[str]:
@@ -99,6 +102,8 @@ def verify_client_assertion(*, client: Client, assertion: str, request: Any = No
     algorithm = header.get("alg")
     if algorithm not in ASSERTION_ALGORITHMS:
         return False  # `none`, HMAC (HS256 over the public key) and anything else
+    if client.high_security and algorithm not in HIGH_SECURITY_ALGORITHMS:
+        return False
     key = _key_for(client, header.get("kid"), algorithm)
     if key is None:
         return False
@@ -107,7 +112,9 @@ def verify_client_assertion(*, client: Client, assertion: str, request: Any = No
             assertion,
             key,
             algorithms=[algorithm],
-            audience=audiences(),
+            # FAPI 2.0 Security Profile §5.3.2.1: a high-security client's assertion names
+            # the issuer identifier alone, as a string (RFC 7523bis).
+            audience=[settings.IDP_ISSUER] if client.high_security else audiences(),
             issuer=client.client_id,
             leeway=LEEWAY_SECONDS,
             options={"require": ["iss", "sub", "aud", "exp", "jti"]},
@@ -117,6 +124,8 @@ def verify_client_assertion(*, client: Client, assertion: str, request: Any = No
     now = time.time()
     jti = claims["jti"]
     if claims["sub"] != client.client_id or not isinstance(jti, str) or not jti:
+        return False
+    if client.high_security and not isinstance(claims["aud"], str):
         return False
     if claims["exp"] > now + MAX_ASSERTION_SECONDS:
         return False

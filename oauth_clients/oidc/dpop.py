@@ -14,6 +14,10 @@ Used by the token endpoint (`TokenPolicyMixin.validate_dpop`, run after each gra
 checks), userinfo (`oauth_clients.oidc.views.userinfo`) and every bearer check
 (`TokenPolicyMixin.validate_bearer_token` refuses a bound token without its key's proof).
 
+Authorization codes bound to a key (§10): a `dpop_jkt` in the authorization request, or the
+proof sent with a pushed request (§10.1, `oauth_clients.oidc.views.par`), is kept on the Grant
+and the exchange's proof must be made with that key (`TokenPolicyMixin.validate_dpop`).
+
 Server nonces (RFC 9449 §8) at the token endpoint: every answer to a request with a proof
 carries a `DPoP-Nonce`, and a client that must use DPoP (`Client.require_dpop`) must put a
 current one in its proofs (else 400 `use_dpop_nonce` with a fresh one), so a proof cannot be
@@ -55,6 +59,9 @@ ALGORITHMS = {
     "RS256": ("RSA", None),
     "EdDSA": ("OKP", "Ed25519"),
 }
+# FAPI 2.0 Security Profile §5.4.1: a high-security client's proofs use PS256, ES256 or EdDSA
+# (Ed25519), never RS256 (PKCS#1 v1.5).
+HIGH_SECURITY_ALGORITHMS = ("ES256", "PS256", "EdDSA")
 # RFC 9449 §4.3 item 11 and §11.1: a proof is fresh for this long either side of now (clock
 # skew included); its jti is remembered for the whole span it could be accepted in.
 PROOF_WINDOW_SECONDS = 60
@@ -174,9 +181,11 @@ def verify_proof(
     uri: str,
     access_token: str | None = None,
     require_nonce: bool = False,
+    algorithms: tuple[str, ...] = tuple(ALGORITHMS),
 ) -> str:
     """The thumbprint of the key that signed `proof` for `method` on `uri` (and, at a resource,
-    for `access_token`); raises `InvalidProof` for anything RFC 9449 §4.3 refuses, and
+    for `access_token`); raises `InvalidProof` for anything RFC 9449 §4.3 refuses (or an
+    algorithm outside `algorithms`), and
     `NonceRequired` when `require_nonce` and the proof has no current nonce. A valid proof is
     spent: the same jti is refused for the rest of the window (`replayed`)."""
     if not isinstance(proof, str) or len(proof) > MAX_PROOF_LENGTH or proof.count(".") != 2:
@@ -189,8 +198,8 @@ def verify_proof(
     if header.get("typ") != PROOF_TYP:
         raise InvalidProof(f"The DPoP proof's typ must be {PROOF_TYP}.")
     algorithm = header.get("alg")
-    if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
-        raise InvalidProof("The DPoP proof's alg must be one of " + ", ".join(ALGORITHMS) + ".")
+    if not isinstance(algorithm, str) or algorithm not in ALGORITHMS or algorithm not in algorithms:
+        raise InvalidProof("The DPoP proof's alg must be one of " + ", ".join(algorithms) + ".")
     jwk = _public_jwk(header, algorithm)
     try:
         key = pyjwt.PyJWK(jwk, algorithm=algorithm).key
@@ -229,6 +238,11 @@ def verify_proof(
     if not cache.add(f"{_JTI_PREFIX}{digest}", 1, timeout=2 * PROOF_WINDOW_SECONDS + 1):
         raise InvalidProof("The DPoP proof was used before (jti).", replayed=True)
     return jkt
+
+
+def strict_algorithms(client: Any) -> tuple[str, ...]:
+    """The proof algorithms `client` may use: FAPI 2.0's for a high-security client."""
+    return HIGH_SECURITY_ALGORITHMS if client.high_security else tuple(ALGORITHMS)
 
 
 def record_refusal(*, request: Any, reason: str, client: Any = None, subject: Any = None) -> None:

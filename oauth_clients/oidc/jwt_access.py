@@ -206,6 +206,10 @@ def introspect_jwt(*, token: str, caller: Client) -> dict[str, Any]:
         return inactive
     cnf = claims.get("cnf")
     bound = isinstance(cnf, dict) and isinstance(cnf.get("jkt"), str)
+    if client.high_security and not bound:
+        # FAPI 2.0 Security Profile §5.3.2.1: a high-security app's tokens are
+        # sender-constrained; an unbound one (issued before the switch) is not active.
+        return inactive
     data: dict[str, Any] = {
         "active": True,
         "scope": claims.get("scope", ""),

@@ -79,6 +79,8 @@ from oauth_clients.oidc.tokens import (
 from oauth_clients.secrets import check_client_secret
 from oauth_clients.uri_rules import USER_SCOPES
 
+# FAPI 2.0 Security Profile §5.3.2.2: a high-security client's codes live at most this long.
+HIGH_SECURITY_CODE_SECONDS = 60
 # RFC 6749 grant_type value → the Client grant types that allow it. Refresh tokens are only ever
 # issued from the code flow and the device flow, so the refresh grant follows those grants.
 GRANT_TYPES_ALLOWING = {
@@ -334,8 +336,10 @@ class TokenPolicyMixin(_ValidatorBase):
         if not client_id:
             return False
         client = self._load_application(client_id, request)
-        if client is None or client.uses_private_key_jwt:
-            return False  # a private_key_jwt client has no shared secret (RFC 7523 §2.2)
+        if client is None or client.uses_private_key_jwt or client.high_security:
+            # A private_key_jwt client has no shared secret (RFC 7523 §2.2); a high-security
+            # client authenticates with its keys only (FAPI 2.0 Security Profile §5.3.2.1).
+            return False
         if client.client_type == Client.CLIENT_PUBLIC:
             authenticated = not secret
         else:
@@ -394,7 +398,7 @@ class TokenPolicyMixin(_ValidatorBase):
         """A public client identified by its id alone (RFC 6749 §3.2.1, PKCE protects the code)."""
         if not client_id or self._load_application(client_id, request) is None:
             return False
-        if request.client.client_type == Client.CLIENT_CONFIDENTIAL:
+        if request.client.client_type == Client.CLIENT_CONFIDENTIAL or request.client.high_security:
             return False
         mark_client_used(request.client)
         return True
@@ -451,7 +455,8 @@ class TokenPolicyMixin(_ValidatorBase):
             client = get_client(client_id) if client_id else None
         if client is None:
             return True
-        return client.require_pkce or client.client_type == Client.CLIENT_PUBLIC
+        public = client.client_type == Client.CLIENT_PUBLIC
+        return client.require_pkce or client.high_security or public
 
     # ------------------------------------------------------------------ DPoP (RFC 9449)
     def validate_dpop(self, request: Request) -> None:
@@ -464,7 +469,7 @@ class TokenPolicyMixin(_ValidatorBase):
         client = request.client
         proof = (request.headers or {}).get("HTTP_DPOP")
         if proof is None:
-            if client.require_dpop:
+            if client.must_use_dpop:
                 raise errors.CustomOAuth2Error(
                     error="invalid_dpop_proof",
                     description="This client must send a DPoP proof.",
@@ -477,7 +482,8 @@ class TokenPolicyMixin(_ValidatorBase):
                     method=request.http_method,
                     uri=dpop.endpoint_uri(urlsplit(request.uri).path),
                     # RFC 9449 §8: a client that must use DPoP must use the server's nonce.
-                    require_nonce=client.require_dpop,
+                    require_nonce=client.must_use_dpop,
+                    algorithms=dpop.strict_algorithms(client),
                 )
             except dpop.NonceRequired as missing:
                 raise dpop.UseDPoPNonceError(description=str(missing), request=request) from None
@@ -490,6 +496,25 @@ class TokenPolicyMixin(_ValidatorBase):
                     error="invalid_dpop_proof", description=str(refused), request=request
                 ) from None
             grant_state(request).dpop_jkt = jkt
+        grant = grant_state(request).grant
+        if (
+            request.grant_type == "authorization_code"
+            and grant is not None
+            and grant.dpop_jkt
+            and grant.dpop_jkt != grant_state(request).dpop_jkt
+        ):
+            # RFC 9449 §10: a code bound to a DPoP key (`dpop_jkt`, or the pushed request's
+            # proof, §10.1) is redeemed only with a proof of that key.
+            dpop.record_refusal(
+                request=audit_request(request),
+                client=client,
+                subject=grant.user,
+                reason="DPoP-bound authorization code without its key's proof",
+            )
+            raise errors.InvalidGrantError(
+                description="This authorization code is bound to another DPoP key (dpop_jkt).",
+                request=request,
+            )
         previous = getattr(request, "refresh_token_instance", None)
         if (
             request.grant_type == "refresh_token"
@@ -527,13 +552,16 @@ class TokenPolicyMixin(_ValidatorBase):
             )
         binding = grant_state(request).binding
         auth_time = binding.auth_time
+        lifetime = oauth2_settings.AUTHORIZATION_CODE_EXPIRE_SECONDS
+        if request.client.high_security:
+            # FAPI 2.0 Security Profile §5.3.2.2: codes live at most 60 seconds.
+            lifetime = min(lifetime, HIGH_SECURITY_CODE_SECONDS)
         grant_model = get_grant_model()
         grant_model(
             application=request.client,
             user=request.user,
             code=hash_code(code["code"]),
-            expires=timezone.now()
-            + timedelta(seconds=oauth2_settings.AUTHORIZATION_CODE_EXPIRE_SECONDS),
+            expires=timezone.now() + timedelta(seconds=lifetime),
             redirect_uri=request.redirect_uri,
             scope=" ".join(request.scopes),
             code_challenge=request.code_challenge or "",
@@ -547,6 +575,8 @@ class TokenPolicyMixin(_ValidatorBase):
             ),
             amr=list(binding.amr),
             acr=binding.acr,
+            # RFC 9449 §10 (checked well-formed by backend.py).
+            dpop_jkt=getattr(request, "dpop_jkt", None) or "",
         ).save(force_insert=True)
 
     def _grant(self, code: str, request: Request) -> Any:
@@ -1032,6 +1062,16 @@ class TokenPolicyMixin(_ValidatorBase):
                 [
                     ("error", "invalid_token"),
                     ("error_description", _("This access token is bound to a DPoP key.")),
+                ]
+            )
+            return False
+        if not access_token.dpop_jkt and access_token.application.high_security:
+            # FAPI 2.0 Security Profile §5.3.2.1: a high-security app's tokens are
+            # sender-constrained; an unbound one (issued before the switch) is not accepted.
+            request.oauth2_error = OrderedDict(
+                [
+                    ("error", "invalid_token"),
+                    ("error_description", _("This app's access tokens must be DPoP-bound.")),
                 ]
             )
             return False

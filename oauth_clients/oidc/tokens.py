@@ -336,6 +336,9 @@ def introspect_token(
             or (application.pk != caller.pk and not caller.is_resource_server)
             # A person who may no longer use the app (answered with the token's row).
             or (user is not None and not may_use(user=user, client=application))
+            # FAPI 2.0 Security Profile §5.3.2.1: a high-security app's access tokens are
+            # sender-constrained; an unbound one (issued before the switch) is not active.
+            or (kind == "access_token" and application.high_security and not found.dpop_jkt)
         ):
             return inactive
         data: dict[str, Any] = {

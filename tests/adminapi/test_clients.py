@@ -11,6 +11,7 @@ from accounts.models import AuditEvent
 from oauth_clients.models import Client
 from oauth_clients.secrets import check_client_secret
 from tests.adminapi.conftest import assert_problem
+from tests.oidc.pkjwt_helpers import ClientKey, jwks_of
 
 pytestmark = pytest.mark.django_db
 
@@ -241,3 +242,29 @@ def test_a_saml_app_is_registered_from_its_metadata_or_by_hand(api, tmp_path):
         assert_problem(api.post("/clients/saml", payload), HTTPStatus.BAD_REQUEST)
     assert Client.objects.filter(kind=Client.Kind.SAML).count() == 2
     assert SP_ACS_URL in str(api.get("/clients/wiki").json()["saml"])
+
+
+def test_the_admin_api_registers_changes_and_refuses_the_profile(api):
+    keys = jwks_of(ClientKey.ec(kid="k1"))
+    body = {
+        "kind": "web",
+        "name": "Bank",
+        "client_id": "bank",
+        "redirect_uris": ["https://bank.example.com/cb"],
+    }
+    refused = api.post("/clients/", {**body, "high_security": True})
+    assert refused.status_code == HTTPStatus.BAD_REQUEST
+    assert refused["Content-Type"] == "application/problem+json"
+    assert refused.json()["errors"][0]["field"] == "high_security"
+
+    created = api.post("/clients/", {**body, "jwks": keys, "high_security": True})
+    assert created.status_code == HTTPStatus.CREATED, created.content
+    assert created.json()["client"]["high_security"] is True
+    assert created.json()["client_secret"] == ""
+    assert api.get("/clients/bank").json()["high_security"] is True
+
+    changed = api.patch("/clients/bank", {"high_security": False})
+    assert changed.status_code == HTTPStatus.OK, changed.content
+    assert changed.json()["high_security"] is False
+    event = AuditEvent.objects.filter(type=AuditEvent.Type.CLIENT_CHANGED).latest("pk")
+    assert event.extra["weakened"] == ["leaves the high-security profile (FAPI 2.0)"]

@@ -192,3 +192,31 @@ def test_the_admin_changes_an_apis_audience_and_a_clients_keys(admin_client):
     assert api.jwks == KEYS
     event = AuditEvent.objects.filter(type=AuditEvent.Type.CLIENT_CHANGED, client=api).latest("pk")
     assert {"audience", "jwks"} <= set(event.extra["fields"])
+
+
+@pytest.mark.parametrize(
+    ("jwks", "message"),
+    [
+        ({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}, "private"),
+        ({"keys": []}, "between 1 and"),
+    ],
+)
+def test_the_change_form_refuses_bad_keys_as_a_field_error(admin_client, jwks, message):
+    from tests.clients.test_admin import change_form_data
+
+    keyed, _ = register(
+        admin_client,
+        kind="service",
+        name="Keyed",
+        redirect_uris="",
+        post_logout_redirect_uris="",
+        scopes=[],
+        jwks=json.dumps(KEYS),
+    )
+    data = change_form_data(admin_client, keyed)
+    response = admin_client.post(url("change", keyed), {**data, "jwks": json.dumps(jwks)})
+    assert response.status_code == HTTPStatus.OK
+    errors = response.context["adminform"].form.errors
+    assert message in " ".join(errors["jwks"])
+    keyed.refresh_from_db()
+    assert keyed.jwks == KEYS

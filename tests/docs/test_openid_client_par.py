@@ -1,7 +1,9 @@
 """Node's openid-client (the certified RP library) runs the code flow with a pushed
 authorization request (RFC 9126), private_key_jwt client authentication (RFC 7523) and
 DPoP-bound tokens (RFC 9449), then userinfo and a refresh with DPoP, against this IdP: issue
-31's "PAR + DPoP + private_key_jwt code flow; refresh with DPoP" acceptance."""
+31's "PAR + DPoP + private_key_jwt code flow; refresh with DPoP" acceptance; the same for a
+high-security client (FAPI 2.0 Security Profile: ES256 assertion, the code bound to the DPoP
+key by the push's proof)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import jwt
 import pytest
 
 from oauth_clients import services
-from oauth_clients.models import AccessToken, Client
+from oauth_clients.models import AccessToken, Client, Grant
 from oauth_clients.oidc.tokens import token_checksum
 from tests.docs.conftest import ROOT, browser_sign_in
 from tests.oidc.pkjwt_helpers import ClientKey, jwks_of
@@ -30,14 +32,18 @@ REDIRECT_URI = "https://par-app.example.com/callback"
 @pytest.mark.spec("RFC 9126", "4")
 @pytest.mark.spec("RFC 9449", "5")
 @pytest.mark.spec("RFC 9449", "7.1")
+@pytest.mark.spec("RFC 9449", "10.1")
+@pytest.mark.spec("FAPI 2.0 Security Profile", "5.3.2.1")
+@pytest.mark.parametrize("high_security", [False, True], ids=["par-client", "high-security"])
 def test_openid_client_pushes_with_private_key_jwt_and_dpop_and_gets_bound_tokens(
-    provider, admin_user, user, password
+    provider, admin_user, user, password, high_security
 ):
     assert NODE, "node (20+) is needed"
     assert (NODE_DIR / "node_modules" / "openid-client").is_dir(), (
         "openid-client is not installed: make install (npm ci in tests/docs/node)"
     )
-    key = ClientKey.rsa(kid="par-app-1")
+    # A high-security client (FAPI 2.0) signs its assertions with ES256: RS256 is refused.
+    key = ClientKey.ec(kid="par-app-1") if high_security else ClientKey.rsa(kid="par-app-1")
     app, secret = services.register_client(
         actor=admin_user,
         kind=Client.Kind.WEB,
@@ -46,9 +52,11 @@ def test_openid_client_pushes_with_private_key_jwt_and_dpop_and_gets_bound_token
         is_trusted=True,
         jwks=jwks_of(key),
         require_pushed_authorization_requests=True,
+        high_security=high_security,
     )
     assert secret == ""
-    private_jwk = {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.private)), "kid": key.kid}
+    to_jwk = jwt.algorithms.get_default_algorithms()[key.alg].to_jwk
+    private_jwk = {**json.loads(to_jwk(key.private)), "kid": key.kid}
     rp = subprocess.Popen(
         [
             NODE,
@@ -92,3 +100,5 @@ def test_openid_client_pushes_with_private_key_jwt_and_dpop_and_gets_bound_token
     current = token_checksum(result["refreshed_access_token"])
     bound = AccessToken.objects.get(token_checksum=current)
     assert bound.dpop_jkt
+    # openid-client sent its proof with the push too, which bound the code (RFC 9449 §10.1).
+    assert Grant.objects.get(application=app).dpop_jkt == bound.dpop_jkt

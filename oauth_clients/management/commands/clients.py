@@ -6,6 +6,8 @@
     clients create --kind api --name Orders --audience https://api.example.com/orders
     clients create --kind service --name Batch --jwks FILE_OR_URL   (private_key_jwt)
     clients create --kind web ... --require-par   (pushed authorization requests only, RFC 9126)
+    clients create --kind web ... --jwks FILE_OR_URL --high-security   (FAPI 2.0: PAR + PKCE +
+                   private_key_jwt + DPoP, the code bound to the DPoP key)
                    [--saml-entity-id ID]   # or --saml-entity-id, --saml-acs-url, --saml-certificate
     clients refresh-metadata CLIENT_ID      # a SAML app: read its metadata URL again
     clients list | show CLIENT_ID | rotate-secret CLIENT_ID [--grace-seconds N]
@@ -102,6 +104,12 @@ class Command(BaseCommand):
         # RFC 9126 §6: the app must push its authorization requests (PAR) first.
         create.add_argument(
             "--require-par", action="store_true", dest="require_pushed_authorization_requests"
+        )
+        # FAPI 2.0 Security Profile: needs --jwks (a confidential app with its keys).
+        create.add_argument(
+            "--high-security",
+            action="store_true",
+            help="Require PAR, PKCE, private_key_jwt and DPoP (FAPI 2.0); needs --jwks.",
         )
         create.add_argument("--owner", default="", dest="owner_contact", metavar="EMAIL")
         for flag in ("logo-uri", "client-uri", "policy-uri", "tos-uri"):
@@ -387,6 +395,7 @@ class Command(BaseCommand):
             audience=options["audience"],
             require_dpop=options["require_dpop"],
             require_pushed_authorization_requests=options["require_pushed_authorization_requests"],
+            high_security=options["high_security"],
             **keys,
             **{name: options[name] for name in services.LIFETIME_FIELDS},
         )
@@ -405,8 +414,10 @@ class Command(BaseCommand):
             lines.append(f"audience:       {client.audience} (RFC 9068 JWT access tokens)")
         if client.uses_private_key_jwt:
             lines.append("authentication: private_key_jwt (no secret)")
-        if client.require_dpop:
+        if client.must_use_dpop:
             lines.append("tokens:         DPoP-bound only (RFC 9449)")
+        if client.high_security:
+            lines.append("profile:        high security (FAPI 2.0: PAR, PKCE, DPoP, keys)")
         lines += [f"issuer:         {facts['issuer']}", f"discovery URL:  {facts['discovery_url']}"]
         self._emit(options, data, "\n".join(lines))
 

@@ -12,6 +12,7 @@ Order of work:
    (`IdPOAuthLibCore.validate_authorization_request` with the pushed parameters: redirect URI,
    response type, scopes, PKCE, our policy), errors as JSON (RFC 9126 §2.3); a `request_uri`
    inside it is refused (§2.1);
+   a DPoP proof sent with the push binds the code to its key (RFC 9449 §10.1: `dpop_jkt`);
 4. 201 with the `request_uri` and `expires_in` (§2.2), the parameters kept by
    `oauth_clients.oidc.pushed` for the browser's visit to /o/authorize/.
 """
@@ -26,6 +27,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from oauth2_provider.exceptions import FatalClientError, OAuthToolkitError
 from oauthlib.common import Request as OauthlibRequest
 
+from oauth_clients.oidc import dpop
 from oauth_clients.oidc.pushed import (
     CLIENT_AUTHENTICATION_PARAMETERS,
     PUSHED_REQUEST_SECONDS,
@@ -108,6 +110,37 @@ def _authenticated_client(request: HttpRequest, core: Any) -> Any:
     return orequest.client if authenticated else None
 
 
+def _dpop_binding(
+    request: HttpRequest, client: Any, parameters: list[tuple[str, str]]
+) -> HttpResponse | list[tuple[str, str]]:
+    """RFC 9449 §10.1: a DPoP proof sent with the push binds the code to its key, as
+    `dpop_jkt` would (added to the parameters when the request has none); a `dpop_jkt` naming
+    another key is refused. The proof is checked as at the token endpoint (§4.3), for this
+    endpoint's URI."""
+    proof = request.META.get("HTTP_DPOP")
+    if proof is None:
+        return parameters
+    try:
+        jkt = dpop.verify_proof(
+            proof=proof,
+            method="POST",
+            uri=dpop.endpoint_uri(request.path),
+            algorithms=dpop.strict_algorithms(client),
+        )
+    except dpop.InvalidProof as refused:
+        if refused.replayed:
+            dpop.record_refusal(request=request, client=client, reason=str(refused))
+        return oauth_error("invalid_dpop_proof", str(refused))
+    named = [value for key, value in parameters if key == "dpop_jkt"]
+    if not named:
+        return [*parameters, ("dpop_jkt", jkt)]
+    if named != [jkt]:
+        return oauth_error(
+            "invalid_dpop_proof", "dpop_jkt does not match the key of the DPoP proof."
+        )
+    return parameters
+
+
 def _pushed_authorization_request(request: HttpRequest) -> HttpResponse:
     form = _form(request)
     if isinstance(form, HttpResponse):
@@ -129,6 +162,10 @@ def _pushed_authorization_request(request: HttpRequest) -> HttpResponse:
         if key not in CLIENT_AUTHENTICATION_PARAMETERS and key != "client_id"
     ]
     parameters.insert(0, ("client_id", client.client_id))
+    bound = _dpop_binding(request, client, parameters)
+    if isinstance(bound, HttpResponse):
+        return bound
+    parameters = bound
     # `prompt=none` asks about the browser's session, which a pushed request has none of: it
     # is answered when the browser arrives, where the whole request is validated again.
     checked = [(k, v) for k, v in parameters if (k, v) != ("prompt", "none")]

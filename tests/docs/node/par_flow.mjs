@@ -10,9 +10,11 @@ import { createInterface } from 'node:readline';
 
 const [issuer, clientId, redirectUri, jwkJson] = process.argv.slice(2);
 const jwk = JSON.parse(jwkJson);
-const key = await crypto.subtle.importKey(
-  'jwk', jwk, { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }, false, ['sign'],
-);
+// RS256 for an RSA key; ES256 for an EC P-256 key (a high-security client: FAPI 2.0 §5.4.1).
+const algorithm = jwk.kty === 'EC'
+  ? { name: 'ECDSA', namedCurve: 'P-256' }
+  : { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' };
+const key = await crypto.subtle.importKey('jwk', jwk, algorithm, false, ['sign']);
 const config = await client.discovery(
   new URL(issuer),
   clientId,
