@@ -60,7 +60,8 @@ def static_manifest_errors() -> list[Error]:
 def signing_key_errors() -> list[Error]:
     """Every configured signing key is a key: one that does not parse fails discovery, JWKS and
     every ID token it should sign."""
-    from oauth_clients.keys import key_id, published_pems
+    from oauth_clients.key_store import published_pems
+    from oauth_clients.keys import key_id
 
     for pem in published_pems():
         try:

@@ -21,7 +21,8 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from oauth_clients.keys import keys_fingerprint, published_pems
+from oauth_clients.key_store import published_pems
+from oauth_clients.keys import keys_fingerprint
 
 _memo: dict[str, bytes] = {}
 _lock = threading.Lock()

@@ -41,7 +41,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from oauth_clients.keys import RS256, key_algorithm, key_id, published_pems
+from oauth_clients.key_store import published_pems
+from oauth_clients.keys import RS256, key_algorithm, key_id
 
 NOT_BEFORE = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 NOT_AFTER = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)

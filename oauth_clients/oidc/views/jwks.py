@@ -16,7 +16,8 @@ from django.views.generic import View
 from oauth2_provider.compat import login_not_required
 from oauth2_provider.settings import oauth2_settings
 
-from oauth_clients.keys import jwks_document, keys_fingerprint, published_pems
+from oauth_clients.key_store import published_pems
+from oauth_clients.keys import jwks_document, keys_fingerprint
 from oauth_clients.oidc.published import json_body
 
 
