@@ -60,10 +60,24 @@ def static_manifest_errors() -> list[Error]:
 def signing_key_errors() -> list[Error]:
     """Every configured signing key is a key: one that does not parse fails discovery, JWKS and
     every ID token it should sign."""
-    from oauth_clients.key_store import published_pems
+    from django.db import DatabaseError
+
+    from oauth_clients.key_store import KeyStoreUnreadable, published_pems
     from oauth_clients.keys import key_id
 
-    for pem in published_pems():
+    try:
+        pems = published_pems()
+    except KeyStoreUnreadable as exc:
+        return [
+            Error(
+                f"the signing keys in the database cannot be read: {exc}",
+                hint="set IDP_KEY_ENCRYPTION_KEY to the key they were stored with",
+                id="idp.E004",
+            )
+        ]
+    except DatabaseError:
+        return []  # no database yet: the readiness check says so
+    for pem in pems:
         try:
             key_id(pem)
         except (ValueError, TypeError):
