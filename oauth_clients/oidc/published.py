@@ -4,10 +4,10 @@ Both are functions of the issuer, the URL configuration and the published keys
 (`key_store.published_pems`: from settings, or the database keys, which every process reads
 again within seconds of a rotation, oauth_clients/key_store.py). So the JSON body is built and
 encoded once per process and key set, under a key that changes with the issuer and the key
-set's fingerprint (a rotation makes a new body, no restart), and served from memory: no cache round trip
-(Redis) and no JSON encoding per request. Profiles of discovery and JWKS under load showed those
-as most of the view's own time (docs/performance.md). Tests that change settings get fresh
-documents: the memo is dropped on Django's `setting_changed` signal.
+set's fingerprint (a rotation makes a new body, no restart), and served from memory: no cache
+round trip (Redis) and no JSON encoding per request. Profiles of discovery and JWKS under load
+showed those as most of the view's own time (docs/performance.md). Tests that change settings
+get fresh documents: the memo is dropped on Django's `setting_changed` signal.
 """
 
 from __future__ import annotations

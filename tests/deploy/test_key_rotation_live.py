@@ -67,7 +67,8 @@ def test_a_running_server_publishes_and_signs_with_a_rotated_key_without_restart
         assert jwks_kids(server.url) == first
 
         staged = kid_lines(manage("rotate_signing_key", "--stage", env=env))
-        assert len(staged) == 1 and staged != first
+        assert len(staged) == 1
+        assert staged != first
         seconds_staged = wait_for(server.url, [*first, *staged])
 
         manage("rotate_signing_key", "--activate", "--force", env=env)
