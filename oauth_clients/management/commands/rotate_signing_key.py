@@ -35,7 +35,7 @@ from oauth2_provider.settings import oauth2_settings
 from accounts.audit import record_event
 from accounts.models import AuditEvent
 from oauth_clients import key_rotation
-from oauth_clients.key_store import database_algorithms
+from oauth_clients.key_store import database_algorithms, from_environment
 from oauth_clients.keys import (
     ES256,
     RS256,
@@ -143,6 +143,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         algorithm = options["algorithm"] or RS256
+        if keys_from_environment(os.environ, algorithm) or from_environment(algorithm):
+            raise CommandError(self._environment_message(algorithm))
         if options["auto"] or algorithm in database_algorithms():
             self._database(options, algorithm)
             return
@@ -150,8 +152,6 @@ class Command(BaseCommand):
             (name for name in (STAGE, ACTIVATE, RETIRE, DISCARD) if options[name]),
             PRUNE if options["prune_only"] else ROTATE,
         )
-        if keys_from_environment(os.environ, algorithm):
-            raise CommandError(self._environment_message(algorithm))
         prune_after = options["prune_older_than"]
         if step == PRUNE and prune_after is None:
             raise CommandError("--prune-only needs --prune-older-than SECONDS.")
@@ -192,8 +192,6 @@ class Command(BaseCommand):
             raise CommandError(
                 "--auto rotates the database keys: set IDP_SIGNING_KEY_STORE=database and "
                 "IDP_KEY_ENCRYPTION_KEY."
-                if not keys_from_environment(os.environ, algorithm)
-                else self._environment_message(algorithm)
             )
         if options["prune_only"] or options["prune_older_than"] is not None:
             raise CommandError(
