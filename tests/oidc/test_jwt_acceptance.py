@@ -16,9 +16,9 @@ import jwt
 import pytest
 import requests
 import time_machine
-from cryptography.fernet import Fernet
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
+from cryptography.fernet import Fernet
 from django.core.cache import cache
 from django.core.management import call_command
 from oauth2_provider.settings import oauth2_settings

@@ -79,7 +79,8 @@ def test_the_schedule_publishes_the_next_key_ahead_activates_it_and_removes_the_
     with django_capture_on_commit_callbacks(execute=True):
         [first] = key_rotation.create_first_key(algorithm=RS256, now=start)
     assert first.state == State.ACTIVE
-    assert key_store.published_pems() and key_id(key_store.signing_pem(RS256)) == first.kid
+    assert key_store.published_pems()
+    assert key_id(key_store.signing_pem(RS256)) == first.kid
 
     # Nothing due until the lead time before the end of the rotation period.
     assert key_rotation.tick(now=start + timedelta(days=87)) == []

@@ -37,12 +37,12 @@ class JwksView(View):
             # by the key store): no key set to publish, and an empty one would tell apps every
             # key is gone. Apps retry a 503 (RFC 9110 §15.6.4).
             logger.error("JWKS: the database signing keys cannot be read", exc_info=True)
-            response = JsonResponse(
+            unavailable = JsonResponse(
                 {"error": "temporarily_unavailable", "error_description": "keys unavailable"},
                 status=503,
             )
-            response["Retry-After"] = "30"
-            return response
+            unavailable["Retry-After"] = "30"
+            return unavailable
         etag = f'"{keys_fingerprint(pems)}"'
         if request.headers.get("If-None-Match") == etag:
             response = HttpResponse(status=304)
