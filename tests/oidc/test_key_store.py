@@ -309,3 +309,14 @@ def test_a_process_keeps_its_keys_when_a_reload_fails(db_keys, django_capture_on
     key_store.forget()
     with pytest.raises(KeyStoreUnreadable, match=f"{staged.kid} does not decrypt"):
         key_store.signing_pem(RS256)
+
+
+def test_ensure_signing_key_creates_the_first_database_key_once(db_keys):
+    out = StringIO()
+    call_command("ensure_signing_key", stdout=out)
+    [row] = SigningKey.objects.all()
+    assert row.state == State.ACTIVE
+    assert row.kid in out.getvalue()
+    call_command("ensure_signing_key", stdout=out)
+    assert "Signing key present." in out.getvalue()
+    assert SigningKey.objects.count() == 1
