@@ -62,11 +62,17 @@ def signing_key_errors() -> list[Error]:
     every ID token it should sign."""
     from django.db import DatabaseError
 
-    from oauth_clients.key_store import KeyStoreUnreadable, published_pems
-    from oauth_clients.keys import key_id
+    from oauth_clients.key_store import (
+        KeyStoreUnreadable,
+        database_algorithms,
+        key_ring,
+        published_pems,
+    )
+    from oauth_clients.keys import RS256, key_id
 
     try:
         pems = published_pems()
+        no_database_key = RS256 in database_algorithms() and not key_ring().signing(RS256)
     except KeyStoreUnreadable as exc:
         return [
             Error(
@@ -77,6 +83,15 @@ def signing_key_errors() -> list[Error]:
         ]
     except DatabaseError:
         return []  # no database yet: the readiness check says so
+    if no_database_key:
+        return [
+            Error(
+                "no ID-token signing key is active in the database",
+                hint="run `manage.py rotate_signing_key --auto` once (it creates the first key "
+                "or imports IDP_SIGNING_KEY_DIR's), e.g. after migrate",
+                id="idp.E005",
+            )
+        ]
     for pem in pems:
         try:
             key_id(pem)

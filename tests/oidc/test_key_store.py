@@ -320,3 +320,34 @@ def test_ensure_signing_key_creates_the_first_database_key_once(db_keys):
     call_command("ensure_signing_key", stdout=out)
     assert "Signing key present." in out.getvalue()
     assert SigningKey.objects.count() == 1
+
+
+def test_a_server_refuses_to_start_without_readable_database_keys(db_keys):
+    from idp.startup import signing_key_errors
+
+    assert [e.id for e in signing_key_errors()] == ["idp.E005"]  # no active key yet
+    key_rotation.create_first_key(algorithm=RS256)
+    key_store.forget()
+    assert signing_key_errors() == []
+    db_keys.IDP_KEY_ENCRYPTION_KEY = [Fernet.generate_key().decode()]
+    [error] = signing_key_errors()
+    assert error.id == "idp.E004"
+    assert "does not decrypt" in error.msg
+
+
+@pytest.mark.spec("OpenID Connect RP-Initiated Logout 1.0", "2")
+def test_an_id_token_hint_signed_by_a_retired_key_verifies_until_the_key_is_removed(db_keys):
+    from oauth_clients.oidc.authorization_policy import decode_id_token
+
+    start = timezone.now()
+    key_rotation.create_first_key(algorithm=RS256, now=start)
+    hint = key_store.sign_jwt({"iss": "https://idp.example", "sub": "alice"}, algorithm=RS256)
+    key_rotation.stage_next_key(algorithm=RS256, now=start)
+    key_rotation.activate_next_key(algorithm=RS256, force=True, now=start)
+    key_store.forget()
+    assert (
+        decode_id_token(hint, issuer="https://idp.example", accept_expired=True)["sub"] == "alice"
+    )
+    key_rotation.remove_retired_keys(algorithm=RS256, now=start + timedelta(days=1))
+    key_store.forget()
+    assert decode_id_token(hint, issuer="https://idp.example", accept_expired=True) is None
