@@ -263,8 +263,11 @@ class _Provider:
         if ring is not None and time.monotonic() < self.check_after:
             return ring
         if not database_algorithms():
-            # Settings only: read as they are now (tests change them; a few list copies).
-            return load_ring()
+            # Settings only: nothing changes before the next start (a test's settings change
+            # drops the ring: `_forget_on_setting_change`).
+            ring = load_ring()
+            self.ring, self.check_after = ring, float("inf")
+            return ring
         with self.lock:
             ring = self.ring
             if ring is not None and time.monotonic() < self.check_after:
