@@ -31,6 +31,7 @@ from oauth_clients.key_store import (
     encrypt_private_key,
     encryption_key_errors,
     publish_generation,
+    reencrypt_private_key,
 )
 from oauth_clients.keys import (
     ES256,
@@ -44,6 +45,7 @@ from oauth_clients.models import Client, SigningKey
 
 STEP_CREATE, STEP_IMPORT, STEP_STAGE, STEP_ACTIVATE = "create", "import", "stage", "activate"
 STEP_ROTATE, STEP_RETIRE, STEP_DISCARD = "rotate", "retire", "discard"
+STEP_REENCRYPT = "reencrypt"
 State = SigningKey.State
 
 
@@ -264,6 +266,24 @@ def remove_retired_keys(*, algorithm: str, now: datetime | None = None) -> list[
         _audit(STEP_RETIRE, algorithm, removed_kids=[row.kid for row in due], window=window)
         _after_change()
     return due
+
+
+@transaction.atomic
+def reencrypt_keys() -> list[SigningKey]:
+    """Every stored key encrypted again under the first `IDP_KEY_ENCRYPTION_KEY` (the step that
+    completes a change of the key-encryption key; the old one can then leave the list). The
+    keys themselves do not change, so no process needs to read them again."""
+    _require_encryption_key()
+    rows = list(SigningKey.objects.exclude(state=State.REMOVED).select_for_update())
+    for row in rows:
+        try:
+            row.encrypted_private_key = reencrypt_private_key(row)
+        except KeyStoreUnreadable as exc:
+            raise KeyRotationError(str(exc)) from None
+        row.save(update_fields=["encrypted_private_key"])
+    if rows:
+        _audit(STEP_REENCRYPT, "", kids=[row.kid for row in rows])
+    return rows
 
 
 def tick(*, algorithms: list[str] | None = None, now: datetime | None = None) -> list[str]:

@@ -120,6 +120,13 @@ def encrypt_private_key(pem: str) -> str:
     return _cipher().encrypt(pem.encode("ascii")).decode("ascii")
 
 
+def reencrypt_private_key(row: SigningKey) -> str:
+    """The row's ciphertext under the first key-encryption key (after a change of it: the old
+    key listed after the new one), checked to decrypt to the row's key first."""
+    decrypt_private_key(row)
+    return _cipher().rotate(row.encrypted_private_key.encode("ascii")).decode("ascii")
+
+
 def decrypt_private_key(row: SigningKey) -> str:
     """The PEM of a stored key, checked to be the key its row names (a ciphertext moved from
     another row decrypts, but to another kid)."""

@@ -351,3 +351,21 @@ def test_an_id_token_hint_signed_by_a_retired_key_verifies_until_the_key_is_remo
     key_rotation.remove_retired_keys(algorithm=RS256, now=start + timedelta(days=1))
     key_store.forget()
     assert decode_id_token(hint, issuer="https://idp.example", accept_expired=True) is None
+
+
+def test_a_new_key_encryption_key_reads_the_old_rows_and_reencrypt_moves_them(db_keys):
+    [row] = key_rotation.create_first_key(algorithm=RS256)
+    old_kek = db_keys.IDP_KEY_ENCRYPTION_KEY[0]
+    new_kek = Fernet.generate_key().decode()
+    db_keys.IDP_KEY_ENCRYPTION_KEY = [new_kek, old_kek]  # the new one first, the old after it
+    assert key_id(key_store.signing_pem(RS256)) == row.kid
+    out = StringIO()
+    call_command("rotate_signing_key", "--reencrypt", stdout=out)
+    assert "1 stored keys" in out.getvalue()
+    db_keys.IDP_KEY_ENCRYPTION_KEY = [new_kek]  # the old one gone
+    assert key_id(key_store.signing_pem(RS256)) == row.kid
+    assert steps() == ["create", "reencrypt"]
+    # Without the key the rows were written with, the step refuses and changes nothing.
+    db_keys.IDP_KEY_ENCRYPTION_KEY = [Fernet.generate_key().decode()]
+    with pytest.raises(CommandError, match="does not decrypt"):
+        call_command("rotate_signing_key", "--reencrypt", stdout=StringIO())

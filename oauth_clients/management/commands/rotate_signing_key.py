@@ -111,6 +111,12 @@ class Command(BaseCommand):
             "key). For cron.",
         )
         steps.add_argument(
+            "--reencrypt",
+            action="store_true",
+            help="Database key store: encrypt every stored key again under the first "
+            "IDP_KEY_ENCRYPTION_KEY (after putting a new one first); then the old one can go.",
+        )
+        steps.add_argument(
             "--discard",
             action="store_true",
             help="Delete the staged key without activating it.",
@@ -145,7 +151,7 @@ class Command(BaseCommand):
         algorithm = options["algorithm"] or RS256
         if keys_from_environment(os.environ, algorithm) or from_environment(algorithm):
             raise CommandError(self._environment_message(algorithm))
-        if options["auto"] or algorithm in database_algorithms():
+        if options["auto"] or options["reencrypt"] or algorithm in database_algorithms():
             self._database(options, algorithm)
             return
         step = next(
@@ -190,8 +196,8 @@ class Command(BaseCommand):
         """The same steps on the database keys: no restart, every process follows."""
         if algorithm not in database_algorithms():
             raise CommandError(
-                "--auto rotates the database keys: set IDP_SIGNING_KEY_STORE=database and "
-                "IDP_KEY_ENCRYPTION_KEY."
+                "--auto and --reencrypt work on the database keys: set "
+                "IDP_SIGNING_KEY_STORE=database and IDP_KEY_ENCRYPTION_KEY."
             )
         if options["prune_only"] or options["prune_older_than"] is not None:
             raise CommandError(
@@ -205,7 +211,12 @@ class Command(BaseCommand):
                 for line in done or ["Nothing due."]:
                     self.stdout.write(line)
                 return
-            if options["stage"]:
+            if options["reencrypt"]:
+                rows = key_rotation.reencrypt_keys()
+                self.stdout.write(
+                    f"{len(rows)} stored keys encrypted under the first IDP_KEY_ENCRYPTION_KEY."
+                )
+            elif options["stage"]:
                 row = key_rotation.stage_next_key(algorithm=algorithm)
                 self.stdout.write(
                     f"Published next key {row.kid}: in JWKS and SAML metadata within seconds, "
