@@ -10,6 +10,7 @@ and the command's `--stage`, `--activate`, `--retire`, `--discard` and one-step 
 the single steps below. Each step is one transaction with its `signing_key.rotated` audit row
 (`step`: create, import, stage, activate, rotate, retire, discard) and, once committed, a new
 generation that every process picks up within seconds (`oauth_clients/key_store.py`).
+`reencrypt_keys` (`--reencrypt`) completes a change of the key-encryption key.
 """
 
 from __future__ import annotations
