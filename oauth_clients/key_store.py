@@ -35,7 +35,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import jwt as pyjwt
@@ -168,14 +168,14 @@ def current_generation() -> str:
     (or does not answer)."""
     try:
         generation = cache.get(GENERATION_CACHE_KEY)
-    except Exception:
+    except Exception:  # any cache backend's own error (Redis down): the database still knows
         logger.warning("signing keys: the shared cache did not answer; asking the database")
         return database_generation()
     if generation is None:
         generation = database_generation()
         try:
             cache.set(GENERATION_CACHE_KEY, generation, timeout=None)
-        except Exception:
+        except Exception:  # as above: the next check asks again
             logger.warning("signing keys: the shared cache did not answer")
     return str(generation)
 
@@ -190,7 +190,7 @@ class KeyRing:
 
     sets: dict[str, KeySet]
     generation: str = ""
-    pems_published: tuple[str, ...] = field(default=())
+    pems_published: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, sets: dict[str, KeySet], generation: str = "") -> KeyRing:
@@ -200,8 +200,7 @@ class KeyRing:
             if keys is None:
                 continue
             current = [keys.current] if keys.current else []
-            # RS256: signing, next, previous. ES256 as before (oauth_clients/keys.py): signing,
-            # next, previous too.
+            # Signing, next, previous (the previous ones only beside a signing key).
             published += [*current, *keys.next, *(keys.previous if current else ())]
         return cls(sets=sets, generation=generation, pems_published=tuple(published))
 
