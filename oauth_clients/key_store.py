@@ -15,8 +15,8 @@ Which wins: a key set in the environment always wins for its algorithm (an opera
 store on, the database's keys are used and the key directory is not read; with it off (the
 default), the key directory, as before.
 
-No restart: every change of the database keys writes a new generation (the newest
-`changed_at`) to the shared cache. Each process holds its key ring in memory and asks the cache
+No restart: every change of the database keys writes a new generation (a digest of the keys'
+kids and states) to the shared cache. Each process holds its key ring in memory and asks the cache
 for the generation at most every `IDP_SIGNING_KEYS_REFRESH_SECONDS` (5 s by default); only when
 it differs does it read the rows again (one query) and decrypt them. So signing a token costs a
 clock comparison, no query (tests/oidc/test_key_store.py pins it); a cache that lost the value
@@ -31,6 +31,7 @@ that already holds a good ring keeps serving with it and logs the error.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -45,7 +46,6 @@ from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.db import DatabaseError
-from django.db.models import Max
 from django.dispatch import receiver
 from oauth2_provider.settings import oauth2_settings
 
@@ -150,9 +150,14 @@ def decrypt_private_key(row: SigningKey) -> str:
 
 
 def database_generation() -> str:
-    """The newest change of any stored key, as text ("" when there are none)."""
-    newest = SigningKey.objects.aggregate(newest=Max("changed_at"))["newest"]
-    return newest.isoformat() if newest else ""
+    """A digest of every stored key's kid and state ("" when there are none): it changes with
+    every step, whatever the clocks of the hosts that took them (a newest-timestamp would not
+    move when a host whose clock is behind makes a change)."""
+    rows = SigningKey.objects.order_by("kid").values_list("kid", "state")
+    if not rows:
+        return ""
+    text = "\n".join(f"{kid}:{state}" for kid, state in rows)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def publish_generation() -> str:

@@ -966,8 +966,8 @@ class SigningKey(models.Model):
     activated_at = models.DateTimeField(null=True, blank=True)
     retired_at = models.DateTimeField(null=True, blank=True)
     removed_at = models.DateTimeField(null=True, blank=True)
-    # Set on every change: the generation every process compares (key_store.generation).
-    changed_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Set on every change of state (the record; key_store's generation digests kids and states).
+    changed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         verbose_name = _("signing key")
