@@ -93,7 +93,12 @@ def _store(pem: str, *, algorithm: str, state: str, now: datetime) -> SigningKey
 
 
 def _one(algorithm: str, state: str) -> SigningKey | None:
-    return SigningKey.objects.filter(algorithm=algorithm, state=state).first()
+    # Locked inside a step's transaction (PostgreSQL): two runs at once (cron overlapping an
+    # operator) take the step one after the other, the second seeing the first's result.
+    rows = SigningKey.objects.filter(algorithm=algorithm, state=state)
+    if transaction.get_connection().in_atomic_block:
+        rows = rows.select_for_update()
+    return rows.first()
 
 
 def _active_or_refuse(algorithm: str) -> SigningKey:
