@@ -753,12 +753,42 @@ LOGGING = {
 # --- Signing keys: env PEM or key files; the embedded dev setup generates one on first start.
 # Read here because DOT takes its keys from OAUTH2_PROVIDER; `oauth_clients.checks` fails
 # `check --deploy` when none is configured.
-from oauth_clients.keys import read_key_set  # noqa: E402 (needs the values above)
+from oauth_clients.keys import keys_from_environment, read_key_set  # noqa: E402
+
+# Where the keys come from (oauth_clients/key_store.py, deploy/README.md "Rotating the signing
+# key"): "files" (the default: the environment, else IDP_SIGNING_KEY_DIR, changed by a restart)
+# or "database" (SigningKey rows encrypted under IDP_KEY_ENCRYPTION_KEY, rotated on a schedule
+# by `manage.py rotate_signing_key --auto`, seen by every process within
+# IDP_SIGNING_KEYS_REFRESH_SECONDS, no restart). A key set in the environment wins either way.
+IDP_SIGNING_KEY_STORE = os.environ.get("IDP_SIGNING_KEY_STORE", "files").strip().lower()
+if IDP_SIGNING_KEY_STORE not in {"files", "database"}:
+    raise ImproperlyConfigured(
+        f"IDP_SIGNING_KEY_STORE must be files or database, not {IDP_SIGNING_KEY_STORE!r}"
+    )
+_keys_in_database = IDP_SIGNING_KEY_STORE == "database"
+# Fernet keys (comma-separated; the first encrypts, each decrypts). Generate one with
+# `python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`.
+IDP_KEY_ENCRYPTION_KEY = env_list("IDP_KEY_ENCRYPTION_KEY", [])
+# The schedule: a key signs for IDP_SIGNING_KEY_ROTATION_SECONDS; its successor is published
+# IDP_SIGNING_KEY_PREPUBLISH_SECONDS before (at least the JWKS max-age, so apps' caches hold it).
+IDP_SIGNING_KEY_ROTATION_SECONDS = env_int("IDP_SIGNING_KEY_ROTATION_SECONDS", 90 * 24 * 3600)
+IDP_SIGNING_KEY_PREPUBLISH_SECONDS = env_int("IDP_SIGNING_KEY_PREPUBLISH_SECONDS", 2 * 24 * 3600)
+# How often a process asks the shared cache whether the database keys changed.
+IDP_SIGNING_KEYS_REFRESH_SECONDS = env_int("IDP_SIGNING_KEYS_REFRESH_SECONDS", 5)
+IDP_SIGNING_KEYS_FROM_ENVIRONMENT = [
+    algorithm for algorithm in ("RS256", "ES256") if keys_from_environment(os.environ, algorithm)
+]
 
 # The signing key, the previous ones (published until retired) and a staged next key (published,
 # not signing yet): IDP_OIDC_PRIVATE_KEY / _PREVIOUS_ / _NEXT_ (each also as _FILE) or the files
-# of IDP_SIGNING_KEY_DIR (oauth_clients.keys; the rollover steps in deploy/README.md).
-_rsa_keys = read_key_set(key_dir=IDP_SIGNING_KEY_DIR, environ=os.environ, generate=DEBUG)
+# of IDP_SIGNING_KEY_DIR (oauth_clients.keys; the rollover steps in deploy/README.md). With the
+# database store the key directory is not read (nor a dev key generated in it).
+_rsa_keys = read_key_set(
+    key_dir=IDP_SIGNING_KEY_DIR,
+    environ=os.environ,
+    generate=DEBUG and not _keys_in_database,
+    read_directory=not _keys_in_database,
+)
 OAUTH2_PROVIDER["OIDC_RSA_PRIVATE_KEY"] = _rsa_keys.current
 OAUTH2_PROVIDER["OIDC_RSA_PRIVATE_KEYS_INACTIVE"] = list(_rsa_keys.previous)
 IDP_OIDC_NEXT_PRIVATE_KEYS = list(_rsa_keys.next)
@@ -766,7 +796,11 @@ IDP_OIDC_NEXT_PRIVATE_KEYS = list(_rsa_keys.next)
 # see oauth_clients.keys). Active first; all published in JWKS. Without one, ES256 is not
 # offered. IDP_OIDC_EC_PRIVATE_KEY / _PREVIOUS_ / _NEXT_ or IDP_SIGNING_KEY_DIR/ec.
 _ec_keys = read_key_set(
-    key_dir=IDP_SIGNING_KEY_DIR, environ=os.environ, generate=DEBUG, algorithm="ES256"
+    key_dir=IDP_SIGNING_KEY_DIR,
+    environ=os.environ,
+    generate=DEBUG and not _keys_in_database,
+    algorithm="ES256",
+    read_directory=not _keys_in_database,
 )
 IDP_OIDC_EC_PRIVATE_KEYS = _ec_keys.signing_and_previous
 IDP_OIDC_EC_NEXT_PRIVATE_KEYS = list(_ec_keys.next)

@@ -60,9 +60,39 @@ def static_manifest_errors() -> list[Error]:
 def signing_key_errors() -> list[Error]:
     """Every configured signing key is a key: one that does not parse fails discovery, JWKS and
     every ID token it should sign."""
-    from oauth_clients.keys import key_id, published_pems
+    from django.db import DatabaseError
 
-    for pem in published_pems():
+    from oauth_clients.key_store import (
+        KeyStoreUnreadable,
+        database_algorithms,
+        key_ring,
+        published_pems,
+    )
+    from oauth_clients.keys import RS256, key_id
+
+    try:
+        pems = published_pems()
+        no_database_key = RS256 in database_algorithms() and not key_ring().signing(RS256)
+    except KeyStoreUnreadable as exc:
+        return [
+            Error(
+                f"the signing keys in the database cannot be read: {exc}",
+                hint="set IDP_KEY_ENCRYPTION_KEY to the key they were stored with",
+                id="idp.E004",
+            )
+        ]
+    except DatabaseError:
+        return []  # no database yet: the readiness check says so
+    if no_database_key:
+        return [
+            Error(
+                "no ID-token signing key is active in the database",
+                hint="run `manage.py rotate_signing_key --auto` once (it creates the first key "
+                "or imports IDP_SIGNING_KEY_DIR's), e.g. after migrate",
+                id="idp.E005",
+            )
+        ]
+    for pem in pems:
         try:
             key_id(pem)
         except (ValueError, TypeError):

@@ -18,7 +18,8 @@ from oauth2_provider.settings import oauth2_settings
 @register(Tags.security, deploy=True)
 def check_provider_security(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     errors: list[Error] = []
-    if not oauth2_settings.OIDC_RSA_PRIVATE_KEY:
+    errors += key_store_errors()
+    if not oauth2_settings.OIDC_RSA_PRIVATE_KEY and not _rsa_keys_in_database():
         errors.append(
             Error(
                 "No ID-token signing key is configured.",
@@ -78,6 +79,76 @@ def check_provider_security(app_configs: Any = None, **kwargs: Any) -> list[Erro
     return errors
 
 
+def _rsa_keys_in_database() -> bool:
+    from django.conf import settings
+
+    return getattr(settings, "IDP_SIGNING_KEY_STORE", "") == "database" and "RS256" not in getattr(
+        settings, "IDP_SIGNING_KEYS_FROM_ENVIRONMENT", ()
+    )
+
+
+def key_store_errors() -> list[Error]:
+    """The database key store needs a well-formed key-encryption key (oauth_clients/key_store.py).
+    The value is never quoted in the message."""
+    from django.conf import settings
+
+    from oauth_clients.key_store import encryption_key_errors
+
+    if getattr(settings, "IDP_SIGNING_KEY_STORE", "") != "database":
+        return []
+    problems = encryption_key_errors()
+    if not problems:
+        return []
+    return [
+        Error(
+            "The signing keys are kept in the database but cannot be read or written: "
+            + "; ".join(problems)
+            + ".",
+            hint='Set IDP_KEY_ENCRYPTION_KEY to a Fernet key (python -c "from '
+            'cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"), '
+            "the same in every process; keep the previous one after it during a change.",
+            id="oauth_clients.E010",
+        )
+    ]
+
+
+@register(Tags.database)
+def check_database_signing_keys(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[Error]:
+    """With the database key store, an RS256 key is active and every published key decrypts
+    with the configured key-encryption key. A database check (`migrate`, `check --database`)."""
+    from django.db import DatabaseError
+
+    from oauth_clients.key_store import KeyStoreUnreadable, database_algorithms, load_ring
+
+    if not databases or not database_algorithms() or key_store_errors():
+        return []
+    try:
+        ring = load_ring()
+    except DatabaseError:  # before the first migration
+        return []
+    except KeyStoreUnreadable as exc:
+        return [
+            Error(
+                str(exc),
+                hint="Every process needs the IDP_KEY_ENCRYPTION_KEY the keys were stored with "
+                "(listed after a new one while it changes).",
+                id="oauth_clients.E011",
+            )
+        ]
+    if "RS256" in database_algorithms() and not ring.signing("RS256"):
+        return [
+            Error(
+                "No RS256 signing key is active in the database.",
+                hint="Run `manage.py rotate_signing_key --auto` (it creates the first key, or "
+                "imports the key directory's).",
+                id="oauth_clients.E012",
+            )
+        ]
+    return []
+
+
 @register(Tags.database)
 def check_client_signing_keys(
     app_configs: Any = None, databases: Any = None, **kwargs: Any
@@ -89,14 +160,19 @@ def check_client_signing_keys(
     the token endpoint. A database check: it runs with `migrate` (the deploy's migrate job) and
     `manage.py check --database default`.
     """
-    from django.conf import settings
     from django.db import DatabaseError
 
+    from oauth_clients.key_store import KeyStoreUnreadable, signing_algorithms
     from oauth_clients.keys import ES256
     from oauth_clients.models import Client
 
-    if not databases or getattr(settings, "IDP_OIDC_EC_PRIVATE_KEYS", []):
+    if not databases:
         return []  # Django passes `databases` only when database checks are asked for
+    try:
+        if ES256 in signing_algorithms():
+            return []
+    except (KeyStoreUnreadable, DatabaseError):
+        return []  # reported by check_database_signing_keys
     try:
         client_ids = list(
             Client.objects.using(databases[0])

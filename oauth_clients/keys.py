@@ -15,6 +15,10 @@ and retires the one before (`manage.py rotate_signing_key --stage`, `--activate`
 From the environment the same three roles are `IDP_OIDC_PRIVATE_KEY`,
 `IDP_OIDC_NEXT_PRIVATE_KEY` and `IDP_OIDC_PREVIOUS_PRIVATE_KEY` (each also as `..._FILE`, and
 with `EC_` after `OIDC_` for the ES256 key).
+
+These are the settings-time keys and the pure helpers (kid, JWK, certificates' inputs). What a
+process signs and publishes with at any moment, these or the database's keys, is asked of
+`oauth_clients/key_store.py` (`published_pems`, `signing_pem`, `sign_jwt`).
 """
 
 from __future__ import annotations
@@ -29,7 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jwt as pyjwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwcrypto import jwk
@@ -122,15 +125,20 @@ def staged_key_files(key_dir: Path) -> list[Path]:
 
 
 def read_signing_keys(
-    *, key_dir: Path, env_pem: str = "", generate: bool = False, algorithm: str = RS256
+    *,
+    key_dir: Path,
+    env_pem: str = "",
+    generate: bool = False,
+    algorithm: str = RS256,
+    read_directory: bool = True,
 ) -> list[str]:
     """PEM strings, active key first (staged keys not included). `env_pem` (from the
     environment) wins as the active key. ES256 keys are read from (and generated in) the `ec/`
-    subdirectory."""
+    subdirectory; with `read_directory` off (the database store), from the environment only."""
     files_dir = kind_directory(key_dir, algorithm)
     if generate and not env_pem and not key_files(files_dir):
         write_new_key(key_dir, algorithm=algorithm)
-    pems = [p.read_text() for p in key_files(files_dir)]
+    pems = [p.read_text() for p in key_files(files_dir)] if read_directory else []
     if env_pem:
         pems = [_unescape(env_pem), *[p for p in pems if p.strip() != env_pem.strip()]]
     return pems
@@ -190,6 +198,7 @@ def read_key_set(
     environ: Mapping[str, str],
     generate: bool = False,
     algorithm: str = RS256,
+    read_directory: bool = True,
 ) -> KeySet:
     """The keys of `algorithm`: the signing key from the environment or the newest key file;
     the previous ones (`..._PREVIOUS_PRIVATE_KEY` and older key files); the staged ones
@@ -200,11 +209,13 @@ def read_key_set(
         env_pem=env_pem(environ, env_variable(algorithm)),
         generate=generate,
         algorithm=algorithm,
+        read_directory=read_directory,
     )
     current = pems[0] if pems else ""
     files_dir = kind_directory(key_dir, algorithm)
     staged = [env_pem(environ, env_variable(algorithm, "NEXT"))]
-    staged += [path.read_text() for path in staged_key_files(files_dir)]
+    if read_directory:
+        staged += [path.read_text() for path in staged_key_files(files_dir)]
     previous = [env_pem(environ, env_variable(algorithm, "PREVIOUS")), *pems[1:]]
     seen = {current.strip()}
     next_keys: list[str] = []
@@ -283,76 +294,8 @@ def verification_key(pems: list[str], kid: str | None) -> jwk.JWK | None:
     return None
 
 
-def published_public_key(kid: str) -> tuple[Any, str] | None:
-    """(public key, algorithm) of the published key with this `kid` — signing, staged or
-    previous — for verifying a JWT we signed (RFC 9068 access tokens), or None."""
-    for pem in published_pems():
-        if key_id(pem) == kid:
-            return _private_key(pem).public_key(), key_algorithm(pem)
-    return None
-
-
-def published_pems() -> list[str]:
-    """The configured keys: the RSA signing key first, then the staged (next) RSA keys, then the
-    previous RSA keys; then the EC keys in the same order (what JWKS and SAML metadata publish
-    and id_token_hint may use). Only the first key of each kind signs."""
-    # Imported here: Django settings import this module before DOT's settings exist.
-    from django.conf import settings
-    from oauth2_provider.settings import oauth2_settings
-
-    active = oauth2_settings.OIDC_RSA_PRIVATE_KEY
-    rsa_next = list(getattr(settings, "IDP_OIDC_NEXT_PRIVATE_KEYS", []))
-    rsa_pems = [*([active] if active else []), *rsa_next]
-    if active:
-        rsa_pems += oauth2_settings.OIDC_RSA_PRIVATE_KEYS_INACTIVE
-    ec_pems = list(getattr(settings, "IDP_OIDC_EC_PRIVATE_KEYS", []))
-    ec_next = list(getattr(settings, "IDP_OIDC_EC_NEXT_PRIVATE_KEYS", []))
-    return [*rsa_pems, *ec_pems[:1], *ec_next, *ec_pems[1:]]
-
-
-def signing_algorithms() -> list[str]:
-    """ID-token algorithms this provider can sign with now (discovery lists them)."""
-    from django.conf import settings
-
-    return [RS256] + ([ES256] if getattr(settings, "IDP_OIDC_EC_PRIVATE_KEYS", []) else [])
-
-
-def signing_pem(algorithm: str) -> str:
-    """The private key (PEM) that signs ID tokens with `algorithm` (RS256 or ES256): the newest
-    key of that kind. HS256 is never used (a client secret is stored hashed, so it cannot be
-    an HMAC key), and nothing else is offered."""
-    from django.conf import settings
-    from django.core.exceptions import ImproperlyConfigured
-    from oauth2_provider.settings import oauth2_settings
-
-    if algorithm == ES256:
-        pems = getattr(settings, "IDP_OIDC_EC_PRIVATE_KEYS", [])
-        if not pems:
-            raise ImproperlyConfigured(
-                "A client signs with ES256 but no EC key is configured "
-                "(IDP_OIDC_EC_PRIVATE_KEY_FILE or IDP_SIGNING_KEY_DIR/ec)."
-            )
-        return pems[0]
-    if algorithm in {RS256, ""}:
-        return oauth2_settings.OIDC_RSA_PRIVATE_KEY
-    raise ImproperlyConfigured(f"ID tokens are not signed with {algorithm!r}")
-
-
 @functools.lru_cache(maxsize=64)
-def _private_key(pem: str) -> Any:
+def load_private_key(pem: str) -> Any:
+    """The `cryptography` private key of a PEM (cached: loading an RSA key costs more than a
+    signature)."""
     return serialization.load_pem_private_key(pem.encode("ascii"), password=None)
-
-
-def sign_jwt(claims: dict[str, Any], *, algorithm: str, typ: str = "JWT") -> str:
-    """`claims` as a compact JWS signed with the newest key for `algorithm`, `kid` in the header.
-
-    PyJWT over the loaded `cryptography` key rather than jwcrypto: jwcrypto builds a header
-    registry per token, which cost as much as the RS256 signature itself (0.46 vs 0.27 ms of
-    CPU per RS256 ID token, 0.11 vs 0.04 ms ES256). Verification stays on
-    jwcrypto (`verification_key`).
-    """
-    pem = signing_pem(algorithm)
-    alg = ES256 if algorithm == ES256 else RS256
-    return pyjwt.encode(
-        claims, _private_key(pem), algorithm=alg, headers={"kid": key_id(pem), "typ": typ}
-    )

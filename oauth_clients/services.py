@@ -30,7 +30,8 @@ from accounts.audit import record_event
 from accounts.models import AuditEvent
 from oauth_clients import access, client_keys, saml_metadata, uri_rules
 from oauth_clients.client_cache import invalidate_clients
-from oauth_clients.keys import ES256, RS256, signing_algorithms
+from oauth_clients.key_store import signing_algorithms
+from oauth_clients.keys import ES256, RS256
 from oauth_clients.models import (
     MAPPABLE_USER_ATTRIBUTES,
     AppRole,

@@ -26,7 +26,8 @@ from oauthlib.oauth2.rfc6749 import errors
 
 from accounts.mfa_policy import has_enrolled_second_factor
 from accounts.sessions import authentication_context, has_second_factor
-from oauth_clients.keys import ES256, RS256, key_algorithm, key_id, published_pems, sign_jwt
+from oauth_clients.key_store import published_pems, sign_jwt
+from oauth_clients.keys import ES256, RS256, key_algorithm, key_id
 from oauth_clients.models import Client
 from oauth_clients.oidc.app_access import (
     audit_request,

@@ -38,7 +38,8 @@ from django_tasks import task
 from oauth2_provider.settings import oauth2_settings
 
 from oauth_clients import outbound, uri_rules
-from oauth_clients.keys import ES256, RS256, sign_jwt
+from oauth_clients.key_store import sign_jwt
+from oauth_clients.keys import ES256, RS256
 from oauth_clients.models import AccessToken, BackchannelDelivery, Client, Grant, RefreshToken
 
 logger = logging.getLogger(__name__)

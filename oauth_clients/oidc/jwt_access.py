@@ -32,7 +32,8 @@ from oauthlib.common import Request
 from accounts.sessions import authentication_context
 from oauth_clients.access import may_use, roles_for
 from oauth_clients.client_cache import get_api, get_client
-from oauth_clients.keys import RS256, published_public_key, sign_jwt
+from oauth_clients.key_store import published_public_key, sign_jwt
+from oauth_clients.keys import RS256
 from oauth_clients.models import Client, RevokedJwt
 from oauth_clients.oidc.grant_state import grant_state
 from oauth_clients.oidc.tokens import generate_token, token_checksum

@@ -1,12 +1,13 @@
 """The public documents every client fetches (discovery, JWKS), encoded once per process.
 
-Both are functions of settings alone: the issuer, the URL configuration and the published keys
-(`keys.published_pems`, read from settings at start; a new key is published by restarting the
-processes, deploy/README.md). So the JSON body is built and encoded once per process under a
-key that changes with the issuer and the key set, and served from memory: no cache round trip
-(Redis) and no JSON encoding per request. Profiles of discovery and JWKS under load showed those
-as most of the view's own time (docs/performance.md). Tests that change settings get fresh
-documents: the memo is dropped on Django's `setting_changed` signal.
+Both are functions of the issuer, the URL configuration and the published keys
+(`key_store.published_pems`: from settings, or the database keys, which every process reads
+again within seconds of a rotation, oauth_clients/key_store.py). So the JSON body is built and
+encoded once per process and key set, under a key that changes with the issuer and the key
+set's fingerprint (a rotation makes a new body, no restart), and served from memory: no cache
+round trip (Redis) and no JSON encoding per request. Profiles of discovery and JWKS under load
+showed those as most of the view's own time (docs/performance.md). Tests that change settings
+get fresh documents: the memo is dropped on Django's `setting_changed` signal.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from oauth_clients.keys import keys_fingerprint, published_pems
+from oauth_clients.key_store import published_pems
+from oauth_clients.keys import keys_fingerprint
 
 _memo: dict[str, bytes] = {}
 _lock = threading.Lock()

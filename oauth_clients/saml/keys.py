@@ -15,7 +15,9 @@ and every restart publishes the same bytes for the same key, with nothing stored
 The current RSA key alone signs assertions; metadata publishes it, the staged next key and every
 previous key still published (`oauth_clients.keys`, `rotate_signing_key --stage/--activate`):
 an SP that refreshed our metadata while the next key was staged already trusts it when it
-starts signing, and keeps trusting the previous one until it is retired.
+starts signing, and keeps trusting the previous one until it is retired. The keys are asked of
+`oauth_clients/key_store.py` on every use, so with the database key store a rotation reaches
+metadata and assertions within seconds, without restart (files are written per kid).
 
 xmlsec1 (pysaml2's signing backend) reads the key and certificate from files: they are written
 to a private temporary directory of this process (0700, files 0600), never into the repository
@@ -41,7 +43,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from oauth_clients.keys import RS256, key_algorithm, key_id, published_pems
+from oauth_clients.key_store import published_pems
+from oauth_clients.keys import RS256, key_algorithm, key_id
 
 NOT_BEFORE = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 NOT_AFTER = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)

@@ -336,7 +336,8 @@ def test_logout_token_is_signed_with_the_id_token_key_and_never_has_a_nonce(rece
     )
     header, claims = verify_logout_token(token, app)
     assert header == {"typ": "logout+jwt", "alg": "RS256", "kid": header["kid"]}
-    from oauth_clients.keys import key_id, published_pems
+    from oauth_clients.key_store import published_pems
+    from oauth_clients.keys import key_id
 
     assert header["kid"] == key_id(published_pems()[0])
     assert claims["events"] == {"http://schemas.openid.net/event/backchannel-logout": {}}

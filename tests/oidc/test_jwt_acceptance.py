@@ -2,7 +2,9 @@
 registered with `manage.py clients create` (`--kind api --audience`, `--jwks FILE`); the client
 authenticates with Authlib's `PrivateKeyJWT` and gets an RFC 9068 token, which a resource server
 built on PyJWT's `PyJWKClient` (docs/snippets/jwt_resource_server.py) verifies from JWKS alone —
-before, during and after `manage.py rotate_signing_key --stage/--activate`, with no failure."""
+before, during and after `manage.py rotate_signing_key --stage/--activate`, with no failure:
+with a key directory (each step read at a restart) and with the database key store, rotated
+while the server runs and never restarted."""
 
 from __future__ import annotations
 
@@ -16,10 +18,12 @@ import requests
 import time_machine
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
+from cryptography.fernet import Fernet
 from django.core.cache import cache
 from django.core.management import call_command
 from oauth2_provider.settings import oauth2_settings
 
+from oauth_clients import key_store
 from oauth_clients.keys import write_new_key
 from oauth_clients.oidc import published
 from tests.docs.conftest import load_snippet
@@ -34,19 +38,34 @@ pytestmark = [
 AUDIENCE = "https://orders.example.com/api"
 
 
-@pytest.fixture
-def provider(live_server, settings, tmp_path, monkeypatch):
-    """The live server is the issuer, signing with a key directory `rotate_signing_key` uses."""
+@pytest.fixture(params=["files", "database"])
+def provider(request, live_server, settings, tmp_path, monkeypatch):
+    """The live server is the issuer, signing with a key directory `rotate_signing_key` uses
+    (read at a process start: `restart`), or with database keys it rotates while the server
+    runs (oauth_clients/key_store.py: no restart)."""
     settings.IDP_ISSUER = live_server.url
     settings.OAUTH2_PROVIDER = {**settings.OAUTH2_PROVIDER, "OIDC_ISS_ENDPOINT": live_server.url}
     for name in ENV_NAMES:
         monkeypatch.delenv(name, raising=False)
     settings.IDP_SIGNING_KEY_DIR = tmp_path / "keys"
-    write_new_key(settings.IDP_SIGNING_KEY_DIR)
-    restart(settings)
-    yield live_server.url
+    settings.IDP_SIGNING_KEY_STORE = request.param
+    if request.param == "database":
+        settings.IDP_KEY_ENCRYPTION_KEY = [Fernet.generate_key().decode()]
+        settings.IDP_SIGNING_KEYS_FROM_ENVIRONMENT = []
+        rotate("--auto")
+    else:
+        write_new_key(settings.IDP_SIGNING_KEY_DIR)
+        restart(settings)
+    yield request.param
     cache.clear()
     published.forget()
+    key_store.forget()
+
+
+def restart_if_files(settings, store: str) -> None:
+    """A key directory is read at start; the database keys need no restart."""
+    if store == "files":
+        restart(settings)
 
 
 def cli(*args: str) -> dict:
@@ -59,8 +78,9 @@ def cli(*args: str) -> dict:
 @pytest.mark.spec("RFC 7523", "2.2")
 @pytest.mark.spec("OIDC Core", "10.1.1")
 def test_an_api_verifies_tokens_of_a_private_key_jwt_client_across_a_key_rotation(
-    provider, settings, tmp_path
+    provider, live_server, settings, tmp_path
 ):
+    store, provider = provider, live_server.url
     api = cli("--kind=api", "--name=Orders API", f"--audience={AUDIENCE}")
     assert api["audience"] == AUDIENCE
     key = ClientKey.rsa(kid="batch-2026")
@@ -97,7 +117,7 @@ def test_an_api_verifies_tokens_of_a_private_key_jwt_client_across_a_key_rotatio
     # Stage the next key: published, not signing. The API's key cache (PyJWKClient, `lifespan`
     # no longer than the IdP's JWKS max-age) expires meanwhile and fetches the set again.
     rotate("--stage")
-    restart(settings)
+    restart_if_files(settings, store)
     staged_tokens = [new_token() for _ in range(3)]
     for token in [before, *staged_tokens]:
         resource_server.validate(f"Bearer {token}")
@@ -106,7 +126,7 @@ def test_an_api_verifies_tokens_of_a_private_key_jwt_client_across_a_key_rotatio
     # Activate once the JWKS caches have expired: the new key signs, the old stays published.
     with time_machine.travel(time.time() + int(oauth2_settings.OIDC_JWKS_MAX_AGE_SECONDS) + 1):
         rotate("--activate")
-    restart(settings)
+    restart_if_files(settings, store)
     after = new_token()
     assert jwt.get_unverified_header(after)["kid"] != jwt.get_unverified_header(before)["kid"]
 

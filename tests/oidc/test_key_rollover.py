@@ -19,15 +19,14 @@ from jwcrypto import jwk, jws, jwt
 from oauth2_provider.settings import oauth2_settings
 
 from accounts.models import AuditEvent
+from oauth_clients.key_store import published_pems, signing_pem
 from oauth_clients.keys import (
     ES256,
     generate_ec_private_key_pem,
     generate_rsa_private_key_pem,
     key_files,
     key_id,
-    published_pems,
     read_key_set,
-    signing_pem,
     staged_key_files,
     write_new_key,
 )

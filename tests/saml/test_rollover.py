@@ -11,9 +11,12 @@ from pathlib import Path
 
 import pytest
 import time_machine
+from cryptography.fernet import Fernet
 from oauth2_provider.settings import oauth2_settings
 
+from oauth_clients import key_store
 from oauth_clients.keys import key_files, staged_key_files, write_new_key
+from oauth_clients.models import SigningKey
 from oauth_clients.saml.keys import certificate_base64, certificate_pem
 from tests.oidc.test_key_rollover import ENV_NAMES, restart, rotate
 from tests.saml.conftest import authn_request, consume, idp_metadata, make_sp, posted, send_redirect
@@ -143,3 +146,46 @@ def test_a_retired_certificate_leaves_the_metadata(client, saml_app, key_dir, se
     restart(settings)
     assert old not in published_certificates(idp_metadata(client))
     assert len(published_certificates(idp_metadata(client))) == 1
+
+
+@pytest.fixture
+def database_keys(settings, tmp_path, transactional_db):
+    """The database key store with its first key (oauth_clients/key_store.py): rotations reach
+    this process after commit, with no `restart`."""
+    settings.IDP_SIGNING_KEY_STORE = "database"
+    settings.IDP_KEY_ENCRYPTION_KEY = [Fernet.generate_key().decode()]
+    settings.IDP_SIGNING_KEYS_FROM_ENVIRONMENT = []
+    settings.IDP_SIGNING_KEY_DIR = tmp_path / "no-keys"
+    rotate("--auto")
+    yield
+    key_store.forget()
+
+
+def database_certificate(state: str) -> str:
+    row = SigningKey.objects.get(algorithm="RS256", state=state)
+    return certificate_base64(certificate_pem(key_store.decrypt_private_key(row)))
+
+
+@pytest.mark.spec("SAML 2.0 Metadata", "2.4.1.1")
+def test_database_keys_roll_over_in_metadata_and_signatures_without_restart(
+    client, user, saml_app, sp_keys, database_keys
+):
+    old = database_certificate(SigningKey.State.ACTIVE)
+    assert published_certificates(idp_metadata(client)) == [old]
+    rotate("--stage")
+    nxt = database_certificate(SigningKey.State.NEXT)
+    loaded_while_staged = idp_metadata(client)
+    assert published_certificates(loaded_while_staged) == [old, nxt]
+    sp = make_sp(loaded_while_staged, sp_keys)
+    client.force_login(user)
+    post, result = sign_in(client, sp)
+    assert result is not None
+    assert nxt not in signing_certificates_in(post.xml)
+
+    rotate("--activate", "--force")
+    assert published_certificates(idp_metadata(client)) == [nxt, old]
+    post, result = sign_in(client, sp)  # the same SP, metadata not refreshed
+    assert result is not None
+    assert old not in signing_certificates_in(post.xml)
+    with pytest.raises(Exception):  # noqa: B017, PT011 (pysaml2 raises SignatureError subclasses)
+        sign_in(client, make_sp(metadata_trusting_only(loaded_while_staged, old), sp_keys))

@@ -12,6 +12,12 @@ that cache our JWKS or SAML metadata trust the new key before it signs:
 they signed still verify (and `id_token_hint` still works); `--prune-older-than SECONDS` removes
 keys retired longer ago than that, refusing any value below the longest ID-token lifetime. Every
 run writes a `signing_key.rotated` audit row naming its step.
+
+With the database key store (`IDP_SIGNING_KEY_STORE=database`, oauth_clients/key_store.py) the
+same steps change `SigningKey` rows through oauth_clients/key_rotation.py and every process
+follows within seconds, no restart; `--auto` takes the steps the schedule has due (run it from
+cron or a Kubernetes CronJob, deploy/README.md). A key set in the environment still wins for its
+algorithm, and is rotated in the environment.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from oauth2_provider.settings import oauth2_settings
 
 from accounts.audit import record_event
 from accounts.models import AuditEvent
+from oauth_clients import key_rotation
+from oauth_clients.key_store import database_algorithms, from_environment
 from oauth_clients.keys import (
     ES256,
     RS256,
@@ -96,6 +104,19 @@ class Command(BaseCommand):
             "(or --prune-older-than SECONDS, if longer).",
         )
         steps.add_argument(
+            "--auto",
+            action="store_true",
+            help="Database key store: take the steps the schedule has due (publish the next "
+            "key, activate it, remove retired keys; the first run creates or imports the first "
+            "key). For cron.",
+        )
+        steps.add_argument(
+            "--reencrypt",
+            action="store_true",
+            help="Database key store: encrypt every stored key again under the first "
+            "IDP_KEY_ENCRYPTION_KEY (after putting a new one first); then the old one can go.",
+        )
+        steps.add_argument(
             "--discard",
             action="store_true",
             help="Delete the staged key without activating it.",
@@ -115,7 +136,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--algorithm",
             choices=[RS256, ES256],
-            default=RS256,
+            default=None,
             help="RS256 (the default key, also SAML's) or ES256 (the EC key of ES256 clients, "
             "in ec/).",
         )
@@ -127,13 +148,16 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        algorithm = options["algorithm"]
+        algorithm = options["algorithm"] or RS256
+        if keys_from_environment(os.environ, algorithm) or from_environment(algorithm):
+            raise CommandError(self._environment_message(algorithm))
+        if options["auto"] or options["reencrypt"] or algorithm in database_algorithms():
+            self._database(options, algorithm)
+            return
         step = next(
             (name for name in (STAGE, ACTIVATE, RETIRE, DISCARD) if options[name]),
             PRUNE if options["prune_only"] else ROTATE,
         )
-        if keys_from_environment(os.environ, algorithm):
-            raise CommandError(self._environment_message(algorithm))
         prune_after = options["prune_older_than"]
         if step == PRUNE and prune_after is None:
             raise CommandError("--prune-only needs --prune-older-than SECONDS.")
@@ -167,6 +191,63 @@ class Command(BaseCommand):
             self.stdout.write(
                 "Restart every IdP process: the key set above takes effect at the next start."
             )
+
+    def _database(self, options: dict[str, Any], algorithm: str) -> None:
+        """The same steps on the database keys: no restart, every process follows."""
+        if algorithm not in database_algorithms():
+            raise CommandError(
+                "--auto and --reencrypt work on the database keys: set "
+                "IDP_SIGNING_KEY_STORE=database and IDP_KEY_ENCRYPTION_KEY."
+            )
+        if options["prune_only"] or options["prune_older_than"] is not None:
+            raise CommandError(
+                "Database keys are removed by --retire (or --auto) once the longest token "
+                "they signed has expired; --prune-older-than is for the key directory."
+            )
+        try:
+            if options["auto"]:
+                named = options["algorithm"]  # else RS256 and each algorithm already stored
+                done = key_rotation.tick(algorithms=[named] if named else None)
+                for line in done or ["Nothing due."]:
+                    self.stdout.write(line)
+                return
+            if options["reencrypt"]:
+                rows = key_rotation.reencrypt_keys()
+                self.stdout.write(
+                    f"{len(rows)} stored keys encrypted under the first IDP_KEY_ENCRYPTION_KEY."
+                )
+            elif options["stage"]:
+                row = key_rotation.stage_next_key(algorithm=algorithm)
+                self.stdout.write(
+                    f"Published next key {row.kid}: in JWKS and SAML metadata within seconds, "
+                    "signing only after --activate."
+                )
+            elif options["activate"]:
+                row = key_rotation.activate_next_key(algorithm=algorithm, force=options["force"])
+                self.stdout.write(
+                    f"Key {row.kid} signs from now; the previous key stays published until "
+                    "its tokens have expired (--retire or --auto removes it then)."
+                )
+            elif options["retire"]:
+                removed = key_rotation.remove_retired_keys(algorithm=algorithm)
+                for row in removed:
+                    self.stdout.write(f"Removed retired key {row.kid}.")
+                if not removed:
+                    self.stdout.write(
+                        "Nothing retired: no retired key is older than the longest token "
+                        f"lifetime ({key_rotation.longest_token_lifetime()} seconds)."
+                    )
+            elif options["discard"]:
+                row = key_rotation.discard_next_key(algorithm=algorithm)
+                self.stdout.write(f"Discarded next key {row.kid}.")
+            else:
+                row = key_rotation.rotate_now(algorithm=algorithm)
+                self.stdout.write(
+                    f"Key {row.kid} signs from now (not published ahead: apps fetch our JWKS "
+                    "again on its unknown kid); the previous key stays published."
+                )
+        except key_rotation.KeyRotationError as exc:
+            raise CommandError(str(exc)) from None
 
     def _change(
         self, step: str, algorithm: str, kind_dir: Path, staged: list[Path], *, force: bool

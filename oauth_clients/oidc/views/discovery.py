@@ -22,7 +22,7 @@ from oauth2_provider.compat import login_not_required
 from oauth2_provider.settings import oauth2_settings
 
 from oauth_clients.client_keys import ASSERTION_ALGORITHMS
-from oauth_clients.keys import signing_algorithms
+from oauth_clients.key_store import signing_algorithms
 from oauth_clients.oidc.backend import ACR_VALUES_SUPPORTED, PROMPT_VALUES_SUPPORTED
 from oauth_clients.oidc.claims import supported_claims
 from oauth_clients.oidc.device import DEVICE_CODE_GRANT
