@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('oauth_clients', '0016_client_require_pushed_authorization_requests'),
+        ('oauth_clients', '0017_client_high_security_grant_dpop_jkt'),
     ]
 
     operations = [
