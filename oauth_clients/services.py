@@ -229,7 +229,7 @@ def _validate(
     """Every registration rule on the client's current (unsaved) values; raises per field.
 
     The algorithm is checked when it is set (registration, or a change of it): an app whose EC
-    key went away later can still be renamed; tokens for it fail loudly (keys.signing_pem).
+    key went away later can still be renamed; tokens for it fail loudly (key_store.signing_pem).
     """
     errors = uri_rules.registration_errors(
         kind=client.kind,
