@@ -44,6 +44,7 @@ from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
 from oauth_clients.models import SamlServiceProvider
 from oauth_clients.saml.keys import KeyFiles, certificate_base64, key_files
+from oauth_clients.saml.signing import InProcessSigning
 from oauth_clients.saml.xmlsec import without_ca_bundle
 
 logger = logging.getLogger(__name__)
@@ -219,7 +220,11 @@ def _build_server(sp: SamlServiceProvider, files: KeyFiles) -> IdPServer:
     values["metadata"] = {"inline": [sp_metadata_xml(sp)]}
     config.load(copy.deepcopy(values))
     config.setattr("", "attribute_converters", _verbatim_names())
-    return IdPServer(config=config)
+    server = IdPServer(config=config)
+    # Signatures made in the worker by libxmlsec1, checks still by the xmlsec1 program
+    # (oauth_clients/saml/signing.py).
+    server.sec.crypto = InProcessSigning(values["xmlsec_binary"], delete_tmpfiles=True)
+    return server
 
 
 def server_for(sp: SamlServiceProvider) -> IdPServer:
