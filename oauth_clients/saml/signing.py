@@ -48,9 +48,7 @@ def _split(node_name: str) -> tuple[str, str]:
     return namespace, local
 
 
-def sign_xml(
-    statement: str | bytes, *, node_name: str, key_file: str, node_id: str | None
-) -> str:
+def sign_xml(statement: str | bytes, *, node_name: str, key_file: str, node_id: str | None) -> str:
     """`statement` with the signature template at or under the element `node_id` filled in."""
     document = statement.encode("utf-8") if isinstance(statement, str) else statement
     try:
