@@ -31,7 +31,7 @@ import re
 import time
 import zlib
 from dataclasses import dataclass, field, fields
-from typing import Any, cast
+from typing import Any
 from urllib.parse import unquote_plus
 
 from django.core.cache import cache
@@ -47,7 +47,6 @@ from saml2.xmldsig import (
     SIG_RSA_SHA512,
 )
 
-from idp.db.prepared import PreparedLookup
 from oauth_clients.models import Client, SamlServiceProvider
 from oauth_clients.saml.authn_context import Unmeetable, requested_from
 from oauth_clients.saml.errors import (
@@ -156,23 +155,13 @@ def _text(xml: bytes) -> str:
         raise Refusal("malformed", "The SAMLRequest is not UTF-8.") from exc
 
 
-# The app's row with its client, read at both ends of every SP-initiated sign-in (the
-# AuthnRequest's check and the resume step) and compiled to SQL once per process, as the OIDC
-# engine's hot lookups are (idp/db/prepared.py; docs/performance.md, "SAML sign-in").
-_SP_BY_ENTITY_ID = PreparedLookup(
-    lambda value: SamlServiceProvider.objects.select_related("client").filter(entity_id=value)[:1]
-)
-
-
-def app_by_entity_id(entity_id: str) -> SamlServiceProvider | None:
-    """The SAML app row registered under this entity ID, with its client (any state)."""
-    found = _SP_BY_ENTITY_ID.first(entity_id, SamlServiceProvider)
-    return cast("SamlServiceProvider | None", found)
-
-
 def registered_app(entity_id: str | None) -> SamlServiceProvider:
     """The active SAML app registered under this entity ID (a disabled app is unknown here)."""
-    sp = app_by_entity_id(entity_id or "")
+    sp = (
+        SamlServiceProvider.objects.select_related("client")
+        .filter(entity_id=entity_id or "")
+        .first()
+    )
     if sp is None or not sp.client.is_active or sp.client.kind != Client.Kind.SAML:
         raise Refusal("unknown_app", "The Issuer is not a registered, active SAML app.")
     return sp

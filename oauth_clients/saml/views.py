@@ -46,7 +46,6 @@ from oauth_clients.saml import authn_context, state
 from oauth_clients.saml.authn_request import (
     AnswerableError,
     CheckedRequest,
-    app_by_entity_id,
     check_authn_request,
     post_acs,
 )
@@ -147,11 +146,11 @@ def sso_continue(request: HttpRequest, key: str) -> HttpResponseBase:
 
 
 def _pending_app(pending: dict[str, Any]) -> SamlServiceProvider | None:
-    sp_id, entity = pending.get("sp_id"), pending.get("entity_id")
-    if not isinstance(sp_id, int) or not isinstance(entity, str):
+    sp_id = pending.get("sp_id")
+    if not isinstance(sp_id, int):
         return None
-    sp = app_by_entity_id(entity)
-    if sp is None or sp.pk != sp_id:
+    sp = SamlServiceProvider.objects.select_related("client").filter(pk=sp_id).first()
+    if sp is None or sp.entity_id != pending.get("entity_id"):
         return None
     if not sp.client.is_active or sp.client.kind != Client.Kind.SAML:
         return None
