@@ -106,6 +106,7 @@ def pair(args: argparse.Namespace) -> int:
     first, second = args.pair.split(",")
     rates: dict[str, list[float]] = {first: [], second: []}
     cpu: dict[str, list[float]] = {first: [], second: []}
+    errors: dict[str, int] = {first: 0, second: 0}
     with contextlib.ExitStack() as stack:
         bench = start_side("pair", ROOT, args, stack)
         for op in (first, second):
@@ -113,7 +114,9 @@ def pair(args: argparse.Namespace) -> int:
         for round_no in range(args.rounds):
             order = [first, second] if round_no % 2 == 0 else [second, first]
             for op in order:
-                rate, cpu_ms = per_op(op, bench.wrk(op, args.duration))
+                r = bench.wrk(op, args.duration)
+                rate, cpu_ms = per_op(op, r)
+                errors[op] += r["non2xx"] + r["socket_errors"] + r.get("timeouts", 0)
                 rates[op].append(rate)
                 cpu[op].append(cpu_ms)
     ratios = [b / a for a, b in zip(rates[first], rates[second], strict=True) if a]
@@ -123,11 +126,13 @@ def pair(args: argparse.Namespace) -> int:
         "cpu_ms_per_unit": cpu,
         "ratio_of_medians": b / a if a else None,
         "round_ratios": ratios,
+        "errors": errors,
     }
     print(
         f"[pair] {first} {fmt_rate(a)}/s, {second} {fmt_rate(b)}/s: ×{b / a:.2f} "
         f"(rounds ×{min(ratios):.2f}–×{max(ratios):.2f}); CPU per unit "
-        f"{statistics.median(cpu[first]):.1f} / {statistics.median(cpu[second]):.1f} ms",
+        f"{statistics.median(cpu[first]):.1f} / {statistics.median(cpu[second]):.1f} ms; "
+        f"errors {errors[first]} / {errors[second]}",
         flush=True,
     )
     out = args.out or ROOT / "bench" / f"pair-{first}-{second}.json"
