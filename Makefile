@@ -25,7 +25,7 @@ unexport PYTHONDONTWRITEBYTECODE
 # ARGON2_MARCH= keeps PyPI's wheel. deploy/Dockerfile does the same for the image.
 ARGON2_MARCH ?= $(if $(shell command -v cc && grep -qw avx2 /proc/cpuinfo 2>/dev/null && echo y),x86-64-v3)
 
-$(STAMP): requirements.txt requirements-dev.txt | ldap-dev
+$(STAMP): requirements.txt requirements-dev.txt | ldap-dev xmlsec1
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
@@ -64,11 +64,12 @@ gettext:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gettext >/dev/null; \
 	fi
 
-## Debian's xmlsec1: pysaml2 signs and verifies SAML messages with it (oauth_clients/saml/).
+## Debian's xmlsec1: pysaml2 verifies SAML messages with it (oauth_clients/saml/); its headers
+## (libxmlsec1-dev, pkg-config) let pip compile the python xmlsec package where no wheel fits.
 xmlsec1:
-	@if ! command -v xmlsec1 >/dev/null; then \
-	  echo "installing Debian's xmlsec1 for SAML signatures"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xmlsec1 >/dev/null; \
+	@if ! command -v xmlsec1 >/dev/null || [ ! -f /usr/include/xmlsec1/xmlsec/xmlsec.h ] || ! command -v pkg-config >/dev/null; then \
+	  echo "installing Debian's xmlsec1 and libxmlsec1-dev for SAML signatures"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xmlsec1 libxmlsec1-dev pkg-config >/dev/null; \
 	fi
 
 ## Debian's OpenLDAP and SASL headers: pip compiles python-ldap (directory/) against them.

@@ -446,6 +446,28 @@ def end_sessions(
     return len(keys)
 
 
+@transaction.atomic
+def end_session_at_apps_request(
+    *, user: User, session_key: str, request: HttpRequest | None, client: Any, reason: str
+) -> dict[str, int]:
+    """A sign-out the person asked for at an app, reaching us without their browser (a SAML
+    app's LogoutRequest over SOAP, `oauth_clients/saml/slo_soap.py`): the stored session ends
+    as at a sign-out here, the apps it signed in to told (through the engine's door, before its
+    tokens are revoked), the session deleted, audited as the person's sign-out through `client`.
+    """
+    revoked = _end_session_key(user=user, session_key=session_key)
+    record_event(
+        type=AuditEvent.Type.LOGOUT,
+        request=request,
+        actor=user,
+        subject=user,
+        client=client,
+        reason=reason,
+        **revoked,
+    )
+    return revoked
+
+
 def keep_sessions_signed_in(*, user: User, except_session_key: str | None = None) -> int:
     """After a new password, keep the user's other tracked sessions signed in.
 

@@ -14,6 +14,12 @@ Prints and returns the per-operation medians and the ratio after/before.
 compares the same tree on empty token tables and on N filled ones (the "scale with data"
 criterion), interleaved like any other A/B rather than minutes apart on one server;
 `--assigned-after` compares apps open to everyone (before) with apps open only to a group.
+
+    python bench/ab.py --pair signin,saml_signin [--rounds 6]
+
+drives two operations of this tree alternately on one server (A then B, then B then A): issue
+28's "SAML sign-in at least 80 % of the OIDC sign-in rate on the same machine", with the
+per-round ratios as the spread and the workers' CPU per sign-in (xmlsec1 runs included).
 """
 
 from __future__ import annotations
@@ -88,9 +94,56 @@ def start_side(name: str, root: Path, args: argparse.Namespace, stack: contextli
     return bench
 
 
+def per_op(op: str, r: dict) -> tuple[float, float]:
+    """(rate, server CPU ms per unit): sign-ins for the sign-in ops, requests otherwise."""
+    units = r.get("completed", r["requests"]) if op in SIGNIN_OPS else r["requests"]
+    rate = r["ops_per_s"] if op in SIGNIN_OPS else r["rps"]
+    return rate, 1000 * r["server_cpu_s"] / max(units, 1)
+
+
+def pair(args: argparse.Namespace) -> int:
+    """`--pair A,B`: see the module docstring."""
+    first, second = args.pair.split(",")
+    rates: dict[str, list[float]] = {first: [], second: []}
+    cpu: dict[str, list[float]] = {first: [], second: []}
+    errors: dict[str, int] = {first: 0, second: 0}
+    with contextlib.ExitStack() as stack:
+        bench = start_side("pair", ROOT, args, stack)
+        for op in (first, second):
+            bench.wrk(op, args.warmup)
+        for round_no in range(args.rounds):
+            order = [first, second] if round_no % 2 == 0 else [second, first]
+            for op in order:
+                r = bench.wrk(op, args.duration)
+                rate, cpu_ms = per_op(op, r)
+                errors[op] += r["non2xx"] + r["socket_errors"] + r.get("timeouts", 0)
+                rates[op].append(rate)
+                cpu[op].append(cpu_ms)
+    ratios = [b / a for a, b in zip(rates[first], rates[second], strict=True) if a]
+    a, b = statistics.median(rates[first]), statistics.median(rates[second])
+    result = {
+        "rates": rates,
+        "cpu_ms_per_unit": cpu,
+        "ratio_of_medians": b / a if a else None,
+        "round_ratios": ratios,
+        "errors": errors,
+    }
+    print(
+        f"[pair] {first} {fmt_rate(a)}/s, {second} {fmt_rate(b)}/s: ×{b / a:.2f} "
+        f"(rounds ×{min(ratios):.2f}–×{max(ratios):.2f}); CPU per unit "
+        f"{statistics.median(cpu[first]):.1f} / {statistics.median(cpu[second]):.1f} ms; "
+        f"errors {errors[first]} / {errors[second]}",
+        flush=True,
+    )
+    out = args.out or ROOT / "bench" / f"pair-{first}-{second}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--before", type=Path, required=True)
+    parser.add_argument("--before", type=Path)
+    parser.add_argument("--pair", default="", help="A,B: two ops of this tree, alternated")
     parser.add_argument("--ops", default=",".join(ALL_OPS))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=5)
@@ -121,6 +174,10 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     args.client, args.client_key = "bench-web", "web"
+    if args.pair:
+        return pair(args)
+    if args.before is None:
+        parser.error("--before is required (or --pair)")
     ops = [op for op in args.ops.split(",") if op]
     results: dict[str, dict] = {}
     with contextlib.ExitStack() as stack:

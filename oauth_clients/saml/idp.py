@@ -3,7 +3,8 @@
 Nothing is read from configuration files. The IdP's entity ID is `<issuer>/saml/metadata/`
 (where its metadata is served, the usual convention); its SSO endpoints are
 `/saml/sso/redirect/` (HTTP-Redirect) and `/saml/sso/post/` (HTTP-POST); its single logout
-endpoints (SAML 2.0 Profiles §4.4) `/saml/slo/redirect/` and `/saml/slo/post/`.
+endpoints (SAML 2.0 Profiles §4.4) `/saml/slo/redirect/`, `/saml/slo/post/` and, for an app's
+back-channel request over SOAP (Bindings §3.2), `/saml/slo/soap/`.
 
 One `Server` per service provider, cached per process under a digest of everything it is built
 from (the SP row's protocol fields, the signing key set, the issuer): a changed row, a rotated
@@ -34,7 +35,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import reverse
-from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, md, samlp
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, BINDING_SOAP, md, samlp
 from saml2.attribute_converter import AttributeConverter
 from saml2.config import IdPConfig
 from saml2.metadata import do_key_descriptor, entity_descriptor, metadata_tostring_fix
@@ -44,6 +45,7 @@ from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
 from oauth_clients.models import SamlServiceProvider
 from oauth_clients.saml.keys import KeyFiles, certificate_base64, key_files
+from oauth_clients.saml.signing import InProcessSigning
 from oauth_clients.saml.xmlsec import without_ca_bundle
 
 logger = logging.getLogger(__name__)
@@ -85,10 +87,12 @@ def sso_endpoints() -> dict[str, str]:
 
 
 def slo_endpoints() -> dict[str, str]:
-    """Binding → our SingleLogoutService location (Metadata §2.4.2; Profiles §4.4.4)."""
+    """Binding → our SingleLogoutService location (Metadata §2.4.2; Profiles §4.4.4): the
+    browser's two, and SOAP for an app's back-channel request (Bindings §3.2; `slo_soap`)."""
     return {
         BINDING_HTTP_REDIRECT: absolute_url("slo_redirect"),
         BINDING_HTTP_POST: absolute_url("slo_post"),
+        BINDING_SOAP: absolute_url("slo_soap"),
     }
 
 
@@ -224,7 +228,11 @@ def _build_server(sp: SamlServiceProvider, files: KeyFiles) -> IdPServer:
     values["metadata"] = {"inline": [sp_metadata_xml(sp)]}
     config.load(copy.deepcopy(values))
     config.setattr("", "attribute_converters", _verbatim_names())
-    return IdPServer(config=config)
+    server = IdPServer(config=config)
+    # Signatures made in the worker by libxmlsec1, checks still by the xmlsec1 program
+    # (oauth_clients/saml/signing.py).
+    server.sec.crypto = InProcessSigning(values["xmlsec_binary"], delete_tmpfiles=True)
+    return server
 
 
 def server_for(sp: SamlServiceProvider) -> IdPServer:

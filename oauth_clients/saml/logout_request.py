@@ -21,6 +21,13 @@ that URL) after:
 
 Whether the NameID is the one this browser session gave the app is the view's question
 (`slo_views`): a POST arrives without the session cookie.
+
+Over SOAP (Bindings §3.2; `slo_soap`) the same checks run on the request taken out of the
+envelope, with three differences: the answer goes back in the HTTP response, so the app needs
+no single logout URL of its own; there is no RelayState; `Destination` is optional (§3.2 has no
+rule for it), our SOAP endpoint when given. The signature is required all the same (Profiles
+§4.4.4.2: the requester authenticates itself by signing, or by the transport, which we do not
+offer).
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from django.core.cache import cache
-from saml2 import BINDING_HTTP_REDIRECT, saml, samlp
+from saml2 import BINDING_HTTP_REDIRECT, BINDING_SOAP, saml, samlp
 from saml2.time_util import str_to_time
 
 from oauth_clients.models import SamlServiceProvider
@@ -116,7 +123,7 @@ def _first_use(entity_id: str, request_id: str) -> bool:
     return bool(cache.add(f"saml:logout-request:{digest}", 1, timeout=REPLAY_WINDOW_SECONDS))
 
 
-def _peek(xml: str) -> tuple[samlp.LogoutRequest, SamlServiceProvider]:
+def _peek(xml: str, *, browser: bool = True) -> tuple[samlp.LogoutRequest, SamlServiceProvider]:
     try:
         message = samlp.logout_request_from_string(xml)
     except Exception as exc:  # defusedxml's and ElementTree's refusals alike
@@ -127,7 +134,7 @@ def _peek(xml: str) -> tuple[samlp.LogoutRequest, SamlServiceProvider]:
         message.issuer.text.strip() if message.issuer is not None and message.issuer.text else ""
     )
     sp = registered_app(issuer)
-    if not answers_in_browser(sp):
+    if browser and not answers_in_browser(sp):
         raise Refusal("no_slo", "The app registered no single logout URL for the browser.")
     return message, sp
 
@@ -140,14 +147,17 @@ def check_logout_request(
     query_string: str = "",
     now: float | None = None,
 ) -> CheckedLogout:
-    """The checked request, or `Refusal` / `AnswerableLogout` (see the module's order)."""
+    """The checked request, or `Refusal` / `AnswerableLogout` (see the module's order). Over
+    SOAP, `saml_request` is the LogoutRequest's XML as taken out of the envelope."""
     now = time.time() if now is None else now
-    xml = (
-        decode_redirect(saml_request)
-        if binding == BINDING_HTTP_REDIRECT
-        else decode_post(saml_request)
-    )
-    peeked, sp = _peek(xml)
+    soap = binding == BINDING_SOAP
+    if soap:
+        xml = saml_request
+    elif binding == BINDING_HTTP_REDIRECT:
+        xml = decode_redirect(saml_request)
+    else:
+        xml = decode_post(saml_request)
+    peeked, sp = _peek(xml, browser=not soap)
 
     def refuse(detail: str, **status: str) -> AnswerableLogout:
         answer_relay = relay_state if relay_state_ok(relay_state) else ""
@@ -181,7 +191,8 @@ def check_logout_request(
         # out from a link; an app without a registered certificate cannot start a logout here.
         raise refuse("The app must sign its logout requests, and this one is not signed.")
     expected_destination = slo_endpoints()[binding]
-    if (message.destination is not None or signed) and message.destination != expected_destination:
+    must_name_us = message.destination is not None or (signed and not soap)
+    if must_name_us and message.destination != expected_destination:
         raise refuse("The request's Destination is not this endpoint.")
     if not issue_time_ok(message.issue_instant, now):
         raise refuse("The request's IssueInstant is outside the accepted ±3 minutes.")

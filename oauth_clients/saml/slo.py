@@ -5,7 +5,9 @@
   (`state.SESSIONS_KEY`), a `NotOnOrAfter` a few minutes ahead, signed — in the query for
   HTTP-Redirect (Bindings §3.4.4.1), in the XML for HTTP-POST and SOAP;
 - `logout_response`: our answer to an app's LogoutRequest (Core §3.7.3.2), Success or the
-  refusal's status, to the app's registered single logout URL, signed the same way.
+  refusal's status, to the app's registered single logout URL, signed the same way;
+  `soap_logout_response` the same answer to a request that came over SOAP, signed, in the
+  SOAP envelope of the HTTP response (Bindings §3.2.3.3).
 
 `Outgoing` says how the browser (or the SOAP sender) carries the message: a URL to follow or
 frame (Redirect), a form to post (POST), an envelope to send (SOAP).
@@ -130,6 +132,35 @@ def answers_in_browser(sp: SamlServiceProvider) -> bool:
     return bool(sp.slo_url) and (sp.slo_binding or BINDING_HTTP_REDIRECT) in BROWSER_BINDINGS
 
 
+def _status(error: StatusError | None) -> samlp.Status | None:
+    if error is None:
+        return None
+    inner = samlp.StatusCode(value=error.status) if error.status else None
+    return samlp.Status(
+        status_code=samlp.StatusCode(value=error.top, status_code=inner),
+        status_message=samlp.StatusMessage(text=error.detail),
+    )
+
+
+def soap_logout_response(
+    *, sp: SamlServiceProvider, request: samlp.LogoutRequest, error: StatusError | None = None
+) -> tuple[str, str]:
+    """(message ID, SOAP envelope) of our signed LogoutResponse to an app's LogoutRequest
+    that came over SOAP; Success unless `error`."""
+    built = server_for(sp).create_logout_response(
+        request,
+        bindings=[BINDING_SOAP],
+        status=_status(error),
+        sign=True,
+        sign_alg=SIG_RSA_SHA256,
+        digest_alg=DIGEST_SHA256,
+    )
+    xml = str(built)
+    envelope = make_soap_enveloped_saml_thingy(xml)
+    message_id = str(samlp.logout_response_from_string(xml).id)
+    return message_id, envelope if isinstance(envelope, str) else envelope.decode("utf-8")
+
+
 def logout_response(
     *,
     sp: SamlServiceProvider,
@@ -140,17 +171,10 @@ def logout_response(
     """Our LogoutResponse to the app's registered single logout URL (`answers_in_browser`),
     InResponseTo the app's request; Success unless `error`."""
     binding = sp.slo_binding or BINDING_HTTP_REDIRECT
-    status = None
-    if error is not None:
-        inner = samlp.StatusCode(value=error.status) if error.status else None
-        status = samlp.Status(
-            status_code=samlp.StatusCode(value=error.top, status_code=inner),
-            status_message=samlp.StatusMessage(text=error.detail),
-        )
     built = server_for(sp).create_logout_response(
         request,
         bindings=[binding],
-        status=status,
+        status=_status(error),
         sign=binding == BINDING_HTTP_POST,
         sign_alg=SIG_RSA_SHA256,
         digest_alg=DIGEST_SHA256,

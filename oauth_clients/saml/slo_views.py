@@ -180,17 +180,14 @@ def _app(checked: CheckedLogout) -> SamlServiceProvider | None:
 
 
 def session_knows(entries: list[dict[str, Any]], checked: CheckedLogout) -> bool:
-    """The request names a NameID this session gave the app (SAML 2.0 Core §3.7.3.1), in the
-    same format when it says one, and a SessionIndex of that NameID when it gives any."""
-    for entry in entries:
-        if entry.get("entity_id") != checked.entity_id or entry.get("name_id") != checked.name_id:
-            continue
-        if checked.name_id_format and checked.name_id_format != entry.get("name_id_format"):
-            continue
-        if checked.session_indexes and entry.get("session_index") not in checked.session_indexes:
-            continue
-        return True
-    return False
+    """The request names a NameID this session gave the app (`state.entries_naming`)."""
+    return state.entries_naming(
+        entries,
+        entity_id=checked.entity_id,
+        name_id=checked.name_id,
+        name_id_format=checked.name_id_format,
+        session_indexes=checked.session_indexes,
+    )
 
 
 def proceed(request: HttpRequest, checked: CheckedLogout) -> HttpResponseBase:

@@ -16,6 +16,13 @@ password change, another browser): `record_sign_in` indexes the session key unde
 the session's `sid` in the shared cache (as long as a session lives), and `session_entries`
 reads the stored session back by its `sid`, falling back to the user's tracked sessions.
 
+An app's LogoutRequest over SOAP (`slo_soap`) comes without a browser: `record_sign_in` also
+indexes the session key under a digest of the app's entity ID and the NameID it was given
+(at most `MAX_INDEXED` sessions per NameID, as long as a session lives), and
+`sessions_named` reads those sessions back, keeping the ones whose record holds that NameID
+(and SessionIndex) for that app. Both indexes live in the shared cache (Redis, or the
+database cache), never in a worker's memory.
+
 An HTTP-POST AuthnRequest (or LogoutRequest) arrives cross-site, without the session cookie
 (SameSite=Lax): it is parked in the cache under a random key (`park`) for `PARK_SECONDS`, and
 the same-site GET of the resume URL moves it into the session (`claim`, or `take_parked`).
@@ -31,6 +38,7 @@ from typing import Any
 
 from allauth.usersessions.models import UserSession
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY as AUTH_USER_KEY
 from django.core.cache import cache
 from django.http import HttpRequest
 
@@ -44,6 +52,8 @@ MAX_SESSIONS = 50
 PARK_SECONDS = 5 * 60
 _PARK_PREFIX = "saml:parked:"
 _SID_PREFIX = "saml:session-of-sid:"
+_NAME_PREFIX = "saml:sessions-of-name:"
+MAX_INDEXED = 20
 
 
 def new_key() -> str:
@@ -121,6 +131,68 @@ def record_sign_in(request: HttpRequest, entry: dict[str, Any]) -> None:
     sid, session_key = get_sid(request), request.session.session_key
     if sid and session_key:
         cache.set(_sid_cache_key(sid), session_key, timeout=settings.SESSION_COOKIE_AGE)
+    entity, name_id = str(entry.get("entity_id", "")), str(entry.get("name_id", ""))
+    if session_key and entity and name_id:
+        key = _name_cache_key(entity, name_id)
+        indexed = cache.get(key)
+        keys = [k for k in indexed if k != session_key] if isinstance(indexed, list) else []
+        keys.append(session_key)
+        cache.set(key, keys[-MAX_INDEXED:], timeout=settings.SESSION_COOKIE_AGE)
+
+
+def _name_cache_key(entity_id: str, name_id: str) -> str:
+    digest = hashlib.sha256(f"{entity_id}\n{name_id}".encode()).hexdigest()
+    return f"{_NAME_PREFIX}{digest}"
+
+
+def entries_naming(
+    entries: list[dict[str, Any]],
+    *,
+    entity_id: str,
+    name_id: str,
+    name_id_format: str = "",
+    session_indexes: list[str] | None = None,
+) -> bool:
+    """The record holds an assertion for the app `entity_id` with this NameID (SAML 2.0 Core
+    §3.7.3.1), in the same format when one is given, and one of `session_indexes` when any."""
+    for entry in entries:
+        if entry.get("entity_id") != entity_id or entry.get("name_id") != name_id:
+            continue
+        if name_id_format and name_id_format != entry.get("name_id_format"):
+            continue
+        if session_indexes and entry.get("session_index") not in session_indexes:
+            continue
+        return True
+    return False
+
+
+def sessions_named(
+    *, entity_id: str, name_id: str, name_id_format: str = "", session_indexes: list[str]
+) -> list[tuple[str, str, str]]:
+    """(session key, user id, sid) of every live session that gave the app `entity_id` this
+    NameID (and one of `session_indexes`, when any): see the module docstring."""
+    indexed = cache.get(_name_cache_key(entity_id, name_id))
+    if not isinstance(indexed, list):
+        return []
+    engine = import_module(settings.SESSION_ENGINE)
+    found = []
+    for session_key in indexed:
+        if not isinstance(session_key, str):
+            continue
+        data = engine.SessionStore(session_key).load()
+        entries = data.get(SESSIONS_KEY)
+        user_id = data.get(AUTH_USER_KEY)
+        if not isinstance(entries, list) or user_id is None:
+            continue
+        if entries_naming(
+            [entry for entry in entries if isinstance(entry, dict)],
+            entity_id=entity_id,
+            name_id=name_id,
+            name_id_format=name_id_format,
+            session_indexes=session_indexes,
+        ):
+            found.append((session_key, str(user_id), str(data.get(SID_KEY, "") or "")))
+    return found
 
 
 def signed_in_apps(request: HttpRequest) -> list[dict[str, Any]]:

@@ -28,7 +28,10 @@ from saml2.pack import make_soap_enveloped_saml_thingy
 from saml2.s_utils import deflate_and_base64_encode
 from saml2.saml import NameID
 from saml2.sigver import verify_redirect_signature
-from saml2.soap import parse_soap_enveloped_saml_logout_request
+from saml2.soap import (
+    parse_soap_enveloped_saml_logout_request,
+    parse_soap_enveloped_saml_logout_response,
+)
 from saml2.time_util import instant
 from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
@@ -621,3 +624,245 @@ def test_an_app_without_a_logout_url_gets_the_branded_page_never_a_redirect(brow
     assert "registered no address" in response.content.decode()
     assert is_signed_in(browser)
     assert state.SESSIONS_KEY in browser.session
+
+
+# --- SP-initiated over SOAP (Bindings §3.2) ---------------------------------------------------
+
+SLO_SOAP = "/saml/slo/soap/"
+
+
+class Transport:
+    """pysaml2's HTTP sender (`HTTPBase.send`) for an SP whose server posts to ours: the same
+    request through Django's test client, the answer as pysaml2 reads a `requests` response."""
+
+    def __init__(self) -> None:
+        self.client = HttpClient()
+        self.responses: list[Any] = []
+
+    def __call__(self, url: str, method: str = "GET", **kwargs: Any) -> Any:
+        assert method == "POST"
+        headers = dict(kwargs.get("headers") or [])
+        response = self.client.generic(
+            "POST",
+            urlsplit(url).path,
+            kwargs["data"],
+            content_type=headers.get("Content-Type", "text/xml"),
+            headers={"SOAPAction": headers.get("SOAPAction", "")},
+        )
+        response.text = response.content.decode()
+        self.responses.append(response)
+        return response
+
+
+def soap_request(app: App, *, sign: bool = True, **overrides: Any) -> tuple[str, str]:
+    """(request ID, SOAP envelope) of the app's LogoutRequest to our SOAP endpoint, built by
+    pysaml2 as `do_logout` builds it."""
+    name_id = overrides.pop("name_id", app.name_id)
+    request_id, request = app.sp.create_logout_request(
+        destination=idp_url(SLO_SOAP),
+        issuer_entity_id=idp_url(IDP_ENTITY),
+        name_id=name_id,
+        session_indexes=overrides.pop("session_indexes", [app.session_index]),
+        sign=sign,
+        sign_alg=SIG_RSA_SHA256,
+        digest_alg=DIGEST_SHA256,
+        **overrides,
+    )
+    info = app.sp.apply_binding(BINDING_SOAP, str(request), idp_url(SLO_SOAP))
+    return request_id, info["data"]
+
+
+def post_soap(body: str | bytes) -> Any:
+    return HttpClient().post(SLO_SOAP, data=body, content_type="text/xml")
+
+
+def soap_answer(app: App, response) -> Any:
+    """Our LogoutResponse read by the app's pysaml2 (signature checked against our metadata)."""
+    assert response.status_code == HTTPStatus.OK
+    assert response["Content-Type"].startswith("text/xml")
+    parsed = app.sp.parse_logout_request_response(response.content.decode(), BINDING_SOAP)
+    assert parsed.response.signature is not None
+    return parsed.response
+
+
+def assert_fault(response, *, status: int = HTTPStatus.BAD_REQUEST) -> str:
+    assert response.status_code == status
+    assert response["Content-Type"].startswith("text/xml")
+    body = response.content.decode()
+    assert "<SOAP-ENV:Fault>" in body
+    assert "<faultcode>SOAP-ENV:Client</faultcode>" in body
+    return body
+
+
+@pytest.mark.spec(BINDINGS, "3.2")
+@pytest.mark.spec(PROFILES, "4.4.3.1")
+@pytest.mark.spec(PROFILES, "4.4.3.3")
+@pytest.mark.spec(PROFILES, "4.4.4.2")
+def test_an_apps_soap_logout_request_ends_the_session_and_tells_every_other_app(
+    browser, keys, receivers, user, django_capture_on_commit_callbacks
+):
+    soap = SoapApp()
+    try:
+        wiki, crm, (mail, receiver, tokens) = make_apps(browser, keys, receivers)
+        hr = App(
+            name="HR",
+            slo_url=soap.url,
+            slo_binding=BINDING_SOAP,
+            keys=keys["hr"],
+            metadata=idp_metadata(HttpClient()),
+            client_fields={"allow_private_network": True},
+        )
+        hr.sign_in(browser)
+        sid = browser.session["idp_sid"]
+        # Our metadata publishes the SOAP endpoint; pysaml2's SP logs out through it, over
+        # its own HTTP sender (here Django's test client), no browser involved.
+        slo = wiki.sp.metadata.single_logout_service(idp_url(IDP_ENTITY), BINDING_SOAP, "idpsso")
+        assert [s["location"] for s in slo] == [idp_url(SLO_SOAP)]
+        transport = Transport()
+        wiki.sp.send = transport
+
+        with django_capture_on_commit_callbacks(execute=True):
+            answers = wiki.sp.do_logout(
+                wiki.name_id,
+                [idp_url(IDP_ENTITY)],
+                reason="",
+                expire=None,
+                sign=True,
+                expected_binding=BINDING_SOAP,
+                sign_alg=SIG_RSA_SHA256,
+                digest_alg=DIGEST_SHA256,
+            )
+
+        answer = answers[idp_url(IDP_ENTITY)]
+        assert answer.status_ok()
+        assert soap_answer(wiki, transport.responses[0]).issuer.text == idp_url(IDP_ENTITY)
+        # The IdP session ended without its browser, through the one path.
+        assert not is_signed_in(browser)
+        (received,) = receiver.wait_for(1, timeout=5)
+        assert_logout_token_for_session(received, mail, id_token=tokens["id_token"])
+        (envelope,) = soap.received
+        hr.assert_names_this_session(
+            hr.read_request({"SAMLRequest": envelope}, binding=BINDING_SOAP)
+        )
+        rows = {row.client_id: row for row in BackchannelDelivery.objects.filter(sid=sid)}
+        assert (rows[wiki.row.client_id].channel, rows[wiki.row.client_id].status) == (
+            Channel.SAML_SOAP,
+            Status.SENT,
+        )
+        assert rows[wiki.row.client_id].reason == "saml_sp_initiated_logout"
+        assert rows[hr.row.client_id].status == Status.SENT
+        # CRM registered only HTTP-POST: without a browser it cannot be told, and says so.
+        assert (rows[crm.row.client_id].channel, rows[crm.row.client_id].status) == (
+            Channel.SAML_NONE,
+            Status.FAILED,
+        )
+        assert rows[mail.pk].status == Status.SENT
+        logout = user.audit_events_as_subject.filter(type="logout").latest("pk")
+        assert logout.client_id == wiki.row.client_id
+    finally:
+        soap.close()
+
+
+@pytest.fixture
+def soap_wiki(browser, keys, receivers):
+    wiki, _crm, _mail = make_apps(browser, keys, receivers)
+    return wiki
+
+
+def assert_soap_positive_path(wiki: App) -> None:
+    """The same app's good request passes the check (positive path first)."""
+    _id, envelope = soap_request(wiki)
+    inner = parse_soap_enveloped_saml_logout_request(envelope)
+    assert (
+        check_logout_request(
+            binding=BINDING_SOAP, saml_request=inner.decode(), relay_state=""
+        ).name_id
+        == wiki.name_id.text
+    )
+
+
+def assert_soap_refused(wiki: App, browser, response, *, inner: str | None = None) -> None:
+    """A LogoutResponse with a non-success status, signed (checked by the app's pysaml2 against
+    our metadata), in the SOAP envelope of an HTTP 200."""
+    assert response.status_code == HTTPStatus.OK
+    xml = parse_soap_enveloped_saml_logout_response(response.content.decode())
+    answer = wiki.sp.sec.correctly_signed_logout_response(xml, must=True)
+    assert answer.issuer.text == idp_url(IDP_ENTITY)
+    assert answer.status.status_code.value == samlp.STATUS_REQUESTER
+    if inner is not None:
+        assert answer.status.status_code.status_code.value == inner
+    assert is_signed_in(browser)
+    assert not BackchannelDelivery.objects.exists()
+
+
+@pytest.mark.spec(PROFILES, "4.4.4.2")
+def test_an_unsigned_soap_logout_request_gets_a_refusing_logout_response(browser, soap_wiki):
+    assert_soap_positive_path(soap_wiki)
+    _id, envelope = soap_request(soap_wiki, sign=False)
+    assert_soap_refused(soap_wiki, browser, post_soap(envelope))
+
+
+@pytest.mark.spec(PROFILES, "4.4.4.2")
+def test_a_soap_logout_request_for_another_name_id_keeps_the_session(browser, soap_wiki):
+    assert_soap_positive_path(soap_wiki)
+    for overrides in (
+        {"name_id": NameID(format=NameIdFormat.EMAIL, text="mallory@example.com")},
+        {"session_indexes": ["_not-a-session-index-of-ours"]},
+    ):
+        _id, envelope = soap_request(soap_wiki, **overrides)
+        assert_soap_refused(soap_wiki, browser, post_soap(envelope), inner=UNKNOWN_PRINCIPAL)
+
+
+@pytest.mark.spec(PROFILES, "4.4.4.2")
+def test_a_replayed_soap_logout_request_is_refused(browser, soap_wiki):
+    _id, envelope = soap_request(soap_wiki)
+    inner = parse_soap_enveloped_saml_logout_request(envelope)
+    assert check_logout_request(binding=BINDING_SOAP, saml_request=inner.decode(), relay_state="")
+    assert_soap_refused(soap_wiki, browser, post_soap(envelope))
+
+
+@pytest.mark.spec(BINDINGS, "3.2.3.3")
+def test_an_unknown_issuer_gets_a_soap_fault(browser, soap_wiki):
+    assert_soap_positive_path(soap_wiki)
+    _id, envelope = soap_request(soap_wiki, sign=False)
+    stranger = envelope.replace(soap_wiki.entity_id, "https://unknown.example.com/saml/metadata")
+    assert "not a registered" in assert_fault(post_soap(stranger))
+    soap_wiki.row.client.is_active = False
+    soap_wiki.row.client.save()
+    _id, envelope = soap_request(soap_wiki)
+    assert "not a registered" in assert_fault(post_soap(envelope))
+    assert is_signed_in(browser)
+
+
+BILLION_LAUGHS = (
+    '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+    '<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">'
+    '<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>'
+)
+XXE = '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
+
+
+@pytest.mark.spec(BINDINGS, "3.2.3.3")
+def test_what_is_not_a_soap_logout_request_gets_a_soap_fault(browser, soap_wiki):
+    assert_soap_positive_path(soap_wiki)
+    _id, envelope = soap_request(soap_wiki)
+    inner = parse_soap_enveloped_saml_logout_request(envelope).decode()
+    assert envelope.startswith("<ns0:Envelope")  # no declaration: a DOCTYPE may go first
+    not_soap = [
+        inner,  # the bare LogoutRequest, no envelope
+        "SAMLRequest=" + base64.b64encode(inner.encode()).decode(),  # a form post
+        "<not-closed",
+        envelope.replace("LogoutRequest", "AuthnRequest"),  # another message
+        BILLION_LAUGHS + envelope.replace(soap_wiki.entity_id, "&lol3;"),
+        XXE + envelope.replace(soap_wiki.entity_id, "&xxe;"),
+        b"\xff\xfe<not utf-8>",
+    ]
+    for value in not_soap:
+        assert_fault(post_soap(value))
+    end = envelope.rindex("</")  # padding inside the envelope, before its end tag
+    oversized = envelope[:end] + "<!--" + "x" * (70 * 1024) + "-->" + envelope[end:]
+    too_large = post_soap(oversized)
+    assert "larger" in assert_fault(too_large, status=HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+    assert HttpClient().get(SLO_SOAP).status_code == HTTPStatus.METHOD_NOT_ALLOWED
+    assert is_signed_in(browser)
+    assert not BackchannelDelivery.objects.exists()
