@@ -47,6 +47,9 @@ def main() -> None:
     # tests may sign in within the same 30 seconds.
     frank = users.create_user("frank", "frank@corp.example", UPSTREAM_PASSWORD)
     TOTP.activate(frank, TOTP_SECRET)
+    # And one for the SAML upstream's tests (tests/federation/test_saml_upstream.py).
+    grace = users.create_user("grace", "grace@corp.example", UPSTREAM_PASSWORD)
+    TOTP.activate(grace, TOTP_SECRET)
     engineering = services.create_group(name="engineering", actor=None)
     services.add_members(group=engineering, users=[carol], actor=None)
     out = io.StringIO()
