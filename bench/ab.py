@@ -32,7 +32,13 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.run import ALL_OPS, SIGNIN_OPS, Bench, fmt_rate  # noqa: E402 (the project root goes first)
+from bench.run import (  # noqa: E402 (the project root goes first)
+    ALL_OPS,
+    SIGNIN_OPS,
+    Bench,
+    ec_key_env,
+    fmt_rate,
+)
 from tests.deploy import servers  # noqa: E402
 
 
@@ -41,6 +47,7 @@ def start_side(name: str, root: Path, args: argparse.Namespace, stack: contextli
     db = stack.enter_context(servers.temporary_database(f"idp_ab_{name}"))
     env = servers.production_env(
         tmp,
+        **ec_key_env(tmp),
         DATABASE_URL=servers.database_url(db),
         IDP_TRUSTED_PROXY_COUNT="1",
         IDP_LOG_LEVEL="WARNING",

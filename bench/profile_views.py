@@ -29,9 +29,16 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.run import ec_key_env  # noqa: E402
 from tests.deploy.servers import production_env, temporary_database  # noqa: E402
 
-OPS = ("client_credentials", "client_credentials_jwt", "userinfo", "introspection")
+OPS = (
+    "client_credentials",
+    "client_credentials_jwt",
+    "client_credentials_jwt_rs256",
+    "userinfo",
+    "introspection",
+)
 
 
 def environ_for(op: str, fixtures: dict) -> dict:
@@ -65,7 +72,9 @@ def environ_for(op: str, fixtures: dict) -> dict:
     else:
         params = {"grant_type": "client_credentials"}
         if op == "client_credentials_jwt":
-            params["resource"] = fixtures["jwt_api_audience"]
+            params["resource"] = fixtures["jwt_api_audience"]  # ES256 (bench/seed.py)
+        elif op == "client_credentials_jwt_rs256":
+            params["resource"] = fixtures["jwt_api_rs256"]
         body, auth, path = urlencode(params), fixtures["auth"]["machine"], "/o/token/"
     return {
         **base,
@@ -107,7 +116,7 @@ def main() -> int:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="idp-profile-"))
     with temporary_database("idp_profile") if args.db == "postgres" else _nothing() as db:
-        env = production_env(tmp, IDP_LOG_LEVEL="WARNING")
+        env = production_env(tmp, IDP_LOG_LEVEL="WARNING", **ec_key_env(tmp))
         if db:
             from tests.deploy.servers import database_url
 

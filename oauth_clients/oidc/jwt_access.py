@@ -34,7 +34,7 @@ from oauth_clients.access import may_use, roles_for
 from oauth_clients.client_cache import get_api, get_client
 from oauth_clients.keys import ES256, RS256, published_public_key, sign_jwt
 from oauth_clients.models import Client, RevokedJwt
-from oauth_clients.oidc.grant_state import grant_state
+from oauth_clients.oidc.grant_state import ApiRead, grant_state
 from oauth_clients.oidc.tokens import generate_token, token_checksum
 
 # RFC 9068 §2.1: the `typ` header of a JWT access token.
@@ -50,11 +50,12 @@ def looks_like_jwt(token: str) -> bool:
     return token.count(".") == 2
 
 
-def api_for(resources: list[str]) -> Client | None:
-    """The active API a token request names with its one `resource` (RFC 8707), or None."""
+def api_for(resources: list[str], *, read: ApiRead | None = None) -> Client | None:
+    """The active API a token request names with its one `resource` (RFC 8707), or None; `read`
+    is the API already read for that audience, if any (`GrantState.api_read`)."""
     if len(resources) != 1:
         return None
-    api = get_api(resources[0])
+    api = read.api if read is not None and read.audience == resources[0] else get_api(resources[0])
     return api if api is not None and api.is_active else None
 
 
