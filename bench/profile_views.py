@@ -112,6 +112,18 @@ def main() -> int:
         help="profile wall time (default: this process's CPU time, so waits on the database, "
         "Redis and other processes of a loaded machine stay out of the figures)",
     )
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="print each SELECT of one request with PostgreSQL's EXPLAIN ANALYZE, then stop",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=0,
+        help="no profile: the ops' CPU per request measured in turn, `-n` calls each per round, "
+        "as medians with their spread (an in-process A/B of ops, e.g. ES256 against RS256)",
+    )
     parser.add_argument("--save", type=Path, default=None, help="directory for .prof files")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="idp-profile-"))
@@ -154,10 +166,17 @@ def main() -> int:
         for handler in [h for logger in loggers for h in logger.handlers]:
             if isinstance(handler, logging.StreamHandler):
                 handler.setStream(open(os.devnull, "w"))  # noqa: SIM115 (lives as long as the run)
-        for op in [o for o in args.ops.split(",") if o]:
+        ops = [o for o in args.ops.split(",") if o]
+        if args.rounds:
+            compare(app, {op: environ_for(op, fixtures) for op in ops}, args.rounds, args.n)
+            return 0
+        for op in ops:
             template = environ_for(op, fixtures)
             for _ in range(300):
                 call(app, template)
+            if args.explain:
+                explain(app, template, op)
+                continue
             started = time.perf_counter()
             cpu = time.process_time()
             for _ in range(args.n):
@@ -177,6 +196,51 @@ def main() -> int:
             pstats.Stats(profile, stream=out).sort_stats(args.sort).print_stats(args.top)
             print(out.getvalue())
     return 0
+
+
+def compare(app, templates: dict[str, dict], rounds: int, n: int) -> None:
+    """Each op's CPU per request (µs), the ops driven in turn round after round (the order
+    reversed every other round), so a machine whose speed drifts drifts for all of them."""
+    import statistics
+
+    for template in templates.values():
+        for _ in range(300):
+            call(app, template)
+    cpu: dict[str, list[float]] = {op: [] for op in templates}
+    for round_no in range(rounds):
+        order = list(templates) if round_no % 2 == 0 else list(reversed(templates))
+        for op in order:
+            started = time.process_time()
+            for _ in range(n):
+                call(app, templates[op])
+            cpu[op].append((time.process_time() - started) / n * 1e6)
+    first = next(iter(templates))
+    base = statistics.median(cpu[first])
+    for op, values in cpu.items():
+        median = statistics.median(values)
+        print(
+            f"== {op}: {median:.0f} µs CPU per request (rounds {min(values):.0f}–"
+            f"{max(values):.0f}), ×{median / base:.2f} of {first}",
+            flush=True,
+        )
+
+
+def explain(app, template: dict, op: str) -> None:
+    """The plans of one request's reads (PostgreSQL: EXPLAIN ANALYZE, with the planner's and
+    the executor's time)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        call(app, template)
+    print(f"== {op}: {len(queries.captured_queries)} queries")
+    for query in queries.captured_queries:
+        print(query["sql"])
+        if connection.vendor == "postgresql" and query["sql"].lstrip().upper().startswith("SELECT"):
+            with connection.cursor() as cursor:
+                cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + query["sql"])
+                print("\n".join(row[0] for row in cursor.fetchall()))
+        print()
 
 
 class _nothing:
