@@ -125,10 +125,21 @@ def main() -> int:
         action="store_true",
         help="the 'after' side's person-facing apps open only to a (nested) group of its users",
     )
+    parser.add_argument(
+        "--after-ops",
+        default="",
+        help="the after side's op for each of --ops, in order (e.g. --ops client_credentials "
+        "--after-ops client_credentials_jwt: the before tree's opaque grant against today's "
+        "grant for a JWT API); default: the same ops",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     args.client, args.client_key = "bench-web", "web"
     ops = [op for op in args.ops.split(",") if op]
+    after_ops = [op for op in args.after_ops.split(",") if op] or ops
+    if len(after_ops) != len(ops):
+        parser.error("--after-ops names one op for each of --ops")
+    side_op = {op: {"before": op, "after": after} for op, after in zip(ops, after_ops, strict=True)}
     results: dict[str, dict] = {}
     with contextlib.ExitStack() as stack:
         sides = {
@@ -136,15 +147,15 @@ def main() -> int:
             "after": start_side("after", ROOT, args, stack),
         }
         for op in ops:
-            for bench in sides.values():
-                bench.wrk(op, args.warmup)
+            for name, bench in sides.items():
+                bench.wrk(side_op[op][name], args.warmup)
             rates: dict[str, list[float]] = {"before": [], "after": []}
             cpu: dict[str, list[float]] = {"before": [], "after": []}
             db_cpu: dict[str, list[float]] = {"before": [], "after": []}
             for round_no in range(args.rounds):
                 order = ["before", "after"] if round_no % 2 == 0 else ["after", "before"]
                 for name in order:
-                    r = sides[name].wrk(op, args.duration)
+                    r = sides[name].wrk(side_op[op][name], args.duration)
                     rates[name].append(r["ops_per_s"] if op in SIGNIN_OPS else r["rps"])
                     cpu[name].append(1000 * r["server_cpu_s"] / max(r["requests"], 1))
                     db_cpu[name].append(1000 * r["db_cpu_s"] / max(r["requests"], 1))
@@ -159,8 +170,9 @@ def main() -> int:
                 "db_cpu_ms_after": statistics.median(db_cpu["after"]),
                 "rates": rates,
             }
+            label = op if side_op[op]["after"] == op else f"{op} → {side_op[op]['after']}"
             print(
-                f"[ab] {op}: before {fmt_rate(before)}/s, after {fmt_rate(after)}/s "
+                f"[ab] {label}: before {fmt_rate(before)}/s, after {fmt_rate(after)}/s "
                 f"(×{after / before:.2f}); CPU/request {results[op]['cpu_ms_before']:.2f} → "
                 f"{results[op]['cpu_ms_after']:.2f} ms; database CPU/request "
                 f"{results[op]['db_cpu_ms_before']:.2f} → {results[op]['db_cpu_ms_after']:.2f} ms",
