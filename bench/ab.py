@@ -139,28 +139,29 @@ def main() -> int:
     after_ops = [op for op in args.after_ops.split(",") if op] or ops
     if len(after_ops) != len(ops):
         parser.error("--after-ops names one op for each of --ops")
-    side_op = {op: {"before": op, "after": after} for op, after in zip(ops, after_ops, strict=True)}
     results: dict[str, dict] = {}
     with contextlib.ExitStack() as stack:
         sides = {
             "before": start_side("before", args.before.resolve(), args, stack),
             "after": start_side("after", ROOT, args, stack),
         }
-        for op in ops:
+        for op, after_op in zip(ops, after_ops, strict=True):
+            side_op = {"before": op, "after": after_op}
+            label = op if after_op == op else f"{op} → {after_op}"
             for name, bench in sides.items():
-                bench.wrk(side_op[op][name], args.warmup)
+                bench.wrk(side_op[name], args.warmup)
             rates: dict[str, list[float]] = {"before": [], "after": []}
             cpu: dict[str, list[float]] = {"before": [], "after": []}
             db_cpu: dict[str, list[float]] = {"before": [], "after": []}
             for round_no in range(args.rounds):
                 order = ["before", "after"] if round_no % 2 == 0 else ["after", "before"]
                 for name in order:
-                    r = sides[name].wrk(side_op[op][name], args.duration)
+                    r = sides[name].wrk(side_op[name], args.duration)
                     rates[name].append(r["ops_per_s"] if op in SIGNIN_OPS else r["rps"])
                     cpu[name].append(1000 * r["server_cpu_s"] / max(r["requests"], 1))
                     db_cpu[name].append(1000 * r["db_cpu_s"] / max(r["requests"], 1))
             before, after = statistics.median(rates["before"]), statistics.median(rates["after"])
-            results[op] = {
+            results[label] = {
                 "before": before,
                 "after": after,
                 "ratio": after / before if before else None,
@@ -170,12 +171,12 @@ def main() -> int:
                 "db_cpu_ms_after": statistics.median(db_cpu["after"]),
                 "rates": rates,
             }
-            label = op if side_op[op]["after"] == op else f"{op} → {side_op[op]['after']}"
             print(
                 f"[ab] {label}: before {fmt_rate(before)}/s, after {fmt_rate(after)}/s "
-                f"(×{after / before:.2f}); CPU/request {results[op]['cpu_ms_before']:.2f} → "
-                f"{results[op]['cpu_ms_after']:.2f} ms; database CPU/request "
-                f"{results[op]['db_cpu_ms_before']:.2f} → {results[op]['db_cpu_ms_after']:.2f} ms",
+                f"(×{after / before:.2f}); CPU/request {results[label]['cpu_ms_before']:.2f} → "
+                f"{results[label]['cpu_ms_after']:.2f} ms; database CPU/request "
+                f"{results[label]['db_cpu_ms_before']:.2f} → "
+                f"{results[label]['db_cpu_ms_after']:.2f} ms",
                 flush=True,
             )
     name = "ab-redis" if args.redis else "ab-redis-vs-db" if args.redis_after_only else "ab"
