@@ -101,7 +101,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--ops", default=",".join(OPS))
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--redis", action="store_true", help="REDIS_URL (database 13)")
+    parser.add_argument("--redis", action="store_true", help="REDIS_URL (database 11)")
     parser.add_argument("--assigned", action="store_true")
     parser.add_argument("-n", type=int, default=3000)
     parser.add_argument("--top", type=int, default=30)
@@ -136,7 +136,7 @@ def main() -> int:
         else:
             env["DATABASE_URL"] = f"sqlite:///{tmp / 'idp.sqlite3'}"
         if args.redis:
-            env["REDIS_URL"] = "redis://127.0.0.1:6379/13"
+            env["REDIS_URL"] = "redis://127.0.0.1:6379/11"
             import redis
 
             redis.Redis.from_url(env["REDIS_URL"]).flushdb()
