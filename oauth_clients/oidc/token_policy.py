@@ -254,7 +254,11 @@ class TokenPolicyMixin(_ValidatorBase):
         `resource`, the API (RFC 9068) of that audience comes in the same round trip, kept for
         `resolve_token_target` (`GrantState.api_read`)."""
         resource = getattr(request, "resource", None)
-        if request.grant_type != "client_credentials" or not isinstance(resource, str):
+        if (
+            request.grant_type != "client_credentials"
+            or not isinstance(resource, str)
+            or not is_valid_resource_uri(resource)  # refused later, never looked up
+        ):
             return get_client(client_id)
         client, api = get_client_and_api(client_id, resource)
         grant_state(request).api_read = ApiRead(audience=resource, api=api)
