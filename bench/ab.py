@@ -38,7 +38,13 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.run import ALL_OPS, SIGNIN_OPS, Bench, fmt_rate  # noqa: E402 (the project root goes first)
+from bench.run import (  # noqa: E402 (the project root goes first)
+    ALL_OPS,
+    SIGNIN_OPS,
+    Bench,
+    ec_key_env,
+    fmt_rate,
+)
 from tests.deploy import servers  # noqa: E402
 
 
@@ -47,6 +53,7 @@ def start_side(name: str, root: Path, args: argparse.Namespace, stack: contextli
     db = stack.enter_context(servers.temporary_database(f"idp_ab_{name}"))
     env = servers.production_env(
         tmp,
+        **ec_key_env(tmp),
         DATABASE_URL=servers.database_url(db),
         IDP_TRUSTED_PROXY_COUNT="1",
         IDP_LOG_LEVEL="WARNING",
@@ -171,6 +178,13 @@ def main() -> int:
         action="store_true",
         help="the 'after' side's person-facing apps open only to a (nested) group of its users",
     )
+    parser.add_argument(
+        "--after-ops",
+        default="",
+        help="the after side's op for each of --ops, in order (e.g. --ops client_credentials "
+        "--after-ops client_credentials_jwt: the before tree's opaque grant against today's "
+        "grant for a JWT API); default: the same ops",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     args.client, args.client_key = "bench-web", "web"
@@ -179,27 +193,32 @@ def main() -> int:
     if args.before is None:
         parser.error("--before is required (or --pair)")
     ops = [op for op in args.ops.split(",") if op]
+    after_ops = [op for op in args.after_ops.split(",") if op] or ops
+    if len(after_ops) != len(ops):
+        parser.error("--after-ops names one op for each of --ops")
     results: dict[str, dict] = {}
     with contextlib.ExitStack() as stack:
         sides = {
             "before": start_side("before", args.before.resolve(), args, stack),
             "after": start_side("after", ROOT, args, stack),
         }
-        for op in ops:
-            for bench in sides.values():
-                bench.wrk(op, args.warmup)
+        for op, after_op in zip(ops, after_ops, strict=True):
+            side_op = {"before": op, "after": after_op}
+            label = op if after_op == op else f"{op} → {after_op}"
+            for name, bench in sides.items():
+                bench.wrk(side_op[name], args.warmup)
             rates: dict[str, list[float]] = {"before": [], "after": []}
             cpu: dict[str, list[float]] = {"before": [], "after": []}
             db_cpu: dict[str, list[float]] = {"before": [], "after": []}
             for round_no in range(args.rounds):
                 order = ["before", "after"] if round_no % 2 == 0 else ["after", "before"]
                 for name in order:
-                    r = sides[name].wrk(op, args.duration)
+                    r = sides[name].wrk(side_op[name], args.duration)
                     rates[name].append(r["ops_per_s"] if op in SIGNIN_OPS else r["rps"])
                     cpu[name].append(1000 * r["server_cpu_s"] / max(r["requests"], 1))
                     db_cpu[name].append(1000 * r["db_cpu_s"] / max(r["requests"], 1))
             before, after = statistics.median(rates["before"]), statistics.median(rates["after"])
-            results[op] = {
+            results[label] = {
                 "before": before,
                 "after": after,
                 "ratio": after / before if before else None,
@@ -210,10 +229,11 @@ def main() -> int:
                 "rates": rates,
             }
             print(
-                f"[ab] {op}: before {fmt_rate(before)}/s, after {fmt_rate(after)}/s "
-                f"(×{after / before:.2f}); CPU/request {results[op]['cpu_ms_before']:.2f} → "
-                f"{results[op]['cpu_ms_after']:.2f} ms; database CPU/request "
-                f"{results[op]['db_cpu_ms_before']:.2f} → {results[op]['db_cpu_ms_after']:.2f} ms",
+                f"[ab] {label}: before {fmt_rate(before)}/s, after {fmt_rate(after)}/s "
+                f"(×{after / before:.2f}); CPU/request {results[label]['cpu_ms_before']:.2f} → "
+                f"{results[label]['cpu_ms_after']:.2f} ms; database CPU/request "
+                f"{results[label]['db_cpu_ms_before']:.2f} → "
+                f"{results[label]['db_cpu_ms_after']:.2f} ms",
                 flush=True,
             )
     name = "ab-redis" if args.redis else "ab-redis-vs-db" if args.redis_after_only else "ab"

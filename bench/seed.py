@@ -42,7 +42,11 @@ from django.db import connection, transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from oauth_clients.models import AccessToken, Client, Grant, IDToken, RefreshToken  # noqa: E402
-from oauth_clients.oidc.tokens import hash_code  # noqa: E402
+
+try:
+    from oauth_clients.oidc.tokens import hash_code
+except ImportError:  # a tree before the protocol engine's package (an A/B's "before")
+    from oauth_clients.tokens import hash_code  # type: ignore[import-not-found,no-redef]
 
 PASSWORD = "bench-password-correct-horse"  # noqa: S105 (throwaway bench users)
 REDIRECT_URI = "https://app.bench.example/callback"
@@ -184,6 +188,13 @@ def setup(args: argparse.Namespace) -> None:
         fixtures["device"] = device
     if jwt_api is not None:
         fixtures["jwt_api_audience"] = jwt_api
+    jwt_api_rs256 = jwt_api_client(
+        client_id="bench-orders-api-rs256",
+        audience="https://bench-api.example/orders-rs256",
+        algorithm="",
+    )
+    if jwt_api_rs256 is not None:
+        fixtures["jwt_api_rs256"] = jwt_api_rs256
     Path(args.out).write_text(json.dumps(fixtures, indent=2))
     analyze()
 
@@ -220,21 +231,32 @@ def device_app(pending: int = 1000) -> dict[str, str] | None:
     return {"client_id": client.client_id, "device_code": codes[0]}
 
 
-def jwt_api_client() -> str | None:
+def jwt_api_client(
+    *,
+    client_id: str = "bench-orders-api",
+    audience: str = "https://bench-api.example/orders",
+    algorithm: str | None = None,
+) -> str | None:
     """An API (resource server) whose tokens are RFC 9068 JWTs; its audience, which the
-    client_credentials_jwt op asks for. None in a tree without JWT APIs (an A/B's "before")."""
+    client_credentials_jwt op asks for. None in a tree without JWT APIs (an A/B's "before").
+    Registered for ES256 when an EC key is configured (bench/run.py's `ec_key_env`), as a
+    deployment that wants fast client-credentials grants registers its APIs; a tree whose APIs
+    cannot choose signs RS256 whatever the column says."""
+    from django.conf import settings
+
     kinds = dict(Client.Kind.choices)
     if "api" not in kinds or not hasattr(Client, "audience"):
         return None
-    audience = "https://bench-api.example/orders"
+    if algorithm is None:
+        algorithm = "ES256" if getattr(settings, "IDP_OIDC_EC_PRIVATE_KEYS", []) else ""
     make_client(
-        "bench-orders-api",
+        client_id,
         kind="api",
         audience=audience,
         authorization_grant_type=Client.GRANT_CLIENT_CREDENTIALS,
         redirect_uris="",
         allowed_scopes="",
-        algorithm="",
+        algorithm=algorithm,
     )
     return audience
 

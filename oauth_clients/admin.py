@@ -264,9 +264,9 @@ class ClientAdmin(admin.ModelAdmin):
         fieldsets = super().get_fieldsets(request, obj)
         if obj is not None and obj.kind == Client.Kind.SAML:
             return self._saml_fieldsets(fieldsets)
-        if obj is None or services.default_id_token_algorithm(obj.kind):
+        if obj is None or services.chooses_algorithm(obj.kind):
             return fieldsets
-        # A service gets no ID tokens: no signing algorithm to choose (ClientChangeForm drops it).
+        # A service signs no tokens: no signing algorithm to choose (ClientChangeForm drops it).
         return [
             (name, {**options, "fields": [f for f in options["fields"] if f != "algorithm"]})
             for name, options in fieldsets

@@ -78,6 +78,10 @@ ALGORITHM_HELP = _(
     "support it."
 )
 SERVICE_IGNORES_ALGORITHM = _("Ignored for a machine-to-machine service (it gets no ID tokens).")
+API_ALGORITHM_HELP = _(
+    "For an API: what its JWT access tokens are signed with. Its resource servers verify "
+    "either against the published keys; ES256 lets the IdP issue them several times faster."
+)
 
 
 def _algorithm_choices() -> list[tuple[str, Any]]:
@@ -214,7 +218,9 @@ class RegisterClientForm(forms.Form):
             "Only for a server-side app or service with its public keys."
         ),
     )
-    algorithm = _algorithm_field(format_lazy("{} {}", ALGORITHM_HELP, SERVICE_IGNORES_ALGORITHM))
+    algorithm = _algorithm_field(
+        format_lazy("{} {} {}", ALGORITHM_HELP, SERVICE_IGNORES_ALGORITHM, API_ALGORITHM_HELP)
+    )
     logo_uri = forms.CharField(label=_("Logo URL"), required=False, max_length=500)
     client_uri = forms.CharField(label=_("Home page URL"), required=False, max_length=500)
     policy_uri = forms.CharField(label=_("Privacy policy URL"), required=False, max_length=500)
@@ -372,7 +378,7 @@ class RegisterClientForm(forms.Form):
             info_uris={name: data.get(name, "") for name in uri_rules.INFO_URI_FIELDS},
             lifetimes={name: data.get(name) for name in services.LIFETIME_FIELDS},
         )
-        if data["kind"] in (Client.Kind.SERVICE, Client.Kind.API, Client.Kind.SAML):
+        if not services.chooses_algorithm(data["kind"]):
             # Irrelevant for a service or a SAML app (no ID tokens): the radio's value is dropped.
             data["algorithm"] = ""
         elif "algorithm" in data:
@@ -516,10 +522,15 @@ class ClientChangeForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.initial["allowed_scopes"] = self.instance.allowed_scopes.split()
-        if not services.default_id_token_algorithm(self.instance.kind):
+        if not services.chooses_algorithm(self.instance.kind):
             self.fields.pop("algorithm", None)
         elif "algorithm" in self.fields:
-            self.fields["algorithm"].required = True
+            # An API's empty algorithm means RS256 (oauth_clients/oidc/jwt_access.py).
+            self.fields["algorithm"].required = bool(
+                services.default_id_token_algorithm(self.instance.kind)
+            )
+            if self.instance.kind == Client.Kind.API:
+                self.fields["algorithm"].help_text = API_ALGORITHM_HELP
         for name in services.LIFETIME_FIELDS:
             if name in self.fields:
                 field = self.fields[name]

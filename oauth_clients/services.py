@@ -99,6 +99,9 @@ class KindProfile:
     # False for a SAML app: registered here (name, access, MFA rule, claims) but never an OAuth
     # client (`Client.is_usable` refuses it): no secret, no ID-token algorithm.
     oauth: bool = True
+    # True for an API (RFC 9068): its `algorithm` is what its JWT access tokens are signed with
+    # (oauth_clients/oidc/jwt_access.py): RS256 when empty, or ES256 when registered for it.
+    signs_access_tokens: bool = False
 
 
 KIND_PROFILES: dict[str, KindProfile] = {
@@ -121,7 +124,10 @@ KIND_PROFILES: dict[str, KindProfile] = {
     ),
     # A resource server: it signs no one in; it authenticates to introspect its tokens.
     Client.Kind.API: KindProfile(
-        Client.CLIENT_CONFIDENTIAL, Client.GRANT_CLIENT_CREDENTIALS, signs_users_in=False
+        Client.CLIENT_CONFIDENTIAL,
+        Client.GRANT_CLIENT_CREDENTIALS,
+        signs_users_in=False,
+        signs_access_tokens=True,
     ),
     # DOT's columns need values; the grant is never reached (is_usable refuses the kind).
     Client.Kind.SAML: KindProfile(
@@ -171,10 +177,19 @@ def default_id_token_algorithm(kind: str) -> str:
     )
 
 
+def chooses_algorithm(kind: str) -> bool:
+    """Whether an app of `kind` has a signing algorithm to choose: an app that signs users in
+    (its ID tokens) or an API (its RFC 9068 access tokens)."""
+    profile = KIND_PROFILES.get(kind)
+    if profile is None or not profile.oauth:
+        return False
+    return profile.signs_users_in or profile.signs_access_tokens
+
+
 def id_token_algorithm_errors(*, kind: str, algorithm: Any) -> dict[str, list[str]]:
-    """The ID-token algorithm rule: RS256 or ES256 for sign-in apps, and ES256 only with an EC
-    signing key configured (else every token for the app would fail to sign); none for a
-    service."""
+    """The signing algorithm rule: RS256 or ES256 for sign-in apps (their ID tokens) and for an
+    API (its JWT access tokens; empty means RS256), and ES256 only with an EC signing key
+    configured (else every token for the app would fail to sign); none for a service."""
     profile = KIND_PROFILES.get(kind)
     if profile is None:
         return {}
@@ -182,7 +197,9 @@ def id_token_algorithm_errors(*, kind: str, algorithm: Any) -> dict[str, list[st
         if algorithm:
             return {"algorithm": [_("A SAML app gets no ID tokens: leave the algorithm empty.")]}
         return {}
-    if not profile.signs_users_in:
+    if profile.signs_access_tokens and not algorithm:
+        return {}
+    if not profile.signs_users_in and not profile.signs_access_tokens:
         if algorithm:
             return {
                 "algorithm": [
@@ -351,8 +368,10 @@ def _apply_derived(client: Client) -> None:
     client.authorization_grant_type = profile.grant_type
     client.grant_types = [profile.grant_type]
     # The chosen algorithm is kept (validated by id_token_algorithm_errors); a row without one
-    # gets its kind's default, and a service never has one.
-    if not profile.signs_users_in or not profile.oauth:
+    # gets its kind's default (an API's empty one means RS256), and a service never has one.
+    if profile.signs_access_tokens:
+        client.algorithm = client.algorithm or Client.NO_ALGORITHM
+    elif not profile.signs_users_in or not profile.oauth:
         client.algorithm = Client.NO_ALGORITHM
     elif not client.algorithm:
         client.algorithm = DEFAULT_ID_TOKEN_ALGORITHM

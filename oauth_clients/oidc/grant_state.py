@@ -54,6 +54,15 @@ class DeviceRead:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiRead:
+    """The API (RFC 9068) registered with a client-credentials request's `resource`, read with
+    the client in one round trip to the client cache (None: no such API)."""
+
+    audience: str
+    api: Client | None
+
+
+@dataclass(frozen=True, slots=True)
 class IDTokenIssued:
     """An ID token signed in this request (OIDC Core §3.1.3.3) whose row is still to be
     written with the other tokens of the exchange or rotation."""
@@ -102,6 +111,9 @@ class GrantState:
     # access-token generator (`jwt_access.generate_access_token`) and the rows' `resource`.
     resources: list[str] | None = None
     jwt_api: Client | None = None
+    # A client-credentials request's API read with its client (`_load_application`), which
+    # `resolve_token_target` takes instead of a second read.
+    api_read: ApiRead | None = None
 
     # Token side and bearer checks. The RFC 7638 thumbprint of the key whose DPoP proof this
     # request carried (RFC 9449), verified: written by `TokenPolicyMixin.validate_dpop` (token

@@ -33,16 +33,13 @@ from accounts.sessions import authentication_context
 from oauth_clients.access import may_use, roles_for
 from oauth_clients.client_cache import get_api, get_client
 from oauth_clients.key_store import published_public_key, sign_jwt
-from oauth_clients.keys import RS256
+from oauth_clients.keys import ES256, RS256
 from oauth_clients.models import Client, RevokedJwt
-from oauth_clients.oidc.grant_state import grant_state
+from oauth_clients.oidc.grant_state import ApiRead, grant_state
 from oauth_clients.oidc.tokens import generate_token, token_checksum
 
 # RFC 9068 §2.1: the `typ` header of a JWT access token.
 ACCESS_TOKEN_TYP = "at+jwt"  # noqa: S105 (a JOSE type name, not a secret)
-# What the IdP signs an API's tokens with: RS256, which RFC 9068 §4 makes mandatory for every
-# resource server to accept.
-SIGNING_ALGORITHM = RS256
 # Short by default: an API that verifies tokens itself learns of a revocation only at expiry.
 DEFAULT_LIFETIME_SECONDS = 300
 # Claims RFC 9068 §2.2 requires in every token (and that we always put in).
@@ -54,12 +51,23 @@ def looks_like_jwt(token: str) -> bool:
     return token.count(".") == 2
 
 
-def api_for(resources: list[str]) -> Client | None:
-    """The active API a token request names with its one `resource` (RFC 8707), or None."""
+def api_for(resources: list[str], *, read: ApiRead | None = None) -> Client | None:
+    """The active API a token request names with its one `resource` (RFC 8707), or None; `read`
+    is the API already read for that audience, if any (`GrantState.api_read`)."""
     if len(resources) != 1:
         return None
-    api = get_api(resources[0])
+    api = read.api if read is not None and read.audience == resources[0] else get_api(resources[0])
     return api if api is not None and api.is_active else None
+
+
+def signing_algorithm(api: Client) -> str:
+    """What an API's tokens are signed with: RS256, which RFC 9068 §4 makes mandatory for every
+    resource server to accept, unless the API is registered for ES256 (its `algorithm`). An
+    ES256 signature costs a tenth of an RS256 one (key_store.sign_jwt), and the client-credentials
+    grant of a JWT API writes nothing, so the signature is most of what it costs beyond the
+    request itself (docs/performance.md). JWKS publishes both kinds of key; a resource server
+    verifying by `kid` from JWKS takes either."""
+    return ES256 if api.algorithm == ES256 else RS256
 
 
 def lifetime_seconds(api: Client) -> int:
@@ -126,7 +134,7 @@ def build_access_token(
         roles = roles_for(user=subject.user, client=api)
         if roles:
             claims["roles"] = roles
-    return sign_jwt(claims, algorithm=SIGNING_ALGORITHM, typ=ACCESS_TOKEN_TYP)
+    return sign_jwt(claims, algorithm=signing_algorithm(api), typ=ACCESS_TOKEN_TYP)
 
 
 def generate_access_token(request: Request) -> str:

@@ -38,7 +38,7 @@ from oauthlib.oauth2.rfc8628 import errors as device_errors
 from accounts.audit import build_event, publish_event, record_event
 from accounts.models import AuditEvent
 from idp.db.prepared import PreparedLookup
-from oauth_clients.client_cache import get_client
+from oauth_clients.client_cache import get_client, get_client_and_api
 from oauth_clients.models import Client, DeviceAuthorization, Grant, RefreshToken
 from oauth_clients.oidc import dpop, store
 from oauth_clients.oidc.app_access import (
@@ -60,7 +60,13 @@ from oauth_clients.oidc.client_assertion import (
     verify_client_assertion,
 )
 from oauth_clients.oidc.device import DEVICE_CODE_GRANT, record_poll
-from oauth_clients.oidc.grant_state import CodeRead, DeviceRead, RefreshTokenRead, grant_state
+from oauth_clients.oidc.grant_state import (
+    ApiRead,
+    CodeRead,
+    DeviceRead,
+    RefreshTokenRead,
+    grant_state,
+)
 from oauth_clients.oidc.jwt_access import (
     api_for,
     looks_like_jwt,
@@ -206,7 +212,7 @@ def resolve_token_target(request: Request) -> Client | None:
             previous = getattr(request, "refresh_token_instance", None)
             granted = (previous.resource or []) if previous is not None else []
         state.resources = _resolved_resources(request, granted=granted)
-        state.jwt_api = api_for(state.resources)
+        state.jwt_api = api_for(state.resources, read=state.api_read)
     request.resource = state.resources
     return state.jwt_api
 
@@ -237,11 +243,27 @@ class TokenPolicyMixin(_ValidatorBase):
             return current if current.is_usable(request) else None
         client = self._client_with_presented_row(client_id, request)
         if client is ...:
-            client = get_client(client_id)
+            client = self._cached_client(client_id, request)
         if client is None or not client.is_usable(request):
             request.client = None
             return None
         request.client = client
+        return client
+
+    @staticmethod
+    def _cached_client(client_id: str, request: Request) -> Client | None:
+        """The client from the client cache; for a client-credentials request naming one
+        `resource`, the API (RFC 9068) of that audience comes in the same round trip, kept for
+        `resolve_token_target` (`GrantState.api_read`)."""
+        resource = getattr(request, "resource", None)
+        if (
+            request.grant_type != "client_credentials"
+            or not isinstance(resource, str)
+            or not is_valid_resource_uri(resource)  # refused later, never looked up
+        ):
+            return get_client(client_id)
+        client, api = get_client_and_api(client_id, resource)
+        grant_state(request).api_read = ApiRead(audience=resource, api=api)
         return client
 
     def _client_with_presented_row(self, client_id: str, request: Request) -> Any:

@@ -220,3 +220,36 @@ def test_the_change_form_refuses_bad_keys_as_a_field_error(admin_client, jwks, m
     assert message in " ".join(errors["jwks"])
     keyed.refresh_from_db()
     assert keyed.jwks == KEYS
+
+
+def test_an_api_may_be_registered_for_es256_tokens_from_the_cli_and_the_admin(
+    admin_user, admin_client
+):
+    # The default first: an API's tokens are RS256 (RFC 9068 §2.1) unless it asks for ES256.
+    assert "access tokens:  signed with RS256" in run(
+        "create", "--kind=api", "--name=Default API", "--audience=https://default.example.com"
+    )
+    text = run(
+        "create",
+        "--kind=api",
+        "--name=Orders API",
+        f"--audience={AUDIENCE}",
+        "--id-token-algorithm=ES256",
+    )
+    assert "access tokens:  signed with ES256" in text
+    api = Client.objects.get(audience=AUDIENCE)
+    assert api.algorithm == "ES256"
+    # The admin's change form offers the choice on an API, and saving RS256 records it.
+    page = admin_client.get(url("change", api))
+    form = page.context["adminform"].form
+    assert "algorithm" in form.fields
+    assert not form.fields["algorithm"].required  # empty: RS256
+    data = {name: value for name, value in form.initial.items() if value is not None}
+    data.update({"algorithm": "RS256", "allowed_scopes": []})
+    data = {k: v for k, v in data.items() if k in form.fields}
+    response = admin_client.post(url("change", api), data)
+    assert response.status_code == HTTPStatus.FOUND, response.context["adminform"].form.errors
+    api.refresh_from_db()
+    assert api.algorithm == "RS256"
+    event = AuditEvent.objects.filter(type=AuditEvent.Type.CLIENT_CHANGED, client=api).latest("pk")
+    assert event.extra["algorithm"] == {"before": "ES256", "after": "RS256"}

@@ -39,7 +39,8 @@ def redis_db(purpose: str) -> int:
     """A Redis database number of this test process's own for `purpose`: the suite runs in up
     to three processes (pytest-xdist's gw0..gw2), and tests that empty their database must not
     empty another process's. `redis` tests 15 down to 13, the scale-out cluster 9 down to 7;
-    10 and 12 are the benchmarks' (bench/run.py, bench/ab.py), 0 people's own."""
+    10 and 12 are the benchmarks' (bench/run.py, bench/ab.py), 11 bench/profile_views.py's, 0
+    people's own."""
     worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
     assert worker < 3, "more than three test processes would share Redis databases"
     return {"redis": 15, "scaleout": 9}[purpose] - worker

@@ -238,3 +238,56 @@ def test_a_code_replayed_with_a_cached_client_is_revoked_and_audited_once(
     assert again.json()["error"] == "invalid_grant"
     assert AccessToken.objects.filter(code_checksum=code_checksum).count() == 0
     assert AuditEvent.objects.filter(type=AuditEvent.Type.TOKEN_REPLAY).count() == 1
+
+
+API_AUDIENCE = "https://orders.example.com/api"
+
+
+@pytest.fixture
+def orders_api(db) -> Client:
+    from tests.oidc.conftest import make_client
+
+    return make_client(
+        name="Orders API",
+        client_id="orders-api",
+        kind=Client.Kind.API,
+        audience=API_AUDIENCE,
+        authorization_grant_type=Client.GRANT_CLIENT_CREDENTIALS,
+        algorithm="ES256",
+        allowed_scopes="",
+    )
+
+
+def api_token_request(http, oauth_client):
+    auth = basic_auth(oauth_client.client_id, oauth_client.test_secret)
+    data = {**CC, "resource": API_AUDIENCE}
+    return post_form(http, reverse("oauth2_provider:token"), data, HTTP_AUTHORIZATION=auth)
+
+
+@pytest.mark.spec("RFC 9068", "2.2")
+def test_a_jwt_grant_reads_its_client_and_api_in_one_cache_round_trip(
+    client, machine_client, orders_api, django_assert_num_queries
+):
+    assert api_token_request(client, machine_client).status_code == HTTPStatus.OK  # warm
+    with (
+        mock.patch.object(cache, "get_many", wraps=cache.get_many) as reads,
+        django_assert_num_queries(0),  # nothing written, nothing read from the database
+    ):
+        response = api_token_request(client, machine_client)
+    assert response.status_code == HTTPStatus.OK, response.content
+    assert response.json()["access_token"].count(".") == 2  # an RFC 9068 JWT
+    assert reads.call_count == 1
+    assert len(reads.call_args.args[0]) == 3  # the generation, the client, the API
+
+
+@committing
+def test_a_disabled_api_is_seen_by_the_next_jwt_grant(
+    client, machine_client, orders_api, admin_user
+):
+    assert api_token_request(client, machine_client).json()["access_token"].count(".") == 2
+    services.disable_client(client=orders_api, actor=admin_user)
+    # A disabled API is no API: the client gets an opaque token for no audience, as for an
+    # unregistered resource (tests/oidc/test_jwt_access_tokens.py).
+    response = api_token_request(client, machine_client)
+    assert response.status_code == HTTPStatus.OK
+    assert "." not in response.json()["access_token"]

@@ -13,6 +13,7 @@ from http import HTTPStatus
 import jwt
 import pytest
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -21,6 +22,7 @@ from django.utils import timezone
 
 from accounts.models import AuditEvent
 from oauth_clients import services
+from oauth_clients.keys import key_id
 from oauth_clients.models import AccessToken, AppRole, Client, RevokedJwt, RoleGrant
 from oauth_clients.oidc.jwt_access import build_access_token
 from tests.oidc.conftest import (
@@ -111,6 +113,52 @@ def test_a_client_credentials_token_for_an_api_is_a_jwt_the_api_verifies(client,
     assert "auth_time" not in claims
     assert "roles" not in claims
     assert not AccessToken.objects.exists()
+
+
+@pytest.mark.spec("RFC 9068", "2.1")
+def test_an_api_registered_for_es256_gets_es256_tokens_verified_from_jwks(
+    client, api, reader, admin_user
+):
+    # The default first: RS256, which RFC 9068 §2.1 makes every resource server support.
+    default = machine_token(client, reader).json()["access_token"]
+    assert jwt.get_unverified_header(default)["alg"] == "RS256"
+    services.update_client(client=api, actor=admin_user, changes={"algorithm": "ES256"})
+    response = machine_token(client, reader)
+    assert response.status_code == HTTPStatus.OK, response.content
+    token = response.json()["access_token"]
+    header = jwt.get_unverified_header(token)
+    assert header["alg"] == "ES256"
+    assert header["kid"] == key_id(settings.IDP_OIDC_EC_PRIVATE_KEYS[0])
+    # The resource server's own check: the key by kid from JWKS, the algorithm the key names.
+    key = published_jwks(client)[header["kid"]]
+    claims = jwt.decode(token, key.key, algorithms=["ES256"], audience=AUDIENCE)
+    assert claims["sub"] == claims["client_id"] == reader.client_id
+    assert introspect(client, api, token).json()["active"] is True
+    assert not AccessToken.objects.exists()
+
+
+@pytest.mark.parametrize("algorithm", ["HS256", "none"])
+def test_an_api_cannot_be_registered_for_another_algorithm(admin_user, algorithm):
+    with pytest.raises(ValidationError) as refused:
+        services.register_client(
+            actor=admin_user,
+            name="Payments API",
+            kind=Client.Kind.API,
+            audience=AUDIENCE,
+            algorithm=algorithm,
+        )
+    assert "algorithm" in refused.value.message_dict
+
+
+def test_an_api_needs_an_ec_key_for_es256(admin_user, settings):
+    settings.IDP_OIDC_EC_PRIVATE_KEYS = []
+    api, _secret = services.register_client(
+        actor=admin_user, name="Payments API", kind=Client.Kind.API, audience=AUDIENCE
+    )
+    assert api.algorithm == ""  # RS256, the default
+    with pytest.raises(ValidationError) as refused:
+        services.update_client(client=api, actor=admin_user, changes={"algorithm": "ES256"})
+    assert "EC signing key" in str(refused.value.message_dict["algorithm"])
 
 
 @pytest.mark.spec("RFC 9068", "2.2")

@@ -136,7 +136,8 @@ class Command(BaseCommand):
             choices=services.ID_TOKEN_ALGORITHMS,
             dest="algorithm",
             help="How the app's ID tokens are signed: RS256 (default; every OIDC library accepts "
-            "it) or ES256 (faster, smaller; for libraries that support it). Not for a service.",
+            "it) or ES256 (faster, smaller; for libraries that support it). Not for a service. "
+            "For an API (--kind api): its JWT access tokens, RS256 unless ES256 is given.",
         )
         # A SAML 2.0 app (issue 28): its metadata, or its entity ID, ACS URL and certificate.
         create.add_argument(
@@ -408,7 +409,9 @@ class Command(BaseCommand):
         if secret:
             lines.append(f"client_secret:  {secret}")
             lines.append("The secret is shown only now: store it in the app's secret store.")
-        if client.algorithm:
+        if client.kind == Client.Kind.API:
+            lines.append(f"access tokens:  signed with {client.algorithm or 'RS256'}")
+        elif client.algorithm:
             lines.append(f"ID tokens:      signed with {client.algorithm}")
         if client.audience:
             lines.append(f"audience:       {client.audience} (RFC 9068 JWT access tokens)")
