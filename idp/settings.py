@@ -761,7 +761,7 @@ from oauth_clients.keys import keys_from_environment, read_key_set  # noqa: E402
 # Where the keys come from (oauth_clients/key_store.py, deploy/README.md "Rotating the signing
 # key"): "files" (the default: the environment, else IDP_SIGNING_KEY_DIR, changed by a restart)
 # or "database" (SigningKey rows encrypted under IDP_KEY_ENCRYPTION_KEY, rotated on a schedule
-# by `manage.py rotate_signing_key --auto`, seen by every process within
+# by the background worker (or `manage.py rotate_signing_key --auto`), seen by every process within
 # IDP_SIGNING_KEYS_REFRESH_SECONDS, no restart). A key set in the environment wins either way.
 IDP_SIGNING_KEY_STORE = os.environ.get("IDP_SIGNING_KEY_STORE", "files").strip().lower()
 if IDP_SIGNING_KEY_STORE not in {"files", "database"}:
