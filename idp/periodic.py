@@ -19,6 +19,10 @@ transaction, so it cannot cover the row's commit, and tests' per-process cache p
 A RUNNING copy does not count as waiting: it enqueues its successor itself (finding one
 waiting, it adds none), and a worker killed mid-run leaves a RUNNING row forever.
 
+A chain can still break: the worker killed during a run, or the database gone when the run's
+`finally` queues the next (the worker's own loop then stops on the same error). Either way the
+worker starts again, and its start queues every schedule that has no run waiting.
+
 Started without cron: `manage.py db_worker` (idp/management/commands/db_worker.py) ensures every
 periodic task when the worker starts (each app's `tasks` module is imported to find them), so
 a chain broken by an outage, or a schedule turned on again, resumes with the next worker start;
