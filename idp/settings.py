@@ -464,6 +464,9 @@ IDP_LDAP_CA_FILE = os.environ.get("IDP_LDAP_CA_FILE", "")
 IDP_LDAP_TIMEOUT_SECONDS = env_int("IDP_LDAP_TIMEOUT_SECONDS", 5)
 # How many entries the sync reads per page and writes per transaction.
 IDP_LDAP_PAGE_SIZE = env_int("IDP_LDAP_PAGE_SIZE", 500)
+# Seconds between two syncs run by the background worker (directory/tasks.py, idp/periodic.py;
+# no cron needed). Only while IDP_LDAP_URL is set; 0 turns the schedule off.
+IDP_LDAP_SYNC_INTERVAL = env_int("IDP_LDAP_SYNC_INTERVAL", 900)
 # Directory attribute of each user field (the defaults are OpenLDAP's inetOrgPerson; Active
 # Directory: sAMAccountName, employeeID, department).
 IDP_LDAP_ATTR_MAP = {
@@ -758,7 +761,7 @@ from oauth_clients.keys import keys_from_environment, read_key_set  # noqa: E402
 # Where the keys come from (oauth_clients/key_store.py, deploy/README.md "Rotating the signing
 # key"): "files" (the default: the environment, else IDP_SIGNING_KEY_DIR, changed by a restart)
 # or "database" (SigningKey rows encrypted under IDP_KEY_ENCRYPTION_KEY, rotated on a schedule
-# by `manage.py rotate_signing_key --auto`, seen by every process within
+# by the background worker (or `manage.py rotate_signing_key --auto`), seen by every process within
 # IDP_SIGNING_KEYS_REFRESH_SECONDS, no restart). A key set in the environment wins either way.
 IDP_SIGNING_KEY_STORE = os.environ.get("IDP_SIGNING_KEY_STORE", "files").strip().lower()
 if IDP_SIGNING_KEY_STORE not in {"files", "database"}:
@@ -773,6 +776,9 @@ IDP_KEY_ENCRYPTION_KEY = env_list("IDP_KEY_ENCRYPTION_KEY", [])
 # IDP_SIGNING_KEY_PREPUBLISH_SECONDS before (at least the JWKS max-age, so apps' caches hold it).
 IDP_SIGNING_KEY_ROTATION_SECONDS = env_int("IDP_SIGNING_KEY_ROTATION_SECONDS", 90 * 24 * 3600)
 IDP_SIGNING_KEY_PREPUBLISH_SECONDS = env_int("IDP_SIGNING_KEY_PREPUBLISH_SECONDS", 2 * 24 * 3600)
+# How often the background worker takes the schedule's due steps (`rotate_signing_key --auto`'s,
+# oauth_clients/tasks.py; no cron needed). Only with the database store; 0 turns it off.
+IDP_SIGNING_KEY_AUTO_INTERVAL = env_int("IDP_SIGNING_KEY_AUTO_INTERVAL", 3600)
 # How often a process asks the shared cache whether the database keys changed.
 IDP_SIGNING_KEYS_REFRESH_SECONDS = env_int("IDP_SIGNING_KEYS_REFRESH_SECONDS", 5)
 IDP_SIGNING_KEYS_FROM_ENVIRONMENT = [

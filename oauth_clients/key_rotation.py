@@ -5,7 +5,8 @@ before it signs, so every app that caches our keys holds it when it starts signi
 (`active`) for `IDP_SIGNING_KEY_ROTATION_SECONDS`; then it is `retired`: still published until
 the longest token it can have signed has expired (`longest_token_lifetime`), then `removed`
 (unpublished, its private part wiped). `tick` takes whichever of these steps are due;
-`manage.py rotate_signing_key --auto` runs it (cron or a Kubernetes CronJob, deploy/README.md),
+`manage.py rotate_signing_key --auto` runs it, and the background worker every
+`IDP_SIGNING_KEY_AUTO_INTERVAL` seconds (oauth_clients/tasks.py; deploy/README.md),
 and the command's `--stage`, `--activate`, `--retire`, `--discard` and one-step rotation call
 the single steps below. Each step is one transaction with its `signing_key.rotated` audit row
 (`step`: create, import, stage, activate, rotate, retire, discard) and, once committed, a new

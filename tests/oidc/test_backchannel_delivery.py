@@ -748,7 +748,8 @@ def test_compose_and_kubernetes_run_the_worker_with_the_signing_keys():
 
     from tests.deploy.test_manifests import DEPLOY, RENDERED, containers, load_yaml, one
 
-    assert get_commands()["db_worker"] == "django_tasks_db"
+    # The project's worker command: django-tasks-db's, starting the schedules (idp/periodic.py).
+    assert get_commands()["db_worker"] == "idp"
     (compose,) = load_yaml(DEPLOY / "compose.yaml")
     worker = compose["services"]["worker"]
     assert worker["entrypoint"][:4] == ["python", "manage.py", "db_worker", "--no-reload"]

@@ -1,5 +1,6 @@
 """`manage.py ldap_sync`: mirror the company directory's people and groups now (or, with
---enqueue, hand the run to the background worker). Run it on a schedule: docs/guides/ldap.md."""
+--enqueue, hand the run to the background worker, and start the worker's schedule of syncs if it
+is not running: directory/tasks.py). Schedules: docs/guides/ldap.md."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from directory.config import is_configured
 from directory.models import DirectorySync
 from directory.services import sync_directory
-from directory.tasks import enqueue_sync
+from directory.tasks import enqueue_sync, ensure_sync_schedule, sync_interval
 
 
 class Command(BaseCommand):
@@ -29,6 +30,11 @@ class Command(BaseCommand):
         if options["enqueue"]:
             enqueue_sync(trigger="command")
             self.stdout.write("Directory sync queued for the background worker.")
+            if ensure_sync_schedule():
+                self.stdout.write(
+                    f"Scheduled syncs started: every {sync_interval()} seconds "
+                    "(IDP_LDAP_SYNC_INTERVAL)."
+                )
             return
         run = sync_directory(trigger="command")
         self.stdout.write(

@@ -15,9 +15,10 @@ run writes a `signing_key.rotated` audit row naming its step.
 
 With the database key store (`IDP_SIGNING_KEY_STORE=database`, oauth_clients/key_store.py) the
 same steps change `SigningKey` rows through oauth_clients/key_rotation.py and every process
-follows within seconds, no restart; `--auto` takes the steps the schedule has due (run it from
-cron or a Kubernetes CronJob, deploy/README.md). A key set in the environment still wins for its
-algorithm, and is rotated in the environment.
+follows within seconds, no restart; `--auto` takes the steps the schedule has due (the
+background worker does too, every IDP_SIGNING_KEY_AUTO_INTERVAL seconds: oauth_clients/tasks.py;
+cron or a Kubernetes CronJob remain an alternative, deploy/README.md). A key set in the
+environment still wins for its algorithm, and is rotated in the environment.
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ class Command(BaseCommand):
             action="store_true",
             help="Database key store: take the steps the schedule has due (publish the next "
             "key, activate it, remove retired keys; the first run creates or imports the first "
-            "key). For cron.",
+            "key). The background worker does this every IDP_SIGNING_KEY_AUTO_INTERVAL seconds.",
         )
         steps.add_argument(
             "--reencrypt",
