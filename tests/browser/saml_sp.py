@@ -186,7 +186,17 @@ class ServiceProvider:
         session = self._session(environ)
         if session is None:
             return _page("Not signed in at the SP", "", HTTPStatus.BAD_REQUEST)
-        sent = self.client.global_logout(session.subject, sign=True, sign_alg=SIG_RSA_SHA256)
+        # The browser's binding, asked for by name: pysaml2 otherwise tries SOAP first, which
+        # the IdP's metadata also offers (tests/saml/test_slo.py runs that back-channel path).
+        sent = self.client.do_logout(
+            session.subject,
+            self.client.users.issuers_of_info(session.subject),
+            reason="",
+            expire=None,
+            sign=True,
+            expected_binding=BINDING_HTTP_REDIRECT,
+            sign_alg=SIG_RSA_SHA256,
+        )
         ((binding, http_info),) = sent.values()
         assert binding == BINDING_HTTP_REDIRECT, binding
         return "302 Found", [("Location", dict(http_info["headers"])["Location"])], b""
