@@ -151,10 +151,9 @@ check: lint gettext
 # the browser tests took 8 minutes on one. Each process has its own test database (and Redis
 # database: tests/deploy/servers.py).
 PYTEST_WORKERS ?= 2
-SQLITE_WORKERS ?= $(PYTEST_WORKERS)
 
 test-sqlite: install browser slapd
-	$(BIN)/pytest -n $(SQLITE_WORKERS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS)
 
 ## The suite again on PostgreSQL: a postgres DATABASE_URL, or else PG_URL, the local server
 ## .ci/run starts. One that does not answer fails the run, never skips it. Left out: the browser
