@@ -518,42 +518,40 @@ class TokenPolicyMixin(_ValidatorBase):
                     error="invalid_dpop_proof", description=str(refused), request=request
                 ) from None
             grant_state(request).dpop_jkt = jkt
+        # RFC 9449 §10 and §5: a code bound to a DPoP key (`dpop_jkt`, or the pushed request's
+        # proof, §10.1) and a public client's bound refresh token are redeemed only with a
+        # proof of that key.
         grant = grant_state(request).grant
-        if (
-            request.grant_type == "authorization_code"
-            and grant is not None
-            and grant.dpop_jkt
-            and grant.dpop_jkt != grant_state(request).dpop_jkt
-        ):
-            # RFC 9449 §10: a code bound to a DPoP key (`dpop_jkt`, or the pushed request's
-            # proof, §10.1) is redeemed only with a proof of that key.
-            dpop.record_refusal(
-                request=audit_request(request),
-                client=client,
-                subject=grant.user,
-                reason="DPoP-bound authorization code without its key's proof",
-            )
-            raise errors.InvalidGrantError(
-                description="This authorization code is bound to another DPoP key (dpop_jkt).",
-                request=request,
-            )
         previous = getattr(request, "refresh_token_instance", None)
-        if (
-            request.grant_type == "refresh_token"
-            and previous is not None
-            and previous.dpop_jkt
-            and previous.dpop_jkt != grant_state(request).dpop_jkt
-        ):
-            dpop.record_refusal(
-                request=audit_request(request),
-                client=client,
+        if request.grant_type == "authorization_code" and grant is not None:
+            self._require_bound_key(
+                request, client, bound=grant.dpop_jkt, subject=grant.user, what="authorization code"
+            )
+        if request.grant_type == "refresh_token" and previous is not None:
+            self._require_bound_key(
+                request,
+                client,
+                bound=previous.dpop_jkt,
                 subject=previous.user,
-                reason="DPoP-bound refresh token without its key's proof",
+                what="refresh token",
             )
-            raise errors.InvalidGrantError(
-                description="This refresh token is bound to a DPoP key: send its proof.",
-                request=request,
-            )
+
+    def _require_bound_key(
+        self, request: Request, client: Any, *, bound: str, subject: Any, what: str
+    ) -> None:
+        """`invalid_grant` (audited) when the credential is bound to a DPoP key other than the
+        one this request's proof showed (or no proof)."""
+        if not bound or bound == grant_state(request).dpop_jkt:
+            return
+        dpop.record_refusal(
+            request=audit_request(request),
+            client=client,
+            subject=subject,
+            reason=f"DPoP-bound {what} without its key's proof",
+        )
+        raise errors.InvalidGrantError(
+            description=f"This {what} is bound to a DPoP key: send its proof.", request=request
+        )
 
     # ------------------------------------------------------------------ authorization codes
     def save_authorization_code(
