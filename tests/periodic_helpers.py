@@ -7,24 +7,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.utils import timezone
-from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 
 from idp.periodic import waiting
+from tests.provisioning.conftest import run_worker_once
 
-
-def run_worker() -> None:
-    """django-tasks-db's real worker, once through every task due now (`db_worker --batch`)."""
-    Worker(
-        queue_names=["default"],
-        interval=0.05,
-        batch=True,
-        backend_name="default",
-        startup_delay=False,
-        max_tasks=None,
-        worker_id="test-periodic",
-        excluded_queue_names=[],
-    ).run()
+# django-tasks-db's real worker, once through every task due now (`db_worker --batch`).
+run_worker = run_worker_once
 
 
 def make_due(task: Any) -> None:
