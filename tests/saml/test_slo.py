@@ -431,6 +431,17 @@ class SoapApp:
         self.thread.start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/saml/slo-soap"
 
+    def app(self, keys) -> App:
+        """The HR app, registered with this endpoint as its SOAP single logout service."""
+        return App(
+            name="HR",
+            slo_url=self.url,
+            slo_binding=BINDING_SOAP,
+            keys=keys["hr"],
+            metadata=idp_metadata(HttpClient()),
+            client_fields={"allow_private_network": True},
+        )
+
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
@@ -444,14 +455,7 @@ def test_an_administrators_sign_out_tells_a_soap_app_and_records_the_app_it_cann
     soap = SoapApp()
     try:
         wiki, _crm, _mail = make_apps(browser, keys, receivers)
-        hr = App(
-            name="HR",
-            slo_url=soap.url,
-            slo_binding=BINDING_SOAP,
-            keys=keys["hr"],
-            metadata=idp_metadata(HttpClient()),
-            client_fields={"allow_private_network": True},
-        )
+        hr = soap.app(keys)
         hr.sign_in(browser)
         sid = browser.session["idp_sid"]
 
@@ -704,14 +708,7 @@ def test_an_apps_soap_logout_request_ends_the_session_and_tells_every_other_app(
     soap = SoapApp()
     try:
         wiki, crm, (mail, receiver, tokens) = make_apps(browser, keys, receivers)
-        hr = App(
-            name="HR",
-            slo_url=soap.url,
-            slo_binding=BINDING_SOAP,
-            keys=keys["hr"],
-            metadata=idp_metadata(HttpClient()),
-            client_fields={"allow_private_network": True},
-        )
+        hr = soap.app(keys)
         hr.sign_in(browser)
         sid = browser.session["idp_sid"]
         # Our metadata publishes the SOAP endpoint; pysaml2's SP logs out through it, over
