@@ -10,6 +10,13 @@ process's CPU per request), then the same calls under cProfile, timed by the pro
 clock (`--wall` for wall time); `--top` prints the functions with the most cumulative time.
 The database is a throwaway one seeded by bench/seed.py (`--assigned`: the person-facing apps
 open to a group only, as `bench/ab.py --assigned-after`).
+
+`discovery` is the floor every request pays (Django, the middleware, a cached document);
+`signin` is bench/wrk/signin.lua's five requests, with `--rounds` also each step's CPU (the two
+authorize requests summed); `login_page` the sign-in page alone, as an authorize request's
+redirect reaches it:
+
+    python bench/profile_views.py --db postgres --redis --ops signin --rounds 3 -n 150
 """
 
 from __future__ import annotations
@@ -33,11 +40,16 @@ from bench.run import ec_key_env  # noqa: E402
 from tests.deploy.servers import production_env, temporary_database  # noqa: E402
 
 OPS = (
+    "discovery",
     "client_credentials",
     "client_credentials_jwt",
     "client_credentials_jwt_rs256",
     "userinfo",
     "introspection",
+    "signin",
+    "login_page",
+    "code_exchange",
+    "refresh",
 )
 
 
@@ -58,6 +70,62 @@ def environ_for(op: str, fixtures: dict) -> dict:
         "wsgi.run_once": False,
         "wsgi.version": (1, 0),
     }
+    if op in ("signin", "login_page"):
+        from urllib.parse import urlencode as encode
+
+        query = encode(
+            {
+                "response_type": "code",
+                "client_id": fixtures["client_ids"]["signin"],
+                "redirect_uri": fixtures["redirect_uri"],
+                "scope": "openid profile email",
+                "state": "bench-state",
+                "code_challenge": fixtures["challenge"],
+                "code_challenge_method": "S256",
+            }
+        )
+        if op == "login_page":
+            # The sign-in page an authorization request redirects to (no cookie yet).
+            return {
+                **base,
+                "REQUEST_METHOD": "GET",
+                "PATH_INFO": "/accounts/login/",
+                "QUERY_STRING": encode({"next": "/o/authorize/?" + query}),
+                "_body": b"",
+            }
+        return {
+            **base,
+            "_signin": {
+                "query": query,
+                "password": fixtures["password"],
+                "users": fixtures["users"],
+                "auth": fixtures["auth"]["signin"],
+                "verifier": fixtures["verifier"],
+                "redirect_uri": fixtures["redirect_uri"],
+            },
+        }
+    if op in ("code_exchange", "refresh"):
+        # Codes and refresh tokens of bench-web minted ahead (bench/seed.py), one per call.
+        from bench import seed
+
+        out = Path(tempfile.mkdtemp(prefix="idp-profile-pool-")) / "pool.txt"
+        minted = seed.code_pool if op == "code_exchange" else seed.refresh_pool
+        minted(argparse.Namespace(count=POOL_SIZE, client="bench-web", out=str(out)))
+        return {
+            **base,
+            "PATH_INFO": "/o/token/",
+            "CONTENT_TYPE": "application/x-www-form-urlencoded",
+            "HTTP_AUTHORIZATION": fixtures["auth"]["web"],
+            "_pool": out.read_text().split(),
+        }
+    if op == "discovery":
+        # The floor: a GET answered from a cached document, through the same middleware.
+        return {
+            **base,
+            "REQUEST_METHOD": "GET",
+            "PATH_INFO": "/.well-known/openid-configuration",
+            "_body": b"",
+        }
     if op == "userinfo":
         return {
             **base,
@@ -87,7 +155,12 @@ def environ_for(op: str, fixtures: dict) -> dict:
 
 
 def call(app, template: dict) -> int:
+    if "_signin" in template:
+        return signin(app, template)
     environ = dict(template)
+    if "_pool" in environ:  # single-use credentials: the next body of the pool
+        body = environ.pop("_pool").pop().encode()
+        environ["CONTENT_LENGTH"], environ["_body"] = str(len(body)), body
     environ["wsgi.input"] = io.BytesIO(environ.pop("_body"))
     status: list[str] = []
     body = b"".join(app(environ, lambda s, h, exc=None: status.append(s)))
@@ -128,7 +201,13 @@ def main() -> int:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="idp-profile-"))
     with temporary_database("idp_profile") if args.db == "postgres" else _nothing() as db:
-        env = production_env(tmp, IDP_LOG_LEVEL="WARNING", **ec_key_env(tmp))
+        env = production_env(
+            tmp,
+            IDP_LOG_LEVEL="WARNING",
+            # The sign-in's addresses come in X-Forwarded-For, as in bench/run.py.
+            IDP_TRUSTED_PROXY_COUNT="1",
+            **ec_key_env(tmp),
+        )
         if db:
             from tests.deploy.servers import database_url
 
@@ -149,6 +228,8 @@ def main() -> int:
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
+        if "signin" in args.ops or "login_page" in args.ops:
+            call_command("collectstatic", interactive=False, verbosity=0)  # the pages' manifest
         from bench import seed
 
         fixtures_path = tmp / "fixtures.json"
@@ -214,6 +295,10 @@ def compare(app, templates: dict[str, dict], rounds: int, n: int) -> None:
             for _ in range(n):
                 call(app, templates[op])
             cpu[op].append((time.process_time() - started) / n * 1e6)
+    if STEP_CPU:
+        calls = rounds * n + 300
+        for step, seconds in STEP_CPU.items():
+            print(f"   {step}: {seconds / calls * 1e6:.0f} µs CPU per sign-in", flush=True)
     first = next(iter(templates))
     base = statistics.median(cpu[first])
     for op, values in cpu.items():
@@ -241,6 +326,93 @@ def explain(app, template: dict, op: str) -> None:
                 cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + query["sql"])
                 print("\n".join(row[0] for row in cursor.fetchall()))
         print()
+
+
+STEP_CPU: dict[str, float] = {}
+# Codes or refresh tokens minted for the single-use ops: enough for the default -n, warm-up,
+# profile and a few rounds.
+POOL_SIZE = 20000
+
+
+class _Step:
+    """One request of the sign-in sequence: its status, headers and body."""
+
+    def __init__(self, app, environ: dict, body: bytes = b"") -> None:
+        environ = {**environ, "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))}
+        started: list = []
+        cpu = time.process_time()
+        self.body = b"".join(app(environ, lambda s, h, exc=None: started.append((s, h))))
+        step = f"{environ['REQUEST_METHOD']} {environ['PATH_INFO']}"
+        STEP_CPU[step] = STEP_CPU.get(step, 0.0) + time.process_time() - cpu
+        status, headers = started[0]
+        self.status = int(status.split()[0])
+        self.headers = headers
+
+    def header(self, name: str) -> str:
+        return next((v for k, v in self.headers if k.lower() == name.lower()), "")
+
+    def cookie(self, name: str) -> str:
+        for key, value in self.headers:
+            if key.lower() == "set-cookie" and value.lstrip().startswith(name + "="):
+                return value.lstrip().split(";", 1)[0].split("=", 1)[1]
+        raise RuntimeError(f"sign-in: no {name} cookie (status {self.status}: {self.headers})")
+
+
+def signin(app, template: dict) -> int:
+    """bench/wrk/signin.lua's five requests in process: authorize, the login page, the login
+    POST, authorize with the session, the code exchange (the next user each time)."""
+    import re
+    from urllib.parse import parse_qs, quote, urlsplit
+
+    f = template["_signin"]
+    f["n"] = n = f.get("n", 0) + 1
+    base = {k: v for k, v in template.items() if not k.startswith("_")}
+    base["HTTP_X_FORWARDED_FOR"] = f"10.{n // 62500 % 250}.{n // 250 % 250}.{n % 250}"
+
+    def get(path_query: str, **extra) -> _Step:
+        path, _, query = path_query.partition("?")
+        return _Step(
+            app,
+            {**base, "REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": query, **extra},
+        )
+
+    def post(path_query: str, body: str, **extra) -> _Step:
+        path, _, query = path_query.partition("?")
+        return _Step(
+            app,
+            {
+                **base,
+                "REQUEST_METHOD": "POST",
+                "PATH_INFO": path,
+                "QUERY_STRING": query,
+                "CONTENT_TYPE": "application/x-www-form-urlencoded",
+                **extra,
+            },
+            body.encode(),
+        )
+
+    step = get("/o/authorize/?" + f["query"])
+    login = urlsplit(step.header("Location"))
+    login_url = login.path + "?" + login.query
+    page = get(login_url)
+    csrf = page.cookie("idp_csrf")
+    token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page.body).group(1)
+    username = f"user{n % f['users']}"
+    body = f"csrfmiddlewaretoken={token.decode()}&login={username}&password={quote(f['password'])}"
+    done = post(login_url, body, HTTP_COOKIE=f"idp_csrf={csrf}")
+    session = done.cookie("idp_session")
+    back = urlsplit(done.header("Location"))
+    step = get(back.path + "?" + back.query, HTTP_COOKIE=f"idp_session={session}")
+    code = parse_qs(urlsplit(step.header("Location")).query)["code"][0]
+    exchange = post(
+        "/o/token/",
+        f"grant_type=authorization_code&code={quote(code)}&redirect_uri="
+        f"{quote(f['redirect_uri'], safe='')}&code_verifier={quote(f['verifier'])}",
+        HTTP_AUTHORIZATION=f["auth"],
+    )
+    if exchange.status != 200:
+        raise RuntimeError(f"sign-in: the code exchange answered {exchange.status}")
+    return 200
 
 
 class _nothing:
