@@ -119,6 +119,10 @@ class AuditEvent(models.Model):
         TOKEN_REVOKED = "token.revoked", _("Token revoked")
         TOKEN_REPLAY = "token.replay_detected", _("Token replay detected")
         SIGNING_KEY_ROTATED = "signing_key.rotated", _("Signing key rotated")
+        SIGNING_KEY_ROTATION_FAILED = (
+            "signing_key.rotation_failed",
+            _("Signing key rotation failed"),
+        )
         BRANDING_CHANGED = "branding.changed", _("Branding changed")
         ADMIN_REFUSED = "admin.refused", _("Administrator action refused")
         GROUP_CREATED = "group.created", _("Group created")

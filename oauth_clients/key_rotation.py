@@ -16,6 +16,7 @@ generation that every process picks up within seconds (`oauth_clients/key_store.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -44,6 +45,8 @@ from oauth_clients.keys import (
     read_key_set,
 )
 from oauth_clients.models import Client, SigningKey
+
+logger = logging.getLogger(__name__)
 
 STEP_CREATE, STEP_IMPORT, STEP_STAGE, STEP_ACTIVATE = "create", "import", "stage", "activate"
 STEP_ROTATE, STEP_RETIRE, STEP_DISCARD = "rotate", "retire", "discard"
@@ -296,11 +299,36 @@ def reencrypt_keys() -> list[SigningKey]:
 def tick(*, algorithms: list[str] | None = None, now: datetime | None = None) -> list[str]:
     """Take every step the schedule has due (for each algorithm with database keys, and RS256
     always); returns what was done, in words. Safe to run as often as wanted: a step not due
-    does nothing."""
-    now = now or timezone.now()
+    does nothing.
+
+    A run that cannot take a due step (no key-encryption key, a key that no longer decrypts, a
+    staged key without an active one, the database away) writes a `signing_key.rotation_failed`
+    audit row with the reason and raises: the background worker's runs are otherwise seen only in
+    its log, and a schedule that silently stopped leaves a key signing past its period."""
     if algorithms is None:
         present = set(SigningKey.objects.values_list("algorithm", flat=True).distinct())
         algorithms = [a for a in (RS256, ES256) if a == RS256 or a in present]
+    try:
+        return _due_steps(algorithms=algorithms, now=now or timezone.now())
+    except Exception as exc:
+        _audit_failure(exc, algorithms)
+        raise
+
+
+def _audit_failure(exc: Exception, algorithms: list[str]) -> None:
+    try:
+        record_event(
+            type=AuditEvent.Type.SIGNING_KEY_ROTATION_FAILED,
+            algorithms=algorithms,
+            source="database",
+            error=type(exc).__name__,
+            reason=str(exc)[:500],
+        )
+    except Exception:  # the failure itself stays the one raised; this one only goes to the log
+        logger.exception("signing key schedule: the failure's audit row was not written")
+
+
+def _due_steps(*, algorithms: list[str], now: datetime) -> list[str]:
     period = timedelta(seconds=settings.IDP_SIGNING_KEY_ROTATION_SECONDS)
     lead = timedelta(
         seconds=max(

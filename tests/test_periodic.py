@@ -239,6 +239,7 @@ def test_the_worker_takes_the_key_schedules_due_steps_and_comes_back_hourly(db_k
     assert key.algorithm == "RS256"
     event = AuditEvent.objects.get(type=AuditEvent.Type.SIGNING_KEY_ROTATED)
     assert event.extra["step"] in {"create", "import"}
+    assert not AuditEvent.objects.filter(type=AuditEvent.Type.SIGNING_KEY_ROTATION_FAILED)
     assert_deferred(one_waiting(scheduled_key_rotation), seconds=3600, since=before)
     # The next look finds nothing due and changes nothing.
     make_due(scheduled_key_rotation)
@@ -260,4 +261,10 @@ def test_a_key_schedule_step_that_fails_is_recorded_and_retried_next_interval(db
     assert failed.exception_class_path == "oauth_clients.key_rotation.KeyRotationError"
     assert "IDP_KEY_ENCRYPTION_KEY" in failed.traceback
     assert not SigningKey.objects.exists()
+    # The audit log says so too, with the reason: a schedule that stopped is a security event.
+    event = AuditEvent.objects.get(type=AuditEvent.Type.SIGNING_KEY_ROTATION_FAILED)
+    assert event.extra["error"] == "KeyRotationError"
+    assert "IDP_KEY_ENCRYPTION_KEY" in event.extra["reason"]
+    assert event.extra["algorithms"] == ["RS256"]
+    assert not AuditEvent.objects.filter(type=AuditEvent.Type.SIGNING_KEY_ROTATED).exists()
     assert_deferred(one_waiting(scheduled_key_rotation), seconds=3600, since=before)

@@ -60,6 +60,7 @@ EVENT_TYPES: dict[str, str] = {
     T.GROUP_MEMBER_ADDED: "group.member_added",
     T.GROUP_MEMBER_REMOVED: "group.member_removed",
     T.SIGNING_KEY_ROTATED: "signing_key.rotated",
+    T.SIGNING_KEY_ROTATION_FAILED: "signing_key.rotation_failed",
     T.BRANDING_CHANGED: "branding.changed",
     T.ADMIN_REFUSED: "admin.action_refused",
     T.WEBHOOK_CREATED: "webhook.created",

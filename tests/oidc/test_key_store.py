@@ -175,6 +175,23 @@ def test_rotating_with_no_active_key_is_refused_with_what_to_do(db_keys):
         call_command("rotate_signing_key", "--activate", stdout=StringIO())
 
 
+def test_an_auto_run_that_cannot_take_its_step_is_audited_with_the_reason(db_keys):
+    call_command("rotate_signing_key", "--auto", stdout=StringIO())
+    failed = AuditEvent.Type.SIGNING_KEY_ROTATION_FAILED
+    assert not AuditEvent.objects.filter(type=failed).exists()
+    staged = key_rotation.stage_next_key(algorithm=RS256)
+    SigningKey.objects.filter(state=State.ACTIVE).delete()  # a next key, nothing active
+
+    with pytest.raises(CommandError, match=f"No RS256 key is active but {staged.kid} is next"):
+        call_command("rotate_signing_key", "--auto", stdout=StringIO())
+
+    event = AuditEvent.objects.get(type=failed)
+    assert event.extra["error"] == "KeyRotationError"
+    assert staged.kid in event.extra["reason"]
+    assert event.extra["source"] == "database"
+    assert event.extra["algorithms"] == ["RS256"]
+
+
 def test_auto_needs_the_database_store(settings):
     settings.IDP_SIGNING_KEY_STORE = "files"
     with pytest.raises(CommandError, match="IDP_SIGNING_KEY_STORE=database"):
