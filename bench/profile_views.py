@@ -36,7 +36,7 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.run import ec_key_env  # noqa: E402
+from bench.run import ec_key_env, signin_authorize_query  # noqa: E402
 from tests.deploy.servers import production_env, temporary_database  # noqa: E402
 
 OPS = (
@@ -71,26 +71,14 @@ def environ_for(op: str, fixtures: dict) -> dict:
         "wsgi.version": (1, 0),
     }
     if op in ("signin", "login_page"):
-        from urllib.parse import urlencode as encode
-
-        query = encode(
-            {
-                "response_type": "code",
-                "client_id": fixtures["client_ids"]["signin"],
-                "redirect_uri": fixtures["redirect_uri"],
-                "scope": "openid profile email",
-                "state": "bench-state",
-                "code_challenge": fixtures["challenge"],
-                "code_challenge_method": "S256",
-            }
-        )
+        query = signin_authorize_query(fixtures)
         if op == "login_page":
             # The sign-in page an authorization request redirects to (no cookie yet).
             return {
                 **base,
                 "REQUEST_METHOD": "GET",
                 "PATH_INFO": "/accounts/login/",
-                "QUERY_STRING": encode({"next": "/o/authorize/?" + query}),
+                "QUERY_STRING": urlencode({"next": "/o/authorize/?" + query}),
                 "_body": b"",
             }
         return {

@@ -350,6 +350,22 @@ def run_wrk(
 # ----------------------------------------------------------------------------- operations
 
 
+def signin_authorize_query(fixtures: dict) -> str:
+    """The query of the authorization request every bench sign-in starts with (the trusted
+    sign-in app, PKCE S256 with the seed's verifier)."""
+    return urlencode(
+        {
+            "response_type": "code",
+            "client_id": fixtures["client_ids"]["signin"],
+            "redirect_uri": fixtures["redirect_uri"],
+            "scope": "openid profile email",
+            "state": "bench-state",
+            "code_challenge": fixtures["challenge"],
+            "code_challenge_method": "S256",
+        }
+    )
+
+
 class Bench:
     def __init__(
         self, args: argparse.Namespace, tmp: Path, env: dict[str, str], root: Path = ROOT
@@ -417,17 +433,7 @@ class Bench:
             body = urlencode({"token": f["access_token"]})
             return f"{self.url}/o/introspect/", "plain.lua", ["POST", body, f["auth"]["api"]], t, c
         if op in ("signin", "directory_signin"):
-            query = urlencode(
-                {
-                    "response_type": "code",
-                    "client_id": f["client_ids"]["signin"],
-                    "redirect_uri": f["redirect_uri"],
-                    "scope": "openid profile email",
-                    "state": "bench-state",
-                    "code_challenge": f["challenge"],
-                    "code_challenge_method": "S256",
-                }
-            )
+            query = signin_authorize_query(f)
             st = self.args.signin_threads
             args = [
                 query,
