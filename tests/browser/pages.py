@@ -157,6 +157,24 @@ def sign_in(page, site: str, login: str, password: str, *, next_url: str = "") -
     page.wait_for_load_state()
 
 
+def redeem_and_verify(site: str, session, callback_url: str, verifier: str) -> dict:
+    """An app's end of the code flow: its authlib `OAuth2Session` redeems the code in
+    `callback_url` (PKCE `verifier`) and checks the ID token against our JWKS alone, as a
+    relying party does; the validated claims."""
+    import requests
+    from authlib.jose import JsonWebKey, jwt  # here: the callers' warning filter covers it
+
+    tokens = session.fetch_token(
+        f"{site}/o/token/", authorization_response=callback_url, code_verifier=verifier
+    )
+    keys = JsonWebKey.import_key_set(
+        requests.get(f"{site}/.well-known/jwks.json", timeout=10).json()
+    )
+    claims = jwt.decode(tokens["id_token"], keys)
+    claims.validate()
+    return claims
+
+
 def prepare(page, *, state: State | None, site: str, password: str) -> Visit:
     """Create the people and the app a page of `state` needs and bring the browser there.
 

@@ -10,14 +10,13 @@ import secrets
 from io import StringIO
 
 import pytest
-import requests
 from authlib.integrations.requests_client import OAuth2Session
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from oauth_clients import services as client_services
 from oauth_clients.models import BackchannelDelivery
-from tests.browser.pages import APP_REDIRECT_PATH
+from tests.browser.pages import APP_REDIRECT_PATH, redeem_and_verify
 from tests.directory.conftest import add_person, configure, lock_person
 from tests.oidc.backchannel_helpers import (
     IMMEDIATE_TASKS,
@@ -44,8 +43,6 @@ def receiver():
 def test_a_directory_person_signs_in_to_an_app_and_is_signed_out_when_disabled(
     live_server, settings, slapd, browser_page, admin_user, receiver
 ):
-    from authlib.jose import JsonWebKey, jwt  # here, so the filter above covers its warning
-
     site = live_server.url
     settings.IDP_ISSUER = site
     settings.OAUTH2_PROVIDER = {**settings.OAUTH2_PROVIDER, "OIDC_ISS_ENDPOINT": site}
@@ -83,14 +80,7 @@ def test_a_directory_person_signs_in_to_an_app_and_is_signed_out_when_disabled(
     page.locator("#id_password").fill(password)
     page.locator("#id_password").press("Enter")
     page.wait_for_url(re.compile(re.escape(site + APP_REDIRECT_PATH) + r"\?"))
-    tokens = session.fetch_token(
-        f"{site}/o/token/", authorization_response=page.url, code_verifier=verifier
-    )
-    keys = JsonWebKey.import_key_set(
-        requests.get(f"{site}/.well-known/jwks.json", timeout=10).json()
-    )
-    claims = jwt.decode(tokens["id_token"], keys)
-    claims.validate()
+    claims = redeem_and_verify(site, session, page.url, verifier)
     person = get_user_model().objects.get(username=uid)
     assert claims["sub"] == str(person.pk)
     assert (claims["given_name"], claims["family_name"]) == (uid.capitalize(), "Tester")
