@@ -80,6 +80,27 @@ def _default_language():
 
 
 @pytest.fixture
+def database_key_store(settings, tmp_path):
+    """The signing keys in the database (oauth_clients/key_store.py): a fresh key-encryption
+    key, no key from the environment, an empty key directory; the process's key ring and
+    published documents forgotten before and after. No key is created: tests take that step."""
+    from cryptography.fernet import Fernet
+
+    from oauth_clients import key_store
+    from oauth_clients.oidc import published
+
+    settings.IDP_SIGNING_KEY_STORE = "database"
+    settings.IDP_KEY_ENCRYPTION_KEY = [Fernet.generate_key().decode()]
+    settings.IDP_SIGNING_KEYS_FROM_ENVIRONMENT = []
+    settings.IDP_SIGNING_KEY_DIR = tmp_path / "keys"
+    key_store.forget()
+    published.forget()
+    yield settings
+    key_store.forget()
+    published.forget()
+
+
+@pytest.fixture
 def password() -> str:
     return PASSWORD
 

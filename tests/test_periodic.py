@@ -10,7 +10,6 @@ import threading
 from datetime import timedelta
 
 import pytest
-from cryptography.fernet import Fernet
 from django.conf import settings as django_settings
 from django.core.management import call_command, get_commands
 from django.db import connection, connections
@@ -20,9 +19,7 @@ from django_tasks_db.models import DBTaskResult
 
 from accounts.models import AuditEvent
 from idp.periodic import ensure_scheduled, periodic_task, schedule_lock, waiting
-from oauth_clients import key_store
 from oauth_clients.models import SigningKey
-from oauth_clients.oidc import published
 from oauth_clients.tasks import rotation_interval, scheduled_key_rotation
 from tests.periodic_helpers import assert_deferred, make_due, one_waiting, run_worker
 
@@ -210,17 +207,10 @@ def test_the_worker_start_starts_every_schedule_that_is_on(settings):
 
 
 @pytest.fixture
-def db_keys(settings, tmp_path):
-    settings.IDP_SIGNING_KEY_STORE = "database"
-    settings.IDP_KEY_ENCRYPTION_KEY = [Fernet.generate_key().decode()]
-    settings.IDP_SIGNING_KEYS_FROM_ENVIRONMENT = []
-    settings.IDP_SIGNING_KEY_DIR = tmp_path / "keys"
-    settings.IDP_SIGNING_KEY_AUTO_INTERVAL = 3600
-    key_store.forget()
-    published.forget()
-    yield settings
-    key_store.forget()
-    published.forget()
+def db_keys(database_key_store):
+    """The database key store (tests/conftest.py), its schedule looked at hourly."""
+    database_key_store.IDP_SIGNING_KEY_AUTO_INTERVAL = 3600
+    return database_key_store
 
 
 def test_the_key_schedule_is_off_with_the_key_files(settings):

@@ -23,7 +23,6 @@ from oauth_clients.key_rotation import KeyRotationError
 from oauth_clients.key_store import KeyStoreUnreadable
 from oauth_clients.keys import ES256, RS256, key_id, write_new_key, write_staged_key
 from oauth_clients.models import Client, SigningKey
-from oauth_clients.oidc import published
 from tests.oidc.conftest import make_client
 
 pytestmark = pytest.mark.django_db
@@ -34,20 +33,12 @@ State = SigningKey.State
 
 
 @pytest.fixture
-def db_keys(settings, tmp_path):
-    """The database key store on, with a fresh key-encryption key and an empty key directory."""
-    settings.IDP_SIGNING_KEY_STORE = "database"
-    settings.IDP_KEY_ENCRYPTION_KEY = [Fernet.generate_key().decode()]
-    settings.IDP_SIGNING_KEYS_FROM_ENVIRONMENT = []
-    settings.IDP_SIGNING_KEY_DIR = tmp_path / "keys"
-    settings.IDP_SIGNING_KEY_ROTATION_SECONDS = 90 * DAY
-    settings.IDP_SIGNING_KEY_PREPUBLISH_SECONDS = 2 * DAY
-    settings.IDP_SIGNING_KEYS_REFRESH_SECONDS = 5
-    key_store.forget()
-    published.forget()
-    yield settings
-    key_store.forget()
-    published.forget()
+def db_keys(database_key_store):
+    """The database key store (tests/conftest.py) on this schedule."""
+    database_key_store.IDP_SIGNING_KEY_ROTATION_SECONDS = 90 * DAY
+    database_key_store.IDP_SIGNING_KEY_PREPUBLISH_SECONDS = 2 * DAY
+    database_key_store.IDP_SIGNING_KEYS_REFRESH_SECONDS = 5
+    return database_key_store
 
 
 def states(algorithm: str = RS256) -> dict[str, str]:

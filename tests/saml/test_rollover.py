@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import time_machine
-from cryptography.fernet import Fernet
 from oauth2_provider.settings import oauth2_settings
 
 from oauth_clients import key_store
@@ -149,16 +148,10 @@ def test_a_retired_certificate_leaves_the_metadata(client, saml_app, key_dir, se
 
 
 @pytest.fixture
-def database_keys(settings, tmp_path, transactional_db):
-    """The database key store with its first key (oauth_clients/key_store.py): rotations reach
-    this process after commit, with no `restart`."""
-    settings.IDP_SIGNING_KEY_STORE = "database"
-    settings.IDP_KEY_ENCRYPTION_KEY = [Fernet.generate_key().decode()]
-    settings.IDP_SIGNING_KEYS_FROM_ENVIRONMENT = []
-    settings.IDP_SIGNING_KEY_DIR = tmp_path / "no-keys"
+def database_keys(database_key_store, transactional_db):
+    """The database key store (tests/conftest.py) with its first key: rotations reach this
+    process after commit, with no `restart`."""
     rotate("--auto")
-    yield
-    key_store.forget()
 
 
 def database_certificate(state: str) -> str:
