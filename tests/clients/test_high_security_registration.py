@@ -15,10 +15,11 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 
 from accounts.models import AuditEvent
-from oauth_clients import selectors, services
+from oauth_clients import services
 from oauth_clients.models import Client
 from tests.clients.test_admin import REGISTER_URL, change_form_data, register, register_form, url
 from tests.clients.test_cli import run, run_json
+from tests.oidc.conftest import assert_dropping_is_a_weakening
 from tests.oidc.pkjwt_helpers import ClientKey, jwks_of
 
 KEYS = jwks_of(ClientKey.ec(kid="k1"))
@@ -80,18 +81,9 @@ def test_the_profile_travels_in_the_registry_and_leaving_it_is_a_weakening(admin
     bank, _secret = services.register_client(
         actor=admin_user, kind=Client.Kind.WEB, name="Bank", jwks=KEYS, high_security=True, **WEB
     )
-    entry = selectors.registry_entry(bank)
-    assert entry["high_security"] is True
-
-    entry["high_security"] = False
-    document = {"version": 1, "clients": [entry]}
-    with pytest.raises(services.RegistryImportError, match="leaves the high-security profile"):
-        services.import_registry(document=document, actor=admin_user)
-    bank.refresh_from_db()
-    assert bank.high_security
-    services.import_registry(document=document, actor=admin_user, force=True)
-    bank.refresh_from_db()
-    assert not bank.high_security
+    entry = assert_dropping_is_a_weakening(
+        bank, "high_security", "leaves the high-security profile", actor=admin_user
+    )
 
     # A new app from a file with the profile and no keys: refused as a whole.
     newcomer = {**entry, "client_id": "newcomer", "high_security": True, "jwks": None}

@@ -42,6 +42,28 @@ def make_client(*, secret: str = "", **fields: Any) -> Client:
     return client
 
 
+def assert_dropping_is_a_weakening(
+    client: Client, field: str, weakening: str, *, actor: Any = None
+) -> dict[str, Any]:
+    """A security switch of `client` (`field`, on) travels in its registry entry; an import
+    turning it off weakens the app: refused (`weakening` in the reason) and nothing changed,
+    unless forced. Returns the exported entry."""
+    from oauth_clients import selectors, services
+
+    entry = selectors.registry_entry(client)
+    assert entry[field] is True
+    document = {"version": 1, "clients": [{**entry, field: False}]}
+    with pytest.raises(services.RegistryImportError, match=weakening):
+        services.import_registry(document=document, actor=actor)
+    client.refresh_from_db()
+    assert getattr(client, field) is True
+    report = services.import_registry(document=document, actor=actor, force=True)
+    assert report.updated
+    client.refresh_from_db()
+    assert getattr(client, field) is False
+    return entry
+
+
 @pytest.fixture
 def web_client(db) -> Client:
     """A trusted first-party confidential web app (code flow + refresh, skips consent)."""

@@ -24,7 +24,7 @@ from django.test import Client as HttpClient
 from django.urls import reverse
 
 from accounts.models import AuditEvent
-from oauth_clients import selectors, services
+from oauth_clients import services
 from oauth_clients.models import Client
 from tests.oidc.authorize_helpers import (
     AUTHORIZE_URL,
@@ -33,7 +33,14 @@ from tests.oidc.authorize_helpers import (
     consent_form,
     redirect_query,
 )
-from tests.oidc.conftest import CodeFlowResult, basic_auth, make_client, pkce_pair, post_form
+from tests.oidc.conftest import (
+    CodeFlowResult,
+    assert_dropping_is_a_weakening,
+    basic_auth,
+    make_client,
+    pkce_pair,
+    post_form,
+)
 from tests.oidc.pkjwt_helpers import ASSERTION_TYPE, ClientKey, jwks_of
 
 PAR_URL = "/o/par/"
@@ -447,19 +454,13 @@ def test_the_setting_travels_with_the_registry_export_and_import(admin_user):
         redirect_uris=["https://wiki.example.com/cb"],
         require_pushed_authorization_requests=True,
     )
-    entry = selectors.registry_entry(wiki)
-    assert entry["require_pushed_authorization_requests"] is True
-
     # Turning it off weakens the app: refused without --force, nothing changes.
-    entry["require_pushed_authorization_requests"] = False
-    document = {"version": 1, "clients": [entry]}
-    with pytest.raises(services.RegistryImportError, match="stops requiring pushed requests"):
-        services.import_registry(document=document, actor=admin_user)
-    wiki.refresh_from_db()
-    assert wiki.require_pushed_authorization_requests
-    services.import_registry(document=document, actor=admin_user, force=True)
-    wiki.refresh_from_db()
-    assert not wiki.require_pushed_authorization_requests
+    assert_dropping_is_a_weakening(
+        wiki,
+        "require_pushed_authorization_requests",
+        "stops requiring pushed requests",
+        actor=admin_user,
+    )
 
 
 def test_clients_create_require_par_flag(admin_user):
