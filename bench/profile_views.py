@@ -27,11 +27,12 @@ import io
 import json
 import os
 import pstats
+import re
 import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -349,9 +350,6 @@ class _Step:
 def signin(app, template: dict) -> int:
     """bench/wrk/signin.lua's five requests in process: authorize, the login page, the login
     POST, authorize with the session, the code exchange (the next user each time)."""
-    import re
-    from urllib.parse import parse_qs, quote, urlsplit
-
     f = template["_signin"]
     f["n"] = n = f.get("n", 0) + 1
     base = {k: v for k, v in template.items() if not k.startswith("_")}
