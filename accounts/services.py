@@ -855,6 +855,22 @@ def clean_group_name(*, name: str, group: Group | None = None) -> str:
     return name
 
 
+def clean_group_description(*, description: str) -> str:
+    """The note as stored (trimmed), or ValidationError when it is longer than its column (the
+    admin's form says so itself; the admin API and other callers come through here)."""
+    description = description.strip()
+    max_length = GroupProfile._meta.get_field("description").max_length or 500
+    if len(description) > max_length:
+        raise ValidationError(
+            {
+                "description": _("A group description has at most %(max)d characters.")
+                % {"max": max_length}
+            },
+            code="max_length",
+        )
+    return description
+
+
 def _rebuild_closure(*, group_ids: Iterable[int] | None) -> None:
     """The closure rows (accounts.models.GroupClosure) of `group_ids` and every group below
     them, rebuilt from `GroupProfile.parent`; every group's when `group_ids` is None. In the
@@ -932,8 +948,9 @@ def create_group(
 ) -> Group:
     """A new group, top-level or inside `parent` (its members become members of `parent`)."""
     ensure_may_manage_groups(actor=actor, action="add")
+    description = clean_group_description(description=description)
     group = Group.objects.create(name=clean_group_name(name=name))
-    GroupProfile.objects.create(group=group, parent=parent, description=description.strip())
+    GroupProfile.objects.create(group=group, parent=parent, description=description)
     _rebuild_closure(group_ids=[group.pk])  # itself and the groups above it
     record_event(
         type=AuditEvent.Type.GROUP_CREATED,
@@ -975,7 +992,7 @@ def set_group_description(
 ) -> bool:
     """Change the note administrators see on the group. Returns whether it changed."""
     ensure_may_manage_groups(actor=actor)
-    description = description.strip()
+    description = clean_group_description(description=description)
     profile, _created = GroupProfile.objects.select_for_update().get_or_create(group=group)
     if profile.description == description:
         return False

@@ -7,13 +7,23 @@ from datetime import datetime
 from typing import Any, Literal
 
 from ninja import Schema
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
+
+from idp.json_input import holds_nul
 
 
 class In(Schema):
-    """A request body: an unknown field is an error, never silently ignored."""
+    """A request body: an unknown field is an error, never silently ignored, and no value holds
+    a NUL character (idp/json_input.py: PostgreSQL could not store it)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if holds_nul(value):
+            raise ValueError("may not contain NUL characters")
+        return value
 
 
 class ProblemOut(Schema):

@@ -14,6 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from adminapi.api import api, too_large
 from adminapi.problems import PROBLEM_CONTENT_TYPE, Problem, problem_response
+from idp.json_input import query_holds_nul
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 JSON_TYPES = frozenset({"application/json"})
@@ -22,7 +23,9 @@ JSON_TYPES = frozenset({"application/json"})
 def guard(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """What the framework answers outside problem details, answered as problems: a body over
     IDP_API_MAX_BODY_BYTES (413, from Content-Length, before anything reads it), a body that is
-    not JSON (415), a method the path does not serve (405, with Allow)."""
+    not JSON (415), a NUL character in the path or the query (400; idp/json_input.py: the
+    bodies' are refused by adminapi/schemas.py), a method the path does not serve (405, with
+    Allow)."""
 
     @functools.wraps(view)
     def guarded(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
@@ -42,6 +45,15 @@ def guard(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
                         code="unsupported-media-type",
                     )
                 )
+        if "\x00" in request.path or query_holds_nul(request.GET):
+            return problem_response(
+                Problem(
+                    HTTPStatus.BAD_REQUEST,
+                    "The path and the query may not contain NUL characters.",
+                    code="invalid-request",
+                    title="The request is not valid",
+                )
+            )
         try:
             response = view(request, *args, **kwargs)
         except Http404:

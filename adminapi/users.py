@@ -20,7 +20,7 @@ from accounts.models import User
 from adminapi import cursor
 from adminapi.auth import ServiceClientAuth
 from adminapi.forms import change_form, creation_form, form_errors
-from adminapi.problems import Problem
+from adminapi.problems import Problem, from_validation_error
 from adminapi.schemas import (
     CountOut,
     GroupCreate,
@@ -323,7 +323,7 @@ def create_group(request: HttpRequest, payload: GroupCreate) -> Any:
             request=request,
         )
     except ValidationError as exc:
-        raise _invalid({"name": list(exc.messages)}) from exc
+        raise from_validation_error(exc, default_field="name") from exc
     return Status(HTTPStatus.CREATED, group_out(_group(group.pk)))
 
 
@@ -352,7 +352,7 @@ def update_group(request: HttpRequest, group_id: int, payload: GroupUpdate) -> A
                 group=group, description=changes["description"], actor=actor, request=request
             )
     except ValidationError as exc:
-        raise _invalid({"": list(exc.messages)}) from exc
+        raise from_validation_error(exc) from exc
     return group_out(_group(group_id))
 
 

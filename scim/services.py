@@ -148,6 +148,31 @@ def _check_password(password: str | None, user: User) -> None:
         raise InvalidValueException(detail=" ".join(error.messages)) from None
 
 
+# Each value a SCIM client writes about a person or a group: the column that keeps it, and the
+# attribute it came in (userName and displayName are checked with their own rules).
+_USER_COLUMNS = {
+    "first_name": (User, "first_name", "name.givenName"),
+    "last_name": (User, "last_name", "name.familyName"),
+    "email": (User, "email", "emails.value"),
+    "job_title": (User, "job_title", "title"),
+    "employee_id": (User, "employee_id", "employeeNumber"),
+    "department": (User, "department", "department"),
+    "external_id": (ScimUser, "external_id", "externalId"),
+    "manager_ref": (ScimUser, "manager_ref", "manager.value"),
+    "email_type": (ScimUser, "email_type", "emails.type"),
+}
+_GROUP_COLUMNS = {"external_id": (ScimGroup, "external_id", "externalId")}
+
+
+def _check_lengths(values: UserValues | GroupValues, columns: dict[str, tuple]) -> None:
+    """A value longer than its column is the client's error (400 invalidValue, naming the
+    attribute), never the database's: PostgreSQL refuses it with an error (a 500)."""
+    for name, (model, column, attribute) in columns.items():
+        limit = model._meta.get_field(column).max_length
+        if limit is not None and len(getattr(values, name)) > limit:
+            raise InvalidValueException(detail=f"{attribute} is longer than {limit} characters")
+
+
 def _check_username(username: str) -> None:
     field = User._meta.get_field("username")
     try:
@@ -162,6 +187,7 @@ def create_user(*, values: UserValues, request: HttpRequest) -> User:
     one (accounts.services.register_user). An account the client deleted (`delete_user`) is
     restored instead of refused."""
     _check_username(values.username)
+    _check_lengths(values, _USER_COLUMNS)
     deleted = User.objects.filter(
         username__iexact=values.username, scim__deleted_at__isnull=False
     ).first()
@@ -212,6 +238,7 @@ _DIRECTORY_FIELDS = (
 def update_user(*, user: User, values: UserValues, request: HttpRequest) -> None:
     """A SCIM replacement or PATCH of a person: each change through its service (a rename,
     the profile, deactivation ending sessions and tokens), the SCIM-only values on the side."""
+    _check_lengths(values, _USER_COLUMNS)
     user = User.objects.select_for_update().get(pk=user.pk)
     if values.username != user.username:
         _check_username(values.username)
@@ -301,6 +328,7 @@ def _group_errors(error: ValidationError) -> Exception:
 @transaction.atomic
 def create_group(*, values: GroupValues, request: HttpRequest) -> Group:
     """A group a SCIM client creates (top-level), with its members."""
+    _check_lengths(values, _GROUP_COLUMNS)
     members = _members(values.member_ids)
     try:
         group = accounts_services.create_group(name=values.name, actor=None, request=request)
@@ -316,6 +344,7 @@ def create_group(*, values: GroupValues, request: HttpRequest) -> Group:
 def update_group(*, group: Group, values: GroupValues, request: HttpRequest) -> None:
     """A SCIM replacement or PATCH of a group: a rename, members added and removed (each
     audited; whoever leaves loses the apps assigned through the group)."""
+    _check_lengths(values, _GROUP_COLUMNS)
     members = _members(values.member_ids)
     try:
         renamed = accounts_services.rename_group(

@@ -81,6 +81,9 @@ def _ensure_group_records(groups: list[Group]) -> None:
         group.scim = records[group.pk]  # type: ignore[attr-defined]
 
 
+_LARGEST_OFFSET = 2**63 - 1  # PostgreSQL's OFFSET and LIMIT are bigints
+
+
 def _pk(resource_id: str | None, kind: str) -> int:
     if resource_id and resource_id.isdigit() and len(resource_id) < 19:
         return int(resource_id)
@@ -141,7 +144,10 @@ class DirectoryStorage(ScimStorage):
         queryset = queryset.order_by("pk")
         start = search_request.start_index_0 or 0
         count = search_request.count if search_request.count is not None else 0
-        rows = list(queryset[start : start + count]) if count else []
+        # RFC 7644 §3.4.2.4: a startIndex past the last match is an empty page. One past what a
+        # bigint holds would overflow PostgreSQL's OFFSET (a 500), so it is not asked for.
+        past_any_table = start + count > _LARGEST_OFFSET
+        rows = list(queryset[start : start + count]) if count and not past_any_table else []
         # The total without a second query when this one page holds every match.
         total = len(rows) if start == 0 and len(rows) < count else queryset.count()
         if not is_user:

@@ -16,11 +16,17 @@ from http import HTTPStatus
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
-from scim2_models import PayloadTooLargeException, SCIMException, UnauthorizedException
+from scim2_models import (
+    InvalidValueException,
+    PayloadTooLargeException,
+    SCIMException,
+    UnauthorizedException,
+)
 from scim2_server.requests import ScimRequest
 from scim2_server.responses import ScimResponse
 
 from accounts.audit import acting_client
+from idp.json_input import holds_nul, query_holds_nul
 from scim.handler import DirectoryHandler
 from scim.models import ScimToken
 from scim.provider import service
@@ -49,6 +55,18 @@ def _body(request: HttpRequest) -> bytes:
     if len(body) > limit:
         raise PayloadTooLargeException(detail=f"A SCIM request body is at most {limit} bytes")
     return body
+
+
+def _refuse_nul(request: HttpRequest, path: str, body: bytes) -> None:
+    """A NUL character anywhere in the path, the query or the body's JSON is a 400 invalidValue
+    (idp/json_input.py: PostgreSQL could not store it). A body that is no JSON is left to
+    scim2-server, which answers invalidSyntax."""
+    try:
+        document = json.loads(body) if body else None
+    except ValueError:
+        document = None
+    if "\x00" in path or query_holds_nul(request.GET) or holds_nul(document):
+        raise InvalidValueException(detail="Values may not contain NUL characters")
 
 
 def _scim_request(request: HttpRequest, path: str) -> ScimRequest:
@@ -88,6 +106,7 @@ def scim_endpoint(request: HttpRequest, path: str = "") -> HttpResponse:
     try:
         scim_request.subject = token = _token(request)
         scim_request.body = _body(request)
+        _refuse_nul(request, path, scim_request.body)
         handler = DirectoryHandler(service(), DirectoryStorage(request=request))
         with acting_client(label=f"scim:{token.name}", scim_token_id=token.pk):
             scim_response = handler.handle(scim_request)

@@ -96,6 +96,53 @@ def test_a_wrong_type_is_a_field_problem(api):
     assert_problem(api.get("/users/?limit=1000"), HTTPStatus.BAD_REQUEST)
 
 
+def test_a_nul_character_anywhere_is_a_400_problem_and_changes_nothing(api):
+    """PostgreSQL cannot store U+0000 (idp/json_input.py): in a body, a query or a path it is
+    refused before a lookup or a write could fail with a 500. The PostgreSQL phase of
+    `make test` holds the difference; on SQLite the answers are the same."""
+    created = api.post("/groups/", {"name": "Sales"})
+    assert created.status_code == HTTPStatus.CREATED
+    assert api.get("/users/?q=sales").status_code == HTTPStatus.OK
+    body = assert_problem(
+        api.post("/groups/", {"name": "Ops", "parent": "Sa\x00les"}),
+        HTTPStatus.BAD_REQUEST,
+        "invalid-request",
+    )
+    assert body["errors"] == [
+        {"field": "parent", "message": "Value error, may not contain NUL characters"}
+    ]
+    body = assert_problem(
+        api.post("/users/", {"username": "bob", "email": "b@example.com", "first_name": "B\x00"}),
+        HTTPStatus.BAD_REQUEST,
+    )
+    assert body["errors"][0]["field"] == "first_name"
+    assert_problem(api.get("/users/?q=%00"), HTTPStatus.BAD_REQUEST, "invalid-request")
+    assert_problem(api.get("/audit-events/?type=x%00"), HTTPStatus.BAD_REQUEST)
+    assert_problem(api.get("/users/bob%00"), HTTPStatus.BAD_REQUEST, "invalid-request")
+    assert not User.objects.filter(username="bob").exists()
+    assert [group["name"] for group in api.get("/groups/").json()["items"]] == ["Sales"]
+
+
+def test_a_value_longer_than_its_column_is_a_400_problem_not_a_database_error(api):
+    """SQLite would store it; PostgreSQL refuses it (the PostgreSQL phase holds the 500 this
+    was)."""
+    created = api.post("/groups/", {"name": "Sales", "description": "x" * 500})
+    assert created.status_code == HTTPStatus.CREATED
+    body = assert_problem(
+        api.post("/groups/", {"name": "Ops", "description": "x" * 501}),
+        HTTPStatus.BAD_REQUEST,
+        "invalid-request",
+    )
+    assert body["errors"][0]["field"] == "description"
+    group_id = created.json()["id"]
+    body = assert_problem(
+        api.patch(f"/groups/{group_id}", {"description": "y" * 501}), HTTPStatus.BAD_REQUEST
+    )
+    assert body["errors"][0]["field"] == "description"
+    assert api.get(f"/groups/{group_id}").json()["description"] == "x" * 500
+    assert [group["name"] for group in api.get("/groups/").json()["items"]] == ["Sales"]
+
+
 def test_a_malformed_rate_limit_stops_the_start_up_check(settings):
     from adminapi.checks import check_api_settings
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 from accounts.models import User
 from scim.models import ScimToken
 from scim.services import issue_token, revoke_token
-from tests.scim.conftest import SCIM, ScimClient, assert_scim_error, new_user
+from tests.scim.conftest import GROUP_SCHEMA, SCIM, ScimClient, assert_scim_error, new_user
 
 pytestmark = pytest.mark.django_db
 
@@ -99,3 +99,79 @@ def test_an_unknown_endpoint_answers_404_and_bulk_501(scim):
 def test_the_error_body_is_scim_json(client):
     response = client.get("/scim/v2/Users")
     assert response["Content-Type"] == SCIM
+
+
+@pytest.mark.spec("RFC 7644", "3.12")
+def test_a_nul_character_anywhere_is_invalid_value_and_changes_nothing(scim):
+    """PostgreSQL cannot store U+0000 (idp/json_input.py): in a body, a filter or a path it is a
+    400 invalidValue before a lookup or a write could fail with a 500 (the PostgreSQL phase of
+    `make test` holds the difference)."""
+    created = scim.post("Users", new_user())
+    assert created.status_code == HTTPStatus.CREATED
+    user_id = created.json()["id"]
+    for body in (
+        new_user("nul", title="Engi\x00neer"),
+        new_user(
+            "nul",
+            **{
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "\x00"}
+            },
+        ),
+        {**new_user("nul"), "externalId\x00": "x"},
+    ):
+        assert_scim_error(scim.post("Users", body), HTTPStatus.BAD_REQUEST, "invalidValue")
+    replace = [{"op": "replace", "path": "title", "value": "\x00"}]
+    assert_scim_error(
+        scim.patch(f"Users/{user_id}", replace), HTTPStatus.BAD_REQUEST, "invalidValue"
+    )
+    assert_scim_error(
+        scim.get("Users", filter='userName eq "bj\x00"'), HTTPStatus.BAD_REQUEST, "invalidValue"
+    )
+    assert_scim_error(scim.get("Users/1\x00"), HTTPStatus.BAD_REQUEST, "invalidValue")
+    assert not User.objects.filter(username="nul").exists()
+    assert scim.get(f"Users/{user_id}").json()["title"] == "Engineer"
+
+
+ENTERPRISE_USER = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+
+
+@pytest.mark.spec("RFC 7644", "3.12")
+@pytest.mark.parametrize(
+    ("attribute", "value"),
+    [
+        ("title", {"title": "x" * 129}),
+        ("name.givenName", {"name": {"givenName": "x" * 151, "familyName": "Jensen"}}),
+        ("externalId", {"externalId": "x" * 256}),
+        ("emails.type", {"emails": [{"value": "b@example.com", "type": "x" * 256}]}),
+        ("employeeNumber", {ENTERPRISE_USER: {"employeeNumber": "x" * 65}}),
+        ("manager.value", {ENTERPRISE_USER: {"manager": {"value": "x" * 256}}}),
+    ],
+)
+def test_a_value_longer_than_its_column_is_invalid_value_not_a_database_error(
+    scim, attribute, value
+):
+    """SQLite would store it; PostgreSQL refuses it (the PostgreSQL phase holds the 500 this
+    was): a creation and a replacement alike."""
+    created = scim.post("Users", new_user())
+    assert created.status_code == HTTPStatus.CREATED
+    body = assert_scim_error(
+        scim.post("Users", new_user("long", **value)), HTTPStatus.BAD_REQUEST, "invalidValue"
+    )
+    assert attribute in body["detail"]
+    assert not User.objects.filter(username="long").exists()
+    user_id = created.json()["id"]
+    replaced = scim.put(f"Users/{user_id}", new_user(**value))
+    assert_scim_error(replaced, HTTPStatus.BAD_REQUEST, "invalidValue")
+    assert scim.get(f"Users/{user_id}").json()["title"] == "Engineer"
+
+
+@pytest.mark.spec("RFC 7644", "3.12")
+def test_a_group_external_id_longer_than_its_column_is_invalid_value(scim):
+    group = {"schemas": [GROUP_SCHEMA], "displayName": "Tour Guides", "externalId": "x" * 255}
+    created = scim.post("Groups", group)
+    assert created.status_code == HTTPStatus.CREATED
+    too_long = {**group, "displayName": "Drivers", "externalId": "x" * 256}
+    assert_scim_error(scim.post("Groups", too_long), HTTPStatus.BAD_REQUEST, "invalidValue")
+    replaced = scim.put(f"Groups/{created.json()['id']}", {**group, "externalId": "y" * 256})
+    assert_scim_error(replaced, HTTPStatus.BAD_REQUEST, "invalidValue")
+    assert scim.get(f"Groups/{created.json()['id']}").json()["externalId"] == "x" * 255

@@ -95,6 +95,17 @@ def test_pages_by_start_index_and_count(scim, directory):
 
 
 @pytest.mark.spec("RFC 7644", "3.4.2.4")
+def test_a_start_index_past_the_last_match_is_an_empty_page_however_far(scim, directory):
+    """Past the end is an empty page with the total; past what PostgreSQL's OFFSET holds (a
+    bigint) too, not a 500 (the PostgreSQL phase holds the difference)."""
+    assert len(scim.get("Users", startIndex=4, count=3).json()["Resources"]) == 1
+    for start in (5, 2**63, 10**30):
+        page = scim.get("Users", startIndex=start, count=3).json()
+        assert (page["totalResults"], page["itemsPerPage"], page["startIndex"]) == (4, 0, start)
+        assert page.get("Resources", []) == []
+
+
+@pytest.mark.spec("RFC 7644", "3.4.2.4")
 def test_a_count_of_a_million_is_capped_at_200(scim, db):
     User.objects.bulk_create([User(username=f"u{i:03}") for i in range(205)])
     page = scim.get("Users", count=1_000_000).json()
