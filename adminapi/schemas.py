@@ -9,12 +9,12 @@ from typing import Any, Literal
 from ninja import Schema
 from pydantic import ConfigDict, Field, field_validator
 
-from idp.json_input import holds_nul
+from idp.input_limits import holds_nul
 
 
 class In(Schema):
     """A request body: an unknown field is an error, never silently ignored, and no value holds
-    a NUL character (idp/json_input.py: PostgreSQL could not store it)."""
+    a NUL character (idp/input_limits.py: PostgreSQL could not store it)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -14,7 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from adminapi.api import api, too_large
 from adminapi.problems import PROBLEM_CONTENT_TYPE, Problem, problem_response
-from idp.json_input import query_holds_nul
+from idp.input_limits import query_holds_nul
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 JSON_TYPES = frozenset({"application/json"})
@@ -23,7 +23,7 @@ JSON_TYPES = frozenset({"application/json"})
 def guard(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """What the framework answers outside problem details, answered as problems: a body over
     IDP_API_MAX_BODY_BYTES (413, from Content-Length, before anything reads it), a body that is
-    not JSON (415), a NUL character in the path or the query (400; idp/json_input.py: the
+    not JSON (415), a NUL character in the path or the query (400; idp/input_limits.py: the
     bodies' are refused by adminapi/schemas.py), a method the path does not serve (405, with
     Allow)."""
 

@@ -6,10 +6,13 @@ so every `admin.site.register(...)` and `@admin.register` in the apps keeps work
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 from django.contrib import admin
-from django.http import HttpRequest
+from django.core.exceptions import BadRequest
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -17,6 +20,9 @@ from django.utils.translation import gettext_lazy
 
 from accounts.branding import get_branding
 from idp import dashboard
+from idp.input_limits import query_holds_nul, query_past_64_bits
+
+_View = TypeVar("_View", bound=Callable[..., Any])
 
 # The people and apps an administrator manages day to day, in this order: the first section.
 IDENTITY_MODELS = (
@@ -51,6 +57,21 @@ def _section(name: str, label: str, index_url: str, models: list[dict[str, Any]]
 
 class IdentityAdminSite(admin.AdminSite):
     index_title = gettext_lazy("Dashboard")
+
+    def admin_view(self, view: _View, cacheable: bool = False) -> _View:
+        """Every admin page (Django wraps each model admin's views here too) refuses a query
+        no column can take, with the branded 400 page: a list filters by what its query string
+        says, and a NUL character or an integer past 64 bits would reach the database as a
+        500 (idp/input_limits.py)."""
+        wrapped = super().admin_view(view, cacheable)
+
+        @functools.wraps(wrapped)
+        def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if query_holds_nul(request.GET) or query_past_64_bits(request.GET):
+                raise BadRequest("A query value no column can hold")
+            return wrapped(request, *args, **kwargs)
+
+        return cast("_View", checked)
 
     def each_context(self, request: HttpRequest) -> dict[str, Any]:
         context = super().each_context(request)

@@ -26,7 +26,7 @@ from scim2_server.requests import ScimRequest
 from scim2_server.responses import ScimResponse
 
 from accounts.audit import acting_client
-from idp.json_input import holds_nul, query_holds_nul
+from idp.input_limits import holds_nul, query_holds_nul
 from scim.handler import DirectoryHandler
 from scim.models import ScimToken
 from scim.provider import service
@@ -59,7 +59,7 @@ def _body(request: HttpRequest) -> bytes:
 
 def _refuse_nul(request: HttpRequest, path: str, body: bytes) -> None:
     """A NUL character anywhere in the path, the query or the body's JSON is a 400 invalidValue
-    (idp/json_input.py: PostgreSQL could not store it). A body that is no JSON is left to
+    (idp/input_limits.py: PostgreSQL could not store it). A body that is no JSON is left to
     scim2-server, which answers invalidSyntax."""
     try:
         document = json.loads(body) if body else None

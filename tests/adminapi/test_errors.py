@@ -97,7 +97,7 @@ def test_a_wrong_type_is_a_field_problem(api):
 
 
 def test_a_nul_character_anywhere_is_a_400_problem_and_changes_nothing(api):
-    """PostgreSQL cannot store U+0000 (idp/json_input.py): in a body, a query or a path it is
+    """PostgreSQL cannot store U+0000 (idp/input_limits.py): in a body, a query or a path it is
     refused before a lookup or a write could fail with a 500. The PostgreSQL phase of
     `make test` holds the difference; on SQLite the answers are the same."""
     created = api.post("/groups/", {"name": "Sales"})

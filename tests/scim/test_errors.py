@@ -103,7 +103,7 @@ def test_the_error_body_is_scim_json(client):
 
 @pytest.mark.spec("RFC 7644", "3.12")
 def test_a_nul_character_anywhere_is_invalid_value_and_changes_nothing(scim):
-    """PostgreSQL cannot store U+0000 (idp/json_input.py): in a body, a filter or a path it is a
+    """PostgreSQL cannot store U+0000 (idp/input_limits.py): in a body, a filter or a path it is a
     400 invalidValue before a lookup or a write could fail with a 500 (the PostgreSQL phase of
     `make test` holds the difference)."""
     created = scim.post("Users", new_user())
