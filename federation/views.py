@@ -4,6 +4,8 @@ address signs in here as before)."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from http import HTTPStatus
 from urllib.parse import urlencode
 
@@ -13,13 +15,14 @@ from allauth.account.decorators import reauthentication_required
 from allauth.socialaccount.adapter import get_adapter
 from allauth.socialaccount.models import SocialAccount, SocialApp
 from allauth.socialaccount.providers.base import AuthProcess
+from allauth.socialaccount.providers.github import views as github
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from federation import services
 from federation.models import UpstreamProvider
@@ -31,6 +34,27 @@ from federation.templatetags.federation import login_url
 def unavailable(request: HttpRequest, *, status: int = HTTPStatus.BAD_REQUEST) -> HttpResponse:
     """The provider is unknown, disabled, or did not answer: the branded page, never a 500."""
     return render(request, "federation/unavailable.html", status=status)
+
+
+def _available_only(view: Callable[[HttpRequest], HttpResponse]) -> Callable[..., HttpResponse]:
+    """allauth's view of a provider without an app answers with the not-available page: its
+    OAuth 2 views ask for the app first and let SocialApp.DoesNotExist escape (a 500) when no
+    enabled provider of ours is of that kind, as federation/upstream/views.py does for ours."""
+
+    @functools.wraps(view)
+    def available_only(request: HttpRequest) -> HttpResponse:
+        try:
+            return view(request)
+        except SocialApp.DoesNotExist:
+            return unavailable(request)
+
+    return available_only
+
+
+# allauth's GitHub sign-in and callback (allauth.socialaccount.providers.github), at allauth's
+# paths and names (idp/urls.py puts them before allauth's own).
+github_login = require_http_methods(["GET", "POST"])(_available_only(github.oauth2_login))
+github_callback = require_http_methods(["GET", "POST"])(_available_only(github.oauth2_callback))
 
 
 def start_sign_in(request: HttpRequest, *, slug: str, next_url: str | None) -> HttpResponse:

@@ -7,6 +7,7 @@ from django.utils.functional import lazy
 from django.views.generic import RedirectView
 
 from accounts import views as account_views
+from federation import views as federation_views
 from idp import branding, health, metrics
 from oauth_clients import views as client_views
 from scim import views as scim_views
@@ -32,6 +33,13 @@ urlpatterns = [
         "accounts/3rdparty/",
         RedirectView.as_view(pattern_name="federation_identities"),
         name="socialaccount_connections",
+    ),
+    # allauth's GitHub sign-in, the not-available page when no GitHub provider is enabled.
+    path("accounts/github/login/", federation_views.github_login, name="github_login"),
+    path(
+        "accounts/github/login/callback/",
+        federation_views.github_callback,
+        name="github_callback",
     ),
     path("accounts/", include("allauth.urls")),
     # Upstream sign-in (federation/): home-realm discovery from the sign-in page, the linked

@@ -122,6 +122,31 @@ def test_an_unknown_provider_gets_the_not_available_page(client, provider):
     assert b"not available" in response.content
 
 
+@pytest.mark.parametrize("method", ["get", "post"])
+@pytest.mark.parametrize("url", ["github_login", "github_callback"])
+def test_githubs_urls_without_an_enabled_github_provider_get_the_not_available_page(
+    client, db, url, method
+):
+    """allauth's own views let SocialApp.DoesNotExist escape (a 500) when no GitHub app
+    exists: a provider of that kind never added, or switched off."""
+    github = UpstreamProvider.objects.create(
+        name="GitHub",
+        slug="github-contractors",
+        kind=UpstreamProvider.Kind.GITHUB,
+        client_id="Iv1.github-client",
+        client_secret_encrypted=encrypt_secret("github-secret"),
+    )
+    started = client.post(reverse("github_login"), {"process": "login"})
+    assert started.status_code == HTTPStatus.FOUND
+    UpstreamProvider.objects.filter(pk=github.pk).update(enabled=False)
+    disabled = getattr(client, method)(reverse(url), {"code": "x", "state": "y"})
+    github.delete()
+    never_added = getattr(client, method)(reverse(url), {"code": "x", "state": "y"})
+    for response in (disabled, never_added):
+        assert response.status_code == HTTPStatus.BAD_REQUEST
+        assert b"not available" in response.content
+
+
 def test_the_github_preset_starts_githubs_authorization_with_pkce(client, db):
     UpstreamProvider.objects.create(
         name="GitHub",
