@@ -1,17 +1,20 @@
-"""A sweep of hostile queries over every list and object page of the admin console
-(tests/hostile.py): each registered model's list with its own filters, search, ordering and
-paging given values no column holds, and object pages for ids that name nothing. None answers a
-500 (a superuser may type any address; a list filters by whatever its query string says)."""
+"""Sweeps of hostile requests (tests/hostile.py) over the admin console and every other page a
+person reaches: each registered model's list with its own filters, search, ordering and paging
+given values no column holds, object pages for ids that name nothing, and every page of the site
+outside the protocols GET and POSTed random form fields while signed in. None answers a 500 (a
+superuser may type any address; a list filters by whatever its query string says) or sends the
+browser to another site."""
 
 from __future__ import annotations
 
 import random
+import re
 from http import HTTPStatus
 
 from django.contrib import admin
-from django.urls import reverse
+from django.urls import URLResolver, get_resolver, reverse
 
-from tests.hostile import Sweep
+from tests.hostile import HOSTILE_TEXT, HOSTILE_URLS, Sweep
 
 QUERIES_PER_LIST = 10
 VALUES = (
@@ -65,4 +68,85 @@ def test_hostile_admin_queries_never_get_a_500(admin_client):
             page = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[object_id])
             response = sweep.send(page, admin_client.get, page)
             sweep.check_status(page, response)
+    sweep.assert_clean()
+
+
+# Covered by their protocol's sweep (tests/oidc, tests/saml, tests/scim, tests/adminapi) or above.
+SWEPT_ELSEWHERE = ("admin/", "api/", "scim/", "saml/", "o/", ".well-known/", "device")
+PAGE_PARAMETERS = [
+    "next",
+    "action",
+    "email",
+    "password",
+    "password1",
+    "password2",
+    "oldpassword",
+    "code",
+    "first_name",
+    "last_name",
+    "language",
+    "remember",
+    "credential",
+    "name",
+    "state",
+    "error",
+    "process",
+    "logout_other_sessions",
+    "action_remove",
+    "action_primary",
+    "action_send",
+    "key",
+    "confirm",
+    "login",
+]
+
+
+def site_paths() -> list[str]:
+    """Every path() route of the site outside the protocols, its ids filled in (1, and one that
+    no row has): the account pages, allauth's, the security centre's, the public documents."""
+    paths: list[str] = []
+
+    def walk(patterns, prefix: str) -> None:
+        for pattern in patterns:
+            route = getattr(pattern.pattern, "_route", None)
+            if route is None:  # a regular expression (allauth's key links): left to their tests
+                continue
+            if isinstance(pattern, URLResolver):
+                walk(pattern.url_patterns, prefix + route)
+                continue
+            full = prefix + route
+            if full.startswith(SWEPT_ELSEWHERE):
+                continue
+            for filled in (
+                re.sub(r"<(\w+:)?\w+>", "1", full),
+                re.sub(r"<(\w+:)?\w+>", "9" * 25, full),
+            ):
+                if "/" + filled not in paths:
+                    paths.append("/" + filled)
+
+    walk(get_resolver().url_patterns, "")
+    return paths
+
+
+def test_hostile_requests_at_every_page_never_get_a_500(client, user):
+    """Signed in (the pages that need it act), each page GET and POSTed random form fields:
+    never a 500, never a redirect to another site (a hostile `next` included)."""
+    client.force_login(user)
+    assert client.get("/account/").status_code == HTTPStatus.OK
+    sweep = Sweep("pages")
+    r = random.Random("pages")
+    for page in site_paths():
+        for _ in range(6):
+            fields = {}
+            for _ in range(r.randint(0, 4)):
+                name = r.choice(PAGE_PARAMETERS)
+                hostile = r.choice(HOSTILE_URLS) if name == "next" else r.choice(HOSTILE_TEXT)
+                fields[name] = hostile
+            method = r.choice(["get", "post", "post"])
+            sent = (method.upper(), page, fields)
+            response = sweep.send(sent, getattr(client, method), page, fields)
+            if sweep.check_status(sent, response):
+                sweep.check_redirect(sent, response, hosts=set())
+            if "_auth_user_id" not in client.session:  # a sign-out page did its work
+                client.force_login(user)
     sweep.assert_clean()

@@ -57,6 +57,10 @@ OWN_PARAMETERS = {
     "/accounts/password/reset/": "email next",
     "/accounts/2fa/authenticate/": "code next",
     "/sign-in/organisation/": "email next",
+    "/accounts/github/login/": "process next",
+    "/accounts/github/login/callback/": "code state error error_description",
+    "/accounts/upstream/nobody/login/": "process next",
+    "/accounts/upstream/nobody/login/callback/": "code state error error_description",
 }
 # Answer in RFC 6749 §5.2's format (or RFC 6750 §3.1's at userinfo): JSON with an `error`.
 BACK_CHANNEL = {
@@ -78,6 +82,11 @@ BROWSER_FACING = [
     "/accounts/password/reset/",
     "/accounts/2fa/authenticate/",
     "/sign-in/organisation/",
+    # Upstream providers' sign-in and return (federation/), none of them configured here.
+    "/accounts/github/login/",
+    "/accounts/github/login/callback/",
+    "/accounts/upstream/nobody/login/",
+    "/accounts/upstream/nobody/login/callback/",
 ]
 DOCUMENTS = [
     "/.well-known/openid-configuration",
