@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from django.contrib import admin
+from django.contrib.admin.views.main import SEARCH_VAR
 from django.core.exceptions import BadRequest
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -59,17 +60,23 @@ class IdentityAdminSite(admin.AdminSite):
     index_title = gettext_lazy("Dashboard")
 
     def admin_view(self, view: _View, cacheable: bool = False) -> _View:
-        """Every admin page (Django wraps each model admin's views here too) refuses a query
-        no column can take, with the branded 400 page: a list filters by what its query string
-        says, and a NUL character or an integer past 64 bits would reach the database as a
-        500 (idp/input_limits.py)."""
+        """Every admin page (Django wraps each model admin's views here too) answers input no
+        column can take with the branded 400 page, never a 500 (idp/input_limits.py): a list
+        filters by what its query string says, so a NUL character (PostgreSQL refuses it) or,
+        outside the search box, an integer past 64 bits (SQLite's driver cannot bind it) is
+        refused first; a form's choice of such an integer (a crafted POST) is refused when
+        SQLite's driver raises on it (PostgreSQL finds no such row: the form says so)."""
         wrapped = super().admin_view(view, cacheable)
 
         @functools.wraps(wrapped)
         def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            if query_holds_nul(request.GET) or query_past_64_bits(request.GET):
+            query = request.GET
+            if query_holds_nul(query) or query_past_64_bits(query, text=(SEARCH_VAR,)):
                 raise BadRequest("A query value no column can hold")
-            return wrapped(request, *args, **kwargs)
+            try:
+                return wrapped(request, *args, **kwargs)
+            except OverflowError as error:
+                raise BadRequest("A number no column can hold") from error
 
         return cast("_View", checked)
 

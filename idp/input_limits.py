@@ -41,6 +41,12 @@ def past_64_bits(value: str) -> bool:
     return len(digits) > 19 or not -(2**63) <= int(value) < 2**63
 
 
-def query_past_64_bits(query: QueryDict) -> bool:
-    """Whether a value of the query string `query` is an integer no 64-bit column holds."""
-    return any(past_64_bits(value) for _name, values in query.lists() for value in values)
+def query_past_64_bits(query: QueryDict, *, text: tuple[str, ...] = ()) -> bool:
+    """Whether a value of the query string `query` is an integer no 64-bit column holds, but
+    for the parameters named in `text` (free text, where a long run of digits is just text)."""
+    return any(
+        past_64_bits(value)
+        for name, values in query.lists()
+        if name not in text
+        for value in values
+    )

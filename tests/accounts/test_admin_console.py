@@ -335,3 +335,23 @@ def test_a_list_query_no_column_can_hold_is_the_branded_400_not_a_500(
     assert response.status_code == HTTPStatus.BAD_REQUEST
     assert "We could not understand that request" in response.content.decode()
     assert admin_client.get(path).status_code == HTTPStatus.OK
+
+
+def test_a_long_run_of_digits_in_the_search_box_is_searched_for(admin_client, wiki):
+    """Only filters refuse an integer no column holds; a search term is text (a numeric
+    external id, a subject), searched for like any other."""
+    digits = "1" * 25
+    response = admin_client.get("/admin/accounts/user/", {"q": digits})
+    assert response.status_code == HTTPStatus.OK
+    assert digits in response.content.decode()
+
+
+def test_a_form_choice_no_column_can_hold_is_never_a_500(admin_client, admin_user):
+    """A crafted POST choosing a group by an id past 64 bits: PostgreSQL finds no such group
+    (the form says so), SQLite's driver cannot bind it (the branded 400); nothing changes."""
+    url = f"/admin/accounts/user/{admin_user.pk}/change/"
+    assert admin_client.get(url).status_code == HTTPStatus.OK
+    response = admin_client.post(url, {"username": "renamed", "groups": "9" * 30})
+    assert response.status_code in (HTTPStatus.OK, HTTPStatus.BAD_REQUEST)
+    admin_user.refresh_from_db()
+    assert admin_user.username != "renamed"

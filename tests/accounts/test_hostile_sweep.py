@@ -7,14 +7,16 @@ browser to another site."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 from http import HTTPStatus
 
 from django.contrib import admin
-from django.urls import URLResolver, get_resolver, reverse
+from django.urls import NoReverseMatch, URLResolver, get_resolver, reverse
 
 from tests.hostile import HOSTILE_TEXT, HOSTILE_URLS, Sweep
+from tests.oidc.conftest import web_client  # noqa: F401 (a fixture)
 
 QUERIES_PER_LIST = 10
 VALUES = (
@@ -35,6 +37,8 @@ VALUES = (
     "x" * 3000,
 )
 OBJECT_IDS = ("0", "-1", "x", "9" * 30, "\x00", "%2F..%2F")
+POSTS_PER_FORM = 10
+FORM_VALUES = (*HOSTILE_TEXT, *HOSTILE_URLS, "1", "0", "on", "9" * 30)
 
 
 def query_names(model_admin) -> list[str]:
@@ -49,7 +53,11 @@ def query_names(model_admin) -> list[str]:
     return names
 
 
-def test_hostile_admin_queries_never_get_a_500(admin_client):
+def test_hostile_admin_queries_and_forms_never_get_a_500(
+    admin_client,
+    user,
+    web_client,  # noqa: F811 (the fixture: a client app, so its change form is swept too)
+):
     sweep = Sweep("admin console")
     for model, model_admin in admin.site._registry.items():
         opts = model._meta
@@ -68,7 +76,36 @@ def test_hostile_admin_queries_never_get_a_500(admin_client):
             page = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[object_id])
             response = sweep.send(page, admin_client.get, page)
             sweep.check_status(page, response)
+        for form_page in form_pages(model):
+            fields = form_fields(admin_client, form_page)
+            for _ in range(POSTS_PER_FORM):
+                names = r.sample(fields, k=min(len(fields), r.randint(0, 8)))
+                data = {name: r.choice(FORM_VALUES) for name in names}
+                sent = (form_page, data)
+                response = sweep.send(sent, admin_client.post, form_page, data)
+                if sweep.check_status(sent, response):
+                    sweep.check_redirect(sent, response, hosts=set())
     sweep.assert_clean()
+
+
+def form_pages(model) -> list[str]:
+    """The model's add page (when it has one) and its first row's change page."""
+    opts = model._meta
+    pages = []
+    with contextlib.suppress(NoReverseMatch):  # a model the admin never adds to
+        pages.append(reverse(f"admin:{opts.app_label}_{opts.model_name}_add"))
+    row = model._default_manager.first()
+    if row is not None:
+        pages.append(reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[row.pk]))
+    return pages
+
+
+def form_fields(admin_client, page: str) -> list[str]:
+    """The names of the fields the page's form offers (none when it shows no form)."""
+    response = admin_client.get(page)
+    context = getattr(response, "context_data", None) or {}
+    form = context.get("adminform")
+    return sorted(form.form.fields) if form is not None else []
 
 
 # Covered by their protocol's sweep (tests/oidc, tests/saml, tests/scim, tests/adminapi) or above.
