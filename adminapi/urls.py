@@ -14,7 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from adminapi.api import api, too_large
 from adminapi.problems import PROBLEM_CONTENT_TYPE, Problem, problem_response
-from idp.input_limits import query_holds_nul
+from idp.input_limits import request_holds_nul
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 JSON_TYPES = frozenset({"application/json"})
@@ -45,7 +45,7 @@ def guard(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
                         code="unsupported-media-type",
                     )
                 )
-        if "\x00" in request.path or query_holds_nul(request.GET):
+        if request_holds_nul(request):
             return problem_response(
                 Problem(
                     HTTPStatus.BAD_REQUEST,

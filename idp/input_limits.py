@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import QueryDict
+from django.http import HttpRequest, QueryDict
 
 
 def holds_nul(value: Any) -> bool:
@@ -30,6 +30,11 @@ def holds_nul(value: Any) -> bool:
 def query_holds_nul(query: QueryDict) -> bool:
     """Whether a name or value of the query string `query` has a NUL character."""
     return any("\x00" in name or holds_nul(values) for name, values in query.lists())
+
+
+def request_holds_nul(request: HttpRequest) -> bool:
+    """Whether the path or the query string of `request` has a NUL character."""
+    return "\x00" in request.path or query_holds_nul(request.GET)
 
 
 def past_64_bits(value: str) -> bool:

@@ -26,7 +26,7 @@ from scim2_server.requests import ScimRequest
 from scim2_server.responses import ScimResponse
 
 from accounts.audit import acting_client
-from idp.input_limits import holds_nul, query_holds_nul
+from idp.input_limits import holds_nul, request_holds_nul
 from scim.handler import DirectoryHandler
 from scim.models import ScimToken
 from scim.provider import service
@@ -57,7 +57,7 @@ def _body(request: HttpRequest) -> bytes:
     return body
 
 
-def _refuse_nul(request: HttpRequest, path: str, body: bytes) -> None:
+def _refuse_nul(request: HttpRequest, body: bytes) -> None:
     """A NUL character anywhere in the path, the query or the body's JSON is a 400 invalidValue
     (idp/input_limits.py: PostgreSQL could not store it). A body that is no JSON is left to
     scim2-server, which answers invalidSyntax."""
@@ -65,7 +65,7 @@ def _refuse_nul(request: HttpRequest, path: str, body: bytes) -> None:
         document = json.loads(body) if body else None
     except ValueError:
         document = None
-    if "\x00" in path or query_holds_nul(request.GET) or holds_nul(document):
+    if request_holds_nul(request) or holds_nul(document):
         raise InvalidValueException(detail="Values may not contain NUL characters")
 
 
@@ -106,7 +106,7 @@ def scim_endpoint(request: HttpRequest, path: str = "") -> HttpResponse:
     try:
         scim_request.subject = token = _token(request)
         scim_request.body = _body(request)
-        _refuse_nul(request, path, scim_request.body)
+        _refuse_nul(request, scim_request.body)
         handler = DirectoryHandler(service(), DirectoryStorage(request=request))
         with acting_client(label=f"scim:{token.name}", scim_token_id=token.pk):
             scim_response = handler.handle(scim_request)
