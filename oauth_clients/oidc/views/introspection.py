@@ -87,7 +87,7 @@ class IntrospectionView(OAuthLibMixin, View):
         hint = request.POST.get("token_type_hint")
         lookup = None
         if client_id is not None and token and not looks_like_jwt(token):
-            # The caller and the token in one query, the caller as fresh as the database.
+            # The caller, as fresh as the database, then the token: one prepared query each.
             lookup = load_caller_with_token(client_id=client_id, token=token, token_type_hint=hint)
             caller = lookup.client if lookup is not None else None
         else:
