@@ -1,4 +1,4 @@
-"""The admin REST API at /api/v1/ (issue 32), for automation: Terraform, scripts, the SIEM.
+"""The admin REST API at /api/v1/, for automation: Terraform, scripts, the SIEM.
 
 Built on django-ninja rather than Django REST framework + drf-spectacular: ninja writes an
 OpenAPI 3.1 document natively from the same pydantic models that parse and validate each

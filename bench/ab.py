@@ -17,8 +17,8 @@ criterion), interleaved like any other A/B rather than minutes apart on one serv
 
     python bench/ab.py --pair signin,saml_signin [--rounds 6]
 
-drives two operations of this tree alternately on one server (A then B, then B then A): issue
-28's "SAML sign-in at least 80 % of the OIDC sign-in rate on the same machine", with the
+drives two operations of this tree alternately on one server (A then B, then B then A): the
+target "SAML sign-in at least 80 % of the OIDC sign-in rate on the same machine", with the
 per-round ratios as the spread and the workers' CPU per sign-in (xmlsec1 runs included).
 """
 

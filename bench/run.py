@@ -67,7 +67,7 @@ TARGETS = {
     "discovery": 2000,
     "jwks": 2000,
     "client_credentials": 800,
-    # Issue 31: client credentials for an API with RFC 9068 JWT tokens (no database write); also
+    # Client credentials for an API with RFC 9068 JWT tokens (no database write); also
     # at least twice the opaque grant's rate of the same run (printed beside the figures).
     "client_credentials_jwt": 2000,
     # The same grant for an API left on RS256 (the default): what the signature costs.
@@ -77,14 +77,14 @@ TARGETS = {
     "userinfo": 1200,
     "introspection": 1200,
     "signin": 40,
-    # Issue 29: a person of the company directory (slapd on loopback): at most the directory's
+    # A person of the company directory (slapd on loopback): at most the directory's
     # bind round trip more per sign-in than the local password's, measured in the same run,
     # runs alternated (`directory_signin_line`).
     "directory_signin": None,
-    # Issue 28: at least 80 % of the OIDC sign-in's rate on the same machine, in the same run
+    # SAML sign-in: at least 80 % of the OIDC sign-in's rate on the same machine, in the same run
     # (the ratio is printed and written beside the figures, not an absolute target).
     "saml_signin": None,
-    # Issue 31: a pending device's poll (one indexed read; mostly answered slow_down here).
+    # A pending device's poll (one indexed read; mostly answered slow_down here).
     "device_poll": None,
 }
 # Rated in completed sign-ins/s, not HTTP requests/s.
@@ -184,7 +184,7 @@ def speed() -> dict[str, float]:
     verification with the project's parameters (memory-bound: a 19 MiB block against an L3
     cache the vCPUs share with the host's other guests). The same code gave 18-20 ms one night
     and 27-49 ms the next with PyPI's wheel; the AVX2 build `make
-    install` makes reads ~40 % lower on the same VM (round 6). Every recorded run carries it
+    install` makes reads ~40 % lower on the same VM. Every recorded run carries it
     beside its figures; the block's "server CPU per request" of discovery is the
     interpreter-side gauge (a tight Python loop was tried and did not follow it). Median of 7,
     measured before the server starts and after it stops."""
@@ -813,7 +813,7 @@ def saml_signin_line(results: dict[str, dict]) -> str:
 
 
 def directory_signin_line(results: dict[str, dict], bind_ms: dict[str, float] | None) -> str:
-    """The directory sign-in against the local-password sign-in of the same run (issue 29: at
+    """The directory sign-in against the local-password sign-in of the same run (the bound: at
     most the directory's bind round trip more per sign-in). The runs alternate, so each pair
     of neighbouring runs met the same load from elsewhere: the rate ratio is given per pair.
     The verdict is on the work one sign-in costs this machine (CPU of the workers, of slapd

@@ -1,4 +1,4 @@
-"""Issue 30's listing figure: 10,000 users read through SCIM in pages of 100.
+"""The SCIM listing figure: 10,000 users read through SCIM in pages of 100.
 
     .venv/bin/python bench/scim_listing.py [--count 10000] [--database-url URL]
 

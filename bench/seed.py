@@ -201,7 +201,7 @@ def setup(args: argparse.Namespace) -> None:
 
 def device_app(pending: int = 1000) -> dict[str, str] | None:
     """A device app (RFC 8628) with `pending` devices waiting for their person: the device_poll
-    op polls one of them (issue 31: one indexed query per poll at 1,000 pending devices)."""
+    op polls one of them (one indexed query per poll at 1,000 pending devices)."""
     try:
         from oauth_clients.models import DeviceAuthorization
     except ImportError:

@@ -121,7 +121,7 @@ CSRF_TRUSTED_ORIGINS = [f"{_issuer.scheme}://{_issuer.netloc}"]
 INSTALLED_APPS = [
     "accounts",
     "oauth_clients",
-    # The admin REST API at /api/v1/ (issue 32), on django-ninja.
+    # The admin REST API at /api/v1/, on django-ninja.
     "adminapi",
     # The company directory (LDAP / Active Directory) as a user source.
     "directory",

@@ -283,7 +283,7 @@ class RegisterClientForm(forms.Form):
         ),
     )
 
-    # A SAML 2.0 app (issue 28): its metadata, or its entity ID, ACS URL and certificate.
+    # A SAML 2.0 app: its metadata, or its entity ID, ACS URL and certificate.
     saml_metadata_file = forms.FileField(
         label=_("SAML metadata file"),
         required=False,

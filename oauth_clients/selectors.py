@@ -107,7 +107,7 @@ def setup_facts(*, client: Client) -> dict[str, Any]:
     }
 
 
-# The IdP's SAML metadata (issue 28's interface): what a SAML app is configured with.
+# The IdP's SAML metadata: what a SAML app is configured with.
 SAML_IDP_METADATA_PATH = "/saml/metadata/"
 
 

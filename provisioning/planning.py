@@ -1,6 +1,6 @@
 """What an app's SCIM server should hold, against what it was sent: the plan (and the dry run).
 
-Who is provisioned is who may use the app (issue 27's rules, `oauth_clients.access`): an active
+Who is provisioned is who may use the app (the access rules, `oauth_clients.access`): an active
 account the app is open to or assigned to, directly or through a group. A person who may use it
 and was never sent is created; one whose resource changed (name, e-mail, department, roles, …)
 or was deactivated there is replaced; one who may no longer use it is deactivated (or deleted,

@@ -164,7 +164,7 @@ def test_the_change_page_lists_members_and_subgroups(admin_client, tree, admin_u
 
 
 def test_the_change_page_shows_the_apps_a_group_reaches(admin_client, tree, admin_user):
-    """Issue 27: the group's page names the apps it is assigned to, those its members reach
+    """The group's page names the apps it is assigned to, those its members reach
     through a group above it, and the app roles it holds."""
     staff, _engineering, backend = tree
     assert "No app is assigned" in admin_client.get(change_url(backend)).content.decode()

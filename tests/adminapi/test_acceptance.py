@@ -1,4 +1,4 @@
-"""Issue 32's acceptance: a plain HTTP client scripts the IdP against a live server.
+"""The admin API's acceptance: a plain HTTP client scripts the IdP against a live server.
 
 With httpx only (no Django test client): a token by client credentials, an app registered, a
 user and a group created, the app assigned to the group, its secret rotated, and the audit

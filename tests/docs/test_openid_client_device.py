@@ -1,6 +1,6 @@
 """Node's openid-client (the certified RP library) completes the device authorization grant
 (RFC 8628) against this IdP while a person approves the code in a real browser (Debian chromium
-via Playwright): issue 31's acceptance, and the device flow's one browser test."""
+via Playwright): the device flow's acceptance and its one browser test."""
 
 from __future__ import annotations
 

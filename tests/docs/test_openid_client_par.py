@@ -1,7 +1,7 @@
 """Node's openid-client (the certified RP library) runs the code flow with a pushed
 authorization request (RFC 9126), private_key_jwt client authentication (RFC 7523) and
-DPoP-bound tokens (RFC 9449), then userinfo and a refresh with DPoP, against this IdP: issue
-31's "PAR + DPoP + private_key_jwt code flow; refresh with DPoP" acceptance; the same for a
+DPoP-bound tokens (RFC 9449), then userinfo and a refresh with DPoP, against this IdP:
+the "PAR + DPoP + private_key_jwt code flow; refresh with DPoP" acceptance; the same for a
 high-security client (FAPI 2.0 Security Profile: ES256 assertion, the code bound to the DPoP
 key by the push's proof)."""
 

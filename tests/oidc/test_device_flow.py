@@ -1,5 +1,5 @@
 """The device authorization grant (RFC 8628) through Django's test client: the device's
-requests, the person's /device pages, polling, and the bad input of issue 31."""
+requests, the person's /device pages, polling, and their bad input."""
 
 from __future__ import annotations
 

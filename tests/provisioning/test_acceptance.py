@@ -1,4 +1,4 @@
-"""Acceptance: joiners, movers and leavers of an app reach its SCIM server (issue 30).
+"""Acceptance: joiners, movers and leavers of an app reach its SCIM server.
 
 The app's SCIM server is the python-scim reference server on 127.0.0.1; the IdP's changes go
 through the real database queue and one run of its real worker each time; the assertions read
@@ -177,7 +177,7 @@ def test_leaving_one_of_two_assigned_groups_keeps_the_account_and_leaving_the_la
 def test_a_person_the_directory_onboards_signs_in_to_the_app_and_offboarding_reaches_everywhere(
     settings, admin_user, scim_server
 ):
-    """Issue 30's story end to end: the company directory (a SCIM client of the IdP) creates a
+    """The provisioning story end to end: the company directory (a SCIM client of the IdP) creates a
     person and puts them in the group assigned to an app; they sign in to the app with the
     code flow; the directory deactivates them; their session and tokens end at once and the
     app's own SCIM server (the reference server) holds the deactivation."""

@@ -139,7 +139,7 @@ class Command(BaseCommand):
             "it) or ES256 (faster, smaller; for libraries that support it). Not for a service. "
             "For an API (--kind api): its JWT access tokens, RS256 unless ES256 is given.",
         )
-        # A SAML 2.0 app (issue 28): its metadata, or its entity ID, ACS URL and certificate.
+        # A SAML 2.0 app: its metadata, or its entity ID, ACS URL and certificate.
         create.add_argument(
             "--saml-metadata",
             metavar="FILE_OR_URL",
