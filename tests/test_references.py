@@ -87,3 +87,22 @@ def test_no_file_of_the_repository_names_a_work_item_or_a_file_outside_it():
         if found:
             offenders[str(path.relative_to(ROOT))] = found
     assert offenders == {}
+
+
+ARCHITECTURE = ROOT / "ARCHITECTURE.md"
+# A repository path in backticks: a file with its extension, or a folder with its slash. A row
+# also names its own sub-folders alone (`upstream/` in federation's); only paths from the
+# repository's root are checked.
+NAMED_PATH = re.compile(r"`([a-z_][\w.-]*/(?:[\w.-]+/)*(?:[\w.-]+\.[a-z]+)?)`")
+
+
+def test_architecture_names_files_that_exist_each_in_one_row():
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    named = {p for p in NAMED_PATH.findall(text) if (ROOT / p.split("/")[0]).is_dir()}
+    assert "oauth_clients/oidc/store.py" in named
+    assert "accounts/" in named
+    assert [path for path in sorted(named) if not (ROOT / path).exists()] == []
+    # A module's row appears once: a merge that kept both sides of a row leaves two.
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    first_cells = [row.split("|")[1].strip() for row in rows]
+    assert sorted({c for c in first_cells if first_cells.count(c) > 1}) == []
