@@ -37,7 +37,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from tests.saml.conftest import KeyPair, make_key_pair
 
 with warnings.catch_warnings():
-    # pysaml2 imports cryptography's CFB mode, deprecated there; the warning says nothing about our code.
+    # pysaml2 imports cryptography's CFB mode, deprecated there: a library's warning, not ours.
     warnings.simplefilter("ignore")
     from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
     from saml2.client import Saml2Client

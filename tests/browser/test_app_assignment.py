@@ -1,4 +1,4 @@
-"""Acceptance (app access): an app assigned to a group, in Debian's chromium with a real OIDC client.
+"""Acceptance: an app assigned to a group, in Debian's chromium with a real OIDC client.
 
 An administrator creates a group in the admin (with a member), assigns the app to it on the
 app's access page, restricts the app to assigned people and defines a role granted to the

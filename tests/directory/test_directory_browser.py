@@ -1,4 +1,4 @@
-"""Acceptance (the company directory): someone who exists only in the company directory (a real slapd)
+"""Acceptance: someone who exists only in the company directory (a real slapd)
 signs in to an OIDC app in Debian's chromium, and the app receives their directory attributes
 and groups; disabled in the directory, the sync ends their IdP session and the app hears a
 back-channel logout."""

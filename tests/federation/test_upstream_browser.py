@@ -1,4 +1,4 @@
-"""Acceptance (upstream identity providers): in Debian's chromium, a person signs in to an OIDC app through the
+"""Acceptance: in Debian's chromium, a person signs in to an OIDC app through the
 upstream OpenID Provider (a second instance of this IdP, tests/federation/conftest.py), sent
 there by the app's `login_hint`; they are created just in time, the app's ID token says how
 they signed in (`amr: ["fed"]`), and the audit log shows the source."""

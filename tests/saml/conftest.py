@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import pytest
 
 with warnings.catch_warnings():
-    # pysaml2 imports cryptography's CFB mode, deprecated there; the warning says nothing about our code.
+    # pysaml2 imports cryptography's CFB mode, deprecated there: a library's warning, not ours.
     warnings.simplefilter("ignore")
     from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
     from saml2.client import Saml2Client
