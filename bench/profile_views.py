@@ -40,6 +40,9 @@ sys.path.insert(0, str(ROOT))
 from bench.run import ec_key_env, signin_authorize_query  # noqa: E402
 from tests.deploy.servers import production_env, temporary_database  # noqa: E402
 
+# Calls of each op before anything is timed (connections, compiled lookups, caches warm).
+WARMUP_CALLS = 300
+
 OPS = (
     "discovery",
     "client_credentials",
@@ -242,7 +245,7 @@ def main() -> int:
             return 0
         for op in ops:
             template = environ_for(op, fixtures)
-            for _ in range(300):
+            for _ in range(WARMUP_CALLS):
                 call(app, template)
             if args.explain:
                 explain(app, template, op)
@@ -274,7 +277,7 @@ def compare(app, templates: dict[str, dict], rounds: int, n: int) -> None:
     import statistics
 
     for template in templates.values():
-        for _ in range(300):
+        for _ in range(WARMUP_CALLS):
             call(app, template)
     cpu: dict[str, list[float]] = {op: [] for op in templates}
     for round_no in range(rounds):
@@ -285,7 +288,7 @@ def compare(app, templates: dict[str, dict], rounds: int, n: int) -> None:
                 call(app, templates[op])
             cpu[op].append((time.process_time() - started) / n * 1e6)
     if STEP_CPU:
-        calls = rounds * n + 300
+        calls = rounds * n + WARMUP_CALLS  # the steps ran in the warm-up too
         for step, seconds in STEP_CPU.items():
             print(f"   {step}: {seconds / calls * 1e6:.0f} µs CPU per sign-in", flush=True)
     first = next(iter(templates))
