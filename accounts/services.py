@@ -859,8 +859,8 @@ def clean_group_description(*, description: str) -> str:
     """The note as stored (trimmed), or ValidationError when it is longer than its column (the
     admin's form says so itself; the admin API and other callers come through here)."""
     description = description.strip()
-    max_length = GroupProfile._meta.get_field("description").max_length or 500
-    if len(description) > max_length:
+    max_length = GroupProfile._meta.get_field("description").max_length
+    if max_length is not None and len(description) > max_length:
         raise ValidationError(
             {
                 "description": _("A group description has at most %(max)d characters.")
